@@ -1,0 +1,3 @@
+//! The IOMMU's interrupt-remapping unit.
+
+pub mod remap;

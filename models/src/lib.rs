@@ -1,0 +1,22 @@
+//! `models`: the hardware and kernel models of irqsim — devices and their MSI-X tables,
+//! MSI message formats, the interrupt-remapping unit, the x86 vector space, CPUs and their
+//! handlers, and the workloads that drive them.
+//!
+//! # Brief overview
+//! A scenario is turned (by the `scenarios` crate) into a [`platform::PlatformParams`];
+//! [`platform::Platform::new`] builds the topology, programs every interrupt and returns a
+//! `sim::World` plus its initial event queue. Models depend only on `sim`: no serde, no
+//! files, no wall clock, and no `HashMap` iteration deciding anything.
+//!
+//! Modelled failures (no free vector, a full IRTE table, a remapping fault) are counted in
+//! the metrics and explained in the report; they are outcomes, never errors or panics.
+//! Panics are kept for bugs in this crate.
+
+#![warn(missing_docs)]
+
+pub mod ids;
+pub mod iommu;
+pub mod pci;
+pub mod platform;
+pub mod workload;
+pub mod x86;

@@ -1,0 +1,3 @@
+//! PCI interrupt stores of a device function.
+
+pub mod msix;

@@ -1,0 +1,105 @@
+//! Service-time and gap distributions over simulated time: constant, exponential, lognormal.
+//!
+//! Samples are drawn as floating-point picoseconds and rounded to the nearest picosecond,
+//! so a distribution's mean is kept to within half a picosecond. Exponential and lognormal
+//! come from `rand_distr` with its `std_math` feature turned on deliberately (crates.md
+//! §4: feature unification can otherwise switch the math library underneath us).
+
+use crate::rng::RngStream;
+use crate::time::SimDuration;
+use rand_distr::{Distribution, Exp, LogNormal};
+
+/// A distribution of durations.
+#[derive(Debug, Clone)]
+pub enum DurationDist {
+    /// Always the same duration.
+    Constant(SimDuration),
+    /// Exponential with the given mean (memoryless service or gaps).
+    Exponential {
+        /// The mean.
+        mean: SimDuration,
+        /// rand_distr's sampler, rate in 1/ps.
+        sampler: Exp<f64>,
+    },
+    /// Lognormal with the given mean and standard deviation.
+    LogNormal {
+        /// The mean.
+        mean: SimDuration,
+        /// The standard deviation.
+        stddev: SimDuration,
+        /// rand_distr's sampler over picoseconds.
+        sampler: LogNormal<f64>,
+    },
+}
+
+impl DurationDist {
+    /// A constant duration.
+    pub fn constant(value: SimDuration) -> DurationDist {
+        DurationDist::Constant(value)
+    }
+
+    /// An exponential distribution with `mean` (> 0).
+    pub fn exponential(mean: SimDuration) -> DurationDist {
+        assert!(mean > SimDuration::ZERO, "an exponential mean must be positive");
+        let sampler = Exp::new(1.0 / mean.as_ps() as f64).expect("a positive finite rate");
+        DurationDist::Exponential { mean, sampler }
+    }
+
+    /// A lognormal distribution with the given `mean` (> 0) and `stddev` (> 0):
+    /// sigma² = ln(1 + (sd/mean)²), mu = ln(mean) − sigma²/2.
+    pub fn lognormal(mean: SimDuration, stddev: SimDuration) -> DurationDist {
+        assert!(mean > SimDuration::ZERO && stddev > SimDuration::ZERO, "lognormal needs positive mean and stddev");
+        let m = mean.as_ps() as f64;
+        let s = stddev.as_ps() as f64;
+        let sigma2 = (1.0 + (s / m).powi(2)).ln();
+        let mu = m.ln() - sigma2 / 2.0;
+        let sampler = LogNormal::new(mu, sigma2.sqrt()).expect("finite lognormal parameters");
+        DurationDist::LogNormal { mean, stddev, sampler }
+    }
+
+    /// The distribution's mean.
+    pub fn mean(&self) -> SimDuration {
+        match self {
+            DurationDist::Constant(v) => *v,
+            DurationDist::Exponential { mean, .. } | DurationDist::LogNormal { mean, .. } => *mean,
+        }
+    }
+
+    /// One sample.
+    pub fn sample(&self, rng: &mut RngStream) -> SimDuration {
+        match self {
+            DurationDist::Constant(v) => *v,
+            DurationDist::Exponential { sampler, .. } => SimDuration::from_ps_f64(sampler.sample(rng.generator())),
+            DurationDist::LogNormal { sampler, .. } => SimDuration::from_ps_f64(sampler.sample(rng.generator())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_mean_and_var(dist: &DurationDist, n: u32) -> (f64, f64) {
+        let mut rng = RngStream::new(3, "dist-test");
+        let xs: Vec<f64> = (0..n).map(|_| dist.sample(&mut rng).as_ps() as f64).collect();
+        let mean = xs.iter().sum::<f64>() / f64::from(n);
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / f64::from(n - 1);
+        (mean, var)
+    }
+
+    #[test]
+    fn sample_moments_match_parameters() {
+        let n = 200_000;
+        // Exponential: mean 1000 ps, sd 1000 ps. The standard error of the mean is
+        // 1000/sqrt(n) ≈ 2.2 ps; allow 5 standard errors.
+        let (m, v) = sample_mean_and_var(&DurationDist::exponential(SimDuration::from_ns(1)), n);
+        assert!((m - 1000.0).abs() < 5.0 * 1000.0 / f64::from(n).sqrt(), "exp mean {m}");
+        assert!((v.sqrt() - 1000.0).abs() < 20.0, "exp sd {}", v.sqrt());
+        let ln = DurationDist::lognormal(SimDuration::from_ns(2), SimDuration::from_ns(1));
+        let (m, v) = sample_mean_and_var(&ln, n);
+        assert!((m - 2000.0).abs() < 5.0 * 1000.0 / f64::from(n).sqrt(), "lognormal mean {m}");
+        assert!((v.sqrt() - 1000.0).abs() < 30.0, "lognormal sd {}", v.sqrt());
+        let c = DurationDist::constant(SimDuration::from_ns(5));
+        assert_eq!(sample_mean_and_var(&c, 10), (5000.0, 0.0));
+    }
+}
