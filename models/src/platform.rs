@@ -34,9 +34,7 @@
 
 use std::collections::VecDeque;
 
-use sim::{
-    CounterId, DurationDist, EventQueue, HistogramId, Metrics, RngStream, SimDuration, SimTime, Unit, World,
-};
+use sim::{CounterId, DurationDist, EventQueue, HistogramId, Metrics, RngStream, SimDuration, SimTime, Unit, World};
 
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 use crate::iommu::remap::{INTR_REMAP_TABLE_ENTRIES, Irte, IrteTable, RemapFault};
@@ -176,12 +174,37 @@ impl Ids {
         let h = |m: &mut Metrics, name: &str, desc: &str| m.histogram(name, Unit::Picoseconds, desc);
         Ids {
             raised: c(m, "interrupt.raised_count", Unit::Count, "interrupts raised by devices"),
-            delivered: c(m, "interrupt.delivered_count", Unit::Count, "interrupts whose handler and EOI completed"),
-            lost: c(m, "interrupt.lost_count", Unit::Count, "interrupts that never reached a handler (all reasons)"),
+            delivered: c(
+                m,
+                "interrupt.delivered_count",
+                Unit::Count,
+                "interrupts whose handler and EOI completed",
+            ),
+            lost: c(
+                m,
+                "interrupt.lost_count",
+                Unit::Count,
+                "interrupts that never reached a handler (all reasons)",
+            ),
             lost_remap: [
-                c(m, "interrupt.lost.remap_fault_0x21_count", Unit::Count, RemapFault::IndexBeyondTable.reason()),
-                c(m, "interrupt.lost.remap_fault_0x22_count", Unit::Count, RemapFault::EntryNotPresent.reason()),
-                c(m, "interrupt.lost.remap_fault_0x25_count", Unit::Count, RemapFault::CompatBlocked.reason()),
+                c(
+                    m,
+                    "interrupt.lost.remap_fault_0x21_count",
+                    Unit::Count,
+                    RemapFault::IndexBeyondTable.reason(),
+                ),
+                c(
+                    m,
+                    "interrupt.lost.remap_fault_0x22_count",
+                    Unit::Count,
+                    RemapFault::EntryNotPresent.reason(),
+                ),
+                c(
+                    m,
+                    "interrupt.lost.remap_fault_0x25_count",
+                    Unit::Count,
+                    RemapFault::CompatBlocked.reason(),
+                ),
             ],
             lost_not_interrupt: c(
                 m,
@@ -189,9 +212,24 @@ impl Ids {
                 Unit::Count,
                 "MSI writes outside the 0xFEEx_xxxx interrupt window",
             ),
-            lost_no_handler: c(m, "interrupt.lost.no_handler_count", Unit::Count, "No irq handler for vector"),
-            cpu_busy_ps: c(m, "cpu.busy_ps", Unit::Picoseconds, "CPU time spent in handlers and EOIs, all CPUs"),
-            setup_routed: c(m, "setup.queue_routed_count", Unit::Count, "queues with a working interrupt"),
+            lost_no_handler: c(
+                m,
+                "interrupt.lost.no_handler_count",
+                Unit::Count,
+                "No irq handler for vector",
+            ),
+            cpu_busy_ps: c(
+                m,
+                "cpu.busy_ps",
+                Unit::Picoseconds,
+                "CPU time spent in handlers and EOIs, all CPUs",
+            ),
+            setup_routed: c(
+                m,
+                "setup.queue_routed_count",
+                Unit::Count,
+                "queues with a working interrupt",
+            ),
             setup_vector_fail: c(
                 m,
                 "setup.vector_alloc_fail_count",
@@ -204,7 +242,11 @@ impl Ids {
                 Unit::Count,
                 "queues left without an interrupt: can't allocate an IRTE",
             ),
-            msi_write: h(m, "latency.msi_write_ps", "device raise to MSI write at the interrupt controller"),
+            msi_write: h(
+                m,
+                "latency.msi_write_ps",
+                "device raise to MSI write at the interrupt controller",
+            ),
             remap: h(m, "latency.remap_ps", "IRTE lookup in the interrupt-remapping unit"),
             queue_wait: h(m, "latency.queue_wait_ps", "arrival at the CPU to the handler starting"),
             handler: h(m, "latency.handler_ps", "handler service time"),
@@ -291,7 +333,11 @@ impl Platform {
         let mut irte = params.remapping.as_ref().map(|r| IrteTable::new(r.table_entries));
         let mut vectors = VectorSpace::new(params.cpu_count);
         let mut cpus: Vec<Cpu> = (0..params.cpu_count)
-            .map(|_| Cpu { jobs: VecDeque::new(), vector_queue: Box::new([NO_QUEUE; 256]), vectors_used: 0 })
+            .map(|_| Cpu {
+                jobs: VecDeque::new(),
+                vector_queue: Box::new([NO_QUEUE; 256]),
+                vectors_used: 0,
+            })
             .collect();
         let mut devices = Vec::with_capacity(params.devices.len());
         let mut queues = Vec::new();
@@ -313,7 +359,10 @@ impl Platform {
                     Ok(vector) => {
                         let message = match irte.as_mut() {
                             Some(table) => table
-                                .alloc(Irte { dest_apic_id: cpu.0, vector: vector.0 })
+                                .alloc(Irte {
+                                    dest_apic_id: cpu.0,
+                                    vector: vector.0,
+                                })
                                 .map(msi::compose_remappable)
                                 .ok(),
                             None => Some(msi::compose_compat(
@@ -347,7 +396,10 @@ impl Platform {
                     service_rng: RngStream::new(seed, &format!("{path}/service")),
                 });
             }
-            devices.push(Device { params: dp.clone(), msix });
+            devices.push(Device {
+                params: dp.clone(),
+                msix,
+            });
         }
         let platform = Platform {
             remap_latency: params.remapping.as_ref().map(|r| r.lookup_latency),
@@ -369,7 +421,9 @@ impl Platform {
     /// Where every raised interrupt is, counted independently from the event queue and
     /// the CPU queues.
     pub fn conservation(&self, queue: &EventQueue<Event>) -> Conservation {
-        let in_transit = queue.iter().filter(|(_, e)| matches!(e, Event::MsiWrite { .. } | Event::Deliver { .. }));
+        let in_transit = queue
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::MsiWrite { .. } | Event::Deliver { .. }));
         Conservation {
             raised: self.metrics.get(self.ids.raised),
             delivered: self.metrics.get(self.ids.delivered),
@@ -387,10 +441,18 @@ impl Platform {
                 VectorSpace::new(1).available(CpuId(0)),
                 self.cpus.iter().map(|c| c.vectors_used),
             ),
-            ResourceUse::over("pci.msix_entries_per_function", MSIX_TABLE_ENTRIES_MAX, self.devices.iter().map(|d| d.msix.len())),
+            ResourceUse::over(
+                "pci.msix_entries_per_function",
+                MSIX_TABLE_ENTRIES_MAX,
+                self.devices.iter().map(|d| d.msix.len()),
+            ),
         ];
         if let Some(table) = &self.irte {
-            out.push(ResourceUse::over("iommu.irtes_per_iommu", INTR_REMAP_TABLE_ENTRIES.min(table.capacity()), [table.used()]));
+            out.push(ResourceUse::over(
+                "iommu.irtes_per_iommu",
+                INTR_REMAP_TABLE_ENTRIES.min(table.capacity()),
+                [table.used()],
+            ));
         }
         out
     }
@@ -408,7 +470,13 @@ impl Platform {
         q.schedule_at(next, Event::Raise { queue: queue_id });
         self.metrics.add(self.ids.raised, 1);
         self.metrics.record(self.ids.msi_write, latency.as_ps());
-        q.schedule_in(latency, Event::MsiWrite { queue: queue_id, raised_at: now });
+        q.schedule_in(
+            latency,
+            Event::MsiWrite {
+                queue: queue_id,
+                raised_at: now,
+            },
+        );
     }
 
     fn on_msi_write(&mut self, queue_id: QueueId, raised_at: SimTime, q: &mut EventQueue<Event>) {
@@ -430,7 +498,14 @@ impl Platform {
                         let latency = self.remap_latency.expect("a table implies remapping params");
                         self.metrics.record(self.ids.remap, latency.as_ps());
                         let cpu = CpuId(irte.dest_apic_id);
-                        q.schedule_in(latency, Event::Deliver { cpu, vector: Vector(irte.vector), raised_at });
+                        q.schedule_in(
+                            latency,
+                            Event::Deliver {
+                                cpu,
+                                vector: Vector(irte.vector),
+                                raised_at,
+                            },
+                        );
                     }
                     Err(fault) => {
                         let index = match fault {
@@ -455,7 +530,11 @@ impl Platform {
             self.lose(self.ids.lost_no_handler);
             return;
         }
-        cpu.jobs.push_back(Job { queue: QueueId(queue), raised_at, arrived_at: q.now() });
+        cpu.jobs.push_back(Job {
+            queue: QueueId(queue),
+            raised_at,
+            arrived_at: q.now(),
+        });
         if cpu.jobs.len() == 1 {
             self.start_handler(cpu_id, q);
         }
@@ -463,12 +542,16 @@ impl Platform {
 
     fn start_handler(&mut self, cpu_id: CpuId, q: &mut EventQueue<Event>) {
         let now = q.now();
-        let job = *self.cpus[cpu_id.0 as usize].jobs.front().expect("a handler starts only with a job");
+        let job = *self.cpus[cpu_id.0 as usize]
+            .jobs
+            .front()
+            .expect("a handler starts only with a job");
         let queue = &mut self.queues[job.queue.0 as usize];
         let device = &self.devices[queue.device.0 as usize].params;
         let service = device.service.sample(&mut queue.service_rng);
         let eoi = device.eoi_cost;
-        self.metrics.record(self.ids.queue_wait, now.since(job.arrived_at).as_ps());
+        self.metrics
+            .record(self.ids.queue_wait, now.since(job.arrived_at).as_ps());
         self.metrics.record(self.ids.handler, service.as_ps());
         self.metrics.record(self.ids.eoi, eoi.as_ps());
         self.metrics.add(self.ids.cpu_busy_ps, (service + eoi).as_ps());
@@ -480,7 +563,8 @@ impl Platform {
         let job = cpu.jobs.pop_front().expect("a handler finished on an idle CPU");
         let more = !cpu.jobs.is_empty();
         self.metrics.add(self.ids.delivered, 1);
-        self.metrics.record(self.ids.end_to_end, q.now().since(job.raised_at).as_ps());
+        self.metrics
+            .record(self.ids.end_to_end, q.now().since(job.raised_at).as_ps());
         if more {
             self.start_handler(cpu_id, q);
         }
@@ -528,9 +612,20 @@ mod tests {
     fn one_interrupt_takes_the_sum_of_its_stages() {
         for remap in [false, true] {
             let (mut p, mut q) = Platform::new(&one_device(1, 1, remap), 1);
-            run(&mut p, &mut q, RunLimits { time_end: SimTime::from_ps(sim::PS_PER_S / 100), event_count_max: u64::MAX });
+            run(
+                &mut p,
+                &mut q,
+                RunLimits {
+                    time_end: SimTime::from_ps(sim::PS_PER_S / 100),
+                    event_count_max: u64::MAX,
+                },
+            );
             let s = p.metrics().snapshot();
-            let e2e = s.histograms.iter().find(|h| h.info.name == "latency.end_to_end_ps").unwrap();
+            let e2e = s
+                .histograms
+                .iter()
+                .find(|h| h.info.name == "latency.end_to_end_ps")
+                .unwrap();
             let expected = 500 + if remap { 100 } else { 0 } + 1_000 + 50;
             assert_eq!((e2e.min, e2e.max), (expected * 1000, expected * 1000), "remap={remap}");
             assert!(p.conservation(&q).holds());
@@ -554,7 +649,14 @@ mod tests {
         params.devices[0].arrival = ArrivalParams::Poisson { rate_per_s: 200_000.0 };
         let (mut p, mut q) = Platform::new(&params, 9);
         for end_ns in [1_000u64, 10_000, 123_457, 1_000_000] {
-            run(&mut p, &mut q, RunLimits { time_end: SimTime::from_ps(end_ns * 1000), event_count_max: u64::MAX });
+            run(
+                &mut p,
+                &mut q,
+                RunLimits {
+                    time_end: SimTime::from_ps(end_ns * 1000),
+                    event_count_max: u64::MAX,
+                },
+            );
             let c = p.conservation(&q);
             assert!(c.holds(), "{c:?}");
         }

@@ -65,12 +65,19 @@ pub struct Arrivals {
 enum ArrivalKind {
     Poisson(DurationDist),
     Constant(SimDuration),
-    OnOff { gap: DurationDist, on_ps: u64, period_ps: u64 },
+    OnOff {
+        gap: DurationDist,
+        on_ps: u64,
+        period_ps: u64,
+    },
 }
 
 /// Mean gap between arrivals at `rate_per_s`.
 fn mean_gap(rate_per_s: f64) -> SimDuration {
-    assert!(rate_per_s > 0.0 && rate_per_s.is_finite(), "arrival rate must be positive, got {rate_per_s}");
+    assert!(
+        rate_per_s > 0.0 && rate_per_s.is_finite(),
+        "arrival rate must be positive, got {rate_per_s}"
+    );
     SimDuration::from_ps_f64((PS_PER_S as f64 / rate_per_s).max(1.0))
 }
 
@@ -78,7 +85,9 @@ impl Arrivals {
     /// The arrival state for `params`, drawing from `rng`.
     pub fn new(params: &ArrivalParams, rng: RngStream) -> Arrivals {
         let kind = match *params {
-            ArrivalParams::Poisson { rate_per_s } => ArrivalKind::Poisson(DurationDist::exponential(mean_gap(rate_per_s))),
+            ArrivalParams::Poisson { rate_per_s } => {
+                ArrivalKind::Poisson(DurationDist::exponential(mean_gap(rate_per_s)))
+            }
             ArrivalParams::Constant { rate_per_s } => ArrivalKind::Constant(mean_gap(rate_per_s)),
             ArrivalParams::OnOff { rate_per_s, on, off } => {
                 assert!(on > SimDuration::ZERO, "an on/off burst needs a positive on time");
@@ -147,7 +156,11 @@ mod tests {
     fn on_off_is_silent_when_off() {
         let on = SimDuration::from_us(10);
         let off = SimDuration::from_us(30);
-        let params = ArrivalParams::OnOff { rate_per_s: 10_000_000.0, on, off };
+        let params = ArrivalParams::OnOff {
+            rate_per_s: 10_000_000.0,
+            on,
+            off,
+        };
         let (n, times) = count_until(&params, SimTime::from_ps(PS_PER_S / 100));
         let period = on.as_ps() + off.as_ps();
         assert!(times.iter().all(|t| t.as_ps() % period < on.as_ps()));

@@ -1,1 +1,24 @@
-//! x
+//! `reports`: the report file (`report.json`, schema in docs/report-format.md) and what is
+//! rendered from it alone — `summary.md` tables and the plain-text summary for email.
+//!
+//! # Brief overview
+//! [`RunReport`] is the serialisable record of a run: scenario name and content hash, seed,
+//! irqsim version, and one [`PointReport`] per sweep point with per-stage latency
+//! summaries, counters, resource use and failures. [`point_from_metrics`] turns an engine
+//! metrics snapshot into the metric parts of a point; [`markdown`] and [`text`] render.
+//!
+//! **Invariant:** this crate never names a model type. It speaks metric names, units and
+//! generic resource rows; a stage is a histogram named `latency.<stage>_ps`.
+//! **Invariant:** a report is deterministic: no wall-clock value ever enters `report.json`
+//! (those go to `perf.json`, see [`PerfInfo`]).
+
+#![warn(missing_docs)]
+
+mod render;
+mod schema;
+
+pub use render::{markdown, text};
+pub use schema::{
+    Conservation, CounterRow, FORMAT_NAME, FORMAT_VERSION, Failure, PerfInfo, PointReport, ResourceRow, RunInfo,
+    RunReport, ScenarioInfo, StageSummary, point_from_metrics, read_report, write_atomic,
+};

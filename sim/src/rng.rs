@@ -50,7 +50,9 @@ impl RngStream {
             state = mix64(state);
             chunk.copy_from_slice(&state.to_le_bytes());
         }
-        RngStream { inner: Xoshiro256PlusPlus::from_seed(key) }
+        RngStream {
+            inner: Xoshiro256PlusPlus::from_seed(key),
+        }
     }
 
     /// The next 64 random bits.

@@ -72,8 +72,14 @@ pub struct IrteTableFull;
 impl IrteTable {
     /// An empty table of `entry_count` entries.
     pub fn new(entry_count: u32) -> IrteTable {
-        assert!((1..=INTR_REMAP_TABLE_ENTRIES).contains(&entry_count), "IRTE table size out of range");
-        IrteTable { entries: vec![None; entry_count as usize], next_free: 0 }
+        assert!(
+            (1..=INTR_REMAP_TABLE_ENTRIES).contains(&entry_count),
+            "IRTE table size out of range"
+        );
+        IrteTable {
+            entries: vec![None; entry_count as usize],
+            next_free: 0,
+        }
     }
 
     /// Entries in use.
@@ -114,12 +120,33 @@ mod tests {
     #[test]
     fn lookup_outcomes() {
         let mut t = IrteTable::new(2);
-        let h = t.alloc(Irte { dest_apic_id: 3, vector: 0x30 }).unwrap();
-        assert_eq!(t.lookup(u32::from(h)), Ok(Irte { dest_apic_id: 3, vector: 0x30 }));
+        let h = t
+            .alloc(Irte {
+                dest_apic_id: 3,
+                vector: 0x30,
+            })
+            .unwrap();
+        assert_eq!(
+            t.lookup(u32::from(h)),
+            Ok(Irte {
+                dest_apic_id: 3,
+                vector: 0x30
+            })
+        );
         assert_eq!(t.lookup(1), Err(RemapFault::EntryNotPresent));
         assert_eq!(t.lookup(2), Err(RemapFault::IndexBeyondTable));
-        t.alloc(Irte { dest_apic_id: 0, vector: 0x31 }).unwrap();
-        assert_eq!(t.alloc(Irte { dest_apic_id: 0, vector: 0x32 }), Err(IrteTableFull));
+        t.alloc(Irte {
+            dest_apic_id: 0,
+            vector: 0x31,
+        })
+        .unwrap();
+        assert_eq!(
+            t.alloc(Irte {
+                dest_apic_id: 0,
+                vector: 0x32
+            }),
+            Err(IrteTableFull)
+        );
         assert_eq!(RemapFault::CompatBlocked.code(), 0x25);
     }
 }

@@ -40,7 +40,15 @@ impl MsixTable {
             (1..=MSIX_TABLE_ENTRIES_MAX).contains(&entry_count),
             "MSI-X table size {entry_count} outside 1..={MSIX_TABLE_ENTRIES_MAX}: validation should have caught it"
         );
-        MsixTable { entries: vec![MsixEntry { masked: true, ..MsixEntry::default() }; entry_count as usize] }
+        MsixTable {
+            entries: vec![
+                MsixEntry {
+                    masked: true,
+                    ..MsixEntry::default()
+                };
+                entry_count as usize
+            ],
+        }
     }
 
     /// Number of entries.
@@ -61,6 +69,10 @@ impl MsixTable {
     /// Writes a message into entry `index` and unmasks it (what a driver's
     /// `pci_write_msi_msg` + unmask does).
     pub fn program(&mut self, index: u32, address: u64, data: u32) {
-        self.entries[index as usize] = MsixEntry { address, data, masked: false };
+        self.entries[index as usize] = MsixEntry {
+            address,
+            data,
+            masked: false,
+        };
     }
 }

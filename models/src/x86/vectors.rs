@@ -41,7 +41,9 @@ impl VectorSpace {
                 reserved[usize::from(v / 64)] |= 1 << (v % 64);
             }
         }
-        VectorSpace { used: vec![reserved; cpu_count as usize] }
+        VectorSpace {
+            used: vec![reserved; cpu_count as usize],
+        }
     }
 
     /// Vectors a device can still get on `cpu`.

@@ -1,0 +1,263 @@
+//! Renderings of a report: `summary.md` (Markdown tables) and plain text for email (80
+//! columns, fixed-width tables, the reproduce line last).
+
+use std::fmt::Write as _;
+
+use crate::schema::{PointReport, RunReport};
+
+/// Formats nanoseconds compactly with three significant decimals.
+fn fmt_ns(v: f64) -> String {
+    if v >= 1_000_000.0 {
+        format!("{:.3}ms", v / 1_000_000.0)
+    } else if v >= 1_000.0 {
+        format!("{:.3}us", v / 1_000.0)
+    } else {
+        format!("{v:.1}ns")
+    }
+}
+
+fn point_title(p: &PointReport) -> String {
+    if p.parameters.is_empty() {
+        format!("point {}", p.index)
+    } else {
+        let params: Vec<String> = p.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("point {} ({})", p.index, params.join(", "))
+    }
+}
+
+/// The Markdown summary (`summary.md`).
+pub fn markdown(report: &RunReport) -> String {
+    let mut s = String::new();
+    let sc = &report.scenario;
+    let _ = writeln!(s, "# irqsim report: {}\n", sc.name);
+    if !sc.description.is_empty() {
+        let _ = writeln!(s, "{}\n", sc.description.trim());
+    }
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| scenario | `{}` |", sc.source);
+    let _ = writeln!(s, "| scenario sha256 | `{}` |", sc.sha256);
+    let _ = writeln!(s, "| seed | {} |", report.seed);
+    let _ = writeln!(s, "| irqsim | {} |", report.irqsim_version);
+    let _ = writeln!(s, "| reproduce | `{}` |\n", report.reproduce);
+    for p in &report.points {
+        let _ = writeln!(s, "## {}\n", point_title(p));
+        let c = &p.conservation;
+        let _ = writeln!(
+            s,
+            "Stopped at {} after {} events ({}). Interrupts: {} raised = {} delivered + {} lost + {} in flight.\n",
+            fmt_ns(p.run.simulated_ns),
+            p.run.event_count,
+            p.run.stop_reason,
+            c.raised,
+            c.delivered,
+            c.lost,
+            c.in_flight
+        );
+        let _ = writeln!(s, "### Latency per stage\n");
+        let _ = writeln!(s, "| stage | count | mean | p50 | p90 | p99 | p99.9 | max |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for st in &p.stages {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                st.stage,
+                st.count,
+                fmt_ns(st.mean_ns),
+                fmt_ns(st.p50_ns),
+                fmt_ns(st.p90_ns),
+                fmt_ns(st.p99_ns),
+                fmt_ns(st.p999_ns),
+                fmt_ns(st.max_ns)
+            );
+        }
+        let _ = writeln!(s, "\n### Resources\n");
+        let _ = writeln!(s, "| resource | instances | min | mean | max | limit | max/limit |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+        for r in &p.resources {
+            let pct = if r.limit == 0 {
+                0.0
+            } else {
+                100.0 * f64::from(r.used_max) / f64::from(r.limit)
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.1} | {} | {} | {pct:.1}% |",
+                r.name, r.instances, r.used_min, r.used_mean, r.used_max, r.limit
+            );
+        }
+        let _ = writeln!(s, "\n### Failures\n");
+        if p.failures.is_empty() {
+            let _ = writeln!(s, "None.");
+        } else {
+            let _ = writeln!(s, "| failure | count | reason |\n|---|---:|---|");
+            for f in &p.failures {
+                let _ = writeln!(s, "| {} | {} | {} |", f.name, f.count, f.reason);
+            }
+        }
+        let _ = writeln!(s, "\n### Counters\n");
+        let _ = writeln!(s, "| counter | value | unit | description |\n|---|---:|---|---|");
+        for c in &p.counters {
+            let _ = writeln!(s, "| {} | {} | {} | {} |", c.name, c.value, c.unit, c.description);
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The plain-text summary: what the CLI prints and what pastes into a mail (≤ 80 columns).
+pub fn text(report: &RunReport) -> String {
+    let mut s = String::new();
+    let sc = &report.scenario;
+    let _ = writeln!(
+        s,
+        "irqsim {}: scenario {} (seed {})",
+        report.irqsim_version, sc.name, report.seed
+    );
+    for p in &report.points {
+        let c = &p.conservation;
+        let _ = writeln!(
+            s,
+            "\n{}: {} simulated, {} events",
+            point_title(p),
+            fmt_ns(p.run.simulated_ns),
+            p.run.event_count
+        );
+        let _ = writeln!(
+            s,
+            "interrupts: {} raised, {} delivered, {} lost, {} in flight",
+            c.raised, c.delivered, c.lost, c.in_flight
+        );
+        let _ = writeln!(
+            s,
+            "\n{:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "stage", "count", "mean", "p50", "p99", "p99.9", "max"
+        );
+        for st in &p.stages {
+            let _ = writeln!(
+                s,
+                "{:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                st.stage,
+                st.count,
+                fmt_ns(st.mean_ns),
+                fmt_ns(st.p50_ns),
+                fmt_ns(st.p99_ns),
+                fmt_ns(st.p999_ns),
+                fmt_ns(st.max_ns)
+            );
+        }
+        if !p.resources.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n{:<32} {:>9} {:>9} {:>9}",
+                "resource (per instance)", "max used", "limit", "instances"
+            );
+            for r in &p.resources {
+                let _ = writeln!(s, "{:<32} {:>9} {:>9} {:>9}", r.name, r.used_max, r.limit, r.instances);
+            }
+        }
+        if !p.failures.is_empty() {
+            let _ = writeln!(s, "\nfailures:");
+            for f in &p.failures {
+                let _ = writeln!(s, "  {:>9}  {}", f.count, f.reason);
+            }
+        }
+    }
+    let _ = writeln!(s, "\nscenario sha256 {}", sc.sha256);
+    let _ = writeln!(s, "reproduce: {}", report.reproduce);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::*;
+
+    fn sample() -> RunReport {
+        RunReport {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION,
+            irqsim_version: "0.1.0".into(),
+            scenario: ScenarioInfo {
+                name: "t".into(),
+                description: "d".into(),
+                source: "t.yaml".into(),
+                sha256: "ab".into(),
+            },
+            seed: 7,
+            reproduce: "irqsim run t.yaml --seed 7".into(),
+            points: vec![PointReport {
+                index: 0,
+                parameters: vec![],
+                run: RunInfo {
+                    stop_reason: "time_end".into(),
+                    event_count: 10,
+                    simulated_ns: 1_000_000.0,
+                },
+                conservation: Conservation {
+                    raised: 3,
+                    delivered: 2,
+                    lost: 0,
+                    in_flight: 1,
+                },
+                stages: vec![StageSummary {
+                    stage: "end_to_end".into(),
+                    description: "all".into(),
+                    count: 2,
+                    mean_ns: 1500.0,
+                    p50_ns: 1500.0,
+                    p90_ns: 1500.0,
+                    p99_ns: 1500.0,
+                    p999_ns: 1500.0,
+                    max_ns: 1500.0,
+                }],
+                failures: vec![Failure {
+                    name: "x.lost.y".into(),
+                    count: 1,
+                    reason: "because".into(),
+                }],
+                resources: vec![ResourceRow {
+                    name: "x86.vectors_per_cpu".into(),
+                    instances: 2,
+                    used_min: 1,
+                    used_mean: 1.5,
+                    used_max: 2,
+                    limit: 203,
+                }],
+                counters: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn text_fits_in_a_mail() {
+        let t = text(&sample());
+        assert!(t.lines().all(|l| l.chars().count() <= 80), "{t}");
+        assert!(
+            t.contains("end_to_end") && t.contains("1.500us") && t.contains("reproduce: irqsim run t.yaml --seed 7")
+        );
+        assert!(t.contains("because"));
+    }
+
+    #[test]
+    fn markdown_has_every_section() {
+        let m = markdown(&sample());
+        for needle in [
+            "# irqsim report: t",
+            "### Latency per stage",
+            "| end_to_end | 2 | 1.500us",
+            "### Resources",
+            "because",
+            "seed | 7",
+        ] {
+            assert!(m.contains(needle), "missing {needle:?} in\n{m}");
+        }
+    }
+
+    #[test]
+    fn report_round_trips_through_json() {
+        let r = sample();
+        let json = serde_json::to_string_pretty(&r).unwrap();
+        let back: RunReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+}

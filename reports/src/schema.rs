@@ -1,0 +1,266 @@
+//! The report.json schema (version 1) and its construction from an engine metrics snapshot.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sim::{MetricsSnapshot, Unit};
+
+/// The `format` field of every report.
+pub const FORMAT_NAME: &str = "irqsim-report";
+/// The schema version; bumped on any incompatible change (docs/report-format.md).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One run of one scenario: every sweep point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunReport {
+    /// Always [`FORMAT_NAME`].
+    pub format: String,
+    /// Always [`FORMAT_VERSION`] when written by this version.
+    pub format_version: u32,
+    /// The irqsim version that produced it.
+    pub irqsim_version: String,
+    /// Which scenario, exactly.
+    pub scenario: ScenarioInfo,
+    /// The run seed.
+    pub seed: u64,
+    /// The command that reproduces this report.
+    pub reproduce: String,
+    /// Results, one per sweep point, in point order.
+    pub points: Vec<PointReport>,
+}
+
+/// The scenario a report came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioInfo {
+    /// The scenario's `name`.
+    pub name: String,
+    /// The scenario's `description`.
+    pub description: String,
+    /// Where it was read from (a path, or `builtin:NAME`).
+    pub source: String,
+    /// SHA-256 of the scenario file's bytes, hex.
+    pub sha256: String,
+}
+
+/// The results of one sweep point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointReport {
+    /// 0-based point index.
+    pub index: u32,
+    /// The swept parameters' values at this point (empty without a sweep), in axis order.
+    pub parameters: Vec<(String, String)>,
+    /// How the run ended.
+    pub run: RunInfo,
+    /// Where every raised interrupt ended up.
+    pub conservation: Conservation,
+    /// Per-stage latency, in pipeline order, end to end last.
+    pub stages: Vec<StageSummary>,
+    /// Modelled failures with a non-zero count.
+    pub failures: Vec<Failure>,
+    /// Use of each limited resource against its limit.
+    pub resources: Vec<ResourceRow>,
+    /// Every counter, in registration order.
+    pub counters: Vec<CounterRow>,
+}
+
+/// How a point's run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunInfo {
+    /// `time_end`, `queue_empty` or `event_count_max`.
+    pub stop_reason: String,
+    /// Events handled.
+    pub event_count: u64,
+    /// Simulated time covered, in nanoseconds.
+    pub simulated_ns: f64,
+}
+
+/// Interrupt conservation at the end of a point: raised = delivered + lost + in_flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conservation {
+    /// Raised by devices.
+    pub raised: u64,
+    /// Handled to completion.
+    pub delivered: u64,
+    /// Modelled losses.
+    pub lost: u64,
+    /// Still on the way or queued at a CPU when the run stopped.
+    pub in_flight: u64,
+}
+
+/// Latency summary of one stage, in nanoseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSummary {
+    /// Stage name (`msi_write`, `remap`, …, `end_to_end`).
+    pub stage: String,
+    /// What the stage measures.
+    pub description: String,
+    /// Samples.
+    pub count: u64,
+    /// Exact mean.
+    pub mean_ns: f64,
+    /// Median (3 significant digits).
+    pub p50_ns: f64,
+    /// 90th percentile.
+    pub p90_ns: f64,
+    /// 99th percentile.
+    pub p99_ns: f64,
+    /// 99.9th percentile.
+    pub p999_ns: f64,
+    /// Exact maximum.
+    pub max_ns: f64,
+}
+
+/// A modelled failure and how often it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    /// Counter name.
+    pub name: String,
+    /// How many times.
+    pub count: u64,
+    /// Why, in the kernel's or the spec's words where there are some.
+    pub reason: String,
+}
+
+/// One limited resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceRow {
+    /// What is counted.
+    pub name: String,
+    /// Instances the limit applies to separately (CPUs, functions, IOMMUs).
+    pub instances: u32,
+    /// Least used on one instance.
+    pub used_min: u32,
+    /// Mean use per instance.
+    pub used_mean: f64,
+    /// Most used on one instance.
+    pub used_max: u32,
+    /// Limit per instance.
+    pub limit: u32,
+}
+
+/// One counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CounterRow {
+    /// Dotted name.
+    pub name: String,
+    /// Unit (`count`, `ps`).
+    pub unit: String,
+    /// Value.
+    pub value: u64,
+    /// What it counts.
+    pub description: String,
+}
+
+/// Wall-clock facts about a run. Not deterministic, so never part of `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerfInfo {
+    /// Events handled over all points.
+    pub event_count: u64,
+    /// Wall-clock seconds spent simulating (building and running, not writing).
+    pub wall_s: f64,
+    /// Events per wall-clock second.
+    pub events_per_s: f64,
+    /// Simulated seconds per wall-clock second.
+    pub sim_per_wall: f64,
+    /// Peak resident memory of the process in bytes, where the OS tells it.
+    pub peak_rss_bytes: Option<u64>,
+    /// Worker threads used for the points.
+    pub threads: usize,
+}
+
+/// Rounds to whole picoseconds so that reports carry no spurious digits.
+fn ns(ps: f64) -> f64 {
+    (ps).round() / 1000.0
+}
+
+/// The metric parts of a point: stages from `latency.*_ps` histograms, all counters, and
+/// failures from non-zero `*.lost.*` and `setup.*_fail_*` counters.
+pub fn point_from_metrics(snapshot: &MetricsSnapshot) -> (Vec<StageSummary>, Vec<CounterRow>, Vec<Failure>) {
+    let stages = snapshot
+        .histograms
+        .iter()
+        .filter(|h| h.info.unit == Unit::Picoseconds)
+        .filter_map(|h| {
+            let stage = h.info.name.strip_prefix("latency.")?.strip_suffix("_ps")?;
+            let q = |i: usize| ns(h.quantiles[i] as f64);
+            Some(StageSummary {
+                stage: stage.to_owned(),
+                description: h.info.description.clone(),
+                count: h.count,
+                mean_ns: ns(h.mean()),
+                p50_ns: q(0),
+                p90_ns: q(1),
+                p99_ns: q(2),
+                p999_ns: q(3),
+                max_ns: ns(h.max as f64),
+            })
+        })
+        .collect();
+    let counters = snapshot
+        .counters
+        .iter()
+        .map(|(info, value)| CounterRow {
+            name: info.name.clone(),
+            unit: info.unit.as_str().to_owned(),
+            value: *value,
+            description: info.description.clone(),
+        })
+        .collect();
+    let failures = snapshot
+        .counters
+        .iter()
+        .filter(|(info, value)| *value > 0 && (info.name.contains(".lost.") || info.name.contains("_fail_")))
+        .map(|(info, value)| Failure {
+            name: info.name.clone(),
+            count: *value,
+            reason: info.description.clone(),
+        })
+        .collect();
+    (stages, counters, failures)
+}
+
+/// Writes `bytes` to `path` whole or not at all: a temporary file in the same directory,
+/// flushed to disk, then renamed over the target.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("no file name"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads and checks a report file.
+pub fn read_report(path: &Path) -> Result<RunReport, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let report: RunReport = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    if report.format != FORMAT_NAME || report.format_version != FORMAT_VERSION {
+        return Err(format!(
+            "{}: format {} version {} is not {FORMAT_NAME} version {FORMAT_VERSION}",
+            path.display(),
+            report.format,
+            report.format_version
+        ));
+    }
+    Ok(report)
+}

@@ -1,0 +1,20 @@
+//! The built-in scenario catalog: the files in `scenarios/catalog/`, compiled into the
+//! binary so that `irqsim` runs with no files at hand.
+
+/// (name, file contents) of every catalog scenario; the first is the flagship that
+/// `irqsim` runs with no arguments.
+pub const CATALOG: &[(&str, &str)] = &[
+    ("nvme-bare-metal", include_str!("../catalog/nvme-bare-metal.yaml")),
+    ("interrupt-storm", include_str!("../catalog/interrupt-storm.yaml")),
+    ("vector-exhaustion", include_str!("../catalog/vector-exhaustion.yaml")),
+];
+
+/// The flagship scenario's name.
+pub fn default_name() -> &'static str {
+    CATALOG[0].0
+}
+
+/// A catalog scenario by name.
+pub fn get(name: &str) -> Option<&'static str> {
+    CATALOG.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+}

@@ -1,0 +1,475 @@
+//! Text → validated [`Scenario`]: parse the YAML (first syntax or type error, with its field
+//! path), then check every value and every cross-field rule, collecting **all** errors
+//! before giving up. Nothing after this module sees text, and models may assume their
+//! parameters are valid.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use sim::{DurationDist, SimDuration};
+
+use models::ids::CpuId;
+use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
+use models::pci::msix::MSIX_TABLE_ENTRIES_MAX;
+use models::platform::{DeviceParams, PlatformParams, RemapParams};
+use models::workload::ArrivalParams;
+
+use crate::diagnostic::{Diagnostic, ScenarioError};
+use crate::quantity::{parse_duration, parse_rate};
+use crate::schema::{ArrivalSpec, Dist, HandlerSpec, Process, ScenarioFile};
+
+/// Most CPUs a platform may have (x2APIC ids are 32-bit; this bound keeps runs sane).
+pub const CPU_COUNT_MAX: u32 = 65_536;
+/// Highest APIC id a compatibility-format MSI can address (8-bit destination).
+pub const COMPAT_APIC_ID_MAX: u32 = 255;
+/// Seed used when neither the scenario nor the command line gives one.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// A validated scenario: typed, in range, consistent.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Short name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// The scenario's own seed (the CLI may override it).
+    pub seed: u64,
+    /// Simulated time to run.
+    pub duration: SimDuration,
+    /// Event cap.
+    pub event_limit: Option<u64>,
+    /// The platform, ready for `models::platform::Platform::new`.
+    pub platform: PlatformParams,
+}
+
+struct Checker {
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Checker {
+    fn error<T>(&mut self, at: &Spanned<T>, path: impl Into<String>, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic {
+            line: at.referenced.line(),
+            column: at.referenced.column(),
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, value: &Spanned<String>, path: &str) -> Option<SimDuration> {
+        parse_duration(&value.value)
+            .map_err(|e| self.error(value, path, e))
+            .ok()
+    }
+
+    fn positive_duration(&mut self, value: &Spanned<String>, path: &str) -> Option<SimDuration> {
+        let d = self.duration(value, path)?;
+        if d == SimDuration::ZERO {
+            self.error(value, path, format!("`{}` is zero; it must be positive", value.value));
+            return None;
+        }
+        Some(d)
+    }
+
+    fn rate(&mut self, value: &Spanned<String>, path: &str) -> Option<f64> {
+        parse_rate(&value.value).map_err(|e| self.error(value, path, e)).ok()
+    }
+}
+
+/// Parses a CPU list such as `0-7,16,32-47` (the kernel's cpulist format) or `all`.
+fn parse_cpu_list(text: &str, cpu_count: u32) -> Result<Vec<CpuId>, String> {
+    let text = text.trim();
+    if text == "all" {
+        return Ok((0..cpu_count).map(CpuId).collect());
+    }
+    let allowed = format!("a CPU list of CPUs 0 to {} like `0-7,16`, or `all`", cpu_count - 1);
+    let mut cpus = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (Ok(lo), Ok(hi)) = (lo.trim().parse::<u32>(), hi.trim().parse::<u32>()) else {
+            return Err(format!("`{text}` is not {allowed}"));
+        };
+        if lo > hi {
+            return Err(format!("`{part}` in `{text}` is a backwards range; expected {allowed}"));
+        }
+        if hi >= cpu_count {
+            return Err(format!(
+                "CPU {hi} in `{text}` does not exist; the platform has {cpu_count} CPUs (0 to {})",
+                cpu_count - 1
+            ));
+        }
+        cpus.extend((lo..=hi).map(CpuId));
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Reads and validates a scenario. `file` names it in errors.
+pub fn load(file: &str, source: &str) -> Result<Scenario, ScenarioError> {
+    let fail = |diagnostics| ScenarioError {
+        file: file.to_owned(),
+        source: source.to_owned(),
+        diagnostics,
+    };
+    let raw = parse(source).map_err(|d| fail(vec![d]))?;
+    let mut checker = Checker {
+        diagnostics: Vec::new(),
+    };
+    let scenario = check(&raw, &mut checker);
+    if checker.diagnostics.is_empty() {
+        Ok(scenario.expect("no diagnostics implies a scenario"))
+    } else {
+        checker.diagnostics.sort_by_key(|d| (d.line, d.column));
+        Err(fail(checker.diagnostics))
+    }
+}
+
+/// The value written at `line`:`column`, for "found `…`" in messages.
+fn token_at(source: &str, line: u64, column: u64) -> Option<String> {
+    let text = source.lines().nth(line.checked_sub(1)? as usize)?;
+    let rest: String = text.chars().skip(column.checked_sub(1)? as usize).collect();
+    let rest = rest.split(" #").next().unwrap_or("").trim();
+    let rest = rest.trim_end_matches([',', '}', ']']).trim();
+    (!rest.is_empty()).then(|| rest.to_owned())
+}
+
+/// Rewrites the YAML library's terse type errors ("invalid u32") into what is allowed.
+fn explain(message: &str, found: Option<String>) -> String {
+    let expected = match message {
+        "invalid u32" => Some(format!("a whole number from 0 to {}", u32::MAX)),
+        "invalid u64" => Some(format!("a whole number from 0 to {}", u64::MAX)),
+        "invalid bool" | "invalid boolean" => Some("true or false".to_owned()),
+        "expected string scalar" => Some("a single text value".to_owned()),
+        _ => None,
+    };
+    match (expected, found) {
+        (Some(expected), Some(found)) => format!("expected {expected}, found `{found}`"),
+        (Some(expected), None) => format!("expected {expected}"),
+        (None, _) => message.to_owned(),
+    }
+}
+
+fn parse(source: &str) -> Result<ScenarioFile, Diagnostic> {
+    let meaningful = source.lines().any(|l| {
+        let l = l.trim();
+        !l.is_empty() && !l.starts_with('#') && l != "---"
+    });
+    if !meaningful {
+        return Err(Diagnostic {
+            line: 1,
+            column: 1,
+            path: ".".into(),
+            message: "the file is empty; a scenario needs at least name, duration, platform and devices".into(),
+        });
+    }
+    let mut path = String::from(".");
+    let result = serde_saphyr::with_deserializer_from_str(source, |de| {
+        let mut track = serde_path_to_error::Track::new();
+        let result = ScenarioFile::deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
+        if result.is_err() {
+            path = track.path().to_string().replace(".value", "");
+        }
+        result
+    });
+    result.map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let raw = e.without_snippet().to_string();
+        let message = raw.split(" at line ").next().unwrap_or(&raw).to_owned();
+        let message = explain(&message, token_at(source, line, column));
+        let path = if path == "?" || path.is_empty() {
+            ".".to_owned()
+        } else {
+            path
+        };
+        Diagnostic {
+            line,
+            column,
+            path,
+            message,
+        }
+    })
+}
+
+fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
+    if !is_valid_name(&raw.name.value) {
+        c.error(
+            &raw.name,
+            "name",
+            format!(
+                "`{}` is not a valid name; use 1 to 64 of a-z, 0-9, '-' and '_'",
+                raw.name.value
+            ),
+        );
+    }
+    let duration = c.positive_duration(&raw.duration, "duration");
+    if let Some(limit) = &raw.event_limit
+        && limit.value == 0
+    {
+        c.error(
+            limit,
+            "event_limit",
+            "0 events would run nothing; give a positive number or leave it out",
+        );
+    }
+
+    let cpus = &raw.platform.cpus;
+    let cpu_count = cpus.value;
+    if cpu_count == 0 {
+        c.error(cpus, "platform.cpus", "0 CPUs: a platform needs at least 1");
+    } else if cpu_count > CPU_COUNT_MAX {
+        c.error(
+            cpus,
+            "platform.cpus",
+            format!("{cpu_count} exceeds the limit of {CPU_COUNT_MAX} CPUs"),
+        );
+    }
+    let remapping = match &raw.platform.iommu {
+        Some(iommu) if iommu.interrupt_remapping => {
+            let lookup = match &iommu.lookup_latency {
+                Some(l) => c.duration(l, "platform.iommu.lookup_latency"),
+                None => {
+                    c.error(
+                        &raw.platform.cpus,
+                        "platform.iommu.lookup_latency",
+                        "is required when interrupt_remapping is true (no published default exists; calibration.md §3)",
+                    );
+                    None
+                }
+            };
+            let entries = match &iommu.irte_entries {
+                None => Some(INTR_REMAP_TABLE_ENTRIES),
+                Some(e) if (1..=INTR_REMAP_TABLE_ENTRIES).contains(&e.value) => Some(e.value),
+                Some(e) => {
+                    c.error(
+                        e,
+                        "platform.iommu.irte_entries",
+                        format!(
+                            "{} is outside 1 to {INTR_REMAP_TABLE_ENTRIES} (INTR_REMAP_TABLE_ENTRIES)",
+                            e.value
+                        ),
+                    );
+                    None
+                }
+            };
+            lookup.zip(entries).map(|(lookup_latency, table_entries)| {
+                Some(RemapParams {
+                    lookup_latency,
+                    table_entries,
+                })
+            })
+        }
+        _ => Some(None),
+    };
+    if matches!(remapping, Some(None)) && cpu_count > COMPAT_APIC_ID_MAX + 1 {
+        c.error(
+            cpus,
+            "platform.cpus",
+            format!(
+                "{cpu_count} CPUs need APIC ids above {COMPAT_APIC_ID_MAX}, which only interrupt remapping can address (\"x2apic: IRQ remapping doesn't support X2APIC mode\"); set platform.iommu.interrupt_remapping: true or use at most {} CPUs",
+                COMPAT_APIC_ID_MAX + 1
+            ),
+        );
+    }
+
+    if raw.devices.value.is_empty() {
+        c.error(
+            &raw.devices,
+            "devices",
+            "no devices: a scenario needs at least one device to raise interrupts",
+        );
+    }
+    let mut devices = Vec::new();
+    let mut names: Vec<(String, String)> = Vec::new();
+    for (i, d) in raw.devices.value.iter().enumerate() {
+        let p = format!("devices[{i}]");
+        if !is_valid_name(&d.name.value) {
+            c.error(
+                &d.name,
+                format!("{p}.name"),
+                format!(
+                    "`{}` is not a valid name; use 1 to 64 of a-z, 0-9, '-' and '_'",
+                    d.name.value
+                ),
+            );
+        }
+        let count = d.count.as_ref().map_or(1, |n| n.value);
+        if let Some(n) = &d.count
+            && n.value == 0
+        {
+            c.error(
+                n,
+                format!("{p}.count"),
+                "0 devices: count must be at least 1 (or leave it out)",
+            );
+        }
+        let queues = d.queues.value;
+        if queues == 0 {
+            c.error(&d.queues, format!("{p}.queues"), "0 queues: a device needs at least 1");
+        } else if queues > MSIX_TABLE_ENTRIES_MAX {
+            c.error(
+                &d.queues,
+                format!("{p}.queues"),
+                format!("{queues} exceeds the MSI-X table limit of {MSIX_TABLE_ENTRIES_MAX} entries per function"),
+            );
+        }
+        let msi = c.duration(&d.msi_write_latency, &format!("{p}.msi_write_latency"));
+        let affinity = if cpu_count == 0 || cpu_count > CPU_COUNT_MAX {
+            None
+        } else {
+            match &d.affinity {
+                None => Some((0..cpu_count).map(CpuId).collect()),
+                Some(a) => parse_cpu_list(&a.value, cpu_count)
+                    .map_err(|e| c.error(a, format!("{p}.affinity"), e))
+                    .ok(),
+            }
+        };
+        let arrival = check_arrival(&d.arrival, &format!("{p}.arrival"), c);
+        let handler = check_handler(&d.handler, &format!("{p}.handler"), c);
+        let (Some(msi), Some(affinity), Some(arrival), Some((service, eoi))) = (msi, affinity, arrival, handler) else {
+            continue;
+        };
+        for k in 0..count {
+            let name = if count == 1 {
+                d.name.value.clone()
+            } else {
+                format!("{}{k}", d.name.value)
+            };
+            if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
+                c.error(
+                    &d.name,
+                    format!("{p}.name"),
+                    format!("device name `{name}` is already used by {first}; names must be unique"),
+                );
+            }
+            names.push((name.clone(), p.clone()));
+            devices.push(DeviceParams {
+                name,
+                queue_count: queues,
+                msi_write_latency: msi,
+                arrival: arrival.clone(),
+                service: service.clone(),
+                eoi_cost: eoi,
+                affinity: affinity.clone(),
+            });
+        }
+    }
+    let (duration, remapping) = (duration?, remapping?);
+    (c.diagnostics.is_empty()).then(|| Scenario {
+        name: raw.name.value.clone(),
+        description: raw.description.clone(),
+        seed: raw.seed.unwrap_or(DEFAULT_SEED),
+        duration,
+        event_limit: raw.event_limit.as_ref().map(|l| l.value),
+        platform: PlatformParams {
+            cpu_count,
+            remapping,
+            devices,
+        },
+    })
+}
+
+fn check_arrival(a: &ArrivalSpec, p: &str, c: &mut Checker) -> Option<ArrivalParams> {
+    let rate = c.rate(&a.rate, &format!("{p}.rate"));
+    match a.process.value {
+        Process::Poisson | Process::Constant => {
+            for (field, value) in [("on", &a.on), ("off", &a.off)] {
+                if let Some(v) = value {
+                    c.error(v, format!("{p}.{field}"), "only allowed with process: on_off");
+                }
+            }
+            let rate_per_s = rate?;
+            Some(if a.process.value == Process::Poisson {
+                ArrivalParams::Poisson { rate_per_s }
+            } else {
+                ArrivalParams::Constant { rate_per_s }
+            })
+        }
+        Process::OnOff => {
+            let on = match &a.on {
+                Some(v) => c.positive_duration(v, &format!("{p}.on")),
+                None => {
+                    c.error(
+                        &a.process,
+                        format!("{p}.on"),
+                        "is required with process: on_off (the burst length, e.g. 50us)",
+                    );
+                    None
+                }
+            };
+            let off = match &a.off {
+                Some(v) => c.duration(v, &format!("{p}.off")),
+                None => {
+                    c.error(
+                        &a.process,
+                        format!("{p}.off"),
+                        "is required with process: on_off (the silence length, e.g. 450us)",
+                    );
+                    None
+                }
+            };
+            Some(ArrivalParams::OnOff {
+                rate_per_s: rate?,
+                on: on?,
+                off: off?,
+            })
+        }
+    }
+}
+
+fn check_handler(h: &HandlerSpec, p: &str, c: &mut Checker) -> Option<(DurationDist, SimDuration)> {
+    let s = &h.service;
+    let sp = format!("{p}.service");
+    let mean = c.positive_duration(&s.mean, &format!("{sp}.mean"));
+    let stddev = match (&s.stddev, s.dist.value) {
+        (Some(sd), Dist::Lognormal) => c.positive_duration(sd, &format!("{sp}.stddev")),
+        (Some(sd), _) => {
+            c.error(sd, format!("{sp}.stddev"), "only allowed with dist: lognormal");
+            None
+        }
+        (None, Dist::Lognormal) => {
+            c.error(
+                &s.dist,
+                format!("{sp}.stddev"),
+                "is required with dist: lognormal (e.g. stddev: 500ns)",
+            );
+            None
+        }
+        (None, _) => Some(SimDuration::ZERO),
+    };
+    let eoi = match &h.eoi {
+        Some(e) => c.duration(e, &format!("{p}.eoi")),
+        None => Some(SimDuration::ZERO),
+    };
+    let (mean, stddev, eoi) = (mean?, stddev?, eoi?);
+    let dist = match s.dist.value {
+        Dist::Constant => DurationDist::constant(mean),
+        Dist::Exponential => DurationDist::exponential(mean),
+        Dist::Lognormal => DurationDist::lognormal(mean, stddev),
+    };
+    Some((dist, eoi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        let ids = |v: Vec<CpuId>| v.into_iter().map(|c| c.0).collect::<Vec<_>>();
+        assert_eq!(ids(parse_cpu_list("0-3,8", 16).unwrap()), [0, 1, 2, 3, 8]);
+        assert_eq!(ids(parse_cpu_list("all", 3).unwrap()), [0, 1, 2]);
+        assert_eq!(ids(parse_cpu_list("3,1,1", 4).unwrap()), [1, 3]);
+        assert!(parse_cpu_list("0-16", 16).unwrap_err().contains("CPU 16"));
+        assert!(parse_cpu_list("5-2", 16).unwrap_err().contains("backwards"));
+        assert!(parse_cpu_list("x", 16).unwrap_err().contains("CPU list"));
+    }
+}

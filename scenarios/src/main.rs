@@ -1,0 +1,247 @@
+//! The `irqsim` command: run, validate, describe scenarios and render reports.
+//!
+//! Exit codes: 0 success; 2 bad input (scenario errors, unreadable files, bad arguments);
+//! 1 internal error (a bug in irqsim, reported with the seed that reproduces it).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use scenarios::{catalog, runner};
+
+/// irqsim: a discrete-event simulator of interrupt delivery at scale.
+///
+/// With no arguments, runs the built-in flagship scenario and writes its report.
+#[derive(Debug, Parser)]
+#[command(name = "irqsim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a scenario and write report.json, summary.md, summary.txt and perf.json.
+    Run {
+        /// Scenario file (YAML). Leave out with --builtin.
+        file: Option<PathBuf>,
+        /// Run a built-in catalog scenario instead of a file (see `irqsim catalog`).
+        #[arg(long, conflicts_with = "file")]
+        builtin: Option<String>,
+        /// Seed of every random stream (default: the scenario's `seed`, else 1).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output directory (default: irqsim-out/<scenario name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check scenario files and report every problem; runs nothing.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the scenario format (for yaml-language-server).
+    Schema,
+    /// List the built-in scenarios, or print one with --show NAME.
+    Catalog {
+        /// Print this scenario's YAML.
+        #[arg(long)]
+        show: Option<String>,
+    },
+    /// Re-render summary.md and summary.txt from a report.json (or its directory).
+    Report {
+        /// report.json or the directory holding it.
+        path: PathBuf,
+    },
+}
+
+/// How a command failed.
+enum Failure {
+    /// The user's input is wrong (exit 2).
+    Input(String),
+    /// irqsim is wrong (exit 1).
+    Internal(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Run {
+        file: None,
+        builtin: None,
+        seed: None,
+        out: None,
+    });
+    // A panic is a bug in irqsim: report it as an internal error (exit 1), not a crash.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("irqsim: internal error (a bug in irqsim): {info}")
+    }));
+    let result = std::panic::catch_unwind(|| execute(command)).unwrap_or_else(|_| {
+        Err(Failure::Internal(
+            "the run panicked; the message above says where. Please report it with the scenario and seed.".into(),
+        ))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(message)) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Internal(message)) => {
+            eprintln!("irqsim: internal error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::Input(format!("error: {}: cannot read: {e}", path.display())))
+}
+
+fn load(label: &str, bytes: &[u8]) -> Result<scenarios::Scenario, Failure> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| Failure::Input(format!("error: {label}: not UTF-8 text: {e}")))?;
+    scenarios::load(label, text).map_err(|e| Failure::Input(e.to_string()))
+}
+
+fn execute(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Run {
+            file,
+            builtin,
+            seed,
+            out,
+        } => run(file, builtin, seed, out),
+        Command::Validate { files } => {
+            let mut failed = 0;
+            for file in &files {
+                let label = file.display().to_string();
+                match read_file(file).and_then(|bytes| load(&label, &bytes)) {
+                    Ok(s) => println!(
+                        "{label}: ok ({} devices, {} CPUs)",
+                        s.platform.devices.len(),
+                        s.platform.cpu_count
+                    ),
+                    Err(Failure::Input(m) | Failure::Internal(m)) => {
+                        eprintln!("{m}");
+                        failed += 1;
+                    }
+                }
+            }
+            if failed > 0 {
+                Err(Failure::Input(format!("{failed} of {} files have errors", files.len())))
+            } else {
+                Ok(())
+            }
+        }
+        Command::Schema => {
+            print!("{}", scenarios::schema::json_schema());
+            Ok(())
+        }
+        Command::Catalog { show } => match show {
+            Some(name) => {
+                let text = catalog::get(&name).ok_or_else(|| unknown_builtin(&name))?;
+                print!("{text}");
+                Ok(())
+            }
+            None => {
+                for (name, text) in catalog::CATALOG {
+                    let description = scenarios::load(name, text).map(|s| s.description).unwrap_or_default();
+                    let first = description
+                        .split(". ")
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .trim_end_matches('.');
+                    println!("{name:<20} {first}");
+                }
+                Ok(())
+            }
+        },
+        Command::Report { path } => {
+            let file = if path.is_dir() { path.join("report.json") } else { path };
+            let report = reports::read_report(&file).map_err(|e| Failure::Input(format!("error: {e}")))?;
+            let dir = file.parent().unwrap_or(Path::new("."));
+            write_renderings(dir, &report)?;
+            println!(
+                "wrote {} and {}",
+                dir.join("summary.md").display(),
+                dir.join("summary.txt").display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn unknown_builtin(name: &str) -> Failure {
+    let names: Vec<&str> = catalog::CATALOG.iter().map(|(n, _)| *n).collect();
+    Failure::Input(format!(
+        "error: no built-in scenario `{name}`; the catalog has: {}",
+        names.join(", ")
+    ))
+}
+
+fn write_renderings(dir: &Path, report: &reports::RunReport) -> Result<(), Failure> {
+    let write = |name: &str, text: String| {
+        reports::write_atomic(&dir.join(name), text.as_bytes())
+            .map_err(|e| Failure::Input(format!("error: cannot write {}: {e}", dir.join(name).display())))
+    };
+    write("summary.md", reports::markdown(report))?;
+    write("summary.txt", reports::text(report))
+}
+
+fn run(file: Option<PathBuf>, builtin: Option<String>, seed: Option<u64>, out: Option<PathBuf>) -> Result<(), Failure> {
+    let source = match file {
+        Some(path) => {
+            let label = path.display().to_string();
+            runner::Source {
+                bytes: read_file(&path)?,
+                run_args: label.clone(),
+                label,
+            }
+        }
+        None => {
+            let name = builtin.unwrap_or_else(|| catalog::default_name().to_owned());
+            let text = catalog::get(&name).ok_or_else(|| unknown_builtin(&name))?;
+            runner::Source {
+                label: format!("builtin:{name}"),
+                bytes: text.as_bytes().to_vec(),
+                run_args: format!("--builtin {name}"),
+            }
+        }
+    };
+    let scenario = load(&source.label, &source.bytes)?;
+    let seed = seed.unwrap_or(scenario.seed);
+    let out = out.unwrap_or_else(|| Path::new("irqsim-out").join(&scenario.name));
+    std::fs::create_dir_all(&out)
+        .map_err(|e| Failure::Input(format!("error: cannot create {}: {e}", out.display())))?;
+    eprintln!("irqsim: running {} (seed {seed}) from {}", scenario.name, source.label);
+    let result = runner::run(&scenario, &source, seed).map_err(|e| {
+        Failure::Internal(format!(
+            "{e}; reproduce with: irqsim run {} --seed {seed}",
+            source.run_args
+        ))
+    })?;
+    let json = serde_json::to_string_pretty(&result.report).map_err(|e| Failure::Internal(e.to_string()))? + "\n";
+    let perf = serde_json::to_string_pretty(&result.perf).map_err(|e| Failure::Internal(e.to_string()))? + "\n";
+    write_renderings(&out, &result.report)?;
+    reports::write_atomic(&out.join("perf.json"), perf.as_bytes())
+        .map_err(|e| Failure::Input(format!("error: cannot write perf.json: {e}")))?;
+    // report.json last: its presence means the run finished and every file is whole.
+    reports::write_atomic(&out.join("report.json"), json.as_bytes())
+        .map_err(|e| Failure::Input(format!("error: cannot write report.json: {e}")))?;
+    print!("{}", reports::text(&result.report));
+    let p = &result.perf;
+    let rss = p.peak_rss_bytes.map_or("unknown".to_owned(), |b| {
+        format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+    });
+    println!(
+        "\nperformance: {} events in {:.3} s wall = {:.2} M events/s; {:.4} simulated s per wall s; peak memory {rss}",
+        p.event_count,
+        p.wall_s,
+        p.events_per_s / 1e6,
+        p.sim_per_wall
+    );
+    println!("report: {}", out.join("report.json").display());
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! The scenario file format, one-to-one with the YAML: serde types with
+//! `deny_unknown_fields`, quantities kept as text (units are parsed in validation so that
+//! every unit error is reported, not just the first), and `Spanned` values wherever a
+//! semantic check needs the line and column. Doc comments become the JSON Schema's
+//! descriptions (`irqsim schema`).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// An irqsim scenario: a platform, its devices and their workload, run for a duration.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Short name: lower case letters, digits, '-' and '_'.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// What the scenario shows, in a sentence or two.
+    #[serde(default)]
+    pub description: String,
+    /// Seed of every random stream; `irqsim run --seed N` overrides it. Default 1.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Simulated time to run, with a unit (e.g. `20ms`).
+    #[schemars(with = "String")]
+    pub duration: Spanned<String>,
+    /// Stop after this many events even if `duration` is not reached (default: no limit).
+    #[serde(default)]
+    #[schemars(with = "Option<u64>")]
+    pub event_limit: Option<Spanned<u64>>,
+    /// The machine: CPUs, interrupt controller, IOMMU.
+    pub platform: PlatformSpec,
+    /// Device functions and their queues.
+    #[schemars(with = "Vec<DeviceSpec>")]
+    pub devices: Spanned<Vec<DeviceSpec>>,
+    /// Free-form place for YAML anchors (`&name`) that devices merge with `<<: *name`;
+    /// ignored by irqsim.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub templates: Option<serde::de::IgnoredAny>,
+}
+
+/// Instruction-set family of the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    /// x86-64 with local APICs (x2APIC) and, optionally, VT-d interrupt remapping.
+    X86,
+}
+
+/// The machine.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSpec {
+    /// Instruction-set family (default `x86`).
+    #[serde(default)]
+    pub arch: Option<Arch>,
+    /// Logical CPUs (1 or more). More than 255 needs interrupt remapping (x2APIC).
+    #[schemars(with = "u32")]
+    pub cpus: Spanned<u32>,
+    /// The IOMMU's interrupt-remapping unit; leave out for a platform without one.
+    #[serde(default)]
+    pub iommu: Option<IommuSpec>,
+}
+
+/// Interrupt remapping (Intel VT-d).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IommuSpec {
+    /// Remap device interrupts through the IRTE table.
+    pub interrupt_remapping: bool,
+    /// MSI write at the IOMMU to remapped interrupt out (required when remapping is on;
+    /// no published figure exists, calibration.md §3).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub lookup_latency: Option<Spanned<String>>,
+    /// IRTE table entries (default and maximum 65536, INTR_REMAP_TABLE_ENTRIES).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub irte_entries: Option<Spanned<u32>>,
+}
+
+/// Where a device keeps its interrupt messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InterruptStore {
+    /// A PCI MSI-X table: one entry per queue, at most 2048 per function.
+    Msix,
+}
+
+/// One device function (or `count` identical ones).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSpec {
+    /// Name; with `count` > 1 the copies are NAME0, NAME1, …
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Identical functions to create (default 1).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub count: Option<Spanned<u32>>,
+    /// Where the interrupt messages live (default `msix`).
+    #[serde(default)]
+    pub interrupt_store: Option<InterruptStore>,
+    /// Queues, each with its own interrupt (1 to 2048 with MSI-X).
+    #[schemars(with = "u32")]
+    pub queues: Spanned<u32>,
+    /// Device raise to the MSI write reaching the interrupt controller (e.g. `500ns`).
+    #[schemars(with = "String")]
+    pub msi_write_latency: Spanned<String>,
+    /// CPUs the queues are spread over, as a CPU list (`0-7,16`) or `all` (default).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub affinity: Option<Spanned<String>>,
+    /// When each queue raises an interrupt.
+    pub arrival: ArrivalSpec,
+    /// What each interrupt costs the CPU.
+    pub handler: HandlerSpec,
+}
+
+/// Arrival processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Process {
+    /// Exponential gaps.
+    Poisson,
+    /// Evenly spaced, random phase per queue.
+    Constant,
+    /// Poisson during `on`, silent during `off`, repeating (synchronised bursts).
+    OnOff,
+}
+
+/// A queue's arrival process.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalSpec {
+    /// Which process.
+    #[schemars(with = "Process")]
+    pub process: Spanned<Process>,
+    /// Interrupts per second per queue (while on, for `on_off`), e.g. `200k/s`.
+    #[schemars(with = "String")]
+    pub rate: Spanned<String>,
+    /// Burst length (`on_off` only).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub on: Option<Spanned<String>>,
+    /// Silence length (`on_off` only).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub off: Option<Spanned<String>>,
+}
+
+/// The interrupt handler.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerSpec {
+    /// Service time per interrupt.
+    pub service: ServiceSpec,
+    /// CPU time of the EOI write after the handler (default `0ns`: folded into `service`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub eoi: Option<Spanned<String>>,
+}
+
+/// Service-time distributions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Dist {
+    /// Always `mean`.
+    Constant,
+    /// Exponential with `mean`.
+    Exponential,
+    /// Lognormal with `mean` and `stddev`.
+    Lognormal,
+}
+
+/// A service-time distribution.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Which distribution.
+    #[schemars(with = "Dist")]
+    pub dist: Spanned<Dist>,
+    /// Mean service time, e.g. `1.5us`.
+    #[schemars(with = "String")]
+    pub mean: Spanned<String>,
+    /// Standard deviation (`lognormal` only).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub stddev: Option<Spanned<String>>,
+}
+
+/// The JSON Schema of the scenario format (draft 2020-12), pretty-printed.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(ScenarioFile);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema always serialises");
+    text.push('\n');
+    text
+}
