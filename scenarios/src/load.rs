@@ -184,12 +184,24 @@ fn parse(source: &str) -> Result<ScenarioFile, Diagnostic> {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let raw = e.without_snippet().to_string();
         let message = raw.split(" at line ").next().unwrap_or(&raw).to_owned();
-        let message = explain(&message, token_at(source, line, column));
-        let path = if path == "?" || path.is_empty() {
-            ".".to_owned()
+        let found = token_at(source, line, column);
+        // serde_path_to_error writes `?` for a key it has not read yet.
+        let mut path = path.trim_end_matches(".?").trim_end_matches('?').to_owned();
+        let message = if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
+            let key = key.split(',').next().unwrap_or(key).trim();
+            path = if path.is_empty() || path == "." {
+                key.to_owned()
+            } else {
+                format!("{path}.{key}")
+            };
+            format!("duplicate key `{key}`; each key may appear once in a mapping")
+        } else if message == "expected mapping start" {
+            let found = found.map(|f| format!(", found `{f}`")).unwrap_or_default();
+            format!("expected a mapping of fields (`key: value` lines){found}")
         } else {
-            path
+            explain(&message, found)
         };
+        let path = if path.is_empty() { ".".to_owned() } else { path };
         Diagnostic {
             line,
             column,

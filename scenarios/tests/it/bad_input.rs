@@ -1,0 +1,143 @@
+//! Malformed scenario files: each must give exit code 2, no panic, and an error naming the
+//! file, line, column, field path and the problem (the files are in tests/bad/).
+
+use super::{irqsim, workspace_root};
+
+/// (file, expected location `line:col`, expected field path, words the message must hold).
+const CASES: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "unknown-field",
+        "2:1",
+        "duraton",
+        &["unknown field `duraton`", "expected one of name, description"],
+    ),
+    (
+        "wrong-type",
+        "7:13",
+        "devices[0].queues",
+        &["expected a whole number", "found `lots`"],
+    ),
+    (
+        "missing-unit",
+        "8:24",
+        "devices[0].msi_write_latency",
+        &["`500` has no unit", "ns, us"],
+    ),
+    (
+        "negative-rate",
+        "9:40",
+        "devices[0].arrival.rate",
+        &["`-5k/s` is negative"],
+    ),
+    ("zero-cpus", "4:9", "platform.cpus", &["0 CPUs", "at least 1"]),
+    (
+        "msix-over-limit",
+        "7:13",
+        "devices[0].queues",
+        &["4096 exceeds the MSI-X table limit of 2048 entries per function"],
+    ),
+    (
+        "yaml-syntax",
+        "10:12",
+        "devices[0].arrival",
+        &["did not find expected ',' or '}'"],
+    ),
+    ("empty", "1:1", ".", &["the file is empty"]),
+    ("comment-only", "1:1", ".", &["the file is empty"]),
+    (
+        "unknown-variant",
+        "9:25",
+        "devices[0].arrival.process",
+        &["unknown variant `poison`", "poisson, constant, on_off"],
+    ),
+    ("missing-field", "4:1", ".", &["missing field `duration`"]),
+    ("duplicate-key", "5:3", "platform.cpus", &["duplicate key `cpus`"]),
+    (
+        "lognormal-without-stddev",
+        "11:24",
+        "devices[0].handler.service.stddev",
+        &["required with dist: lognormal"],
+    ),
+    (
+        "affinity-out-of-range",
+        "8:15",
+        "devices[0].affinity",
+        &["CPU 63", "4 CPUs (0 to 3)"],
+    ),
+    (
+        "x2apic-without-remapping",
+        "4:9",
+        "platform.cpus",
+        &["512 CPUs", "interrupt_remapping: true"],
+    ),
+    ("negative-count", "7:12", "devices[0].count", &["found `-1`"]),
+    (
+        "not-a-mapping",
+        "1:1",
+        ".",
+        &["expected a mapping", "found `just a string`"],
+    ),
+    (
+        "on-off-without-periods",
+        "9:25",
+        "devices[0].arrival.on",
+        &["required with process: on_off"],
+    ),
+    ("many-errors", "1:7", "name", &["`Bad Name` is not a valid name"]),
+];
+
+#[test]
+fn every_bad_file_gets_a_precise_error_and_exit_2() {
+    let dir = workspace_root().join("scenarios/tests/bad");
+    let files = std::fs::read_dir(&dir).expect("tests/bad exists").count();
+    assert_eq!(files, CASES.len(), "every file in tests/bad needs a case here");
+    for (name, at, path, words) in CASES {
+        let file = dir.join(format!("{name}.yaml"));
+        for command in ["validate", "run"] {
+            let out = irqsim().arg(command).arg(&file).output().expect("irqsim runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} ({command}): exit code\n{stderr}");
+            assert!(!stderr.contains("panicked"), "{name}: panicked\n{stderr}");
+            let head = format!("{}:{at}: {path}: ", file.display());
+            assert!(
+                stderr.contains(&head),
+                "{name} ({command}): expected `{head}` in\n{stderr}"
+            );
+            for w in *words {
+                assert!(stderr.contains(w), "{name} ({command}): expected `{w}` in\n{stderr}");
+            }
+        }
+    }
+}
+
+#[test]
+fn all_errors_are_collected_not_just_the_first() {
+    let file = workspace_root().join("scenarios/tests/bad/many-errors.yaml");
+    let out = irqsim().arg("validate").arg(&file).output().expect("irqsim runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        ":1:7: name: ",
+        ":2:11: duration: `1 fortnight`: unknown unit `fortnight`",
+        ":7:13: devices[0].queues: 3000 exceeds the MSI-X table limit",
+        ":11:43: devices[0].handler.service.mean: `0us` is zero",
+        "4 errors in",
+    ] {
+        assert!(stderr.contains(expected), "expected `{expected}` in\n{stderr}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_bad_input_not_a_crash() {
+    let out = irqsim()
+        .args(["run", "/nonexistent/scenario.yaml"])
+        .output()
+        .expect("irqsim runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/scenario.yaml: cannot read"));
+    let out = irqsim()
+        .args(["run", "--builtin", "no-such"])
+        .output()
+        .expect("irqsim runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the catalog has: nvme-bare-metal"));
+}

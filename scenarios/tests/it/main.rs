@@ -1,0 +1,23 @@
+//! The scenarios integration tests, one binary (matklad's layout): queueing oracles,
+//! determinism, bad input, the catalog, and tidy checks over the whole workspace.
+
+mod bad_input;
+mod catalog;
+mod determinism;
+mod oracle;
+mod tidy;
+
+use std::path::PathBuf;
+
+/// The workspace root.
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("scenarios/ has a parent")
+        .to_path_buf()
+}
+
+/// The `irqsim` binary built for this test run.
+fn irqsim() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_irqsim"))
+}
