@@ -3,13 +3,13 @@
 //!
 //! # Brief overview
 //! Text goes through three stages (ripgrep's low-args/high-args split): [`schema`] mirrors
-//! the YAML one-to-one (serde, `deny_unknown_fields`, quantities as text); [`load`] checks
+//! the YAML one-to-one (serde, `deny_unknown_fields`, quantities as text); [`mod@load`] checks
 //! everything and collects *all* problems as [`Diagnostic`]s with file, line, column and
 //! field path, producing a [`Scenario`] whose platform parameters are valid by
 //! construction; [`runner`] builds the models, runs the engine and assembles a
 //! `reports::RunReport`.
 //!
-//! **API boundary:** only [`schema`] is serde; nothing below [`load`] sees text.
+//! **API boundary:** only [`schema`] is serde; nothing below [`mod@load`] sees text.
 
 #![warn(missing_docs)]
 

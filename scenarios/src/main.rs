@@ -31,7 +31,7 @@ enum Command {
         /// Seed of every random stream (default: the scenario's `seed`, else 1).
         #[arg(long)]
         seed: Option<u64>,
-        /// Output directory (default: irqsim-out/<scenario name>).
+        /// Output directory (default: irqsim-out/NAME, NAME being the scenario name).
         #[arg(long)]
         out: Option<PathBuf>,
     },
