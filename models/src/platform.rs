@@ -37,11 +37,13 @@ use std::collections::VecDeque;
 use sim::{CounterId, DurationDist, EventQueue, HistogramId, Metrics, RngStream, SimDuration, SimTime, Unit, World};
 
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
-use crate::iommu::remap::{INTR_REMAP_TABLE_ENTRIES, Irte, IrteTable, RemapFault};
+use crate::iommu::remap::{Irte, IrteTable, RemapFault};
 use crate::pci::msix::{MSIX_TABLE_ENTRIES_MAX, MsixTable};
 use crate::workload::{ArrivalParams, Arrivals};
 use crate::x86::msi::{self, MsiMessage};
-use crate::x86::vectors::VectorSpace;
+use crate::x86::vector_matrix::{
+    Activation, CpuSet, DomainWarning, IrqId, KernelEra, MatrixError, MatrixParams, NodeId, VectorDomain,
+};
 
 /// Interrupt-remapping settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +52,52 @@ pub struct RemapParams {
     pub lookup_latency: SimDuration,
     /// Entries in the IRTE table (65,536 in Linux).
     pub table_entries: u32,
+}
+
+/// How a device's interrupts are allocated (Linux `PCI_IRQ_AFFINITY` or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqMode {
+    /// Managed (NVMe/blk-mq): one vector reserved on every CPU of each queue's mask at
+    /// allocation; shut down, not migrated, when its CPUs go offline.
+    Managed,
+    /// Reservation mode: a global reservation at allocation, the vector at activation on the
+    /// CPU with the most free vectors, with the node/affinity fallbacks.
+    NonManaged,
+}
+
+/// The kernel whose vector allocator is modelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelParams {
+    /// Release range (the allocatable range and hotplug behaviour differ).
+    pub era: KernelEra,
+    /// A legacy PIC exists (cascade vector on every CPU, ISA vectors on the boot CPU).
+    pub legacy_pic: bool,
+}
+
+/// Something the scenario does at a given time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionKind {
+    /// Take a CPU offline (managed interrupts shut down, others migrate).
+    CpuOffline(CpuId),
+    /// Bring a CPU back (managed interrupts whose mask it is in restart).
+    CpuOnline(CpuId),
+    /// Change the affinity of every interrupt of a device (non-managed only), as
+    /// irqbalance or a write to /proc/irq/N/smp_affinity does.
+    SetAffinity {
+        /// The device.
+        device: DeviceId,
+        /// The new mask.
+        cpus: Vec<CpuId>,
+    },
+}
+
+/// A scheduled action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// When.
+    pub at: SimTime,
+    /// What.
+    pub kind: ActionKind,
 }
 
 /// One device function and its queues.
@@ -69,6 +117,10 @@ pub struct DeviceParams {
     pub eoi_cost: SimDuration,
     /// CPUs the queues are spread over, in order.
     pub affinity: Vec<CpuId>,
+    /// Managed or reservation-mode interrupts.
+    pub irq_mode: IrqMode,
+    /// The device's NUMA node (non-managed fallback order), if any.
+    pub numa_node: Option<u32>,
 }
 
 /// The whole platform.
@@ -80,6 +132,42 @@ pub struct PlatformParams {
     pub remapping: Option<RemapParams>,
     /// Devices in topology order.
     pub devices: Vec<DeviceParams>,
+    /// The kernel's vector allocator.
+    pub kernel: KernelParams,
+    /// NUMA nodes; CPUs are split evenly and contiguously between them.
+    pub numa_node_count: u32,
+    /// Scheduled actions, in time order.
+    pub actions: Vec<Action>,
+}
+
+impl PlatformParams {
+    /// The CPUs of each NUMA node (contiguous, as even as possible).
+    pub fn node_cpus(&self) -> Vec<Vec<CpuId>> {
+        let nodes = self.numa_node_count.max(1);
+        (0..nodes)
+            .map(|n| {
+                let lo = u64::from(n) * u64::from(self.cpu_count) / u64::from(nodes);
+                let hi = u64::from(n + 1) * u64::from(self.cpu_count) / u64::from(nodes);
+                (lo as u32..hi as u32).map(CpuId).collect()
+            })
+            .collect()
+    }
+}
+
+/// The CPUs of queue `queue` of `queue_count` spread over `cpus`, the way Linux's
+/// `group_cpus_evenly` does for one node: with at least as many queues as CPUs, queue *i*
+/// gets CPU *i* mod *n*; with fewer, each queue gets a contiguous group of CPUs.
+pub fn spread_mask(cpus: &[CpuId], queue: u32, queue_count: u32) -> Vec<CpuId> {
+    let n = cpus.len() as u64;
+    let (q, count) = (u64::from(queue), u64::from(queue_count));
+    if count >= n {
+        vec![cpus[(q % n) as usize]]
+    } else {
+        (0..n)
+            .filter(|&i| i * count / n == q)
+            .map(|i| cpus[i as usize])
+            .collect()
+    }
 }
 
 /// Everything that happens on the platform.
@@ -111,6 +199,11 @@ pub enum Event {
         /// The CPU.
         cpu: CpuId,
     },
+    /// Scheduled action number `index` of [`PlatformParams::actions`].
+    Action {
+        /// Index into the actions.
+        index: u32,
+    },
 }
 
 // Events sit in the queue by the million: keep them small.
@@ -120,6 +213,12 @@ const _: () = assert!(std::mem::size_of::<Event>() <= 16);
 struct Queue {
     device: DeviceId,
     entry: u32,
+    /// The queue's interrupt in the vector domain (`None` when allocation failed).
+    irq: Option<IrqId>,
+    /// The IRTE handle (with remapping).
+    irte: Option<u16>,
+    /// Where its interrupt goes now (`None`: not started or shut down).
+    target: Option<(CpuId, Vector)>,
     arrivals: Arrivals,
     service_rng: RngStream,
 }
@@ -145,7 +244,8 @@ struct Cpu {
     jobs: VecDeque<Job>,
     /// The handler registered on each vector, as a queue id (`NO_QUEUE` when none).
     vector_queue: Box<[u32; 256]>,
-    vectors_used: u32,
+    /// Device vectors this CPU could hold at boot (the per-CPU limit).
+    vector_capacity: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -156,10 +256,25 @@ struct Ids {
     lost_remap: [CounterId; 3],
     lost_not_interrupt: CounterId,
     lost_no_handler: CounterId,
+    pending_merged: CounterId,
+    retriggered: CounterId,
     cpu_busy_ps: CounterId,
     setup_routed: CounterId,
+    setup_reserve_fail: CounterId,
     setup_vector_fail: CounterId,
     setup_irte_fail: CounterId,
+    affinity_broken: CounterId,
+    managed_shutdown: CounterId,
+    managed_restart: CounterId,
+    migrated: CounterId,
+    migration_failed: CounterId,
+    unplug_refused: CounterId,
+    unplug_busy: CounterId,
+    no_longer_affine: CounterId,
+    affinity_refused: CounterId,
+    reservation_exceeds: CounterId,
+    vector_leaked: CounterId,
+    moves_completed: CounterId,
     msi_write: HistogramId,
     remap: HistogramId,
     queue_wait: HistogramId,
@@ -170,56 +285,55 @@ struct Ids {
 
 impl Ids {
     fn register(m: &mut Metrics) -> Ids {
-        let c = |m: &mut Metrics, name: &str, unit, desc: &str| m.counter(name, unit, desc);
+        let c = |m: &mut Metrics, name: &str, desc: &str| m.counter(name, Unit::Count, desc);
+        let f = |m: &mut Metrics, name: &str, reason: &str| m.failure_counter(name, reason);
         let h = |m: &mut Metrics, name: &str, desc: &str| m.histogram(name, Unit::Picoseconds, desc);
         Ids {
-            raised: c(m, "interrupt.raised_count", Unit::Count, "interrupts raised by devices"),
+            raised: c(m, "interrupt.raised_count", "interrupts raised by devices"),
             delivered: c(
                 m,
                 "interrupt.delivered_count",
-                Unit::Count,
                 "interrupts whose handler and EOI completed",
             ),
             lost: c(
                 m,
                 "interrupt.lost_count",
-                Unit::Count,
                 "interrupts that never reached a handler (all reasons)",
             ),
             lost_remap: [
-                c(
+                f(
                     m,
                     "interrupt.lost.remap_fault_0x21_count",
-                    Unit::Count,
                     RemapFault::IndexBeyondTable.reason(),
                 ),
-                c(
+                f(
                     m,
                     "interrupt.lost.remap_fault_0x22_count",
-                    Unit::Count,
                     RemapFault::EntryNotPresent.reason(),
                 ),
-                c(
+                f(
                     m,
                     "interrupt.lost.remap_fault_0x25_count",
-                    Unit::Count,
                     RemapFault::CompatBlocked.reason(),
                 ),
             ],
-            lost_not_interrupt: c(
+            lost_not_interrupt: f(
                 m,
                 "interrupt.lost.not_interrupt_address_count",
-                Unit::Count,
                 "MSI writes outside the 0xFEEx_xxxx interrupt window",
             ),
-            lost_no_handler: c(
+            lost_no_handler: f(m, "interrupt.lost.no_handler_count", "No irq handler for vector"),
+            pending_merged: c(
                 m,
-                "interrupt.lost.no_handler_count",
-                Unit::Count,
-                "No irq handler for vector",
+                "interrupt.merged_pending_count",
+                "raises while the MSI-X entry was masked and its pending bit already set (merged, not lost)",
             ),
-            cpu_busy_ps: c(
+            retriggered: c(
                 m,
+                "interrupt.retriggered_count",
+                "interrupts that reached a CPU after it went offline and were re-sent to the new target",
+            ),
+            cpu_busy_ps: m.counter(
                 "cpu.busy_ps",
                 Unit::Picoseconds,
                 "CPU time spent in handlers and EOIs, all CPUs",
@@ -227,20 +341,78 @@ impl Ids {
             setup_routed: c(
                 m,
                 "setup.queue_routed_count",
-                Unit::Count,
-                "queues with a working interrupt",
+                "queues with a working interrupt at the start",
             ),
-            setup_vector_fail: c(
+            setup_reserve_fail: f(
+                m,
+                "setup.vector_reserve_fail_count",
+                "managed interrupts refused at allocation: a CPU of the mask has no free vector (-ENOSPC)",
+            ),
+            setup_vector_fail: f(
                 m,
                 "setup.vector_alloc_fail_count",
-                Unit::Count,
-                "queues left without an interrupt: no free vector on the target CPU (-ENOSPC)",
+                "queues left without an interrupt: no free vector on any CPU (-ENOSPC)",
             ),
-            setup_irte_fail: c(
+            setup_irte_fail: f(
                 m,
                 "setup.irte_alloc_fail_count",
-                Unit::Count,
                 "queues left without an interrupt: can't allocate an IRTE",
+            ),
+            affinity_broken: f(
+                m,
+                "x86.affinity_broken_count",
+                "Affinity broken due to vector space exhaustion",
+            ),
+            managed_shutdown: f(
+                m,
+                "x86.managed_shutdown_count",
+                "managed interrupts shut down: no online CPU left in their mask",
+            ),
+            managed_restart: c(
+                m,
+                "x86.managed_restart_count",
+                "managed interrupts restarted when a CPU of their mask came back",
+            ),
+            migrated: c(m, "x86.migrated_count", "interrupts migrated off an outgoing CPU"),
+            migration_failed: f(
+                m,
+                "x86.migration_failed_count",
+                "IRQ set affinity failed at CPU offline; left stale",
+            ),
+            unplug_refused: f(
+                m,
+                "x86.unplug_refused_count",
+                "CPU %u has %u vectors, %u available. Cannot disable CPU (the other CPUs cannot absorb its vectors)",
+            ),
+            unplug_busy: f(
+                m,
+                "x86.unplug_busy_count",
+                "CPU unplug refused (-EBUSY): the boot CPU or the last online CPU",
+            ),
+            no_longer_affine: f(
+                m,
+                "x86.no_longer_affine_count",
+                "IRQ %u: no longer affine to CPU%u (moved off an offline CPU to a CPU outside its mask)",
+            ),
+            affinity_refused: f(
+                m,
+                "x86.set_affinity_fail_count",
+                "affinity changes refused (-EBUSY while a move is pending, -ENOSPC, or managed)",
+            ),
+            reservation_exceeds: f(
+                m,
+                "x86.reservation_exceeds_count",
+                "Interrupt reservation exceeds available resources",
+            ),
+            vector_leaked: f(
+                m,
+                "x86.vector_leaked_count",
+                "old vectors of moves leaked because their CPU went offline (before 6.10)",
+            ),
+            moves_completed: c(
+                m,
+                "x86.move_completed_count",
+                "vector moves completed by the first interrupt on the new vector",
             ),
             msi_write: h(
                 m,
@@ -261,9 +433,13 @@ impl Ids {
 pub struct Platform {
     remap_latency: Option<SimDuration>,
     irte: Option<IrteTable>,
+    domain: VectorDomain,
     devices: Vec<Device>,
     queues: Vec<Queue>,
+    /// The queue of each domain interrupt, indexed by `IrqId`.
+    irq_queue: Vec<QueueId>,
     cpus: Vec<Cpu>,
+    actions: Vec<Action>,
     metrics: Metrics,
     ids: Ids,
 }
@@ -277,16 +453,20 @@ pub struct Conservation {
     pub delivered: u64,
     /// Blocked or dropped on the way (modelled failures).
     pub lost: u64,
+    /// Merged into an already-pending MSI-X pending bit.
+    pub merged: u64,
     /// Still travelling: MSI writes and deliveries in the event queue.
     pub in_transit: u64,
+    /// Held as a pending bit in a masked MSI-X entry.
+    pub pending: u64,
     /// Waiting for, or in, a handler on a CPU.
     pub at_cpu: u64,
 }
 
 impl Conservation {
-    /// Raised = delivered + lost + in transit + at a CPU.
+    /// Raised = delivered + lost + merged + in transit + pending + at a CPU.
     pub fn holds(&self) -> bool {
-        self.raised == self.delivered + self.lost + self.in_transit + self.at_cpu
+        self.raised == self.delivered + self.lost + self.merged + self.in_transit + self.pending + self.at_cpu
     }
 }
 
@@ -323,94 +503,196 @@ impl ResourceUse {
     }
 }
 
+fn cpu_set(cpus: &[CpuId]) -> CpuSet {
+    cpus.iter().copied().collect()
+}
+
 impl Platform {
-    /// Builds the platform, programs every queue's interrupt, and schedules each routed
-    /// queue's first arrival. Parameters must be valid (the scenario validator ensures it).
+    /// Builds the platform, allocates and activates every queue's interrupt the way Linux
+    /// does (`pci_alloc_irq_vectors` reserves all of a device's vectors, `request_irq`
+    /// activates them), programs the MSI-X entries (and IRTEs), and schedules each routed
+    /// queue's first arrival and every action. Parameters must be valid (the scenario
+    /// validator ensures it).
     pub fn new(params: &PlatformParams, seed: u64) -> (Platform, EventQueue<Event>) {
         assert!(params.cpu_count > 0, "a platform needs at least one CPU");
         let mut metrics = Metrics::new();
         let ids = Ids::register(&mut metrics);
-        let mut irte = params.remapping.as_ref().map(|r| IrteTable::new(r.table_entries));
-        let mut vectors = VectorSpace::new(params.cpu_count);
-        let mut cpus: Vec<Cpu> = (0..params.cpu_count)
-            .map(|_| Cpu {
-                jobs: VecDeque::new(),
-                vector_queue: Box::new([NO_QUEUE; 256]),
-                vectors_used: 0,
+        let nodes: Vec<CpuSet> = params.node_cpus().iter().map(|n| cpu_set(n)).collect();
+        let matrix_params = MatrixParams {
+            cpu_count: params.cpu_count,
+            era: params.kernel.era,
+            legacy_pic: params.kernel.legacy_pic,
+            ia32_emulation: true,
+        };
+        let domain = VectorDomain::new(matrix_params, nodes);
+        let cpus = (0..params.cpu_count)
+            .map(|c| {
+                let map = domain.matrix().cpumap(CpuId(c)).expect("every CPU has a cpumap");
+                Cpu {
+                    jobs: VecDeque::new(),
+                    vector_queue: Box::new([NO_QUEUE; 256]),
+                    vector_capacity: map.available(),
+                }
             })
             .collect();
-        let mut devices = Vec::with_capacity(params.devices.len());
-        let mut queues = Vec::new();
-        let mut event_queue = EventQueue::with_capacity(1024);
-        for (device_index, dp) in params.devices.iter().enumerate() {
-            assert!(dp.queue_count <= MSIX_TABLE_ENTRIES_MAX && !dp.affinity.is_empty());
-            let mut msix = MsixTable::new(dp.queue_count);
-            for q in 0..dp.queue_count {
-                let queue_id = QueueId(u32::try_from(queues.len()).expect("fewer than 2^32 queues"));
-                let cpu = dp.affinity[(q as usize) % dp.affinity.len()];
-                assert!(cpu.0 < params.cpu_count, "affinity names a CPU that does not exist");
-                let path = format!("device/{}/queue/{q}", dp.name);
-                let mut arrivals = Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival")));
-                let routed = match vectors.alloc(cpu) {
-                    Err(_) => {
-                        metrics.add(ids.setup_vector_fail, 1);
-                        false
-                    }
-                    Ok(vector) => {
-                        let message = match irte.as_mut() {
-                            Some(table) => table
-                                .alloc(Irte {
-                                    dest_apic_id: cpu.0,
-                                    vector: vector.0,
-                                })
-                                .map(msi::compose_remappable)
-                                .ok(),
-                            None => Some(msi::compose_compat(
-                                u8::try_from(cpu.0).expect("validation keeps CPUs below 256 without remapping"),
-                                vector.0,
-                            )),
-                        };
-                        match message {
-                            None => {
-                                metrics.add(ids.setup_irte_fail, 1);
-                                false
-                            }
-                            Some((address, data)) => {
-                                msix.program(q, address, data);
-                                let c = &mut cpus[cpu.0 as usize];
-                                c.vector_queue[usize::from(vector.0)] = queue_id.0;
-                                c.vectors_used += 1;
-                                true
-                            }
-                        }
-                    }
-                };
-                if routed {
-                    metrics.add(ids.setup_routed, 1);
-                    event_queue.schedule_at(arrivals.first(), Event::Raise { queue: queue_id });
-                }
-                queues.push(Queue {
-                    device: DeviceId(device_index as u32),
-                    entry: q,
-                    arrivals,
-                    service_rng: RngStream::new(seed, &format!("{path}/service")),
-                });
-            }
-            devices.push(Device {
-                params: dp.clone(),
-                msix,
-            });
-        }
-        let platform = Platform {
+        let mut platform = Platform {
             remap_latency: params.remapping.as_ref().map(|r| r.lookup_latency),
-            irte,
-            devices,
-            queues,
+            irte: params.remapping.as_ref().map(|r| IrteTable::new(r.table_entries)),
+            domain,
+            devices: Vec::with_capacity(params.devices.len()),
+            queues: Vec::new(),
+            irq_queue: Vec::new(),
             cpus,
+            actions: params.actions.clone(),
             metrics,
             ids,
         };
+        let mut event_queue = EventQueue::with_capacity(1024);
+        for (device_index, dp) in params.devices.iter().enumerate() {
+            platform.add_device(DeviceId(device_index as u32), dp, seed);
+        }
+        platform.take_domain_warnings();
+        for index in 0..platform.queues.len() {
+            if platform.queues[index].target.is_some() {
+                platform.metrics.add(platform.ids.setup_routed, 1);
+                let first = platform.queues[index].arrivals.first();
+                event_queue.schedule_at(
+                    first,
+                    Event::Raise {
+                        queue: QueueId(index as u32),
+                    },
+                );
+            }
+        }
+        for (index, action) in platform.actions.iter().enumerate() {
+            event_queue.schedule_at(action.at, Event::Action { index: index as u32 });
+        }
         (platform, event_queue)
+    }
+
+    fn add_device(&mut self, device: DeviceId, dp: &DeviceParams, seed: u64) {
+        assert!(dp.queue_count <= MSIX_TABLE_ENTRIES_MAX && !dp.affinity.is_empty());
+        let first_queue = self.queues.len();
+        for q in 0..dp.queue_count {
+            let path = format!("device/{}/queue/{q}", dp.name);
+            let mask = cpu_set(&spread_mask(&dp.affinity, q, dp.queue_count));
+            let irq = match dp.irq_mode {
+                IrqMode::Managed => self.domain.alloc_irq_managed(mask),
+                IrqMode::NonManaged => self.domain.alloc_irq(mask, dp.numa_node.map(NodeId)),
+            };
+            let irq = match irq {
+                Ok(irq) => {
+                    assert_eq!(
+                        irq.0 as usize,
+                        self.irq_queue.len(),
+                        "interrupts are allocated in queue order"
+                    );
+                    self.irq_queue.push(QueueId(self.queues.len() as u32));
+                    Some(irq)
+                }
+                Err(MatrixError::NoSpace) => {
+                    self.metrics.add(self.ids.setup_reserve_fail, 1);
+                    None
+                }
+                Err(e) => panic!("allocating a validated interrupt failed: {e}"),
+            };
+            self.queues.push(Queue {
+                device,
+                entry: q,
+                irq,
+                irte: None,
+                target: None,
+                arrivals: Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))),
+                service_rng: RngStream::new(seed, &format!("{path}/service")),
+            });
+        }
+        self.devices.push(Device {
+            params: dp.clone(),
+            msix: MsixTable::new(dp.queue_count),
+        });
+        for index in first_queue..self.queues.len() {
+            let queue = QueueId(index as u32);
+            let Some(irq) = self.queues[index].irq else { continue };
+            if let Some(table) = self.irte.as_mut() {
+                match table.alloc(Irte {
+                    dest_apic_id: 0,
+                    vector: 0,
+                }) {
+                    Ok(handle) => self.queues[index].irte = Some(handle),
+                    Err(_) => {
+                        self.metrics.add(self.ids.setup_irte_fail, 1);
+                        continue;
+                    }
+                }
+            }
+            self.activate(queue, irq);
+        }
+    }
+
+    /// Activates a queue's interrupt and programs its route.
+    fn activate(&mut self, queue: QueueId, irq: IrqId) {
+        match self.domain.activate(irq).expect("activating an allocated interrupt") {
+            Activation::Assigned {
+                cpu,
+                vector,
+                affinity_broken,
+            } => {
+                if affinity_broken {
+                    self.metrics.add(self.ids.affinity_broken, 1);
+                }
+                self.route(queue, cpu, vector);
+                self.unmask(queue);
+            }
+            Activation::NoSpace => self.metrics.add(self.ids.setup_vector_fail, 1),
+            Activation::ManagedShutdown => self.metrics.add(self.ids.managed_shutdown, 1),
+        }
+    }
+
+    /// Points a queue's interrupt at (cpu, vector): the IRTE with remapping, the MSI-X
+    /// entry's message without; registers the handler on the vector.
+    fn route(&mut self, queue_id: QueueId, cpu: CpuId, vector: Vector) {
+        let queue = &mut self.queues[queue_id.0 as usize];
+        queue.target = Some((cpu, vector));
+        self.cpus[cpu.0 as usize].vector_queue[usize::from(vector.0)] = queue_id.0;
+        let (address, data) = match (self.irte.as_mut(), queue.irte) {
+            (Some(table), Some(handle)) => {
+                table.update(
+                    handle,
+                    Irte {
+                        dest_apic_id: cpu.0,
+                        vector: vector.0,
+                    },
+                );
+                msi::compose_remappable(handle)
+            }
+            _ => msi::compose_compat(
+                u8::try_from(cpu.0).expect("validation keeps CPUs below 256 without remapping"),
+                vector.0,
+            ),
+        };
+        let msix = &mut self.devices[queue.device.0 as usize].msix;
+        msix.write_message(queue.entry, address, data);
+    }
+
+    /// Unmasks a queue's MSI-X entry; a pending bit set while masked sends its message now.
+    fn unmask(&mut self, queue_id: QueueId) -> Option<QueueId> {
+        let queue = &self.queues[queue_id.0 as usize];
+        let pending = self.devices[queue.device.0 as usize].msix.unmask(queue.entry);
+        pending.then_some(queue_id)
+    }
+
+    fn take_domain_warnings(&mut self) {
+        for warning in self.domain.take_warnings() {
+            match warning {
+                DomainWarning::ReservationExceedsAvailable => self.metrics.add(self.ids.reservation_exceeds, 1),
+                // Counted where the outcome is handled (activation, offline).
+                DomainWarning::AffinityBroken { .. }
+                | DomainWarning::NoLongerAffine { .. }
+                | DomainWarning::SetAffinityFailed { .. }
+                | DomainWarning::ManagedStartupNoVector { .. }
+                | DomainWarning::ReservedExceedsAvailable { .. } => {}
+            }
+        }
     }
 
     /// The run's metrics.
@@ -418,8 +700,13 @@ impl Platform {
         &self.metrics
     }
 
-    /// Where every raised interrupt is, counted independently from the event queue and
-    /// the CPU queues.
+    /// The vector domain (matrix allocator and per-interrupt state).
+    pub fn vector_domain(&self) -> &VectorDomain {
+        &self.domain
+    }
+
+    /// Where every raised interrupt is, counted independently from the event queue, the
+    /// MSI-X pending bits and the CPU queues.
     pub fn conservation(&self, queue: &EventQueue<Event>) -> Conservation {
         let in_transit = queue
             .iter()
@@ -428,18 +715,24 @@ impl Platform {
             raised: self.metrics.get(self.ids.raised),
             delivered: self.metrics.get(self.ids.delivered),
             lost: self.metrics.get(self.ids.lost),
+            merged: self.metrics.get(self.ids.pending_merged),
             in_transit: in_transit.count() as u64,
+            pending: self.devices.iter().map(|d| u64::from(d.msix.pending_count())).sum(),
             at_cpu: self.cpus.iter().map(|c| c.jobs.len() as u64).sum(),
         }
     }
 
     /// Use of every limited resource against its limit.
     pub fn resources(&self) -> Vec<ResourceUse> {
+        let matrix = self.domain.matrix();
+        let allocated = (0..self.cpus.len() as u32).map(|c| matrix.allocated(CpuId(c)));
+        let limit = self.cpus.iter().map(|c| c.vector_capacity).max().unwrap_or(0);
         let mut out = vec![
+            ResourceUse::over("x86.vectors_per_cpu", limit, allocated),
             ResourceUse::over(
-                "x86.vectors_per_cpu",
-                VectorSpace::new(1).available(CpuId(0)),
-                self.cpus.iter().map(|c| c.vectors_used),
+                "x86.vector_reservations_global",
+                matrix.available(None) + matrix.reserved(),
+                [matrix.reserved()],
             ),
             ResourceUse::over(
                 "pci.msix_entries_per_function",
@@ -450,11 +743,16 @@ impl Platform {
         if let Some(table) = &self.irte {
             out.push(ResourceUse::over(
                 "iommu.irtes_per_iommu",
-                INTR_REMAP_TABLE_ENTRIES.min(table.capacity()),
+                table.capacity(),
                 [table.used()],
             ));
         }
         out
+    }
+
+    /// The kernel's irq matrix debugfs table for the current state.
+    pub fn matrix_table(&self) -> String {
+        self.domain.debug_table()
     }
 
     fn lose(&mut self, reason: CounterId) {
@@ -466,15 +764,25 @@ impl Platform {
         let now = q.now();
         let queue = &mut self.queues[queue_id.0 as usize];
         let next = queue.arrivals.next_after(now);
-        let latency = self.devices[queue.device.0 as usize].params.msi_write_latency;
         q.schedule_at(next, Event::Raise { queue: queue_id });
         self.metrics.add(self.ids.raised, 1);
+        let (device, entry) = (queue.device, queue.entry);
+        match self.devices[device.0 as usize].msix.raise(entry) {
+            crate::pci::msix::Raise::Send => self.send_msi(queue_id, now, q),
+            crate::pci::msix::Raise::Pending => {}
+            crate::pci::msix::Raise::Merged => self.metrics.add(self.ids.pending_merged, 1),
+        }
+    }
+
+    fn send_msi(&mut self, queue_id: QueueId, raised_at: SimTime, q: &mut EventQueue<Event>) {
+        let device = self.queues[queue_id.0 as usize].device;
+        let latency = self.devices[device.0 as usize].params.msi_write_latency;
         self.metrics.record(self.ids.msi_write, latency.as_ps());
         q.schedule_in(
             latency,
             Event::MsiWrite {
                 queue: queue_id,
-                raised_at: now,
+                raised_at,
             },
         );
     }
@@ -521,7 +829,7 @@ impl Platform {
     }
 
     fn deliver(&mut self, cpu_id: CpuId, vector: Vector, raised_at: SimTime, q: &mut EventQueue<Event>) {
-        let Some(cpu) = self.cpus.get_mut(cpu_id.0 as usize) else {
+        let Some(cpu) = self.cpus.get(cpu_id.0 as usize) else {
             self.lose(self.ids.lost_no_handler);
             return;
         };
@@ -530,13 +838,51 @@ impl Platform {
             self.lose(self.ids.lost_no_handler);
             return;
         }
+        let queue_id = QueueId(queue);
+        let target = self.queues[queue as usize].target;
+        if !self.domain.cpu_online_mask().contains(cpu_id) {
+            // fixup_irqs: an interrupt that reaches a CPU on its way down is re-sent to the
+            // interrupt's current target.
+            match target {
+                Some((cpu, vector)) if self.domain.cpu_online_mask().contains(cpu) => {
+                    self.metrics.add(self.ids.retriggered, 1);
+                    self.deliver(cpu, vector, raised_at, q);
+                }
+                _ => self.lose(self.ids.lost_no_handler),
+            }
+            return;
+        }
+        if target == Some((cpu_id, vector)) {
+            self.complete_move(queue_id);
+        }
+        let cpu = &mut self.cpus[cpu_id.0 as usize];
         cpu.jobs.push_back(Job {
-            queue: QueueId(queue),
+            queue: queue_id,
             raised_at,
             arrived_at: q.now(),
         });
         if cpu.jobs.len() == 1 {
             self.start_handler(cpu_id, q);
+        }
+    }
+
+    /// The first interrupt on a moved interrupt's new vector frees the old one.
+    fn complete_move(&mut self, queue_id: QueueId) {
+        let Some(irq) = self.queues[queue_id.0 as usize].irq else {
+            return;
+        };
+        let Some((old_cpu, old_vector)) = self.domain.irq(irq).and_then(|d| d.prev_vector()) else {
+            return;
+        };
+        let leaked_before = self.domain.leaked_vectors().len();
+        self.domain.complete_move(irq).expect("completing a pending move");
+        self.metrics.add(self.ids.moves_completed, 1);
+        if self.domain.leaked_vectors().len() > leaked_before {
+            self.metrics.add(self.ids.vector_leaked, 1);
+        }
+        let slot = &mut self.cpus[old_cpu.0 as usize].vector_queue[usize::from(old_vector.0)];
+        if *slot == queue_id.0 {
+            *slot = NO_QUEUE;
         }
     }
 
@@ -569,6 +915,81 @@ impl Platform {
             self.start_handler(cpu_id, q);
         }
     }
+
+    /// Re-reads each interrupt's vector from the domain after an operation that may have
+    /// moved, shut down or restarted some, and reprograms the routes that changed.
+    fn resync(&mut self, irqs: &[IrqId], q: &mut EventQueue<Event>) {
+        for &irq in irqs {
+            let queue_id = self.irq_queue[irq.0 as usize];
+            let now_at = self.domain.irq(irq).and_then(|d| d.vector());
+            let before = self.queues[queue_id.0 as usize].target;
+            if now_at == before {
+                continue;
+            }
+            match now_at {
+                Some((cpu, vector)) => {
+                    self.route(queue_id, cpu, vector);
+                    if self.unmask(queue_id).is_some() {
+                        let now = q.now();
+                        self.send_msi(queue_id, now, q);
+                    }
+                }
+                None => {
+                    // Shut down: masked, raises accumulate in the pending bit.
+                    let queue = &mut self.queues[queue_id.0 as usize];
+                    queue.target = None;
+                    self.devices[queue.device.0 as usize].msix.mask(queue.entry);
+                }
+            }
+        }
+    }
+
+    fn on_action(&mut self, index: u32, q: &mut EventQueue<Event>) {
+        let action = self.actions[index as usize].clone();
+        match action.kind {
+            ActionKind::CpuOffline(cpu) => match self.domain.offline(cpu) {
+                Ok(report) => {
+                    self.metrics.add(self.ids.migrated, report.migrated.len() as u64);
+                    self.metrics
+                        .add(self.ids.no_longer_affine, report.affinity_broken.len() as u64);
+                    self.metrics
+                        .add(self.ids.managed_shutdown, report.shutdown.len() as u64);
+                    self.metrics.add(self.ids.migration_failed, report.failed.len() as u64);
+                    let touched: Vec<IrqId> = report.migrated.iter().chain(&report.shutdown).copied().collect();
+                    self.resync(&touched, q);
+                }
+                Err(MatrixError::CannotUnplug { .. }) => self.metrics.add(self.ids.unplug_refused, 1),
+                Err(MatrixError::Busy) => self.metrics.add(self.ids.unplug_busy, 1),
+                // Already offline (a scenario may take a CPU down twice): nothing to do.
+                Err(MatrixError::Invalid | MatrixError::NoSpace) => {}
+            },
+            ActionKind::CpuOnline(cpu) => {
+                // An error means it is already online (a scenario may bring a CPU up twice).
+                if let Ok(restarted) = self.domain.online(cpu) {
+                    self.metrics.add(self.ids.managed_restart, restarted.len() as u64);
+                    self.resync(&restarted, q);
+                }
+            }
+            ActionKind::SetAffinity { device, cpus } => {
+                let mask = cpu_set(&cpus);
+                let irqs: Vec<IrqId> = self
+                    .queues
+                    .iter()
+                    .filter(|queue| queue.device == device)
+                    .filter_map(|queue| queue.irq)
+                    .collect();
+                let mut moved = Vec::new();
+                for irq in irqs {
+                    match self.domain.set_affinity(irq, mask.clone()) {
+                        Ok(()) => moved.push(irq),
+                        Err(_) => self.metrics.add(self.ids.affinity_refused, 1),
+                    }
+                }
+                self.resync(&moved, q);
+            }
+        }
+        self.take_domain_warnings();
+    }
 }
 
 impl World for Platform {
@@ -580,6 +1001,7 @@ impl World for Platform {
             Event::MsiWrite { queue, raised_at } => self.on_msi_write(queue, raised_at, q),
             Event::Deliver { cpu, vector, raised_at } => self.deliver(cpu, vector, raised_at, q),
             Event::HandlerDone { cpu } => self.on_handler_done(cpu, q),
+            Event::Action { index } => self.on_action(index, q),
         }
     }
 }
@@ -587,6 +1009,7 @@ impl World for Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
     use sim::{RunLimits, run};
 
     fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
@@ -604,22 +1027,44 @@ mod tests {
                 service: DurationDist::constant(SimDuration::from_ns(1_000)),
                 eoi_cost: SimDuration::from_ns(50),
                 affinity: (0..cpus).map(CpuId).collect(),
+                irq_mode: IrqMode::NonManaged,
+                numa_node: None,
             }],
+            kernel: KernelParams {
+                era: KernelEra::From6_10,
+                legacy_pic: false,
+            },
+            numa_node_count: 1,
+            actions: Vec::new(),
         }
+    }
+
+    fn run_to(p: &mut Platform, q: &mut EventQueue<Event>, ps: u64) {
+        run(
+            p,
+            q,
+            RunLimits {
+                time_end: SimTime::from_ps(ps),
+                event_count_max: u64::MAX,
+            },
+        );
+    }
+
+    fn counter(p: &Platform, name: &str) -> u64 {
+        p.metrics()
+            .snapshot()
+            .counters
+            .iter()
+            .find(|(i, _)| i.name == name)
+            .map(|(_, v)| *v)
+            .unwrap()
     }
 
     #[test]
     fn one_interrupt_takes_the_sum_of_its_stages() {
         for remap in [false, true] {
             let (mut p, mut q) = Platform::new(&one_device(1, 1, remap), 1);
-            run(
-                &mut p,
-                &mut q,
-                RunLimits {
-                    time_end: SimTime::from_ps(sim::PS_PER_S / 100),
-                    event_count_max: u64::MAX,
-                },
-            );
+            run_to(&mut p, &mut q, sim::PS_PER_S / 100);
             let s = p.metrics().snapshot();
             let e2e = s
                 .histograms
@@ -633,14 +1078,38 @@ mod tests {
     }
 
     #[test]
+    fn spread_masks_follow_group_cpus_evenly() {
+        let cpus: Vec<CpuId> = (0..4).map(CpuId).collect();
+        assert_eq!(spread_mask(&cpus, 5, 8), [CpuId(1)]);
+        assert_eq!(spread_mask(&cpus, 1, 2), [CpuId(2), CpuId(3)]);
+        let all: Vec<CpuId> = (0..3).flat_map(|q| spread_mask(&cpus, q, 3)).collect();
+        assert_eq!(all, cpus, "fewer queues than CPUs: every CPU in exactly one group");
+    }
+
+    #[test]
     fn vector_exhaustion_is_counted_not_fatal() {
-        // 300 queues on one CPU: 203 get vectors, 97 do not.
+        // 300 non-managed queues on one CPU: the CPU's allocatable vectors get one each.
         let (p, _) = Platform::new(&one_device(300, 1, true), 1);
-        let routed = p.metrics().get(p.ids.setup_routed);
-        let failed = p.metrics().get(p.ids.setup_vector_fail);
-        assert_eq!((routed, failed), (203, 97));
+        let capacity = u64::from(p.cpus[0].vector_capacity);
+        assert_eq!(counter(&p, "setup.queue_routed_count"), capacity);
+        assert_eq!(counter(&p, "setup.vector_alloc_fail_count"), 300 - capacity);
         let vectors = &p.resources()[0];
-        assert_eq!((vectors.used_max, vectors.limit), (203, 203));
+        assert_eq!(
+            (u64::from(vectors.used_max), u64::from(vectors.limit)),
+            (capacity, capacity)
+        );
+    }
+
+    #[test]
+    fn non_managed_overflow_breaks_affinity_to_other_cpus() {
+        // 2 CPUs, every queue affine to CPU 1 only: CPU 1 fills, then the fallback to all
+        // online CPUs places the rest on CPU 0 with the affinity broken.
+        let mut params = one_device(300, 2, true);
+        params.devices[0].affinity = vec![CpuId(1)];
+        let (p, _) = Platform::new(&params, 1);
+        let cap1 = u64::from(p.cpus[1].vector_capacity);
+        assert_eq!(counter(&p, "x86.affinity_broken_count"), 300 - cap1);
+        assert_eq!(counter(&p, "setup.queue_routed_count"), 300);
     }
 
     #[test]
@@ -649,18 +1118,115 @@ mod tests {
         params.devices[0].arrival = ArrivalParams::Poisson { rate_per_s: 200_000.0 };
         let (mut p, mut q) = Platform::new(&params, 9);
         for end_ns in [1_000u64, 10_000, 123_457, 1_000_000] {
-            run(
-                &mut p,
-                &mut q,
-                RunLimits {
-                    time_end: SimTime::from_ps(end_ns * 1000),
-                    event_count_max: u64::MAX,
-                },
-            );
+            run_to(&mut p, &mut q, end_ns * 1000);
             let c = p.conservation(&q);
             assert!(c.holds(), "{c:?}");
         }
         let c = p.conservation(&q);
         assert!(c.delivered > 0 && c.at_cpu + c.in_transit > 0, "{c:?}");
+    }
+
+    #[test]
+    fn managed_interrupts_shut_down_and_restart_with_their_cpu() {
+        for remap in [false, true] {
+            let mut params = one_device(4, 4, remap);
+            params.devices[0].irq_mode = IrqMode::Managed;
+            params.devices[0].arrival = ArrivalParams::Poisson {
+                rate_per_s: 1_000_000.0,
+            };
+            params.actions = vec![
+                Action {
+                    at: SimTime::from_ps(100_000_000),
+                    kind: ActionKind::CpuOffline(CpuId(2)),
+                },
+                Action {
+                    at: SimTime::from_ps(200_000_000),
+                    kind: ActionKind::CpuOnline(CpuId(2)),
+                },
+            ];
+            let (mut p, mut q) = Platform::new(&params, 3);
+            run_to(&mut p, &mut q, 150_000_000);
+            assert_eq!(counter(&p, "x86.managed_shutdown_count"), 1);
+            // Queue 2's entry is masked: its raises wait in the pending bit (one) or merge.
+            assert!(counter(&p, "interrupt.merged_pending_count") > 0);
+            let c = p.conservation(&q);
+            assert!(c.holds() && c.pending == 1, "{c:?}");
+            run_to(&mut p, &mut q, 300_000_000);
+            assert_eq!(counter(&p, "x86.managed_restart_count"), 1);
+            let c = p.conservation(&q);
+            assert!(c.holds() && c.pending == 0, "{c:?}");
+            assert_eq!(counter(&p, "interrupt.lost_count"), 0, "remap={remap}");
+            p.vector_domain().check_invariants().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_move_holds_two_vectors_until_the_first_interrupt_on_the_new_one() {
+        let mut params = one_device(1, 4, true);
+        params.devices[0].affinity = vec![CpuId(1)];
+        params.devices[0].arrival = ArrivalParams::Constant {
+            rate_per_s: 1_000_000.0,
+        };
+        params.actions = vec![Action {
+            at: SimTime::from_ps(10_000_000),
+            kind: ActionKind::SetAffinity {
+                device: DeviceId(0),
+                cpus: vec![CpuId(3)],
+            },
+        }];
+        let (mut p, mut q) = Platform::new(&params, 1);
+        let allocated = |p: &Platform| (0..4).map(|c| p.domain.matrix().allocated(CpuId(c))).sum::<u32>();
+        run_to(&mut p, &mut q, 10_000_000);
+        assert_eq!(allocated(&p), 2, "old and new vector held during the move");
+        run_to(&mut p, &mut q, 20_000_000);
+        assert_eq!(
+            allocated(&p),
+            1,
+            "the first interrupt on the new vector freed the old one"
+        );
+        assert_eq!(counter(&p, "x86.move_completed_count"), 1);
+        assert_eq!(p.queues[0].target.map(|t| t.0), Some(CpuId(3)));
+        assert!(p.conservation(&q).holds());
+    }
+
+    #[test]
+    fn repeated_hotplug_actions_are_harmless() {
+        let mut params = one_device(4, 4, false);
+        let at = |ps, kind| Action {
+            at: SimTime::from_ps(ps),
+            kind,
+        };
+        params.actions = vec![
+            at(1_000_000, ActionKind::CpuOffline(CpuId(2))),
+            at(2_000_000, ActionKind::CpuOffline(CpuId(2))),
+            at(3_000_000, ActionKind::CpuOnline(CpuId(2))),
+            at(4_000_000, ActionKind::CpuOnline(CpuId(2))),
+            at(5_000_000, ActionKind::CpuOffline(CpuId(0))),
+        ];
+        let (mut p, mut q) = Platform::new(&params, 1);
+        run_to(&mut p, &mut q, 10_000_000);
+        assert_eq!(counter(&p, "x86.unplug_busy_count"), 1);
+        assert!(p.conservation(&q).holds());
+        p.vector_domain().check_invariants().unwrap();
+    }
+
+    #[test]
+    fn offline_migrates_non_managed_and_in_flight_interrupts_are_retriggered() {
+        let mut params = one_device(8, 4, true);
+        params.devices[0].arrival = ArrivalParams::Poisson {
+            rate_per_s: 2_000_000.0,
+        };
+        params.actions = vec![Action {
+            at: SimTime::from_ps(50_000_000),
+            kind: ActionKind::CpuOffline(CpuId(1)),
+        }];
+        let (mut p, mut q) = Platform::new(&params, 5);
+        run_to(&mut p, &mut q, 200_000_000);
+        assert_eq!(counter(&p, "x86.migrated_count"), 2, "queues 1 and 5 were on CPU 1");
+        let c = p.conservation(&q);
+        assert!(c.holds(), "{c:?}");
+        assert_eq!(counter(&p, "interrupt.lost_count"), 0);
+        assert!(p.queues.iter().all(|queue| queue.target.map(|t| t.0) != Some(CpuId(1))));
+        p.vector_domain().check_invariants().unwrap();
     }
 }

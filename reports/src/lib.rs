@@ -20,5 +20,5 @@ mod schema;
 pub use render::{markdown, text};
 pub use schema::{
     Conservation, CounterRow, FORMAT_NAME, FORMAT_VERSION, Failure, PerfInfo, PointReport, ResourceRow, RunInfo,
-    RunReport, ScenarioInfo, StageSummary, point_from_metrics, read_report, write_atomic,
+    RunReport, ScenarioInfo, StageSummary, TextTable, point_from_metrics, read_report, write_atomic,
 };

@@ -44,13 +44,14 @@ pub fn markdown(report: &RunReport) -> String {
         let c = &p.conservation;
         let _ = writeln!(
             s,
-            "Stopped at {} after {} events ({}). Interrupts: {} raised = {} delivered + {} lost + {} in flight.\n",
+            "Stopped at {} after {} events ({}). Interrupts: {} raised = {} delivered + {} lost + {} merged + {} in flight.\n",
             fmt_ns(p.run.simulated_ns),
             p.run.event_count,
             p.run.stop_reason,
             c.raised,
             c.delivered,
             c.lost,
+            c.merged,
             c.in_flight
         );
         let _ = writeln!(s, "### Latency per stage\n");
@@ -99,6 +100,9 @@ pub fn markdown(report: &RunReport) -> String {
         for c in &p.counters {
             let _ = writeln!(s, "| {} | {} | {} | {} |", c.name, c.value, c.unit, c.description);
         }
+        for t in &p.tables {
+            let _ = writeln!(s, "\n### {}\n\n```text\n{}\n```", t.name, t.text.trim_end());
+        }
         s.push('\n');
     }
     s
@@ -124,8 +128,8 @@ pub fn text(report: &RunReport) -> String {
         );
         let _ = writeln!(
             s,
-            "interrupts: {} raised, {} delivered, {} lost, {} in flight",
-            c.raised, c.delivered, c.lost, c.in_flight
+            "interrupts: {} raised, {} delivered, {} lost, {} merged, {} in flight",
+            c.raised, c.delivered, c.lost, c.merged, c.in_flight
         );
         let _ = writeln!(
             s,
@@ -197,6 +201,7 @@ mod tests {
                     raised: 3,
                     delivered: 2,
                     lost: 0,
+                    merged: 0,
                     in_flight: 1,
                 },
                 stages: vec![StageSummary {
@@ -224,6 +229,10 @@ mod tests {
                     limit: 203,
                 }],
                 counters: vec![],
+                tables: vec![TextTable {
+                    name: "matrix".into(),
+                    text: "| CPU | avl |".into(),
+                }],
             }],
         }
     }

@@ -65,6 +65,18 @@ pub struct PointReport {
     pub resources: Vec<ResourceRow>,
     /// Every counter, in registration order.
     pub counters: Vec<CounterRow>,
+    /// Fixed-layout text tables from the models (e.g. the kernel's irq matrix table).
+    pub tables: Vec<TextTable>,
+}
+
+/// A table a model renders in a fixed, familiar layout (kept verbatim).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextTable {
+    /// What it is, e.g. `x86 vector matrix (/sys/kernel/debug/irq/domains/VECTOR)`.
+    pub name: String,
+    /// The table, lines separated by newlines.
+    pub text: String,
 }
 
 /// How a point's run ended.
@@ -79,7 +91,8 @@ pub struct RunInfo {
     pub simulated_ns: f64,
 }
 
-/// Interrupt conservation at the end of a point: raised = delivered + lost + in_flight.
+/// Interrupt conservation at the end of a point: raised = delivered + lost + merged +
+/// in_flight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Conservation {
@@ -89,7 +102,9 @@ pub struct Conservation {
     pub delivered: u64,
     /// Modelled losses.
     pub lost: u64,
-    /// Still on the way or queued at a CPU when the run stopped.
+    /// Merged into a pending bit that was already set (a masked MSI-X entry).
+    pub merged: u64,
+    /// Still on the way, pending in a masked entry, or queued at a CPU when the run stopped.
     pub in_flight: u64,
 }
 
@@ -184,7 +199,7 @@ fn ns(ps: f64) -> f64 {
 }
 
 /// The metric parts of a point: stages from `latency.*_ps` histograms, all counters, and
-/// failures from non-zero `*.lost.*` and `setup.*_fail_*` counters.
+/// failures from the non-zero counters registered as failure counters.
 pub fn point_from_metrics(snapshot: &MetricsSnapshot) -> (Vec<StageSummary>, Vec<CounterRow>, Vec<Failure>) {
     let stages = snapshot
         .histograms
@@ -219,7 +234,7 @@ pub fn point_from_metrics(snapshot: &MetricsSnapshot) -> (Vec<StageSummary>, Vec
     let failures = snapshot
         .counters
         .iter()
-        .filter(|(info, value)| *value > 0 && (info.name.contains(".lost.") || info.name.contains("_fail_")))
+        .filter(|(info, value)| *value > 0 && info.failure)
         .map(|(info, value)| Failure {
             name: info.name.clone(),
             count: *value,

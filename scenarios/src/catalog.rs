@@ -7,6 +7,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("nvme-bare-metal", include_str!("../catalog/nvme-bare-metal.yaml")),
     ("interrupt-storm", include_str!("../catalog/interrupt-storm.yaml")),
     ("vector-exhaustion", include_str!("../catalog/vector-exhaustion.yaml")),
+    ("cpu-hotplug", include_str!("../catalog/cpu-hotplug.yaml")),
 ];
 
 /// The flagship scenario's name.

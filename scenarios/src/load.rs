@@ -5,17 +5,19 @@
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
-use sim::{DurationDist, SimDuration};
+use sim::{DurationDist, SimDuration, SimTime};
 
 use models::ids::CpuId;
+use models::ids::DeviceId;
 use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
 use models::pci::msix::MSIX_TABLE_ENTRIES_MAX;
-use models::platform::{DeviceParams, PlatformParams, RemapParams};
+use models::platform::{Action, ActionKind, DeviceParams, IrqMode, KernelParams, PlatformParams, RemapParams};
 use models::workload::ArrivalParams;
+use models::x86::vector_matrix::KernelEra;
 
 use crate::diagnostic::{Diagnostic, ScenarioError};
 use crate::quantity::{parse_duration, parse_rate};
-use crate::schema::{ArrivalSpec, Dist, HandlerSpec, Process, ScenarioFile};
+use crate::schema::{ActionSpec, ArrivalSpec, Dist, HandlerSpec, IrqModeSpec, KernelSpec, Process, ScenarioFile};
 
 /// Most CPUs a platform may have (x2APIC ids are 32-bit; this bound keeps runs sane).
 pub const CPU_COUNT_MAX: u32 = 65_536;
@@ -292,6 +294,20 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
         );
     }
 
+    let numa_nodes = match &raw.platform.numa_nodes {
+        None => 1,
+        Some(n) if n.value >= 1 && n.value <= cpu_count.max(1) => n.value,
+        Some(n) => {
+            c.error(
+                n,
+                "platform.numa_nodes",
+                format!("{} NUMA nodes for {cpu_count} CPUs; allowed 1 to {cpu_count}", n.value),
+            );
+            1
+        }
+    };
+    let kernel = check_kernel(raw.platform.kernel.as_ref(), c);
+
     if raw.devices.value.is_empty() {
         c.error(
             &raw.devices,
@@ -344,6 +360,25 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
                     .ok(),
             }
         };
+        let numa_node = match &d.numa_node {
+            Some(n) if n.value >= numa_nodes => {
+                c.error(
+                    n,
+                    format!("{p}.numa_node"),
+                    format!(
+                        "node {} does not exist; the platform has {numa_nodes} (0 to {})",
+                        n.value,
+                        numa_nodes - 1
+                    ),
+                );
+                None
+            }
+            n => n.as_ref().map(|n| n.value),
+        };
+        let irq_mode = match d.irq_mode.unwrap_or(IrqModeSpec::NonManaged) {
+            IrqModeSpec::Managed => IrqMode::Managed,
+            IrqModeSpec::NonManaged => IrqMode::NonManaged,
+        };
         let arrival = check_arrival(&d.arrival, &format!("{p}.arrival"), c);
         let handler = check_handler(&d.handler, &format!("{p}.handler"), c);
         let (Some(msi), Some(affinity), Some(arrival), Some((service, eoi))) = (msi, affinity, arrival, handler) else {
@@ -371,10 +406,14 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
                 service: service.clone(),
                 eoi_cost: eoi,
                 affinity: affinity.clone(),
+                irq_mode,
+                numa_node,
             });
         }
     }
-    let (duration, remapping) = (duration?, remapping?);
+    let actions = check_actions(&raw.actions, cpu_count, duration, &names, c);
+    let (duration, remapping, kernel) = (duration?, remapping?, kernel?);
+    let actions = actions?;
     (c.diagnostics.is_empty()).then(|| Scenario {
         name: raw.name.value.clone(),
         description: raw.description.clone(),
@@ -385,8 +424,147 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
             cpu_count,
             remapping,
             devices,
+            kernel,
+            numa_node_count: numa_nodes,
+            actions,
         },
     })
+}
+
+/// The oldest release whose vector allocator this model follows: 5.11 changed the
+/// activation fallback order to node ∩ affinity → affinity → node → all (calibration.md §4).
+const KERNEL_OLDEST: (u32, u32) = (5, 11);
+
+fn check_kernel(spec: Option<&KernelSpec>, c: &mut Checker) -> Option<KernelParams> {
+    let legacy_pic = spec.and_then(|k| k.legacy_pic).unwrap_or(true);
+    let Some(version) = spec.and_then(|k| k.version.as_ref()) else {
+        return Some(KernelParams {
+            era: KernelEra::From6_10,
+            legacy_pic,
+        });
+    };
+    let parsed = version
+        .value
+        .trim()
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
+    let Some((major, minor)) = parsed else {
+        c.error(
+            version,
+            "platform.kernel.version",
+            format!("`{}` is not a MAJOR.MINOR release such as \"6.8\"", version.value),
+        );
+        return None;
+    };
+    if (major, minor) < KERNEL_OLDEST {
+        c.error(
+            version,
+            "platform.kernel.version",
+            format!("{major}.{minor} is older than {}.{}: earlier kernels used another vector fallback order, which is not modelled", KERNEL_OLDEST.0, KERNEL_OLDEST.1),
+        );
+        return None;
+    }
+    let era = match (major, minor) {
+        (6, m) if m >= 10 => KernelEra::From6_10,
+        (m, _) if m > 6 => KernelEra::From6_10,
+        (6, 6..=9) => KernelEra::V6_6To6_9,
+        _ => KernelEra::UpTo6_5,
+    };
+    Some(KernelParams { era, legacy_pic })
+}
+
+fn check_actions(
+    specs: &[ActionSpec],
+    cpu_count: u32,
+    duration: Option<SimDuration>,
+    device_names: &[(String, String)],
+    c: &mut Checker,
+) -> Option<Vec<Action>> {
+    let mut actions = Vec::new();
+    let mut ok = true;
+    for (i, a) in specs.iter().enumerate() {
+        let p = format!("actions[{i}]");
+        let at = c.duration(&a.at, &format!("{p}.at"));
+        if let (Some(at), Some(end)) = (at, duration)
+            && at > end
+        {
+            c.error(
+                &a.at,
+                format!("{p}.at"),
+                format!(
+                    "{} is after the end of the run ({end}); it would never happen",
+                    a.at.value
+                ),
+            );
+            ok = false;
+        }
+        let chosen = [
+            a.cpu_offline.is_some(),
+            a.cpu_online.is_some(),
+            a.set_affinity.is_some(),
+        ];
+        if chosen.iter().filter(|&&x| x).count() != 1 {
+            c.error(
+                &a.at,
+                p.clone(),
+                "needs exactly one of cpu_offline, cpu_online, set_affinity",
+            );
+            ok = false;
+            continue;
+        }
+        let cpu = |c: &mut Checker, v: &Spanned<u32>, field: &str| {
+            if v.value < cpu_count {
+                Some(models::ids::CpuId(v.value))
+            } else {
+                c.error(
+                    v,
+                    format!("{p}.{field}"),
+                    format!("CPU {} does not exist; the platform has {cpu_count} CPUs", v.value),
+                );
+                None
+            }
+        };
+        let kind = if let Some(v) = &a.cpu_offline {
+            cpu(c, v, "cpu_offline").map(ActionKind::CpuOffline)
+        } else if let Some(v) = &a.cpu_online {
+            cpu(c, v, "cpu_online").map(ActionKind::CpuOnline)
+        } else {
+            let s = a.set_affinity.as_ref().expect("exactly one is set");
+            let device = device_names.iter().position(|(n, _)| *n == s.device.value);
+            if device.is_none() {
+                let known: Vec<&str> = device_names.iter().map(|(n, _)| n.as_str()).collect();
+                c.error(
+                    &s.device,
+                    format!("{p}.set_affinity.device"),
+                    format!(
+                        "no device named `{}`; devices are: {}",
+                        s.device.value,
+                        known.join(", ")
+                    ),
+                );
+            }
+            let cpus = if cpu_count == 0 {
+                None
+            } else {
+                parse_cpu_list(&s.cpus.value, cpu_count)
+                    .map_err(|e| c.error(&s.cpus, format!("{p}.set_affinity.cpus"), e))
+                    .ok()
+            };
+            device.zip(cpus).map(|(d, cpus)| ActionKind::SetAffinity {
+                device: DeviceId(d as u32),
+                cpus,
+            })
+        };
+        match (at, kind) {
+            (Some(at), Some(kind)) => actions.push(Action {
+                at: SimTime::ZERO + at,
+                kind,
+            }),
+            _ => ok = false,
+        }
+    }
+    actions.sort_by_key(|a| a.at);
+    ok.then_some(actions)
 }
 
 fn check_arrival(a: &ArrivalSpec, p: &str, c: &mut Checker) -> Option<ArrivalParams> {

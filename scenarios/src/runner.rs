@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use models::platform::{Event, Platform};
-use reports::{Conservation, PerfInfo, PointReport, ResourceRow, RunInfo, RunReport, ScenarioInfo};
+use reports::{Conservation, PerfInfo, PointReport, ResourceRow, RunInfo, RunReport, ScenarioInfo, TextTable};
 use sha2::{Digest, Sha256};
 use sim::{EventQueue, RunLimits, SimTime};
 
@@ -50,10 +50,7 @@ pub fn run_point(
     let outcome = sim::run(&mut platform, &mut queue, limits);
     let c = platform.conservation(&queue);
     if !c.holds() {
-        return Err(format!(
-            "interrupt conservation violated at point {index}: raised {} != delivered {} + lost {} + in transit {} + at CPU {}",
-            c.raised, c.delivered, c.lost, c.in_transit, c.at_cpu
-        ));
+        return Err(format!("interrupt conservation violated at point {index}: {c:?}"));
     }
     let (stages, counters, failures) = reports::point_from_metrics(&platform.metrics().snapshot());
     let resources = platform
@@ -80,12 +77,17 @@ pub fn run_point(
             raised: c.raised,
             delivered: c.delivered,
             lost: c.lost,
-            in_flight: c.in_transit + c.at_cpu,
+            merged: c.merged,
+            in_flight: c.in_transit + c.pending + c.at_cpu,
         },
         stages,
         failures,
         resources,
         counters,
+        tables: vec![TextTable {
+            name: "x86 vector matrix at the end (the layout of /sys/kernel/debug/irq/domains/VECTOR)".to_owned(),
+            text: platform.matrix_table(),
+        }],
     };
     Ok((point, platform, queue))
 }

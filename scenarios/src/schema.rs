@@ -33,6 +33,9 @@ pub struct ScenarioFile {
     /// Device functions and their queues.
     #[schemars(with = "Vec<DeviceSpec>")]
     pub devices: Spanned<Vec<DeviceSpec>>,
+    /// Things that happen during the run: CPU hotplug, affinity changes.
+    #[serde(default)]
+    pub actions: Vec<ActionSpec>,
     /// Free-form place for YAML anchors (`&name`) that devices merge with `<<: *name`;
     /// ignored by irqsim.
     #[serde(default)]
@@ -61,6 +64,60 @@ pub struct PlatformSpec {
     /// The IOMMU's interrupt-remapping unit; leave out for a platform without one.
     #[serde(default)]
     pub iommu: Option<IommuSpec>,
+    /// NUMA nodes; CPUs are split evenly and contiguously (default 1).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub numa_nodes: Option<Spanned<u32>>,
+    /// The kernel whose vector allocator is modelled (default: version 6.10, legacy PIC).
+    #[serde(default)]
+    pub kernel: Option<KernelSpec>,
+}
+
+/// The Linux kernel.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSpec {
+    /// Release as `MAJOR.MINOR` (5.11 or later), e.g. `"6.8"`: the vector range and the
+    /// hotplug behaviour differ between <=6.5, 6.6-6.9 and >=6.10.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub version: Option<Spanned<String>>,
+    /// A legacy PIC exists: the cascade vector is taken on every CPU and the boot CPU holds
+    /// the ISA vectors (default true).
+    #[serde(default)]
+    pub legacy_pic: Option<bool>,
+}
+
+/// One scheduled action: `at` plus exactly one of the others.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    /// When, from the start of the run (e.g. `5ms`).
+    #[schemars(with = "String")]
+    pub at: Spanned<String>,
+    /// Take this CPU offline.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub cpu_offline: Option<Spanned<u32>>,
+    /// Bring this CPU online.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub cpu_online: Option<Spanned<u32>>,
+    /// Set the affinity of every interrupt of a device.
+    #[serde(default)]
+    pub set_affinity: Option<SetAffinitySpec>,
+}
+
+/// An affinity change.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetAffinitySpec {
+    /// The device's name (as expanded: NAME0, NAME1, … with `count`).
+    #[schemars(with = "String")]
+    pub device: Spanned<String>,
+    /// The new mask as a CPU list (`0-3,8`).
+    #[schemars(with = "String")]
+    pub cpus: Spanned<String>,
 }
 
 /// Interrupt remapping (Intel VT-d).
@@ -112,10 +169,27 @@ pub struct DeviceSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub affinity: Option<Spanned<String>>,
+    /// `managed` (PCI_IRQ_AFFINITY, as NVMe) or `non_managed` (reservation mode; default).
+    #[serde(default)]
+    pub irq_mode: Option<IrqModeSpec>,
+    /// The device's NUMA node (non-managed fallback: node ∩ affinity first).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub numa_node: Option<Spanned<u32>>,
     /// When each queue raises an interrupt.
     pub arrival: ArrivalSpec,
     /// What each interrupt costs the CPU.
     pub handler: HandlerSpec,
+}
+
+/// Interrupt allocation modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IrqModeSpec {
+    /// One vector reserved on every CPU of the queue's mask; shut down with its CPUs.
+    Managed,
+    /// Reservation mode: the vector goes to the CPU with the most free vectors.
+    NonManaged,
 }
 
 /// Arrival processes.

@@ -45,6 +45,8 @@ pub struct MetricInfo {
     pub unit: Unit,
     /// One sentence for humans.
     pub description: String,
+    /// A counter of modelled failures (reports list these with their counts and reasons).
+    pub failure: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -125,11 +127,22 @@ impl Metrics {
 
     /// Registers a counter.
     pub fn counter(&mut self, name: &str, unit: Unit, description: &str) -> CounterId {
+        self.register_counter(name, unit, description, false)
+    }
+
+    /// Registers a counter of modelled failures; `reason` says why each one happened, in the
+    /// kernel's or the specification's words where there are some.
+    pub fn failure_counter(&mut self, name: &str, reason: &str) -> CounterId {
+        self.register_counter(name, Unit::Count, reason, true)
+    }
+
+    fn register_counter(&mut self, name: &str, unit: Unit, description: &str, failure: bool) -> CounterId {
         self.assert_new_name(name);
         let info = MetricInfo {
             name: name.to_owned(),
             unit,
             description: description.to_owned(),
+            failure,
         };
         self.counters.push((info, 0));
         CounterId(u32::try_from(self.counters.len() - 1).expect("fewer than 2^32 counters"))
@@ -142,6 +155,7 @@ impl Metrics {
             name: name.to_owned(),
             unit,
             description: description.to_owned(),
+            failure: false,
         };
         let histogram = Histogram::new(3).expect("3 significant digits is a valid precision");
         self.histograms.push(HistogramSlot {

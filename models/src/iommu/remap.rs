@@ -103,6 +103,13 @@ impl IrteTable {
         Ok(index as u16)
     }
 
+    /// Rewrites an allocated entry (an affinity change or a move).
+    pub fn update(&mut self, handle: u16, irte: Irte) {
+        let slot = &mut self.entries[usize::from(handle)];
+        assert!(slot.is_some(), "updating an IRTE that was never allocated");
+        *slot = Some(irte);
+    }
+
     /// What the hardware does with a remappable request for `handle`.
     pub fn lookup(&self, handle: u32) -> Result<Irte, RemapFault> {
         match self.entries.get(handle as usize) {

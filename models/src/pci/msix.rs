@@ -4,9 +4,12 @@
 //! The table as the device sees it: one entry per queue, each holding the message the OS
 //! composed (see `x86::msi`) and the per-entry mask bit.
 //!
+//! The Pending Bit Array: a raise on a masked entry sets the entry's pending bit instead of
+//! sending; further raises while it is set merge into it; unmasking sends the message once
+//! and clears the bit (PCI MSI-X "Pending Bits").
+//!
 //! # What is not modelled (and why)
-//! The Pending Bit Array and masked raises: no workload masks entries yet (the hardware
-//! models issue adds them). Function-level mask: same reason.
+//! The function-level mask (no scenario masks a whole function yet).
 //!
 //! # Parameters and their sources
 //! - 2,048 entries per function: the Table Size field is 11 bits (N−1),
@@ -25,6 +28,19 @@ pub struct MsixEntry {
     pub data: u32,
     /// Vector-control mask bit.
     pub masked: bool,
+    /// Pending bit (PBA): a raise happened while masked.
+    pub pending: bool,
+}
+
+/// What a raise on an entry does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raise {
+    /// Unmasked: the message is written now.
+    Send,
+    /// Masked: the pending bit is set; the message goes out at unmask.
+    Pending,
+    /// Masked with the pending bit already set: merged into it.
+    Merged,
 }
 
 /// The MSI-X table of one function.
@@ -66,13 +82,62 @@ impl MsixTable {
         self.entries[index as usize]
     }
 
-    /// Writes a message into entry `index` and unmasks it (what a driver's
-    /// `pci_write_msi_msg` + unmask does).
-    pub fn program(&mut self, index: u32, address: u64, data: u32) {
-        self.entries[index as usize] = MsixEntry {
-            address,
-            data,
-            masked: false,
-        };
+    /// Writes a message into entry `index`, leaving its mask and pending bits alone (what
+    /// `pci_write_msi_msg` does).
+    pub fn write_message(&mut self, index: u32, address: u64, data: u32) {
+        let entry = &mut self.entries[index as usize];
+        entry.address = address;
+        entry.data = data;
+    }
+
+    /// Sets the mask bit of entry `index`.
+    pub fn mask(&mut self, index: u32) {
+        self.entries[index as usize].masked = true;
+    }
+
+    /// Clears the mask bit of entry `index`; returns whether a pending message must be sent
+    /// now (the pending bit was set; it is cleared).
+    pub fn unmask(&mut self, index: u32) -> bool {
+        let entry = &mut self.entries[index as usize];
+        entry.masked = false;
+        std::mem::take(&mut entry.pending)
+    }
+
+    /// The device raises entry `index`.
+    pub fn raise(&mut self, index: u32) -> Raise {
+        let entry = &mut self.entries[index as usize];
+        match (entry.masked, entry.pending) {
+            (false, _) => Raise::Send,
+            (true, false) => {
+                entry.pending = true;
+                Raise::Pending
+            }
+            (true, true) => Raise::Merged,
+        }
+    }
+
+    /// Entries whose pending bit is set.
+    pub fn pending_count(&self) -> u32 {
+        self.entries.iter().filter(|e| e.pending).count() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_raises_set_one_pending_bit_sent_at_unmask() {
+        let mut t = MsixTable::new(2);
+        assert!(t.entry(0).masked, "entries start masked");
+        assert_eq!(t.raise(0), Raise::Pending);
+        assert_eq!(t.raise(0), Raise::Merged);
+        assert_eq!(t.pending_count(), 1);
+        t.write_message(0, 0xFEE0_0000, 0x30);
+        assert!(t.entry(0).masked, "writing a message does not unmask");
+        assert!(t.unmask(0), "the pending message goes out at unmask");
+        assert_eq!(t.pending_count(), 0);
+        assert_eq!(t.raise(0), Raise::Send);
+        assert!(!t.unmask(1), "nothing pending on entry 1");
     }
 }

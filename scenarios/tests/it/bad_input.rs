@@ -84,6 +84,42 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         &["required with process: on_off"],
     ),
     ("many-errors", "1:7", "name", &["`Bad Name` is not a valid name"]),
+    (
+        "kernel-too-old",
+        "5:22",
+        "platform.kernel.version",
+        &["4.19 is older than 5.11"],
+    ),
+    (
+        "kernel-not-a-version",
+        "5:22",
+        "platform.kernel.version",
+        &["`six` is not a MAJOR.MINOR release"],
+    ),
+    (
+        "action-two-kinds",
+        "13:11",
+        "actions[0]",
+        &["exactly one of cpu_offline, cpu_online, set_affinity"],
+    ),
+    (
+        "action-unknown-device",
+        "13:42",
+        "actions[0].set_affinity.device",
+        &["no device named `nvme9`", "devices are: d"],
+    ),
+    (
+        "action-after-end",
+        "13:11",
+        "actions[0].at",
+        &["after the end of the run (1ms)"],
+    ),
+    (
+        "numa-node-out-of-range",
+        "8:16",
+        "devices[0].numa_node",
+        &["node 2 does not exist"],
+    ),
 ];
 
 #[test]
