@@ -1,3 +1,4 @@
-//! The IOMMU's interrupt-remapping unit.
+//! The IOMMU: interrupt remapping and posted interrupts.
 
+pub mod posted;
 pub mod remap;

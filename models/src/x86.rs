@@ -2,4 +2,5 @@
 //! vector matrix allocator.
 
 pub mod msi;
+pub mod posted_msi;
 pub mod vector_matrix;
