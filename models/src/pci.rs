@@ -1,3 +1,3 @@
-//! PCI interrupt stores of a device function.
+//! PCI interrupt sources: device functions' interrupt-message stores.
 
-pub mod msix;
+pub mod store;

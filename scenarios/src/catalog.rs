@@ -8,6 +8,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("interrupt-storm", include_str!("../catalog/interrupt-storm.yaml")),
     ("vector-exhaustion", include_str!("../catalog/vector-exhaustion.yaml")),
     ("cpu-hotplug", include_str!("../catalog/cpu-hotplug.yaml")),
+    ("dsa-ims-density", include_str!("../catalog/dsa-ims-density.yaml")),
 ];
 
 /// The flagship scenario's name.

@@ -10,14 +10,19 @@ use sim::{DurationDist, SimDuration, SimTime};
 use models::ids::CpuId;
 use models::ids::DeviceId;
 use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
-use models::pci::msix::MSIX_TABLE_ENTRIES_MAX;
-use models::platform::{Action, ActionKind, DeviceParams, IrqMode, KernelParams, PlatformParams, RemapParams};
+use models::pci::store::{IMS_DEVICE_SLOTS_MAX, MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, StoreKind};
+use models::platform::{
+    Action, ActionKind, DeviceParams, ImsPoolParams, IrqMode, KernelParams, PlatformParams, RemapParams,
+};
 use models::workload::ArrivalParams;
 use models::x86::vector_matrix::KernelEra;
 
 use crate::diagnostic::{Diagnostic, ScenarioError};
 use crate::quantity::{parse_duration, parse_rate};
-use crate::schema::{ActionSpec, ArrivalSpec, Dist, HandlerSpec, IrqModeSpec, KernelSpec, Process, ScenarioFile};
+use crate::schema::{
+    ActionSpec, ArrivalSpec, DeviceSpec, Dist, HandlerSpec, InterruptStore, IrqModeSpec, KernelSpec, Process,
+    ScenarioFile,
+};
 
 /// Most CPUs a platform may have (x2APIC ids are 32-bit; this bound keeps runs sane).
 pub const CPU_COUNT_MAX: u32 = 65_536;
@@ -316,6 +321,8 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
         );
     }
     let mut devices = Vec::new();
+    let mut devices_physical = 0u32;
+    let mut ims_pools = Vec::new();
     let mut names: Vec<(String, String)> = Vec::new();
     for (i, d) in raw.devices.value.iter().enumerate() {
         let p = format!("devices[{i}]");
@@ -340,14 +347,34 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
             );
         }
         let queues = d.queues.value;
+        let store = d.interrupt_store.as_ref().map_or(InterruptStore::Msix, |s| s.value);
+        let kind = match store {
+            InterruptStore::Msi => StoreKind::Msi,
+            InterruptStore::Msix => StoreKind::Msix,
+            InterruptStore::ImsDevice => StoreKind::ImsDevice,
+            InterruptStore::ImsQueue => StoreKind::ImsQueue,
+        };
+        let ims_slots = check_store_fields(d, kind, &p, c);
         if queues == 0 {
             c.error(&d.queues, format!("{p}.queues"), "0 queues: a device needs at least 1");
-        } else if queues > MSIX_TABLE_ENTRIES_MAX {
-            c.error(
-                &d.queues,
-                format!("{p}.queues"),
-                format!("{queues} exceeds the MSI-X table limit of {MSIX_TABLE_ENTRIES_MAX} entries per function"),
-            );
+        } else {
+            let limit = match kind {
+                StoreKind::Msi => Some((MSI_VECTORS_MAX, "the MSI limit of 32 vectors per function".to_owned())),
+                StoreKind::Msix => Some((
+                    MSIX_TABLE_ENTRIES_MAX,
+                    format!("the MSI-X table limit of {MSIX_TABLE_ENTRIES_MAX} entries per function"),
+                )),
+                StoreKind::ImsDevice => ims_slots.map(|n| (n, format!("the device's {n} IMS slots"))),
+                StoreKind::ImsQueue => Some((
+                    IMS_QUEUE_ENTRIES_MAX,
+                    format!("{IMS_QUEUE_ENTRIES_MAX} queue-memory IMS entries (a sanity bound)"),
+                )),
+            };
+            if let Some((max, what)) = limit
+                && queues > max
+            {
+                c.error(&d.queues, format!("{p}.queues"), format!("{queues} exceeds {what}"));
+            }
         }
         let msi = c.duration(&d.msi_write_latency, &format!("{p}.msi_write_latency"));
         let affinity = if cpu_count == 0 || cpu_count > CPU_COUNT_MAX {
@@ -384,21 +411,30 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
         let (Some(msi), Some(affinity), Some(arrival), Some((service, eoi))) = (msi, affinity, arrival, handler) else {
             continue;
         };
+        let update_latency = d
+            .ims_update_latency
+            .as_ref()
+            .and_then(|l| c.duration(l, &format!("{p}.ims_update_latency")));
+        let vfs = d.sriov_vfs.as_ref().map_or(0, |v| v.value);
+        let adis = d.siov_adis.as_ref().map_or(0, |v| v.value);
         for k in 0..count {
             let name = if count == 1 {
                 d.name.value.clone()
             } else {
                 format!("{}{k}", d.name.value)
             };
-            if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
-                c.error(
-                    &d.name,
-                    format!("{p}.name"),
-                    format!("device name `{name}` is already used by {first}; names must be unique"),
-                );
-            }
-            names.push((name.clone(), p.clone()));
-            devices.push(DeviceParams {
+            // Each physical device sits on its own bus: requester id bus << 8 (device 0,
+            // function 0); VFs follow at offset 1, stride 1 (a common SR-IOV layout).
+            let requester_id = u16::try_from(devices_physical + 1).map_or(u16::MAX, |bus| bus << 8);
+            devices_physical += 1;
+            let ims_pool = (kind == StoreKind::ImsDevice).then(|| {
+                ims_pools.push(ImsPoolParams {
+                    name: name.clone(),
+                    slots: ims_slots.unwrap_or(IMS_DEFAULT_SLOTS),
+                });
+                ims_pools.len() as u32 - 1
+            });
+            let function = |name: String, requester_id: u16, pasid: Option<u32>| DeviceParams {
                 name,
                 queue_count: queues,
                 msi_write_latency: msi,
@@ -408,7 +444,37 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
                 affinity: affinity.clone(),
                 irq_mode,
                 numa_node,
-            });
+                store: kind,
+                ims_pool,
+                store_update_latency: update_latency.unwrap_or(SimDuration::ZERO),
+                requester_id,
+                pasid,
+            };
+            let functions: Vec<DeviceParams> = if vfs > 0 {
+                (0..vfs)
+                    .map(|j| function(format!("{name}-vf{j}"), requester_id.wrapping_add(1 + j as u16), None))
+                    .collect()
+            } else if adis > 0 {
+                (0..adis)
+                    .map(|j| function(format!("{name}-adi{j}"), requester_id, Some(j + 1)))
+                    .collect()
+            } else {
+                vec![function(name, requester_id, None)]
+            };
+            for f in functions {
+                if let Some((_, first)) = names.iter().find(|(n, _)| *n == f.name) {
+                    c.error(
+                        &d.name,
+                        format!("{p}.name"),
+                        format!(
+                            "device name `{}` is already used by {first}; names must be unique",
+                            f.name
+                        ),
+                    );
+                }
+                names.push((f.name.clone(), p.clone()));
+                devices.push(f);
+            }
         }
     }
     let actions = check_actions(&raw.actions, cpu_count, duration, &names, c);
@@ -427,8 +493,84 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
             kernel,
             numa_node_count: numa_nodes,
             actions,
+            ims_pools,
         },
     })
+}
+
+/// IMS slots of a device in device memory when the scenario does not say: DSA's "2K
+/// messages with IMS" (Megha Dey, IMS HOWTO 2020; claims.md C4).
+pub const IMS_DEFAULT_SLOTS: u32 = 2048;
+/// A sanity bound on queue-memory IMS entries per function (host memory has no hardware
+/// limit; vectors and IRTEs bind long before this).
+pub const IMS_QUEUE_ENTRIES_MAX: u32 = 1 << 20;
+
+/// Checks the store-specific fields; returns the device's IMS slot count (`ims_device`).
+fn check_store_fields(d: &DeviceSpec, kind: StoreKind, p: &str, c: &mut Checker) -> Option<u32> {
+    let kind_name = kind.as_str();
+    let ims_slots = match (&d.ims_slots, kind) {
+        (Some(n), StoreKind::ImsDevice) if (1..=IMS_DEVICE_SLOTS_MAX).contains(&n.value) => Some(n.value),
+        (Some(n), StoreKind::ImsDevice) => {
+            c.error(
+                n,
+                format!("{p}.ims_slots"),
+                format!(
+                    "{} is outside 1 to {IMS_DEVICE_SLOTS_MAX} (63 x 256, IDXD max_ims_mult)",
+                    n.value
+                ),
+            );
+            None
+        }
+        (Some(n), _) => {
+            c.error(
+                n,
+                format!("{p}.ims_slots"),
+                format!("only allowed with interrupt_store: ims_device (this device uses {kind_name})"),
+            );
+            None
+        }
+        (None, StoreKind::ImsDevice) => Some(IMS_DEFAULT_SLOTS),
+        (None, _) => None,
+    };
+    match (&d.ims_update_latency, kind) {
+        (Some(_), StoreKind::ImsQueue) | (None, StoreKind::Msi | StoreKind::Msix | StoreKind::ImsDevice) => {}
+        (Some(l), _) => c.error(l, format!("{p}.ims_update_latency"), format!("only allowed with interrupt_store: ims_queue (this device uses {kind_name})")),
+        (None, StoreKind::ImsQueue) => c.error(&d.queues, format!("{p}.ims_update_latency"), "is required with interrupt_store: ims_queue (the device command-queue latency of a message update, e.g. 2us)"),
+    }
+    if let (Some(_), Some(a)) = (&d.sriov_vfs, &d.siov_adis) {
+        c.error(
+            a,
+            format!("{p}.siov_adis"),
+            "a device entry has either sriov_vfs or siov_adis; describe the other in a second entry",
+        );
+    }
+    if let Some(v) = &d.sriov_vfs {
+        if v.value == 0 {
+            c.error(
+                v,
+                format!("{p}.sriov_vfs"),
+                "0 VFs: leave the field out for the physical function alone",
+            );
+        } else if !matches!(kind, StoreKind::Msi | StoreKind::Msix) {
+            c.error(
+                v,
+                format!("{p}.sriov_vfs"),
+                format!("VFs have MSI or MSI-X stores of their own; this device uses {kind_name}"),
+            );
+        }
+    }
+    if let Some(a) = &d.siov_adis {
+        if a.value == 0 {
+            c.error(
+                a,
+                format!("{p}.siov_adis"),
+                "0 ADIs: leave the field out for the function alone",
+            );
+        } else if !matches!(kind, StoreKind::ImsDevice | StoreKind::ImsQueue) {
+            c.error(a, format!("{p}.siov_adis"), format!("ADIs take their interrupts from IMS (interrupt_store: ims_device or ims_queue); this device uses {kind_name}"));
+        }
+    }
+    ims_slots
 }
 
 /// The oldest release whose vector allocator this model follows: 5.11 changed the

@@ -84,10 +84,16 @@ pub fn run_point(
         failures,
         resources,
         counters,
-        tables: vec![TextTable {
-            name: "x86 vector matrix at the end (the layout of /sys/kernel/debug/irq/domains/VECTOR)".to_owned(),
-            text: platform.matrix_table(),
-        }],
+        tables: vec![
+            TextTable {
+                name: "Interrupt sources".to_owned(),
+                text: platform.sources_table(),
+            },
+            TextTable {
+                name: "x86 vector matrix at the end (the layout of /sys/kernel/debug/irq/domains/VECTOR)".to_owned(),
+                text: platform.matrix_table(),
+            },
+        ],
     };
     Ok((point, platform, queue))
 }

@@ -141,8 +141,16 @@ pub struct IommuSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InterruptStore {
+    /// PCI MSI: 1 to 32 vectors per function; more than one needs interrupt remapping on x86.
+    Msi,
     /// A PCI MSI-X table: one entry per queue, at most 2048 per function.
     Msix,
+    /// IMS in device memory (IDXD-like): `ims_slots` slots shared by the device's ADIs;
+    /// a hypervisor can trap writes to it.
+    ImsDevice,
+    /// IMS in host queue memory (mlx5-like): written through a device command queue
+    /// (`ims_update_latency`); cannot be trapped.
+    ImsQueue,
 }
 
 /// One device function (or `count` identical ones).
@@ -158,8 +166,29 @@ pub struct DeviceSpec {
     pub count: Option<Spanned<u32>>,
     /// Where the interrupt messages live (default `msix`).
     #[serde(default)]
-    pub interrupt_store: Option<InterruptStore>,
-    /// Queues, each with its own interrupt (1 to 2048 with MSI-X).
+    #[schemars(with = "Option<InterruptStore>")]
+    pub interrupt_store: Option<Spanned<InterruptStore>>,
+    /// IMS slots of the device (`ims_device` only; default 2048 as DSA, at most 16128).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub ims_slots: Option<Spanned<u32>>,
+    /// Time for a message update to reach an `ims_queue` store through the device's command
+    /// queue (required with `ims_queue`; no published figure).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub ims_update_latency: Option<Spanned<String>>,
+    /// SR-IOV virtual functions: each VF is its own function (requester id PF + 1 + i) with
+    /// `queues` interrupts in its own MSI or MSI-X store.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub sriov_vfs: Option<Spanned<u32>>,
+    /// Scalable IOV ADIs: each shares the function's requester id, has PASID i + 1, and
+    /// takes `queues` interrupts from the device's IMS.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub siov_adis: Option<Spanned<u32>>,
+    /// Queues per function (or per ADI), each with its own interrupt: at most 32 with MSI,
+    /// 2048 with MSI-X, `ims_slots` with IMS in device memory.
     #[schemars(with = "u32")]
     pub queues: Spanned<u32>,
     /// Device raise to the MSI write reaching the interrupt controller (e.g. `500ns`).

@@ -120,6 +120,30 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "devices[0].numa_node",
         &["node 2 does not exist"],
     ),
+    (
+        "msi-over-32",
+        "8:13",
+        "devices[0].queues",
+        &["64 exceeds the MSI limit of 32 vectors per function"],
+    ),
+    (
+        "ims-slots-with-msix",
+        "7:16",
+        "devices[0].ims_slots",
+        &["only allowed with interrupt_store: ims_device"],
+    ),
+    (
+        "adis-with-msix",
+        "7:16",
+        "devices[0].siov_adis",
+        &["ADIs take their interrupts from IMS"],
+    ),
+    (
+        "ims-queue-without-latency",
+        "8:13",
+        "devices[0].ims_update_latency",
+        &["required with interrupt_store: ims_queue"],
+    ),
 ];
 
 #[test]

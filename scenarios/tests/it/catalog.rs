@@ -81,7 +81,7 @@ fn vector_exhaustion_counts_exactly_the_queues_without_a_vector() {
         "{}",
         s.description
     );
-    let table = &point.tables[0].text;
+    let table = &point.tables[1].text;
     assert!(table.contains("| CPU | avl | man | mac | act | vectors"), "{table}");
 }
 
@@ -106,6 +106,36 @@ fn cpu_hotplug_exercises_every_hotplug_outcome() {
         "raises merged while the managed queue was shut down"
     );
     platform.vector_domain().check_invariants().unwrap();
+}
+
+#[test]
+fn dsa_ims_density_runs_out_of_slots_not_vectors() {
+    let s = scenarios::load("d", catalog::get("dsa-ims-density").unwrap()).unwrap();
+    let (point, _, _) = run_point(&s, 1, 0).unwrap();
+    let count = |name: &str| point.counters.iter().find(|c| c.name == name).unwrap().value;
+    let slots = u64::from(s.platform.ims_pools[0].slots);
+    let wanted: u64 = s.platform.devices.iter().map(|d| u64::from(d.queue_count)).sum();
+    assert_eq!(count("setup.ims_slot_fail_count"), wanted - slots);
+    assert_eq!(
+        count("setup.vector_alloc_fail_count"),
+        0,
+        "vectors are not the binding limit"
+    );
+    assert!(
+        s.description
+            .contains(&format!("{} interrupts find no slot", wanted - slots))
+    );
+    // ADIs share the requester id and differ by PASID.
+    let adis = &s.platform.devices;
+    assert!(adis.iter().all(|d| d.requester_id == adis[0].requester_id));
+    assert_eq!(adis[299].pasid, Some(300));
+    assert!(
+        point.tables[0]
+            .text
+            .contains("| dsa-adi299 | 01:00.0 | 300 | ims_device |"),
+        "{}",
+        point.tables[0].text
+    );
 }
 
 #[test]
