@@ -9,6 +9,10 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("vector-exhaustion", include_str!("../catalog/vector-exhaustion.yaml")),
     ("cpu-hotplug", include_str!("../catalog/cpu-hotplug.yaml")),
     ("dsa-ims-density", include_str!("../catalog/dsa-ims-density.yaml")),
+    (
+        "irte-lock-contention",
+        include_str!("../catalog/irte-lock-contention.yaml"),
+    ),
 ];
 
 /// The flagship scenario's name.

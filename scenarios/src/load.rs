@@ -12,7 +12,8 @@ use models::ids::DeviceId;
 use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
 use models::pci::store::{IMS_DEVICE_SLOTS_MAX, MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, StoreKind};
 use models::platform::{
-    Action, ActionKind, DeviceParams, ImsPoolParams, IrqMode, KernelParams, PlatformParams, RemapParams,
+    Action, ActionKind, DeviceParams, ImsPoolParams, IommuParams, IrqMode, IrteCacheParams, IrteUpdateParams,
+    KernelParams, PlatformParams,
 };
 use models::workload::ArrivalParams;
 use models::x86::vector_matrix::KernelEra;
@@ -20,8 +21,8 @@ use models::x86::vector_matrix::KernelEra;
 use crate::diagnostic::{Diagnostic, ScenarioError};
 use crate::quantity::{parse_duration, parse_rate};
 use crate::schema::{
-    ActionSpec, ArrivalSpec, DeviceSpec, Dist, HandlerSpec, InterruptStore, IrqModeSpec, KernelSpec, Process,
-    ScenarioFile,
+    ActionSpec, ArrivalSpec, DeviceSpec, Dist, HandlerSpec, InterruptStore, IommuSpec, IrqModeSpec, KernelSpec,
+    Process, ScenarioFile,
 };
 
 /// Most CPUs a platform may have (x2APIC ids are 32-bit; this bound keeps runs sane).
@@ -253,38 +254,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
     }
     let remapping = match &raw.platform.iommu {
         Some(iommu) if iommu.interrupt_remapping => {
-            let lookup = match &iommu.lookup_latency {
-                Some(l) => c.duration(l, "platform.iommu.lookup_latency"),
-                None => {
-                    c.error(
-                        &raw.platform.cpus,
-                        "platform.iommu.lookup_latency",
-                        "is required when interrupt_remapping is true (no published default exists; calibration.md §3)",
-                    );
-                    None
-                }
-            };
-            let entries = match &iommu.irte_entries {
-                None => Some(INTR_REMAP_TABLE_ENTRIES),
-                Some(e) if (1..=INTR_REMAP_TABLE_ENTRIES).contains(&e.value) => Some(e.value),
-                Some(e) => {
-                    c.error(
-                        e,
-                        "platform.iommu.irte_entries",
-                        format!(
-                            "{} is outside 1 to {INTR_REMAP_TABLE_ENTRIES} (INTR_REMAP_TABLE_ENTRIES)",
-                            e.value
-                        ),
-                    );
-                    None
-                }
-            };
-            lookup.zip(entries).map(|(lookup_latency, table_entries)| {
-                Some(RemapParams {
-                    lookup_latency,
-                    table_entries,
-                })
-            })
+            check_iommu(iommu, !raw.actions.is_empty(), &raw.platform.cpus, c).map(Some)
         }
         _ => Some(None),
     };
@@ -495,6 +465,90 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
             actions,
             ims_pools,
         },
+    })
+}
+
+fn check_iommu(iommu: &IommuSpec, has_actions: bool, anchor: &Spanned<u32>, c: &mut Checker) -> Option<IommuParams> {
+    let p = "platform.iommu";
+    let lookup = match &iommu.lookup_latency {
+        Some(l) => c.duration(l, &format!("{p}.lookup_latency")),
+        None => {
+            c.error(anchor, format!("{p}.lookup_latency"), "is required when interrupt_remapping is true (the IRTE table read; no published figure, calibration.md §3)");
+            None
+        }
+    };
+    let entries = match &iommu.irte_entries {
+        None => Some(INTR_REMAP_TABLE_ENTRIES),
+        Some(e) if (1..=INTR_REMAP_TABLE_ENTRIES).contains(&e.value) => Some(e.value),
+        Some(e) => {
+            c.error(
+                e,
+                format!("{p}.irte_entries"),
+                format!(
+                    "{} is outside 1 to {INTR_REMAP_TABLE_ENTRIES} (INTR_REMAP_TABLE_ENTRIES)",
+                    e.value
+                ),
+            );
+            None
+        }
+    };
+    let cache = match &iommu.irte_cache {
+        None => Some(None),
+        Some(cache) => c
+            .duration(&cache.hit_latency, &format!("{p}.irte_cache.hit_latency"))
+            .map(|hit_latency| {
+                Some(IrteCacheParams {
+                    entries: cache.entries.value,
+                    hit_latency,
+                })
+            }),
+    };
+    let update = match &iommu.irte_update {
+        Some(u) => {
+            let write = c.duration(&u.irte_write, &format!("{p}.irte_update.irte_write"));
+            let iec = c.duration(&u.iec_invalidation, &format!("{p}.irte_update.iec_invalidation"));
+            write.zip(iec).map(|(irte_write, iec_invalidation)| IrteUpdateParams {
+                irte_write,
+                iec_invalidation,
+            })
+        }
+        None if has_actions => {
+            c.error(anchor, format!("{p}.irte_update"), "is required when actions move interrupts: each move rewrites an IRTE under the global lock (e.g. { irte_write: 200ns, iec_invalidation: 2us }; no published figure, calibration.md §3)");
+            None
+        }
+        None => Some(IrteUpdateParams::default()),
+    };
+    let fault_recording_registers = match &iommu.fault_recording_registers {
+        None => Some(1),
+        Some(n) if (1..=256).contains(&n.value) => Some(n.value),
+        Some(n) => {
+            c.error(
+                n,
+                format!("{p}.fault_recording_registers"),
+                format!("{} is outside 1 to 256 (CAP.NFR + 1)", n.value),
+            );
+            None
+        }
+    };
+    let max_handle_mask = match &iommu.max_handle_mask {
+        None => Some(15),
+        Some(n) if n.value <= 15 => Some(n.value),
+        Some(n) => {
+            c.error(
+                n,
+                format!("{p}.max_handle_mask"),
+                format!("{} is outside 0 to 15 (ECAP.MHMV)", n.value),
+            );
+            None
+        }
+    };
+    Some(IommuParams {
+        lookup_latency: lookup?,
+        table_entries: entries?,
+        cache: cache?,
+        update: update?,
+        fault_recording_registers: fault_recording_registers?,
+        max_handle_mask: max_handle_mask?,
     })
 }
 

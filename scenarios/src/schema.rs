@@ -135,6 +135,47 @@ pub struct IommuSpec {
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub irte_entries: Option<Spanned<u32>>,
+    /// The interrupt entry cache (LRU). Leave out for none: every lookup reads the table at
+    /// `lookup_latency`.
+    #[serde(default)]
+    pub irte_cache: Option<IrteCacheSpec>,
+    /// What one IRTE update costs under the global `irq_2_ir_lock` (required when actions
+    /// move interrupts; no published figure, calibration.md §3).
+    #[serde(default)]
+    pub irte_update: Option<IrteUpdateSpec>,
+    /// Fault recording registers, CAP.NFR + 1 (1 to 256; default 1, the minimum the
+    /// specification allows: no survey of real values exists).
+    #[serde(default)]
+    #[schemars(with = "Option<u16>")]
+    pub fault_recording_registers: Option<Spanned<u16>>,
+    /// ECAP.MHMV, log2 of the largest IRTE block for multi-vector MSI (0 to 15; default 15).
+    #[serde(default)]
+    #[schemars(with = "Option<u8>")]
+    pub max_handle_mask: Option<Spanned<u8>>,
+}
+
+/// The interrupt entry cache.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IrteCacheSpec {
+    /// Cached IRTEs.
+    #[schemars(with = "u32")]
+    pub entries: Spanned<u32>,
+    /// Lookup latency on a hit (a miss costs `lookup_latency`).
+    #[schemars(with = "String")]
+    pub hit_latency: Spanned<String>,
+}
+
+/// IRTE update costs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IrteUpdateSpec {
+    /// Writing the IRTE (two 64-bit stores, or cmpxchg16b when posted).
+    #[schemars(with = "String")]
+    pub irte_write: Spanned<String>,
+    /// The synchronous interrupt-entry-cache invalidation and its wait (`qi_flush_iec`).
+    #[schemars(with = "String")]
+    pub iec_invalidation: Spanned<String>,
 }
 
 /// Where a device keeps its interrupt messages.

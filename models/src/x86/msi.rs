@@ -49,6 +49,13 @@ pub fn compose_remappable(handle: u16) -> (u64, u32) {
     (address, 0)
 }
 
+/// Composes a remappable-format message with SHV set: IRTE `handle` + `subhandle` (the data
+/// word), as multi-vector MSI uses (one address, consecutive data values).
+pub fn compose_remappable_subhandle(handle: u16, subhandle: u16) -> (u64, u32) {
+    let (address, _) = compose_remappable(handle);
+    (address | ADDRESS_IR_SHV, u32::from(subhandle))
+}
+
 /// Decodes an MSI write as the interrupt-remapping hardware (or the LAPIC bus) sees it.
 pub fn decode(address: u64, data: u32) -> MsiMessage {
     if address & 0xFFF0_0000 != MSI_ADDRESS_BASE || address >> 32 != 0 {
@@ -92,5 +99,13 @@ mod tests {
             );
         }
         assert_eq!(decode(0x1000, 0), MsiMessage::NotInterrupt);
+        let (a, d) = compose_remappable_subhandle(64, 3);
+        assert_eq!(
+            decode(a, d),
+            MsiMessage::Remappable {
+                handle: 64,
+                subhandle: Some(3)
+            }
+        );
     }
 }

@@ -144,6 +144,18 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "devices[0].ims_update_latency",
         &["required with interrupt_store: ims_queue"],
     ),
+    (
+        "irte-update-missing",
+        "4:9",
+        "platform.iommu.irte_update",
+        &["required when actions move interrupts"],
+    ),
+    (
+        "iommu-fields-out-of-range",
+        "5:89",
+        "platform.iommu.fault_recording_registers",
+        &["0 is outside 1 to 256"],
+    ),
 ];
 
 #[test]

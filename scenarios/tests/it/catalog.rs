@@ -139,6 +139,31 @@ fn dsa_ims_density_runs_out_of_slots_not_vectors() {
 }
 
 #[test]
+fn irte_lock_contention_serialises_every_update() {
+    let s = scenarios::load("i", catalog::get("irte-lock-contention").unwrap()).unwrap();
+    let (point, _, _) = run_point(&s, 1, 0).unwrap();
+    let update = s.platform.remapping.as_ref().unwrap().update;
+    let hold_ns = (update.irte_write + update.iec_invalidation).as_ns_f64();
+    let n = u64::from(s.platform.devices[0].queue_count);
+    let count = |name: &str| point.counters.iter().find(|c| c.name == name).unwrap().value;
+    assert_eq!(count("iommu.irte_update_count"), n);
+    let wait = point.stages.iter().find(|st| st.stage == "irte_lock_wait").unwrap();
+    // Update k (0-based) waits k holds: the longest waits n - 1 holds, the mean (n - 1) / 2.
+    assert_eq!(wait.max_ns, (n - 1) as f64 * hold_ns);
+    assert!(
+        (wait.mean_ns - (n - 1) as f64 / 2.0 * hold_ns).abs() < 1e-6,
+        "{}",
+        wait.mean_ns
+    );
+    assert_eq!(count("interrupt.lost_count"), 0);
+    assert_eq!(
+        count("x86.move_completed_count") + count("x86.set_affinity_fail_count"),
+        n,
+        "every move completes (or is refused)"
+    );
+}
+
+#[test]
 fn committed_json_schema_is_current() {
     let committed = std::fs::read_to_string(workspace_root().join("scenarios/scenario.schema.json")).unwrap();
     assert!(
