@@ -57,7 +57,7 @@ pub fn markdown(report: &RunReport) -> String {
         let _ = writeln!(s, "### Latency per stage\n");
         let _ = writeln!(s, "| stage | count | mean | p50 | p90 | p99 | p99.9 | max |");
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
-        for st in &p.stages {
+        for st in p.stages.iter().filter(|st| st.count > 0) {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -133,13 +133,13 @@ pub fn text(report: &RunReport) -> String {
         );
         let _ = writeln!(
             s,
-            "\n{:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "\n{:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "stage", "count", "mean", "p50", "p99", "p99.9", "max"
         );
-        for st in &p.stages {
+        for st in p.stages.iter().filter(|st| st.count > 0) {
             let _ = writeln!(
                 s,
-                "{:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 st.stage,
                 st.count,
                 fmt_ns(st.mean_ns),

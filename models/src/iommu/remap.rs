@@ -949,23 +949,51 @@ pub struct CacheStats {
 }
 
 /// An LRU cache of IRTEs by index. Capacity 0 caches nothing.
+///
+/// O(1) per lookup: a slot per IRTE index points into an intrusive doubly linked list of
+/// cached entries, most recently used first (every delivery looks an entry up, so this is on
+/// the simulator's hot path).
 #[derive(Debug, Clone)]
 pub struct InterruptEntryCache {
     capacity: u32,
-    by_index: BTreeMap<u32, (u64, IrteEntry)>,
-    by_age: BTreeMap<u64, u32>,
-    clock: u64,
+    nodes: Vec<CacheNode>,
+    free: Vec<u32>,
+    /// Node of each IRTE index, `NIL` when not cached (empty when the capacity is 0).
+    slot: Vec<u32>,
+    /// Most recently used node.
+    head: u32,
+    /// Least recently used node.
+    tail: u32,
+    len: u32,
     stats: CacheStats,
+}
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct CacheNode {
+    index: u32,
+    entry: IrteEntry,
+    prev: u32,
+    next: u32,
 }
 
 impl InterruptEntryCache {
     /// An empty cache of `capacity` entries.
     pub fn new(capacity: u32) -> InterruptEntryCache {
+        let slots = if capacity == 0 {
+            0
+        } else {
+            INTR_REMAP_TABLE_ENTRIES as usize
+        };
         InterruptEntryCache {
             capacity,
-            by_index: BTreeMap::new(),
-            by_age: BTreeMap::new(),
-            clock: 0,
+            nodes: Vec::new(),
+            free: Vec::new(),
+            slot: vec![NIL; slots],
+            head: NIL,
+            tail: NIL,
+            len: 0,
             stats: CacheStats::default(),
         }
     }
@@ -977,17 +1005,21 @@ impl InterruptEntryCache {
 
     /// Entries it holds now.
     pub fn len(&self) -> usize {
-        self.by_index.len()
+        self.len as usize
     }
 
     /// Whether it holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.by_index.is_empty()
+        self.len == 0
+    }
+
+    fn node_of(&self, index: u32) -> Option<u32> {
+        self.slot.get(index as usize).copied().filter(|&n| n != NIL)
     }
 
     /// Whether `index` is cached (does not count as a use).
     pub fn contains(&self, index: u32) -> bool {
-        self.by_index.contains_key(&index)
+        self.node_of(index).is_some()
     }
 
     /// Hit and miss counts.
@@ -995,17 +1027,46 @@ impl InterruptEntryCache {
         self.stats
     }
 
+    fn unlink(&mut self, n: u32) {
+        let CacheNode { prev, next, .. } = self.nodes[n as usize];
+        match prev {
+            NIL => self.head = next,
+            p => self.nodes[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            x => self.nodes[x as usize].prev = prev,
+        }
+    }
+
+    fn push_front(&mut self, n: u32) {
+        self.nodes[n as usize].prev = NIL;
+        self.nodes[n as usize].next = self.head;
+        match self.head {
+            NIL => self.tail = n,
+            h => self.nodes[h as usize].prev = n,
+        }
+        self.head = n;
+    }
+
+    fn remove_node(&mut self, n: u32) {
+        self.unlink(n);
+        let index = self.nodes[n as usize].index;
+        self.slot[index as usize] = NIL;
+        self.free.push(n);
+        self.len -= 1;
+    }
+
     /// Looks `index` up, counting a hit (and marking it most recently used) or a miss.
     pub fn get(&mut self, index: u32) -> Option<IrteEntry> {
-        self.clock += 1;
-        let clock = self.clock;
-        match self.by_index.get_mut(&index) {
-            Some((stamp, entry)) => {
-                self.by_age.remove(stamp);
-                *stamp = clock;
-                self.by_age.insert(clock, index);
+        match self.node_of(index) {
+            Some(n) => {
+                if self.head != n {
+                    self.unlink(n);
+                    self.push_front(n);
+                }
                 self.stats.hits += 1;
-                Some(*entry)
+                Some(self.nodes[n as usize].entry)
             }
             None => {
                 self.stats.misses += 1;
@@ -1016,62 +1077,93 @@ impl InterruptEntryCache {
 
     /// Caches `entry` for `index`, evicting the least recently used entry if full.
     pub fn insert(&mut self, index: u32, entry: IrteEntry) {
-        if self.capacity == 0 {
+        if self.capacity == 0 || index as usize >= self.slot.len() {
             return;
         }
-        self.clock += 1;
-        if let Some((stamp, _)) = self.by_index.remove(&index) {
-            self.by_age.remove(&stamp);
-        } else if self.by_index.len() >= self.capacity as usize
-            && let Some((_, victim)) = self.by_age.pop_first()
-        {
-            self.by_index.remove(&victim);
+        if let Some(n) = self.node_of(index) {
+            self.nodes[n as usize].entry = entry;
+            self.unlink(n);
+            self.push_front(n);
+            return;
+        }
+        if self.len >= self.capacity {
+            let victim = self.tail;
+            self.remove_node(victim);
             self.stats.evictions += 1;
         }
-        self.by_index.insert(index, (self.clock, entry));
-        self.by_age.insert(self.clock, index);
+        let node = CacheNode {
+            index,
+            entry,
+            prev: NIL,
+            next: NIL,
+        };
+        let n = match self.free.pop() {
+            Some(n) => {
+                self.nodes[n as usize] = node;
+                n
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() as u32 - 1
+            }
+        };
+        self.slot[index as usize] = n;
+        self.len += 1;
+        self.push_front(n);
     }
 
     /// Executes one invalidation command; returns how many entries it dropped.
     pub fn invalidate(&mut self, scope: IecScope) -> u32 {
         self.stats.invalidations += 1;
-        let dropped: Vec<u32> = match scope {
-            IecScope::Global => self.by_index.keys().copied().collect(),
+        let mut dropped = 0u32;
+        match scope {
+            IecScope::Global => {
+                while self.head != NIL {
+                    self.remove_node(self.head);
+                    dropped += 1;
+                }
+            }
             IecScope::Index { index, mask } => {
                 let span = 1u64 << mask.min(32);
                 let low = u64::from(index) & !(span - 1);
-                let high = (low + span).min(1 << 32);
-                let low = low as u32;
-                let range = if high == 1 << 32 {
-                    self.by_index.range(low..)
-                } else {
-                    self.by_index.range(low..high as u32)
-                };
-                range.map(|(k, _)| *k).collect()
-            }
-        };
-        for index in &dropped {
-            if let Some((stamp, _)) = self.by_index.remove(index) {
-                self.by_age.remove(&stamp);
+                let high = (low + span).min(self.slot.len() as u64);
+                for i in low..high {
+                    if let Some(n) = self.node_of(i as u32) {
+                        self.remove_node(n);
+                        dropped += 1;
+                    }
+                }
             }
         }
-        self.stats.entries_invalidated += dropped.len() as u64;
-        dropped.len() as u32
+        self.stats.entries_invalidated += u64::from(dropped);
+        dropped
     }
 
     fn check_invariants(&self) -> Result<(), String> {
-        if self.by_index.len() != self.by_age.len() || self.by_index.len() > self.capacity as usize {
-            return Err(format!(
-                "cache holds {} by index, {} by age, capacity {}",
-                self.by_index.len(),
-                self.by_age.len(),
-                self.capacity
-            ));
+        if self.len > self.capacity {
+            return Err(format!("cache holds {} entries, capacity {}", self.len, self.capacity));
         }
-        for (stamp, index) in &self.by_age {
-            if self.by_index.get(index).map(|(s, _)| s) != Some(stamp) {
-                return Err(format!("cache age {stamp} names index {index} inconsistently"));
+        let (mut n, mut prev, mut walked) = (self.head, NIL, 0u32);
+        while n != NIL {
+            let node = &self.nodes[n as usize];
+            if node.prev != prev || self.slot[node.index as usize] != n {
+                return Err(format!(
+                    "cache node {n} for index {} is linked inconsistently",
+                    node.index
+                ));
             }
+            walked += 1;
+            if walked > self.len {
+                return Err("cache list is longer than its length (a cycle?)".into());
+            }
+            (prev, n) = (n, node.next);
+        }
+        if walked != self.len || self.tail != prev {
+            return Err(format!("cache list walks {walked} nodes, length {}", self.len));
+        }
+        let slotted = self.slot.iter().filter(|&&x| x != NIL).count();
+        if slotted != self.len as usize {
+            return Err(format!("cache has {slotted} slotted indices, length {}", self.len));
         }
         Ok(())
     }
