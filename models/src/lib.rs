@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod arm;
 pub mod ids;
 pub mod iommu;
 pub mod pci;
