@@ -39,10 +39,7 @@ impl BenchResult {
 const MEAN_INCREMENT: SimDuration = SimDuration::from_us(1);
 
 fn increments() -> (RngStream, DurationDist) {
-    (
-        RngStream::new(12_345, "bench/hold"),
-        DurationDist::exponential(MEAN_INCREMENT),
-    )
+    (RngStream::new(12_345, "bench/hold"), DurationDist::exponential(MEAN_INCREMENT))
 }
 
 /// The hold model on a bare `BinaryHeap`, `pending` events, `ops` pops+pushes.
@@ -64,11 +61,7 @@ pub fn hold_bare(pending: u64, ops: u64) -> BenchResult {
     }
     let wall_s = started.elapsed().as_secs_f64();
     black_box(&heap);
-    BenchResult {
-        event_count: ops,
-        wall_s,
-        checksum,
-    }
+    BenchResult { event_count: ops, wall_s, checksum }
 }
 
 /// The hold model as a `sim::World`.
@@ -98,28 +91,12 @@ pub fn hold_engine(pending: u64, ops: u64) -> BenchResult {
     for i in 0..pending {
         queue.schedule_at(SimTime::ZERO + exp.sample(&mut rng), i as u32);
     }
-    let mut world = Hold {
-        rng,
-        exp,
-        checksum: 0,
-        scheduled: 0,
-    };
+    let mut world = Hold { rng, exp, checksum: 0, scheduled: 0 };
     let started = Instant::now();
-    let outcome = sim::run(
-        &mut world,
-        &mut queue,
-        RunLimits {
-            time_end: SimTime::MAX,
-            event_count_max: ops,
-        },
-    );
+    let outcome = sim::run(&mut world, &mut queue, RunLimits { time_end: SimTime::MAX, event_count_max: ops });
     let wall_s = started.elapsed().as_secs_f64();
     assert_eq!(outcome.event_count, ops);
-    BenchResult {
-        event_count: ops,
-        wall_s,
-        checksum: world.checksum,
-    }
+    BenchResult { event_count: ops, wall_s, checksum: world.checksum }
 }
 
 /// The same checksum as [`hold_engine`] computed on a bare heap, to prove both pop the same
@@ -153,16 +130,8 @@ pub fn scenario(name: &str, duration: Option<SimDuration>) -> BenchResult {
     let started = Instant::now();
     let (point, _, _) = scenarios::runner::run_point(&s, s.seed, 0).expect("conservation holds");
     let wall_s = started.elapsed().as_secs_f64();
-    let e2e = point
-        .stages
-        .iter()
-        .find(|st| st.stage == "end_to_end")
-        .expect("end_to_end stage");
-    BenchResult {
-        event_count: point.run.event_count,
-        wall_s,
-        checksum: mix64(e2e.mean_ns.to_bits() ^ e2e.count),
-    }
+    let e2e = point.stages.iter().find(|st| st.stage == "end_to_end").expect("end_to_end stage");
+    BenchResult { event_count: point.run.event_count, wall_s, checksum: mix64(e2e.mean_ns.to_bits() ^ e2e.count) }
 }
 
 #[cfg(test)]

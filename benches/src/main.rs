@@ -9,16 +9,8 @@ fn median(mut f: impl FnMut() -> BenchResult) -> (f64, f64, f64, u64) {
     let mut results: Vec<BenchResult> = (0..RUNS).map(|_| f()).collect();
     results.sort_by(|a, b| a.events_per_s().total_cmp(&b.events_per_s()));
     let checksum = results[0].checksum;
-    assert!(
-        results.iter().all(|r| r.checksum == checksum),
-        "a benchmark computed different results between runs"
-    );
-    (
-        results[RUNS / 2].events_per_s(),
-        results[0].events_per_s(),
-        results[RUNS - 1].events_per_s(),
-        checksum,
-    )
+    assert!(results.iter().all(|r| r.checksum == checksum), "a benchmark computed different results between runs");
+    (results[RUNS / 2].events_per_s(), results[0].events_per_s(), results[RUNS - 1].events_per_s(), checksum)
 }
 
 fn main() {
@@ -28,19 +20,12 @@ fn main() {
     let row = |name: &str, f: &mut dyn FnMut() -> BenchResult| {
         if want(name) {
             let (med, min, max, checksum) = median(f);
-            println!(
-                "| {name} | {:.2} | {:.2} | {:.2} | {checksum:016x} |",
-                med / 1e6,
-                min / 1e6,
-                max / 1e6
-            );
+            println!("| {name} | {:.2} | {:.2} | {:.2} | {checksum:016x} |", med / 1e6, min / 1e6, max / 1e6);
         }
     };
     const OPS: u64 = 10_000_000;
     for pending in [1_000u64, 65_536] {
-        row(&format!("hold_bare_binaryheap_{pending}"), &mut || {
-            hold_bare(pending, OPS)
-        });
+        row(&format!("hold_bare_binaryheap_{pending}"), &mut || hold_bare(pending, OPS));
         row(&format!("hold_engine_{pending}"), &mut || hold_engine(pending, OPS));
     }
     row("scenario_nvme-bare-metal", &mut || scenario("nvme-bare-metal", None));

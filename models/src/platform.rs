@@ -32,10 +32,13 @@
 //! Every parameter is set by the scenario; defaults and their sources live in the scenario
 //! schema (scenarios crate) and docs/parameters.md.
 
+mod arm;
+
 use std::collections::VecDeque;
 
 use sim::{CounterId, DurationDist, EventQueue, HistogramId, Metrics, RngStream, SimDuration, SimTime, Unit, World};
 
+use crate::arm::its::{GicVersion, ItsCosts};
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 use crate::iommu::remap::{
     FaultDisposition, InterruptMessage, IommuId, IrteEntry, RemapFault, RemapParams, RemapRequest, RemapTarget,
@@ -82,6 +85,36 @@ pub struct IrteUpdateParams {
     pub irte_write: SimDuration,
     /// The synchronous interrupt-entry-cache invalidation and wait (`qi_flush_iec`).
     pub iec_invalidation: SimDuration,
+}
+
+/// The ARM interrupt controller: a GICv3/v4 with MSIs through an ITS or a GICv2m frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GicParams {
+    /// GIC revision (GICv4 adds direct vLPI injection).
+    pub version: GicVersion,
+    /// How device MSIs become interrupts.
+    pub msi: GicMsiParams,
+}
+
+/// The MSI controller of a GIC platform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GicMsiParams {
+    /// An ITS: DeviceID/EventID → LPI → collection (CPU).
+    Its {
+        /// Command costs (no published latency).
+        costs: ItsCosts,
+        /// GITS_TRANSLATER write to the LPI pending at the redistributor.
+        translation_latency: SimDuration,
+        /// INTID bits the GIC reports (Linux uses at most 16).
+        lpi_id_bits: u32,
+    },
+    /// A GICv2m frame: each MSI sets one SPI of a fixed pool.
+    V2m {
+        /// SPIs in the frame.
+        spis: u32,
+        /// MSI write to the SPI pending at the distributor.
+        latency: SimDuration,
+    },
 }
 
 /// How a device's interrupts are allocated (Linux `PCI_IRQ_AFFINITY` or not).
@@ -191,6 +224,9 @@ pub struct PlatformParams {
     pub actions: Vec<Action>,
     /// IMS slot pools referenced by devices.
     pub ims_pools: Vec<ImsPoolParams>,
+    /// `Some` for an ARM platform (then `remapping` is `None` and the x86 vector allocator
+    /// is not used).
+    pub gic: Option<GicParams>,
 }
 
 impl PlatformParams {
@@ -216,10 +252,7 @@ pub fn spread_mask(cpus: &[CpuId], queue: u32, queue_count: u32) -> Vec<CpuId> {
     if count >= n {
         vec![cpus[(q % n) as usize]]
     } else {
-        (0..n)
-            .filter(|&i| i * count / n == q)
-            .map(|i| cpus[i as usize])
-            .collect()
+        (0..n).filter(|&i| i * count / n == q).map(|i| cpus[i as usize]).collect()
     }
 }
 
@@ -257,6 +290,15 @@ pub enum Event {
         /// Index into the actions.
         index: u32,
     },
+    /// An ARM interrupt (LPI or SPI) becomes pending at a CPU.
+    DeliverIntid {
+        /// Target CPU (CPU ids fit in 16 bits: at most 65,536 CPUs).
+        cpu: u16,
+        /// The INTID.
+        intid: u32,
+        /// When the device raised it.
+        raised_at: SimTime,
+    },
     /// A queued message update reaches an IMS store in queue memory.
     StoreWrite {
         /// The queue whose entry is rewritten.
@@ -281,6 +323,8 @@ struct Queue {
     target: Option<(CpuId, Vector)>,
     /// A message on its way to an IMS store in queue memory.
     message_in_flight: Option<(u64, u32)>,
+    /// ARM: the queue's ITS event or v2m SPI.
+    arm_interrupt: Option<u32>,
     arrivals: Arrivals,
     service_rng: RngStream,
 }
@@ -357,6 +401,15 @@ struct Ids {
     end_to_end: HistogramId,
     irte_lock_wait: HistogramId,
     irte_update: HistogramId,
+    its_translate: HistogramId,
+    its_command_wait: HistogramId,
+    its_command: HistogramId,
+    lost_its: [CounterId; 6],
+    arm_lpi_exhausted: CounterId,
+    arm_events_exhausted: CounterId,
+    arm_v2m_exhausted: CounterId,
+    its_round_trips: CounterId,
+    its_timeouts: CounterId,
 }
 
 impl Ids {
@@ -366,28 +419,11 @@ impl Ids {
         let h = |m: &mut Metrics, name: &str, desc: &str| m.histogram(name, Unit::Picoseconds, desc);
         Ids {
             raised: c(m, "interrupt.raised_count", "interrupts raised by devices"),
-            delivered: c(
-                m,
-                "interrupt.delivered_count",
-                "interrupts whose handler and EOI completed",
-            ),
-            lost: c(
-                m,
-                "interrupt.lost_count",
-                "interrupts that never reached a handler (all reasons)",
-            ),
-            lost_remap: RemapFault::ALL.map(|fault| {
-                f(
-                    m,
-                    &format!("interrupt.lost.remap_fault_{:#04x}_count", fault.code()),
-                    fault.reason(),
-                )
-            }),
-            fault_recorded: c(
-                m,
-                "iommu.fault_recorded_count",
-                "remapping faults stored in a fault recording register",
-            ),
+            delivered: c(m, "interrupt.delivered_count", "interrupts whose handler and EOI completed"),
+            lost: c(m, "interrupt.lost_count", "interrupts that never reached a handler (all reasons)"),
+            lost_remap: RemapFault::ALL
+                .map(|fault| f(m, &format!("interrupt.lost.remap_fault_{:#04x}_count", fault.code()), fault.reason())),
+            fault_recorded: c(m, "iommu.fault_recorded_count", "remapping faults stored in a fault recording register"),
             fault_overflow: f(
                 m,
                 "iommu.fault_record_overflow_count",
@@ -398,21 +434,13 @@ impl Ids {
                 "iommu.fault_unrecorded_fpd_count",
                 "remapping faults not recorded because the IRTE has FPD set",
             ),
-            fault_logged: c(
-                m,
-                "iommu.fault_log_line_count",
-                "lines the kernel's DMAR fault handler printed",
-            ),
+            fault_logged: c(m, "iommu.fault_log_line_count", "lines the kernel's DMAR fault handler printed"),
             fault_suppressed: c(
                 m,
                 "iommu.fault_log_suppressed_count",
                 "fault messages the kernel's rate limit (10 per 5 s) suppressed",
             ),
-            cache_hit: c(
-                m,
-                "iommu.irte_cache_hit_count",
-                "IRTE lookups served by the interrupt entry cache",
-            ),
+            cache_hit: c(m, "iommu.irte_cache_hit_count", "IRTE lookups served by the interrupt entry cache"),
             cache_miss: c(m, "iommu.irte_cache_miss_count", "IRTE lookups that read the table"),
             irte_updates: c(
                 m,
@@ -435,16 +463,8 @@ impl Ids {
                 "interrupt.retriggered_count",
                 "interrupts that reached a CPU after it went offline and were re-sent to the new target",
             ),
-            cpu_busy_ps: m.counter(
-                "cpu.busy_ps",
-                Unit::Picoseconds,
-                "CPU time spent in handlers and EOIs, all CPUs",
-            ),
-            setup_routed: c(
-                m,
-                "setup.queue_routed_count",
-                "queues with a working interrupt at the start",
-            ),
+            cpu_busy_ps: m.counter("cpu.busy_ps", Unit::Picoseconds, "CPU time spent in handlers and EOIs, all CPUs"),
+            setup_routed: c(m, "setup.queue_routed_count", "queues with a working interrupt at the start"),
             setup_reserve_fail: f(
                 m,
                 "setup.vector_reserve_fail_count",
@@ -470,11 +490,7 @@ impl Ids {
                 "setup.multi_msi_fallback_count",
                 "multi-vector MSI needs interrupt remapping on x86 (contiguous vectors: -ENOSYS); one vector shared by all queues",
             ),
-            affinity_broken: f(
-                m,
-                "x86.affinity_broken_count",
-                "Affinity broken due to vector space exhaustion",
-            ),
+            affinity_broken: f(m, "x86.affinity_broken_count", "Affinity broken due to vector space exhaustion"),
             managed_shutdown: f(
                 m,
                 "x86.managed_shutdown_count",
@@ -486,11 +502,7 @@ impl Ids {
                 "managed interrupts restarted when a CPU of their mask came back",
             ),
             migrated: c(m, "x86.migrated_count", "interrupts migrated off an outgoing CPU"),
-            migration_failed: f(
-                m,
-                "x86.migration_failed_count",
-                "IRQ set affinity failed at CPU offline; left stale",
-            ),
+            migration_failed: f(m, "x86.migration_failed_count", "IRQ set affinity failed at CPU offline; left stale"),
             unplug_refused: f(
                 m,
                 "x86.unplug_refused_count",
@@ -526,26 +538,63 @@ impl Ids {
                 "x86.move_completed_count",
                 "vector moves completed by the first interrupt on the new vector",
             ),
-            msi_write: h(
-                m,
-                "latency.msi_write_ps",
-                "device raise to MSI write at the interrupt controller",
-            ),
+            msi_write: h(m, "latency.msi_write_ps", "device raise to MSI write at the interrupt controller"),
             remap: h(m, "latency.remap_ps", "IRTE lookup in the interrupt-remapping unit"),
             queue_wait: h(m, "latency.queue_wait_ps", "arrival at the CPU to the handler starting"),
             handler: h(m, "latency.handler_ps", "handler service time"),
             eoi: h(m, "latency.eoi_ps", "EOI write"),
             end_to_end: h(m, "latency.end_to_end_ps", "device raise to EOI done"),
-            irte_lock_wait: h(
-                m,
-                "latency.irte_lock_wait_ps",
-                "IRTE update: waiting for the global irq_2_ir_lock",
-            ),
+            irte_lock_wait: h(m, "latency.irte_lock_wait_ps", "IRTE update: waiting for the global irq_2_ir_lock"),
             irte_update: h(
                 m,
                 "latency.irte_update_ps",
                 "IRTE update: request to IEC invalidation done (wait included)",
             ),
+            its_translate: h(
+                m,
+                "latency.its_translate_ps",
+                "ARM: GITS_TRANSLATER write (or v2m SETSPI) to the interrupt pending at the CPU",
+            ),
+            its_command_wait: h(
+                m,
+                "latency.its_command_wait_ps",
+                "ARM: waiting for the ITS lock and command-queue slots",
+            ),
+            its_command: h(
+                m,
+                "latency.its_command_ps",
+                "ARM: an ITS operation (command + SYNC round trips, wait included)",
+            ),
+            lost_its: [
+                ("unmapped_device", "ITS: no MAPD for the DeviceID; the write is dropped"),
+                ("event_out_of_range", "ITS: EventID beyond the device's ITT; the write is dropped"),
+                ("unmapped_event", "ITS: no ITT entry for the EventID; the write is dropped"),
+                ("collection_unmapped", "ITS: the collection has no MAPC; the write is dropped"),
+                ("lpi_disabled", "ITS: the LPI is disabled in the property table"),
+                ("vpe_unmapped", "ITS: the vPE has no VMAPP"),
+            ]
+            .map(|(what, reason)| f(m, &format!("interrupt.lost.its_{what}_count"), reason)),
+            arm_lpi_exhausted: f(
+                m,
+                "setup.lpi_exhausted_count",
+                "ARM: no free LPI range (its_lpi_alloc -ENOSPC, its_msi_prepare -ENOMEM): the device gets no MSIs",
+            ),
+            arm_events_exhausted: f(
+                m,
+                "setup.its_events_exhausted_count",
+                "ARM: no free event in the device's LPI block (its_alloc_device_irq -ENOSPC)",
+            ),
+            arm_v2m_exhausted: f(
+                m,
+                "setup.v2m_spi_exhausted_count",
+                "ARM GICv2m: no free SPI in the MSI frame (-ENOSPC)",
+            ),
+            its_round_trips: c(
+                m,
+                "arm.its_command_round_trip_count",
+                "ITS commands waited for (each followed by SYNC)",
+            ),
+            its_timeouts: f(m, "arm.its_queue_timeout_count", "ITS queue timeout"),
         }
     }
 }
@@ -554,6 +603,8 @@ impl Ids {
 #[derive(Debug, Clone)]
 pub struct Platform {
     remap: Option<RemapUnit>,
+    /// ARM platforms: the GIC's MSI controller.
+    arm: Option<arm::ArmGic>,
     domain: VectorDomain,
     devices: Vec<Device>,
     queues: Vec<Queue>,
@@ -630,10 +681,7 @@ impl ResourceUse {
 /// The remapping unit for `params`: Linux's settings (x2APIC mode, compatibility format
 /// blocked, the kernel's fault-log rate limit) with the scenario's unsourced values.
 fn remap_unit(params: &IommuParams) -> RemapUnit {
-    let cache = params.cache.unwrap_or(IrteCacheParams {
-        entries: 0,
-        hit_latency: params.lookup_latency,
-    });
+    let cache = params.cache.unwrap_or(IrteCacheParams { entries: 0, hit_latency: params.lookup_latency });
     let mut remap = RemapParams::linux_defaults(RemapUnsourced {
         max_handle_mask: params.max_handle_mask,
         fault_recording_registers: params.fault_recording_registers,
@@ -674,15 +722,12 @@ impl Platform {
         let cpus = (0..params.cpu_count)
             .map(|c| {
                 let map = domain.matrix().cpumap(CpuId(c)).expect("every CPU has a cpumap");
-                Cpu {
-                    jobs: VecDeque::new(),
-                    vector_queue: Box::new([NO_QUEUE; 256]),
-                    vector_capacity: map.available(),
-                }
+                Cpu { jobs: VecDeque::new(), vector_queue: Box::new([NO_QUEUE; 256]), vector_capacity: map.available() }
             })
             .collect();
         let mut platform = Platform {
             remap: params.remapping.as_ref().map(remap_unit),
+            arm: params.gic.as_ref().map(|gic| arm::ArmGic::new(gic, params.cpu_count)),
             domain,
             devices: Vec::with_capacity(params.devices.len()),
             queues: Vec::new(),
@@ -704,12 +749,7 @@ impl Platform {
             if platform.queues[owner.0 as usize].target.is_some() {
                 platform.metrics.add(platform.ids.setup_routed, 1);
                 let first = platform.queues[index].arrivals.first();
-                event_queue.schedule_at(
-                    first,
-                    Event::Raise {
-                        queue: QueueId(index as u32),
-                    },
-                );
+                event_queue.schedule_at(first, Event::Raise { queue: QueueId(index as u32) });
             }
         }
         for (index, action) in platform.actions.iter().enumerate() {
@@ -719,6 +759,10 @@ impl Platform {
     }
 
     fn add_device(&mut self, device: DeviceId, dp: &DeviceParams, seed: u64) {
+        if self.arm.is_some() {
+            self.add_device_arm(device, dp, seed);
+            return;
+        }
         assert!(!dp.affinity.is_empty() && dp.store.entries_max().is_none_or(|m| dp.queue_count <= m));
         let first_queue = self.queues.len() as u32;
         // Multi-vector MSI without remapping: one vector, shared by every queue.
@@ -739,11 +783,7 @@ impl Platform {
                 };
                 match allocated {
                     Ok(id) => {
-                        assert_eq!(
-                            id.0 as usize,
-                            self.irq_queue.len(),
-                            "interrupts are allocated in queue order"
-                        );
+                        assert_eq!(id.0 as usize, self.irq_queue.len(), "interrupts are allocated in queue order");
                         self.irq_queue.push(QueueId(self.queues.len() as u32));
                         irq = Some(id);
                     }
@@ -757,17 +797,14 @@ impl Platform {
                 irq,
                 irte: None,
                 irte_message: None,
+                arm_interrupt: None,
                 target: None,
                 message_in_flight: None,
                 arrivals: Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))),
                 service_rng: RngStream::new(seed, &format!("{path}/service")),
             });
         }
-        self.devices.push(Device {
-            params: dp.clone(),
-            store: MessageStore::new(dp.store, interrupts),
-            first_queue,
-        });
+        self.devices.push(Device { params: dp.clone(), store: MessageStore::new(dp.store, interrupts), first_queue });
         self.alloc_irtes(first_queue as usize, dp);
         for index in first_queue as usize..self.queues.len() {
             let queue = QueueId(index as u32);
@@ -785,9 +822,7 @@ impl Platform {
     fn alloc_irtes(&mut self, first_queue: usize, dp: &DeviceParams) {
         let Some(unit) = self.remap.as_mut() else { return };
         let table = unit.table_mut(IommuId(0));
-        let with_irq: Vec<usize> = (first_queue..self.queues.len())
-            .filter(|&i| self.queues[i].irq.is_some())
-            .collect();
+        let with_irq: Vec<usize> = (first_queue..self.queues.len()).filter(|&i| self.queues[i].irq.is_some()).collect();
         if dp.store == StoreKind::Msi && !with_irq.is_empty() {
             match table.alloc_block(with_irq.len() as u32) {
                 Ok(block) => {
@@ -832,11 +867,7 @@ impl Platform {
     /// Activates a queue's interrupt and programs its route.
     fn activate(&mut self, queue: QueueId, irq: IrqId) {
         match self.domain.activate(irq).expect("activating an allocated interrupt") {
-            Activation::Assigned {
-                cpu,
-                vector,
-                affinity_broken,
-            } => {
+            Activation::Assigned { cpu, vector, affinity_broken } => {
                 if affinity_broken {
                     self.metrics.add(self.ids.affinity_broken, 1);
                 }
@@ -858,24 +889,15 @@ impl Platform {
         let (address, data) = match (self.remap.as_mut(), queue.irte, queue.irte_message) {
             (Some(unit), Some(index), Some((handle, subhandle))) => {
                 // Linux's set_msi_sid: verify the full requester id (SVT=1, SQ=0).
-                let source = SourceValidation::RequesterId {
-                    sid: requester_id,
-                    sq: SourceQualifier::All16,
-                };
+                let source = SourceValidation::RequesterId { sid: requester_id, sq: SourceQualifier::All16 };
                 let entry = IrteEntry::remapped(cpu, vector).with_source(source);
                 match q.as_deref_mut() {
-                    None => unit
-                        .table_mut(IommuId(0))
-                        .set_entry(index, entry)
-                        .expect("an allocated IRTE"),
+                    None => unit.table_mut(IommuId(0)).set_entry(index, entry).expect("an allocated IRTE"),
                     Some(q) => {
-                        let timing = unit
-                            .request_update(q.now(), IommuId(0), index, entry)
-                            .expect("an allocated IRTE");
+                        let timing = unit.request_update(q.now(), IommuId(0), index, entry).expect("an allocated IRTE");
                         self.metrics.add(self.ids.irte_updates, 1);
                         self.metrics.record(self.ids.irte_lock_wait, timing.lock_wait.as_ps());
-                        self.metrics
-                            .record(self.ids.irte_update, timing.done.since(q.now()).as_ps());
+                        self.metrics.record(self.ids.irte_update, timing.done.since(q.now()).as_ps());
                     }
                 }
                 match subhandle {
@@ -907,9 +929,7 @@ impl Platform {
     fn on_store_write(&mut self, queue_id: QueueId) {
         let queue = &mut self.queues[queue_id.0 as usize];
         if let Some((address, data)) = queue.message_in_flight.take() {
-            self.devices[queue.device.0 as usize]
-                .store
-                .write_message(queue.entry, address, data);
+            self.devices[queue.device.0 as usize].store.write_message(queue.entry, address, data);
         }
     }
 
@@ -949,7 +969,7 @@ impl Platform {
     pub fn conservation(&self, queue: &EventQueue<Event>) -> Conservation {
         let in_transit = queue
             .iter()
-            .filter(|(_, e)| matches!(e, Event::MsiWrite { .. } | Event::Deliver { .. }));
+            .filter(|(_, e)| matches!(e, Event::MsiWrite { .. } | Event::Deliver { .. } | Event::DeliverIntid { .. }));
         Conservation {
             raised: self.metrics.get(self.ids.raised),
             delivered: self.metrics.get(self.ids.delivered),
@@ -963,6 +983,15 @@ impl Platform {
 
     /// Use of every limited resource against its limit.
     pub fn resources(&self) -> Vec<ResourceUse> {
+        let mut out = match &self.arm {
+            Some(gic) => gic.resources(),
+            None => self.x86_resources(),
+        };
+        out.extend(self.store_resources());
+        out
+    }
+
+    fn x86_resources(&self) -> Vec<ResourceUse> {
         let matrix = self.domain.matrix();
         let allocated = (0..self.cpus.len() as u32).map(|c| matrix.allocated(CpuId(c)));
         let limit = self.cpus.iter().map(|c| c.vector_capacity).max().unwrap_or(0);
@@ -974,12 +1003,17 @@ impl Platform {
                 [matrix.reserved()],
             ),
         ];
-        let per_kind = |kind: StoreKind| {
-            self.devices
-                .iter()
-                .filter(move |d| d.store.kind() == kind)
-                .map(|d| d.store.len())
-        };
+        if let Some(unit) = &self.remap {
+            let table = unit.table(IommuId(0));
+            out.push(ResourceUse::over("iommu.irtes_per_iommu", table.capacity(), [table.used()]));
+        }
+        out
+    }
+
+    fn store_resources(&self) -> Vec<ResourceUse> {
+        let mut out = Vec::new();
+        let per_kind =
+            |kind: StoreKind| self.devices.iter().filter(move |d| d.store.kind() == kind).map(|d| d.store.len());
         if self.devices.iter().any(|d| d.store.kind() == StoreKind::Msix) {
             out.push(ResourceUse::over(
                 "pci.msix_entries_per_function",
@@ -988,25 +1022,22 @@ impl Platform {
             ));
         }
         if self.devices.iter().any(|d| d.store.kind() == StoreKind::Msi) {
-            out.push(ResourceUse::over(
-                "pci.msi_vectors_per_function",
-                MSI_VECTORS_MAX,
-                per_kind(StoreKind::Msi),
-            ));
+            out.push(ResourceUse::over("pci.msi_vectors_per_function", MSI_VECTORS_MAX, per_kind(StoreKind::Msi)));
         }
         for (pool, free) in self.ims_pools.iter().zip(&self.ims_free) {
-            out.push(ResourceUse::over(
-                "pci.ims_slots_per_device",
-                pool.slots,
-                [pool.slots - free],
-            ));
+            out.push(ResourceUse::over("pci.ims_slots_per_device", pool.slots, [pool.slots - free]));
         }
-        if let Some(unit) = &self.remap {
-            let table = unit.table(IommuId(0));
-            out.push(ResourceUse::over(
-                "iommu.irtes_per_iommu",
-                table.capacity(),
-                [table.used()],
+        out
+    }
+
+    /// Tables in fixed, familiar layouts: the interrupt sources and, on x86, the kernel's irq
+    /// matrix (debugfs layout).
+    pub fn tables(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("Interrupt sources", self.sources_table())];
+        if self.arm.is_none() {
+            out.push((
+                "x86 vector matrix at the end (the layout of /sys/kernel/debug/irq/domains/VECTOR)",
+                self.matrix_table(),
             ));
         }
         out
@@ -1068,16 +1099,14 @@ impl Platform {
         let device = self.queues[queue_id.0 as usize].device;
         let latency = self.devices[device.0 as usize].params.msi_write_latency;
         self.metrics.record(self.ids.msi_write, latency.as_ps());
-        q.schedule_in(
-            latency,
-            Event::MsiWrite {
-                queue: queue_id,
-                raised_at,
-            },
-        );
+        q.schedule_in(latency, Event::MsiWrite { queue: queue_id, raised_at });
     }
 
     fn on_msi_write(&mut self, queue_id: QueueId, raised_at: SimTime, q: &mut EventQueue<Event>) {
+        if self.arm.is_some() {
+            self.on_msi_write_arm(queue_id, raised_at, q);
+            return;
+        }
         let queue = &self.queues[queue_id.0 as usize];
         let device = &self.devices[queue.device.0 as usize];
         let entry = device.store.entry(queue.entry);
@@ -1098,15 +1127,12 @@ impl Platform {
                 self.lose(self.ids.lost_not_interrupt);
                 return;
             }
-            MsiMessage::Compat { dest_apic_id, vector } => InterruptMessage::Compatibility {
-                dest_apic_id,
-                vector: Vector(vector),
-            },
-            MsiMessage::Remappable { handle, subhandle } => InterruptMessage::Remappable {
-                handle,
-                subhandle,
-                reserved_bits_set: false,
-            },
+            MsiMessage::Compat { dest_apic_id, vector } => {
+                InterruptMessage::Compatibility { dest_apic_id, vector: Vector(vector) }
+            }
+            MsiMessage::Remappable { handle, subhandle } => {
+                InterruptMessage::Remappable { handle, subhandle, reserved_bits_set: false }
+            }
         };
         let now = q.now();
         let translation = unit.translate(now, IommuId(0), &RemapRequest { requester_id, message });
@@ -1118,14 +1144,7 @@ impl Platform {
         }
         match translation.result {
             Ok(RemapTarget::Remapped { dest, vector } | RemapTarget::Compatibility { dest, vector }) => {
-                q.schedule_in(
-                    translation.latency,
-                    Event::Deliver {
-                        cpu: dest,
-                        vector,
-                        raised_at,
-                    },
-                );
+                q.schedule_in(translation.latency, Event::Deliver { cpu: dest, vector, raised_at });
             }
             // No posted IRTE is programmed on the bare-metal platform.
             Ok(RemapTarget::Posted { .. }) => self.lose(self.ids.lost_no_handler),
@@ -1140,8 +1159,7 @@ impl Platform {
                             let report = unit.service_faults(now, IommuId(0));
                             let logged = u64::from(report.status_logged) + u64::from(report.records_logged);
                             self.metrics.add(self.ids.fault_logged, logged);
-                            self.metrics
-                                .add(self.ids.fault_suppressed, u64::from(report.suppressed));
+                            self.metrics.add(self.ids.fault_suppressed, u64::from(report.suppressed));
                         }
                     }
                     Some(FaultDisposition::LostOverflow) => self.metrics.add(self.ids.fault_overflow, 1),
@@ -1179,12 +1197,14 @@ impl Platform {
         if target == Some((cpu_id, vector)) {
             self.complete_move(queue_id);
         }
+        self.enqueue(cpu_id, queue_id, raised_at, q);
+    }
+
+    /// The interrupt of `queue_id` is taken on `cpu_id`: its handler runs after the ones
+    /// already waiting there.
+    fn enqueue(&mut self, cpu_id: CpuId, queue_id: QueueId, raised_at: SimTime, q: &mut EventQueue<Event>) {
         let cpu = &mut self.cpus[cpu_id.0 as usize];
-        cpu.jobs.push_back(Job {
-            queue: queue_id,
-            raised_at,
-            arrived_at: q.now(),
-        });
+        cpu.jobs.push_back(Job { queue: queue_id, raised_at, arrived_at: q.now() });
         if cpu.jobs.len() == 1 {
             self.start_handler(cpu_id, q);
         }
@@ -1212,16 +1232,12 @@ impl Platform {
 
     fn start_handler(&mut self, cpu_id: CpuId, q: &mut EventQueue<Event>) {
         let now = q.now();
-        let job = *self.cpus[cpu_id.0 as usize]
-            .jobs
-            .front()
-            .expect("a handler starts only with a job");
+        let job = *self.cpus[cpu_id.0 as usize].jobs.front().expect("a handler starts only with a job");
         let queue = &mut self.queues[job.queue.0 as usize];
         let device = &self.devices[queue.device.0 as usize].params;
         let service = device.service.sample(&mut queue.service_rng);
         let eoi = device.eoi_cost;
-        self.metrics
-            .record(self.ids.queue_wait, now.since(job.arrived_at).as_ps());
+        self.metrics.record(self.ids.queue_wait, now.since(job.arrived_at).as_ps());
         self.metrics.record(self.ids.handler, service.as_ps());
         self.metrics.record(self.ids.eoi, eoi.as_ps());
         self.metrics.add(self.ids.cpu_busy_ps, (service + eoi).as_ps());
@@ -1233,8 +1249,7 @@ impl Platform {
         let job = cpu.jobs.pop_front().expect("a handler finished on an idle CPU");
         let more = !cpu.jobs.is_empty();
         self.metrics.add(self.ids.delivered, 1);
-        self.metrics
-            .record(self.ids.end_to_end, q.now().since(job.raised_at).as_ps());
+        self.metrics.record(self.ids.end_to_end, q.now().since(job.raised_at).as_ps());
         if more {
             self.start_handler(cpu_id, q);
         }
@@ -1271,13 +1286,14 @@ impl Platform {
     fn on_action(&mut self, index: u32, q: &mut EventQueue<Event>) {
         let action = self.actions[index as usize].clone();
         match action.kind {
+            ActionKind::SetAffinity { device, cpus } if self.arm.is_some() => self.set_affinity_arm(device, &cpus, q),
+            // The scenario validator refuses hotplug on ARM (not modelled there).
+            ActionKind::CpuOffline(_) | ActionKind::CpuOnline(_) if self.arm.is_some() => {}
             ActionKind::CpuOffline(cpu) => match self.domain.offline(cpu) {
                 Ok(report) => {
                     self.metrics.add(self.ids.migrated, report.migrated.len() as u64);
-                    self.metrics
-                        .add(self.ids.no_longer_affine, report.affinity_broken.len() as u64);
-                    self.metrics
-                        .add(self.ids.managed_shutdown, report.shutdown.len() as u64);
+                    self.metrics.add(self.ids.no_longer_affine, report.affinity_broken.len() as u64);
+                    self.metrics.add(self.ids.managed_shutdown, report.shutdown.len() as u64);
                     self.metrics.add(self.ids.migration_failed, report.failed.len() as u64);
                     let touched: Vec<IrqId> = report.migrated.iter().chain(&report.shutdown).copied().collect();
                     self.resync(&touched, q);
@@ -1296,12 +1312,8 @@ impl Platform {
             }
             ActionKind::SetAffinity { device, cpus } => {
                 let mask = cpu_set(&cpus);
-                let irqs: Vec<IrqId> = self
-                    .queues
-                    .iter()
-                    .filter(|queue| queue.device == device)
-                    .filter_map(|queue| queue.irq)
-                    .collect();
+                let irqs: Vec<IrqId> =
+                    self.queues.iter().filter(|queue| queue.device == device).filter_map(|queue| queue.irq).collect();
                 let mut moved = Vec::new();
                 for irq in irqs {
                     match self.domain.set_affinity(irq, mask.clone()) {
@@ -1327,6 +1339,9 @@ impl World for Platform {
             Event::HandlerDone { cpu } => self.on_handler_done(cpu, q),
             Event::Action { index } => self.on_action(index, q),
             Event::StoreWrite { queue } => self.on_store_write(queue),
+            Event::DeliverIntid { cpu, intid, raised_at } => {
+                self.deliver_intid(CpuId(u32::from(cpu)), intid, raised_at, q)
+            }
         }
     }
 }
@@ -1364,35 +1379,37 @@ mod tests {
                 requester_id: 0x0100,
                 pasid: None,
             }],
-            kernel: KernelParams {
-                era: KernelEra::From6_10,
-                legacy_pic: false,
-            },
+            kernel: KernelParams { era: KernelEra::From6_10, legacy_pic: false },
             numa_node_count: 1,
             actions: Vec::new(),
             ims_pools: Vec::new(),
+            gic: None,
         }
     }
 
-    fn run_to(p: &mut Platform, q: &mut EventQueue<Event>, ps: u64) {
-        run(
-            p,
-            q,
-            RunLimits {
-                time_end: SimTime::from_ps(ps),
-                event_count_max: u64::MAX,
+    fn arm_its(queue_count: u32, cpus: u32) -> PlatformParams {
+        let mut params = one_device(queue_count, cpus, false);
+        params.gic = Some(GicParams {
+            version: GicVersion::V3,
+            msi: GicMsiParams::Its {
+                costs: ItsCosts {
+                    command: SimDuration::from_ns(100),
+                    sync: SimDuration::from_ns(400),
+                    direct_inv: SimDuration::from_ns(200),
+                },
+                translation_latency: SimDuration::from_ns(80),
+                lpi_id_bits: 16,
             },
-        );
+        });
+        params
+    }
+
+    fn run_to(p: &mut Platform, q: &mut EventQueue<Event>, ps: u64) {
+        run(p, q, RunLimits { time_end: SimTime::from_ps(ps), event_count_max: u64::MAX });
     }
 
     fn counter(p: &Platform, name: &str) -> u64 {
-        p.metrics()
-            .snapshot()
-            .counters
-            .iter()
-            .find(|(i, _)| i.name == name)
-            .map(|(_, v)| *v)
-            .unwrap()
+        p.metrics().snapshot().counters.iter().find(|(i, _)| i.name == name).map(|(_, v)| *v).unwrap()
     }
 
     #[test]
@@ -1401,11 +1418,7 @@ mod tests {
             let (mut p, mut q) = Platform::new(&one_device(1, 1, remap), 1);
             run_to(&mut p, &mut q, sim::PS_PER_S / 100);
             let s = p.metrics().snapshot();
-            let e2e = s
-                .histograms
-                .iter()
-                .find(|h| h.info.name == "latency.end_to_end_ps")
-                .unwrap();
+            let e2e = s.histograms.iter().find(|h| h.info.name == "latency.end_to_end_ps").unwrap();
             let expected = 500 + if remap { 100 } else { 0 } + 1_000 + 50;
             assert_eq!((e2e.min, e2e.max), (expected * 1000, expected * 1000), "remap={remap}");
             assert!(p.conservation(&q).holds());
@@ -1429,10 +1442,7 @@ mod tests {
         assert_eq!(counter(&p, "setup.queue_routed_count"), capacity);
         assert_eq!(counter(&p, "setup.vector_alloc_fail_count"), 300 - capacity);
         let vectors = &p.resources()[0];
-        assert_eq!(
-            (u64::from(vectors.used_max), u64::from(vectors.limit)),
-            (capacity, capacity)
-        );
+        assert_eq!((u64::from(vectors.used_max), u64::from(vectors.limit)), (capacity, capacity));
     }
 
     #[test]
@@ -1466,18 +1476,10 @@ mod tests {
         for remap in [false, true] {
             let mut params = one_device(4, 4, remap);
             params.devices[0].irq_mode = IrqMode::Managed;
-            params.devices[0].arrival = ArrivalParams::Poisson {
-                rate_per_s: 1_000_000.0,
-            };
+            params.devices[0].arrival = ArrivalParams::Poisson { rate_per_s: 1_000_000.0 };
             params.actions = vec![
-                Action {
-                    at: SimTime::from_ps(100_000_000),
-                    kind: ActionKind::CpuOffline(CpuId(2)),
-                },
-                Action {
-                    at: SimTime::from_ps(200_000_000),
-                    kind: ActionKind::CpuOnline(CpuId(2)),
-                },
+                Action { at: SimTime::from_ps(100_000_000), kind: ActionKind::CpuOffline(CpuId(2)) },
+                Action { at: SimTime::from_ps(200_000_000), kind: ActionKind::CpuOnline(CpuId(2)) },
             ];
             let (mut p, mut q) = Platform::new(&params, 3);
             run_to(&mut p, &mut q, 150_000_000);
@@ -1499,26 +1501,17 @@ mod tests {
     fn a_move_holds_two_vectors_until_the_first_interrupt_on_the_new_one() {
         let mut params = one_device(1, 4, true);
         params.devices[0].affinity = vec![CpuId(1)];
-        params.devices[0].arrival = ArrivalParams::Constant {
-            rate_per_s: 1_000_000.0,
-        };
+        params.devices[0].arrival = ArrivalParams::Constant { rate_per_s: 1_000_000.0 };
         params.actions = vec![Action {
             at: SimTime::from_ps(10_000_000),
-            kind: ActionKind::SetAffinity {
-                device: DeviceId(0),
-                cpus: vec![CpuId(3)],
-            },
+            kind: ActionKind::SetAffinity { device: DeviceId(0), cpus: vec![CpuId(3)] },
         }];
         let (mut p, mut q) = Platform::new(&params, 1);
         let allocated = |p: &Platform| (0..4).map(|c| p.domain.matrix().allocated(CpuId(c))).sum::<u32>();
         run_to(&mut p, &mut q, 10_000_000);
         assert_eq!(allocated(&p), 2, "old and new vector held during the move");
         run_to(&mut p, &mut q, 20_000_000);
-        assert_eq!(
-            allocated(&p),
-            1,
-            "the first interrupt on the new vector freed the old one"
-        );
+        assert_eq!(allocated(&p), 1, "the first interrupt on the new vector freed the old one");
         assert_eq!(counter(&p, "x86.move_completed_count"), 1);
         assert_eq!(p.queues[0].target.map(|t| t.0), Some(CpuId(3)));
         assert!(p.conservation(&q).holds());
@@ -1546,28 +1539,16 @@ mod tests {
     fn adis_share_the_device_ims_slots() {
         // Three ADIs of 40 queues each draw from one pool of 100 slots: 20 queues go without.
         let mut params = one_device(40, 4, true);
-        params.ims_pools = vec![ImsPoolParams {
-            name: "dsa".into(),
-            slots: 100,
-        }];
+        params.ims_pools = vec![ImsPoolParams { name: "dsa".into(), slots: 100 }];
         let mut adi = params.devices[0].clone();
         adi.store = StoreKind::ImsDevice;
         adi.ims_pool = Some(0);
-        params.devices = (0..3u32)
-            .map(|i| DeviceParams {
-                name: format!("adi{i}"),
-                pasid: Some(i + 1),
-                ..adi.clone()
-            })
-            .collect();
+        params.devices =
+            (0..3u32).map(|i| DeviceParams { name: format!("adi{i}"), pasid: Some(i + 1), ..adi.clone() }).collect();
         let (p, _) = Platform::new(&params, 1);
         assert_eq!(counter(&p, "setup.ims_slot_fail_count"), 20);
         assert_eq!(counter(&p, "setup.queue_routed_count"), 100);
-        let pool = p
-            .resources()
-            .into_iter()
-            .find(|r| r.name == "pci.ims_slots_per_device")
-            .unwrap();
+        let pool = p.resources().into_iter().find(|r| r.name == "pci.ims_slots_per_device").unwrap();
         assert_eq!((pool.used_max, pool.limit), (100, 100));
     }
 
@@ -1577,15 +1558,10 @@ mod tests {
         params.devices[0].store = StoreKind::ImsQueue;
         params.devices[0].store_update_latency = SimDuration::from_us(5);
         params.devices[0].affinity = vec![CpuId(1)];
-        params.devices[0].arrival = ArrivalParams::Constant {
-            rate_per_s: 1_000_000.0,
-        };
+        params.devices[0].arrival = ArrivalParams::Constant { rate_per_s: 1_000_000.0 };
         params.actions = vec![Action {
             at: SimTime::from_ps(10_000_000),
-            kind: ActionKind::SetAffinity {
-                device: DeviceId(0),
-                cpus: vec![CpuId(2)],
-            },
+            kind: ActionKind::SetAffinity { device: DeviceId(0), cpus: vec![CpuId(2)] },
         }];
         let (mut p, mut q) = Platform::new(&params, 1);
         run_to(&mut p, &mut q, 14_000_000);
@@ -1593,16 +1569,8 @@ mod tests {
             MsiMessage::Compat { dest_apic_id, .. } => dest_apic_id,
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            dest(&p),
-            1,
-            "4us after the change the old message is still in the store"
-        );
-        assert_eq!(
-            counter(&p, "x86.move_completed_count"),
-            0,
-            "nothing reached the new vector yet"
-        );
+        assert_eq!(dest(&p), 1, "4us after the change the old message is still in the store");
+        assert_eq!(counter(&p, "x86.move_completed_count"), 0, "nothing reached the new vector yet");
         run_to(&mut p, &mut q, 20_000_000);
         assert_eq!(dest(&p), 2);
         assert_eq!(counter(&p, "x86.move_completed_count"), 1);
@@ -1613,10 +1581,7 @@ mod tests {
     fn cached_irtes_are_looked_up_faster() {
         let mut params = one_device(2, 2, true);
         let iommu = params.remapping.as_mut().unwrap();
-        iommu.cache = Some(IrteCacheParams {
-            entries: 1,
-            hit_latency: SimDuration::from_ns(20),
-        });
+        iommu.cache = Some(IrteCacheParams { entries: 1, hit_latency: SimDuration::from_ns(20) });
         // One queue: after the first miss every lookup hits.
         params.devices[0].queue_count = 1;
         let (mut p, mut q) = Platform::new(&params, 1);
@@ -1624,17 +1589,8 @@ mod tests {
         assert_eq!(counter(&p, "iommu.irte_cache_miss_count"), 1);
         let hits = counter(&p, "iommu.irte_cache_hit_count");
         assert!(hits > 5);
-        let remap = p
-            .metrics()
-            .snapshot()
-            .histograms
-            .into_iter()
-            .find(|h| h.info.name == "latency.remap_ps")
-            .unwrap();
-        assert_eq!(
-            (remap.min, remap.max, remap.sum),
-            (20_000, 100_000, u128::from(hits) * 20_000 + 100_000)
-        );
+        let remap = p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == "latency.remap_ps").unwrap();
+        assert_eq!((remap.min, remap.max, remap.sum), (20_000, 100_000, u128::from(hits) * 20_000 + 100_000));
     }
 
     #[test]
@@ -1643,52 +1599,91 @@ mod tests {
         // so update k waits k * hold (k = 0..63), as modify_irte serialises on irq_2_ir_lock.
         let mut params = one_device(64, 8, true);
         let hold_ns = 200 + 2_000;
-        params.remapping.as_mut().unwrap().update = IrteUpdateParams {
-            irte_write: SimDuration::from_ns(200),
-            iec_invalidation: SimDuration::from_ns(2_000),
-        };
+        params.remapping.as_mut().unwrap().update =
+            IrteUpdateParams { irte_write: SimDuration::from_ns(200), iec_invalidation: SimDuration::from_ns(2_000) };
         params.devices[0].affinity = (0..4).map(CpuId).collect();
         params.actions = vec![Action {
             at: SimTime::from_ps(1_000_000),
-            kind: ActionKind::SetAffinity {
-                device: DeviceId(0),
-                cpus: (4..8).map(CpuId).collect(),
-            },
+            kind: ActionKind::SetAffinity { device: DeviceId(0), cpus: (4..8).map(CpuId).collect() },
         }];
         let (mut p, mut q) = Platform::new(&params, 1);
         run_to(&mut p, &mut q, 400_000_000);
         assert_eq!(counter(&p, "iommu.irte_update_count"), 64);
-        let h = |name: &str| {
-            p.metrics()
-                .snapshot()
-                .histograms
-                .into_iter()
-                .find(|h| h.info.name == name)
-                .unwrap()
-        };
+        let h = |name: &str| p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == name).unwrap();
         let wait = h("latency.irte_lock_wait_ps");
         assert_eq!((wait.min, wait.max), (0, 63 * hold_ns * 1000));
-        assert_eq!(
-            wait.sum,
-            (0..64u128).map(|k| k * u128::from(hold_ns) * 1000).sum::<u128>()
-        );
+        assert_eq!(wait.sum, (0..64u128).map(|k| k * u128::from(hold_ns) * 1000).sum::<u128>());
         assert_eq!(h("latency.irte_update_ps").max, 64 * hold_ns * 1000);
         assert!(p.conservation(&q).holds());
         assert_eq!(counter(&p, "interrupt.lost_count"), 0);
-        assert!(
-            p.queues
-                .iter()
-                .all(|queue| queue.target.is_some_and(|(cpu, _)| cpu.0 >= 4))
-        );
+        assert!(p.queues.iter().all(|queue| queue.target.is_some_and(|(cpu, _)| cpu.0 >= 4)));
+    }
+
+    #[test]
+    fn arm_its_delivers_lpis_through_the_translation() {
+        let (mut p, mut q) = Platform::new(&arm_its(1, 2), 1);
+        run_to(&mut p, &mut q, sim::PS_PER_S / 100);
+        let e2e =
+            p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == "latency.end_to_end_ps").unwrap();
+        let expected = (500 + 80 + 1_000 + 50) * 1000;
+        assert_eq!((e2e.min, e2e.max), (expected, expected));
+        assert!(e2e.count > 5 && p.conservation(&q).holds());
+        let lpis = p.resources().into_iter().find(|r| r.name == "arm.lpis").unwrap();
+        // its_pci_msi_prepare rounds to a power of two (32 at least only for DeviceID 0).
+        assert_eq!((lpis.used_max, lpis.limit), (1, 57_344));
+        assert!(p.tables().iter().all(|(name, _)| !name.contains("x86")), "no x86 matrix on ARM");
+    }
+
+    #[test]
+    fn gicv2m_runs_out_after_its_64_spis() {
+        let mut params = arm_its(128, 4);
+        params.gic.as_mut().unwrap().msi = GicMsiParams::V2m { spis: 64, latency: SimDuration::from_ns(60) };
+        let (mut p, mut q) = Platform::new(&params, 1);
+        assert_eq!(counter(&p, "setup.v2m_spi_exhausted_count"), 64);
+        assert_eq!(counter(&p, "setup.queue_routed_count"), 64);
+        run_to(&mut p, &mut q, sim::PS_PER_S / 100);
+        assert!(counter(&p, "interrupt.delivered_count") > 0 && p.conservation(&q).holds());
+    }
+
+    #[test]
+    fn arm_affinity_changes_are_movi_round_trips_on_the_command_queue() {
+        let mut params = arm_its(8, 8);
+        params.devices[0].affinity = (0..4).map(CpuId).collect();
+        params.actions = vec![Action {
+            at: SimTime::from_ps(1_000_000),
+            kind: ActionKind::SetAffinity { device: DeviceId(0), cpus: (4..8).map(CpuId).collect() },
+        }];
+        let (mut p, mut q) = Platform::new(&params, 1);
+        run_to(&mut p, &mut q, 100_000_000);
+        assert_eq!(counter(&p, "arm.its_command_round_trip_count"), 8, "one MOVI (+SYNC) per event");
+        assert!(p.queues.iter().all(|queue| queue.target.is_some_and(|(cpu, _)| cpu.0 >= 4)));
+        let cmd =
+            p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == "latency.its_command_ps").unwrap();
+        assert_eq!(cmd.count, 8);
+        assert!(cmd.min >= 500_000, "a MOVI + SYNC takes at least command + sync: {}", cmd.min);
+        assert!(p.conservation(&q).holds());
+        assert_eq!(counter(&p, "interrupt.lost_count"), 0);
+    }
+
+    #[test]
+    fn the_lpi_budget_binds_before_any_per_cpu_limit_on_arm() {
+        // 57,344 LPIs, each 2,048-vector function takes a 2,048 block: 28 fit, the rest fail.
+        let mut params = arm_its(2048, 4);
+        params.devices[0].arrival = ArrivalParams::Constant { rate_per_s: 10.0 };
+        let device = params.devices[0].clone();
+        params.devices = (0..30u16)
+            .map(|i| DeviceParams { name: format!("f{i}"), requester_id: 0x100 * (i + 1), ..device.clone() })
+            .collect();
+        let (p, _) = Platform::new(&params, 1);
+        let fit = 57_344 / 2048;
+        assert_eq!(counter(&p, "setup.queue_routed_count"), fit * 2048);
+        assert_eq!(counter(&p, "setup.lpi_exhausted_count"), (30 - fit) * 2048);
     }
 
     #[test]
     fn repeated_hotplug_actions_are_harmless() {
         let mut params = one_device(4, 4, false);
-        let at = |ps, kind| Action {
-            at: SimTime::from_ps(ps),
-            kind,
-        };
+        let at = |ps, kind| Action { at: SimTime::from_ps(ps), kind };
         params.actions = vec![
             at(1_000_000, ActionKind::CpuOffline(CpuId(2))),
             at(2_000_000, ActionKind::CpuOffline(CpuId(2))),
@@ -1706,13 +1701,8 @@ mod tests {
     #[test]
     fn offline_migrates_non_managed_and_in_flight_interrupts_are_retriggered() {
         let mut params = one_device(8, 4, true);
-        params.devices[0].arrival = ArrivalParams::Poisson {
-            rate_per_s: 2_000_000.0,
-        };
-        params.actions = vec![Action {
-            at: SimTime::from_ps(50_000_000),
-            kind: ActionKind::CpuOffline(CpuId(1)),
-        }];
+        params.devices[0].arrival = ArrivalParams::Poisson { rate_per_s: 2_000_000.0 };
+        params.actions = vec![Action { at: SimTime::from_ps(50_000_000), kind: ActionKind::CpuOffline(CpuId(1)) }];
         let (mut p, mut q) = Platform::new(&params, 5);
         run_to(&mut p, &mut q, 200_000_000);
         assert_eq!(counter(&p, "x86.migrated_count"), 2, "queues 1 and 5 were on CPU 1");

@@ -65,19 +65,12 @@ pub struct Arrivals {
 enum ArrivalKind {
     Poisson(DurationDist),
     Constant(SimDuration),
-    OnOff {
-        gap: DurationDist,
-        on_ps: u64,
-        period_ps: u64,
-    },
+    OnOff { gap: DurationDist, on_ps: u64, period_ps: u64 },
 }
 
 /// Mean gap between arrivals at `rate_per_s`.
 fn mean_gap(rate_per_s: f64) -> SimDuration {
-    assert!(
-        rate_per_s > 0.0 && rate_per_s.is_finite(),
-        "arrival rate must be positive, got {rate_per_s}"
-    );
+    assert!(rate_per_s > 0.0 && rate_per_s.is_finite(), "arrival rate must be positive, got {rate_per_s}");
     SimDuration::from_ps_f64((PS_PER_S as f64 / rate_per_s).max(1.0))
 }
 
@@ -156,11 +149,7 @@ mod tests {
     fn on_off_is_silent_when_off() {
         let on = SimDuration::from_us(10);
         let off = SimDuration::from_us(30);
-        let params = ArrivalParams::OnOff {
-            rate_per_s: 10_000_000.0,
-            on,
-            off,
-        };
+        let params = ArrivalParams::OnOff { rate_per_s: 10_000_000.0, on, off };
         let (n, times) = count_until(&params, SimTime::from_ps(PS_PER_S / 100));
         let period = on.as_ps() + off.as_ps();
         assert!(times.iter().all(|t| t.as_ps() % period < on.as_ps()));

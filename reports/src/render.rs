@@ -75,11 +75,7 @@ pub fn markdown(report: &RunReport) -> String {
         let _ = writeln!(s, "| resource | instances | min | mean | max | limit | max/limit |");
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
         for r in &p.resources {
-            let pct = if r.limit == 0 {
-                0.0
-            } else {
-                100.0 * f64::from(r.used_max) / f64::from(r.limit)
-            };
+            let pct = if r.limit == 0 { 0.0 } else { 100.0 * f64::from(r.used_max) / f64::from(r.limit) };
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {:.1} | {} | {} | {pct:.1}% |",
@@ -112,20 +108,11 @@ pub fn markdown(report: &RunReport) -> String {
 pub fn text(report: &RunReport) -> String {
     let mut s = String::new();
     let sc = &report.scenario;
-    let _ = writeln!(
-        s,
-        "irqsim {}: scenario {} (seed {})",
-        report.irqsim_version, sc.name, report.seed
-    );
+    let _ = writeln!(s, "irqsim {}: scenario {} (seed {})", report.irqsim_version, sc.name, report.seed);
     for p in &report.points {
         let c = &p.conservation;
-        let _ = writeln!(
-            s,
-            "\n{}: {} simulated, {} events",
-            point_title(p),
-            fmt_ns(p.run.simulated_ns),
-            p.run.event_count
-        );
+        let _ =
+            writeln!(s, "\n{}: {} simulated, {} events", point_title(p), fmt_ns(p.run.simulated_ns), p.run.event_count);
         let _ = writeln!(
             s,
             "interrupts: {} raised, {} delivered, {} lost, {} merged, {} in flight",
@@ -150,11 +137,8 @@ pub fn text(report: &RunReport) -> String {
             );
         }
         if !p.resources.is_empty() {
-            let _ = writeln!(
-                s,
-                "\n{:<32} {:>9} {:>9} {:>9}",
-                "resource (per instance)", "max used", "limit", "instances"
-            );
+            let _ =
+                writeln!(s, "\n{:<32} {:>9} {:>9} {:>9}", "resource (per instance)", "max used", "limit", "instances");
             for r in &p.resources {
                 let _ = writeln!(s, "{:<32} {:>9} {:>9} {:>9}", r.name, r.used_max, r.limit, r.instances);
             }
@@ -192,18 +176,8 @@ mod tests {
             points: vec![PointReport {
                 index: 0,
                 parameters: vec![],
-                run: RunInfo {
-                    stop_reason: "time_end".into(),
-                    event_count: 10,
-                    simulated_ns: 1_000_000.0,
-                },
-                conservation: Conservation {
-                    raised: 3,
-                    delivered: 2,
-                    lost: 0,
-                    merged: 0,
-                    in_flight: 1,
-                },
+                run: RunInfo { stop_reason: "time_end".into(), event_count: 10, simulated_ns: 1_000_000.0 },
+                conservation: Conservation { raised: 3, delivered: 2, lost: 0, merged: 0, in_flight: 1 },
                 stages: vec![StageSummary {
                     stage: "end_to_end".into(),
                     description: "all".into(),
@@ -215,11 +189,7 @@ mod tests {
                     p999_ns: 1500.0,
                     max_ns: 1500.0,
                 }],
-                failures: vec![Failure {
-                    name: "x.lost.y".into(),
-                    count: 1,
-                    reason: "because".into(),
-                }],
+                failures: vec![Failure { name: "x.lost.y".into(), count: 1, reason: "because".into() }],
                 resources: vec![ResourceRow {
                     name: "x86.vectors_per_cpu".into(),
                     instances: 2,
@@ -229,10 +199,7 @@ mod tests {
                     limit: 203,
                 }],
                 counters: vec![],
-                tables: vec![TextTable {
-                    name: "matrix".into(),
-                    text: "| CPU | avl |".into(),
-                }],
+                tables: vec![TextTable { name: "matrix".into(), text: "| CPU | avl |".into() }],
             }],
         }
     }

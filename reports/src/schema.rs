@@ -235,11 +235,7 @@ pub fn point_from_metrics(snapshot: &MetricsSnapshot) -> (Vec<StageSummary>, Vec
         .counters
         .iter()
         .filter(|(info, value)| *value > 0 && info.failure)
-        .map(|(info, value)| Failure {
-            name: info.name.clone(),
-            count: *value,
-            reason: info.description.clone(),
-        })
+        .map(|(info, value)| Failure { name: info.name.clone(), count: *value, reason: info.description.clone() })
         .collect();
     (stages, counters, failures)
 }
@@ -247,10 +243,7 @@ pub fn point_from_metrics(snapshot: &MetricsSnapshot) -> (Vec<StageSummary>, Vec
 /// Writes `bytes` to `path` whole or not at all: a temporary file in the same directory,
 /// flushed to disk, then renamed over the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| std::io::Error::other("no file name"))?;
     let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     let result = (|| {

@@ -9,10 +9,9 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("vector-exhaustion", include_str!("../catalog/vector-exhaustion.yaml")),
     ("cpu-hotplug", include_str!("../catalog/cpu-hotplug.yaml")),
     ("dsa-ims-density", include_str!("../catalog/dsa-ims-density.yaml")),
-    (
-        "irte-lock-contention",
-        include_str!("../catalog/irte-lock-contention.yaml"),
-    ),
+    ("irte-lock-contention", include_str!("../catalog/irte-lock-contention.yaml")),
+    ("arm-lpi-budget", include_str!("../catalog/arm-lpi-budget.yaml")),
+    ("arm-gicv2m", include_str!("../catalog/arm-gicv2m.yaml")),
 ];
 
 /// The flagship scenario's name.

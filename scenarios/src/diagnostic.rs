@@ -30,11 +30,7 @@ pub struct ScenarioError {
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for d in &self.diagnostics {
-            writeln!(
-                f,
-                "error: {}:{}:{}: {}: {}",
-                self.file, d.line, d.column, d.path, d.message
-            )?;
+            writeln!(f, "error: {}:{}:{}: {}: {}", self.file, d.line, d.column, d.path, d.message)?;
             if let Some(text) = self.source.lines().nth(d.line.saturating_sub(1) as usize) {
                 let gutter = d.line.to_string().len();
                 writeln!(f, "{:>gutter$} | {text}", d.line)?;
@@ -47,12 +43,7 @@ impl fmt::Display for ScenarioError {
             }
         }
         let n = self.diagnostics.len();
-        write!(
-            f,
-            "{n} error{} in {}; nothing was run",
-            if n == 1 { "" } else { "s" },
-            self.file
-        )
+        write!(f, "{n} error{} in {}; nothing was run", if n == 1 { "" } else { "s" }, self.file)
     }
 }
 

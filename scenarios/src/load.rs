@@ -7,13 +7,14 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use sim::{DurationDist, SimDuration, SimTime};
 
+use models::arm::its::{GicVersion, ItsCosts};
 use models::ids::CpuId;
 use models::ids::DeviceId;
 use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
 use models::pci::store::{IMS_DEVICE_SLOTS_MAX, MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, StoreKind};
 use models::platform::{
-    Action, ActionKind, DeviceParams, ImsPoolParams, IommuParams, IrqMode, IrteCacheParams, IrteUpdateParams,
-    KernelParams, PlatformParams,
+    Action, ActionKind, DeviceParams, GicMsiParams, GicParams, ImsPoolParams, IommuParams, IrqMode, IrteCacheParams,
+    IrteUpdateParams, KernelParams, PlatformParams,
 };
 use models::workload::ArrivalParams;
 use models::x86::vector_matrix::KernelEra;
@@ -21,8 +22,8 @@ use models::x86::vector_matrix::KernelEra;
 use crate::diagnostic::{Diagnostic, ScenarioError};
 use crate::quantity::{parse_duration, parse_rate};
 use crate::schema::{
-    ActionSpec, ArrivalSpec, DeviceSpec, Dist, HandlerSpec, InterruptStore, IommuSpec, IrqModeSpec, KernelSpec,
-    Process, ScenarioFile,
+    ActionSpec, Arch, ArrivalSpec, DeviceSpec, Dist, GicMsiSpec, GicVersionSpec, HandlerSpec, InterruptStore,
+    IommuSpec, IrqModeSpec, KernelSpec, PlatformSpec, Process, ScenarioFile,
 };
 
 /// Most CPUs a platform may have (x2APIC ids are 32-bit; this bound keeps runs sane).
@@ -64,9 +65,7 @@ impl Checker {
     }
 
     fn duration(&mut self, value: &Spanned<String>, path: &str) -> Option<SimDuration> {
-        parse_duration(&value.value)
-            .map_err(|e| self.error(value, path, e))
-            .ok()
+        parse_duration(&value.value).map_err(|e| self.error(value, path, e)).ok()
     }
 
     fn positive_duration(&mut self, value: &Spanned<String>, path: &str) -> Option<SimDuration> {
@@ -116,22 +115,14 @@ fn parse_cpu_list(text: &str, cpu_count: u32) -> Result<Vec<CpuId>, String> {
 fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 /// Reads and validates a scenario. `file` names it in errors.
 pub fn load(file: &str, source: &str) -> Result<Scenario, ScenarioError> {
-    let fail = |diagnostics| ScenarioError {
-        file: file.to_owned(),
-        source: source.to_owned(),
-        diagnostics,
-    };
+    let fail = |diagnostics| ScenarioError { file: file.to_owned(), source: source.to_owned(), diagnostics };
     let raw = parse(source).map_err(|d| fail(vec![d]))?;
-    let mut checker = Checker {
-        diagnostics: Vec::new(),
-    };
+    let mut checker = Checker { diagnostics: Vec::new() };
     let scenario = check(&raw, &mut checker);
     if checker.diagnostics.is_empty() {
         Ok(scenario.expect("no diagnostics implies a scenario"))
@@ -197,11 +188,7 @@ fn parse(source: &str) -> Result<ScenarioFile, Diagnostic> {
         let mut path = path.trim_end_matches(".?").trim_end_matches('?').to_owned();
         let message = if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
             let key = key.split(',').next().unwrap_or(key).trim();
-            path = if path.is_empty() || path == "." {
-                key.to_owned()
-            } else {
-                format!("{path}.{key}")
-            };
+            path = if path.is_empty() || path == "." { key.to_owned() } else { format!("{path}.{key}") };
             format!("duplicate key `{key}`; each key may appear once in a mapping")
         } else if message == "expected mapping start" {
             let found = found.map(|f| format!(", found `{f}`")).unwrap_or_default();
@@ -210,12 +197,7 @@ fn parse(source: &str) -> Result<ScenarioFile, Diagnostic> {
             explain(&message, found)
         };
         let path = if path.is_empty() { ".".to_owned() } else { path };
-        Diagnostic {
-            line,
-            column,
-            path,
-            message,
-        }
+        Diagnostic { line, column, path, message }
     })
 }
 
@@ -224,21 +206,14 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
         c.error(
             &raw.name,
             "name",
-            format!(
-                "`{}` is not a valid name; use 1 to 64 of a-z, 0-9, '-' and '_'",
-                raw.name.value
-            ),
+            format!("`{}` is not a valid name; use 1 to 64 of a-z, 0-9, '-' and '_'", raw.name.value),
         );
     }
     let duration = c.positive_duration(&raw.duration, "duration");
     if let Some(limit) = &raw.event_limit
         && limit.value == 0
     {
-        c.error(
-            limit,
-            "event_limit",
-            "0 events would run nothing; give a positive number or leave it out",
-        );
+        c.error(limit, "event_limit", "0 events would run nothing; give a positive number or leave it out");
     }
 
     let cpus = &raw.platform.cpus;
@@ -246,11 +221,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
     if cpu_count == 0 {
         c.error(cpus, "platform.cpus", "0 CPUs: a platform needs at least 1");
     } else if cpu_count > CPU_COUNT_MAX {
-        c.error(
-            cpus,
-            "platform.cpus",
-            format!("{cpu_count} exceeds the limit of {CPU_COUNT_MAX} CPUs"),
-        );
+        c.error(cpus, "platform.cpus", format!("{cpu_count} exceeds the limit of {CPU_COUNT_MAX} CPUs"));
     }
     let remapping = match &raw.platform.iommu {
         Some(iommu) if iommu.interrupt_remapping => {
@@ -258,7 +229,10 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
         }
         _ => Some(None),
     };
-    if matches!(remapping, Some(None)) && cpu_count > COMPAT_APIC_ID_MAX + 1 {
+    if matches!(remapping, Some(None))
+        && cpu_count > COMPAT_APIC_ID_MAX + 1
+        && !raw.platform.arch.as_ref().is_some_and(|a| a.value == Arch::Arm)
+    {
         c.error(
             cpus,
             "platform.cpus",
@@ -282,13 +256,11 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
         }
     };
     let kernel = check_kernel(raw.platform.kernel.as_ref(), c);
+    let arm = raw.platform.arch.as_ref().is_some_and(|a| a.value == Arch::Arm);
+    let gic = check_gic(&raw.platform, arm, &raw.actions, c);
 
     if raw.devices.value.is_empty() {
-        c.error(
-            &raw.devices,
-            "devices",
-            "no devices: a scenario needs at least one device to raise interrupts",
-        );
+        c.error(&raw.devices, "devices", "no devices: a scenario needs at least one device to raise interrupts");
     }
     let mut devices = Vec::new();
     let mut devices_physical = 0u32;
@@ -300,21 +272,14 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
             c.error(
                 &d.name,
                 format!("{p}.name"),
-                format!(
-                    "`{}` is not a valid name; use 1 to 64 of a-z, 0-9, '-' and '_'",
-                    d.name.value
-                ),
+                format!("`{}` is not a valid name; use 1 to 64 of a-z, 0-9, '-' and '_'", d.name.value),
             );
         }
         let count = d.count.as_ref().map_or(1, |n| n.value);
         if let Some(n) = &d.count
             && n.value == 0
         {
-            c.error(
-                n,
-                format!("{p}.count"),
-                "0 devices: count must be at least 1 (or leave it out)",
-            );
+            c.error(n, format!("{p}.count"), "0 devices: count must be at least 1 (or leave it out)");
         }
         let queues = d.queues.value;
         let store = d.interrupt_store.as_ref().map_or(InterruptStore::Msix, |s| s.value);
@@ -325,6 +290,12 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
             InterruptStore::ImsQueue => StoreKind::ImsQueue,
         };
         let ims_slots = check_store_fields(d, kind, &p, c);
+        if arm
+            && matches!(kind, StoreKind::ImsDevice | StoreKind::ImsQueue)
+            && let Some(store) = &d.interrupt_store
+        {
+            c.error(store, format!("{p}.interrupt_store"), "IMS is not modelled on arm; use msi or msix");
+        }
         if queues == 0 {
             c.error(&d.queues, format!("{p}.queues"), "0 queues: a device needs at least 1");
         } else {
@@ -352,9 +323,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
         } else {
             match &d.affinity {
                 None => Some((0..cpu_count).map(CpuId).collect()),
-                Some(a) => parse_cpu_list(&a.value, cpu_count)
-                    .map_err(|e| c.error(a, format!("{p}.affinity"), e))
-                    .ok(),
+                Some(a) => parse_cpu_list(&a.value, cpu_count).map_err(|e| c.error(a, format!("{p}.affinity"), e)).ok(),
             }
         };
         let numa_node = match &d.numa_node {
@@ -362,11 +331,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
                 c.error(
                     n,
                     format!("{p}.numa_node"),
-                    format!(
-                        "node {} does not exist; the platform has {numa_nodes} (0 to {})",
-                        n.value,
-                        numa_nodes - 1
-                    ),
+                    format!("node {} does not exist; the platform has {numa_nodes} (0 to {})", n.value, numa_nodes - 1),
                 );
                 None
             }
@@ -381,27 +346,18 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
         let (Some(msi), Some(affinity), Some(arrival), Some((service, eoi))) = (msi, affinity, arrival, handler) else {
             continue;
         };
-        let update_latency = d
-            .ims_update_latency
-            .as_ref()
-            .and_then(|l| c.duration(l, &format!("{p}.ims_update_latency")));
+        let update_latency =
+            d.ims_update_latency.as_ref().and_then(|l| c.duration(l, &format!("{p}.ims_update_latency")));
         let vfs = d.sriov_vfs.as_ref().map_or(0, |v| v.value);
         let adis = d.siov_adis.as_ref().map_or(0, |v| v.value);
         for k in 0..count {
-            let name = if count == 1 {
-                d.name.value.clone()
-            } else {
-                format!("{}{k}", d.name.value)
-            };
+            let name = if count == 1 { d.name.value.clone() } else { format!("{}{k}", d.name.value) };
             // Each physical device sits on its own bus: requester id bus << 8 (device 0,
             // function 0); VFs follow at offset 1, stride 1 (a common SR-IOV layout).
             let requester_id = u16::try_from(devices_physical + 1).map_or(u16::MAX, |bus| bus << 8);
             devices_physical += 1;
             let ims_pool = (kind == StoreKind::ImsDevice).then(|| {
-                ims_pools.push(ImsPoolParams {
-                    name: name.clone(),
-                    slots: ims_slots.unwrap_or(IMS_DEFAULT_SLOTS),
-                });
+                ims_pools.push(ImsPoolParams { name: name.clone(), slots: ims_slots.unwrap_or(IMS_DEFAULT_SLOTS) });
                 ims_pools.len() as u32 - 1
             });
             let function = |name: String, requester_id: u16, pasid: Option<u32>| DeviceParams {
@@ -425,9 +381,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
                     .map(|j| function(format!("{name}-vf{j}"), requester_id.wrapping_add(1 + j as u16), None))
                     .collect()
             } else if adis > 0 {
-                (0..adis)
-                    .map(|j| function(format!("{name}-adi{j}"), requester_id, Some(j + 1)))
-                    .collect()
+                (0..adis).map(|j| function(format!("{name}-adi{j}"), requester_id, Some(j + 1))).collect()
             } else {
                 vec![function(name, requester_id, None)]
             };
@@ -436,10 +390,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
                     c.error(
                         &d.name,
                         format!("{p}.name"),
-                        format!(
-                            "device name `{}` is already used by {first}; names must be unique",
-                            f.name
-                        ),
+                        format!("device name `{}` is already used by {first}; names must be unique", f.name),
                     );
                 }
                 names.push((f.name.clone(), p.clone()));
@@ -449,6 +400,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
     }
     let actions = check_actions(&raw.actions, cpu_count, duration, &names, c);
     let (duration, remapping, kernel) = (duration?, remapping?, kernel?);
+    let gic = gic?;
     let actions = actions?;
     (c.diagnostics.is_empty()).then(|| Scenario {
         name: raw.name.value.clone(),
@@ -464,6 +416,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
             numa_node_count: numa_nodes,
             actions,
             ims_pools,
+            gic,
         },
     })
 }
@@ -484,10 +437,7 @@ fn check_iommu(iommu: &IommuSpec, has_actions: bool, anchor: &Spanned<u32>, c: &
             c.error(
                 e,
                 format!("{p}.irte_entries"),
-                format!(
-                    "{} is outside 1 to {INTR_REMAP_TABLE_ENTRIES} (INTR_REMAP_TABLE_ENTRIES)",
-                    e.value
-                ),
+                format!("{} is outside 1 to {INTR_REMAP_TABLE_ENTRIES} (INTR_REMAP_TABLE_ENTRIES)", e.value),
             );
             None
         }
@@ -496,21 +446,13 @@ fn check_iommu(iommu: &IommuSpec, has_actions: bool, anchor: &Spanned<u32>, c: &
         None => Some(None),
         Some(cache) => c
             .duration(&cache.hit_latency, &format!("{p}.irte_cache.hit_latency"))
-            .map(|hit_latency| {
-                Some(IrteCacheParams {
-                    entries: cache.entries.value,
-                    hit_latency,
-                })
-            }),
+            .map(|hit_latency| Some(IrteCacheParams { entries: cache.entries.value, hit_latency })),
     };
     let update = match &iommu.irte_update {
         Some(u) => {
             let write = c.duration(&u.irte_write, &format!("{p}.irte_update.irte_write"));
             let iec = c.duration(&u.iec_invalidation, &format!("{p}.irte_update.iec_invalidation"));
-            write.zip(iec).map(|(irte_write, iec_invalidation)| IrteUpdateParams {
-                irte_write,
-                iec_invalidation,
-            })
+            write.zip(iec).map(|(irte_write, iec_invalidation)| IrteUpdateParams { irte_write, iec_invalidation })
         }
         None if has_actions => {
             c.error(anchor, format!("{p}.irte_update"), "is required when actions move interrupts: each move rewrites an IRTE under the global lock (e.g. { irte_write: 200ns, iec_invalidation: 2us }; no published figure, calibration.md §3)");
@@ -534,11 +476,7 @@ fn check_iommu(iommu: &IommuSpec, has_actions: bool, anchor: &Spanned<u32>, c: &
         None => Some(15),
         Some(n) if n.value <= 15 => Some(n.value),
         Some(n) => {
-            c.error(
-                n,
-                format!("{p}.max_handle_mask"),
-                format!("{} is outside 0 to 15 (ECAP.MHMV)", n.value),
-            );
+            c.error(n, format!("{p}.max_handle_mask"), format!("{} is outside 0 to 15 (ECAP.MHMV)", n.value));
             None
         }
     };
@@ -550,6 +488,109 @@ fn check_iommu(iommu: &IommuSpec, has_actions: bool, anchor: &Spanned<u32>, c: &
         fault_recording_registers: fault_recording_registers?,
         max_handle_mask: max_handle_mask?,
     })
+}
+
+/// Checks the GIC block: required with `arch: arm`, refused otherwise; and refuses what is
+/// x86-only on ARM (interrupt remapping, the x86 kernel vector allocator, CPU hotplug).
+fn check_gic(platform: &PlatformSpec, arm: bool, actions: &[ActionSpec], c: &mut Checker) -> Option<Option<GicParams>> {
+    let p = "platform.gic";
+    let Some(arch) = platform.arch.as_ref().filter(|_| arm) else {
+        if platform.gic.is_some() {
+            c.error(&platform.cpus, p, "a GIC needs arch: arm (this platform is x86)");
+        }
+        return Some(None);
+    };
+    if platform.iommu.as_ref().is_some_and(|i| i.interrupt_remapping) {
+        c.error(arch, "platform.iommu", "arm has no MSI remapping: the SMMU does not remap MSIs, the ITS isolates devices (calibration.md §3); leave iommu out");
+    }
+    if platform.kernel.is_some() {
+        c.error(arch, "platform.kernel", "the kernel block sets the x86 vector allocator; it does not apply to arm");
+    }
+    for (i, a) in actions.iter().enumerate() {
+        if a.cpu_offline.is_some() || a.cpu_online.is_some() {
+            c.error(&a.at, format!("actions[{i}]"), "CPU hotplug is not modelled on arm yet; only set_affinity");
+        }
+    }
+    let Some(gic) = &platform.gic else {
+        c.error(arch, p, "is required with arch: arm (e.g. { msi: its, translation_latency: 80ns, its_command: 100ns, its_sync: 500ns })");
+        return None;
+    };
+    let version = match gic.version.unwrap_or(GicVersionSpec::V3) {
+        GicVersionSpec::V3 => GicVersion::V3,
+        GicVersionSpec::V40 => GicVersion::V4_0,
+        GicVersionSpec::V41 => GicVersion::V4_1,
+    };
+    let required = |c: &mut Checker, value: &Option<Spanned<String>>, field: &str, why: &str| match value {
+        Some(v) => c.duration(v, &format!("{p}.{field}")),
+        None => {
+            c.error(
+                arch,
+                format!("{p}.{field}"),
+                format!("is required {why} (no published figure, calibration.md §4)"),
+            );
+            None
+        }
+    };
+    let latency = required(c, &gic.translation_latency, "translation_latency", "on arm");
+    let msi = match gic.msi.as_ref().map_or(GicMsiSpec::Its, |m| m.value) {
+        GicMsiSpec::Its => {
+            let command = required(c, &gic.its_command, "its_command", "with msi: its");
+            let sync = required(c, &gic.its_sync, "its_sync", "with msi: its");
+            let direct_inv = match (&gic.its_direct_inv, version) {
+                (Some(v), _) => c.duration(v, &format!("{p}.its_direct_inv")),
+                (None, GicVersion::V4_1) => {
+                    required(c, &None, "its_direct_inv", "with version v4.1 (direct LPI invalidation)")
+                }
+                (None, _) => Some(SimDuration::ZERO),
+            };
+            let lpi_id_bits = match &gic.lpi_id_bits {
+                None => Some(16),
+                Some(b) if (14..=24).contains(&b.value) => Some(b.value),
+                Some(b) => {
+                    c.error(
+                        b,
+                        format!("{p}.lpi_id_bits"),
+                        format!("{} is outside 14 to 24 (GICD_TYPER.IDbits + 1)", b.value),
+                    );
+                    None
+                }
+            };
+            if let Some(v) = &gic.v2m_spis {
+                c.error(v, format!("{p}.v2m_spis"), "only allowed with msi: v2m");
+            }
+            match (command, sync, direct_inv, lpi_id_bits, latency) {
+                (Some(command), Some(sync), Some(direct_inv), Some(lpi_id_bits), Some(translation_latency)) => {
+                    Some(GicMsiParams::Its {
+                        costs: ItsCosts { command, sync, direct_inv },
+                        translation_latency,
+                        lpi_id_bits,
+                    })
+                }
+                _ => None,
+            }
+        }
+        GicMsiSpec::V2m => {
+            for (field, value) in [
+                ("its_command", &gic.its_command),
+                ("its_sync", &gic.its_sync),
+                ("its_direct_inv", &gic.its_direct_inv),
+            ] {
+                if let Some(v) = value {
+                    c.error(v, format!("{p}.{field}"), "only allowed with msi: its");
+                }
+            }
+            let spis = match &gic.v2m_spis {
+                None => Some(64),
+                Some(n) if (1..=988).contains(&n.value) => Some(n.value),
+                Some(n) => {
+                    c.error(n, format!("{p}.v2m_spis"), format!("{} is outside 1 to 988 (SPIs 32..1019)", n.value));
+                    None
+                }
+            };
+            spis.zip(latency).map(|(spis, latency)| GicMsiParams::V2m { spis, latency })
+        }
+    };
+    Some(Some(GicParams { version, msi: msi? }))
 }
 
 /// IMS slots of a device in device memory when the scenario does not say: DSA's "2K
@@ -568,10 +609,7 @@ fn check_store_fields(d: &DeviceSpec, kind: StoreKind, p: &str, c: &mut Checker)
             c.error(
                 n,
                 format!("{p}.ims_slots"),
-                format!(
-                    "{} is outside 1 to {IMS_DEVICE_SLOTS_MAX} (63 x 256, IDXD max_ims_mult)",
-                    n.value
-                ),
+                format!("{} is outside 1 to {IMS_DEVICE_SLOTS_MAX} (63 x 256, IDXD max_ims_mult)", n.value),
             );
             None
         }
@@ -600,11 +638,7 @@ fn check_store_fields(d: &DeviceSpec, kind: StoreKind, p: &str, c: &mut Checker)
     }
     if let Some(v) = &d.sriov_vfs {
         if v.value == 0 {
-            c.error(
-                v,
-                format!("{p}.sriov_vfs"),
-                "0 VFs: leave the field out for the physical function alone",
-            );
+            c.error(v, format!("{p}.sriov_vfs"), "0 VFs: leave the field out for the physical function alone");
         } else if !matches!(kind, StoreKind::Msi | StoreKind::Msix) {
             c.error(
                 v,
@@ -615,11 +649,7 @@ fn check_store_fields(d: &DeviceSpec, kind: StoreKind, p: &str, c: &mut Checker)
     }
     if let Some(a) = &d.siov_adis {
         if a.value == 0 {
-            c.error(
-                a,
-                format!("{p}.siov_adis"),
-                "0 ADIs: leave the field out for the function alone",
-            );
+            c.error(a, format!("{p}.siov_adis"), "0 ADIs: leave the field out for the function alone");
         } else if !matches!(kind, StoreKind::ImsDevice | StoreKind::ImsQueue) {
             c.error(a, format!("{p}.siov_adis"), format!("ADIs take their interrupts from IMS (interrupt_store: ims_device or ims_queue); this device uses {kind_name}"));
         }
@@ -634,16 +664,10 @@ const KERNEL_OLDEST: (u32, u32) = (5, 11);
 fn check_kernel(spec: Option<&KernelSpec>, c: &mut Checker) -> Option<KernelParams> {
     let legacy_pic = spec.and_then(|k| k.legacy_pic).unwrap_or(true);
     let Some(version) = spec.and_then(|k| k.version.as_ref()) else {
-        return Some(KernelParams {
-            era: KernelEra::From6_10,
-            legacy_pic,
-        });
+        return Some(KernelParams { era: KernelEra::From6_10, legacy_pic });
     };
-    let parsed = version
-        .value
-        .trim()
-        .split_once('.')
-        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
+    let parsed =
+        version.value.trim().split_once('.').and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
     let Some((major, minor)) = parsed else {
         c.error(
             version,
@@ -687,24 +711,13 @@ fn check_actions(
             c.error(
                 &a.at,
                 format!("{p}.at"),
-                format!(
-                    "{} is after the end of the run ({end}); it would never happen",
-                    a.at.value
-                ),
+                format!("{} is after the end of the run ({end}); it would never happen", a.at.value),
             );
             ok = false;
         }
-        let chosen = [
-            a.cpu_offline.is_some(),
-            a.cpu_online.is_some(),
-            a.set_affinity.is_some(),
-        ];
+        let chosen = [a.cpu_offline.is_some(), a.cpu_online.is_some(), a.set_affinity.is_some()];
         if chosen.iter().filter(|&&x| x).count() != 1 {
-            c.error(
-                &a.at,
-                p.clone(),
-                "needs exactly one of cpu_offline, cpu_online, set_affinity",
-            );
+            c.error(&a.at, p.clone(), "needs exactly one of cpu_offline, cpu_online, set_affinity");
             ok = false;
             continue;
         }
@@ -732,11 +745,7 @@ fn check_actions(
                 c.error(
                     &s.device,
                     format!("{p}.set_affinity.device"),
-                    format!(
-                        "no device named `{}`; devices are: {}",
-                        s.device.value,
-                        known.join(", ")
-                    ),
+                    format!("no device named `{}`; devices are: {}", s.device.value, known.join(", ")),
                 );
             }
             let cpus = if cpu_count == 0 {
@@ -746,16 +755,10 @@ fn check_actions(
                     .map_err(|e| c.error(&s.cpus, format!("{p}.set_affinity.cpus"), e))
                     .ok()
             };
-            device.zip(cpus).map(|(d, cpus)| ActionKind::SetAffinity {
-                device: DeviceId(d as u32),
-                cpus,
-            })
+            device.zip(cpus).map(|(d, cpus)| ActionKind::SetAffinity { device: DeviceId(d as u32), cpus })
         };
         match (at, kind) {
-            (Some(at), Some(kind)) => actions.push(Action {
-                at: SimTime::ZERO + at,
-                kind,
-            }),
+            (Some(at), Some(kind)) => actions.push(Action { at: SimTime::ZERO + at, kind }),
             _ => ok = false,
         }
     }
@@ -802,11 +805,7 @@ fn check_arrival(a: &ArrivalSpec, p: &str, c: &mut Checker) -> Option<ArrivalPar
                     None
                 }
             };
-            Some(ArrivalParams::OnOff {
-                rate_per_s: rate?,
-                on: on?,
-                off: off?,
-            })
+            Some(ArrivalParams::OnOff { rate_per_s: rate?, on: on?, off: off? })
         }
     }
 }
@@ -822,11 +821,7 @@ fn check_handler(h: &HandlerSpec, p: &str, c: &mut Checker) -> Option<(DurationD
             None
         }
         (None, Dist::Lognormal) => {
-            c.error(
-                &s.dist,
-                format!("{sp}.stddev"),
-                "is required with dist: lognormal (e.g. stddev: 500ns)",
-            );
+            c.error(&s.dist, format!("{sp}.stddev"), "is required with dist: lognormal (e.g. stddev: 500ns)");
             None
         }
         (None, _) => Some(SimDuration::ZERO),

@@ -66,16 +66,9 @@ enum Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Run {
-        file: None,
-        builtin: None,
-        seed: None,
-        out: None,
-    });
+    let command = cli.command.unwrap_or(Command::Run { file: None, builtin: None, seed: None, out: None });
     // A panic is a bug in irqsim: report it as an internal error (exit 1), not a crash.
-    std::panic::set_hook(Box::new(|info| {
-        eprintln!("irqsim: internal error (a bug in irqsim): {info}")
-    }));
+    std::panic::set_hook(Box::new(|info| eprintln!("irqsim: internal error (a bug in irqsim): {info}")));
     let result = std::panic::catch_unwind(|| execute(command)).unwrap_or_else(|_| {
         Err(Failure::Internal(
             "the run panicked; the message above says where. Please report it with the scenario and seed.".into(),
@@ -106,22 +99,15 @@ fn load(label: &str, bytes: &[u8]) -> Result<scenarios::Scenario, Failure> {
 
 fn execute(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Run {
-            file,
-            builtin,
-            seed,
-            out,
-        } => run(file, builtin, seed, out),
+        Command::Run { file, builtin, seed, out } => run(file, builtin, seed, out),
         Command::Validate { files } => {
             let mut failed = 0;
             for file in &files {
                 let label = file.display().to_string();
                 match read_file(file).and_then(|bytes| load(&label, &bytes)) {
-                    Ok(s) => println!(
-                        "{label}: ok ({} devices, {} CPUs)",
-                        s.platform.devices.len(),
-                        s.platform.cpu_count
-                    ),
+                    Ok(s) => {
+                        println!("{label}: ok ({} devices, {} CPUs)", s.platform.devices.len(), s.platform.cpu_count)
+                    }
                     Err(Failure::Input(m) | Failure::Internal(m)) => {
                         eprintln!("{m}");
                         failed += 1;
@@ -147,12 +133,7 @@ fn execute(command: Command) -> Result<(), Failure> {
             None => {
                 for (name, text) in catalog::CATALOG {
                     let description = scenarios::load(name, text).map(|s| s.description).unwrap_or_default();
-                    let first = description
-                        .split(". ")
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .trim_end_matches('.');
+                    let first = description.split(". ").next().unwrap_or("").trim().trim_end_matches('.');
                     println!("{name:<20} {first}");
                 }
                 Ok(())
@@ -163,11 +144,7 @@ fn execute(command: Command) -> Result<(), Failure> {
             let report = reports::read_report(&file).map_err(|e| Failure::Input(format!("error: {e}")))?;
             let dir = file.parent().unwrap_or(Path::new("."));
             write_renderings(dir, &report)?;
-            println!(
-                "wrote {} and {}",
-                dir.join("summary.md").display(),
-                dir.join("summary.txt").display()
-            );
+            println!("wrote {} and {}", dir.join("summary.md").display(), dir.join("summary.txt").display());
             Ok(())
         }
     }
@@ -175,10 +152,7 @@ fn execute(command: Command) -> Result<(), Failure> {
 
 fn unknown_builtin(name: &str) -> Failure {
     let names: Vec<&str> = catalog::CATALOG.iter().map(|(n, _)| *n).collect();
-    Failure::Input(format!(
-        "error: no built-in scenario `{name}`; the catalog has: {}",
-        names.join(", ")
-    ))
+    Failure::Input(format!("error: no built-in scenario `{name}`; the catalog has: {}", names.join(", ")))
 }
 
 fn write_renderings(dir: &Path, report: &reports::RunReport) -> Result<(), Failure> {
@@ -194,11 +168,7 @@ fn run(file: Option<PathBuf>, builtin: Option<String>, seed: Option<u64>, out: O
     let source = match file {
         Some(path) => {
             let label = path.display().to_string();
-            runner::Source {
-                bytes: read_file(&path)?,
-                run_args: label.clone(),
-                label,
-            }
+            runner::Source { bytes: read_file(&path)?, run_args: label.clone(), label }
         }
         None => {
             let name = builtin.unwrap_or_else(|| catalog::default_name().to_owned());
@@ -216,12 +186,8 @@ fn run(file: Option<PathBuf>, builtin: Option<String>, seed: Option<u64>, out: O
     std::fs::create_dir_all(&out)
         .map_err(|e| Failure::Input(format!("error: cannot create {}: {e}", out.display())))?;
     eprintln!("irqsim: running {} (seed {seed}) from {}", scenario.name, source.label);
-    let result = runner::run(&scenario, &source, seed).map_err(|e| {
-        Failure::Internal(format!(
-            "{e}; reproduce with: irqsim run {} --seed {seed}",
-            source.run_args
-        ))
-    })?;
+    let result = runner::run(&scenario, &source, seed)
+        .map_err(|e| Failure::Internal(format!("{e}; reproduce with: irqsim run {} --seed {seed}", source.run_args)))?;
     let json = serde_json::to_string_pretty(&result.report).map_err(|e| Failure::Internal(e.to_string()))? + "\n";
     let perf = serde_json::to_string_pretty(&result.perf).map_err(|e| Failure::Internal(e.to_string()))? + "\n";
     write_renderings(&out, &result.report)?;
@@ -232,9 +198,7 @@ fn run(file: Option<PathBuf>, builtin: Option<String>, seed: Option<u64>, out: O
         .map_err(|e| Failure::Input(format!("error: cannot write report.json: {e}")))?;
     print!("{}", reports::text(&result.report));
     let p = &result.perf;
-    let rss = p.peak_rss_bytes.map_or("unknown".to_owned(), |b| {
-        format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
-    });
+    let rss = p.peak_rss_bytes.map_or("unknown".to_owned(), |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)));
     println!(
         "\nperformance: {} events in {:.3} s wall = {:.2} M events/s; {:.4} simulated s per wall s; peak memory {rss}",
         p.event_count,

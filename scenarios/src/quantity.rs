@@ -19,16 +19,8 @@ const DURATION_UNITS: [(&str, u64); 7] = [
 ];
 
 /// Rate units and their multiplier per second.
-const RATE_UNITS: [(&str, f64); 8] = [
-    ("/s", 1.0),
-    ("k/s", 1e3),
-    ("M/s", 1e6),
-    ("G/s", 1e9),
-    ("Hz", 1.0),
-    ("kHz", 1e3),
-    ("MHz", 1e6),
-    ("GHz", 1e9),
-];
+const RATE_UNITS: [(&str, f64); 8] =
+    [("/s", 1.0), ("k/s", 1e3), ("M/s", 1e6), ("G/s", 1e9), ("Hz", 1.0), ("kHz", 1e3), ("MHz", 1e6), ("GHz", 1e9)];
 
 /// What a duration may look like, for error messages.
 pub const DURATION_HELP: &str = "a number with a unit: ps, ns, us, ms, s (e.g. 300ns, 2.5us)";
@@ -52,11 +44,7 @@ fn parse_decimal(number: &str) -> Option<(u128, u32)> {
     }
     let digits = format!("{whole}{frac}");
     let digits = digits.trim_start_matches('0');
-    let mantissa = if digits.is_empty() {
-        0
-    } else {
-        digits.parse::<u128>().ok()?
-    };
+    let mantissa = if digits.is_empty() { 0 } else { digits.parse::<u128>().ok()? };
     Some((mantissa, frac.len() as u32))
 }
 
@@ -75,16 +63,10 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
     };
     let number = number.trim_start_matches('+');
     let Some((mantissa, frac_digits)) = parse_decimal(number) else {
-        return Err(format!(
-            "`{text}` is not a number with a unit; expected {DURATION_HELP}"
-        ));
+        return Err(format!("`{text}` is not a number with a unit; expected {DURATION_HELP}"));
     };
-    let divisor = 10u128
-        .checked_pow(frac_digits)
-        .ok_or_else(|| format!("`{text}` has too many digits"))?;
-    let scaled = mantissa
-        .checked_mul(u128::from(scale))
-        .ok_or_else(|| format!("`{text}` is too long"))?;
+    let divisor = 10u128.checked_pow(frac_digits).ok_or_else(|| format!("`{text}` has too many digits"))?;
+    let scaled = mantissa.checked_mul(u128::from(scale)).ok_or_else(|| format!("`{text}` is too long"))?;
     if scaled % divisor != 0 {
         return Err(format!("`{text}` is not a whole number of picoseconds"));
     }

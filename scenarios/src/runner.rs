@@ -84,16 +84,7 @@ pub fn run_point(
         failures,
         resources,
         counters,
-        tables: vec![
-            TextTable {
-                name: "Interrupt sources".to_owned(),
-                text: platform.sources_table(),
-            },
-            TextTable {
-                name: "x86 vector matrix at the end (the layout of /sys/kernel/debug/irq/domains/VECTOR)".to_owned(),
-                text: platform.matrix_table(),
-            },
-        ],
+        tables: platform.tables().into_iter().map(|(name, text)| TextTable { name: name.to_owned(), text }).collect(),
     };
     Ok((point, platform, queue))
 }

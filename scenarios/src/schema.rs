@@ -49,6 +49,8 @@ pub struct ScenarioFile {
 pub enum Arch {
     /// x86-64 with local APICs (x2APIC) and, optionally, VT-d interrupt remapping.
     X86,
+    /// ARM64 with a GICv3/v4: MSIs through an ITS or a GICv2m frame (`platform.gic`).
+    Arm,
 }
 
 /// The machine.
@@ -57,7 +59,8 @@ pub enum Arch {
 pub struct PlatformSpec {
     /// Instruction-set family (default `x86`).
     #[serde(default)]
-    pub arch: Option<Arch>,
+    #[schemars(with = "Option<Arch>")]
+    pub arch: Option<Spanned<Arch>>,
     /// Logical CPUs (1 or more). More than 255 needs interrupt remapping (x2APIC).
     #[schemars(with = "u32")]
     pub cpus: Spanned<u32>,
@@ -69,8 +72,75 @@ pub struct PlatformSpec {
     #[schemars(with = "Option<u32>")]
     pub numa_nodes: Option<Spanned<u32>>,
     /// The kernel whose vector allocator is modelled (default: version 6.10, legacy PIC).
+    /// x86 only.
     #[serde(default)]
     pub kernel: Option<KernelSpec>,
+    /// The GIC (required with `arch: arm`).
+    #[serde(default)]
+    pub gic: Option<GicSpec>,
+}
+
+/// GIC revisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GicVersionSpec {
+    /// GICv3: physical LPIs only.
+    V3,
+    /// GICv4.0: direct vLPI injection, a doorbell per vLPI.
+    #[serde(rename = "v4.0")]
+    V40,
+    /// GICv4.1: direct vLPI injection, a doorbell per vPE.
+    #[serde(rename = "v4.1")]
+    V41,
+}
+
+/// How MSIs reach the GIC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GicMsiSpec {
+    /// An ITS translates (DeviceID, EventID) into an LPI routed to a CPU's collection.
+    Its,
+    /// A GICv2m frame turns each MSI into one SPI of a fixed pool.
+    V2m,
+}
+
+/// The ARM interrupt controller.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GicSpec {
+    /// GIC revision (default `v3`).
+    #[serde(default)]
+    pub version: Option<GicVersionSpec>,
+    /// `its` (default) or `v2m`.
+    #[serde(default)]
+    #[schemars(with = "Option<GicMsiSpec>")]
+    pub msi: Option<Spanned<GicMsiSpec>>,
+    /// MSI write to the interrupt pending at the CPU (required; no published figure).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub translation_latency: Option<Spanned<String>>,
+    /// ITS processing time of one command (required with `its`; no published figure).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub its_command: Option<Spanned<String>>,
+    /// ITS processing time of one SYNC (required with `its`; no published figure).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub its_sync: Option<Spanned<String>>,
+    /// A direct redistributor invalidation (GICR_INVLPIR + GICR_SYNCR poll; required with
+    /// `v4.1`, which always uses them).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub its_direct_inv: Option<Spanned<String>>,
+    /// INTID bits the GIC reports, 14 to 24 (default 16; Linux uses at most 16:
+    /// 57,344 LPIs).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub lpi_id_bits: Option<Spanned<u32>>,
+    /// SPIs in the GICv2m frame (default 64).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub v2m_spis: Option<Spanned<u32>>,
 }
 
 /// The Linux kernel.

@@ -48,10 +48,7 @@ impl DurationDist {
     /// A lognormal distribution with the given `mean` (> 0) and `stddev` (> 0):
     /// sigma² = ln(1 + (sd/mean)²), mu = ln(mean) − sigma²/2.
     pub fn lognormal(mean: SimDuration, stddev: SimDuration) -> DurationDist {
-        assert!(
-            mean > SimDuration::ZERO && stddev > SimDuration::ZERO,
-            "lognormal needs positive mean and stddev"
-        );
+        assert!(mean > SimDuration::ZERO && stddev > SimDuration::ZERO, "lognormal needs positive mean and stddev");
         let m = mean.as_ps() as f64;
         let s = stddev.as_ps() as f64;
         let sigma2 = (1.0 + (s / m).powi(2)).ln();
@@ -100,10 +97,7 @@ mod tests {
         assert!((v.sqrt() - 1000.0).abs() < 20.0, "exp sd {}", v.sqrt());
         let ln = DurationDist::lognormal(SimDuration::from_ns(2), SimDuration::from_ns(1));
         let (m, v) = sample_mean_and_var(&ln, n);
-        assert!(
-            (m - 2000.0).abs() < 5.0 * 1000.0 / f64::from(n).sqrt(),
-            "lognormal mean {m}"
-        );
+        assert!((m - 2000.0).abs() < 5.0 * 1000.0 / f64::from(n).sqrt(), "lognormal mean {m}");
         assert!((v.sqrt() - 1000.0).abs() < 30.0, "lognormal sd {}", v.sqrt());
         let c = DurationDist::constant(SimDuration::from_ns(5));
         assert_eq!(sample_mean_and_var(&c, 10), (5000.0, 0.0));

@@ -90,11 +90,7 @@ pub const SUMMARY_QUANTILES: [f64; 4] = [0.50, 0.90, 0.99, 0.999];
 impl HistogramSummary {
     /// The exact mean (0 when empty).
     pub fn mean(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.sum as f64 / self.count as f64
-        }
+        if self.count == 0 { 0.0 } else { self.sum as f64 / self.count as f64 }
     }
 }
 
@@ -114,15 +110,8 @@ impl Metrics {
     }
 
     fn assert_new_name(&self, name: &str) {
-        let taken = self
-            .counters
-            .iter()
-            .map(|(i, _)| i)
-            .chain(self.histograms.iter().map(|h| &h.info));
-        assert!(
-            taken.into_iter().all(|i| i.name != name),
-            "metric {name} registered twice"
-        );
+        let taken = self.counters.iter().map(|(i, _)| i).chain(self.histograms.iter().map(|h| &h.info));
+        assert!(taken.into_iter().all(|i| i.name != name), "metric {name} registered twice");
     }
 
     /// Registers a counter.
@@ -138,12 +127,7 @@ impl Metrics {
 
     fn register_counter(&mut self, name: &str, unit: Unit, description: &str, failure: bool) -> CounterId {
         self.assert_new_name(name);
-        let info = MetricInfo {
-            name: name.to_owned(),
-            unit,
-            description: description.to_owned(),
-            failure,
-        };
+        let info = MetricInfo { name: name.to_owned(), unit, description: description.to_owned(), failure };
         self.counters.push((info, 0));
         CounterId(u32::try_from(self.counters.len() - 1).expect("fewer than 2^32 counters"))
     }
@@ -151,20 +135,9 @@ impl Metrics {
     /// Registers a histogram of integer values.
     pub fn histogram(&mut self, name: &str, unit: Unit, description: &str) -> HistogramId {
         self.assert_new_name(name);
-        let info = MetricInfo {
-            name: name.to_owned(),
-            unit,
-            description: description.to_owned(),
-            failure: false,
-        };
+        let info = MetricInfo { name: name.to_owned(), unit, description: description.to_owned(), failure: false };
         let histogram = Histogram::new(3).expect("3 significant digits is a valid precision");
-        self.histograms.push(HistogramSlot {
-            info,
-            histogram,
-            sum: 0,
-            min: u64::MAX,
-            max: 0,
-        });
+        self.histograms.push(HistogramSlot { info, histogram, sum: 0, min: u64::MAX, max: 0 });
         HistogramId(u32::try_from(self.histograms.len() - 1).expect("fewer than 2^32 histograms"))
     }
 
@@ -199,25 +172,15 @@ impl Metrics {
     /// Adds every value of `other` into this registry. Both must have registered the same
     /// metrics in the same order (they come from the same build of the same scenario).
     pub fn merge(&mut self, other: &Metrics) {
-        assert_eq!(
-            self.counters.len(),
-            other.counters.len(),
-            "merging different metric sets"
-        );
-        assert_eq!(
-            self.histograms.len(),
-            other.histograms.len(),
-            "merging different metric sets"
-        );
+        assert_eq!(self.counters.len(), other.counters.len(), "merging different metric sets");
+        assert_eq!(self.histograms.len(), other.histograms.len(), "merging different metric sets");
         for ((info, value), (other_info, other_value)) in self.counters.iter_mut().zip(&other.counters) {
             assert_eq!(info.name, other_info.name, "merging different metric sets");
             *value += other_value;
         }
         for (slot, other_slot) in self.histograms.iter_mut().zip(&other.histograms) {
             assert_eq!(slot.info.name, other_slot.info.name, "merging different metric sets");
-            slot.histogram
-                .add(&other_slot.histogram)
-                .expect("auto-resizing histograms always merge");
+            slot.histogram.add(&other_slot.histogram).expect("auto-resizing histograms always merge");
             slot.sum += other_slot.sum;
             slot.min = slot.min.min(other_slot.min);
             slot.max = slot.max.max(other_slot.max);
@@ -240,21 +203,12 @@ impl Metrics {
                     max: slot.max,
                     quantiles: SUMMARY_QUANTILES
                         .iter()
-                        .map(|&q| {
-                            if empty {
-                                0
-                            } else {
-                                h.value_at_quantile(q).clamp(slot.min, slot.max)
-                            }
-                        })
+                        .map(|&q| if empty { 0 } else { h.value_at_quantile(q).clamp(slot.min, slot.max) })
                         .collect(),
                 }
             })
             .collect();
-        MetricsSnapshot {
-            counters: self.counters.clone(),
-            histograms,
-        }
+        MetricsSnapshot { counters: self.counters.clone(), histograms }
     }
 }
 

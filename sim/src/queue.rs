@@ -94,15 +94,8 @@ impl<E: Copy> EventQueue<E> {
 
     /// Schedules `event` at `time`, which must not be in the past.
     pub fn schedule_at(&mut self, time: SimTime, event: E) {
-        assert!(
-            time >= self.now,
-            "event scheduled into the past: {time} < now {}",
-            self.now
-        );
-        let entry = Entry {
-            key: (u128::from(time.as_ps()) << 64) | u128::from(self.seq_next),
-            event,
-        };
+        assert!(time >= self.now, "event scheduled into the past: {time} < now {}", self.now);
+        let entry = Entry { key: (u128::from(time.as_ps()) << 64) | u128::from(self.seq_next), event };
         self.seq_next += 1;
         self.scheduled_count += 1;
         if self.root_taken {
@@ -152,10 +145,7 @@ impl<E: Copy> EventQueue<E> {
 
     /// Pending events in no particular order (for conservation checks and debugging).
     pub fn iter(&self) -> impl Iterator<Item = (SimTime, &E)> {
-        self.heap
-            .iter()
-            .skip(usize::from(self.root_taken))
-            .map(|e| (e.time(), &e.event))
+        self.heap.iter().skip(usize::from(self.root_taken)).map(|e| (e.time(), &e.event))
     }
 
     /// Physically removes a root that a pop handed out.

@@ -50,9 +50,7 @@ impl RngStream {
             state = mix64(state);
             chunk.copy_from_slice(&state.to_le_bytes());
         }
-        RngStream {
-            inner: Xoshiro256PlusPlus::from_seed(key),
-        }
+        RngStream { inner: Xoshiro256PlusPlus::from_seed(key) }
     }
 
     /// The next 64 random bits.

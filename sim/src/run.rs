@@ -76,11 +76,7 @@ pub fn run<W: World>(world: &mut W, queue: &mut EventQueue<W::Event>, limits: Ru
             }
         }
     };
-    RunOutcome {
-        stop_reason,
-        event_count,
-        time_stop: queue.now(),
-    }
+    RunOutcome { stop_reason, event_count, time_stop: queue.now() }
 }
 
 #[cfg(test)]
@@ -108,60 +104,27 @@ mod tests {
     fn start(remaining: u32) -> (Ticker, EventQueue<()>) {
         let mut q = EventQueue::new();
         q.schedule_at(SimTime::ZERO, ());
-        (
-            Ticker {
-                remaining,
-                seen: Vec::new(),
-            },
-            q,
-        )
+        (Ticker { remaining, seen: Vec::new() }, q)
     }
 
     #[test]
     fn stops_for_each_reason() {
-        let unlimited = RunLimits {
-            time_end: SimTime::MAX,
-            event_count_max: u64::MAX,
-        };
+        let unlimited = RunLimits { time_end: SimTime::MAX, event_count_max: u64::MAX };
         let (mut w, mut q) = start(3);
         let out = run(&mut w, &mut q, unlimited);
         assert_eq!((out.stop_reason, out.event_count), (StopReason::QueueEmpty, 4));
         assert_eq!(w.seen, [0, 10, 20, 30]);
 
         let (mut w, mut q) = start(100);
-        let out = run(
-            &mut w,
-            &mut q,
-            RunLimits {
-                time_end: SimTime::from_ps(25),
-                ..unlimited
-            },
-        );
-        assert_eq!(
-            (out.stop_reason, out.event_count, out.time_stop),
-            (StopReason::TimeEnd, 3, SimTime::from_ps(25))
-        );
+        let out = run(&mut w, &mut q, RunLimits { time_end: SimTime::from_ps(25), ..unlimited });
+        assert_eq!((out.stop_reason, out.event_count, out.time_stop), (StopReason::TimeEnd, 3, SimTime::from_ps(25)));
         // Events exactly at the end time still run.
         let (mut w, mut q) = start(100);
-        let out = run(
-            &mut w,
-            &mut q,
-            RunLimits {
-                time_end: SimTime::from_ps(20),
-                ..unlimited
-            },
-        );
+        let out = run(&mut w, &mut q, RunLimits { time_end: SimTime::from_ps(20), ..unlimited });
         assert_eq!(out.event_count, 3);
 
         let (mut w, mut q) = start(100);
-        let out = run(
-            &mut w,
-            &mut q,
-            RunLimits {
-                event_count_max: 5,
-                ..unlimited
-            },
-        );
+        let out = run(&mut w, &mut q, RunLimits { event_count_max: 5, ..unlimited });
         assert_eq!((out.stop_reason, out.event_count), (StopReason::EventCountMax, 5));
         assert_eq!(q.len(), 1);
     }

@@ -110,11 +110,7 @@ impl SimDuration {
 impl Add<SimDuration> for SimTime {
     type Output = SimTime;
     fn add(self, rhs: SimDuration) -> SimTime {
-        SimTime(
-            self.0
-                .checked_add(rhs.0)
-                .expect("simulated time overflows u64 picoseconds"),
-        )
+        SimTime(self.0.checked_add(rhs.0).expect("simulated time overflows u64 picoseconds"))
     }
 }
 

@@ -384,11 +384,9 @@ impl ItsError {
 impl fmt::Display for ItsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ItsError::LpiExhausted { requested, granted } => write!(
-                f,
-                "LPI space exhausted: {requested} requested, {granted} available ({})",
-                self.errno()
-            ),
+            ItsError::LpiExhausted { requested, granted } => {
+                write!(f, "LPI space exhausted: {requested} requested, {granted} available ({})", self.errno())
+            }
             ItsError::EventsExhausted { device, requested } => {
                 write!(f, "device {:#x}: no room for {requested} events (-ENOSPC)", device.0)
             }

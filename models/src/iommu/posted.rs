@@ -103,9 +103,7 @@ pub fn pir_vectors(bits: [u64; 4]) -> impl Iterator<Item = Vector> {
             let bit = rest.trailing_zeros();
             rest &= rest - 1;
             // word < 4 and bit < 64, so the vector fits in a u8.
-            Some(Vector(
-                u8::try_from(word * 64 + bit as usize).expect("vector below 256"),
-            ))
+            Some(Vector(u8::try_from(word * 64 + bit as usize).expect("vector below 256")))
         })
     })
 }
@@ -139,13 +137,7 @@ pub struct PostedDescriptor {
 impl PostedDescriptor {
     /// An empty descriptor (PIR clear, ON = 0, SN = 0) notifying `nv` at APIC id `ndst`.
     pub const fn new(nv: Vector, ndst: u32) -> PostedDescriptor {
-        PostedDescriptor {
-            pir: [0; 4],
-            on: false,
-            sn: false,
-            nv,
-            ndst,
-        }
+        PostedDescriptor { pir: [0; 4], on: false, sn: false, nv, ndst }
     }
 
     /// The posted-interrupt requests, one bit per vector.
@@ -227,10 +219,7 @@ impl PostedDescriptor {
             PostOutcome::Suppressed
         } else {
             self.on = true;
-            PostOutcome::NotificationSent {
-                nv: self.nv,
-                ndst: self.ndst,
-            }
+            PostOutcome::NotificationSent { nv: self.nv, ndst: self.ndst }
         }
     }
 
@@ -328,11 +317,7 @@ pub struct TransitionError {
 
 impl fmt::Display for TransitionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:?} is not a transition from {:?} ({})",
-            self.op, self.state, self.vcpu
-        )
+        write!(f, "{:?} is not a transition from {:?} ({})", self.op, self.state, self.vcpu)
     }
 }
 
@@ -409,11 +394,7 @@ impl PiHost {
     pub fn new(vcpu_count: u32, pcpu_count: u32, apic_mode: ApicMode) -> PiHost {
         let mut desc = PostedDescriptor::new(POSTED_INTR_VECTOR, apic_mode.ndst(CpuId(0)));
         desc.set_sn(true);
-        let vcpu = PostedVcpu {
-            state: VcpuState::Preempted,
-            desc,
-            virr: [0; 4],
-        };
+        let vcpu = PostedVcpu { state: VcpuState::Preempted, desc, virr: [0; 4] };
         PiHost {
             apic_mode,
             vcpus: vec![vcpu; vcpu_count as usize],
@@ -446,11 +427,7 @@ impl PiHost {
         let state = self.vcpu(vcpu).state;
         let left_wakeup_list = match state {
             VcpuState::Running { .. } => {
-                return Err(TransitionError {
-                    vcpu,
-                    op: VcpuOp::Load,
-                    state,
-                });
+                return Err(TransitionError { vcpu, op: VcpuOp::Load, state });
             }
             VcpuState::Preempted => None,
             VcpuState::Blocked { pcpu: list } => {
@@ -468,10 +445,7 @@ impl PiHost {
             entry.desc.set_on();
         }
         entry.state = VcpuState::Running { pcpu };
-        Ok(LoadOutcome {
-            left_wakeup_list,
-            pending: entry.desc.on(),
-        })
+        Ok(LoadOutcome { left_wakeup_list, pending: entry.desc.on() })
     }
 
     /// `vmx_vcpu_pi_put` of a runnable vCPU: SN = 1.
@@ -483,11 +457,7 @@ impl PiHost {
                 entry.state = VcpuState::Preempted;
                 Ok(())
             }
-            state => Err(TransitionError {
-                vcpu,
-                op: VcpuOp::Preempt,
-                state,
-            }),
+            state => Err(TransitionError { vcpu, op: VcpuOp::Preempt, state }),
         }
     }
 
@@ -496,11 +466,7 @@ impl PiHost {
     pub fn vcpu_block(&mut self, vcpu: VcpuId) -> Result<BlockOutcome, TransitionError> {
         let entry = self.entry(vcpu);
         let VcpuState::Running { pcpu } = entry.state else {
-            return Err(TransitionError {
-                vcpu,
-                op: VcpuOp::Block,
-                state: entry.state,
-            });
+            return Err(TransitionError { vcpu, op: VcpuOp::Block, state: entry.state });
         };
         if entry.desc.on() {
             return Ok(BlockOutcome::Refused);
@@ -537,10 +503,7 @@ impl PiHost {
     /// it is loaded.
     pub fn wakeup_handler(&self, pcpu: CpuId) -> WakeupWalk {
         let list = self.wakeup_list(pcpu);
-        WakeupWalk {
-            walked: list.len(),
-            kicked: list.iter().copied().filter(|&v| self.vcpu(v).desc.on()).collect(),
-        }
+        WakeupWalk { walked: list.len(), kicked: list.iter().copied().filter(|&v| self.vcpu(v).desc.on()).collect() }
     }
 }
 
@@ -689,26 +652,16 @@ impl PostedDelivery {
         let state = host.vcpu(irte.vcpu).state;
         let post = host.post(irte);
         match (state, post) {
-            (VcpuState::Preempted, post) => Delivery {
-                path: DeliveryPath::Accumulated { post },
-                visible_at: Some(now.max(next_vm_entry)),
-            },
-            (_, PostOutcome::AlreadyPending) => Delivery {
-                path: DeliveryPath::Coalesced,
-                visible_at: None,
-            },
+            (VcpuState::Preempted, post) => {
+                Delivery { path: DeliveryPath::Accumulated { post }, visible_at: Some(now.max(next_vm_entry)) }
+            }
+            (_, PostOutcome::AlreadyPending) => Delivery { path: DeliveryPath::Coalesced, visible_at: None },
             (VcpuState::Running { .. }, PostOutcome::NotificationSent { .. }) => {
                 host.sync_pir(irte.vcpu);
-                Delivery {
-                    path: DeliveryPath::NotifiedRunning,
-                    visible_at: Some(now + p.notify_running),
-                }
+                Delivery { path: DeliveryPath::NotifiedRunning, visible_at: Some(now + p.notify_running) }
             }
             (VcpuState::Blocked { .. }, PostOutcome::NotificationSent { nv, ndst }) => {
-                assert_eq!(
-                    nv, POSTED_INTR_WAKEUP_VECTOR,
-                    "a blocked vCPU notifies the wake-up vector"
-                );
+                assert_eq!(nv, POSTED_INTR_WAKEUP_VECTOR, "a blocked vCPU notifies the wake-up vector");
                 let pcpu = host.apic_mode.cpu(ndst);
                 let walk = host.wakeup_handler(pcpu);
                 assert!(walk.kicked.contains(&irte.vcpu), "the posted vCPU has ON = 1");
@@ -718,10 +671,7 @@ impl PostedDelivery {
                     + SimDuration::from_ps(p.wakeup_list_entry.as_ps() * walked)
                     + SimDuration::from_ps(p.kick.as_ps() * kicked)
                     + p.wake_to_vm_entry;
-                Delivery {
-                    path: DeliveryPath::Wakeup { pcpu, walk },
-                    visible_at: Some(now + cost),
-                }
+                Delivery { path: DeliveryPath::Wakeup { pcpu, walk }, visible_at: Some(now + cost) }
             }
             (VcpuState::Running { .. } | VcpuState::Blocked { .. }, PostOutcome::Suppressed) => {
                 panic!("SN is set only while preempted: {state:?}")
@@ -740,10 +690,7 @@ mod tests {
     #[test]
     fn posting_table_on_sn_urg() {
         // (ON before, SN, URG) -> outcome, ON after
-        let sent = PostOutcome::NotificationSent {
-            nv: Vector(0xf2),
-            ndst: 7,
-        };
+        let sent = PostOutcome::NotificationSent { nv: Vector(0xf2), ndst: 7 };
         let table = [
             (false, false, false, sent, true),
             (false, false, true, sent, true),
@@ -771,13 +718,7 @@ mod tests {
     fn pir_accumulates_and_one_notification_covers_a_burst() {
         let mut d = PostedDescriptor::new(Vector(0xf2), 3);
         let outcomes: Vec<_> = [0x30, 0x31, 0x30, 0xff].map(|v| d.post(Vector(v), false)).to_vec();
-        assert_eq!(
-            outcomes[0],
-            PostOutcome::NotificationSent {
-                nv: Vector(0xf2),
-                ndst: 3
-            }
-        );
+        assert_eq!(outcomes[0], PostOutcome::NotificationSent { nv: Vector(0xf2), ndst: 3 });
         assert!(outcomes[1..].iter().all(|&o| o == PostOutcome::AlreadyPending));
         let vectors: Vec<_> = pir_vectors(d.pir()).collect();
         assert_eq!(vectors, [Vector(0x30), Vector(0x31), Vector(0xff)]);
@@ -803,11 +744,7 @@ mod tests {
     }
 
     fn irte(vcpu: u32, vector: u8, urgent: bool) -> PostedIrte {
-        PostedIrte {
-            vcpu: VcpuId(vcpu),
-            vector: Vector(vector),
-            urgent,
-        }
+        PostedIrte { vcpu: VcpuId(vcpu), vector: Vector(vector), urgent }
     }
 
     #[test]
@@ -815,22 +752,13 @@ mod tests {
         let mut h = PiHost::new(2, 4, ApicMode::X2Apic);
         let v = VcpuId(0);
         let d = *h.vcpu(v).descriptor();
-        assert_eq!(
-            (h.vcpu(v).state(), d.sn(), d.nv()),
-            (VcpuState::Preempted, true, POSTED_INTR_VECTOR)
-        );
+        assert_eq!((h.vcpu(v).state(), d.sn(), d.nv()), (VcpuState::Preempted, true, POSTED_INTR_VECTOR));
         // Preempted: suppressed, accumulates; pending per pi_has_pending_interrupt (SN && PIR).
         assert_eq!(h.post(irte(0, 0x40, false)), PostOutcome::Suppressed);
         assert!(h.has_pending_interrupt(v));
         // Load on pCPU 2: NDST, SN=0, NV=0xf2, ON set because PIR is non-empty.
         let load = h.vcpu_load(v, CpuId(2)).unwrap();
-        assert_eq!(
-            load,
-            LoadOutcome {
-                left_wakeup_list: None,
-                pending: true
-            }
-        );
+        assert_eq!(load, LoadOutcome { left_wakeup_list: None, pending: true });
         let d = *h.vcpu(v).descriptor();
         assert_eq!((d.ndst(), d.sn(), d.nv(), d.on()), (2, false, POSTED_INTR_VECTOR, true));
         assert_eq!(h.vcpu(v).state(), VcpuState::Running { pcpu: CpuId(2) });
@@ -847,43 +775,22 @@ mod tests {
         // Posting to the blocked vCPU notifies the wake-up vector at its pCPU.
         assert_eq!(
             h.post(irte(0, 0x41, false)),
-            PostOutcome::NotificationSent {
-                nv: POSTED_INTR_WAKEUP_VECTOR,
-                ndst: 2
-            }
+            PostOutcome::NotificationSent { nv: POSTED_INTR_WAKEUP_VECTOR, ndst: 2 }
         );
         // Woken and loaded on another pCPU (migration): leaves pCPU 2's list, NDST follows.
         let load = h.vcpu_load(v, CpuId(3)).unwrap();
-        assert_eq!(
-            load,
-            LoadOutcome {
-                left_wakeup_list: Some(CpuId(2)),
-                pending: true
-            }
-        );
+        assert_eq!(load, LoadOutcome { left_wakeup_list: Some(CpuId(2)), pending: true });
         assert!(h.wakeup_list(CpuId(2)).is_empty());
         let d = *h.vcpu(v).descriptor();
         assert_eq!((d.nv(), d.ndst()), (POSTED_INTR_VECTOR, 3));
         // Running: notification to 0xf2 at pCPU 3 once ON is consumed.
         h.sync_pir(v);
-        assert_eq!(
-            h.post(irte(0, 0x42, false)),
-            PostOutcome::NotificationSent {
-                nv: POSTED_INTR_VECTOR,
-                ndst: 3
-            }
-        );
+        assert_eq!(h.post(irte(0, 0x42, false)), PostOutcome::NotificationSent { nv: POSTED_INTR_VECTOR, ndst: 3 });
         h.sync_pir(v);
         // Preempt: SN=1, NDST kept; urgent still notifies.
         h.vcpu_preempt(v).unwrap();
         assert!(h.vcpu(v).descriptor().sn());
-        assert_eq!(
-            h.post(irte(0, 0x43, true)),
-            PostOutcome::NotificationSent {
-                nv: POSTED_INTR_VECTOR,
-                ndst: 3
-            }
-        );
+        assert_eq!(h.post(irte(0, 0x43, true)), PostOutcome::NotificationSent { nv: POSTED_INTR_VECTOR, ndst: 3 });
         assert_eq!(pir_vectors(h.vcpu(v).virr()).count(), 3);
     }
 
@@ -892,10 +799,7 @@ mod tests {
         let mut h = PiHost::new(1, 1, ApicMode::X2Apic);
         let v = VcpuId(0);
         let err = |op, state| TransitionError { vcpu: v, op, state };
-        assert_eq!(
-            h.vcpu_preempt(v).err(),
-            Some(err(VcpuOp::Preempt, VcpuState::Preempted))
-        );
+        assert_eq!(h.vcpu_preempt(v).err(), Some(err(VcpuOp::Preempt, VcpuState::Preempted)));
         assert_eq!(h.vcpu_block(v).err(), Some(err(VcpuOp::Block, VcpuState::Preempted)));
         h.vcpu_load(v, CpuId(0)).unwrap();
         let running = VcpuState::Running { pcpu: CpuId(0) };
@@ -920,21 +824,9 @@ mod tests {
         h.post(irte(1, 0x50, false));
         h.post(irte(4, 0x50, false)); // on pCPU 0's list
         let walk = h.wakeup_handler(CpuId(1));
-        assert_eq!(
-            walk,
-            WakeupWalk {
-                walked: 3,
-                kicked: vec![VcpuId(1), VcpuId(5)]
-            }
-        );
+        assert_eq!(walk, WakeupWalk { walked: 3, kicked: vec![VcpuId(1), VcpuId(5)] });
         let walk0 = h.wakeup_handler(CpuId(0));
-        assert_eq!(
-            walk0,
-            WakeupWalk {
-                walked: 3,
-                kicked: vec![VcpuId(4)]
-            }
-        );
+        assert_eq!(walk0, WakeupWalk { walked: 3, kicked: vec![VcpuId(4)] });
     }
 
     #[test]
@@ -951,12 +843,7 @@ mod tests {
             (M::Fixed, Vcpus(2), Enabled, Remapped(R::Multicast)),
             (M::Fixed, Broadcast, Disabled, Remapped(R::Broadcast)),
             (M::LowestPriority, Broadcast, Enabled, Remapped(R::Broadcast)),
-            (
-                M::LowestPriority,
-                Vcpus(4),
-                Disabled,
-                Remapped(R::LowestPriorityMultipleDestinations),
-            ),
+            (M::LowestPriority, Vcpus(4), Disabled, Remapped(R::LowestPriorityMultipleDestinations)),
             (M::LowestPriority, Vcpus(4), Enabled, Posted),
             (M::Fixed, Vcpus(0), Disabled, Remapped(R::NoDestination)),
             (M::Nmi, Vcpus(1), Disabled, Remapped(R::DeliveryMode)),
@@ -965,11 +852,7 @@ mod tests {
             (M::ExtInt, Vcpus(1), Disabled, Remapped(R::DeliveryMode)),
         ];
         for (mode, dest, hashing, expected) in table {
-            assert_eq!(
-                is_postable(mode, dest, hashing),
-                expected,
-                "{mode:?} {dest:?} {hashing:?}"
-            );
+            assert_eq!(is_postable(mode, dest, hashing), expected, "{mode:?} {dest:?} {hashing:?}");
         }
     }
 
@@ -991,21 +874,13 @@ mod tests {
         let later = SimTime::from_ps(9_000_000);
         // Preempted: seen at the next VM entry.
         let d = pd.deliver(&mut h, irte(0, 0x40, false), now, later);
-        assert_eq!(
-            d.path,
-            DeliveryPath::Accumulated {
-                post: PostOutcome::Suppressed
-            }
-        );
+        assert_eq!(d.path, DeliveryPath::Accumulated { post: PostOutcome::Suppressed });
         assert_eq!(d.visible_at, Some(later));
         // Running: notification only, synced straight into vIRR.
         h.vcpu_load(VcpuId(0), CpuId(0)).unwrap();
         h.sync_pir(VcpuId(0));
         let d = pd.deliver(&mut h, irte(0, 0x41, false), now, later);
-        assert_eq!(
-            (d.path, d.visible_at),
-            (DeliveryPath::NotifiedRunning, Some(now + params().notify_running))
-        );
+        assert_eq!((d.path, d.visible_at), (DeliveryPath::NotifiedRunning, Some(now + params().notify_running)));
         assert!(!h.vcpu(VcpuId(0)).descriptor().on());
         // Blocked: three vCPUs on pCPU 0's list; one already has ON (kicked, not yet loaded).
         for i in 1..3 {
@@ -1015,10 +890,7 @@ mod tests {
         h.vcpu_block(VcpuId(0)).unwrap();
         h.post(irte(1, 0x45, false));
         let d = pd.deliver(&mut h, irte(2, 0x46, false), now, later);
-        let walk = WakeupWalk {
-            walked: 3,
-            kicked: vec![VcpuId(1), VcpuId(2)],
-        };
+        let walk = WakeupWalk { walked: 3, kicked: vec![VcpuId(1), VcpuId(2)] };
         assert_eq!(d.path, DeliveryPath::Wakeup { pcpu: CpuId(0), walk });
         let p = params();
         let expected = p.wakeup_irq_entry
@@ -1058,32 +930,19 @@ mod tests {
     fn check_descriptor(seed: u64) {
         let mut rng = RngStream::new(seed, "posted-descriptor-property-test");
         let mut d = PostedDescriptor::new(Vector(0xf2), 0);
-        let mut r = Reference {
-            pir: vec![false; 256],
-            on: false,
-            sn: false,
-            nv: 0xf2,
-            ndst: 0,
-        };
+        let mut r = Reference { pir: vec![false; 256], on: false, sn: false, nv: 0xf2, ndst: 0 };
         // A few hot vectors make repeated posting of the same bit common.
         let hot: Vec<u8> = (0..4).map(|_| rng.below(256) as u8).collect();
         for _ in 0..500 {
             match rng.below(10) {
                 0..=4 => {
-                    let v = if rng.below(2) == 0 {
-                        hot[rng.below(4) as usize]
-                    } else {
-                        rng.below(256) as u8
-                    };
+                    let v = if rng.below(2) == 0 { hot[rng.below(4) as usize] } else { rng.below(256) as u8 };
                     let urgent = rng.below(4) == 0;
                     let notify = !r.on && (!r.sn || urgent);
                     r.pir[usize::from(v)] = true;
                     let expected = if notify {
                         r.on = true;
-                        PostOutcome::NotificationSent {
-                            nv: Vector(r.nv),
-                            ndst: r.ndst,
-                        }
+                        PostOutcome::NotificationSent { nv: Vector(r.nv), ndst: r.ndst }
                     } else if r.on {
                         PostOutcome::AlreadyPending
                     } else {
@@ -1115,11 +974,7 @@ mod tests {
                     d.clear_on();
                 }
             }
-            assert_eq!(
-                (d.on(), d.sn(), d.nv(), d.ndst()),
-                (r.on, r.sn, Vector(r.nv), r.ndst),
-                "{r:?}"
-            );
+            assert_eq!((d.on(), d.sn(), d.nv(), d.ndst()), (r.on, r.sn, Vector(r.nv), r.ndst), "{r:?}");
             for v in 0..=255u8 {
                 assert_eq!(d.pir_test(Vector(v)), r.pir[usize::from(v)]);
             }

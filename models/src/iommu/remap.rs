@@ -288,34 +288,19 @@ impl IrteEntry {
     pub const NOT_PRESENT: IrteEntry = IrteEntry {
         present: false,
         fpd: false,
-        mode: IrteMode::Remapped {
-            dest: CpuId(0),
-            vector: Vector(0),
-        },
+        mode: IrteMode::Remapped { dest: CpuId(0), vector: Vector(0) },
         source: SourceValidation::None,
         reserved_bits_set: false,
     };
 
     /// A present remapped-format entry without source verification.
     pub fn remapped(dest: CpuId, vector: Vector) -> IrteEntry {
-        IrteEntry {
-            present: true,
-            mode: IrteMode::Remapped { dest, vector },
-            ..IrteEntry::NOT_PRESENT
-        }
+        IrteEntry { present: true, mode: IrteMode::Remapped { dest, vector }, ..IrteEntry::NOT_PRESENT }
     }
 
     /// A present posted-format entry without source verification.
     pub fn posted(descriptor: PiDescId, vector: Vector, urgent: bool) -> IrteEntry {
-        IrteEntry {
-            present: true,
-            mode: IrteMode::Posted {
-                descriptor,
-                vector,
-                urgent,
-            },
-            ..IrteEntry::NOT_PRESENT
-        }
+        IrteEntry { present: true, mode: IrteMode::Posted { descriptor, vector, urgent }, ..IrteEntry::NOT_PRESENT }
     }
 
     /// The same entry with source verification `source`.
@@ -379,20 +364,13 @@ impl RemapRequest {
     pub fn remappable(requester_id: u16, handle: u16, subhandle: Option<u16>) -> RemapRequest {
         RemapRequest {
             requester_id,
-            message: InterruptMessage::Remappable {
-                handle,
-                subhandle,
-                reserved_bits_set: false,
-            },
+            message: InterruptMessage::Remappable { handle, subhandle, reserved_bits_set: false },
         }
     }
 
     /// A compatibility-format request.
     pub fn compatibility(requester_id: u16, dest_apic_id: u8, vector: Vector) -> RemapRequest {
-        RemapRequest {
-            requester_id,
-            message: InterruptMessage::Compatibility { dest_apic_id, vector },
-        }
+        RemapRequest { requester_id, message: InterruptMessage::Compatibility { dest_apic_id, vector } }
     }
 }
 
@@ -475,8 +453,7 @@ impl RemapFault {
 
     /// The fault for a reason code, `None` outside 0x20–0x26.
     pub fn from_code(code: u8) -> Option<RemapFault> {
-        code.checked_sub(0x20)
-            .and_then(|i| RemapFault::ALL.get(usize::from(i)).copied())
+        code.checked_sub(0x20).and_then(|i| RemapFault::ALL.get(usize::from(i)).copied())
     }
 
     /// The kernel's wording (dmar.c `irq_remap_fault_reasons`).
@@ -541,10 +518,9 @@ impl fmt::Display for IrteAllocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IrteAllocError::ZeroCount => f.write_str("IRTE allocation of zero entries"),
-            IrteAllocError::MaskTooLarge { mask, max } => write!(
-                f,
-                "Requested mask {mask:x} exceeds the max invalidation handle mask value {max:x}"
-            ),
+            IrteAllocError::MaskTooLarge { mask, max } => {
+                write!(f, "Requested mask {mask:x} exceeds the max invalidation handle mask value {max:x}")
+            }
             IrteAllocError::Full => IrteTableFull.fmt(f),
         }
     }
@@ -633,10 +609,7 @@ impl IrteTable {
     /// # Panics
     /// If `entry_count` is not in 1..=65,536 or `max_handle_mask` exceeds 15.
     pub fn with_max_handle_mask(entry_count: u32, max_handle_mask: u8) -> IrteTable {
-        assert!(
-            (1..=INTR_REMAP_TABLE_ENTRIES).contains(&entry_count),
-            "IRTE table size out of range"
-        );
+        assert!((1..=INTR_REMAP_TABLE_ENTRIES).contains(&entry_count), "IRTE table size out of range");
         assert!(max_handle_mask <= MAX_HANDLE_MASK_LIMIT, "MHMV is a 4-bit field");
         IrteTable {
             entries: vec![IrteEntry::NOT_PRESENT; entry_count as usize],
@@ -676,10 +649,7 @@ impl IrteTable {
     pub fn alloc_block(&mut self, count: u32) -> Result<IrteBlock, IrteAllocError> {
         let mask = Self::mask_for(count)?;
         if mask > u32::from(self.max_handle_mask) {
-            return Err(IrteAllocError::MaskTooLarge {
-                mask,
-                max: self.max_handle_mask,
-            });
+            return Err(IrteAllocError::MaskTooLarge { mask, max: self.max_handle_mask });
         }
         let mask = mask as u8;
         let base = self.find_free_region(mask).ok_or(IrteAllocError::Full)?;
@@ -746,10 +716,7 @@ impl IrteTable {
             .iter()
             .enumerate()
             .filter(|(_, h)| **h != 0)
-            .map(|(base, h)| IrteBlock {
-                base: base as u32,
-                mask: h - 1,
-            })
+            .map(|(base, h)| IrteBlock { base: base as u32, mask: h - 1 })
     }
 
     /// What the hardware does with a remappable request for `handle`, for callers that model
@@ -769,10 +736,7 @@ impl IrteTable {
             IrteMode::Remapped { dest, vector }
                 if !entry.reserved_bits_set && entry.source != SourceValidation::Reserved =>
             {
-                Ok(Irte {
-                    dest_apic_id: dest.0,
-                    vector: vector.0,
-                })
+                Ok(Irte { dest_apic_id: dest.0, vector: vector.0 })
             }
             _ => Err(RemapFault::ReservedFieldsInIrte),
         }
@@ -813,10 +777,7 @@ impl IrteTable {
         }
         let population: u32 = self.bitmap.iter().map(|w| w.count_ones()).sum();
         if population != self.used || total != self.used {
-            return Err(format!(
-                "used {} but bitmap holds {population} and blocks {total}",
-                self.used
-            ));
+            return Err(format!("used {} but bitmap holds {population} and blocks {total}", self.used));
         }
         Ok(())
     }
@@ -981,11 +942,7 @@ struct CacheNode {
 impl InterruptEntryCache {
     /// An empty cache of `capacity` entries.
     pub fn new(capacity: u32) -> InterruptEntryCache {
-        let slots = if capacity == 0 {
-            0
-        } else {
-            INTR_REMAP_TABLE_ENTRIES as usize
-        };
+        let slots = if capacity == 0 { 0 } else { INTR_REMAP_TABLE_ENTRIES as usize };
         InterruptEntryCache {
             capacity,
             nodes: Vec::new(),
@@ -1091,12 +1048,7 @@ impl InterruptEntryCache {
             self.remove_node(victim);
             self.stats.evictions += 1;
         }
-        let node = CacheNode {
-            index,
-            entry,
-            prev: NIL,
-            next: NIL,
-        };
+        let node = CacheNode { index, entry, prev: NIL, next: NIL };
         let n = match self.free.pop() {
             Some(n) => {
                 self.nodes[n as usize] = node;
@@ -1147,10 +1099,7 @@ impl InterruptEntryCache {
         while n != NIL {
             let node = &self.nodes[n as usize];
             if node.prev != prev || self.slot[node.index as usize] != n {
-                return Err(format!(
-                    "cache node {n} for index {} is linked inconsistently",
-                    node.index
-                ));
+                return Err(format!("cache node {n} for index {} is linked inconsistently", node.index));
             }
             walked += 1;
             if walked > self.len {
@@ -1215,16 +1164,8 @@ impl FaultRecordingRegisters {
     /// # Panics
     /// If `count` is not in 1..=256.
     pub fn new(count: u16) -> FaultRecordingRegisters {
-        assert!(
-            (1..=FAULT_RECORDING_REGISTERS_MAX).contains(&count),
-            "1 to 256 fault recording registers"
-        );
-        FaultRecordingRegisters {
-            registers: vec![None; usize::from(count)],
-            next: 0,
-            pfo: false,
-            event_pending: false,
-        }
+        assert!((1..=FAULT_RECORDING_REGISTERS_MAX).contains(&count), "1 to 256 fault recording registers");
+        FaultRecordingRegisters { registers: vec![None; usize::from(count)], next: 0, pfo: false, event_pending: false }
     }
 
     /// Records `record` as the hardware does; with `collapse`, a fault from a requester that
@@ -1275,9 +1216,7 @@ impl FaultRecordingRegisters {
     /// FRI: the register of the oldest pending fault, `None` when PPF is clear.
     pub fn fault_record_index(&self) -> Option<usize> {
         let n = self.registers.len();
-        (0..n)
-            .map(|k| (self.next + k) % n)
-            .find(|&i| self.registers[i].is_some())
+        (0..n).map(|k| (self.next + k) % n).find(|&i| self.registers[i].is_some())
     }
 
     /// The registers' contents.
@@ -1348,10 +1287,7 @@ impl KernelRateLimit {
 
     /// One `__ratelimit()` call at `now`.
     pub fn check(&mut self, now: SimTime) -> RateLimitDecision {
-        let mut decision = RateLimitDecision {
-            allowed: false,
-            reported_suppressed: None,
-        };
+        let mut decision = RateLimitDecision { allowed: false, reported_suppressed: None };
         if self.interval == SimDuration::ZERO || self.burst == 0 {
             decision.allowed = self.interval == SimDuration::ZERO;
         } else {
@@ -1525,10 +1461,7 @@ impl RemapParams {
             return fail(format!("max_handle_mask {} above 15", self.max_handle_mask));
         }
         if !(1..=FAULT_RECORDING_REGISTERS_MAX).contains(&self.fault_recording_registers) {
-            return fail(format!(
-                "fault_recording_registers {} not in 1..=256",
-                self.fault_recording_registers
-            ));
+            return fail(format!("fault_recording_registers {} not in 1..=256", self.fault_recording_registers));
         }
         Ok(())
     }
@@ -1830,26 +1763,19 @@ impl RemapUnit {
         let table = &self.iommus[i].table;
         let refused = match IrteTable::mask_for(count) {
             Err(e) => Some(e),
-            Ok(mask) if mask > u32::from(table.max_handle_mask) => Some(IrteAllocError::MaskTooLarge {
-                mask,
-                max: table.max_handle_mask,
-            }),
+            Ok(mask) if mask > u32::from(table.max_handle_mask) => {
+                Some(IrteAllocError::MaskTooLarge { mask, max: table.max_handle_mask })
+            }
             Ok(_) => None,
         };
         if let Some(error) = refused {
-            return AllocOutcome {
-                result: Err(error),
-                timing: None,
-            };
+            return AllocOutcome { result: Err(error), timing: None };
         }
         let timing = self.acquire(now, self.params.irte_alloc);
         self.lock.allocs += 1;
         let result = self.iommus[i].table.alloc_block(count);
         self.advance_to(now);
-        AllocOutcome {
-            result,
-            timing: Some(timing),
-        }
+        AllocOutcome { result, timing: Some(timing) }
     }
 
     /// Frees a block under the lock (`clear_entries`): the entries are zeroed after one write
@@ -1859,11 +1785,7 @@ impl RemapUnit {
         let i = self.slot(iommu);
         self.iommus[i].table.release_block(block)?;
         let writes = SimDuration::from_ps(
-            self.params
-                .irte_write
-                .as_ps()
-                .checked_mul(u64::from(block.count()))
-                .expect("write time overflows"),
+            self.params.irte_write.as_ps().checked_mul(u64::from(block.count())).expect("write time overflows"),
         );
         let timing = self.acquire(now, writes + self.params.iec_invalidation);
         self.lock.frees += 1;
@@ -1872,10 +1794,7 @@ impl RemapUnit {
             self.scheduled.insert((i, index), (seq, IrteEntry::NOT_PRESENT));
         }
         self.schedule(timing.start + writes, i, Effect::Clear { block, seq });
-        let scope = IecScope::Index {
-            index: block.base,
-            mask: block.mask,
-        };
+        let scope = IecScope::Index { index: block.base, mask: block.mask };
         self.schedule(timing.done, i, Effect::Invalidate(scope));
         self.advance_to(now);
         Ok(timing)
@@ -1898,11 +1817,8 @@ impl RemapUnit {
             Some((_, e)) => *e,
             None => self.iommus[i].table.entries[index as usize],
         };
-        let write = if old.is_posted() || entry.is_posted() {
-            self.params.irte_write_posted
-        } else {
-            self.params.irte_write
-        };
+        let write =
+            if old.is_posted() || entry.is_posted() { self.params.irte_write_posted } else { self.params.irte_write };
         let timing = self.acquire(now, write + self.params.iec_invalidation);
         self.lock.updates += 1;
         let seq = self.next_seq();
@@ -1933,10 +1849,7 @@ impl RemapUnit {
                 if p.compat_format_allowed && !p.x2apic_mode {
                     self.counters.compat_passed += 1;
                     return Translation {
-                        result: Ok(RemapTarget::Compatibility {
-                            dest: CpuId(u32::from(dest_apic_id)),
-                            vector,
-                        }),
+                        result: Ok(RemapTarget::Compatibility { dest: CpuId(u32::from(dest_apic_id)), vector }),
                         latency: p.iec_hit_latency,
                         cache: CacheOutcome::NotLooked,
                         fault: None,
@@ -1945,24 +1858,11 @@ impl RemapUnit {
                 let fault = RemapFault::CompatBlocked;
                 return self.block(i, now, fault, rid, 0, false, p.iec_hit_latency, CacheOutcome::NotLooked);
             }
-            InterruptMessage::Remappable {
-                handle,
-                subhandle,
-                reserved_bits_set,
-            } => {
+            InterruptMessage::Remappable { handle, subhandle, reserved_bits_set } => {
                 if reserved_bits_set {
                     let fault = RemapFault::ReservedFieldsInRequest;
                     let index = u32::from(handle);
-                    return self.block(
-                        i,
-                        now,
-                        fault,
-                        rid,
-                        index,
-                        false,
-                        p.iec_hit_latency,
-                        CacheOutcome::NotLooked,
-                    );
+                    return self.block(i, now, fault, rid, index, false, p.iec_hit_latency, CacheOutcome::NotLooked);
                 }
                 (handle, subhandle)
             }
@@ -1971,16 +1871,7 @@ impl RemapUnit {
         let unit = &mut self.iommus[i];
         if index >= unit.table.capacity() {
             let fault = RemapFault::IndexBeyondTable;
-            return self.block(
-                i,
-                now,
-                fault,
-                rid,
-                index,
-                false,
-                p.iec_hit_latency,
-                CacheOutcome::NotLooked,
-            );
+            return self.block(i, now, fault, rid, index, false, p.iec_hit_latency, CacheOutcome::NotLooked);
         }
         let (entry, cache, latency) = match unit.cache.get(index) {
             Some(entry) => (entry, CacheOutcome::Hit, p.iec_hit_latency),
@@ -1989,11 +1880,7 @@ impl RemapUnit {
                     let fault = RemapFault::TableAccessError;
                     return self.block(i, now, fault, rid, index, false, p.iec_miss_latency, CacheOutcome::Miss);
                 }
-                (
-                    unit.table.entries[index as usize],
-                    CacheOutcome::Miss,
-                    p.iec_miss_latency,
-                )
+                (unit.table.entries[index as usize], CacheOutcome::Miss, p.iec_miss_latency)
             }
         };
         if !entry.present {
@@ -2022,25 +1909,12 @@ impl RemapUnit {
                 self.counters.remapped += 1;
                 RemapTarget::Remapped { dest, vector }
             }
-            IrteMode::Posted {
-                descriptor,
-                vector,
-                urgent,
-            } => {
+            IrteMode::Posted { descriptor, vector, urgent } => {
                 self.counters.posted += 1;
-                RemapTarget::Posted {
-                    descriptor,
-                    vector,
-                    urgent,
-                }
+                RemapTarget::Posted { descriptor, vector, urgent }
             }
         };
-        Translation {
-            result: Ok(target),
-            latency,
-            cache,
-            fault: None,
-        }
+        Translation { result: Ok(target), latency, cache, fault: None }
     }
 
     /// The kernel's `dmar_fault()` for one IOMMU at `now`: drains every pending record,
@@ -2098,10 +1972,7 @@ impl RemapUnit {
         }
         let c = &self.counters;
         if c.recorded != c.drained + pending_records {
-            return Err(format!(
-                "recorded {} != drained {} + pending {pending_records}",
-                c.recorded, c.drained
-            ));
+            return Err(format!("recorded {} != drained {} + pending {pending_records}", c.recorded, c.drained));
         }
         if c.blocked_total() != c.recorded + c.fpd_unrecorded + c.collapsed + c.overflow_lost {
             return Err("blocked requests do not add up to fault dispositions".into());
@@ -2179,18 +2050,11 @@ impl RemapUnit {
             self.counters.fpd_unrecorded += 1;
             FaultDisposition::NotRecordedFpd
         } else {
-            let record = FaultRecord {
-                reason: fault,
-                source_id,
-                index,
-                at: now,
-            };
+            let record = FaultRecord { reason: fault, source_id, index, at: now };
             match self.iommus[i].faults.record(record, self.params.collapse_same_source) {
                 RecordOutcome::Recorded { raise_event } => {
                     self.counters.recorded += 1;
-                    FaultDisposition::Recorded {
-                        raise_fault_event: raise_event,
-                    }
+                    FaultDisposition::Recorded { raise_fault_event: raise_event }
                 }
                 RecordOutcome::Collapsed => {
                     self.counters.collapsed += 1;
@@ -2202,12 +2066,7 @@ impl RemapUnit {
                 }
             }
         };
-        Translation {
-            result: Err(fault),
-            latency,
-            cache,
-            fault: Some(disposition),
-        }
+        Translation { result: Err(fault), latency, cache, fault: Some(disposition) }
     }
 }
 
@@ -2252,9 +2111,7 @@ mod tests {
         for i in 0..n {
             let block = table.alloc_block(1).unwrap();
             assert_eq!(block.base, i);
-            table
-                .set_entry(i, IrteEntry::remapped(CpuId(i), Vector(0x40 + i as u8)))
-                .unwrap();
+            table.set_entry(i, IrteEntry::remapped(CpuId(i), Vector(0x40 + i as u8))).unwrap();
         }
         u
     }
@@ -2266,10 +2123,7 @@ mod tests {
     #[test]
     fn legacy_table_api_as_the_platform_uses_it() {
         let mut t = IrteTable::new(2);
-        let irte = Irte {
-            dest_apic_id: 3,
-            vector: 0x30,
-        };
+        let irte = Irte { dest_apic_id: 3, vector: 0x30 };
         let h = t.alloc(irte).unwrap();
         assert_eq!(t.lookup(u32::from(h)), Ok(irte));
         assert_eq!(t.lookup(1), Err(RemapFault::EntryNotPresent));
@@ -2278,17 +2132,13 @@ mod tests {
         assert!(never.is_err(), "updating an unallocated IRTE is a caller bug");
         assert_eq!(t.alloc(irte), Ok(1));
         assert_eq!(t.alloc(irte), Err(IrteTableFull));
-        let moved = Irte {
-            dest_apic_id: 9,
-            vector: 0x31,
-        };
+        let moved = Irte { dest_apic_id: 9, vector: 0x31 };
         t.update(1, moved);
         assert_eq!(t.lookup(1), Ok(moved));
         assert_eq!((t.used(), t.capacity()), (2, 2));
         assert_eq!(IrteTableFull.to_string(), "can't allocate an IRTE");
         // A posted entry is a reserved-field fault for a caller without posting support.
-        t.set_entry(1, IrteEntry::posted(PiDescId(1), Vector(0x50), false))
-            .unwrap();
+        t.set_entry(1, IrteEntry::posted(PiDescId(1), Vector(0x50), false)).unwrap();
         assert_eq!(t.lookup(1), Err(RemapFault::ReservedFieldsInIrte));
         t.set_access_error(0, true);
         assert_eq!(t.lookup(0), Err(RemapFault::TableAccessError));
@@ -2297,19 +2147,13 @@ mod tests {
     #[test]
     fn fault_reason_codes_and_wording_match_dmar_c() {
         let expected = [
-            (
-                0x20,
-                "Detected reserved fields in the decoded interrupt-remapped request",
-            ),
+            (0x20, "Detected reserved fields in the decoded interrupt-remapped request"),
             (0x21, "Interrupt index exceeded the interrupt-remapping table size"),
             (0x22, "Present field in the IRTE entry is clear"),
             (0x23, "Error accessing interrupt-remapping table pointed by IRTA_REG"),
             (0x24, "Detected reserved fields in the IRTE entry"),
             (0x25, "Blocked a compatibility format interrupt request"),
-            (
-                0x26,
-                "Blocked an interrupt request due to source-id verification failure",
-            ),
+            (0x26, "Blocked an interrupt request due to source-id verification failure"),
         ];
         for (fault, (code, reason)) in RemapFault::ALL.iter().zip(expected) {
             assert_eq!((fault.code(), fault.reason()), (code, reason));
@@ -2329,15 +2173,7 @@ mod tests {
         // 1 -> [0], 32 -> [32,64) (0 is taken), 16 -> [16,32), 8 -> [8,16), 4 -> [4,8),
         // 2 -> [2,4), 1 -> [1]: 1+32+16+8+4+2+1 = 64 entries, so the table is full.
         let mut t = IrteTable::with_max_handle_mask(64, 5);
-        let expected = [
-            (1, 0, 0),
-            (32, 32, 5),
-            (16, 16, 4),
-            (8, 8, 3),
-            (4, 4, 2),
-            (2, 2, 1),
-            (1, 1, 0),
-        ];
+        let expected = [(1, 0, 0), (32, 32, 5), (16, 16, 4), (8, 8, 3), (4, 4, 2), (2, 2, 1), (1, 1, 0)];
         for (count, base, mask) in expected {
             assert_eq!(t.alloc_block(count), Ok(IrteBlock { base, mask }), "count {count}");
         }
@@ -2355,10 +2191,7 @@ mod tests {
         assert_eq!(t.alloc_block(33), Err(IrteAllocError::MaskTooLarge { mask: 6, max: 5 }));
         assert_eq!(t.alloc_block(0), Err(IrteAllocError::ZeroCount));
         let mut small = IrteTable::with_max_handle_mask(64, 2);
-        assert_eq!(
-            small.alloc_block(5),
-            Err(IrteAllocError::MaskTooLarge { mask: 3, max: 2 })
-        );
+        assert_eq!(small.alloc_block(5), Err(IrteAllocError::MaskTooLarge { mask: 3, max: 2 }));
         assert_eq!(small.alloc_block(4), Ok(IrteBlock { base: 0, mask: 2 }));
     }
 
@@ -2373,23 +2206,14 @@ mod tests {
         }
         assert_eq!(t.alloc_block(32), Err(IrteAllocError::Full));
         assert_eq!(t.alloc_block(1), Err(IrteAllocError::Full));
-        let irte = Irte {
-            dest_apic_id: 0,
-            vector: 0x30,
-        };
+        let irte = Irte { dest_apic_id: 0, vector: 0x30 };
         assert_eq!(t.alloc(irte), Err(IrteTableFull));
         assert_eq!(t.used(), INTR_REMAP_TABLE_ENTRIES);
         t.check_invariants().unwrap();
         // Freeing block 7 makes exactly that block the next one handed out.
         t.free_block(IrteBlock { base: 7 * 32, mask: 5 }).unwrap();
         assert_eq!(t.alloc(irte), Ok(7 * 32));
-        assert_eq!(
-            t.alloc_block(2),
-            Ok(IrteBlock {
-                base: 7 * 32 + 2,
-                mask: 1
-            })
-        );
+        assert_eq!(t.alloc_block(2), Ok(IrteBlock { base: 7 * 32 + 2, mask: 1 }));
     }
 
     #[test]
@@ -2428,14 +2252,8 @@ mod tests {
         assert_eq!(t.used(), 4);
         t.free_block(b).unwrap();
         assert_eq!(t.free_block(b), Err(IrteOpError::NotABlock { block: b }));
-        assert_eq!(
-            t.set_entry(0, IrteEntry::NOT_PRESENT),
-            Err(IrteOpError::NotAllocated { index: 0 })
-        );
-        assert_eq!(
-            t.set_entry(64, IrteEntry::NOT_PRESENT),
-            Err(IrteOpError::IndexBeyondTable { index: 64 })
-        );
+        assert_eq!(t.set_entry(0, IrteEntry::NOT_PRESENT), Err(IrteOpError::NotAllocated { index: 0 }));
+        assert_eq!(t.set_entry(64, IrteEntry::NOT_PRESENT), Err(IrteOpError::IndexBeyondTable { index: 64 }));
         t.check_invariants().unwrap();
     }
 
@@ -2448,77 +2266,39 @@ mod tests {
             (
                 RemapRequest {
                     requester_id: 0x100,
-                    message: InterruptMessage::Remappable {
-                        handle: 0,
-                        subhandle: None,
-                        reserved_bits_set: true,
-                    },
+                    message: InterruptMessage::Remappable { handle: 0, subhandle: None, reserved_bits_set: true },
                 },
                 RemapFault::ReservedFieldsInRequest,
             ),
-            (
-                RemapRequest::remappable(0x100, 15, Some(1)),
-                RemapFault::IndexBeyondTable,
-            ),
+            (RemapRequest::remappable(0x100, 15, Some(1)), RemapFault::IndexBeyondTable),
             (RemapRequest::remappable(0x100, 3, Some(1)), RemapFault::EntryNotPresent),
-            (
-                RemapRequest::compatibility(0x100, 1, Vector(0x30)),
-                RemapFault::CompatBlocked,
-            ),
+            (RemapRequest::compatibility(0x100, 1, Vector(0x30)), RemapFault::CompatBlocked),
         ];
         let table = u.table_mut(IO);
         table.set_access_error(1, true);
-        let rsvd = IrteEntry {
-            reserved_bits_set: true,
-            ..IrteEntry::remapped(CpuId(0), Vector(0x40))
-        };
+        let rsvd = IrteEntry { reserved_bits_set: true, ..IrteEntry::remapped(CpuId(0), Vector(0x40)) };
         table.set_entry(2, rsvd).unwrap();
-        let sid = SourceValidation::RequesterId {
-            sid: 0x0300,
-            sq: SourceQualifier::All16,
-        };
-        table
-            .set_entry(3, IrteEntry::remapped(CpuId(0), Vector(0x43)).with_source(sid))
-            .unwrap();
+        let sid = SourceValidation::RequesterId { sid: 0x0300, sq: SourceQualifier::All16 };
+        table.set_entry(3, IrteEntry::remapped(CpuId(0), Vector(0x43)).with_source(sid)).unwrap();
         let mut cases = cases;
         cases.push((RemapRequest::remappable(0x100, 1, None), RemapFault::TableAccessError));
-        cases.push((
-            RemapRequest::remappable(0x100, 2, None),
-            RemapFault::ReservedFieldsInIrte,
-        ));
-        cases.push((
-            RemapRequest::remappable(0x100, 3, None),
-            RemapFault::SourceIdVerification,
-        ));
+        cases.push((RemapRequest::remappable(0x100, 2, None), RemapFault::ReservedFieldsInIrte));
+        cases.push((RemapRequest::remappable(0x100, 3, None), RemapFault::SourceIdVerification));
         for (k, (request, fault)) in cases.iter().enumerate() {
             let t = u.translate(ns(k as u64), IO, request);
             assert_eq!(t.result, Err(*fault), "case {k}");
             let raise = k == 0;
-            assert_eq!(
-                t.fault,
-                Some(FaultDisposition::Recorded {
-                    raise_fault_event: raise
-                }),
-                "case {k}"
-            );
+            assert_eq!(t.fault, Some(FaultDisposition::Recorded { raise_fault_event: raise }), "case {k}");
         }
         let c = u.counters();
         assert_eq!(c.blocked, [1; 7]);
         assert_eq!((c.recorded, c.requests), (7, 7));
-        let reasons: Vec<u8> = u.fault_registers(IO).registers()[..7]
-            .iter()
-            .map(|r| r.unwrap().reason.code())
-            .collect();
+        let reasons: Vec<u8> =
+            u.fault_registers(IO).registers()[..7].iter().map(|r| r.unwrap().reason.code()).collect();
         assert_eq!(reasons, [0x20, 0x21, 0x22, 0x25, 0x23, 0x24, 0x26]);
         // The right requester passes source verification.
         let ok = u.translate(ns(100), IO, &RemapRequest::remappable(0x0300, 3, None));
-        assert_eq!(
-            ok.result,
-            Ok(RemapTarget::Remapped {
-                dest: CpuId(0),
-                vector: Vector(0x43)
-            })
-        );
+        assert_eq!(ok.result, Ok(RemapTarget::Remapped { dest: CpuId(0), vector: Vector(0x43) }));
         u.check_invariants().unwrap();
     }
 
@@ -2530,13 +2310,8 @@ mod tests {
         p.x2apic_mode = false;
         let mut u = unit_with_entries(p, 3);
         let t = u.table_mut(IO);
-        t.set_entry(
-            0,
-            IrteEntry::remapped(CpuId(1), Vector(0x40)).with_source(SourceValidation::Reserved),
-        )
-        .unwrap();
-        t.set_entry(1, IrteEntry::posted(PiDescId(9), Vector(0x41), true))
-            .unwrap();
+        t.set_entry(0, IrteEntry::remapped(CpuId(1), Vector(0x40)).with_source(SourceValidation::Reserved)).unwrap();
+        t.set_entry(1, IrteEntry::posted(PiDescId(9), Vector(0x41), true)).unwrap();
         t.set_entry(2, IrteEntry::remapped(CpuId(256), Vector(0x42))).unwrap();
         for h in 0..3 {
             let r = u.translate(ns(h.into()), IO, &RemapRequest::remappable(0, h, None));
@@ -2546,18 +2321,10 @@ mod tests {
         }
         // With posting and x2APIC the last two are fine.
         let mut u = unit_with_entries(params(), 3);
-        u.table_mut(IO)
-            .set_entry(1, IrteEntry::posted(PiDescId(9), Vector(0x41), true))
-            .unwrap();
-        u.table_mut(IO)
-            .set_entry(2, IrteEntry::remapped(CpuId(256), Vector(0x42)))
-            .unwrap();
+        u.table_mut(IO).set_entry(1, IrteEntry::posted(PiDescId(9), Vector(0x41), true)).unwrap();
+        u.table_mut(IO).set_entry(2, IrteEntry::remapped(CpuId(256), Vector(0x42))).unwrap();
         let posted = u.translate(ns(0), IO, &RemapRequest::remappable(0, 1, None));
-        let expected = RemapTarget::Posted {
-            descriptor: PiDescId(9),
-            vector: Vector(0x41),
-            urgent: true,
-        };
+        let expected = RemapTarget::Posted { descriptor: PiDescId(9), vector: Vector(0x41), urgent: true };
         assert_eq!(posted.result, Ok(expected));
         let far = u.translate(ns(1), IO, &RemapRequest::remappable(0, 2, None));
         assert!(far.result.is_ok());
@@ -2569,22 +2336,16 @@ mod tests {
     #[test]
     fn compatibility_format_passes_only_with_cfi_in_xapic_mode() {
         let request = RemapRequest::compatibility(0, 7, Vector(0x33));
-        for (cfi, x2apic, passes) in [
-            (false, false, false),
-            (false, true, false),
-            (true, true, false),
-            (true, false, true),
-        ] {
+        for (cfi, x2apic, passes) in
+            [(false, false, false), (false, true, false), (true, true, false), (true, false, true)]
+        {
             let mut p = params();
             p.compat_format_allowed = cfi;
             p.x2apic_mode = x2apic;
             let mut u = unit(p);
             let r = u.translate(ns(0), IO, &request);
             let want = if passes {
-                Ok(RemapTarget::Compatibility {
-                    dest: CpuId(7),
-                    vector: Vector(0x33),
-                })
+                Ok(RemapTarget::Compatibility { dest: CpuId(7), vector: Vector(0x33) })
             } else {
                 Err(RemapFault::CompatBlocked)
             };
@@ -2596,40 +2357,15 @@ mod tests {
     fn fpd_stops_recording_but_still_blocks() {
         let mut u = unit_with_entries(params(), 3);
         let t = u.table_mut(IO);
-        let sid = SourceValidation::RequesterId {
-            sid: 0x0100,
-            sq: SourceQualifier::All16,
-        };
-        t.set_entry(
-            0,
-            IrteEntry {
-                present: false,
-                ..IrteEntry::NOT_PRESENT
-            }
-            .with_fpd(true),
-        )
-        .unwrap();
+        let sid = SourceValidation::RequesterId { sid: 0x0100, sq: SourceQualifier::All16 };
+        t.set_entry(0, IrteEntry { present: false, ..IrteEntry::NOT_PRESENT }.with_fpd(true)).unwrap();
         t.set_entry(
             1,
-            IrteEntry {
-                reserved_bits_set: true,
-                ..IrteEntry::remapped(CpuId(0), Vector(0x40))
-            }
-            .with_fpd(true),
+            IrteEntry { reserved_bits_set: true, ..IrteEntry::remapped(CpuId(0), Vector(0x40)) }.with_fpd(true),
         )
         .unwrap();
-        t.set_entry(
-            2,
-            IrteEntry::remapped(CpuId(0), Vector(0x40))
-                .with_source(sid)
-                .with_fpd(true),
-        )
-        .unwrap();
-        let want = [
-            RemapFault::EntryNotPresent,
-            RemapFault::ReservedFieldsInIrte,
-            RemapFault::SourceIdVerification,
-        ];
+        t.set_entry(2, IrteEntry::remapped(CpuId(0), Vector(0x40)).with_source(sid).with_fpd(true)).unwrap();
+        let want = [RemapFault::EntryNotPresent, RemapFault::ReservedFieldsInIrte, RemapFault::SourceIdVerification];
         for (h, fault) in want.iter().enumerate() {
             let r = u.translate(ns(h as u64), IO, &RemapRequest::remappable(0x0200, h as u16, None));
             assert_eq!(r.result, Err(*fault));
@@ -2652,18 +2388,9 @@ mod tests {
         let flips = [0u16, 1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 8, (1 << 1) | (1 << 2)];
         let accept = [
             (SourceQualifier::All16, [true, false, false, false, false, false, false]),
-            (
-                SourceQualifier::IgnoreBit2,
-                [true, false, false, true, false, false, false],
-            ),
-            (
-                SourceQualifier::IgnoreBits2To1,
-                [true, false, true, true, false, false, true],
-            ),
-            (
-                SourceQualifier::IgnoreBits2To0,
-                [true, true, true, true, false, false, true],
-            ),
+            (SourceQualifier::IgnoreBit2, [true, false, false, true, false, false, false]),
+            (SourceQualifier::IgnoreBits2To1, [true, false, true, true, false, false, true]),
+            (SourceQualifier::IgnoreBits2To0, [true, true, true, true, false, false, true]),
         ];
         for (sq, row) in accept {
             assert_eq!(SourceQualifier::from_code(sq.code()), Some(sq));
@@ -2674,29 +2401,14 @@ mod tests {
             assert_eq!((v.svt(), v.sid_field()), (1, sid));
         }
         // SVT=2: buses 0x10..=0x20, any device/function.
-        let range = SourceValidation::BusRange {
-            start_bus: 0x10,
-            end_bus: 0x20,
-        };
+        let range = SourceValidation::BusRange { start_bus: 0x10, end_bus: 0x20 };
         assert_eq!((range.svt(), range.sid_field()), (2, 0x1020));
-        for (rid, want) in [
-            (0x0fff, false),
-            (0x1000, true),
-            (0x18a5, true),
-            (0x20ff, true),
-            (0x2100, false),
-        ] {
+        for (rid, want) in [(0x0fff, false), (0x1000, true), (0x18a5, true), (0x20ff, true), (0x2100, false)] {
             assert_eq!(range.accepts(rid), want, "rid {rid:#06x}");
         }
-        let single = SourceValidation::BusRange {
-            start_bus: 5,
-            end_bus: 5,
-        };
+        let single = SourceValidation::BusRange { start_bus: 5, end_bus: 5 };
         assert!(single.accepts(0x0507) && !single.accepts(0x0607) && !single.accepts(0x0407));
-        let empty = SourceValidation::BusRange {
-            start_bus: 6,
-            end_bus: 5,
-        };
+        let empty = SourceValidation::BusRange { start_bus: 6, end_bus: 5 };
         assert!(!empty.accepts(0x0500) && !empty.accepts(0x0600));
         assert!(SourceValidation::None.accepts(0xffff));
         assert!(!SourceValidation::Reserved.accepts(0));
@@ -2716,17 +2428,7 @@ mod tests {
         }
         let recorded = |raise_fault_event| FaultDisposition::Recorded { raise_fault_event };
         let lost = FaultDisposition::LostOverflow;
-        assert_eq!(
-            got,
-            [
-                recorded(true),
-                recorded(false),
-                recorded(false),
-                recorded(false),
-                lost,
-                lost
-            ]
-        );
+        assert_eq!(got, [recorded(true), recorded(false), recorded(false), recorded(false), lost, lost]);
         let f = u.fault_registers(IO);
         assert!(f.ppf() && f.pfo() && f.event_pending());
         assert_eq!((f.pending(), f.fault_record_index()), (4, Some(0)));
@@ -2767,10 +2469,7 @@ mod tests {
         let b = RemapRequest::remappable(0x0200, 7, None);
         u.translate(ns(0), IO, &a);
         assert_eq!(u.translate(ns(1), IO, &a).fault, Some(FaultDisposition::Collapsed));
-        assert!(matches!(
-            u.translate(ns(2), IO, &b).fault,
-            Some(FaultDisposition::Recorded { .. })
-        ));
+        assert!(matches!(u.translate(ns(2), IO, &b).fault, Some(FaultDisposition::Recorded { .. })));
         assert_eq!((u.counters().recorded, u.counters().collapsed), (2, 1));
         u.check_invariants().unwrap();
     }
@@ -2784,13 +2483,7 @@ mod tests {
         // The window ends strictly after begin + interval.
         assert!(!rl.check(SimTime::ZERO + five_s).allowed);
         let d = rl.check(SimTime::ZERO + five_s + SimDuration::from_ps(1));
-        assert_eq!(
-            d,
-            RateLimitDecision {
-                allowed: true,
-                reported_suppressed: Some(16)
-            }
-        );
+        assert_eq!(d, RateLimitDecision { allowed: true, reported_suppressed: Some(16) });
         assert_eq!(rl.reports(), 1);
         let mut always = KernelRateLimit::new(SimDuration::ZERO, 10);
         assert!((0..100).all(|_| always.check(SimTime::ZERO).allowed));
@@ -2815,10 +2508,7 @@ mod tests {
             u.translate(SimTime::ZERO, IO, &request);
         }
         let r = u.service_faults(SimTime::ZERO, IO);
-        assert_eq!(
-            (r.records.len(), r.status_logged, r.records_logged, r.suppressed),
-            (16, true, 9, 8)
-        );
+        assert_eq!((r.records.len(), r.status_logged, r.records_logged, r.suppressed), (16, true, 9, 8));
         assert_eq!((u.counters().logged(), u.counters().suppressed), (10, 8));
 
         // At exactly 5 s the window has not ended: 3 records, status + 3 + final = 5 more
@@ -2827,10 +2517,7 @@ mod tests {
             u.translate(five_s, IO, &request);
         }
         let r = u.service_faults(five_s, IO);
-        assert_eq!(
-            (r.records.len(), r.status_logged, r.records_logged, r.suppressed),
-            (3, false, 0, 5)
-        );
+        assert_eq!((r.records.len(), r.status_logged, r.records_logged, r.suppressed), (3, false, 0, 5));
         assert_eq!((u.counters().logged(), u.counters().suppressed), (10, 13));
 
         // 1 ps later the window restarts: "13 callbacks suppressed" is reported, and status +
@@ -2839,15 +2526,9 @@ mod tests {
             u.translate(five_s + one_ps, IO, &request);
         }
         let r = u.service_faults(five_s + one_ps, IO);
-        assert_eq!(
-            (r.records.len(), r.status_logged, r.records_logged, r.suppressed),
-            (3, true, 3, 0)
-        );
+        assert_eq!((r.records.len(), r.status_logged, r.records_logged, r.suppressed), (3, true, 3, 0));
         let c = u.counters();
-        assert_eq!(
-            (c.logged_status, c.logged_records, c.suppressed, c.suppression_reports),
-            (2, 12, 13, 1)
-        );
+        assert_eq!((c.logged_status, c.logged_records, c.suppressed, c.suppression_reports), (2, 12, 13, 1));
         assert_eq!((u.ratelimit().allowed_total(), u.ratelimit().missed_total()), (15, 13));
         assert_eq!((c.recorded, c.drained), (22, 22));
         // A handler run with nothing pending prints nothing and uses no token.
@@ -2885,10 +2566,7 @@ mod tests {
         assert_eq!(look(&mut u, 1), (CacheOutcome::Miss, miss));
         // Not-present entries are not cached.
         let absent = u.translate(ns(60), IO, &RemapRequest::remappable(0, 9, None));
-        assert_eq!(
-            (fault_of(&absent), absent.cache),
-            (RemapFault::EntryNotPresent, CacheOutcome::Miss)
-        );
+        assert_eq!((fault_of(&absent), absent.cache), (RemapFault::EntryNotPresent, CacheOutcome::Miss));
         assert!(!u.cache(IO).contains(9));
 
         // Masked and global invalidation on a bigger cache.
@@ -2912,18 +2590,10 @@ mod tests {
         let p = params();
         let mut u = unit_with_entries(p, 1);
         let request = RemapRequest::remappable(0, 0, None);
-        let old = Ok(RemapTarget::Remapped {
-            dest: CpuId(0),
-            vector: Vector(0x40),
-        });
-        let new = Ok(RemapTarget::Remapped {
-            dest: CpuId(5),
-            vector: Vector(0x60),
-        });
+        let old = Ok(RemapTarget::Remapped { dest: CpuId(0), vector: Vector(0x40) });
+        let new = Ok(RemapTarget::Remapped { dest: CpuId(5), vector: Vector(0x60) });
         assert_eq!(u.translate(ns(0), IO, &request).result, old);
-        let timing = u
-            .request_update(ns(10), IO, 0, IrteEntry::remapped(CpuId(5), Vector(0x60)))
-            .unwrap();
+        let timing = u.request_update(ns(10), IO, 0, IrteEntry::remapped(CpuId(5), Vector(0x60))).unwrap();
         let written = timing.start + p.irte_write;
         assert_eq!(timing.done, written + p.iec_invalidation);
         // After the write lands the cache still serves the old entry...
@@ -2935,9 +2605,7 @@ mod tests {
 
         // Without a cached copy, a miss before the write lands reads the old entry.
         let mut u = unit_with_entries(p, 1);
-        let timing = u
-            .request_update(ns(10), IO, 0, IrteEntry::remapped(CpuId(5), Vector(0x60)))
-            .unwrap();
+        let timing = u.request_update(ns(10), IO, 0, IrteEntry::remapped(CpuId(5), Vector(0x60))).unwrap();
         let before = u.translate(timing.start + (p.irte_write - SimDuration::from_ps(1)), IO, &request);
         assert_eq!((before.result, before.cache), (old, CacheOutcome::Miss));
         u.invalidate_iec(timing.start + p.irte_write, IO, IecScope::Global);
@@ -2959,9 +2627,7 @@ mod tests {
         for k in 0..n {
             // Alternate IOMMUs: the lock is global, not per IOMMU.
             let io = IommuId((k % 2) as u16);
-            let timing = u
-                .request_update(t0, io, k as u32, IrteEntry::remapped(CpuId(1), Vector(0x70)))
-                .unwrap();
+            let timing = u.request_update(t0, io, k as u32, IrteEntry::remapped(CpuId(1), Vector(0x70))).unwrap();
             let kc = SimDuration::from_ps(c.as_ps() * k);
             assert_eq!(timing.lock_wait, kc, "update {k}");
             assert_eq!(timing.start, t0 + kc);
@@ -2978,10 +2644,7 @@ mod tests {
         let timing = u.request_update(later, IO, 0, IrteEntry::NOT_PRESENT).unwrap();
         assert_eq!((timing.lock_wait, timing.start), (SimDuration::ZERO, later));
         // Updates to unallocated or out-of-range entries are refused without taking the lock.
-        assert_eq!(
-            u.request_update(later, IO, 9, IrteEntry::NOT_PRESENT),
-            Err(IrteOpError::NotAllocated { index: 9 })
-        );
+        assert_eq!(u.request_update(later, IO, 9, IrteEntry::NOT_PRESENT), Err(IrteOpError::NotAllocated { index: 9 }));
         assert_eq!(
             u.request_update(later, IO, 1 << 16, IrteEntry::NOT_PRESENT),
             Err(IrteOpError::IndexBeyondTable { index: 1 << 16 })
@@ -3024,24 +2687,13 @@ mod tests {
         assert_eq!(a.timing.unwrap().done, ns(0) + p.irte_alloc);
         // Refused before taking the lock.
         assert_eq!(u.alloc_block(ns(0), IO, 0).timing, None);
-        assert_eq!(
-            u.alloc_block(ns(0), IO, 64).result,
-            Err(IrteAllocError::MaskTooLarge { mask: 6, max: 5 })
-        );
+        assert_eq!(u.alloc_block(ns(0), IO, 64).result, Err(IrteAllocError::MaskTooLarge { mask: 6, max: 5 }));
         for i in 0..4 {
-            u.request_update(ns(0), IO, i, IrteEntry::remapped(CpuId(i), Vector(0x40)))
-                .unwrap();
+            u.request_update(ns(0), IO, i, IrteEntry::remapped(CpuId(i), Vector(0x40))).unwrap();
         }
         let idle = u.lock_idle_at();
-        assert_eq!(
-            idle,
-            ns(50) + SimDuration::from_ps((p.irte_write + p.iec_invalidation).as_ps() * 4)
-        );
-        assert!(
-            u.translate(idle, IO, &RemapRequest::remappable(0, 1, None))
-                .result
-                .is_ok()
-        );
+        assert_eq!(idle, ns(50) + SimDuration::from_ps((p.irte_write + p.iec_invalidation).as_ps() * 4));
+        assert!(u.translate(idle, IO, &RemapRequest::remappable(0, 1, None)).result.is_ok());
         // Freeing 4 entries: 4 writes then a masked invalidation.
         let timing = u.free_block(idle, IO, block).unwrap();
         let writes = SimDuration::from_ps(p.irte_write.as_ps() * 4);
@@ -3052,14 +2704,8 @@ mod tests {
         assert_eq!(r.cache, CacheOutcome::Hit);
         assert_eq!(u.table(IO).entry(1), Some(&IrteEntry::NOT_PRESENT));
         let r = u.translate(timing.done, IO, &RemapRequest::remappable(0, 1, None));
-        assert_eq!(
-            (fault_of(&r), r.cache),
-            (RemapFault::EntryNotPresent, CacheOutcome::Miss)
-        );
-        assert_eq!(
-            u.free_block(timing.done, IO, block),
-            Err(IrteOpError::NotABlock { block })
-        );
+        assert_eq!((fault_of(&r), r.cache), (RemapFault::EntryNotPresent, CacheOutcome::Miss));
+        assert_eq!(u.free_block(timing.done, IO, block), Err(IrteOpError::NotABlock { block }));
         let s = u.lock_stats();
         assert_eq!((s.allocs, s.updates, s.frees), (1, 4, 1));
         u.check_invariants().unwrap();
@@ -3071,26 +2717,11 @@ mod tests {
         assert!(good.validate().is_ok());
         let bad = [
             RemapParams { iommu_count: 0, ..good },
-            RemapParams {
-                table_entries: 0,
-                ..good
-            },
-            RemapParams {
-                table_entries: 65_537,
-                ..good
-            },
-            RemapParams {
-                max_handle_mask: 16,
-                ..good
-            },
-            RemapParams {
-                fault_recording_registers: 0,
-                ..good
-            },
-            RemapParams {
-                fault_recording_registers: 257,
-                ..good
-            },
+            RemapParams { table_entries: 0, ..good },
+            RemapParams { table_entries: 65_537, ..good },
+            RemapParams { max_handle_mask: 16, ..good },
+            RemapParams { fault_recording_registers: 0, ..good },
+            RemapParams { fault_recording_registers: 257, ..good },
         ];
         for p in bad {
             assert!(RemapUnit::new(p).is_err(), "{p:?}");
@@ -3111,10 +2742,7 @@ mod tests {
     impl Reference {
         fn overlaps(&self, base: u32, size: u32) -> bool {
             // Blocks are disjoint: only the last one starting before the end can overlap.
-            self.blocks
-                .range(..base + size)
-                .next_back()
-                .is_some_and(|(&b, &m)| b + (1 << m) > base)
+            self.blocks.range(..base + size).next_back().is_some_and(|(&b, &m)| b + (1 << m) > base)
         }
 
         fn alloc(&self, cap: u32, mhmv: u8, count: u32) -> Result<IrteBlock, IrteAllocError> {
@@ -3156,10 +2784,7 @@ mod tests {
             IrteEntry::remapped(CpuId(rng.below(64) as u32), vector)
         };
         let entry = entry.with_fpd(rng.below(4) == 0);
-        IrteEntry {
-            present: rng.below(8) != 0,
-            ..entry
-        }
+        IrteEntry { present: rng.below(8) != 0, ..entry }
     }
 
     /// Mostly an index inside an allocated block, sometimes any index (including beyond).
@@ -3242,16 +2867,10 @@ mod tests {
                     cov.frees += 1;
                 }
                 35..60 => {
-                    let block = IrteBlock {
-                        base: rng.below(u64::from(cap) + 4) as u32,
-                        mask: rng.below(4) as u8,
-                    };
+                    let block = IrteBlock { base: rng.below(u64::from(cap) + 4) as u32, mask: rng.below(4) as u8 };
                     let valid = r.blocks.get(&block.base) == Some(&block.mask);
                     let got = u.free_block(now, io, block);
-                    ensure!(
-                        got.is_ok() == valid,
-                        "step {step}: free {block:?}: {got:?}, valid {valid}"
-                    );
+                    ensure!(got.is_ok() == valid, "step {step}: free {block:?}: {got:?}, valid {valid}");
                     if valid {
                         r.blocks.remove(&block.base);
                         for i in block.base..block.base + block.count() {
@@ -3289,18 +2908,9 @@ mod tests {
                         let want = match (entry.present, entry.mode) {
                             (false, _) => Err(RemapFault::EntryNotPresent),
                             (true, IrteMode::Remapped { dest, vector }) => Ok(RemapTarget::Remapped { dest, vector }),
-                            (
-                                true,
-                                IrteMode::Posted {
-                                    descriptor,
-                                    vector,
-                                    urgent,
-                                },
-                            ) => Ok(RemapTarget::Posted {
-                                descriptor,
-                                vector,
-                                urgent,
-                            }),
+                            (true, IrteMode::Posted { descriptor, vector, urgent }) => {
+                                Ok(RemapTarget::Posted { descriptor, vector, urgent })
+                            }
                         };
                         ensure!(t.result == want, "step {step}: index {index}: got {t:?}, want {want:?}");
                         if t.result.is_err() && entry.fpd {
@@ -3316,8 +2926,7 @@ mod tests {
                     u.invalidate_iec(now, io, IecScope::Global);
                 }
             }
-            u.check_invariants()
-                .map_err(|e| format!("step {step} (op {op}): {e}"))?;
+            u.check_invariants().map_err(|e| format!("step {step} (op {op}): {e}"))?;
             for (k, r) in refs.iter().enumerate() {
                 let table = u.table(IommuId(k as u16));
                 let got: Vec<IrteBlock> = table.blocks().collect();

@@ -112,16 +112,7 @@ impl MessageStore {
             "{} store of {entry_count} entries: validation should have caught it",
             kind.as_str()
         );
-        MessageStore {
-            kind,
-            entries: vec![
-                StoreEntry {
-                    masked: true,
-                    ..StoreEntry::default()
-                };
-                entry_count as usize
-            ],
-        }
+        MessageStore { kind, entries: vec![StoreEntry { masked: true, ..StoreEntry::default() }; entry_count as usize] }
     }
 
     /// The store's kind.

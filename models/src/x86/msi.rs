@@ -66,10 +66,7 @@ pub fn decode(address: u64, data: u32) -> MsiMessage {
         let subhandle = (address & ADDRESS_IR_SHV != 0).then_some(data as u16);
         MsiMessage::Remappable { handle, subhandle }
     } else {
-        MsiMessage::Compat {
-            dest_apic_id: ((address >> 12) & 0xff) as u8,
-            vector: data as u8,
-        }
+        MsiMessage::Compat { dest_apic_id: ((address >> 12) & 0xff) as u8, vector: data as u8 }
     }
 }
 
@@ -81,31 +78,13 @@ mod tests {
     fn formats_round_trip() {
         let (a, d) = compose_compat(7, 0x41);
         assert_eq!(a, 0xFEE0_7000);
-        assert_eq!(
-            decode(a, d),
-            MsiMessage::Compat {
-                dest_apic_id: 7,
-                vector: 0x41
-            }
-        );
+        assert_eq!(decode(a, d), MsiMessage::Compat { dest_apic_id: 7, vector: 0x41 });
         for handle in [0u16, 1, 0x7fff, 0x8000, 0xffff] {
             let (a, d) = compose_remappable(handle);
-            assert_eq!(
-                decode(a, d),
-                MsiMessage::Remappable {
-                    handle,
-                    subhandle: None
-                }
-            );
+            assert_eq!(decode(a, d), MsiMessage::Remappable { handle, subhandle: None });
         }
         assert_eq!(decode(0x1000, 0), MsiMessage::NotInterrupt);
         let (a, d) = compose_remappable_subhandle(64, 3);
-        assert_eq!(
-            decode(a, d),
-            MsiMessage::Remappable {
-                handle: 64,
-                subhandle: Some(3)
-            }
-        );
+        assert_eq!(decode(a, d), MsiMessage::Remappable { handle: 64, subhandle: Some(3) });
     }
 }

@@ -162,11 +162,7 @@ impl PostedMsiParams {
 
     /// The same costs with another cap.
     pub fn with_loop_cap(self, loop_cap: u32, cap_semantics: CapSemantics) -> PostedMsiParams {
-        PostedMsiParams {
-            loop_cap,
-            cap_semantics,
-            ..self
-        }
+        PostedMsiParams { loop_cap, cap_semantics, ..self }
     }
 
     /// The closed form of the model at saturation with `vectors` sources, every pass finding
@@ -457,12 +453,7 @@ impl MsiWorld {
         }
         let s = &mut self.sources[source];
         let gap = s.gap.sample(&mut s.rng);
-        queue.schedule_in(
-            gap,
-            MsiEvent::Msi {
-                source: u16::try_from(source).expect("at most SOURCES_MAX sources"),
-            },
-        );
+        queue.schedule_in(gap, MsiEvent::Msi { source: u16::try_from(source).expect("at most SOURCES_MAX sources") });
         self.counters.msgs_sent += 1;
         if s.pending > 0 {
             self.counters.msgs_coalesced += 1;
@@ -546,10 +537,7 @@ impl MsiWorld {
             }
             CpuPhase::Pass { index, found } if found > 0 && index < loop_max => {
                 let found = self.demux_pass(queue);
-                self.phase = CpuPhase::Pass {
-                    index: index + 1,
-                    found,
-                };
+                self.phase = CpuPhase::Pass { index: index + 1, found };
             }
             CpuPhase::Pass { .. } => self.final_pass(queue),
             CpuPhase::FinalPass => {
@@ -599,15 +587,8 @@ pub fn run_msi(params: PostedMsiParams, config: MsiRunConfig) -> Result<MsiRunRe
     let mut world = MsiWorld::new(params, config)?;
     let mut queue = EventQueue::with_capacity(config.sources as usize + 4);
     world.start(&mut queue);
-    let time_end = if config.drain {
-        SimTime::MAX
-    } else {
-        SimTime::ZERO + config.warmup + config.window
-    };
-    let limits = RunLimits {
-        time_end,
-        event_count_max: RUN_EVENT_COUNT_MAX,
-    };
+    let time_end = if config.drain { SimTime::MAX } else { SimTime::ZERO + config.warmup + config.window };
+    let limits = RunLimits { time_end, event_count_max: RUN_EVENT_COUNT_MAX };
     let outcome = run(&mut world, &mut queue, limits);
     Ok(world.report(outcome.stop_reason, outcome.time_stop))
 }
@@ -630,20 +611,11 @@ mod tests {
         let p = PostedMsiParams::fit_pan_2023();
         let remap = saturated(p, MsiMode::Remappable);
         let posted = saturated(p, MsiMode::Posted);
-        println!(
-            "remappable {:.3} M/s, posted {:.3} M/s",
-            remap.irq_per_s / 1e6,
-            posted.irq_per_s / 1e6
-        );
+        println!("remappable {:.3} M/s, posted {:.3} M/s", remap.irq_per_s / 1e6, posted.irq_per_s / 1e6);
         // The discrete-event model agrees with its closed form (every pass finds both vectors).
         for r in [remap, posted] {
             let closed = p.saturation_irq_per_s(r.mode, 2);
-            assert!(
-                (r.irq_per_s / closed - 1.0).abs() < 0.01,
-                "{:?}: {} vs {closed}",
-                r.mode,
-                r.irq_per_s
-            );
+            assert!((r.irq_per_s / closed - 1.0).abs() < 0.01, "{:?}: {} vs {closed}", r.mode, r.irq_per_s);
         }
         // And the fit lands near the published pair, 5.157 and 8.987 M IRQ/s.
         assert!((remap.irq_per_s / 5.157e6 - 1.0).abs() < 0.02, "{}", remap.irq_per_s);
@@ -726,28 +698,10 @@ mod tests {
         let p = PostedMsiParams::fit_pan_2023();
         let ok = MsiRunConfig::saturating(MsiMode::Posted, 2, 0);
         let err = |c| MsiWorld::new(p, c).err();
-        assert_eq!(
-            err(MsiRunConfig { sources: 0, ..ok }),
-            Some(MsiConfigError::SourceCount(0))
-        );
-        assert_eq!(
-            err(MsiRunConfig { sources: 65, ..ok }),
-            Some(MsiConfigError::SourceCount(65))
-        );
-        assert_eq!(
-            err(MsiRunConfig {
-                source_gap_mean: SimDuration::ZERO,
-                ..ok
-            }),
-            Some(MsiConfigError::ZeroGap)
-        );
-        assert_eq!(
-            err(MsiRunConfig {
-                window: SimDuration::ZERO,
-                ..ok
-            }),
-            Some(MsiConfigError::ZeroWindow)
-        );
+        assert_eq!(err(MsiRunConfig { sources: 0, ..ok }), Some(MsiConfigError::SourceCount(0)));
+        assert_eq!(err(MsiRunConfig { sources: 65, ..ok }), Some(MsiConfigError::SourceCount(65)));
+        assert_eq!(err(MsiRunConfig { source_gap_mean: SimDuration::ZERO, ..ok }), Some(MsiConfigError::ZeroGap));
+        assert_eq!(err(MsiRunConfig { window: SimDuration::ZERO, ..ok }), Some(MsiConfigError::ZeroWindow));
         let zero_cap = p.with_loop_cap(0, CapSemantics::Merged);
         assert_eq!(MsiWorld::new(zero_cap, ok).err(), Some(MsiConfigError::ZeroLoopCap));
         // Merged cap 1: no loop pass, only the final one.

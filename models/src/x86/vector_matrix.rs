@@ -154,9 +154,8 @@ const EXCEPTION_VECTORS_SHOWN: Range<u32> = 0..20;
 /// without Hyper-V registers (`apic_idts`): timer 0xec, KVM posted 0xf0-0xf2,
 /// deferred error 0xf4, irq-work 0xf6 up to spurious 0xff. Outside the
 /// allocation range: they only show in [`VectorMatrix::debug_table`].
-const APIC_SYSTEM_VECTORS_SHOWN: [u8; 15] = [
-    0xec, 0xf0, 0xf1, 0xf2, 0xf4, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff,
-];
+const APIC_SYSTEM_VECTORS_SHOWN: [u8; 15] =
+    [0xec, 0xf0, 0xf1, 0xf2, 0xf4, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff];
 
 // ---------------------------------------------------------------------------
 // Eras and parameters
@@ -233,12 +232,7 @@ pub struct MatrixParams {
 impl MatrixParams {
     /// Parameters with a legacy PIC and IA32 emulation, the common x86-64 setup.
     pub const fn new(cpu_count: u32, era: KernelEra) -> MatrixParams {
-        MatrixParams {
-            cpu_count,
-            era,
-            legacy_pic: true,
-            ia32_emulation: true,
-        }
+        MatrixParams { cpu_count, era, legacy_pic: true, ia32_emulation: true }
     }
 }
 
@@ -275,15 +269,9 @@ impl fmt::Display for MatrixError {
             MatrixError::NoSpace => write!(f, "no vector space (-ENOSPC)"),
             MatrixError::Invalid => write!(f, "invalid argument (-EINVAL)"),
             MatrixError::Busy => write!(f, "busy (-EBUSY)"),
-            MatrixError::CannotUnplug {
-                cpu,
-                vectors,
-                available,
-            } => write!(
-                f,
-                "CPU {} has {} vectors, {} available. Cannot disable CPU",
-                cpu.0, vectors, available
-            ),
+            MatrixError::CannotUnplug { cpu, vectors, available } => {
+                write!(f, "CPU {} has {} vectors, {} available. Cannot disable CPU", cpu.0, vectors, available)
+            }
         }
     }
 }
@@ -344,16 +332,12 @@ impl CpuSet {
     /// Whether `cpu` is in the set.
     pub fn contains(&self, cpu: CpuId) -> bool {
         let word_index = (cpu.0 / 64) as usize;
-        self.words
-            .get(word_index)
-            .is_some_and(|word| word & (1 << (cpu.0 % 64)) != 0)
+        self.words.get(word_index).is_some_and(|word| word & (1 << (cpu.0 % 64)) != 0)
     }
 
     /// The CPUs in both sets (`cpumask_and`).
     pub fn intersection(&self, other: &CpuSet) -> CpuSet {
-        let mut set = CpuSet {
-            words: self.words.iter().zip(&other.words).map(|(a, b)| a & b).collect(),
-        };
+        let mut set = CpuSet { words: self.words.iter().zip(&other.words).map(|(a, b)| a & b).collect() };
         set.trim();
         set
     }
@@ -361,18 +345,14 @@ impl CpuSet {
     /// The CPUs in either set (`cpumask_or`).
     pub fn union(&self, other: &CpuSet) -> CpuSet {
         let word_count = self.words.len().max(other.words.len());
-        let words = (0..word_count)
-            .map(|i| self.words.get(i).unwrap_or(&0) | other.words.get(i).unwrap_or(&0))
-            .collect();
+        let words =
+            (0..word_count).map(|i| self.words.get(i).unwrap_or(&0) | other.words.get(i).unwrap_or(&0)).collect();
         CpuSet { words }
     }
 
     /// Whether every CPU of `self` is in `other` (`cpumask_subset`).
     pub fn is_subset(&self, other: &CpuSet) -> bool {
-        self.words
-            .iter()
-            .enumerate()
-            .all(|(i, word)| word & !other.words.get(i).unwrap_or(&0) == 0)
+        self.words.iter().enumerate().all(|(i, word)| word & !other.words.get(i).unwrap_or(&0) == 0)
     }
 
     /// Whether the set is empty (`cpumask_empty`).
@@ -393,9 +373,7 @@ impl CpuSet {
     /// The CPUs in ascending order (`for_each_cpu`).
     pub fn iter(&self) -> impl Iterator<Item = CpuId> + '_ {
         self.words.iter().enumerate().flat_map(|(word_index, &word)| {
-            (0..64u32)
-                .filter(move |bit| word & (1 << bit) != 0)
-                .map(move |bit| CpuId(word_index as u32 * 64 + bit))
+            (0..64u32).filter(move |bit| word & (1 << bit) != 0).map(move |bit| CpuId(word_index as u32 * 64 + bit))
         })
     }
 
@@ -433,13 +411,7 @@ fn bitmap_list(bits: impl Iterator<Item = u32>) -> String {
     }
     let parts: Vec<String> = ranges
         .iter()
-        .map(|&(first, last)| {
-            if first == last {
-                format!("{first}")
-            } else {
-                format!("{first}-{last}")
-            }
-        })
+        .map(|&(first, last)| if first == last { format!("{first}") } else { format!("{first}-{last}") })
         .collect();
     parts.join(",")
 }
@@ -718,29 +690,19 @@ impl VectorMatrix {
     }
 
     fn map_index(&self, cpu: CpuId) -> Result<usize, MatrixError> {
-        if cpu.0 < self.params.cpu_count {
-            Ok(cpu.0 as usize)
-        } else {
-            Err(MatrixError::Invalid)
-        }
+        if cpu.0 < self.params.cpu_count { Ok(cpu.0 as usize) } else { Err(MatrixError::Invalid) }
     }
 
     /// CPUs of `msk` that exist (`for_each_cpu` stops at `nr_cpu_ids`).
     fn mask_indices(&self, msk: &CpuSet) -> Vec<usize> {
-        msk.iter()
-            .take_while(|cpu| cpu.0 < self.params.cpu_count)
-            .map(|cpu| cpu.0 as usize)
-            .collect()
+        msk.iter().take_while(|cpu| cpu.0 < self.params.cpu_count).map(|cpu| cpu.0 as usize).collect()
     }
 
     /// `irq_matrix_assign_system` (boot only, `replace == false`): marks `bit`
     /// as a system vector on every CPU.
     fn assign_system(&mut self, bit: u32) {
         assert!(bit < self.matrix_bits);
-        assert!(
-            self.online_maps == 0,
-            "system vectors are assigned before any CPU is online"
-        );
+        assert!(self.online_maps == 0, "system vectors are assigned before any CPU is online");
         self.system_map.set(bit);
         if bit >= self.alloc_start && bit < self.alloc_end {
             self.systembits_inalloc += 1;
@@ -749,10 +711,7 @@ impl VectorMatrix {
 
     /// `irq_matrix_assign`: marks a preallocated vector (the ISA vectors) on `cpu`.
     fn assign(&mut self, cpu: CpuId, bit: u32) {
-        assert!(
-            bit >= self.alloc_start && bit < self.alloc_end,
-            "assign outside the allocation range"
-        );
+        assert!(bit >= self.alloc_start && bit < self.alloc_end, "assign outside the allocation range");
         let cm = &mut self.maps[cpu.0 as usize];
         assert!(!cm.alloc_map.test(bit), "vector {bit:#x} assigned twice");
         cm.alloc_map.set(bit);
@@ -1041,46 +1000,26 @@ impl VectorMatrix {
         let range_map = VectorBitmap::from_range(self.alloc_start..self.alloc_end);
         let online_count = self.maps.iter().filter(|cm| cm.online).count() as u32;
         if online_count != self.online_maps {
-            return Err(format!(
-                "online_maps {} != {online_count} online maps",
-                self.online_maps
-            ));
+            return Err(format!("online_maps {} != {online_count} online maps", self.online_maps));
         }
-        let available_sum = self
-            .maps
-            .iter()
-            .filter(|cm| cm.online)
-            .fold(0u32, |sum, cm| sum.wrapping_add(cm.available));
+        let available_sum =
+            self.maps.iter().filter(|cm| cm.online).fold(0u32, |sum, cm| sum.wrapping_add(cm.available));
         if available_sum != self.global_available {
-            return Err(format!(
-                "global_available {} != Σ available {available_sum}",
-                self.global_available
-            ));
+            return Err(format!("global_available {} != Σ available {available_sum}", self.global_available));
         }
         let systembits = self.system_map.and(&range_map).weight();
         if systembits != self.systembits_inalloc {
-            return Err(format!(
-                "systembits_inalloc {} != {systembits}",
-                self.systembits_inalloc
-            ));
+            return Err(format!("systembits_inalloc {} != {systembits}", self.systembits_inalloc));
         }
         let mut allocated_sum = 0u32;
         for (index, cm) in self.maps.iter().enumerate() {
             let cpu = index;
             allocated_sum += cm.allocated;
             if cm.allocated != cm.alloc_map.weight() {
-                return Err(format!(
-                    "cpu {cpu}: allocated {} != |alloc_map| {}",
-                    cm.allocated,
-                    cm.alloc_map.weight()
-                ));
+                return Err(format!("cpu {cpu}: allocated {} != |alloc_map| {}", cm.allocated, cm.alloc_map.weight()));
             }
             if cm.managed != cm.managed_map.weight() {
-                return Err(format!(
-                    "cpu {cpu}: managed {} != |managed_map| {}",
-                    cm.managed,
-                    cm.managed_map.weight()
-                ));
+                return Err(format!("cpu {cpu}: managed {} != |managed_map| {}", cm.managed, cm.managed_map.weight()));
             }
             let managed_allocated = cm.alloc_map.and(&cm.managed_map).weight();
             if cm.managed_allocated != managed_allocated {
@@ -1138,11 +1077,7 @@ impl VectorMatrix {
         out.push_str(&format!("Global available: {:6}\n", self.global_available));
         out.push_str(&format!("Global reserved:  {:6}\n", self.global_reserved));
         out.push_str(&format!("Total allocated:  {:6}\n", self.total_allocated));
-        out.push_str(&format!(
-            "System: {}: {}\n",
-            self.system_map.weight(),
-            bitmap_list(self.system_map.iter())
-        ));
+        out.push_str(&format!("System: {}: {}\n", self.system_map.weight(), bitmap_list(self.system_map.iter())));
         out.push_str(&format!("{:>ind$}| CPU | avl | man | mac | act | vectors\n", " "));
         for (cpu, cm) in self.maps.iter().enumerate().filter(|(_, cm)| cm.online) {
             out.push_str(&format!(
@@ -1489,11 +1424,7 @@ impl VectorDomain {
                 if affinity_broken {
                     self.warnings.push(DomainWarning::AffinityBroken { irq });
                 }
-                return Activation::Assigned {
-                    cpu,
-                    vector,
-                    affinity_broken,
-                };
+                return Activation::Assigned { cpu, vector, affinity_broken };
             }
         }
         Activation::NoSpace
@@ -1509,16 +1440,10 @@ impl VectorDomain {
             Ok(()) => {
                 let (cpu, vector) = self.irqs[index].vector.expect("assigned");
                 self.irqs[index].state = IrqState::Active;
-                Activation::Assigned {
-                    cpu,
-                    vector,
-                    affinity_broken: false,
-                }
+                Activation::Assigned { cpu, vector, affinity_broken: false }
             }
             Err(_) => {
-                self.warnings.push(DomainWarning::ManagedStartupNoVector {
-                    irq: IrqId(index as u32),
-                });
+                self.warnings.push(DomainWarning::ManagedStartupNoVector { irq: IrqId(index as u32) });
                 Activation::NoSpace
             }
         }
@@ -1576,10 +1501,7 @@ impl VectorDomain {
 
     fn free_vector(&mut self, cpu: CpuId, vector: Vector, managed: bool) {
         let freed = self.matrix.free(cpu, vector, managed);
-        assert!(
-            freed.is_ok(),
-            "domain freed a vector it does not hold: cpu {cpu:?} {vector:?}"
-        );
+        assert!(freed.is_ok(), "domain freed a vector it does not hold: cpu {cpu:?} {vector:?}");
     }
 
     /// `clear_irq_vector`: frees the current vector and a pending old one.
@@ -1703,18 +1625,11 @@ impl VectorDomain {
         let tomove = self.matrix.allocated(cpu);
         let avl = self.matrix.available(Some(cpu));
         if avl < tomove {
-            return Err(MatrixError::CannotUnplug {
-                cpu,
-                vectors: tomove,
-                available: avl,
-            });
+            return Err(MatrixError::CannotUnplug { cpu, vectors: tomove, available: avl });
         }
         let rsvd = self.matrix.reserved();
         if avl < rsvd {
-            self.warnings.push(DomainWarning::ReservedExceedsAvailable {
-                reserved: rsvd,
-                available: avl,
-            });
+            self.warnings.push(DomainWarning::ReservedExceedsAvailable { reserved: rsvd, available: avl });
         }
 
         // cpu_disable_common(): remove from the online mask, fixup_irqs().
@@ -1833,15 +1748,10 @@ impl VectorDomain {
     pub fn check_invariants(&self) -> Result<(), String> {
         self.matrix.check_invariants()?;
         let cpu_count = self.matrix.params.cpu_count;
-        let online_maps: CpuSet = (0..cpu_count)
-            .map(CpuId)
-            .filter(|&cpu| self.matrix.cpumap(cpu).is_some_and(CpuMap::is_online))
-            .collect();
+        let online_maps: CpuSet =
+            (0..cpu_count).map(CpuId).filter(|&cpu| self.matrix.cpumap(cpu).is_some_and(CpuMap::is_online)).collect();
         if online_maps != self.cpu_online_mask {
-            return Err(format!(
-                "cpu_online_mask {:?} != online maps {online_maps:?}",
-                self.cpu_online_mask
-            ));
+            return Err(format!("cpu_online_mask {:?} != online maps {online_maps:?}", self.cpu_online_mask));
         }
 
         let mut owned = vec![VectorBitmap::default(); cpu_count as usize];
@@ -1866,10 +1776,7 @@ impl VectorDomain {
         for (index, desc) in self.irqs.iter().enumerate() {
             let active = desc.state == IrqState::Active;
             if active != desc.vector.is_some() {
-                return Err(format!(
-                    "irq {index}: state {:?} with vector {:?}",
-                    desc.state, desc.vector
-                ));
+                return Err(format!("irq {index}: state {:?} with vector {:?}", desc.state, desc.vector));
             }
             if desc.prev_vector.is_some() && !active {
                 return Err(format!("irq {index}: pending move while {:?}", desc.state));
@@ -1892,19 +1799,13 @@ impl VectorDomain {
                 && !self.cpu_online_mask.contains(cpu)
                 && !desc.stale
             {
-                return Err(format!(
-                    "irq {index}: targets offline cpu {} without being stale",
-                    cpu.0
-                ));
+                return Err(format!("irq {index}: targets offline cpu {} without being stale", cpu.0));
             }
             for (cpu, vector) in desc.vector.iter().chain(desc.prev_vector.iter()) {
                 claim(*cpu, *vector, "irq")?;
                 let cm = self.matrix.cpumap(*cpu).expect("known cpu");
                 if cm.is_managed(*vector) != desc.is_managed {
-                    return Err(format!(
-                        "irq {index}: managed flag disagrees with managed_map at {:#x}",
-                        vector.0
-                    ));
+                    return Err(format!("irq {index}: managed flag disagrees with managed_map at {:#x}", vector.0));
                 }
             }
         }
@@ -1976,34 +1877,20 @@ mod tests {
 
     fn per_cpu_expected(era: KernelEra, legacy_pic: bool, ia32_emulation: bool) -> u32 {
         let holes = holes_of(era, legacy_pic, ia32_emulation);
-        (0x20..first_system_vector_of(era))
-            .filter(|v| !holes.contains(v))
-            .count() as u32
+        (0x20..first_system_vector_of(era)).filter(|v| !holes.contains(v)).count() as u32
     }
 
     /// The boot CPU's ISA vectors: 0x30..0x40 except the cascade.
     fn isa_vectors_expected(legacy_pic: bool) -> BTreeSet<u32> {
-        if legacy_pic {
-            (0x30..0x40).filter(|&v| v != 0x32).collect()
-        } else {
-            BTreeSet::new()
-        }
+        if legacy_pic { (0x30..0x40).filter(|&v| v != 0x32).collect() } else { BTreeSet::new() }
     }
 
     fn params(cpu_count: u32, era: KernelEra, legacy_pic: bool) -> MatrixParams {
-        MatrixParams {
-            cpu_count,
-            era,
-            legacy_pic,
-            ia32_emulation: true,
-        }
+        MatrixParams { cpu_count, era, legacy_pic, ia32_emulation: true }
     }
 
     fn configs() -> Vec<(KernelEra, bool)> {
-        KernelEra::ALL
-            .iter()
-            .flat_map(|&era| [(era, true), (era, false)])
-            .collect()
+        KernelEra::ALL.iter().flat_map(|&era| [(era, true), (era, false)]).collect()
     }
 
     fn cpus(list: &[u32]) -> CpuSet {
@@ -2072,10 +1959,7 @@ mod tests {
     #[test]
     fn cpuset_is_a_sorted_normalised_bitset() {
         let mut set = CpuSet::from_range(62..67);
-        assert_eq!(
-            set.iter().map(|cpu| cpu.0).collect::<Vec<_>>(),
-            vec![62, 63, 64, 65, 66]
-        );
+        assert_eq!(set.iter().map(|cpu| cpu.0).collect::<Vec<_>>(), vec![62, 63, 64, 65, 66]);
         set.remove(CpuId(64));
         set.remove(CpuId(65));
         set.remove(CpuId(66));
@@ -2094,12 +1978,7 @@ mod tests {
     fn per_cpu_counts_match_kernel_arithmetic_and_calibration() {
         for (era, legacy_pic) in configs() {
             for ia32_emulation in [true, false] {
-                let matrix = VectorMatrix::new(MatrixParams {
-                    cpu_count: 3,
-                    era,
-                    legacy_pic,
-                    ia32_emulation,
-                });
+                let matrix = VectorMatrix::new(MatrixParams { cpu_count: 3, era, legacy_pic, ia32_emulation });
                 check(&matrix);
                 let per_cpu = per_cpu_expected(era, legacy_pic, ia32_emulation);
                 if ia32_emulation {
@@ -2140,9 +2019,7 @@ mod tests {
     fn first_vector_handed_out_skips_the_era_holes() {
         for (era, legacy_pic) in configs() {
             let mut matrix = VectorMatrix::new(params(2, era, legacy_pic));
-            let first_free = (0x20..0x100)
-                .find(|v| !holes_of(era, legacy_pic, true).contains(v))
-                .expect("free");
+            let first_free = (0x20..0x100).find(|v| !holes_of(era, legacy_pic, true).contains(v)).expect("free");
             let (cpu, vector) = matrix.alloc(&cpus(&[1]), false).expect("alloc");
             assert_eq!((cpu, vector), (CpuId(1), Vector(first_free as u8)));
             check(&matrix);
@@ -2161,17 +2038,10 @@ mod tests {
             let all = CpuSet::from_range(0..cpu_count);
             for count in 0..expected_total {
                 let result = matrix.alloc(&all, false);
-                assert!(
-                    result.is_ok(),
-                    "{era:?} pic={legacy_pic}: allocation {count} of {expected_total} failed"
-                );
+                assert!(result.is_ok(), "{era:?} pic={legacy_pic}: allocation {count} of {expected_total} failed");
                 check(&matrix);
             }
-            assert_eq!(
-                matrix.alloc(&all, false),
-                Err(MatrixError::NoSpace),
-                "{era:?} pic={legacy_pic}"
-            );
+            assert_eq!(matrix.alloc(&all, false), Err(MatrixError::NoSpace), "{era:?} pic={legacy_pic}");
             assert_eq!(matrix.available(None), 0);
             assert_eq!(matrix.alloc(&CpuSet::new(), false), Err(MatrixError::Invalid));
             check(&matrix);
@@ -2188,13 +2058,7 @@ mod tests {
             let all: Vec<u32> = (0..cpu_count).collect();
             for _ in 0..expected_total {
                 let (_, activation) = request(&mut domain, &all, None);
-                assert!(matches!(
-                    activation,
-                    Activation::Assigned {
-                        affinity_broken: false,
-                        ..
-                    }
-                ));
+                assert!(matches!(activation, Activation::Assigned { affinity_broken: false, .. }));
             }
             assert!(domain.take_warnings().is_empty());
             let (irq, activation) = request(&mut domain, &all, None);
@@ -2212,10 +2076,7 @@ mod tests {
 
     #[test]
     fn managed_reservation_reduces_availability_on_every_cpu_of_the_mask() {
-        let mut matrix = VectorMatrix::new(MatrixParams {
-            legacy_pic: false,
-            ..params(4, KernelEra::From6_10, false)
-        });
+        let mut matrix = VectorMatrix::new(MatrixParams { legacy_pic: false, ..params(4, KernelEra::From6_10, false) });
         let before: Vec<u32> = (0..4).map(|cpu| avail(&matrix, cpu)).collect();
         let global_before = matrix.available(None);
         matrix.reserve_managed(&cpus(&[1, 2])).expect("reserve_managed");
@@ -2230,11 +2091,7 @@ mod tests {
         let (cpu, vector) = matrix.alloc_managed(&cpus(&[1])).expect("alloc_managed");
         check(&matrix);
         assert_eq!(avail(&matrix, 1), before[1] - 1);
-        assert_eq!(
-            matrix.free(cpu, vector, false),
-            Err(MatrixError::Invalid),
-            "managed flag mismatch"
-        );
+        assert_eq!(matrix.free(cpu, vector, false), Err(MatrixError::Invalid), "managed flag mismatch");
         matrix.free(cpu, vector, true).expect("free");
         check(&matrix);
         assert_eq!(avail(&matrix, 1), before[1] - 1);
@@ -2266,10 +2123,8 @@ mod tests {
 
     #[test]
     fn best_cpu_ties_go_to_the_first_cpu_and_managed_ties_to_the_last() {
-        let mut matrix = VectorMatrix::new(MatrixParams {
-            legacy_pic: false,
-            ..params(4, KernelEra::V6_6To6_9, false)
-        });
+        let mut matrix =
+            VectorMatrix::new(MatrixParams { legacy_pic: false, ..params(4, KernelEra::V6_6To6_9, false) });
         let all = CpuSet::from_range(0..4);
         // Regular: all equal → first; then the most available wins.
         assert_eq!(matrix.alloc(&all, false).expect("alloc").0, CpuId(0));
@@ -2301,11 +2156,7 @@ mod tests {
         check(&matrix);
         matrix.online(CpuId(1)).expect("online");
         check(&matrix);
-        assert_eq!(
-            avail(&matrix, 1),
-            before,
-            "not recomputed on return (calibration.md, era differences)"
-        );
+        assert_eq!(avail(&matrix, 1), before, "not recomputed on return (calibration.md, era differences)");
         assert_eq!(matrix.cpumap(CpuId(1)).expect("cpu").managed(), 1);
         assert_eq!(matrix.online(CpuId(1)), Err(MatrixError::Invalid));
         assert_eq!(matrix.offline(CpuId(7)), Err(MatrixError::Invalid));
@@ -2316,64 +2167,28 @@ mod tests {
     #[test]
     fn activation_falls_back_node_and_affinity_then_affinity_then_node_then_online() {
         let nodes = vec![cpus(&[0, 1]), cpus(&[2, 3])];
-        let mut domain = VectorDomain::new(
-            MatrixParams {
-                legacy_pic: false,
-                ..params(4, KernelEra::From6_10, false)
-            },
-            nodes,
-        );
+        let mut domain =
+            VectorDomain::new(MatrixParams { legacy_pic: false, ..params(4, KernelEra::From6_10, false) }, nodes);
         let affinity = [0, 2];
         let node = Some(1);
         // 1. node ∩ affinity = {2}
         let (_, first) = request(&mut domain, &affinity, node);
-        assert!(matches!(
-            first,
-            Activation::Assigned {
-                cpu: CpuId(2),
-                affinity_broken: false,
-                ..
-            }
-        ));
+        assert!(matches!(first, Activation::Assigned { cpu: CpuId(2), affinity_broken: false, .. }));
         fill_cpu(&mut domain, 2, 0);
         // 2. affinity ∩ online = {0, 2}: CPU 0, although node 1 still has CPU 3 (v5.11 order).
         let (_, second) = request(&mut domain, &affinity, node);
-        assert!(matches!(
-            second,
-            Activation::Assigned {
-                cpu: CpuId(0),
-                affinity_broken: false,
-                ..
-            }
-        ));
+        assert!(matches!(second, Activation::Assigned { cpu: CpuId(0), affinity_broken: false, .. }));
         fill_cpu(&mut domain, 0, 0);
         domain.take_warnings();
         // 3. node = {2, 3}: CPU 3, affinity broken.
         let (third_irq, third) = request(&mut domain, &affinity, node);
-        assert!(matches!(
-            third,
-            Activation::Assigned {
-                cpu: CpuId(3),
-                affinity_broken: true,
-                ..
-            }
-        ));
-        assert_eq!(
-            domain.take_warnings(),
-            vec![DomainWarning::AffinityBroken { irq: third_irq }]
-        );
+        assert!(matches!(third, Activation::Assigned { cpu: CpuId(3), affinity_broken: true, .. }));
+        assert_eq!(domain.take_warnings(), vec![DomainWarning::AffinityBroken { irq: third_irq }]);
         assert!(domain.irq(third_irq).expect("irq").affinity_broken());
         fill_cpu(&mut domain, 3, 0);
         // 4. all online: CPU 1, affinity broken.
         let (_, fourth) = request(&mut domain, &affinity, node);
-        assert!(matches!(
-            fourth,
-            Activation::Assigned {
-                cpu: CpuId(1),
-                affinity_broken: true,
-                ..
-            }
-        ));
+        assert!(matches!(fourth, Activation::Assigned { cpu: CpuId(1), affinity_broken: true, .. }));
         fill_cpu(&mut domain, 1, 0);
         // 5. nothing left.
         let (_, fifth) = request(&mut domain, &affinity, node);
@@ -2390,14 +2205,7 @@ mod tests {
         fill_cpu(&mut domain, 2, 0);
         let (irq, activation) = request(&mut domain, &[2], None);
         // CPU 1 has more available than the boot CPU (ISA vectors).
-        assert!(matches!(
-            activation,
-            Activation::Assigned {
-                cpu: CpuId(1),
-                affinity_broken: true,
-                ..
-            }
-        ));
+        assert!(matches!(activation, Activation::Assigned { cpu: CpuId(1), affinity_broken: true, .. }));
         // An affinity change to a CPU with space repairs it.
         fill_cpu(&mut domain, 1, 10);
         domain.set_affinity(irq, cpus(&[0])).expect("set_affinity");
@@ -2423,9 +2231,7 @@ mod tests {
         assert_eq!(assigned_cpu(a), 1, "most available");
         domain.set_affinity(n2, cpus(&[2])).expect("move to 2");
         domain.complete_move(n2).expect("complete");
-        domain
-            .set_affinity(n2, cpus(&[1, 2]))
-            .expect("no move: CPU 2 is in the mask");
+        domain.set_affinity(n2, cpus(&[1, 2])).expect("no move: CPU 2 is in the mask");
         check_domain(&domain);
         assert_eq!(domain.irq(n2).expect("irq").vector().expect("vector").0, CpuId(2));
         domain.take_warnings();
@@ -2439,33 +2245,19 @@ mod tests {
         assert_eq!(domain.irq(m1).expect("irq").state(), IrqState::ManagedShutdown);
         assert_eq!(domain.irq(m2).expect("irq").vector().expect("vector").0, CpuId(3));
         assert_eq!(domain.irq(m3).expect("irq").vector().expect("vector").0, CpuId(3));
-        assert_eq!(
-            domain.irq(n1).expect("irq").affinity(),
-            &cpus(&[0, 1, 3]),
-            "affinity becomes the online mask"
-        );
+        assert_eq!(domain.irq(n1).expect("irq").affinity(), &cpus(&[0, 1, 3]), "affinity becomes the online mask");
         assert!(domain.irq(n1).expect("irq").affinity_broken());
         assert_eq!(domain.irq(n2).expect("irq").vector().expect("vector").0, CpuId(1));
-        assert_eq!(
-            domain.take_warnings(),
-            vec![DomainWarning::NoLongerAffine { irq: n1, cpu: CpuId(2) }]
-        );
+        assert_eq!(domain.take_warnings(), vec![DomainWarning::NoLongerAffine { irq: n1, cpu: CpuId(2) }]);
         assert_eq!(allocated_on(&domain, 2), 0);
         assert!(!domain.matrix().cpumap(CpuId(2)).expect("cpu").is_online());
-        assert!(
-            !domain.debug_table().contains("\n     2 "),
-            "offline CPUs are not listed"
-        );
+        assert!(!domain.debug_table().contains("\n     2 "), "offline CPUs are not listed");
 
         let restarted = domain.online(CpuId(2)).expect("online");
         check_domain(&domain);
         assert_eq!(restarted, vec![m1]);
         assert_eq!(domain.irq(m1).expect("irq").vector().expect("vector").0, CpuId(2));
-        assert_eq!(
-            domain.irq(m2).expect("irq").vector().expect("vector").0,
-            CpuId(3),
-            "not moved back"
-        );
+        assert_eq!(domain.irq(m2).expect("irq").vector().expect("vector").0, CpuId(3), "not moved back");
         assert_eq!(domain.online(CpuId(2)), Err(MatrixError::Invalid));
     }
 
@@ -2486,18 +2278,8 @@ mod tests {
                 assert_eq!(allocated_on(&domain, 1), 0);
             } else {
                 let error = result.expect_err("managed vectors are counted");
-                assert_eq!(
-                    error,
-                    MatrixError::CannotUnplug {
-                        cpu: CpuId(1),
-                        vectors: 3,
-                        available: 2
-                    }
-                );
-                assert_eq!(
-                    error.to_string(),
-                    "CPU 1 has 3 vectors, 2 available. Cannot disable CPU"
-                );
+                assert_eq!(error, MatrixError::CannotUnplug { cpu: CpuId(1), vectors: 3, available: 2 });
+                assert_eq!(error.to_string(), "CPU 1 has 3 vectors, 2 available. Cannot disable CPU");
                 assert!(domain.cpu_online_mask().contains(CpuId(1)));
             }
         }
@@ -2510,11 +2292,7 @@ mod tests {
             fill_cpu(&mut domain, 0, 2);
             assert_eq!(
                 domain.offline(CpuId(1)),
-                Err(MatrixError::CannotUnplug {
-                    cpu: CpuId(1),
-                    vectors: 3,
-                    available: 2
-                })
+                Err(MatrixError::CannotUnplug { cpu: CpuId(1), vectors: 3, available: 2 })
             );
             check_domain(&domain);
             assert_eq!(domain.offline(CpuId(0)), Err(MatrixError::Busy), "boot CPU");
@@ -2546,10 +2324,7 @@ mod tests {
                 assert!(desc.is_stale());
                 assert_eq!(
                     domain.warnings().last(),
-                    Some(&DomainWarning::SetAffinityFailed {
-                        irq,
-                        error: MatrixError::NoSpace
-                    })
+                    Some(&DomainWarning::SetAffinityFailed { irq, error: MatrixError::NoSpace })
                 );
                 domain.online(CpuId(1)).expect("online");
                 check_domain(&domain);
@@ -2579,9 +2354,7 @@ mod tests {
     fn move_holds_two_vectors_until_complete_move_and_refuses_a_second_move() {
         let mut domain = VectorDomain::new(params(3, KernelEra::V6_6To6_9, true), Vec::new());
         let (irq, activation) = request(&mut domain, &[1], None);
-        let Activation::Assigned { vector: old_vector, .. } = activation else {
-            panic!("no vector")
-        };
+        let Activation::Assigned { vector: old_vector, .. } = activation else { panic!("no vector") };
         domain.set_affinity(irq, cpus(&[2])).expect("move");
         check_domain(&domain);
         let desc = domain.irq(irq).expect("irq");
@@ -2590,23 +2363,15 @@ mod tests {
         assert_eq!((allocated_on(&domain, 1), allocated_on(&domain, 2)), (1, 1));
 
         assert_eq!(domain.set_affinity(irq, cpus(&[0])), Err(MatrixError::Busy));
-        assert_eq!(
-            domain.irq(irq).expect("irq").affinity(),
-            &cpus(&[2]),
-            "unchanged on error"
-        );
-        domain
-            .set_affinity(irq, cpus(&[0, 2]))
-            .expect("current CPU in the mask: no move, no EBUSY");
+        assert_eq!(domain.irq(irq).expect("irq").affinity(), &cpus(&[2]), "unchanged on error");
+        domain.set_affinity(irq, cpus(&[0, 2])).expect("current CPU in the mask: no move, no EBUSY");
         check_domain(&domain);
 
         domain.complete_move(irq).expect("complete");
         check_domain(&domain);
         assert_eq!(domain.irq(irq).expect("irq").prev_vector(), None);
         assert_eq!((allocated_on(&domain, 1), allocated_on(&domain, 2)), (0, 1));
-        domain
-            .set_affinity(irq, cpus(&[0]))
-            .expect("second move after completion");
+        domain.set_affinity(irq, cpus(&[0])).expect("second move after completion");
         check_domain(&domain);
         assert_eq!(domain.set_affinity(irq, CpuSet::new()), Err(MatrixError::Invalid));
         domain.free_irq(irq).expect("free clears both vectors");
@@ -2619,17 +2384,11 @@ mod tests {
         for era in KernelEra::ALL {
             let mut domain = VectorDomain::new(params(3, era, false), Vec::new());
             let (irq, activation) = request(&mut domain, &[1], None);
-            let Activation::Assigned { vector: old_vector, .. } = activation else {
-                panic!("no vector")
-            };
+            let Activation::Assigned { vector: old_vector, .. } = activation else { panic!("no vector") };
             domain.set_affinity(irq, cpus(&[2])).expect("move");
             domain.offline(CpuId(1)).expect("offline");
             check_domain(&domain);
-            assert_eq!(
-                allocated_on(&domain, 1),
-                1,
-                "the pending old vector survives the offline"
-            );
+            assert_eq!(allocated_on(&domain, 1), 1, "the pending old vector survives the offline");
             domain.complete_move(irq).expect("complete");
             check_domain(&domain);
             domain.online(CpuId(1)).expect("online");
@@ -2670,10 +2429,7 @@ System: 38: 0-19,50,128,235-236,240-242,244,246-255
         assert_eq!(matrix.debug_table(), expected);
         // The ≤ 6.5 layout of a public dump: "System: 38: 0-19,32,50,128,236,240-242,244,246-255".
         let old = VectorMatrix::new(params(1, KernelEra::UpTo6_5, true));
-        assert!(
-            old.debug_table()
-                .contains("System: 38: 0-19,32,50,128,236,240-242,244,246-255\n")
-        );
+        assert!(old.debug_table().contains("System: 38: 0-19,32,50,128,236,240-242,244,246-255\n"));
     }
 
     // -- (g) randomised operation sequences --
@@ -2771,16 +2527,11 @@ System: 38: 0-19,50,128,235-236,240-242,244,246-255
         }
 
         fn global_available(&self) -> u32 {
-            (0..self.cpus.len())
-                .filter(|&c| self.cpus[c].online)
-                .fold(0u32, |s, c| s.wrapping_add(self.available(c)))
+            (0..self.cpus.len()).filter(|&c| self.cpus[c].online).fold(0u32, |s, c| s.wrapping_add(self.available(c)))
         }
 
         fn in_mask(&self, mask: &CpuSet) -> Vec<usize> {
-            mask.iter()
-                .map(|cpu| cpu.0 as usize)
-                .filter(|&c| c < self.cpus.len())
-                .collect()
+            mask.iter().map(|cpu| cpu.0 as usize).filter(|&c| c < self.cpus.len()).collect()
         }
 
         fn free_slot(&self, cpu: usize) -> Option<u32> {
@@ -2819,11 +2570,7 @@ System: 38: 0-19,50,128,235-236,240-242,244,246-255
                 .min_by_key(|&c| (self.cpus[c].managed_allocated.len(), Reverse(c)))
                 .ok_or(MatrixError::NoSpace)?;
             let c = &mut self.cpus[best];
-            let vector = *c
-                .managed
-                .difference(&c.managed_allocated)
-                .next()
-                .ok_or(MatrixError::NoSpace)?;
+            let vector = *c.managed.difference(&c.managed_allocated).next().ok_or(MatrixError::NoSpace)?;
             c.managed_allocated.insert(vector);
             self.total_allocated += 1;
             Ok((CpuId(best as u32), Vector(vector as u8)))
@@ -2859,11 +2606,7 @@ System: 38: 0-19,50,128,235-236,240-242,244,246-255
 
         fn free(&mut self, cpu: usize, vector: u32, managed: bool) -> Result<(), MatrixError> {
             let c = &mut self.cpus[cpu];
-            let removed = if managed {
-                c.managed_allocated.remove(&vector)
-            } else {
-                c.regular.remove(&vector)
-            };
+            let removed = if managed { c.managed_allocated.remove(&vector) } else { c.regular.remove(&vector) };
             if !removed || vector < self.start || vector >= self.end {
                 return Err(MatrixError::Invalid);
             }
@@ -2896,13 +2639,7 @@ System: 38: 0-19,50,128,235-236,240-242,244,246-255
                     c.managed_allocated.len() as u32,
                     c.online,
                 );
-                let got = (
-                    cm.available(),
-                    cm.allocated(),
-                    cm.managed(),
-                    cm.managed_allocated(),
-                    cm.is_online(),
-                );
+                let got = (cm.available(), cm.allocated(), cm.managed(), cm.managed_allocated(), cm.is_online());
                 if expected != got || actual != regular_and_managed {
                     return Err(format!(
                         "cpu {index}: reference {expected:?} {regular_and_managed:?}, matrix {got:?} {actual:?}"
@@ -2937,9 +2674,7 @@ System: 38: 0-19,50,128,235-236,240-242,244,246-255
         let p = random_params(&mut rng, 4);
         let mut matrix = VectorMatrix::new(p.clone());
         let mut reference = RefMatrix::new(&p);
-        reference
-            .compare(&matrix)
-            .map_err(|e| format!("after boot {p:?}: {e}"))?;
+        reference.compare(&matrix).map_err(|e| format!("after boot {p:?}: {e}"))?;
         let mut burst_left = 0u32;
         let mut burst_op = 0;
         for step in 0..500 {
@@ -2957,26 +2692,17 @@ System: 38: 0-19,50,128,235-236,240-242,244,246-255
                     let reserved = reference.reserved > 0 && rng.coin();
                     let got = matrix.alloc(&mask, reserved);
                     let expected = reference.alloc(&mask, reserved);
-                    (
-                        format!("alloc({mask:?}, {reserved}) = {got:?}, reference {expected:?}"),
-                        got == expected,
-                    )
+                    (format!("alloc({mask:?}, {reserved}) = {got:?}, reference {expected:?}"), got == expected)
                 }
                 30..=39 => {
                     let got = matrix.alloc_managed(&mask);
                     let expected = reference.alloc_managed(&mask);
-                    (
-                        format!("alloc_managed({mask:?}) = {got:?}, reference {expected:?}"),
-                        got == expected,
-                    )
+                    (format!("alloc_managed({mask:?}) = {got:?}, reference {expected:?}"), got == expected)
                 }
                 40..=51 => {
                     let got = matrix.reserve_managed(&mask);
                     let expected = reference.reserve_managed(&mask);
-                    (
-                        format!("reserve_managed({mask:?}) = {got:?}, reference {expected:?}"),
-                        got == expected,
-                    )
+                    (format!("reserve_managed({mask:?}) = {got:?}, reference {expected:?}"), got == expected)
                 }
                 52..=56 => {
                     matrix.remove_managed(&mask);
@@ -3002,10 +2728,7 @@ System: 38: 0-19,50,128,235-236,240-242,244,246-255
                     };
                     let got = matrix.free(CpuId(c as u32), Vector(vector as u8), managed);
                     let expected = reference.free(c, vector, managed);
-                    (
-                        format!("free({c}, {vector:#x}, {managed}) = {got:?}, reference {expected:?}"),
-                        got == expected,
-                    )
+                    (format!("free({c}, {vector:#x}, {managed}) = {got:?}, reference {expected:?}"), got == expected)
                 }
                 80..=87 => {
                     if reference.reserved > 0 && rng.coin() {
@@ -3016,54 +2739,36 @@ System: 38: 0-19,50,128,235-236,240-242,244,246-255
                         let warned = matrix.reserve() == Reservation::ExceedsAvailable;
                         let expected = reference.reserved == reference.global_available();
                         reference.reserved += 1;
-                        (
-                            format!("reserve() warned {warned}, reference {expected}"),
-                            warned == expected,
-                        )
+                        (format!("reserve() warned {warned}, reference {expected}"), warned == expected)
                     }
                 }
                 88..=93 => {
                     let got = matrix.offline(CpuId(cpu as u32));
                     let expected = reference.set_online(cpu, false);
-                    (
-                        format!("offline({cpu}) = {got:?}, reference {expected:?}"),
-                        got == expected,
-                    )
+                    (format!("offline({cpu}) = {got:?}, reference {expected:?}"), got == expected)
                 }
                 _ => {
                     let got = matrix.online(CpuId(cpu as u32));
                     let expected = reference.set_online(cpu, true);
-                    (
-                        format!("online({cpu}) = {got:?}, reference {expected:?}"),
-                        got == expected,
-                    )
+                    (format!("online({cpu}) = {got:?}, reference {expected:?}"), got == expected)
                 }
             };
             if !matches {
                 return Err(format!("step {step}: {what}"));
             }
-            reference
-                .compare(&matrix)
-                .map_err(|e| format!("step {step} after {what}: {e}"))?;
+            reference.compare(&matrix).map_err(|e| format!("step {step} after {what}: {e}"))?;
         }
         Ok(())
     }
 
     #[test]
     fn random_matrix_operations_match_the_reference_model() {
-        run_seeds(
-            "random_matrix_operations_match_the_reference_model",
-            200,
-            matrix_against_reference,
-        );
+        run_seeds("random_matrix_operations_match_the_reference_model", 200, matrix_against_reference);
     }
 
     fn domain_operations(seed: u64) -> Result<(), String> {
         let mut rng = SplitMix64(seed);
-        let p = MatrixParams {
-            cpu_count: 2 + rng.below(4) as u32,
-            ..random_params(&mut rng, 1)
-        };
+        let p = MatrixParams { cpu_count: 2 + rng.below(4) as u32, ..random_params(&mut rng, 1) };
         let half = p.cpu_count / 2;
         let nodes = vec![CpuSet::from_range(0..half), CpuSet::from_range(half..p.cpu_count)];
         let mut domain = VectorDomain::new(p.clone(), nodes);
@@ -3077,23 +2782,14 @@ System: 38: 0-19,50,128,235-236,240-242,244,246-255
                 n => Some(NodeId(n as u32 - 1)),
             };
             let what = match op {
-                0..=17 => format!(
-                    "alloc_irq({mask:?}, {node:?}) = {:?}",
-                    domain.alloc_irq(mask.clone(), node)
-                ),
+                0..=17 => format!("alloc_irq({mask:?}, {node:?}) = {:?}", domain.alloc_irq(mask.clone(), node)),
                 18..=21 => {
                     // A burst of pinned interrupts, to reach exhaustion.
                     let pinned = cpus(&[cpu.0]);
                     for _ in 0..40 {
-                        let irq = domain
-                            .alloc_irq(pinned.clone(), None)
-                            .map_err(|e| format!("burst: {e}"))?;
+                        let irq = domain.alloc_irq(pinned.clone(), None).map_err(|e| format!("burst: {e}"))?;
                         let activation = domain.activate(irq).map_err(|e| format!("burst: {e}"))?;
-                        if let Activation::Assigned {
-                            cpu: target,
-                            affinity_broken,
-                            ..
-                        } = activation
+                        if let Activation::Assigned { cpu: target, affinity_broken, .. } = activation
                             && (affinity_broken != (target != cpu) || !domain.cpu_online_mask().contains(target))
                         {
                             return Err(format!("step {step}: burst on {cpu:?} gave {activation:?}"));
@@ -3101,24 +2797,16 @@ System: 38: 0-19,50,128,235-236,240-242,244,246-255
                     }
                     format!("burst on {cpu:?}")
                 }
-                22..=29 => format!(
-                    "alloc_irq_managed({mask:?}) = {:?}",
-                    domain.alloc_irq_managed(mask.clone())
-                ),
+                22..=29 => format!("alloc_irq_managed({mask:?}) = {:?}", domain.alloc_irq_managed(mask.clone())),
                 30..=47 => format!("activate({irq:?}) = {:?}", domain.activate(irq)),
                 48..=53 => format!("deactivate({irq:?}) = {:?}", domain.deactivate(irq)),
-                54..=65 => format!(
-                    "set_affinity({irq:?}, {mask:?}) = {:?}",
-                    domain.set_affinity(irq, mask.clone())
-                ),
+                54..=65 => format!("set_affinity({irq:?}, {mask:?}) = {:?}", domain.set_affinity(irq, mask.clone())),
                 66..=75 => format!("complete_move({irq:?}) = {:?}", domain.complete_move(irq)),
                 76..=83 => format!("free_irq({irq:?}) = {:?}", domain.free_irq(irq)),
                 84..=91 => format!("offline({cpu:?}) = {:?}", domain.offline(cpu)),
                 _ => format!("online({cpu:?}) = {:?}", domain.online(cpu)),
             };
-            domain
-                .check_invariants()
-                .map_err(|e| format!("step {step} after {what}: {e}"))?;
+            domain.check_invariants().map_err(|e| format!("step {step} after {what}: {e}"))?;
         }
         Ok(())
     }

@@ -5,30 +5,10 @@ use super::{irqsim, workspace_root};
 
 /// (file, expected location `line:col`, expected field path, words the message must hold).
 const CASES: &[(&str, &str, &str, &[&str])] = &[
-    (
-        "unknown-field",
-        "2:1",
-        "duraton",
-        &["unknown field `duraton`", "expected one of name, description"],
-    ),
-    (
-        "wrong-type",
-        "7:13",
-        "devices[0].queues",
-        &["expected a whole number", "found `lots`"],
-    ),
-    (
-        "missing-unit",
-        "8:24",
-        "devices[0].msi_write_latency",
-        &["`500` has no unit", "ns, us"],
-    ),
-    (
-        "negative-rate",
-        "9:40",
-        "devices[0].arrival.rate",
-        &["`-5k/s` is negative"],
-    ),
+    ("unknown-field", "2:1", "duraton", &["unknown field `duraton`", "expected one of name, description"]),
+    ("wrong-type", "7:13", "devices[0].queues", &["expected a whole number", "found `lots`"]),
+    ("missing-unit", "8:24", "devices[0].msi_write_latency", &["`500` has no unit", "ns, us"]),
+    ("negative-rate", "9:40", "devices[0].arrival.rate", &["`-5k/s` is negative"]),
     ("zero-cpus", "4:9", "platform.cpus", &["0 CPUs", "at least 1"]),
     (
         "msix-over-limit",
@@ -36,12 +16,7 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "devices[0].queues",
         &["4096 exceeds the MSI-X table limit of 2048 entries per function"],
     ),
-    (
-        "yaml-syntax",
-        "10:12",
-        "devices[0].arrival",
-        &["did not find expected ',' or '}'"],
-    ),
+    ("yaml-syntax", "10:12", "devices[0].arrival", &["did not find expected ',' or '}'"]),
     ("empty", "1:1", ".", &["the file is empty"]),
     ("comment-only", "1:1", ".", &["the file is empty"]),
     (
@@ -52,110 +27,39 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ),
     ("missing-field", "4:1", ".", &["missing field `duration`"]),
     ("duplicate-key", "5:3", "platform.cpus", &["duplicate key `cpus`"]),
-    (
-        "lognormal-without-stddev",
-        "11:24",
-        "devices[0].handler.service.stddev",
-        &["required with dist: lognormal"],
-    ),
-    (
-        "affinity-out-of-range",
-        "8:15",
-        "devices[0].affinity",
-        &["CPU 63", "4 CPUs (0 to 3)"],
-    ),
-    (
-        "x2apic-without-remapping",
-        "4:9",
-        "platform.cpus",
-        &["512 CPUs", "interrupt_remapping: true"],
-    ),
+    ("lognormal-without-stddev", "11:24", "devices[0].handler.service.stddev", &["required with dist: lognormal"]),
+    ("affinity-out-of-range", "8:15", "devices[0].affinity", &["CPU 63", "4 CPUs (0 to 3)"]),
+    ("x2apic-without-remapping", "4:9", "platform.cpus", &["512 CPUs", "interrupt_remapping: true"]),
     ("negative-count", "7:12", "devices[0].count", &["found `-1`"]),
-    (
-        "not-a-mapping",
-        "1:1",
-        ".",
-        &["expected a mapping", "found `just a string`"],
-    ),
-    (
-        "on-off-without-periods",
-        "9:25",
-        "devices[0].arrival.on",
-        &["required with process: on_off"],
-    ),
+    ("not-a-mapping", "1:1", ".", &["expected a mapping", "found `just a string`"]),
+    ("on-off-without-periods", "9:25", "devices[0].arrival.on", &["required with process: on_off"]),
     ("many-errors", "1:7", "name", &["`Bad Name` is not a valid name"]),
-    (
-        "kernel-too-old",
-        "5:22",
-        "platform.kernel.version",
-        &["4.19 is older than 5.11"],
-    ),
-    (
-        "kernel-not-a-version",
-        "5:22",
-        "platform.kernel.version",
-        &["`six` is not a MAJOR.MINOR release"],
-    ),
-    (
-        "action-two-kinds",
-        "13:11",
-        "actions[0]",
-        &["exactly one of cpu_offline, cpu_online, set_affinity"],
-    ),
+    ("kernel-too-old", "5:22", "platform.kernel.version", &["4.19 is older than 5.11"]),
+    ("kernel-not-a-version", "5:22", "platform.kernel.version", &["`six` is not a MAJOR.MINOR release"]),
+    ("action-two-kinds", "13:11", "actions[0]", &["exactly one of cpu_offline, cpu_online, set_affinity"]),
     (
         "action-unknown-device",
         "13:42",
         "actions[0].set_affinity.device",
         &["no device named `nvme9`", "devices are: d"],
     ),
-    (
-        "action-after-end",
-        "13:11",
-        "actions[0].at",
-        &["after the end of the run (1ms)"],
-    ),
-    (
-        "numa-node-out-of-range",
-        "8:16",
-        "devices[0].numa_node",
-        &["node 2 does not exist"],
-    ),
-    (
-        "msi-over-32",
-        "8:13",
-        "devices[0].queues",
-        &["64 exceeds the MSI limit of 32 vectors per function"],
-    ),
-    (
-        "ims-slots-with-msix",
-        "7:16",
-        "devices[0].ims_slots",
-        &["only allowed with interrupt_store: ims_device"],
-    ),
-    (
-        "adis-with-msix",
-        "7:16",
-        "devices[0].siov_adis",
-        &["ADIs take their interrupts from IMS"],
-    ),
+    ("action-after-end", "13:11", "actions[0].at", &["after the end of the run (1ms)"]),
+    ("numa-node-out-of-range", "8:16", "devices[0].numa_node", &["node 2 does not exist"]),
+    ("msi-over-32", "8:13", "devices[0].queues", &["64 exceeds the MSI limit of 32 vectors per function"]),
+    ("ims-slots-with-msix", "7:16", "devices[0].ims_slots", &["only allowed with interrupt_store: ims_device"]),
+    ("adis-with-msix", "7:16", "devices[0].siov_adis", &["ADIs take their interrupts from IMS"]),
     (
         "ims-queue-without-latency",
         "8:13",
         "devices[0].ims_update_latency",
         &["required with interrupt_store: ims_queue"],
     ),
-    (
-        "irte-update-missing",
-        "4:9",
-        "platform.iommu.irte_update",
-        &["required when actions move interrupts"],
-    ),
-    (
-        "iommu-fields-out-of-range",
-        "5:89",
-        "platform.iommu.fault_recording_registers",
-        &["0 is outside 1 to 256"],
-    ),
+    ("irte-update-missing", "4:9", "platform.iommu.irte_update", &["required when actions move interrupts"]),
+    ("iommu-fields-out-of-range", "5:89", "platform.iommu.fault_recording_registers", &["0 is outside 1 to 256"]),
+    ("arm-without-gic", "4:9", "platform.gic", &["required with arch: arm"]),
+    ("arm-with-remapping", "4:9", "platform.iommu", &["the SMMU does not remap MSIs"]),
+    ("gic-on-x86", "4:9", "platform.gic", &["a GIC needs arch: arm"]),
+    ("its-without-costs", "4:9", "platform.gic.its_command", &["required with msi: its"]),
 ];
 
 #[test]
@@ -171,10 +75,7 @@ fn every_bad_file_gets_a_precise_error_and_exit_2() {
             assert_eq!(out.status.code(), Some(2), "{name} ({command}): exit code\n{stderr}");
             assert!(!stderr.contains("panicked"), "{name}: panicked\n{stderr}");
             let head = format!("{}:{at}: {path}: ", file.display());
-            assert!(
-                stderr.contains(&head),
-                "{name} ({command}): expected `{head}` in\n{stderr}"
-            );
+            assert!(stderr.contains(&head), "{name} ({command}): expected `{head}` in\n{stderr}");
             for w in *words {
                 assert!(stderr.contains(w), "{name} ({command}): expected `{w}` in\n{stderr}");
             }
@@ -200,16 +101,10 @@ fn all_errors_are_collected_not_just_the_first() {
 
 #[test]
 fn a_missing_file_is_bad_input_not_a_crash() {
-    let out = irqsim()
-        .args(["run", "/nonexistent/scenario.yaml"])
-        .output()
-        .expect("irqsim runs");
+    let out = irqsim().args(["run", "/nonexistent/scenario.yaml"]).output().expect("irqsim runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/scenario.yaml: cannot read"));
-    let out = irqsim()
-        .args(["run", "--builtin", "no-such"])
-        .output()
-        .expect("irqsim runs");
+    let out = irqsim().args(["run", "--builtin", "no-such"]).output().expect("irqsim runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the catalog has: nvme-bare-metal"));
 }

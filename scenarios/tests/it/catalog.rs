@@ -13,21 +13,12 @@ fn catalog_files_on_disk_match_the_built_in_copies() {
     let dir = workspace_root().join("scenarios/catalog");
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
-        .map(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .trim_end_matches(".yaml")
-                .to_owned()
-        })
+        .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".yaml").to_owned())
         .collect();
     on_disk.sort();
     let mut built_in: Vec<String> = catalog::CATALOG.iter().map(|(n, _)| (*n).to_owned()).collect();
     built_in.sort();
-    assert_eq!(
-        on_disk, built_in,
-        "every file in scenarios/catalog must be in catalog::CATALOG"
-    );
+    assert_eq!(on_disk, built_in, "every file in scenarios/catalog must be in catalog::CATALOG");
 }
 
 #[test]
@@ -58,9 +49,8 @@ fn vector_exhaustion_counts_exactly_the_queues_without_a_vector() {
         legacy_pic: k.legacy_pic,
         ia32_emulation: true,
     });
-    let capacity: u64 = (0..s.platform.cpu_count)
-        .map(|c| u64::from(matrix.cpumap(CpuId(c)).unwrap().available()))
-        .sum();
+    let capacity: u64 =
+        (0..s.platform.cpu_count).map(|c| u64::from(matrix.cpumap(CpuId(c)).unwrap().available())).sum();
     let wanted: u64 = s.platform.devices.iter().map(|d| u64::from(d.queue_count)).sum();
     assert!(wanted > capacity, "the scenario must exhaust vectors");
     let count = |name: &str| point.counters.iter().find(|c| c.name == name).unwrap().value;
@@ -69,18 +59,10 @@ fn vector_exhaustion_counts_exactly_the_queues_without_a_vector() {
     // Round robin fills all CPUs together: the fallback finds no CPU with room, so nothing
     // is placed outside its affinity (models' unit tests cover the spill case).
     assert_eq!(count("x86.affinity_broken_count"), 0);
-    let failure = point
-        .failures
-        .iter()
-        .find(|f| f.name == "setup.vector_alloc_fail_count")
-        .expect("failure reported");
+    let failure = point.failures.iter().find(|f| f.name == "setup.vector_alloc_fail_count").expect("failure reported");
     assert!(failure.reason.contains("-ENOSPC"));
     // The description's number is the same arithmetic: 2 x 2048 - 16 x 203.
-    assert!(
-        s.description.contains(&format!("{} queues get no", wanted - capacity)),
-        "{}",
-        s.description
-    );
+    assert!(s.description.contains(&format!("{} queues get no", wanted - capacity)), "{}", s.description);
     let table = &point.tables[1].text;
     assert!(table.contains("| CPU | avl | man | mac | act | vectors"), "{table}");
 }
@@ -94,17 +76,10 @@ fn cpu_hotplug_exercises_every_hotplug_outcome() {
     assert_eq!(count("x86.managed_restart_count"), 1);
     assert!(count("x86.migrated_count") >= 1);
     assert_eq!(count("x86.unplug_busy_count"), 1, "the boot CPU cannot go offline");
-    assert_eq!(
-        count("x86.no_longer_affine_count"),
-        2,
-        "nic0 queues 5 and 13 have mask {{5}}"
-    );
+    assert_eq!(count("x86.no_longer_affine_count"), 2, "nic0 queues 5 and 13 have mask {{5}}");
     assert!(count("x86.move_completed_count") >= 1);
     assert_eq!(count("interrupt.lost_count"), 0);
-    assert!(
-        count("interrupt.merged_pending_count") > 0,
-        "raises merged while the managed queue was shut down"
-    );
+    assert!(count("interrupt.merged_pending_count") > 0, "raises merged while the managed queue was shut down");
     platform.vector_domain().check_invariants().unwrap();
 }
 
@@ -116,26 +91,13 @@ fn dsa_ims_density_runs_out_of_slots_not_vectors() {
     let slots = u64::from(s.platform.ims_pools[0].slots);
     let wanted: u64 = s.platform.devices.iter().map(|d| u64::from(d.queue_count)).sum();
     assert_eq!(count("setup.ims_slot_fail_count"), wanted - slots);
-    assert_eq!(
-        count("setup.vector_alloc_fail_count"),
-        0,
-        "vectors are not the binding limit"
-    );
-    assert!(
-        s.description
-            .contains(&format!("{} interrupts find no slot", wanted - slots))
-    );
+    assert_eq!(count("setup.vector_alloc_fail_count"), 0, "vectors are not the binding limit");
+    assert!(s.description.contains(&format!("{} interrupts find no slot", wanted - slots)));
     // ADIs share the requester id and differ by PASID.
     let adis = &s.platform.devices;
     assert!(adis.iter().all(|d| d.requester_id == adis[0].requester_id));
     assert_eq!(adis[299].pasid, Some(300));
-    assert!(
-        point.tables[0]
-            .text
-            .contains("| dsa-adi299 | 01:00.0 | 300 | ims_device |"),
-        "{}",
-        point.tables[0].text
-    );
+    assert!(point.tables[0].text.contains("| dsa-adi299 | 01:00.0 | 300 | ims_device |"), "{}", point.tables[0].text);
 }
 
 #[test]
@@ -150,17 +112,46 @@ fn irte_lock_contention_serialises_every_update() {
     let wait = point.stages.iter().find(|st| st.stage == "irte_lock_wait").unwrap();
     // Update k (0-based) waits k holds: the longest waits n - 1 holds, the mean (n - 1) / 2.
     assert_eq!(wait.max_ns, (n - 1) as f64 * hold_ns);
-    assert!(
-        (wait.mean_ns - (n - 1) as f64 / 2.0 * hold_ns).abs() < 1e-6,
-        "{}",
-        wait.mean_ns
-    );
+    assert!((wait.mean_ns - (n - 1) as f64 / 2.0 * hold_ns).abs() < 1e-6, "{}", wait.mean_ns);
     assert_eq!(count("interrupt.lost_count"), 0);
     assert_eq!(
         count("x86.move_completed_count") + count("x86.set_affinity_fail_count"),
         n,
         "every move completes (or is refused)"
     );
+}
+
+#[test]
+fn arm_lpi_budget_binds_globally() {
+    let s = scenarios::load("a", catalog::get("arm-lpi-budget").unwrap()).unwrap();
+    let (point, _, _) = run_point(&s, 1, 0).unwrap();
+    let count = |name: &str| point.counters.iter().find(|c| c.name == name).unwrap().value;
+    // 2^16 INTIDs minus the 8,192 below the LPI range; each function takes a 2,048 block.
+    let lpis = (1u64 << 16) - 8192;
+    let per_function = u64::from(s.platform.devices[0].queue_count);
+    let functions = s.platform.devices.len() as u64;
+    let fit = lpis / per_function;
+    assert_eq!(count("setup.queue_routed_count"), fit * per_function);
+    assert_eq!(count("setup.lpi_exhausted_count"), (functions - fit) * per_function);
+    assert!(s.description.contains(&format!("{} vectors get none", (functions - fit) * per_function)));
+    // fn0's queue k sits on CPU k mod 64 and moves to 32 + k mod 32: only the events not
+    // already there need a MOVI (its_set_affinity skips the others).
+    let cpus = u64::from(s.platform.cpu_count);
+    let moved = (0..per_function).filter(|k| k % cpus != 32 + k % 32).count() as u64;
+    assert_eq!(count("arm.its_command_round_trip_count"), moved, "one MOVI (+SYNC) per moved event");
+    assert!(point.stages.iter().any(|st| st.stage == "its_command" && st.count == per_function));
+    assert!(point.tables.iter().all(|t| !t.name.contains("x86")));
+}
+
+#[test]
+fn arm_gicv2m_runs_out_of_spis() {
+    let s = scenarios::load("v", catalog::get("arm-gicv2m").unwrap()).unwrap();
+    let (point, _, _) = run_point(&s, 1, 0).unwrap();
+    let count = |name: &str| point.counters.iter().find(|c| c.name == name).unwrap().value;
+    assert_eq!(count("setup.v2m_spi_exhausted_count"), 64);
+    assert_eq!(count("setup.queue_routed_count"), 64);
+    let spis = point.resources.iter().find(|r| r.name == "arm.v2m_spis").unwrap();
+    assert_eq!((spis.used_max, spis.limit), (64, 64));
 }
 
 #[test]

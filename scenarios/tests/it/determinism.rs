@@ -5,14 +5,7 @@ use super::irqsim;
 
 fn report_bytes(seed: u64, dir: &std::path::Path) -> Vec<u8> {
     let status = irqsim()
-        .args([
-            "run",
-            "--builtin",
-            "interrupt-storm",
-            "--seed",
-            &seed.to_string(),
-            "--out",
-        ])
+        .args(["run", "--builtin", "interrupt-storm", "--seed", &seed.to_string(), "--out"])
         .arg(dir)
         .output()
         .expect("irqsim runs");

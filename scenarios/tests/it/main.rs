@@ -11,10 +11,7 @@ use std::path::PathBuf;
 
 /// The workspace root.
 fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("scenarios/ has a parent")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("scenarios/ has a parent").to_path_buf()
 }
 
 /// The `irqsim` binary built for this test run.

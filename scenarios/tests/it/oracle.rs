@@ -29,11 +29,7 @@ fn scenario(cpus: u32, queues: u32, rate_per_queue: f64, service: &str, duration
 
 fn end_to_end(metrics: &Metrics) -> HistogramSummary {
     let snapshot = metrics.snapshot();
-    snapshot
-        .histograms
-        .into_iter()
-        .find(|h| h.info.name == "latency.end_to_end_ps")
-        .expect("end_to_end histogram")
+    snapshot.histograms.into_iter().find(|h| h.info.name == "latency.end_to_end_ps").expect("end_to_end histogram")
 }
 
 /// Mean and standard error over replications of `f(end_to_end summary)`, in ns.
@@ -54,10 +50,7 @@ fn replicate(s: &scenarios::Scenario, f: impl Fn(&HistogramSummary) -> f64) -> (
 
 fn assert_close(what: &str, estimate: f64, se: f64, predicted: f64, extra_rel: f64, samples: u64) {
     let tolerance = 4.5 * se + extra_rel * predicted;
-    assert!(
-        se < 0.02 * predicted,
-        "{what}: SE {se:.3}ns is too large for a meaningful check ({samples} samples)"
-    );
+    assert!(se < 0.02 * predicted, "{what}: SE {se:.3}ns is too large for a meaningful check ({samples} samples)");
     assert!(
         (estimate - predicted).abs() <= tolerance,
         "{what}: simulated {estimate:.3}ns vs predicted {predicted:.3}ns, tolerance {tolerance:.3}ns (SE {se:.3}, {samples} samples)"
@@ -82,23 +75,9 @@ fn mm1_mean_and_p99_match_closed_form() {
         let s = scenario(1, 1, lambda, "{ dist: exponential, mean: 1us }", duration_ms(rho));
         let sojourn_ns = 1e9 / (mu - lambda);
         let (mean, se, n) = replicate(&s, HistogramSummary::mean);
-        assert_close(
-            &format!("M/M/1 rho={rho} mean"),
-            mean,
-            se,
-            FIXED_NS + sojourn_ns,
-            0.0,
-            n,
-        );
+        assert_close(&format!("M/M/1 rho={rho} mean"), mean, se, FIXED_NS + sojourn_ns, 0.0, n);
         let (p99, se, n) = replicate(&s, |h| h.quantiles[2] as f64);
-        assert_close(
-            &format!("M/M/1 rho={rho} p99"),
-            p99,
-            se,
-            FIXED_NS + 100f64.ln() * sojourn_ns,
-            0.001,
-            n,
-        );
+        assert_close(&format!("M/M/1 rho={rho} p99"), p99, se, FIXED_NS + 100f64.ln() * sojourn_ns, 0.001, n);
     }
 }
 
@@ -123,12 +102,5 @@ fn many_queues_over_many_cpus_match_per_cpu_mm1() {
     let per_queue = rho * mu / 8.0;
     let s = scenario(12, 96, per_queue, "{ dist: exponential, mean: 1us }", 10);
     let (mean, se, n) = replicate(&s, HistogramSummary::mean);
-    assert_close(
-        "12 CPUs x 8 queues, rho=0.7, mean",
-        mean,
-        se,
-        FIXED_NS + 1e9 / (mu - rho * mu),
-        0.0,
-        n,
-    );
+    assert_close("12 CPUs x 8 queues, rho=0.7, mean", mean, se, FIXED_NS + 1e9 / (mu - rho * mu), 0.0, n);
 }

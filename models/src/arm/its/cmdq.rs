@@ -281,10 +281,7 @@ pub(crate) struct CommandQueue {
 
 impl CommandQueue {
     pub fn new(slots: u32, cmd_cost: SimDuration, sync_cost: SimDuration, poll: SimDuration, poll_count: u32) -> Self {
-        assert!(
-            slots >= 3 && poll > SimDuration::ZERO && poll_count > 0,
-            "parameters not validated"
-        );
+        assert!(slots >= 3 && poll > SimDuration::ZERO && poll_count > 0, "parameters not validated");
         CommandQueue {
             slots,
             cmd_cost,
@@ -302,11 +299,7 @@ impl CommandQueue {
     /// first read at or after `ready`, or `Err` with the time of the last read.
     fn poll_until(&self, start: SimTime, ready: SimTime) -> Result<SimTime, SimTime> {
         let poll = self.poll.as_ps();
-        let reads = if ready <= start {
-            0
-        } else {
-            ready.since(start).as_ps().div_ceil(poll)
-        };
+        let reads = if ready <= start { 0 } else { ready.since(start).as_ps().div_ceil(poll) };
         if reads < u64::from(self.poll_count) {
             Ok(start + SimDuration::from_ps(reads * poll))
         } else {
@@ -392,12 +385,7 @@ impl CommandQueue {
         self.stats.total_queue_wait = self.stats.total_queue_wait + queue_wait;
         self.stats.max_queue_wait = self.stats.max_queue_wait.max(queue_wait);
         self.stats.max_round_trip = self.stats.max_round_trip.max(done.since(t));
-        RoundTrip {
-            done,
-            queue_wait,
-            slots,
-            outcome,
-        }
+        RoundTrip { done, queue_wait, slots, outcome }
     }
 
     /// Panics if the timeline is inconsistent.
@@ -407,15 +395,9 @@ impl CommandQueue {
             assert!(f >= prev, "ITS completion times out of order");
             prev = f;
         }
-        assert!(
-            self.inflight.len() < self.slots as usize,
-            "more commands outstanding than slots"
-        );
+        assert!(self.inflight.len() < self.slots as usize, "more commands outstanding than slots");
         if let Some(&last) = self.inflight.back() {
-            assert_eq!(
-                last, self.busy_until,
-                "last in-flight command does not end the ITS timeline"
-            );
+            assert_eq!(last, self.busy_until, "last in-flight command does not end the ITS timeline");
         }
     }
 }

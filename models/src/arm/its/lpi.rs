@@ -79,14 +79,9 @@ impl LpiAllocator {
     /// An allocator over `lpi_count` LPIs starting at INTID 8,192 (`its_lpi_init` frees the
     /// whole range into an empty list).
     pub fn new(lpi_count: u32) -> LpiAllocator {
-        let mut a = LpiAllocator {
-            ranges: Vec::new(),
-            limit: lpi_count,
-            used: lpi_count,
-        };
+        let mut a = LpiAllocator { ranges: Vec::new(), limit: lpi_count, used: lpi_count };
         if lpi_count > 0 {
-            a.free(Lpi(LPI_INTID_BASE), lpi_count)
-                .expect("the initial range fits the LPI space");
+            a.free(Lpi(LPI_INTID_BASE), lpi_count).expect("the initial range fits the LPI space");
         }
         a
     }
@@ -115,11 +110,7 @@ impl LpiAllocator {
         let mut n = nr_irqs;
         while n > 0 {
             if let Some(base) = self.alloc_range(n) {
-                return Some(LpiGrant {
-                    base,
-                    granted: n,
-                    requested: nr_irqs,
-                });
+                return Some(LpiGrant { base, granted: n, requested: nr_irqs });
             }
             n /= 2;
         }
@@ -201,17 +192,10 @@ impl LpiAllocator {
             );
             if i > 0 {
                 let prev = self.ranges[i - 1];
-                assert!(
-                    prev.end() < r.base,
-                    "free ranges {prev:?} and {r:?} overlap or were not merged"
-                );
+                assert!(prev.end() < r.base, "free ranges {prev:?} and {r:?} overlap or were not merged");
             }
             free += u64::from(r.span);
         }
-        assert_eq!(
-            free + u64::from(self.used),
-            u64::from(self.limit),
-            "free + used != limit"
-        );
+        assert_eq!(free + u64::from(self.used), u64::from(self.limit), "free + used != limit");
     }
 }

@@ -246,15 +246,8 @@ struct LinuxDevice {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ite {
-    Physical {
-        lpi: u32,
-        collection: u32,
-    },
-    Virtual {
-        vpe: VpeId,
-        vintid: VintId,
-        doorbell: Option<Lpi>,
-    },
+    Physical { lpi: u32, collection: u32 },
+    Virtual { vpe: VpeId, vintid: VintId, doorbell: Option<Lpi> },
 }
 
 #[derive(Clone, Debug)]
@@ -409,14 +402,7 @@ impl Its {
         self.booted = true;
         for cpu in 0..self.params.collections {
             let collection = CollectionId(cpu);
-            self.issue(
-                &mut seq,
-                ItsCommand::Mapc {
-                    collection,
-                    target: CpuId(cpu),
-                    valid: true,
-                },
-            );
+            self.issue(&mut seq, ItsCommand::Mapc { collection, target: CpuId(cpu), valid: true });
             self.issue(&mut seq, ItsCommand::Invall { collection });
         }
         if self.params.gic_version == GicVersion::V4_0 && !self.params.has_direct_lpi() {
@@ -428,14 +414,7 @@ impl Its {
                 col_map: vec![0; itt_entries as usize],
                 next_victim: 0,
             });
-            self.issue(
-                &mut seq,
-                ItsCommand::Mapd {
-                    device: VPE_PROXY_DEVICE,
-                    itt_entries,
-                    valid: true,
-                },
-            );
+            self.issue(&mut seq, ItsCommand::Mapd { device: VPE_PROXY_DEVICE, itt_entries, valid: true });
         }
         self.end(seq)
     }
@@ -467,10 +446,7 @@ impl Its {
         }
         let nvecs = Its::linux_msi_vectors(device, nvec);
         let itt_entries = nvecs.max(2);
-        let grant = self.lpis.alloc(nvecs).ok_or(ItsError::LpiExhausted {
-            requested: nvecs,
-            granted: 0,
-        })?;
+        let grant = self.lpis.alloc(nvecs).ok_or(ItsError::LpiExhausted { requested: nvecs, granted: 0 })?;
         self.devices.insert(
             device.0,
             LinuxDevice {
@@ -483,14 +459,7 @@ impl Its {
                 nr_vlpis: 0,
             },
         );
-        self.issue(
-            &mut seq,
-            ItsCommand::Mapd {
-                device,
-                itt_entries,
-                valid: true,
-            },
-        );
+        self.issue(&mut seq, ItsCommand::Mapd { device, itt_entries, valid: true });
         Ok(DeviceCreated {
             device,
             itt_entries,
@@ -515,10 +484,7 @@ impl Its {
         while pos + size <= n {
             if d.events[pos..pos + size].iter().all(|e| !e.allocated) {
                 for e in &mut d.events[pos..pos + size] {
-                    *e = EventState {
-                        allocated: true,
-                        ..EventState::default()
-                    };
+                    *e = EventState { allocated: true, ..EventState::default() };
                 }
                 return Ok(EventRange {
                     first: EventId(pos as u32),
@@ -528,10 +494,7 @@ impl Its {
             }
             pos += size;
         }
-        Err(ItsError::EventsExhausted {
-            device,
-            requested: count,
-        })
+        Err(ItsError::EventsExhausted { device, requested: count })
     }
 
     /// `its_irq_domain_activate`: route the event to `cpu`'s collection with MAPTI + SYNC.
@@ -554,12 +517,7 @@ impl Its {
         e.cpu = cpu.0;
         self.issue(
             &mut seq,
-            ItsCommand::Mapti {
-                device,
-                event,
-                lpi: Lpi(base + event.0),
-                collection: CollectionId(cpu.0),
-            },
+            ItsCommand::Mapti { device, event, lpi: Lpi(base + event.0), collection: CollectionId(cpu.0) },
         );
         Ok(self.end(seq))
     }
@@ -621,23 +579,11 @@ impl Its {
         let device_removed = !d.shared && d.events.iter().all(|e| !e.allocated);
         if device_removed {
             let (base, n, itt_entries) = (d.lpi_base, d.events.len() as u32, d.itt_entries);
-            self.lpis
-                .free(Lpi(base), n)
-                .expect("a device's LPI block goes back exactly once");
-            self.issue(
-                &mut seq,
-                ItsCommand::Mapd {
-                    device,
-                    itt_entries,
-                    valid: false,
-                },
-            );
+            self.lpis.free(Lpi(base), n).expect("a device's LPI block goes back exactly once");
+            self.issue(&mut seq, ItsCommand::Mapd { device, itt_entries, valid: false });
             self.devices.remove(&device.0);
         }
-        Ok(EventsFreed {
-            timing: self.end(seq),
-            device_removed,
-        })
+        Ok(EventsFreed { timing: self.end(seq), device_removed })
     }
 
     /// `its_mask_irq`: clear the enable bit in the property table, then invalidate (INV + SYNC,
@@ -668,33 +614,11 @@ impl Its {
             Some(map) => {
                 if self.params.gic_version == GicVersion::V4_0 && map.db_enabled != enable {
                     let doorbell = enable.then(|| Lpi(self.vpes[map.vpe.0 as usize].doorbell));
-                    self.set_vlpi_map(
-                        device,
-                        event,
-                        VlpiMap {
-                            db_enabled: enable,
-                            ..map
-                        },
-                    );
-                    self.issue(
-                        &mut seq,
-                        ItsCommand::Vmovi {
-                            device,
-                            event,
-                            vpe: map.vpe,
-                            doorbell,
-                        },
-                    );
+                    self.set_vlpi_map(device, event, VlpiMap { db_enabled: enable, ..map });
+                    self.issue(&mut seq, ItsCommand::Vmovi { device, event, vpe: map.vpe, doorbell });
                 }
                 let current = self.event(device, event)?.1.vlpi.expect("still forwarded");
-                self.set_vlpi_map(
-                    device,
-                    event,
-                    VlpiMap {
-                        enabled: enable,
-                        ..current
-                    },
-                );
+                self.set_vlpi_map(device, event, VlpiMap { enabled: enable, ..current });
                 if self.params.has_direct_lpi() && self.params.gic_version == GicVersion::V4_1 {
                     self.direct(&mut seq);
                 } else {
@@ -739,14 +663,7 @@ impl Its {
             return Err(ItsError::EventInactive { device, event });
         }
         if ev.cpu != cpu.0 {
-            self.issue(
-                &mut seq,
-                ItsCommand::Movi {
-                    device,
-                    event,
-                    collection: CollectionId(cpu.0),
-                },
-            );
+            self.issue(&mut seq, ItsCommand::Movi { device, event, collection: CollectionId(cpu.0) });
             self.event_mut(device, event).cpu = cpu.0;
         }
         Ok(self.end(seq))
@@ -760,14 +677,8 @@ impl Its {
         match r {
             Ok(Delivery::Physical { .. }) => self.stats.physical += 1,
             Ok(Delivery::VirtualDirect { .. }) => self.stats.virtual_direct += 1,
-            Ok(Delivery::Doorbell {
-                kind: DoorbellKind::PerVlpi,
-                ..
-            }) => self.stats.doorbells_per_vlpi += 1,
-            Ok(Delivery::Doorbell {
-                kind: DoorbellKind::PerVpe,
-                ..
-            }) => self.stats.doorbells_per_vpe += 1,
+            Ok(Delivery::Doorbell { kind: DoorbellKind::PerVlpi, .. }) => self.stats.doorbells_per_vlpi += 1,
+            Ok(Delivery::Doorbell { kind: DoorbellKind::PerVpe, .. }) => self.stats.doorbells_per_vpe += 1,
             Ok(Delivery::VirtualPending { .. }) => self.stats.virtual_pending += 1,
             Err(_) => self.stats.faults += 1,
         }
@@ -775,21 +686,11 @@ impl Its {
     }
 
     fn translate_inner(&mut self, device: ItsDeviceId, event: EventId) -> Result<Delivery, TranslateFault> {
-        let hd = self
-            .hw_devices
-            .get(&device.0)
-            .ok_or(TranslateFault::UnmappedDevice(device))?;
+        let hd = self.hw_devices.get(&device.0).ok_or(TranslateFault::UnmappedDevice(device))?;
         if event.0 >= hd.itt_entries {
-            return Err(TranslateFault::EventOutOfRange {
-                device,
-                event,
-                itt_entries: hd.itt_entries,
-            });
+            return Err(TranslateFault::EventOutOfRange { device, event, itt_entries: hd.itt_entries });
         }
-        let ite = *hd
-            .ites
-            .get(&event.0)
-            .ok_or(TranslateFault::UnmappedEvent { device, event })?;
+        let ite = *hd.ites.get(&event.0).ok_or(TranslateFault::UnmappedEvent { device, event })?;
         match ite {
             Ite::Physical { lpi, collection } => {
                 let cpu = self
@@ -822,13 +723,9 @@ impl Its {
                 }
                 match self.params.gic_version {
                     GicVersion::V4_0 => match doorbell {
-                        Some(db) if self.prop_seen.contains(&db.0) => Ok(Delivery::Doorbell {
-                            vpe,
-                            vintid,
-                            kind: DoorbellKind::PerVlpi,
-                            lpi: db,
-                            cpu,
-                        }),
+                        Some(db) if self.prop_seen.contains(&db.0) => {
+                            Ok(Delivery::Doorbell { vpe, vintid, kind: DoorbellKind::PerVlpi, lpi: db, cpu })
+                        }
                         _ => Ok(pending),
                     },
                     GicVersion::V4_1 => {
@@ -862,18 +759,10 @@ impl Its {
             return Err(ItsError::ZeroCount);
         }
         let want = round_up_pow2(vcpus);
-        let grant = self.lpis.alloc(want).ok_or(ItsError::LpiExhausted {
-            requested: want,
-            granted: 0,
-        })?;
+        let grant = self.lpis.alloc(want).ok_or(ItsError::LpiExhausted { requested: want, granted: 0 })?;
         if grant.granted < vcpus {
-            self.lpis
-                .free(grant.base, grant.granted)
-                .expect("returning a block just allocated");
-            return Err(ItsError::LpiExhausted {
-                requested: want,
-                granted: grant.granted,
-            });
+            self.lpis.free(grant.base, grant.granted).expect("returning a block just allocated");
+            return Err(ItsError::LpiExhausted { requested: want, granted: grant.granted });
         }
         let vm = VmId(self.vms.len() as u32);
         let v41 = self.params.gic_version == GicVersion::V4_1;
@@ -892,21 +781,9 @@ impl Its {
                 alive: true,
             });
         }
-        self.vms.push(VmState {
-            vpes: vpes.clone(),
-            db_base: grant.base.0,
-            db_granted: grant.granted,
-            alive: true,
-        });
+        self.vms.push(VmState { vpes: vpes.clone(), db_base: grant.base.0, db_granted: grant.granted, alive: true });
         for &vpe in &vpes {
-            self.issue(
-                &mut seq,
-                ItsCommand::Vmapp {
-                    vpe,
-                    target: CpuId(0),
-                    valid: true,
-                },
-            );
+            self.issue(&mut seq, ItsCommand::Vmapp { vpe, target: CpuId(0), valid: true });
             self.issue(&mut seq, ItsCommand::Vinvall { vpe });
         }
         if v41 {
@@ -918,23 +795,14 @@ impl Its {
                 self.issue(&mut seq, ItsCommand::Invdb { vpe });
             }
         }
-        Ok(VmCreated {
-            vm,
-            vpes,
-            doorbell_base: grant.base,
-            timing: self.end(seq),
-        })
+        Ok(VmCreated { vm, vpes, doorbell_base: grant.base, timing: self.end(seq) })
     }
 
     /// `vgic_v4_teardown`: unmap every vPE (VMAPP V=0 + VSYNC; on GICv4.0 the proxy slot is
     /// discarded too) and return the doorbell LPIs. Refused while vLPIs are forwarded to it.
     pub fn destroy_vm(&mut self, now: SimTime, vm: VmId) -> Result<CommandTiming, ItsError> {
         let mut seq = self.begin(now);
-        let state = self
-            .vms
-            .get(vm.0 as usize)
-            .filter(|v| v.alive)
-            .ok_or(ItsError::UnknownVm(vm))?;
+        let state = self.vms.get(vm.0 as usize).filter(|v| v.alive).ok_or(ItsError::UnknownVm(vm))?;
         if self.devices.values().any(|d| d.vm == Some(vm)) {
             return Err(ItsError::VmBusy(vm));
         }
@@ -942,14 +810,7 @@ impl Its {
         for &vpe in &vpes {
             self.proxy_unmap(&mut seq, vpe);
             let target = CpuId(self.vpes[vpe.0 as usize].col);
-            self.issue(
-                &mut seq,
-                ItsCommand::Vmapp {
-                    vpe,
-                    target,
-                    valid: false,
-                },
-            );
+            self.issue(&mut seq, ItsCommand::Vmapp { vpe, target, valid: false });
             let st = &mut self.vpes[vpe.0 as usize];
             st.alive = false;
             st.resident_on = None;
@@ -958,9 +819,7 @@ impl Its {
             self.prop_seen.remove(&db);
             self.pending_masked.remove(&db);
         }
-        self.lpis
-            .free(Lpi(base), granted)
-            .expect("a VM's doorbell block goes back exactly once");
+        self.lpis.free(Lpi(base), granted).expect("a VM's doorbell block goes back exactly once");
         self.vms[vm.0 as usize].alive = false;
         Ok(self.end(seq))
     }
@@ -992,37 +851,15 @@ impl Its {
         }
         let doorbell = (self.params.gic_version == GicVersion::V4_0 && doorbell_enabled)
             .then(|| Lpi(self.vpes[vpe.0 as usize].doorbell));
-        let map = VlpiMap {
-            vpe,
-            vintid,
-            db_enabled: doorbell_enabled,
-            enabled: true,
-        };
+        let map = VlpiMap { vpe, vintid, db_enabled: doorbell_enabled, enabled: true };
         if ev.vlpi.is_some() {
             self.set_vlpi_map(device, event, map);
-            self.issue(
-                &mut seq,
-                ItsCommand::Vmovi {
-                    device,
-                    event,
-                    vpe,
-                    doorbell,
-                },
-            );
+            self.issue(&mut seq, ItsCommand::Vmovi { device, event, vpe, doorbell });
         } else {
             self.issue(&mut seq, ItsCommand::Discard { device, event });
             self.set_vlpi_map(device, event, map);
             self.devices.get_mut(&device.0).expect("exists").nr_vlpis += 1;
-            self.issue(
-                &mut seq,
-                ItsCommand::Vmapti {
-                    device,
-                    event,
-                    vpe,
-                    vintid,
-                    doorbell,
-                },
-            );
+            self.issue(&mut seq, ItsCommand::Vmapti { device, event, vpe, vintid, doorbell });
         }
         Ok(self.end(seq))
     }
@@ -1043,15 +880,7 @@ impl Its {
         self.issue(&mut seq, ItsCommand::Discard { device, event });
         self.event_mut(device, event).vlpi = None;
         let lpi = base + event.0;
-        self.issue(
-            &mut seq,
-            ItsCommand::Mapti {
-                device,
-                event,
-                lpi: Lpi(lpi),
-                collection: CollectionId(ev.cpu),
-            },
-        );
+        self.issue(&mut seq, ItsCommand::Mapti { device, event, lpi: Lpi(lpi), collection: CollectionId(ev.cpu) });
         self.prop_mem.insert(lpi);
         if self.params.has_direct_lpi() {
             self.refresh_prop(lpi);
@@ -1116,13 +945,7 @@ impl Its {
                 self.direct(&mut seq);
             } else {
                 let ev = self.proxy_map(&mut seq, vpe);
-                self.issue(
-                    &mut seq,
-                    ItsCommand::Clear {
-                        device: VPE_PROXY_DEVICE,
-                        event: EventId(ev),
-                    },
-                );
+                self.issue(&mut seq, ItsCommand::Clear { device: VPE_PROXY_DEVICE, event: EventId(ev) });
             }
         }
         Ok(self.end(seq))
@@ -1228,10 +1051,7 @@ impl Its {
             }
             let ranges = self.lpis.ranges();
             let idx = ranges.partition_point(|r| r.base + r.span <= base);
-            assert!(
-                idx == ranges.len() || ranges[idx].base >= base + n,
-                "LPI block {base}+{n} overlaps a free range"
-            );
+            assert!(idx == ranges.len() || ranges[idx].base >= base + n, "LPI block {base}+{n} overlaps a free range");
             held += n;
         }
         assert_eq!(held, self.lpis.used(), "held LPI blocks != allocator's used count");
@@ -1242,14 +1062,8 @@ impl Its {
             assert!(n.is_power_of_two() && n <= d.lpis_requested, "device {id:#x}: {n} LPIs");
             let mut vlpis = 0;
             for (e, ev) in d.events.iter().enumerate() {
-                assert!(
-                    !ev.active || ev.allocated,
-                    "device {id:#x}: active event {e} not allocated"
-                );
-                assert!(
-                    ev.vlpi.is_none() || ev.active,
-                    "device {id:#x}: forwarded event {e} not active"
-                );
+                assert!(!ev.active || ev.allocated, "device {id:#x}: active event {e} not allocated");
+                assert!(ev.vlpi.is_none() || ev.active, "device {id:#x}: forwarded event {e} not active");
                 vlpis += u32::from(ev.vlpi.is_some());
                 if !consistent_hw {
                     continue;
@@ -1258,10 +1072,7 @@ impl Its {
                 match (ev.active, ev.vlpi) {
                     (true, None) => assert_eq!(
                         ite,
-                        Some(&Ite::Physical {
-                            lpi: d.lpi_base + e as u32,
-                            collection: ev.cpu
-                        }),
+                        Some(&Ite::Physical { lpi: d.lpi_base + e as u32, collection: ev.cpu }),
                         "device {id:#x} event {e}"
                     ),
                     (true, Some(m)) => assert!(
@@ -1280,11 +1091,7 @@ impl Its {
         if let Some(p) = &self.proxy {
             for (slot, v) in p.slots.iter().enumerate() {
                 if let Some(v) = v {
-                    assert_eq!(
-                        self.vpes[v.0 as usize].proxy_event,
-                        Some(slot as u32),
-                        "proxy slot {slot}"
-                    );
+                    assert_eq!(self.vpes[v.0 as usize].proxy_event, Some(slot as u32), "proxy slot {slot}");
                 }
             }
         }
@@ -1300,16 +1107,9 @@ impl Its {
     // ---- internals ------------------------------------------------------------------------
 
     fn begin(&mut self, now: SimTime) -> Seq {
-        assert!(
-            now >= self.last_start,
-            "ITS operation started at {now}, before an earlier one at {}",
-            self.last_start
-        );
+        assert!(now >= self.last_start, "ITS operation started at {now}, before an earlier one at {}", self.last_start);
         self.last_start = now;
-        Seq {
-            t: now,
-            timing: CommandTiming::none(now),
-        }
+        Seq { t: now, timing: CommandTiming::none(now) }
     }
 
     fn end(&self, mut seq: Seq) -> CommandTiming {
@@ -1318,26 +1118,15 @@ impl Its {
     }
 
     fn check_cpu(&self, cpu: CpuId) -> Result<(), ItsError> {
-        if cpu.0 < self.params.collections {
-            Ok(())
-        } else {
-            Err(ItsError::InvalidCpu(cpu))
-        }
+        if cpu.0 < self.params.collections { Ok(()) } else { Err(ItsError::InvalidCpu(cpu)) }
     }
 
     fn check_v4(&self) -> Result<(), ItsError> {
-        if self.params.gic_version.has_vlpis() {
-            Ok(())
-        } else {
-            Err(ItsError::NoVirtualLpis)
-        }
+        if self.params.gic_version.has_vlpis() { Ok(()) } else { Err(ItsError::NoVirtualLpis) }
     }
 
     fn vpe_state(&self, vpe: VpeId) -> Result<&VpeState, ItsError> {
-        self.vpes
-            .get(vpe.0 as usize)
-            .filter(|s| s.alive)
-            .ok_or(ItsError::UnknownVpe(vpe))
+        self.vpes.get(vpe.0 as usize).filter(|s| s.alive).ok_or(ItsError::UnknownVpe(vpe))
     }
 
     /// The device's LPI base and the event's state, if the event is allocated.
@@ -1382,9 +1171,7 @@ impl Its {
 
     /// The SYNC or VSYNC the kernel's command builder returns for `cmd`.
     fn sync_for(&self, cmd: &ItsCommand) -> Option<ItsCommand> {
-        let sync = |c: u32| ItsCommand::Sync {
-            collection: CollectionId(c),
-        };
+        let sync = |c: u32| ItsCommand::Sync { collection: CollectionId(c) };
         match *cmd {
             ItsCommand::Mapd { .. }
             | ItsCommand::Invall { .. }
@@ -1392,11 +1179,9 @@ impl Its {
             | ItsCommand::Vsync { .. } => None,
             ItsCommand::Mapc { collection, .. } | ItsCommand::Mapti { collection, .. } => Some(sync(collection.0)),
             // The builder syncs the collection the event is in *before* the move.
-            ItsCommand::Movi {
-                device,
-                event,
-                collection,
-            } => Some(sync(self.event_collection(device, event).unwrap_or(collection.0))),
+            ItsCommand::Movi { device, event, collection } => {
+                Some(sync(self.event_collection(device, event).unwrap_or(collection.0)))
+            }
             ItsCommand::Discard { device, event } => self.event_collection(device, event).map(sync),
             ItsCommand::Inv { device, event } | ItsCommand::Clear { device, event } => match self.hw_ite(device, event)
             {
@@ -1473,13 +1258,7 @@ impl Its {
             self.direct(seq);
         } else {
             let ev = self.proxy_map(seq, vpe);
-            self.issue(
-                seq,
-                ItsCommand::Inv {
-                    device: VPE_PROXY_DEVICE,
-                    event: EventId(ev),
-                },
-            );
+            self.issue(seq, ItsCommand::Inv { device: VPE_PROXY_DEVICE, event: EventId(ev) });
         }
     }
 
@@ -1521,13 +1300,7 @@ impl Its {
         let Some(ev) = self.vpes[vpe.0 as usize].proxy_event else {
             return;
         };
-        self.issue(
-            seq,
-            ItsCommand::Discard {
-                device: VPE_PROXY_DEVICE,
-                event: EventId(ev),
-            },
-        );
+        self.issue(seq, ItsCommand::Discard { device: VPE_PROXY_DEVICE, event: EventId(ev) });
         let p = self.proxy.as_mut().expect("proxy exists");
         p.slots[ev as usize] = None;
         if p.slots[p.next_victim].is_some() {
@@ -1540,63 +1313,30 @@ impl Its {
     fn apply(&mut self, cmd: &ItsCommand) {
         let v4 = self.params.gic_version.has_vlpis();
         let ok = match *cmd {
-            ItsCommand::Mapd {
-                device,
-                itt_entries,
-                valid,
-            } => {
+            ItsCommand::Mapd { device, itt_entries, valid } => {
                 if valid {
-                    self.hw_devices.insert(
-                        device.0,
-                        HwDevice {
-                            itt_entries,
-                            ites: BTreeMap::new(),
-                        },
-                    );
+                    self.hw_devices.insert(device.0, HwDevice { itt_entries, ites: BTreeMap::new() });
                 } else {
                     self.hw_devices.remove(&device.0);
                 }
                 true
             }
-            ItsCommand::Mapc {
-                collection,
-                target,
-                valid,
-            } => match self.hw_collections.get_mut(collection.0 as usize) {
-                Some(slot) if target.0 < self.params.collections => {
-                    *slot = valid.then_some(target);
-                    true
+            ItsCommand::Mapc { collection, target, valid } => {
+                match self.hw_collections.get_mut(collection.0 as usize) {
+                    Some(slot) if target.0 < self.params.collections => {
+                        *slot = valid.then_some(target);
+                        true
+                    }
+                    _ => false,
                 }
-                _ => false,
-            },
-            ItsCommand::Mapti {
-                device,
-                event,
-                lpi,
-                collection,
-            } => {
-                let col_ok = collection.0 < self.params.collections;
-                self.insert_ite(
-                    device,
-                    event,
-                    col_ok,
-                    Ite::Physical {
-                        lpi: lpi.0,
-                        collection: collection.0,
-                    },
-                )
             }
-            ItsCommand::Movi {
-                device,
-                event,
-                collection,
-            } => {
+            ItsCommand::Mapti { device, event, lpi, collection } => {
                 let col_ok = collection.0 < self.params.collections;
-                match self
-                    .hw_devices
-                    .get_mut(&device.0)
-                    .and_then(|d| d.ites.get_mut(&event.0))
-                {
+                self.insert_ite(device, event, col_ok, Ite::Physical { lpi: lpi.0, collection: collection.0 })
+            }
+            ItsCommand::Movi { device, event, collection } => {
+                let col_ok = collection.0 < self.params.collections;
+                match self.hw_devices.get_mut(&device.0).and_then(|d| d.ites.get_mut(&event.0)) {
                     Some(Ite::Physical { collection: c, .. }) if col_ok => {
                         *c = collection.0;
                         true
@@ -1658,31 +1398,14 @@ impl Its {
                 }
                 ok
             }
-            ItsCommand::Vmapti {
-                device,
-                event,
-                vpe,
-                vintid,
-                doorbell,
-            } => {
+            ItsCommand::Vmapti { device, event, vpe, vintid, doorbell } => {
                 let vpe_ok = v4 && self.hw_vpes.contains_key(&vpe.0);
                 self.insert_ite(device, event, vpe_ok, Ite::Virtual { vpe, vintid, doorbell })
             }
-            ItsCommand::Vmovi {
-                device,
-                event,
-                vpe,
-                doorbell,
-            } => {
+            ItsCommand::Vmovi { device, event, vpe, doorbell } => {
                 let vpe_ok = v4 && self.hw_vpes.contains_key(&vpe.0);
-                match self
-                    .hw_devices
-                    .get_mut(&device.0)
-                    .and_then(|d| d.ites.get_mut(&event.0))
-                {
-                    Some(Ite::Virtual {
-                        vpe: v, doorbell: db, ..
-                    }) if vpe_ok => {
+                match self.hw_devices.get_mut(&device.0).and_then(|d| d.ites.get_mut(&event.0)) {
+                    Some(Ite::Virtual { vpe: v, doorbell: db, .. }) if vpe_ok => {
                         *v = vpe;
                         *db = doorbell;
                         true

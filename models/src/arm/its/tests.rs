@@ -47,11 +47,7 @@ fn lpi_budget_is_capped_at_16_bits() {
     assert_eq!(p.lpi_capacity(), 57_344);
     for bits in ITS_MAX_LPI_NRBITS..=24 {
         p.lpi_id_bits = bits;
-        assert_eq!(
-            p.lpi_capacity(),
-            57_344,
-            "{bits} bits are capped at {ITS_MAX_LPI_NRBITS}"
-        );
+        assert_eq!(p.lpi_capacity(), 57_344, "{bits} bits are capped at {ITS_MAX_LPI_NRBITS}");
     }
     for bits in 14..ITS_MAX_LPI_NRBITS {
         p.lpi_id_bits = bits;
@@ -91,13 +87,7 @@ fn devices_fit_until_the_lpi_space_runs_out() {
     let r = its.resources();
     assert_eq!((r.lpis_used, r.lpis_limit), (fit * per_device, capacity));
     let err = its.create_device(now, ItsDeviceId(fit + 1), events).unwrap_err();
-    assert_eq!(
-        err,
-        ItsError::LpiExhausted {
-            requested: per_device,
-            granted: 0
-        }
-    );
+    assert_eq!(err, ItsError::LpiExhausted { requested: per_device, granted: 0 });
     assert_eq!((err.errno(), err.kernel_message()), ("-ENOMEM", None));
     assert_eq!(its.resources().devices.len() as u32, fit);
 }
@@ -124,30 +114,15 @@ fn its_lpi_alloc_halves_into_a_partial_block() {
     let c = its.create_device(now, dev, events).expect("partial grant");
     assert_eq!(c.lpis_granted, expected);
     assert!(c.lpis_granted < c.lpis_requested);
-    assert_eq!(
-        c.itt_entries, per_device,
-        "the ITT is sized from the request, not the grant"
-    );
+    assert_eq!(c.itt_entries, per_device, "the ITT is sized from the request, not the grant");
     let block = its.alloc_events(dev, c.lpis_granted).expect("all granted LPIs");
     assert_eq!((block.first, block.lpi), (EventId(0), c.lpi_base));
-    assert_eq!(
-        its.alloc_events(dev, 1),
-        Err(ItsError::EventsExhausted {
-            device: dev,
-            requested: 1
-        })
-    );
+    assert_eq!(its.alloc_events(dev, 1), Err(ItsError::EventsExhausted { device: dev, requested: 1 }));
     its.check_invariants();
     assert_eq!(its.lpi_allocator().free_count(), left - expected);
     if left == expected {
         let e = its.create_device(c.timing.done, ItsDeviceId(fit + 2), 1).unwrap_err();
-        assert_eq!(
-            e,
-            ItsError::LpiExhausted {
-                requested: 1,
-                granted: 0
-            }
-        );
+        assert_eq!(e, ItsError::LpiExhausted { requested: 1, granted: 0 });
     }
 }
 
@@ -157,11 +132,8 @@ fn itt_is_a_power_of_two_of_at_least_two_entries() {
     let mut now = SimTime::ZERO;
     for (dev, nvec) in [(5u32, 1u32), (6, 3), (7, 33), (8, 2048), (0, 1), (9, 2)] {
         let c = its.create_device(now, ItsDeviceId(dev), nvec).unwrap();
-        let nvecs = if dev == 0 {
-            nvec.next_power_of_two().max(ITS_DEVID0_MIN_VECTORS)
-        } else {
-            nvec.next_power_of_two()
-        };
+        let nvecs =
+            if dev == 0 { nvec.next_power_of_two().max(ITS_DEVID0_MIN_VECTORS) } else { nvec.next_power_of_two() };
         assert_eq!(c.lpis_requested, nvecs, "device {dev}");
         assert_eq!(c.itt_entries, nvecs.max(2), "device {dev}");
         assert_eq!(c.lpis_granted, nvecs);
@@ -182,11 +154,7 @@ fn itt_is_a_power_of_two_of_at_least_two_entries() {
     assert!(f.device_removed);
     assert_eq!(
         its.take_command_log(),
-        vec![ItsCommand::Mapd {
-            device: ItsDeviceId(5),
-            itt_entries: 2,
-            valid: false
-        }],
+        vec![ItsCommand::Mapd { device: ItsDeviceId(5), itt_entries: 2, valid: false }],
         "MAPD is not followed by SYNC"
     );
     assert_eq!(its.lpi_allocator().used(), used - 1);
@@ -205,47 +173,21 @@ fn translation_faults() {
     let c = its.create_device(t0, dev, 4).unwrap();
     assert_eq!(
         its.translate(dev, EventId(c.itt_entries)),
-        Err(TranslateFault::EventOutOfRange {
-            device: dev,
-            event: EventId(c.itt_entries),
-            itt_entries: c.itt_entries
-        })
+        Err(TranslateFault::EventOutOfRange { device: dev, event: EventId(c.itt_entries), itt_entries: c.itt_entries })
     );
     let ev = its.alloc_events(dev, 1).unwrap();
-    assert_eq!(
-        its.translate(dev, ev.first),
-        Err(TranslateFault::UnmappedEvent {
-            device: dev,
-            event: ev.first
-        })
-    );
+    assert_eq!(its.translate(dev, ev.first), Err(TranslateFault::UnmappedEvent { device: dev, event: ev.first }));
     let t = its.activate_event(t0, dev, ev.first, CpuId(2)).unwrap().done;
     // Activated but not yet unmasked: the property table says disabled.
     assert_eq!(its.translate(dev, ev.first), Err(TranslateFault::LpiDisabled(ev.lpi)));
     let t = its.unmask(t, dev, ev.first).unwrap().done;
-    assert_eq!(
-        its.delivery_stats().pending_released,
-        1,
-        "the held LPI is released by the INV"
-    );
-    assert_eq!(
-        its.translate(dev, ev.first),
-        Ok(Delivery::Physical {
-            lpi: ev.lpi,
-            cpu: CpuId(2)
-        })
-    );
+    assert_eq!(its.delivery_stats().pending_released, 1, "the held LPI is released by the INV");
+    assert_eq!(its.translate(dev, ev.first), Ok(Delivery::Physical { lpi: ev.lpi, cpu: CpuId(2) }));
     let t = its.mask(t, dev, ev.first).unwrap().done;
     assert_eq!(its.translate(dev, ev.first), Err(TranslateFault::LpiDisabled(ev.lpi)));
     let t = its.unmask(t, dev, ev.first).unwrap().done;
     let t = its.deactivate_event(t, dev, ev.first).unwrap().done;
-    assert_eq!(
-        its.translate(dev, ev.first),
-        Err(TranslateFault::UnmappedEvent {
-            device: dev,
-            event: ev.first
-        })
-    );
+    assert_eq!(its.translate(dev, ev.first), Err(TranslateFault::UnmappedEvent { device: dev, event: ev.first }));
     // Raw commands the ITS would reject count as errors and change nothing.
     its.submit(
         t,
@@ -265,10 +207,7 @@ fn translation_faults() {
     let ev = cold.alloc_events(dev, 1).unwrap();
     let t = cold.activate_event(t, dev, ev.first, CpuId(1)).unwrap().done;
     cold.unmask(t, dev, ev.first).unwrap();
-    assert_eq!(
-        cold.translate(dev, ev.first),
-        Err(TranslateFault::CollectionUnmapped(CollectionId(1)))
-    );
+    assert_eq!(cold.translate(dev, ev.first), Err(TranslateFault::CollectionUnmapped(CollectionId(1))));
 }
 
 #[test]
@@ -300,11 +239,7 @@ fn a_full_queue_makes_submitters_wait_for_slots() {
     let p = ItsParams::new(GicVersion::V3, 2, slow);
     let mut its = Its::new(p).unwrap();
     let t0 = its.boot(SimTime::ZERO).done + SimDuration::from_us(1);
-    let mapc = [ItsCommand::Mapc {
-        collection: CollectionId(0),
-        target: CpuId(0),
-        valid: true,
-    }];
+    let mapc = [ItsCommand::Mapc { collection: CollectionId(0), target: CpuId(0), valid: true }];
     // Each submission writes two slots; one slot always stays empty.
     let no_wait = (p.cmd_queue_slots - 1) / 2;
     let mut waits = Vec::new();
@@ -332,11 +267,7 @@ fn polling_gives_up_after_a_million_reads() {
         sync: SimDuration::from_us(1),
         direct_inv: SimDuration::from_us(1),
     };
-    let mapc = [ItsCommand::Mapc {
-        collection: CollectionId(0),
-        target: CpuId(0),
-        valid: true,
-    }];
+    let mapc = [ItsCommand::Mapc { collection: CollectionId(0), target: CpuId(0), valid: true }];
     let mut p = ItsParams::new(GicVersion::V3, 1, stuck);
     let give_up = SimTime::ZERO + SimDuration::from_ps(p.poll_interval.as_ps() * u64::from(p.poll_count - 1));
     let mut its = Its::new(p).unwrap();
@@ -356,11 +287,7 @@ fn polling_gives_up_after_a_million_reads() {
     assert_eq!((dropped.done, dropped.slots_used), (give_up, 0));
     assert_eq!(dropped.outcome().kernel_message(), Some("ITS queue not draining"));
     assert_eq!(its.command_stats().dropped, 1);
-    assert_eq!(
-        its.take_command_log().len(),
-        2,
-        "only the first MAPC and its SYNC were posted"
-    );
+    assert_eq!(its.take_command_log().len(), 2, "only the first MAPC and its SYNC were posted");
     its.check_invariants();
 }
 
@@ -375,29 +302,17 @@ fn affinity_change_is_movi_then_sync() {
     assert_eq!(
         its.take_command_log(),
         vec![
-            ItsCommand::Movi {
-                device: dev,
-                event: EventId(0),
-                collection: CollectionId(2)
-            },
+            ItsCommand::Movi { device: dev, event: EventId(0), collection: CollectionId(2) },
             // its_build_movi_cmd returns the collection the event is leaving.
-            ItsCommand::Sync {
-                collection: CollectionId(0)
-            },
+            ItsCommand::Sync { collection: CollectionId(0) },
         ]
     );
     let lpi = its.resources().devices[0].lpi_base;
-    assert_eq!(
-        its.translate(dev, EventId(0)),
-        Ok(Delivery::Physical { lpi, cpu: CpuId(2) })
-    );
+    assert_eq!(its.translate(dev, EventId(0)), Ok(Delivery::Physical { lpi, cpu: CpuId(2) }));
     let same = its.set_affinity(timing.done, dev, EventId(0), CpuId(2)).unwrap();
     assert_eq!(same.round_trips, 0);
     assert!(its.take_command_log().is_empty());
-    assert_eq!(
-        its.set_affinity(timing.done, dev, EventId(0), CpuId(4)),
-        Err(ItsError::InvalidCpu(CpuId(4)))
-    );
+    assert_eq!(its.set_affinity(timing.done, dev, EventId(0), CpuId(4)), Err(ItsError::InvalidCpu(CpuId(4))));
     its.check_invariants();
 }
 
@@ -411,22 +326,14 @@ fn gicv40_rings_the_doorbell_of_every_vlpi() {
     let mut t = device_with_events(&mut its, vm.timing.done, dev, n);
     its.set_command_log(true);
     for e in 0..n {
-        t = its
-            .forward_vlpi(t, dev, EventId(e), vpe, VintId(LPI_INTID_BASE + e), true)
-            .unwrap()
-            .done;
+        t = its.forward_vlpi(t, dev, EventId(e), vpe, VintId(LPI_INTID_BASE + e), true).unwrap().done;
     }
     let log = its.take_command_log();
     assert_eq!(
         log[..4],
         [
-            ItsCommand::Discard {
-                device: dev,
-                event: EventId(0)
-            },
-            ItsCommand::Sync {
-                collection: CollectionId(0)
-            },
+            ItsCommand::Discard { device: dev, event: EventId(0) },
+            ItsCommand::Sync { collection: CollectionId(0) },
             ItsCommand::Vmapti {
                 device: dev,
                 event: EventId(0),
@@ -440,11 +347,7 @@ fn gicv40_rings_the_doorbell_of_every_vlpi() {
     t = its.vcpu_load(t, vpe, CpuId(1)).unwrap().done;
     assert_eq!(
         its.translate(dev, EventId(0)),
-        Ok(Delivery::VirtualDirect {
-            vpe,
-            vintid: VintId(LPI_INTID_BASE),
-            cpu: CpuId(1)
-        })
+        Ok(Delivery::VirtualDirect { vpe, vintid: VintId(LPI_INTID_BASE), cpu: CpuId(1) })
     );
     // Blocking in WFI: KVM enables the doorbell; every vLPI rings it.
     t = its.vcpu_put(t, vpe, true).unwrap().done;
@@ -463,56 +366,23 @@ fn gicv40_rings_the_doorbell_of_every_vlpi() {
     assert_eq!(its.delivery_stats().doorbells_per_vlpi, u64::from(n));
     // KVM's handler disables the doorbell: later vLPIs only become pending.
     t = its.doorbell_handled(t, vpe).unwrap().done;
-    assert!(matches!(
-        its.translate(dev, EventId(0)),
-        Ok(Delivery::VirtualPending { .. })
-    ));
+    assert!(matches!(its.translate(dev, EventId(0)), Ok(Delivery::VirtualPending { .. })));
     // Back on the same CPU: no VMOVP. Preempted (no WFI): no doorbell.
     its.take_command_log();
     t = its.vcpu_load(t, vpe, CpuId(1)).unwrap().done;
-    assert!(
-        !its.take_command_log()
-            .iter()
-            .any(|c| matches!(c, ItsCommand::Vmovp { .. }))
-    );
+    assert!(!its.take_command_log().iter().any(|c| matches!(c, ItsCommand::Vmovp { .. })));
     t = its.vcpu_put(t, vpe, false).unwrap().done;
-    assert!(matches!(
-        its.translate(dev, EventId(1)),
-        Ok(Delivery::VirtualPending { .. })
-    ));
+    assert!(matches!(its.translate(dev, EventId(1)), Ok(Delivery::VirtualPending { .. })));
     // Masking a forwarded vLPI turns its own doorbell off with VMOVI.
     t = its.mask(t, dev, EventId(0)).unwrap().done;
     let log = its.take_command_log();
-    assert_eq!(
-        log[0],
-        ItsCommand::Vmovi {
-            device: dev,
-            event: EventId(0),
-            vpe,
-            doorbell: None
-        }
-    );
-    assert_eq!(
-        log[2],
-        ItsCommand::Inv {
-            device: dev,
-            event: EventId(0)
-        }
-    );
+    assert_eq!(log[0], ItsCommand::Vmovi { device: dev, event: EventId(0), vpe, doorbell: None });
+    assert_eq!(log[2], ItsCommand::Inv { device: dev, event: EventId(0) });
     assert_eq!(log[3], ItsCommand::Vsync { vpe });
     t = its.vcpu_load(t, vpe, CpuId(1)).unwrap().done;
     t = its.vcpu_put(t, vpe, true).unwrap().done;
-    assert!(matches!(
-        its.translate(dev, EventId(0)),
-        Ok(Delivery::VirtualPending { .. })
-    ));
-    assert!(matches!(
-        its.translate(dev, EventId(1)),
-        Ok(Delivery::Doorbell {
-            kind: DoorbellKind::PerVlpi,
-            ..
-        })
-    ));
+    assert!(matches!(its.translate(dev, EventId(0)), Ok(Delivery::VirtualPending { .. })));
+    assert!(matches!(its.translate(dev, EventId(1)), Ok(Delivery::Doorbell { kind: DoorbellKind::PerVlpi, .. })));
     its.unmask(t, dev, EventId(0)).unwrap();
     assert!(matches!(its.translate(dev, EventId(0)), Ok(Delivery::Doorbell { .. })));
     its.check_invariants();
@@ -530,41 +400,24 @@ fn gicv41_rings_the_vpe_doorbell_once_until_resident() {
         let ev = its.alloc_events(dev, 1).unwrap().first;
         t = its.activate_event(t, dev, ev, CpuId(0)).unwrap().done;
         let un = its.unmask(t, dev, ev).unwrap();
-        assert_eq!(
-            (un.round_trips, un.direct_invalidations),
-            (0, 1),
-            "GICv4.1 implies DirectLPI"
-        );
+        assert_eq!((un.round_trips, un.direct_invalidations), (0, 1), "GICv4.1 implies DirectLPI");
         t = un.done;
     }
     its.set_command_log(true);
     for e in 0..n {
-        t = its
-            .forward_vlpi(t, dev, EventId(e), vpe, VintId(LPI_INTID_BASE + e), true)
-            .unwrap()
-            .done;
+        t = its.forward_vlpi(t, dev, EventId(e), vpe, VintId(LPI_INTID_BASE + e), true).unwrap().done;
     }
     assert!(
-        its.take_command_log()
-            .iter()
-            .all(|c| !matches!(c, ItsCommand::Vmapti { doorbell: Some(_), .. })),
+        its.take_command_log().iter().all(|c| !matches!(c, ItsCommand::Vmapti { doorbell: Some(_), .. })),
         "GICv4.1 VMAPTI carries no per-vLPI doorbell"
     );
     t = its.vcpu_load(t, vpe, CpuId(2)).unwrap().done;
     t = its.vcpu_put(t, vpe, true).unwrap().done;
-    let rung = Delivery::Doorbell {
-        vpe,
-        vintid: VintId(LPI_INTID_BASE),
-        kind: DoorbellKind::PerVpe,
-        lpi: db,
-        cpu: CpuId(2),
-    };
+    let rung =
+        Delivery::Doorbell { vpe, vintid: VintId(LPI_INTID_BASE), kind: DoorbellKind::PerVpe, lpi: db, cpu: CpuId(2) };
     assert_eq!(its.translate(dev, EventId(0)), Ok(rung));
     for e in 1..n {
-        assert!(matches!(
-            its.translate(dev, EventId(e)),
-            Ok(Delivery::VirtualPending { .. })
-        ));
+        assert!(matches!(its.translate(dev, EventId(e)), Ok(Delivery::VirtualPending { .. })));
     }
     assert_eq!(its.delivery_stats().doorbells_per_vpe, 1);
     // KVM does nothing in the handler on GICv4.1.
@@ -573,17 +426,11 @@ fn gicv41_rings_the_vpe_doorbell_once_until_resident() {
     t = its.vcpu_load(t, vpe, CpuId(2)).unwrap().done;
     t = its.vcpu_put(t, vpe, true).unwrap().done;
     assert_eq!(its.translate(dev, EventId(0)), Ok(rung));
-    assert!(matches!(
-        its.translate(dev, EventId(0)),
-        Ok(Delivery::VirtualPending { .. })
-    ));
+    assert!(matches!(its.translate(dev, EventId(0)), Ok(Delivery::VirtualPending { .. })));
     assert_eq!(its.delivery_stats().doorbells_per_vpe, 2);
     t = its.vcpu_load(t, vpe, CpuId(2)).unwrap().done;
     its.vcpu_put(t, vpe, false).unwrap();
-    assert!(matches!(
-        its.translate(dev, EventId(0)),
-        Ok(Delivery::VirtualPending { .. })
-    ));
+    assert!(matches!(its.translate(dev, EventId(0)), Ok(Delivery::VirtualPending { .. })));
     its.check_invariants();
 }
 
@@ -594,26 +441,17 @@ fn vpe_migration_sends_vmovp() {
     let vpe = vm.vpes[0];
     let dev = ItsDeviceId(0x30);
     let mut t = device_with_events(&mut its, vm.timing.done, dev, 1);
-    t = its
-        .forward_vlpi(t, dev, EventId(0), vpe, VintId(LPI_INTID_BASE), true)
-        .unwrap()
-        .done;
+    t = its.forward_vlpi(t, dev, EventId(0), vpe, VintId(LPI_INTID_BASE), true).unwrap().done;
     its.set_command_log(true);
     // vPEs start mapped to CPU 0: loading there moves nothing.
     t = its.vcpu_load(t, vpe, CpuId(0)).unwrap().done;
     t = its.vcpu_put(t, vpe, true).unwrap().done;
     assert!(its.take_command_log().is_empty());
     let moved = its.vcpu_load(t, vpe, CpuId(3)).unwrap();
-    assert_eq!(
-        its.take_command_log(),
-        vec![ItsCommand::Vmovp { vpe, target: CpuId(3) }, ItsCommand::Vsync { vpe }]
-    );
+    assert_eq!(its.take_command_log(), vec![ItsCommand::Vmovp { vpe, target: CpuId(3) }, ItsCommand::Vsync { vpe }]);
     assert_eq!(moved.round_trips, 1);
     its.vcpu_put(moved.done, vpe, true).unwrap();
-    assert!(matches!(
-        its.translate(dev, EventId(0)),
-        Ok(Delivery::Doorbell { cpu: CpuId(3), .. })
-    ));
+    assert!(matches!(its.translate(dev, EventId(0)), Ok(Delivery::Doorbell { cpu: CpuId(3), .. })));
     // GICv4.0 without DirectLPI also moves the doorbell through the proxy device.
     let mut v40 = booted(GicVersion::V4_0, 4);
     let vm = v40.create_vm(SimTime::ZERO, 1).unwrap();
@@ -622,13 +460,7 @@ fn vpe_migration_sends_vmovp() {
     let log = v40.take_command_log();
     assert_eq!(
         log[..2],
-        [
-            ItsCommand::Vmovp {
-                vpe: vm.vpes[0],
-                target: CpuId(2)
-            },
-            ItsCommand::Vsync { vpe: vm.vpes[0] }
-        ]
+        [ItsCommand::Vmovp { vpe: vm.vpes[0], target: CpuId(2) }, ItsCommand::Vsync { vpe: vm.vpes[0] }]
     );
     assert!(log.contains(&ItsCommand::Movi {
         device: VPE_PROXY_DEVICE,
@@ -656,13 +488,7 @@ fn vpe_doorbells_come_out_of_the_same_lpi_budget() {
     }
     assert_eq!(its.lpi_allocator().free_count(), 2);
     // Three vCPUs need roundup_pow_of_two(3) = 4; halving finds 2 < 3: all or nothing.
-    assert_eq!(
-        its.create_vm(t, 3).unwrap_err(),
-        ItsError::LpiExhausted {
-            requested: 4,
-            granted: 2
-        }
-    );
+    assert_eq!(its.create_vm(t, 3).unwrap_err(), ItsError::LpiExhausted { requested: 4, granted: 2 });
     assert_eq!(its.lpi_allocator().free_count(), 2);
     let vm = its.create_vm(t, 2).unwrap();
     assert_eq!(its.resources().vm_doorbell_lpis, 2);
@@ -696,47 +522,21 @@ fn gicv2m_pool_of_64_spis_runs_out() {
     let spi = SpiId(V2mParams::default().spi_start + 5);
     frame.free(spi, 1).unwrap();
     assert_eq!(frame.alloc(1), Ok(spi));
-    assert_eq!(
-        frame.free(SpiId(3), 1),
-        Err(V2mError::BadFree {
-            spi: SpiId(3),
-            count: 1
-        })
-    );
+    assert_eq!(frame.free(SpiId(3), 1), Err(V2mError::BadFree { spi: SpiId(3), count: 1 }));
     frame.check_invariants();
     // Multi-MSI blocks are aligned on the SPI number, not on the pool offset.
-    let mut odd = V2mFrame::new(V2mParams {
-        spi_start: 33,
-        nr_spis: 16,
-    })
-    .unwrap();
+    let mut odd = V2mFrame::new(V2mParams { spi_start: 33, nr_spis: 16 }).unwrap();
     let block = odd.alloc(4).unwrap();
     assert_eq!(block.0 % 4, 0);
     assert_eq!(odd.alloc(3), Err(V2mError::NotPowerOfTwo(3)));
     odd.check_invariants();
-    assert_eq!(
-        V2mFrame::new(V2mParams {
-            spi_start: 31,
-            nr_spis: 8
-        })
-        .unwrap_err(),
-        V2mParamError::BaseBelowMin(31)
-    );
-    assert!(matches!(
-        V2mFrame::new(V2mParams {
-            spi_start: 32,
-            nr_spis: 0
-        }),
-        Err(V2mParamError::Count { .. })
-    ));
+    assert_eq!(V2mFrame::new(V2mParams { spi_start: 31, nr_spis: 8 }).unwrap_err(), V2mParamError::BaseBelowMin(31));
+    assert!(matches!(V2mFrame::new(V2mParams { spi_start: 32, nr_spis: 0 }), Err(V2mParamError::Count { .. })));
 }
 
 #[test]
 fn random_device_churn_matches_a_reference_set() {
-    let seed = std::env::var("SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(0x0175_2024);
+    let seed = std::env::var("SEED").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0x0175_2024);
     // Shown by the test harness only when the test fails; SEED=n replays.
     println!("SEED={seed}");
     let mut rng = RngStream::new(seed, "its/tests/device-churn");
@@ -807,8 +607,5 @@ fn random_device_churn_matches_a_reference_set() {
         }
     }
     // The churn must have reached the interesting cases.
-    assert!(
-        partial > 0 && exhausted > 0,
-        "partial grants {partial}, exhaustions {exhausted}"
-    );
+    assert!(partial > 0 && exhausted > 0, "partial grants {partial}, exhaustions {exhausted}");
 }

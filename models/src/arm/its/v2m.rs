@@ -23,10 +23,7 @@ pub struct V2mParams {
 
 impl Default for V2mParams {
     fn default() -> Self {
-        V2mParams {
-            spi_start: 256,
-            nr_spis: 64,
-        }
+        V2mParams { spi_start: 256, nr_spis: 64 }
     }
 }
 
@@ -126,18 +123,9 @@ impl V2mFrame {
             return Err(V2mParamError::BaseBelowMin(params.spi_start));
         }
         if params.nr_spis == 0 || u64::from(params.spi_start) + u64::from(params.nr_spis) > u64::from(V2M_MAX_SPI) {
-            return Err(V2mParamError::Count {
-                nr_spis: params.nr_spis,
-                max: V2M_MAX_SPI - V2M_MIN_SPI + 1,
-            });
+            return Err(V2mParamError::Count { nr_spis: params.nr_spis, max: V2M_MAX_SPI - V2M_MIN_SPI + 1 });
         }
-        Ok(V2mFrame {
-            params,
-            bm: vec![false; params.nr_spis as usize],
-            used: 0,
-            high_water: 0,
-            failed: 0,
-        })
+        Ok(V2mFrame { params, bm: vec![false; params.nr_spis as usize], used: 0, high_water: 0, failed: 0 })
     }
 
     /// `gicv2m_irq_domain_alloc`: `nr_irqs` consecutive SPIs (1 per MSI-X vector; a power of
