@@ -12,6 +12,8 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("irte-lock-contention", include_str!("../catalog/irte-lock-contention.yaml")),
     ("arm-lpi-budget", include_str!("../catalog/arm-lpi-budget.yaml")),
     ("arm-gicv2m", include_str!("../catalog/arm-gicv2m.yaml")),
+    ("posted-msi", include_str!("../catalog/posted-msi.yaml")),
+    ("remappable-msi", include_str!("../catalog/remappable-msi.yaml")),
 ];
 
 /// The flagship scenario's name.

@@ -13,8 +13,8 @@ use models::ids::DeviceId;
 use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
 use models::pci::store::{IMS_DEVICE_SLOTS_MAX, MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, StoreKind};
 use models::platform::{
-    Action, ActionKind, DeviceParams, GicMsiParams, GicParams, ImsPoolParams, IommuParams, IrqMode, IrteCacheParams,
-    IrteUpdateParams, KernelParams, PlatformParams,
+    Action, ActionKind, CpuCostParams, DeviceParams, GicMsiParams, GicParams, ImsPoolParams, IommuParams, IrqMode,
+    IrteCacheParams, IrteUpdateParams, KernelParams, PlatformParams, PostedMsiConfig,
 };
 use models::workload::ArrivalParams;
 use models::x86::vector_matrix::KernelEra;
@@ -22,8 +22,8 @@ use models::x86::vector_matrix::KernelEra;
 use crate::diagnostic::{Diagnostic, ScenarioError};
 use crate::quantity::{parse_duration, parse_rate};
 use crate::schema::{
-    ActionSpec, Arch, ArrivalSpec, DeviceSpec, Dist, GicMsiSpec, GicVersionSpec, HandlerSpec, InterruptStore,
-    IommuSpec, IrqModeSpec, KernelSpec, PlatformSpec, Process, ScenarioFile,
+    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, GicMsiSpec, GicVersionSpec, HandlerSpec,
+    InterruptStore, IommuSpec, IrqModeSpec, KernelSpec, PlatformSpec, Process, ScenarioFile,
 };
 
 /// Most CPUs a platform may have (x2APIC ids are 32-bit; this bound keeps runs sane).
@@ -223,9 +223,12 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
     } else if cpu_count > CPU_COUNT_MAX {
         c.error(cpus, "platform.cpus", format!("{cpu_count} exceeds the limit of {CPU_COUNT_MAX} CPUs"));
     }
+    let kernel = check_kernel(raw.platform.kernel.as_ref(), c);
+    let kernel_era = kernel.map(|k| k.era);
+    let cpu_costs = check_cpu_costs(raw.platform.cpu_costs.as_ref(), c);
     let remapping = match &raw.platform.iommu {
         Some(iommu) if iommu.interrupt_remapping => {
-            check_iommu(iommu, !raw.actions.is_empty(), &raw.platform.cpus, c).map(Some)
+            check_iommu(iommu, !raw.actions.is_empty(), kernel_era, &raw.platform.cpus, c).map(Some)
         }
         _ => Some(None),
     };
@@ -255,7 +258,6 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
             1
         }
     };
-    let kernel = check_kernel(raw.platform.kernel.as_ref(), c);
     let arm = raw.platform.arch.as_ref().is_some_and(|a| a.value == Arch::Arm);
     let gic = check_gic(&raw.platform, arm, &raw.actions, c);
 
@@ -401,6 +403,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
     let actions = check_actions(&raw.actions, cpu_count, duration, &names, c);
     let (duration, remapping, kernel) = (duration?, remapping?, kernel?);
     let gic = gic?;
+    let cpu_costs = cpu_costs?;
     let actions = actions?;
     (c.diagnostics.is_empty()).then(|| Scenario {
         name: raw.name.value.clone(),
@@ -417,11 +420,18 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
             actions,
             ims_pools,
             gic,
+            cpu_costs,
         },
     })
 }
 
-fn check_iommu(iommu: &IommuSpec, has_actions: bool, anchor: &Spanned<u32>, c: &mut Checker) -> Option<IommuParams> {
+fn check_iommu(
+    iommu: &IommuSpec,
+    has_actions: bool,
+    era: Option<KernelEra>,
+    anchor: &Spanned<u32>,
+    c: &mut Checker,
+) -> Option<IommuParams> {
     let p = "platform.iommu";
     let lookup = match &iommu.lookup_latency {
         Some(l) => c.duration(l, &format!("{p}.lookup_latency")),
@@ -480,7 +490,30 @@ fn check_iommu(iommu: &IommuSpec, has_actions: bool, anchor: &Spanned<u32>, c: &
             None
         }
     };
+    let posted_msi = match &iommu.posted_msi {
+        None => Some(None),
+        Some(spec) => {
+            let pir_scan = c.duration(&spec.value.pir_scan, &format!("{p}.posted_msi.pir_scan"));
+            let loop_cap = match &spec.value.loop_cap {
+                None => Some(3),
+                Some(n) if n.value >= 1 => Some(n.value),
+                Some(n) => {
+                    c.error(n, format!("{p}.posted_msi.loop_cap"), "0 passes: the demux loop cap must be at least 1");
+                    None
+                }
+            };
+            if era.is_some_and(|e| e != KernelEra::From6_10) {
+                c.error(
+                    spec,
+                    format!("{p}.posted_msi"),
+                    "host posted MSI appeared in Linux 6.10; set platform.kernel.version to 6.10 or later",
+                );
+            }
+            pir_scan.zip(loop_cap).map(|(pir_scan, loop_cap)| Some(PostedMsiConfig { loop_cap, pir_scan }))
+        }
+    };
     Some(IommuParams {
+        posted_msi: posted_msi?,
         lookup_latency: lookup?,
         table_entries: entries?,
         cache: cache?,
@@ -488,6 +521,17 @@ fn check_iommu(iommu: &IommuSpec, has_actions: bool, anchor: &Spanned<u32>, c: &
         fault_recording_registers: fault_recording_registers?,
         max_handle_mask: max_handle_mask?,
     })
+}
+
+fn check_cpu_costs(spec: Option<&CpuCostsSpec>, c: &mut Checker) -> Option<CpuCostParams> {
+    let Some(spec) = spec else { return Some(CpuCostParams::default()) };
+    let mut field = |value: &Option<Spanned<String>>, name: &str| match value {
+        Some(v) => c.duration(v, &format!("platform.cpu_costs.{name}")),
+        None => Some(SimDuration::ZERO),
+    };
+    let irq_entry_exit = field(&spec.irq_entry_exit, "irq_entry_exit");
+    let notification = field(&spec.notification, "notification");
+    Some(CpuCostParams { irq_entry_exit: irq_entry_exit?, notification: notification? })
 }
 
 /// Checks the GIC block: required with `arch: arm`, refused otherwise; and refuses what is

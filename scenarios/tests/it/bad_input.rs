@@ -60,6 +60,7 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ("arm-with-remapping", "4:9", "platform.iommu", &["the SMMU does not remap MSIs"]),
     ("gic-on-x86", "4:9", "platform.gic", &["a GIC needs arch: arm"]),
     ("its-without-costs", "4:9", "platform.gic.its_command", &["required with msi: its"]),
+    ("posted-msi-old-kernel", "6:74", "platform.iommu.posted_msi", &["host posted MSI appeared in Linux 6.10"]),
 ];
 
 #[test]

@@ -31,7 +31,7 @@ fn every_catalog_scenario_runs_and_conserves_interrupts() {
         let (point, _, _) = run_point(&s, 1, 0).unwrap_or_else(|e| panic!("{name}: {e}"));
         let c = &point.conservation;
         assert!(c.raised > 0, "{name}: nothing raised");
-        assert_eq!(c.raised, c.delivered + c.lost + c.in_flight, "{name}");
+        assert_eq!(c.raised, c.delivered + c.lost + c.merged + c.in_flight, "{name}");
     }
 }
 
@@ -152,6 +152,22 @@ fn arm_gicv2m_runs_out_of_spis() {
     assert_eq!(count("setup.queue_routed_count"), 64);
     let spis = point.resources.iter().find(|r| r.name == "arm.v2m_spis").unwrap();
     assert_eq!((spis.used_max, spis.limit), (64, 64));
+}
+
+#[test]
+fn posted_msi_beats_remappable_at_saturation_by_the_published_margin() {
+    let rate = |name: &str| {
+        let s = scenarios::load(name, catalog::get(name).unwrap()).unwrap();
+        let (point, _, _) = run_point(&s, 1, 0).unwrap();
+        let delivered = point.counters.iter().find(|c| c.name == "interrupt.delivered_count").unwrap().value;
+        delivered as f64 / (point.run.simulated_ns * 1e-9)
+    };
+    let (posted, remappable) = (rate("posted-msi"), rate("remappable-msi"));
+    // Jacob Pan: 5.157 -> 8.987 M IRQ/s (1.74x) with the RFC's loop; Linux 6.10's loop gives
+    // the fitted model 1.68x. Direction and rough size, as the issue asks.
+    assert!((4.9e6..5.4e6).contains(&remappable), "remappable {remappable}");
+    assert!((8.2e6..9.2e6).contains(&posted), "posted {posted}");
+    assert!((1.5..2.2).contains(&(posted / remappable)));
 }
 
 #[test]
