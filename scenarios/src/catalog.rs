@@ -14,6 +14,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("arm-gicv2m", include_str!("../catalog/arm-gicv2m.yaml")),
     ("posted-msi", include_str!("../catalog/posted-msi.yaml")),
     ("remappable-msi", include_str!("../catalog/remappable-msi.yaml")),
+    ("posted-guest", include_str!("../catalog/posted-guest.yaml")),
 ];
 
 /// The flagship scenario's name.

@@ -10,11 +10,12 @@ use sim::{DurationDist, SimDuration, SimTime};
 use models::arm::its::{GicVersion, ItsCosts};
 use models::ids::CpuId;
 use models::ids::DeviceId;
+use models::iommu::posted::PostedParams;
 use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
 use models::pci::store::{IMS_DEVICE_SLOTS_MAX, MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, StoreKind};
 use models::platform::{
-    Action, ActionKind, CpuCostParams, DeviceParams, GicMsiParams, GicParams, ImsPoolParams, IommuParams, IrqMode,
-    IrteCacheParams, IrteUpdateParams, KernelParams, PlatformParams, PostedMsiConfig,
+    Action, ActionKind, CpuCostParams, DeviceParams, GicMsiParams, GicParams, GuestParams, ImsPoolParams, IommuParams,
+    IrqMode, IrteCacheParams, IrteUpdateParams, KernelParams, PlatformParams, PostedMsiConfig,
 };
 use models::workload::ArrivalParams;
 use models::x86::vector_matrix::KernelEra;
@@ -22,7 +23,7 @@ use models::x86::vector_matrix::KernelEra;
 use crate::diagnostic::{Diagnostic, ScenarioError};
 use crate::quantity::{parse_duration, parse_rate};
 use crate::schema::{
-    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, GicMsiSpec, GicVersionSpec, HandlerSpec,
+    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, GicMsiSpec, GicVersionSpec, GuestSpec, HandlerSpec,
     InterruptStore, IommuSpec, IrqModeSpec, KernelSpec, PlatformSpec, Process, ScenarioFile,
 };
 
@@ -261,6 +262,8 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
     let arm = raw.platform.arch.as_ref().is_some_and(|a| a.value == Arch::Arm);
     let gic = check_gic(&raw.platform, arm, &raw.actions, c);
 
+    let guests = check_guests(&raw.guests, cpu_count, arm, remapping.as_ref().is_some_and(Option::is_some), c);
+
     if raw.devices.value.is_empty() {
         c.error(&raw.devices, "devices", "no devices: a scenario needs at least one device to raise interrupts");
     }
@@ -348,6 +351,19 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
         let (Some(msi), Some(affinity), Some(arrival), Some((service, eoi))) = (msi, affinity, arrival, handler) else {
             continue;
         };
+        let assigned_to = d.assigned_to.as_ref().and_then(|name| {
+            let index = raw.guests.iter().position(|g| g.name.value == name.value);
+            if index.is_none() {
+                let known: Vec<&str> = raw.guests.iter().map(|g| g.name.value.as_str()).collect();
+                let known = if known.is_empty() {
+                    "there are no guests".to_owned()
+                } else {
+                    format!("guests are: {}", known.join(", "))
+                };
+                c.error(name, format!("{p}.assigned_to"), format!("no guest named `{}`; {known}", name.value));
+            }
+            index.map(|i| i as u32)
+        });
         let update_latency =
             d.ims_update_latency.as_ref().and_then(|l| c.duration(l, &format!("{p}.ims_update_latency")));
         let vfs = d.sriov_vfs.as_ref().map_or(0, |v| v.value);
@@ -377,6 +393,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
                 store_update_latency: update_latency.unwrap_or(SimDuration::ZERO),
                 requester_id,
                 pasid,
+                assigned_to,
             };
             let functions: Vec<DeviceParams> = if vfs > 0 {
                 (0..vfs)
@@ -404,6 +421,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
     let (duration, remapping, kernel) = (duration?, remapping?, kernel?);
     let gic = gic?;
     let cpu_costs = cpu_costs?;
+    let guests = guests?;
     let actions = actions?;
     (c.diagnostics.is_empty()).then(|| Scenario {
         name: raw.name.value.clone(),
@@ -421,6 +439,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
             ims_pools,
             gic,
             cpu_costs,
+            guests,
         },
     })
 }
@@ -521,6 +540,84 @@ fn check_iommu(
         fault_recording_registers: fault_recording_registers?,
         max_handle_mask: max_handle_mask?,
     })
+}
+
+fn check_guests(
+    specs: &[GuestSpec],
+    cpu_count: u32,
+    arm: bool,
+    remapping: bool,
+    c: &mut Checker,
+) -> Option<Vec<GuestParams>> {
+    let mut guests = Vec::new();
+    let mut ok = true;
+    for (i, g) in specs.iter().enumerate() {
+        let p = format!("guests[{i}]");
+        if arm {
+            c.error(&g.name, p.clone(), "guests are not modelled on arm yet (GICv4 vLPIs exist in the ITS model only)");
+            ok = false;
+            continue;
+        }
+        if !remapping {
+            c.error(&g.name, p.clone(), "posted interrupts need platform.iommu.interrupt_remapping: true");
+            ok = false;
+        }
+        if !is_valid_name(&g.name.value) {
+            c.error(
+                &g.name,
+                format!("{p}.name"),
+                format!("`{}` is not a valid name; use 1 to 64 of a-z, 0-9, '-' and '_'", g.name.value),
+            );
+            ok = false;
+        }
+        if specs[..i].iter().any(|other| other.name.value == g.name.value) {
+            c.error(&g.name, format!("{p}.name"), format!("guest name `{}` is used twice", g.name.value));
+            ok = false;
+        }
+        if g.vcpus.value == 0 {
+            c.error(&g.vcpus, format!("{p}.vcpus"), "0 vCPUs: a guest needs at least 1");
+            ok = false;
+        }
+        let pcpus = if cpu_count == 0 {
+            None
+        } else {
+            parse_cpu_list(&g.pcpus.value, cpu_count).map_err(|e| c.error(&g.pcpus, format!("{p}.pcpus"), e)).ok()
+        };
+        let host_bursts = match &g.host_bursts {
+            None => Some(None),
+            Some(b) => {
+                let gap = c.positive_duration(&b.gap, &format!("{p}.host_bursts.gap"));
+                let length = c.positive_duration(&b.length, &format!("{p}.host_bursts.length"));
+                gap.zip(length).map(Some)
+            }
+        };
+        let pc = &g.posted;
+        let mut cost = |v: &Spanned<String>, field: &str| c.duration(v, &format!("{p}.posted.{field}"));
+        let notify_running = cost(&pc.notify_running, "notify_running");
+        let wakeup_irq_entry = cost(&pc.wakeup_irq_entry, "wakeup_irq_entry");
+        let wakeup_list_entry = cost(&pc.wakeup_list_entry, "wakeup_list_entry");
+        let kick = cost(&pc.kick, "kick");
+        let wake_to_vm_entry = cost(&pc.wake_to_vm_entry, "wake_to_vm_entry");
+        match (pcpus, host_bursts, notify_running, wakeup_irq_entry, wakeup_list_entry, kick, wake_to_vm_entry) {
+            (
+                Some(pcpus),
+                Some(host_bursts),
+                Some(notify_running),
+                Some(wakeup_irq_entry),
+                Some(wakeup_list_entry),
+                Some(kick),
+                Some(wake_to_vm_entry),
+            ) => guests.push(GuestParams {
+                name: g.name.value.clone(),
+                vcpu_count: g.vcpus.value,
+                pcpus,
+                host_bursts,
+                posted: PostedParams { notify_running, wakeup_irq_entry, wakeup_list_entry, kick, wake_to_vm_entry },
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(guests)
 }
 
 fn check_cpu_costs(spec: Option<&CpuCostsSpec>, c: &mut Checker) -> Option<CpuCostParams> {

@@ -36,11 +36,70 @@ pub struct ScenarioFile {
     /// Things that happen during the run: CPU hotplug, affinity changes.
     #[serde(default)]
     pub actions: Vec<ActionSpec>,
+    /// Guests whose assigned devices' interrupts are posted to their vCPUs (x86 with
+    /// interrupt remapping).
+    #[serde(default)]
+    pub guests: Vec<GuestSpec>,
     /// Free-form place for YAML anchors (`&name`) that devices merge with `<<: *name`;
     /// ignored by irqsim.
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub templates: Option<serde::de::IgnoredAny>,
+}
+
+/// A guest.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuestSpec {
+    /// Name, used by `devices[].assigned_to`.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// vCPUs.
+    #[schemars(with = "u32")]
+    pub vcpus: Spanned<u32>,
+    /// The pCPUs they run on, as a CPU list; vCPU i runs on the i-th (mod the count).
+    #[schemars(with = "String")]
+    pub pcpus: Spanned<String>,
+    /// Host work that preempts the vCPUs: bursts on each pCPU with exponential gaps and
+    /// lengths of these means. Leave out for dedicated pCPUs.
+    #[serde(default)]
+    pub host_bursts: Option<HostBurstSpec>,
+    /// VT-d posted-interrupt costs (no published figures, calibration.md §1–2).
+    pub posted: PostedCostsSpec,
+}
+
+/// Host bursts on a vCPU's pCPU.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostBurstSpec {
+    /// Mean time between bursts.
+    #[schemars(with = "String")]
+    pub gap: Spanned<String>,
+    /// Mean burst length.
+    #[schemars(with = "String")]
+    pub length: Spanned<String>,
+}
+
+/// Posted-interrupt costs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostedCostsSpec {
+    /// Posting and notification to a running vCPU until the vector is in vIRR (no VM exit).
+    #[schemars(with = "String")]
+    pub notify_running: Spanned<String>,
+    /// Host entry and exit of the wake-up vector 0xf1.
+    #[schemars(with = "String")]
+    pub wakeup_irq_entry: Spanned<String>,
+    /// Visiting one entry of the pCPU's wake-up list.
+    #[schemars(with = "String")]
+    pub wakeup_list_entry: Spanned<String>,
+    /// One vCPU kick (try_to_wake_up of the vCPU task).
+    #[schemars(with = "String")]
+    pub kick: Spanned<String>,
+    /// From the kick to the vCPU's VM entry (scheduler wake-up, load, entry; "a few
+    /// micro-seconds", calibration.md §1).
+    #[schemars(with = "String")]
+    pub wake_to_vm_entry: Spanned<String>,
 }
 
 /// Instruction-set family of the platform.
@@ -350,6 +409,11 @@ pub struct DeviceSpec {
     /// `managed` (PCI_IRQ_AFFINITY, as NVMe) or `non_managed` (reservation mode; default).
     #[serde(default)]
     pub irq_mode: Option<IrqModeSpec>,
+    /// The guest the device (all its functions) is assigned to: its queues are spread over
+    /// the guest's vCPUs and their interrupts posted (VFIO + irq-bypass).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub assigned_to: Option<Spanned<String>>,
     /// The device's NUMA node (non-managed fallback: node ∩ affinity first).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]

@@ -61,6 +61,13 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ("gic-on-x86", "4:9", "platform.gic", &["a GIC needs arch: arm"]),
     ("its-without-costs", "4:9", "platform.gic.its_command", &["required with msi: its"]),
     ("posted-msi-old-kernel", "6:74", "platform.iommu.posted_msi", &["host posted MSI appeared in Linux 6.10"]),
+    ("assigned-to-unknown-guest", "8:18", "devices[0].assigned_to", &["no guest named `vm9`"]),
+    (
+        "guest-without-remapping",
+        "13:11",
+        "guests[0]",
+        &["posted interrupts need platform.iommu.interrupt_remapping: true"],
+    ),
 ];
 
 #[test]

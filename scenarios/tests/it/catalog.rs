@@ -171,6 +171,23 @@ fn posted_msi_beats_remappable_at_saturation_by_the_published_margin() {
 }
 
 #[test]
+fn posted_guest_exercises_all_three_delivery_paths() {
+    let s = scenarios::load("g", catalog::get("posted-guest").unwrap()).unwrap();
+    let (point, _, _) = run_point(&s, 1, 0).unwrap();
+    let count = |name: &str| point.counters.iter().find(|c| c.name == name).unwrap().value;
+    assert!(count("kvm.posted_notified_running_count") > 0);
+    assert!(count("kvm.posted_accumulated_count") > 0);
+    assert!(count("kvm.posted_wakeup_count") > 0);
+    // Two vCPUs per pCPU: every wake-up walks both list entries (or one, when the other
+    // vCPU is running).
+    let (wakeups, walked) = (count("kvm.posted_wakeup_count"), count("kvm.wakeup_list_entries_walked_count"));
+    assert!(walked >= wakeups && walked <= 2 * wakeups, "{walked} entries for {wakeups} wake-ups");
+    assert!(count("kvm.hlt_exit_count") > 0 && count("kvm.preemption_count") > 0);
+    assert_eq!(count("interrupt.lost_count"), 0);
+    assert!(point.stages.iter().any(|st| st.stage == "posted_delivery" && st.count > 0));
+}
+
+#[test]
 fn committed_json_schema_is_current() {
     let committed = std::fs::read_to_string(workspace_root().join("scenarios/scenario.schema.json")).unwrap();
     assert!(

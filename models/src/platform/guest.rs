@@ -1,0 +1,374 @@
+//! Guests on the x86 platform: vCPUs pinned to pCPUs, and devices assigned to a guest whose
+//! interrupts are posted (VT-d posted interrupts, KVM irq-bypass) straight into the vCPUs'
+//! posted-interrupt descriptors.
+//!
+//! # What is modelled
+//! - Each vCPU runs on one pCPU. It starts halted (blocked: NV = the wake-up vector 0xf1, on
+//!   its pCPU's wake-up list). Interrupts it has to handle become guest jobs, served FIFO by
+//!   the guest's handler (the device's service time and EOI cost; with APICv the EOI of an
+//!   edge interrupt exits nothing). When its queue empties the vCPU halts again (a HLT VM
+//!   exit), unless ON is set, in which case KVM refuses to block and it goes on.
+//! - Host contention: optional bursts of host work on each vCPU's pCPU (a renewal process:
+//!   exponential gaps and durations). A running vCPU is preempted (a VM exit; SN = 1), its
+//!   current handler paused until the burst ends, when it is loaded again and the PIR is
+//!   synced into the guest.
+//! - Delivery of a posted IRTE (`iommu::posted::PostedDelivery`): to a running vCPU, a
+//!   notification on 0xf2 and no VM exit; to a preempted one, the PIR accumulates (a vector
+//!   already pending merges) and is injected at the next VM entry; to a blocked one, the
+//!   wake-up IRQ on its pCPU walks the pCPU's wake-up list and kicks the vCPU, which enters
+//!   the guest after the scheduler wake-up (later if a host burst holds the pCPU).
+//!
+//! # What is not modelled (and why)
+//! - Remapped (non-postable) delivery to guests: multicast and lowest-priority with several
+//!   destinations fall back to it (`iommu::posted::is_postable`); the devices here target
+//!   one vCPU each, and the host injection path comes with the KVM guests model.
+//! - Halt polling, vCPU migration between pCPUs, vIRR merging of the same vector while the
+//!   guest has not yet handled it (each notified interrupt is a guest job).
+//!
+//! # Parameters and their sources
+//! The posting costs (`iommu::posted::PostedParams`) have no published figures
+//! (calibration.md §2: "Wake-up latency … no number found"; §1: halt polling saves "a few
+//! micro-seconds"); scenarios must give them. Vector numbers: POSTED_INTR_VECTOR 0xf2,
+//! POSTED_INTR_WAKEUP_VECTOR 0xf1 (arch/x86/include/asm/irq_vectors.h).
+
+use std::collections::VecDeque;
+
+use sim::{DurationDist, EventQueue, RngStream, SimDuration, SimTime};
+
+use super::{Event, GuestParams, Job, Platform};
+use crate::ids::{CpuId, QueueId, Vector};
+use crate::iommu::posted::{
+    ApicMode, BlockOutcome, DeliveryPath, PiHost, PostedDelivery, PostedIrte, VcpuId, VcpuState,
+};
+
+/// The first vector a guest driver gets (device vectors start above the ISA range).
+const GUEST_FIRST_VECTOR: u8 = 0x30;
+/// The end (exclusive) of the guest's device vectors (its own local timer sits at 0xec).
+const GUEST_LAST_VECTOR: u8 = 0xec;
+
+/// One vCPU.
+#[derive(Debug, Clone)]
+pub(super) struct Vcpu {
+    pcpu: CpuId,
+    guest: u32,
+    /// Guest interrupts waiting for, or in, the guest handler (front).
+    jobs: VecDeque<Job>,
+    /// The interrupt behind each PIR bit that is not yet synced into the guest.
+    waiting: Box<[Option<Job>; 256]>,
+    /// Interrupts notified to the running vCPU, on their way into vIRR (FIFO: the
+    /// notification latency is the same for all).
+    notified: VecDeque<Job>,
+    /// The queue whose interrupt each guest vector is.
+    vector_queue: Box<[u32; 256]>,
+    next_vector: u8,
+    /// A handler is running (not paused).
+    handling: bool,
+    /// Generation of the running handler's completion event; a pause bumps it.
+    handler_gen: u32,
+    handler_done_at: SimTime,
+    /// The rest of a handler paused by a host burst.
+    paused_remaining: Option<SimDuration>,
+    /// A host burst holds the pCPU until then.
+    host_busy_until: Option<SimTime>,
+    /// A VM entry is scheduled (after a wake-up).
+    entry_scheduled: bool,
+    host_rng: RngStream,
+}
+
+/// All guests' vCPUs and the host side of posting.
+#[derive(Debug, Clone)]
+pub(super) struct Guests {
+    pi: PiHost,
+    vcpus: Vec<Vcpu>,
+    params: Vec<GuestParams>,
+    host_gap: Vec<Option<(DurationDist, DurationDist)>>,
+}
+
+impl Guests {
+    pub(super) fn new(guests: &[GuestParams], pcpu_count: u32, seed: u64) -> Guests {
+        let mut vcpus = Vec::new();
+        for (g, params) in guests.iter().enumerate() {
+            for v in 0..params.vcpu_count {
+                vcpus.push(Vcpu {
+                    pcpu: params.pcpus[v as usize % params.pcpus.len()],
+                    guest: g as u32,
+                    jobs: VecDeque::new(),
+                    waiting: Box::new([None; 256]),
+                    notified: VecDeque::new(),
+                    vector_queue: Box::new([super::NO_QUEUE; 256]),
+                    next_vector: GUEST_FIRST_VECTOR,
+                    handling: false,
+                    handler_gen: 0,
+                    handler_done_at: SimTime::ZERO,
+                    paused_remaining: None,
+                    host_busy_until: None,
+                    entry_scheduled: false,
+                    host_rng: RngStream::new(seed, &format!("guest/{}/vcpu/{v}/host", params.name)),
+                });
+            }
+        }
+        let mut pi = PiHost::new(vcpus.len() as u32, pcpu_count, ApicMode::X2Apic);
+        for (i, vcpu) in vcpus.iter().enumerate() {
+            // KVM creates vCPUs preempted; each is loaded once and halts, idle.
+            let id = VcpuId(i as u32);
+            pi.vcpu_load(id, vcpu.pcpu).expect("a new vCPU loads");
+            let blocked = pi.vcpu_block(id).expect("a loaded vCPU may halt");
+            assert!(matches!(blocked, BlockOutcome::Blocked { .. }), "nothing is pending at creation");
+        }
+        let host_gap = guests
+            .iter()
+            .map(|g| {
+                g.host_bursts.map(|(gap, length)| (DurationDist::exponential(gap), DurationDist::exponential(length)))
+            })
+            .collect();
+        Guests { pi, vcpus, params: guests.to_vec(), host_gap }
+    }
+
+    /// The first vCPU of guest `guest`, and how many it has.
+    pub(super) fn vcpus_of(&self, guest: u32) -> (u32, u32) {
+        let first = self.vcpus.iter().position(|v| v.guest == guest).expect("a guest has vCPUs") as u32;
+        (first, self.params[guest as usize].vcpu_count)
+    }
+
+    /// The pCPU a vCPU runs on.
+    pub(super) fn pcpu_of(&self, vcpu: u32) -> CpuId {
+        self.vcpus[vcpu as usize].pcpu
+    }
+
+    /// Gives queue `queue` a guest vector on `vcpu`; `None` when the guest's vectors ran out.
+    pub(super) fn alloc_vector(&mut self, vcpu: u32, queue: QueueId) -> Option<Vector> {
+        let v = &mut self.vcpus[vcpu as usize];
+        let mut vector = v.next_vector;
+        if vector == 0x80 {
+            vector += 1; // the guest's IA32 syscall gate
+        }
+        if vector >= GUEST_LAST_VECTOR {
+            return None;
+        }
+        v.next_vector = vector + 1;
+        v.vector_queue[usize::from(vector)] = queue.0;
+        Some(Vector(vector))
+    }
+
+    /// Interrupts held by vCPUs: queued, in service, or waiting in a PIR.
+    pub(super) fn at_vcpus(&self) -> u64 {
+        self.vcpus.iter().map(|v| (v.jobs.len() + v.waiting.iter().filter(|j| j.is_some()).count()) as u64).sum()
+    }
+
+    /// Scheduled starts of host bursts (one per vCPU whose guest has them).
+    pub(super) fn first_bursts(&mut self) -> Vec<(SimTime, u32)> {
+        let mut out = Vec::new();
+        for (i, v) in self.vcpus.iter_mut().enumerate() {
+            if let Some((gap, _)) = &self.host_gap[v.guest as usize] {
+                out.push((SimTime::ZERO + gap.sample(&mut v.host_rng), i as u32));
+            }
+        }
+        out
+    }
+}
+
+impl Platform {
+    fn guests(&mut self) -> &mut Guests {
+        self.guests.as_mut().expect("guests are configured")
+    }
+
+    /// A posted IRTE delivered `vector` for `vcpu`.
+    pub(super) fn post_to_vcpu(
+        &mut self,
+        vcpu: u32,
+        vector: Vector,
+        urgent: bool,
+        raised_at: SimTime,
+        q: &mut EventQueue<Event>,
+    ) {
+        let now = q.now();
+        let g = self.guests.as_mut().expect("guests are configured");
+        let id = VcpuId(vcpu);
+        let queue = g.vcpus[vcpu as usize].vector_queue[usize::from(vector.0)];
+        if queue == super::NO_QUEUE {
+            self.lose(self.ids.lost_no_handler);
+            return;
+        }
+        if g.pi.vcpu(id).descriptor().pir_test(vector) {
+            // Already pending in the PIR: the guest's handler will see both.
+            self.metrics.add(self.ids.merged_pir, 1);
+            return;
+        }
+        let job = Job { queue: QueueId(queue), raised_at, arrived_at: now };
+        let params = g.params[g.vcpus[vcpu as usize].guest as usize].posted;
+        let next_entry = g.vcpus[vcpu as usize].host_busy_until.unwrap_or(now);
+        let delivery =
+            PostedDelivery { params }.deliver(&mut g.pi, PostedIrte { vcpu: id, vector, urgent }, now, next_entry);
+        match delivery.path {
+            DeliveryPath::NotifiedRunning => {
+                let visible = delivery.visible_at.expect("a running vCPU sees it");
+                g.vcpus[vcpu as usize].notified.push_back(job);
+                self.metrics.add(self.ids.kvm_notified, 1);
+                self.metrics.record(self.ids.posted_delivery, visible.since(now).as_ps());
+                q.schedule_at(visible, Event::GuestInterrupt { vcpu });
+            }
+            DeliveryPath::Accumulated { .. } => {
+                g.vcpus[vcpu as usize].waiting[usize::from(vector.0)] = Some(job);
+                self.metrics.add(self.ids.kvm_accumulated, 1);
+            }
+            DeliveryPath::Coalesced => {
+                // ON was already set (a wake-up is on its way): the new bit is synced with it.
+                g.vcpus[vcpu as usize].waiting[usize::from(vector.0)] = Some(job);
+            }
+            DeliveryPath::Wakeup { walk, .. } => {
+                let visible = delivery.visible_at.expect("a woken vCPU enters");
+                let v = &mut g.vcpus[vcpu as usize];
+                v.waiting[usize::from(vector.0)] = Some(job);
+                self.metrics.add(self.ids.kvm_wakeups, 1);
+                self.metrics.add(self.ids.kvm_wakeup_walked, walk.walked as u64);
+                if !v.entry_scheduled {
+                    v.entry_scheduled = true;
+                    let at = v.host_busy_until.map_or(visible, |busy| busy.max(visible));
+                    self.metrics.record(self.ids.posted_delivery, at.since(now).as_ps());
+                    q.schedule_at(at, Event::VcpuEntry { vcpu });
+                }
+            }
+        }
+    }
+
+    /// A notified interrupt reaches the running guest's vIRR.
+    pub(super) fn on_guest_interrupt(&mut self, vcpu: u32, q: &mut EventQueue<Event>) {
+        let g = self.guests();
+        let v = &mut g.vcpus[vcpu as usize];
+        let mut job = v.notified.pop_front().expect("a notification carries an interrupt");
+        job.arrived_at = q.now();
+        v.jobs.push_back(job);
+        self.run_guest(vcpu, q);
+    }
+
+    /// The vCPU enters the guest (after a wake-up, or when a host burst ends): it is loaded
+    /// and its PIR synced into the guest.
+    pub(super) fn on_vcpu_entry(&mut self, vcpu: u32, q: &mut EventQueue<Event>) {
+        let now = q.now();
+        let g = self.guests();
+        let v = &mut g.vcpus[vcpu as usize];
+        if v.host_busy_until.is_some_and(|busy| busy > now) {
+            return; // the burst's end enters it
+        }
+        v.entry_scheduled = false;
+        let id = VcpuId(vcpu);
+        if !matches!(g.pi.vcpu(id).state(), VcpuState::Running { .. }) {
+            g.pi.vcpu_load(id, v.pcpu).expect("a preempted or blocked vCPU loads");
+            self.metrics.add(self.ids.kvm_entries, 1);
+        }
+        self.sync_into_guest(vcpu, now);
+        let g = self.guests();
+        let v = &mut g.vcpus[vcpu as usize];
+        if let Some(rest) = v.paused_remaining.take() {
+            v.handling = true;
+            v.handler_gen += 1;
+            v.handler_done_at = now + rest;
+            let generation = v.handler_gen;
+            q.schedule_at(now + rest, Event::GuestHandlerDone { vcpu, generation });
+        }
+        self.run_guest(vcpu, q);
+    }
+
+    /// Moves the PIR's pending interrupts into the guest's handler queue.
+    fn sync_into_guest(&mut self, vcpu: u32, now: SimTime) {
+        let g = self.guests();
+        let bits = g.pi.sync_pir(VcpuId(vcpu));
+        let v = &mut g.vcpus[vcpu as usize];
+        for (word, mut bits) in bits.into_iter().enumerate() {
+            while bits != 0 {
+                let vector = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let mut job = v.waiting[vector].take().expect("a PIR bit has its interrupt");
+                job.arrived_at = now;
+                v.jobs.push_back(job);
+            }
+        }
+    }
+
+    /// Starts the next guest handler, or halts the idle vCPU.
+    fn run_guest(&mut self, vcpu: u32, q: &mut EventQueue<Event>) {
+        let now = q.now();
+        let g = self.guests.as_mut().expect("guests are configured");
+        let v = &mut g.vcpus[vcpu as usize];
+        if v.handling || v.paused_remaining.is_some() || v.host_busy_until.is_some() {
+            return;
+        }
+        let Some(job) = v.jobs.front().copied() else {
+            if !v.notified.is_empty() {
+                return; // a notified interrupt is on its way into vIRR: HLT would not block
+            }
+            // Idle: the guest halts (HLT exit); KVM refuses to block with ON set.
+            match g.pi.vcpu_block(VcpuId(vcpu)) {
+                Ok(BlockOutcome::Blocked { .. }) => self.metrics.add(self.ids.kvm_hlt_exits, 1),
+                Ok(BlockOutcome::Refused) => {
+                    self.sync_into_guest(vcpu, now);
+                    self.run_guest(vcpu, q);
+                }
+                Err(e) => panic!("a running idle vCPU halts: {e}"),
+            }
+            return;
+        };
+        let queue = &mut self.queues[job.queue.0 as usize];
+        let device = &self.devices[queue.device.0 as usize].params;
+        let service = device.service.sample(&mut queue.service_rng);
+        let eoi = device.eoi_cost;
+        self.metrics.record(self.ids.queue_wait, now.since(job.arrived_at).as_ps());
+        self.metrics.record(self.ids.handler, service.as_ps());
+        self.metrics.record(self.ids.eoi, eoi.as_ps());
+        let v = &mut self.guests.as_mut().expect("guests are configured").vcpus[vcpu as usize];
+        v.handling = true;
+        v.handler_gen += 1;
+        v.handler_done_at = now + service + eoi;
+        let generation = v.handler_gen;
+        q.schedule_in(service + eoi, Event::GuestHandlerDone { vcpu, generation });
+    }
+
+    pub(super) fn on_guest_handler_done(&mut self, vcpu: u32, generation: u32, q: &mut EventQueue<Event>) {
+        let v = &mut self.guests().vcpus[vcpu as usize];
+        if generation != v.handler_gen || !v.handling {
+            return; // paused by a host burst; resumed under a new generation
+        }
+        v.handling = false;
+        let job = v.jobs.pop_front().expect("a handler finished with a job");
+        self.metrics.add(self.ids.delivered, 1);
+        self.metrics.record(self.ids.end_to_end, q.now().since(job.raised_at).as_ps());
+        self.run_guest(vcpu, q);
+    }
+
+    /// A burst of host work takes the vCPU's pCPU.
+    pub(super) fn on_host_burst(&mut self, vcpu: u32, q: &mut EventQueue<Event>) {
+        let now = q.now();
+        let g = self.guests();
+        let (_, length) = g.host_gap[g.vcpus[vcpu as usize].guest as usize].clone().expect("bursts configured");
+        let v = &mut g.vcpus[vcpu as usize];
+        let until = now + length.sample(&mut v.host_rng);
+        v.host_busy_until = Some(until);
+        if v.handling {
+            v.handling = false;
+            v.paused_remaining = Some(v.handler_done_at.since(now));
+        }
+        let id = VcpuId(vcpu);
+        if matches!(g.pi.vcpu(id).state(), VcpuState::Running { .. }) {
+            g.pi.vcpu_preempt(id).expect("a running vCPU is preempted");
+            self.metrics.add(self.ids.kvm_preemptions, 1);
+        }
+        q.schedule_at(until, Event::HostBurstEnd { vcpu });
+    }
+
+    /// The host burst ends: a vCPU that was running (or was kicked meanwhile) enters again;
+    /// the next burst is scheduled.
+    pub(super) fn on_host_burst_end(&mut self, vcpu: u32, q: &mut EventQueue<Event>) {
+        let now = q.now();
+        let g = self.guests();
+        let (gap, _) = g.host_gap[g.vcpus[vcpu as usize].guest as usize].clone().expect("bursts configured");
+        let v = &mut g.vcpus[vcpu as usize];
+        v.host_busy_until = None;
+        let next = now + gap.sample(&mut v.host_rng);
+        q.schedule_at(next, Event::HostBurst { vcpu });
+        let state = g.pi.vcpu(VcpuId(vcpu)).state();
+        let woken = v.entry_scheduled || g.pi.has_pending_interrupt(VcpuId(vcpu));
+        if state == VcpuState::Preempted || (woken && !matches!(state, VcpuState::Running { .. })) {
+            self.on_vcpu_entry(vcpu, q);
+        }
+    }
+}
