@@ -15,6 +15,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("posted-msi", include_str!("../catalog/posted-msi.yaml")),
     ("remappable-msi", include_str!("../catalog/remappable-msi.yaml")),
     ("posted-guest", include_str!("../catalog/posted-guest.yaml")),
+    ("gicv4-guest", include_str!("../catalog/gicv4-guest.yaml")),
 ];
 
 /// The flagship scenario's name.

@@ -262,7 +262,40 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
     let arm = raw.platform.arch.as_ref().is_some_and(|a| a.value == Arch::Arm);
     let gic = check_gic(&raw.platform, arm, &raw.actions, c);
 
-    let guests = check_guests(&raw.guests, cpu_count, arm, remapping.as_ref().is_some_and(Option::is_some), c);
+    let guest_support = if arm {
+        match gic.as_ref() {
+            Some(Some(GicParams { msi: GicMsiParams::V2m { .. }, .. })) => {
+                Err("guests on arm need an ITS (platform.gic.msi: its)")
+            }
+            Some(Some(GicParams { version: GicVersion::V3, .. })) => Err(
+                "direct vLPI injection needs GICv4 (platform.gic.version: v4.0 or v4.1); GICv3 guests take the trap path, which is not modelled",
+            ),
+            _ => Ok(()),
+        }
+    } else if remapping.as_ref().is_some_and(Option::is_some) {
+        Ok(())
+    } else {
+        Err("posted interrupts need platform.iommu.interrupt_remapping: true")
+    };
+    let guests = check_guests(&raw.guests, cpu_count, guest_support, c);
+    for (i, a) in raw.actions.iter().enumerate() {
+        let cpu = a.cpu_offline.as_ref().or(a.cpu_online.as_ref());
+        if let Some(cpu) = cpu
+            && let Some(g) = raw
+                .guests
+                .iter()
+                .find(|g| parse_cpu_list(&g.pcpus.value, cpu_count.max(1)).is_ok_and(|l| l.contains(&CpuId(cpu.value))))
+        {
+            c.error(
+                cpu,
+                format!("actions[{i}]"),
+                format!(
+                    "CPU {} runs vCPUs of guest `{}`; hotplug of a vCPU's pCPU (vCPU migration) is not modelled",
+                    cpu.value, g.name.value
+                ),
+            );
+        }
+    }
 
     if raw.devices.value.is_empty() {
         c.error(&raw.devices, "devices", "no devices: a scenario needs at least one device to raise interrupts");
@@ -545,21 +578,15 @@ fn check_iommu(
 fn check_guests(
     specs: &[GuestSpec],
     cpu_count: u32,
-    arm: bool,
-    remapping: bool,
+    support: Result<(), &str>,
     c: &mut Checker,
 ) -> Option<Vec<GuestParams>> {
     let mut guests = Vec::new();
     let mut ok = true;
     for (i, g) in specs.iter().enumerate() {
         let p = format!("guests[{i}]");
-        if arm {
-            c.error(&g.name, p.clone(), "guests are not modelled on arm yet (GICv4 vLPIs exist in the ITS model only)");
-            ok = false;
-            continue;
-        }
-        if !remapping {
-            c.error(&g.name, p.clone(), "posted interrupts need platform.iommu.interrupt_remapping: true");
+        if let Err(why) = support {
+            c.error(&g.name, p.clone(), why);
             ok = false;
         }
         if !is_valid_name(&g.name.value) {

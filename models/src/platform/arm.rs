@@ -21,10 +21,14 @@
 
 use sim::{EventQueue, RngStream, SimDuration, SimTime};
 
+use super::guest::VlpiOutcome;
 use super::{
     Device, DeviceParams, Event, GicMsiParams, GicParams, NO_QUEUE, Platform, Queue, ResourceUse, spread_mask,
 };
-use crate::arm::its::{Delivery, EventId, Its, ItsDeviceId, ItsError, ItsParams, TranslateFault, V2mFrame, V2mParams};
+use crate::arm::its::{
+    Delivery, EventId, Its, ItsDeviceId, ItsError, ItsParams, LPI_INTID_BASE, TranslateFault, V2mFrame, V2mParams,
+    VintId, VpeId,
+};
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 use crate::pci::store::MessageStore;
 use crate::workload::Arrivals;
@@ -78,6 +82,14 @@ impl ArmGic {
                     intid_queue: vec![NO_QUEUE; intids],
                 }
             }
+        }
+    }
+
+    /// The ITS (a GICv2m platform has none: guests there are refused by validation).
+    pub(super) fn its_mut(&mut self) -> &mut Its {
+        match &mut self.msi {
+            ArmMsi::Its(its) => its,
+            ArmMsi::V2m { .. } => panic!("guests on ARM need an ITS"),
         }
     }
 
@@ -135,6 +147,10 @@ impl Platform {
             self.metrics.add(self.ids.arm_lpi_exhausted, u64::from(dp.queue_count));
             return;
         }
+        if let Some(guest) = dp.assigned_to {
+            self.assign_device_arm(first_queue, dp, its_device, guest);
+            return;
+        }
         for q in 0..dp.queue_count {
             let queue_id = QueueId(first_queue + q);
             let cpu = spread_mask(&dp.affinity, q, dp.queue_count)[0];
@@ -170,6 +186,37 @@ impl Platform {
         }
     }
 
+    /// A device assigned to a GICv4 guest: each queue's event is mapped (MAPTI to the vCPU's
+    /// pCPU) and then forwarded to the vCPU's vPE as a vLPI (VMAPTI, doorbell enabled), as
+    /// KVM's `kvm_vgic_v4_set_forwarding` does.
+    fn assign_device_arm(&mut self, first_queue: u32, dp: &DeviceParams, its_device: ItsDeviceId, guest: u32) {
+        let (first_vcpu, vcpus) = self.guests.as_ref().expect("assigned devices need guests").vcpus_of(guest);
+        for q in 0..dp.queue_count {
+            let queue_id = QueueId(first_queue + q);
+            let vcpu = first_vcpu + q % vcpus;
+            let guests = self.guests.as_mut().expect("assigned devices need guests");
+            let Some(vector) = guests.alloc_vector(vcpu, queue_id) else {
+                self.metrics.add(self.ids.setup_guest_vector_fail, 1);
+                continue;
+            };
+            let (pcpu, vpe) = (guests.pcpu_of(vcpu), guests.vpe_of(vcpu));
+            let its = self.gic().its_mut();
+            let Ok(range) = its.alloc_events(its_device, 1) else {
+                self.metrics.add(self.ids.arm_events_exhausted, 1);
+                continue;
+            };
+            its.activate_event(SimTime::ZERO, its_device, range.first, pcpu).expect("MAPTI of a new event");
+            let vintid = VintId(LPI_INTID_BASE + u32::from(vector.0));
+            its.forward_vlpi(SimTime::ZERO, its_device, range.first, vpe, vintid, true).expect("forwarding to a vPE");
+            let queue = &mut self.queues[queue_id.0 as usize];
+            queue.arm_interrupt = Some(range.first.0);
+            queue.target = Some((pcpu, vector));
+            let store = &mut self.devices.last_mut().expect("just pushed").store;
+            store.write_message(q, GITS_TRANSLATER_ADDRESS, range.first.0);
+            store.unmask(q);
+        }
+    }
+
     /// An MSI write reaches GITS_TRANSLATER (or the v2m frame).
     pub(super) fn on_msi_write_arm(&mut self, queue_id: QueueId, raised_at: SimTime, q: &mut EventQueue<Event>) {
         let queue = &self.queues[queue_id.0 as usize];
@@ -181,8 +228,15 @@ impl Platform {
         let target = match &mut gic.msi {
             ArmMsi::Its(its) => match its.translate(its_device, EventId(data)) {
                 Ok(Delivery::Physical { lpi, cpu }) => Ok((cpu, lpi.0)),
-                // No vLPI is mapped on the bare-metal platform.
-                Ok(_) => Err(None),
+                Ok(Delivery::VirtualDirect { vpe, vintid, .. }) => {
+                    return self.vlpi_delivered(vpe, vintid, VlpiOutcome::Direct, latency, raised_at, q);
+                }
+                Ok(Delivery::Doorbell { vpe, vintid, .. }) => {
+                    return self.vlpi_delivered(vpe, vintid, VlpiOutcome::Doorbell, latency, raised_at, q);
+                }
+                Ok(Delivery::VirtualPending { vpe, vintid }) => {
+                    return self.vlpi_delivered(vpe, vintid, VlpiOutcome::Pending, latency, raised_at, q);
+                }
                 Err(fault) => Err(Some(fault)),
             },
             ArmMsi::V2m { route, .. } => Ok((CpuId(route[data as usize]), data)),
@@ -205,6 +259,22 @@ impl Platform {
                 };
                 self.lose(self.ids.lost_its[index]);
             }
+        }
+    }
+
+    fn vlpi_delivered(
+        &mut self,
+        vpe: VpeId,
+        vintid: VintId,
+        outcome: VlpiOutcome,
+        latency: SimDuration,
+        raised_at: SimTime,
+        q: &mut EventQueue<Event>,
+    ) {
+        let vcpu = self.guests.as_ref().and_then(|g| g.vcpu_of_vpe(vpe));
+        match (vcpu, u8::try_from(vintid.0 - LPI_INTID_BASE)) {
+            (Some(vcpu), Ok(vector)) => self.vlpi_to_vcpu(vcpu, Vector(vector), outcome, latency, raised_at, q),
+            _ => self.lose(self.ids.lost_no_handler),
         }
     }
 
@@ -232,8 +302,11 @@ impl Platform {
             let gic = self.arm.as_mut().expect("an ARM platform");
             match &mut gic.msi {
                 ArmMsi::Its(its) => {
-                    let timing =
-                        its.set_affinity(now, its_device, EventId(interrupt), cpu).expect("moving an active event");
+                    // A forwarded (vLPI) event refuses physical affinity changes (-EINVAL).
+                    let Ok(timing) = its.set_affinity(now, its_device, EventId(interrupt), cpu) else {
+                        self.metrics.add(self.ids.affinity_refused, 1);
+                        continue;
+                    };
                     self.metrics.record(self.ids.its_command_wait, timing.queue_wait.as_ps());
                     self.metrics.record(self.ids.its_command, timing.done.since(now).as_ps());
                     self.metrics.add(self.ids.its_round_trips, u64::from(timing.round_trips));

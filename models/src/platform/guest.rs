@@ -36,10 +36,22 @@ use std::collections::VecDeque;
 use sim::{DurationDist, EventQueue, RngStream, SimDuration, SimTime};
 
 use super::{Event, GuestParams, Job, Platform};
+use crate::arm::its::VpeId;
 use crate::ids::{CpuId, QueueId, Vector};
 use crate::iommu::posted::{
     ApicMode, BlockOutcome, DeliveryPath, PiHost, PostedDelivery, PostedIrte, VcpuId, VcpuState,
 };
+
+/// What the ITS did with a vLPI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum VlpiOutcome {
+    /// Injected into the resident vPE.
+    Direct,
+    /// Recorded in the vPE's pending table and the doorbell rung.
+    Doorbell,
+    /// Recorded with no doorbell (preempted, or the GICv4.1 doorbell already rung).
+    Pending,
+}
 
 /// The first vector a guest driver gets (device vectors start above the ISA range).
 const GUEST_FIRST_VECTOR: u8 = 0x30;
@@ -75,17 +87,30 @@ pub(super) struct Vcpu {
     host_rng: RngStream,
 }
 
+/// Where the vCPUs' interrupt state lives: VT-d posted-interrupt descriptors (x86) or GICv4
+/// vPEs in the ITS (ARM; the ITS itself is the platform's GIC).
+#[derive(Debug, Clone)]
+enum Backend {
+    X86(PiHost),
+    Arm {
+        /// Each vCPU's state (the ITS knows residency, not halting).
+        states: Vec<VcpuState>,
+        /// Each vCPU's vPE.
+        vpes: Vec<VpeId>,
+    },
+}
+
 /// All guests' vCPUs and the host side of posting.
 #[derive(Debug, Clone)]
 pub(super) struct Guests {
-    pi: PiHost,
+    backend: Backend,
     vcpus: Vec<Vcpu>,
     params: Vec<GuestParams>,
     host_gap: Vec<Option<(DurationDist, DurationDist)>>,
 }
 
 impl Guests {
-    pub(super) fn new(guests: &[GuestParams], pcpu_count: u32, seed: u64) -> Guests {
+    pub(super) fn new(guests: &[GuestParams], pcpu_count: u32, arm: bool, seed: u64) -> Guests {
         let mut vcpus = Vec::new();
         for (g, params) in guests.iter().enumerate() {
             for v in 0..params.vcpu_count {
@@ -107,27 +132,59 @@ impl Guests {
                 });
             }
         }
-        let mut pi = PiHost::new(vcpus.len() as u32, pcpu_count, ApicMode::X2Apic);
-        for (i, vcpu) in vcpus.iter().enumerate() {
-            // KVM creates vCPUs preempted; each is loaded once and halts, idle.
-            let id = VcpuId(i as u32);
-            pi.vcpu_load(id, vcpu.pcpu).expect("a new vCPU loads");
-            let blocked = pi.vcpu_block(id).expect("a loaded vCPU may halt");
-            assert!(matches!(blocked, BlockOutcome::Blocked { .. }), "nothing is pending at creation");
-        }
+        let backend = if arm {
+            // The vPEs come from the ITS (`attach_vpes`); every vCPU starts halted in WFI.
+            Backend::Arm {
+                states: vcpus.iter().map(|v| VcpuState::Blocked { pcpu: v.pcpu }).collect(),
+                vpes: Vec::new(),
+            }
+        } else {
+            let mut pi = PiHost::new(vcpus.len() as u32, pcpu_count, ApicMode::X2Apic);
+            for (i, vcpu) in vcpus.iter().enumerate() {
+                // KVM creates vCPUs preempted; each is loaded once and halts, idle.
+                let id = VcpuId(i as u32);
+                pi.vcpu_load(id, vcpu.pcpu).expect("a new vCPU loads");
+                let blocked = pi.vcpu_block(id).expect("a loaded vCPU may halt");
+                assert!(matches!(blocked, BlockOutcome::Blocked { .. }), "nothing is pending at creation");
+            }
+            Backend::X86(pi)
+        };
         let host_gap = guests
             .iter()
             .map(|g| {
                 g.host_bursts.map(|(gap, length)| (DurationDist::exponential(gap), DurationDist::exponential(length)))
             })
             .collect();
-        Guests { pi, vcpus, params: guests.to_vec(), host_gap }
+        Guests { backend, vcpus, params: guests.to_vec(), host_gap }
     }
 
     /// The first vCPU of guest `guest`, and how many it has.
     pub(super) fn vcpus_of(&self, guest: u32) -> (u32, u32) {
         let first = self.vcpus.iter().position(|v| v.guest == guest).expect("a guest has vCPUs") as u32;
         (first, self.params[guest as usize].vcpu_count)
+    }
+
+    /// ARM: the vPEs of guest `guest`'s vCPUs, in order (from `Its::create_vm`).
+    pub(super) fn attach_vpes(&mut self, guest: u32, vpes: &[VpeId]) {
+        let (first, count) = self.vcpus_of(guest);
+        assert_eq!(vpes.len() as u32, count, "one vPE per vCPU");
+        let Backend::Arm { vpes: all, .. } = &mut self.backend else { panic!("vPEs are an ARM thing") };
+        if all.len() < (first + count) as usize {
+            all.resize((first + count) as usize, VpeId(u32::MAX));
+        }
+        all[first as usize..(first + count) as usize].copy_from_slice(vpes);
+    }
+
+    /// ARM: the vCPU whose vPE is `vpe`.
+    pub(super) fn vcpu_of_vpe(&self, vpe: VpeId) -> Option<u32> {
+        let Backend::Arm { vpes, .. } = &self.backend else { return None };
+        vpes.iter().position(|&v| v == vpe).map(|i| i as u32)
+    }
+
+    /// ARM: the vPE of a vCPU.
+    pub(super) fn vpe_of(&self, vcpu: u32) -> VpeId {
+        let Backend::Arm { vpes, .. } = &self.backend else { panic!("vPEs are an ARM thing") };
+        vpes[vcpu as usize]
     }
 
     /// The pCPU a vCPU runs on.
@@ -172,6 +229,91 @@ impl Platform {
         self.guests.as_mut().expect("guests are configured")
     }
 
+    fn vcpu_state(&self, vcpu: u32) -> VcpuState {
+        match &self.guests.as_ref().expect("guests are configured").backend {
+            Backend::X86(pi) => pi.vcpu(VcpuId(vcpu)).state(),
+            Backend::Arm { states, .. } => states[vcpu as usize],
+        }
+    }
+
+    /// KVM loads the vCPU (x86: `vmx_vcpu_pi_load`; ARM: `vgic_v4_load`, the vPE resident).
+    fn vcpu_load(&mut self, vcpu: u32, now: SimTime) {
+        let g = self.guests.as_mut().expect("guests are configured");
+        let pcpu = g.vcpus[vcpu as usize].pcpu;
+        match &mut g.backend {
+            Backend::X86(pi) => {
+                pi.vcpu_load(VcpuId(vcpu), pcpu).expect("a preempted or blocked vCPU loads");
+            }
+            Backend::Arm { states, vpes } => {
+                states[vcpu as usize] = VcpuState::Running { pcpu };
+                let its = self.arm.as_mut().expect("an ARM platform").its_mut();
+                its.vcpu_load(now, vpes[vcpu as usize], pcpu).expect("making a vPE resident");
+            }
+        }
+    }
+
+    /// Host work preempts the running vCPU (x86: SN = 1; ARM: non-resident, no doorbell).
+    fn vcpu_preempt(&mut self, vcpu: u32, now: SimTime) {
+        let g = self.guests.as_mut().expect("guests are configured");
+        match &mut g.backend {
+            Backend::X86(pi) => pi.vcpu_preempt(VcpuId(vcpu)).expect("a running vCPU is preempted"),
+            Backend::Arm { states, vpes } => {
+                states[vcpu as usize] = VcpuState::Preempted;
+                let its = self.arm.as_mut().expect("an ARM platform").its_mut();
+                its.vcpu_put(now, vpes[vcpu as usize], false).expect("making a vPE non-resident");
+            }
+        }
+    }
+
+    /// The idle vCPU halts (x86 HLT: on the wake-up list; ARM WFI: non-resident with its
+    /// doorbell), unless an interrupt is already pending for it.
+    fn vcpu_block(&mut self, vcpu: u32, now: SimTime) -> BlockOutcome {
+        let g = self.guests.as_mut().expect("guests are configured");
+        let pending = g.vcpus[vcpu as usize].waiting.iter().any(Option::is_some);
+        let pcpu = g.vcpus[vcpu as usize].pcpu;
+        match &mut g.backend {
+            Backend::X86(pi) => pi.vcpu_block(VcpuId(vcpu)).expect("a running idle vCPU halts"),
+            Backend::Arm { .. } if pending => BlockOutcome::Refused,
+            Backend::Arm { states, vpes } => {
+                states[vcpu as usize] = VcpuState::Blocked { pcpu };
+                let its = self.arm.as_mut().expect("an ARM platform").its_mut();
+                its.vcpu_put(now, vpes[vcpu as usize], true).expect("making a vPE non-resident");
+                BlockOutcome::Blocked { pcpu }
+            }
+        }
+    }
+
+    /// The vectors whose interrupts become visible to the guest now (x86: the PIR synced
+    /// into vIRR; ARM: the vPE's pending vLPIs, taken by the now-resident vPE).
+    fn take_pending_vectors(&mut self, vcpu: u32) -> Vec<usize> {
+        let g = self.guests.as_mut().expect("guests are configured");
+        match &mut g.backend {
+            Backend::X86(pi) => {
+                let bits = pi.sync_pir(VcpuId(vcpu));
+                let mut out = Vec::new();
+                for (word, mut bits) in bits.into_iter().enumerate() {
+                    while bits != 0 {
+                        out.push(word * 64 + bits.trailing_zeros() as usize);
+                        bits &= bits - 1;
+                    }
+                }
+                out
+            }
+            Backend::Arm { .. } => {
+                let waiting = &g.vcpus[vcpu as usize].waiting;
+                (0..waiting.len()).filter(|&i| waiting[i].is_some()).collect()
+            }
+        }
+    }
+
+    fn vcpu_has_pending(&self, vcpu: u32) -> bool {
+        let g = self.guests.as_ref().expect("guests are configured");
+        match &g.backend {
+            Backend::X86(pi) => pi.has_pending_interrupt(VcpuId(vcpu)),
+            Backend::Arm { .. } => g.vcpus[vcpu as usize].waiting.iter().any(Option::is_some),
+        }
+    }
+
     /// A posted IRTE delivered `vector` for `vcpu`.
     pub(super) fn post_to_vcpu(
         &mut self,
@@ -189,7 +331,7 @@ impl Platform {
             self.lose(self.ids.lost_no_handler);
             return;
         }
-        if g.pi.vcpu(id).descriptor().pir_test(vector) {
+        if g.vcpus[vcpu as usize].waiting[usize::from(vector.0)].is_some() {
             // Already pending in the PIR: the guest's handler will see both.
             self.metrics.add(self.ids.merged_pir, 1);
             return;
@@ -197,8 +339,8 @@ impl Platform {
         let job = Job { queue: QueueId(queue), raised_at, arrived_at: now };
         let params = g.params[g.vcpus[vcpu as usize].guest as usize].posted;
         let next_entry = g.vcpus[vcpu as usize].host_busy_until.unwrap_or(now);
-        let delivery =
-            PostedDelivery { params }.deliver(&mut g.pi, PostedIrte { vcpu: id, vector, urgent }, now, next_entry);
+        let Backend::X86(pi) = &mut g.backend else { panic!("VT-d posting is x86") };
+        let delivery = PostedDelivery { params }.deliver(pi, PostedIrte { vcpu: id, vector, urgent }, now, next_entry);
         match delivery.path {
             DeliveryPath::NotifiedRunning => {
                 let visible = delivery.visible_at.expect("a running vCPU sees it");
@@ -231,6 +373,59 @@ impl Platform {
         }
     }
 
+    /// ARM GICv4: the ITS delivered a vLPI for `vcpu` (`translation` after the device's
+    /// write): straight into the resident vPE, or into its pending table, with or without a
+    /// doorbell to the host.
+    pub(super) fn vlpi_to_vcpu(
+        &mut self,
+        vcpu: u32,
+        vector: Vector,
+        outcome: VlpiOutcome,
+        translation: SimDuration,
+        raised_at: SimTime,
+        q: &mut EventQueue<Event>,
+    ) {
+        let now = q.now();
+        let g = self.guests.as_mut().expect("guests are configured");
+        let queue = g.vcpus[vcpu as usize].vector_queue[usize::from(vector.0)];
+        if queue == super::NO_QUEUE {
+            self.lose(self.ids.lost_no_handler);
+            return;
+        }
+        let job = Job { queue: QueueId(queue), raised_at, arrived_at: now };
+        let params = g.params[g.vcpus[vcpu as usize].guest as usize].posted;
+        let v = &mut g.vcpus[vcpu as usize];
+        if outcome == VlpiOutcome::Direct {
+            v.notified.push_back(job);
+            self.metrics.add(self.ids.kvm_vlpi_direct, 1);
+            self.metrics.record(self.ids.posted_delivery, translation.as_ps());
+            q.schedule_in(translation, Event::GuestInterrupt { vcpu });
+            return;
+        }
+        let slot = &mut v.waiting[usize::from(vector.0)];
+        if slot.is_some() {
+            self.metrics.add(self.ids.merged_pir, 1); // already pending in the vPE's table
+            return;
+        }
+        *slot = Some(job);
+        if outcome == VlpiOutcome::Pending {
+            self.metrics.add(self.ids.kvm_vlpi_pending, 1);
+            return;
+        }
+        // The doorbell (a physical LPI) reaches the host; KVM's handler kicks the vCPU.
+        self.metrics.add(self.ids.kvm_vlpi_doorbell, 1);
+        let vpe = self.guests.as_ref().expect("guests are configured").vpe_of(vcpu);
+        self.arm.as_mut().expect("an ARM platform").its_mut().doorbell_handled(now, vpe).expect("a vPE's doorbell");
+        let visible = now + translation + params.wakeup_irq_entry + params.kick + params.wake_to_vm_entry;
+        let v = &mut self.guests().vcpus[vcpu as usize];
+        if !v.entry_scheduled {
+            v.entry_scheduled = true;
+            let at = v.host_busy_until.map_or(visible, |busy| busy.max(visible));
+            self.metrics.record(self.ids.posted_delivery, at.since(now).as_ps());
+            q.schedule_at(at, Event::VcpuEntry { vcpu });
+        }
+    }
+
     /// A notified interrupt reaches the running guest's vIRR.
     pub(super) fn on_guest_interrupt(&mut self, vcpu: u32, q: &mut EventQueue<Event>) {
         let g = self.guests();
@@ -251,9 +446,8 @@ impl Platform {
             return; // the burst's end enters it
         }
         v.entry_scheduled = false;
-        let id = VcpuId(vcpu);
-        if !matches!(g.pi.vcpu(id).state(), VcpuState::Running { .. }) {
-            g.pi.vcpu_load(id, v.pcpu).expect("a preempted or blocked vCPU loads");
+        if !matches!(self.vcpu_state(vcpu), VcpuState::Running { .. }) {
+            self.vcpu_load(vcpu, now);
             self.metrics.add(self.ids.kvm_entries, 1);
         }
         self.sync_into_guest(vcpu, now);
@@ -271,17 +465,12 @@ impl Platform {
 
     /// Moves the PIR's pending interrupts into the guest's handler queue.
     fn sync_into_guest(&mut self, vcpu: u32, now: SimTime) {
-        let g = self.guests();
-        let bits = g.pi.sync_pir(VcpuId(vcpu));
-        let v = &mut g.vcpus[vcpu as usize];
-        for (word, mut bits) in bits.into_iter().enumerate() {
-            while bits != 0 {
-                let vector = word * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let mut job = v.waiting[vector].take().expect("a PIR bit has its interrupt");
-                job.arrived_at = now;
-                v.jobs.push_back(job);
-            }
+        let vectors = self.take_pending_vectors(vcpu);
+        let v = &mut self.guests().vcpus[vcpu as usize];
+        for vector in vectors {
+            let mut job = v.waiting[vector].take().expect("a pending bit has its interrupt");
+            job.arrived_at = now;
+            v.jobs.push_back(job);
         }
     }
 
@@ -298,13 +487,12 @@ impl Platform {
                 return; // a notified interrupt is on its way into vIRR: HLT would not block
             }
             // Idle: the guest halts (HLT exit); KVM refuses to block with ON set.
-            match g.pi.vcpu_block(VcpuId(vcpu)) {
-                Ok(BlockOutcome::Blocked { .. }) => self.metrics.add(self.ids.kvm_hlt_exits, 1),
-                Ok(BlockOutcome::Refused) => {
+            match self.vcpu_block(vcpu, now) {
+                BlockOutcome::Blocked { .. } => self.metrics.add(self.ids.kvm_hlt_exits, 1),
+                BlockOutcome::Refused => {
                     self.sync_into_guest(vcpu, now);
                     self.run_guest(vcpu, q);
                 }
-                Err(e) => panic!("a running idle vCPU halts: {e}"),
             }
             return;
         };
@@ -347,9 +535,8 @@ impl Platform {
             v.handling = false;
             v.paused_remaining = Some(v.handler_done_at.since(now));
         }
-        let id = VcpuId(vcpu);
-        if matches!(g.pi.vcpu(id).state(), VcpuState::Running { .. }) {
-            g.pi.vcpu_preempt(id).expect("a running vCPU is preempted");
+        if matches!(self.vcpu_state(vcpu), VcpuState::Running { .. }) {
+            self.vcpu_preempt(vcpu, now);
             self.metrics.add(self.ids.kvm_preemptions, 1);
         }
         q.schedule_at(until, Event::HostBurstEnd { vcpu });
@@ -365,8 +552,9 @@ impl Platform {
         v.host_busy_until = None;
         let next = now + gap.sample(&mut v.host_rng);
         q.schedule_at(next, Event::HostBurst { vcpu });
-        let state = g.pi.vcpu(VcpuId(vcpu)).state();
-        let woken = v.entry_scheduled || g.pi.has_pending_interrupt(VcpuId(vcpu));
+        let entry_scheduled = v.entry_scheduled;
+        let state = self.vcpu_state(vcpu);
+        let woken = entry_scheduled || self.vcpu_has_pending(vcpu);
         if state == VcpuState::Preempted || (woken && !matches!(state, VcpuState::Running { .. })) {
             self.on_vcpu_entry(vcpu, q);
         }

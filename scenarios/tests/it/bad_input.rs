@@ -68,6 +68,8 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "guests[0]",
         &["posted interrupts need platform.iommu.interrupt_remapping: true"],
     ),
+    ("guest-on-gicv3", "8:11", "guests[0]", &["direct vLPI injection needs GICv4"]),
+    ("hotplug-of-vcpu-pcpu", "19:31", "actions[0]", &["CPU 3 runs vCPUs of guest `vm0`"]),
 ];
 
 #[test]

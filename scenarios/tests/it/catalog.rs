@@ -188,6 +188,20 @@ fn posted_guest_exercises_all_three_delivery_paths() {
 }
 
 #[test]
+fn gicv4_guest_exercises_direct_doorbell_and_pending_vlpis() {
+    let s = scenarios::load("g4", catalog::get("gicv4-guest").unwrap()).unwrap();
+    let (point, _, _) = run_point(&s, 1, 0).unwrap();
+    let count = |name: &str| point.counters.iter().find(|c| c.name == name).unwrap().value;
+    assert!(count("kvm.vlpi_direct_count") > 0);
+    assert!(count("kvm.vlpi_doorbell_count") > 0);
+    assert!(count("kvm.vlpi_pending_count") > 0);
+    assert_eq!(count("interrupt.lost_count"), 0);
+    // GICv4.1 doorbells take LPIs from the same budget as devices: one per vPE.
+    let lpis = point.resources.iter().find(|r| r.name == "arm.lpis").unwrap();
+    assert!(lpis.used_max >= 4 + 16, "{lpis:?}");
+}
+
+#[test]
 fn committed_json_schema_is_current() {
     let committed = std::fs::read_to_string(workspace_root().join("scenarios/scenario.schema.json")).unwrap();
     assert!(
