@@ -41,7 +41,9 @@ use sim::{CounterId, DurationDist, EventQueue, HistogramId, Metrics, RngStream, 
 
 use crate::arm::its::{GicVersion, ItsCosts};
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
-use crate::iommu::posted::PostedParams;
+use crate::iommu::posted::{
+    FallbackReason, GuestDestination, MsiDeliveryMode, Postability, PostedParams, VectorHashing, is_postable,
+};
 use crate::iommu::remap::{
     FaultDisposition, InterruptMessage, IommuId, IrteEntry, PiDescId, RemapFault, RemapParams, RemapRequest,
     RemapTarget, RemapUnit, RemapUnsourced, SourceQualifier, SourceValidation,
@@ -157,6 +159,33 @@ pub struct GuestParams {
     pub host_bursts: Option<(SimDuration, SimDuration)>,
     /// Posting and wake-up costs.
     pub posted: PostedParams,
+    /// CPU time on the pCPU for an interrupt that could not be posted: VFIO's host handler
+    /// and KVM's injection (irqfd), before the vCPU is notified.
+    pub remapped_forward: SimDuration,
+}
+
+/// How a guest programmed an assigned device's MSIs: KVM posts them only with a single
+/// destination vCPU (`iommu::posted::is_postable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestMsiParams {
+    /// Fixed or lowest-priority delivery.
+    pub mode: MsiDeliveryMode,
+    /// vCPUs the destination matches.
+    pub destinations: u32,
+    /// KVM's `vector_hashing` (lowest priority with several destinations posted to one).
+    pub vector_hashing: bool,
+}
+
+impl GuestMsiParams {
+    /// A fixed interrupt to one vCPU, which is always postable.
+    pub const UNICAST: GuestMsiParams =
+        GuestMsiParams { mode: MsiDeliveryMode::Fixed, destinations: 1, vector_hashing: false };
+
+    /// KVM's decision for this programming.
+    pub fn postability(self) -> Postability {
+        let hashing = if self.vector_hashing { VectorHashing::Enabled } else { VectorHashing::Disabled };
+        is_postable(self.mode, GuestDestination::Vcpus(self.destinations), hashing)
+    }
 }
 
 /// How a device's interrupts are allocated (Linux `PCI_IRQ_AFFINITY` or not).
@@ -241,6 +270,8 @@ pub struct DeviceParams {
     /// The guest (index into `PlatformParams::guests`) the device is assigned to: its queues
     /// are spread over the guest's vCPUs and posted.
     pub assigned_to: Option<u32>,
+    /// How the guest programmed the device's MSIs (assigned devices).
+    pub guest_msi: GuestMsiParams,
 }
 
 /// A device's IMS slot array, shared by the functions and ADIs that use it.
@@ -417,6 +448,9 @@ struct Queue {
     message_in_flight: Option<(u64, u32)>,
     /// ARM: the queue's ITS event or v2m SPI.
     arm_interrupt: Option<u32>,
+    /// An assigned device's interrupt that could not be posted: the host forwards it to this
+    /// vCPU and guest vector.
+    forward_to: Option<(u32, Vector)>,
     arrivals: Arrivals,
     service_rng: RngStream,
 }
@@ -539,6 +573,7 @@ struct Ids {
     kvm_preemptions: CounterId,
     setup_guest_vector_fail: CounterId,
     kvm_vlpi_direct: CounterId,
+    kvm_remapped_fallback: CounterId,
     kvm_vlpi_doorbell: CounterId,
     kvm_vlpi_pending: CounterId,
     its_translate: HistogramId,
@@ -729,6 +764,11 @@ impl Ids {
             kvm_hlt_exits: c(m, "kvm.hlt_exit_count", "VM exits on HLT: an idle vCPU blocked"),
             kvm_preemptions: c(m, "kvm.preemption_count", "running vCPUs preempted by host work (a VM exit each)"),
             setup_guest_vector_fail: f(m, "setup.guest_vector_fail_count", "a guest vCPU ran out of device vectors"),
+            kvm_remapped_fallback: c(
+                m,
+                "kvm.remapped_fallback_count",
+                "guest interrupts that could not be posted (multicast, lowest priority to several vCPUs, broadcast): remapped to the host, forwarded by VFIO and injected by KVM",
+            ),
             kvm_vlpi_direct: c(m, "kvm.vlpi_direct_count", "ARM GICv4: vLPIs injected into a resident vPE (no exit)"),
             kvm_vlpi_doorbell: c(
                 m,
@@ -869,6 +909,17 @@ impl ResourceUse {
             used_max: values.iter().copied().max().unwrap_or(0),
             limit,
         }
+    }
+}
+
+/// Why KVM could not post, in words for the sources table.
+fn fallback_words(reason: FallbackReason, msi: GuestMsiParams) -> String {
+    match reason {
+        FallbackReason::DeliveryMode => "delivery mode".to_owned(),
+        FallbackReason::Broadcast => "broadcast".to_owned(),
+        FallbackReason::Multicast => format!("fixed to {} vCPUs", msi.destinations),
+        FallbackReason::LowestPriorityMultipleDestinations => format!("lowest priority to {} vCPUs", msi.destinations),
+        FallbackReason::NoDestination => "no destination".to_owned(),
     }
 }
 
@@ -1036,6 +1087,7 @@ impl Platform {
                 irte: None,
                 irte_message: None,
                 arm_interrupt: None,
+                forward_to: None,
                 target: None,
                 message_in_flight: None,
                 arrivals: Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))),
@@ -1100,6 +1152,7 @@ impl Platform {
                 irte: None,
                 irte_message: None,
                 arm_interrupt: None,
+                forward_to: None,
                 target: None,
                 message_in_flight: None,
                 arrivals: Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))),
@@ -1122,14 +1175,15 @@ impl Platform {
             };
             // The host vector VFIO requests (non-managed, on the vCPU's pCPU).
             let pcpu = guests.pcpu_of(vcpu);
-            match self.domain.alloc_irq(cpu_set(&[pcpu]), None) {
+            let host = match self.domain.alloc_irq(cpu_set(&[pcpu]), None) {
                 Ok(irq) => {
                     self.irq_queue.push(queue_id);
                     match self.domain.activate(irq).expect("activating an allocated interrupt") {
-                        Activation::Assigned { affinity_broken, .. } => {
+                        Activation::Assigned { cpu, vector: host_vector, affinity_broken } => {
                             if affinity_broken {
                                 self.metrics.add(self.ids.affinity_broken, 1);
                             }
+                            (cpu, host_vector)
                         }
                         Activation::NoSpace | Activation::ManagedShutdown => {
                             self.metrics.add(self.ids.setup_vector_fail, 1);
@@ -1141,19 +1195,31 @@ impl Platform {
                     self.metrics.add(self.ids.setup_vector_fail, 1);
                     continue;
                 }
-            }
+            };
             let unit = self.remap.as_mut().expect("guests need interrupt remapping");
             let table = unit.table_mut(IommuId(0));
             let Ok(block) = table.alloc_block(1) else {
                 self.metrics.add(self.ids.setup_irte_fail, 1);
                 continue;
             };
-            let entry = IrteEntry::posted(PiDescId(vcpu), vector, false).with_source(source);
-            table.set_entry(block.base, entry).expect("an allocated IRTE");
+            let posted = matches!(dp.guest_msi.postability(), Postability::Posted);
+            let entry = if posted {
+                IrteEntry::posted(PiDescId(vcpu), vector, false)
+            } else {
+                // Not postable: the IRTE stays remapped to VFIO's host vector.
+                IrteEntry::remapped(host.0, host.1)
+            };
+            table.set_entry(block.base, entry.with_source(source)).expect("an allocated IRTE");
             let (address, data) = msi::compose_remappable(block.base as u16);
             let queue = &mut self.queues[queue_id.0 as usize];
             queue.irte = Some(block.base);
-            queue.target = Some((pcpu, vector));
+            if posted {
+                queue.target = Some((pcpu, vector));
+            } else {
+                queue.target = Some(host);
+                queue.forward_to = Some((vcpu, vector));
+                self.cpus[host.0.0 as usize].vector_queue[usize::from(host.1.0)] = queue_id.0;
+            }
             let store = &mut self.devices.last_mut().expect("just pushed").store;
             store.write_message(q, address, data);
             store.unmask(q);
@@ -1379,7 +1445,8 @@ impl Platform {
     /// The interrupt sources: one line per function or ADI with its requester id (as
     /// `bus:dev.fn`), PASID, store and how many of its queues have a working interrupt.
     pub fn sources_table(&self) -> String {
-        let mut out = String::from("| source | requester id | pasid | store | entries | queues | routed |\n");
+        let mut out =
+            String::from("| source | requester id | pasid | store | entries | queues | routed | guest delivery |\n");
         for device in &self.devices {
             let p = &device.params;
             let rid = p.requester_id;
@@ -1389,8 +1456,19 @@ impl Platform {
                     self.queues[owner.0 as usize].target.is_some()
                 })
                 .count();
+            let delivery = match (p.assigned_to, &self.guests) {
+                (Some(g), Some(guests)) => {
+                    let how = match p.guest_msi.postability() {
+                        Postability::Posted if self.arm.is_some() => "vLPI".to_owned(),
+                        Postability::Posted => "posted".to_owned(),
+                        Postability::Remapped(reason) => format!("remapped ({})", fallback_words(reason, p.guest_msi)),
+                    };
+                    format!("{} {how}", guests.name_of(g))
+                }
+                _ => "-".to_owned(),
+            };
             out.push_str(&format!(
-                "| {} | {:02x}:{:02x}.{} | {} | {} | {} | {} | {routed} |\n",
+                "| {} | {:02x}:{:02x}.{} | {} | {} | {} | {} | {routed} | {delivery} |\n",
                 p.name,
                 rid >> 8,
                 (rid >> 3) & 0x1f,
@@ -1700,8 +1778,10 @@ impl Platform {
         let job = *self.cpus[cpu_id.0 as usize].jobs.front().expect("a handler starts only with a job");
         let queue = &mut self.queues[job.queue.0 as usize];
         let device = &self.devices[queue.device.0 as usize].params;
-        let service = device.service.sample(&mut queue.service_rng);
-        let eoi = device.eoi_cost;
+        let (service, eoi) = match (queue.forward_to, &self.guests) {
+            (Some((vcpu, _)), Some(guests)) => (guests.remapped_forward_of(vcpu), SimDuration::ZERO),
+            _ => (device.service.sample(&mut queue.service_rng), device.eoi_cost),
+        };
         let entry = self.cpu_costs.notification + self.cpu_costs.irq_entry_exit;
         self.metrics.record(self.ids.queue_wait, now.since(job.arrived_at).as_ps());
         if entry > SimDuration::ZERO {
@@ -1717,8 +1797,14 @@ impl Platform {
         let cpu = &mut self.cpus[cpu_id.0 as usize];
         let job = cpu.jobs.pop_front().expect("a handler finished on an idle CPU");
         let more = !cpu.jobs.is_empty();
-        self.metrics.add(self.ids.delivered, 1);
-        self.metrics.record(self.ids.end_to_end, q.now().since(job.raised_at).as_ps());
+        if let Some((vcpu, vector)) = self.queues[job.queue.0 as usize].forward_to {
+            // VFIO's handler signalled the irqfd; KVM injects through the posted descriptor.
+            self.metrics.add(self.ids.kvm_remapped_fallback, 1);
+            self.post_to_vcpu(vcpu, vector, false, job.raised_at, q);
+        } else {
+            self.metrics.add(self.ids.delivered, 1);
+            self.metrics.record(self.ids.end_to_end, q.now().since(job.raised_at).as_ps());
+        }
         if more {
             self.start_handler(cpu_id, q);
         }
@@ -1863,6 +1949,7 @@ mod tests {
                 requester_id: 0x0100,
                 pasid: None,
                 assigned_to: None,
+                guest_msi: GuestMsiParams::UNICAST,
             }],
             kernel: KernelParams { era: KernelEra::From6_10, legacy_pic: false },
             numa_node_count: 1,
@@ -1892,6 +1979,7 @@ mod tests {
             pcpus: pcpus.iter().map(|&c| CpuId(c)).collect(),
             host_bursts: None,
             posted: posted_costs(),
+            remapped_forward: SimDuration::from_ns(1_500),
         }];
         params.devices[0].assigned_to = Some(0);
         params
@@ -2280,6 +2368,39 @@ mod tests {
         let e2e =
             p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == "latency.end_to_end_ps").unwrap();
         assert!(e2e.max > 20_000_000, "max {}", e2e.max);
+    }
+
+    #[test]
+    fn interrupts_that_cannot_be_posted_fall_back_to_remapped_delivery() {
+        let guest_msi = |mode, destinations, vector_hashing| GuestMsiParams { mode, destinations, vector_hashing };
+        let c = posted_costs();
+        let wake = c.wakeup_irq_entry + c.wakeup_list_entry + c.kick + c.wake_to_vm_entry;
+        let base = SimDuration::from_ns(500 + 100 + 1_000 + 50) + wake;
+        let forward = SimDuration::from_ns(1_500);
+        for (msi, expected_fallback) in [
+            (guest_msi(MsiDeliveryMode::LowestPriority, 2, false), true),
+            (guest_msi(MsiDeliveryMode::LowestPriority, 2, true), false),
+            (guest_msi(MsiDeliveryMode::Fixed, 2, false), true),
+            (GuestMsiParams::UNICAST, false),
+        ] {
+            let mut params = with_guest(one_device(1, 2, true), 1, &[1]);
+            params.devices[0].guest_msi = msi;
+            let (mut p, mut q) = Platform::new(&params, 1);
+            run_to(&mut p, &mut q, sim::PS_PER_S / 100);
+            let delivered = counter(&p, "interrupt.delivered_count");
+            assert!(delivered > 5, "{msi:?}");
+            assert_eq!(
+                counter(&p, "kvm.remapped_fallback_count"),
+                if expected_fallback { delivered } else { 0 },
+                "{msi:?}"
+            );
+            // The fallback adds the host's forwarding before the same wake-up path.
+            let expected = (if expected_fallback { base + forward } else { base }).as_ps();
+            let e2e =
+                p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == "latency.end_to_end_ps").unwrap();
+            assert_eq!((e2e.min, e2e.max), (expected, expected), "{msi:?}");
+            assert!(p.conservation(&q).holds());
+        }
     }
 
     fn arm_guest(version: GicVersion) -> PlatformParams {

@@ -10,12 +10,13 @@ use sim::{DurationDist, SimDuration, SimTime};
 use models::arm::its::{GicVersion, ItsCosts};
 use models::ids::CpuId;
 use models::ids::DeviceId;
-use models::iommu::posted::PostedParams;
+use models::iommu::posted::{MsiDeliveryMode, Postability, PostedParams};
 use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
 use models::pci::store::{IMS_DEVICE_SLOTS_MAX, MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, StoreKind};
 use models::platform::{
-    Action, ActionKind, CpuCostParams, DeviceParams, GicMsiParams, GicParams, GuestParams, ImsPoolParams, IommuParams,
-    IrqMode, IrteCacheParams, IrteUpdateParams, KernelParams, PlatformParams, PostedMsiConfig,
+    Action, ActionKind, CpuCostParams, DeviceParams, GicMsiParams, GicParams, GuestMsiParams, GuestParams,
+    ImsPoolParams, IommuParams, IrqMode, IrteCacheParams, IrteUpdateParams, KernelParams, PlatformParams,
+    PostedMsiConfig,
 };
 use models::workload::ArrivalParams;
 use models::x86::vector_matrix::KernelEra;
@@ -23,8 +24,8 @@ use models::x86::vector_matrix::KernelEra;
 use crate::diagnostic::{Diagnostic, ScenarioError};
 use crate::quantity::{parse_duration, parse_rate};
 use crate::schema::{
-    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, GicMsiSpec, GicVersionSpec, GuestSpec, HandlerSpec,
-    InterruptStore, IommuSpec, IrqModeSpec, KernelSpec, PlatformSpec, Process, ScenarioFile,
+    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, GicMsiSpec, GicVersionSpec, GuestDeliverySpec,
+    GuestSpec, HandlerSpec, InterruptStore, IommuSpec, IrqModeSpec, KernelSpec, PlatformSpec, Process, ScenarioFile,
 };
 
 /// Most CPUs a platform may have (x2APIC ids are 32-bit; this bound keeps runs sane).
@@ -397,6 +398,42 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
             }
             index.map(|i| i as u32)
         });
+        let guest_msi = match &d.guest_msi {
+            None => GuestMsiParams::UNICAST,
+            Some(spec) => {
+                if d.assigned_to.is_none() || arm {
+                    let why = if arm {
+                        "guest_msi applies to VT-d posting (x86); GICv4 forwards vLPIs"
+                    } else {
+                        "guest_msi needs assigned_to"
+                    };
+                    c.error(spec, format!("{p}.guest_msi"), why);
+                }
+                let destinations = spec.value.destinations.as_ref().map_or(1, |n| n.value);
+                let vcpus = assigned_to.and_then(|g| raw.guests.get(g as usize)).map_or(u32::MAX, |g| g.vcpus.value);
+                if let Some(n) = &spec.value.destinations
+                    && (n.value == 0 || n.value > vcpus)
+                {
+                    c.error(
+                        n,
+                        format!("{p}.guest_msi.destinations"),
+                        format!("{} destinations; the guest has {vcpus} vCPUs (1 to {vcpus})", n.value),
+                    );
+                }
+                let mode = match spec.value.delivery.unwrap_or(GuestDeliverySpec::Fixed) {
+                    GuestDeliverySpec::Fixed => MsiDeliveryMode::Fixed,
+                    GuestDeliverySpec::LowestPriority => MsiDeliveryMode::LowestPriority,
+                };
+                let params =
+                    GuestMsiParams { mode, destinations, vector_hashing: spec.value.vector_hashing.unwrap_or(false) };
+                if let (Some(g), Postability::Remapped(_)) = (assigned_to, params.postability())
+                    && raw.guests.get(g as usize).is_some_and(|g| g.remapped_forward.is_none())
+                {
+                    c.error(spec, format!("{p}.guest_msi"), "these interrupts cannot be posted (KVM posts only to a single vCPU), so the host forwards them: the guest needs remapped_forward (e.g. 2us; no published figure)");
+                }
+                params
+            }
+        };
         let update_latency =
             d.ims_update_latency.as_ref().and_then(|l| c.duration(l, &format!("{p}.ims_update_latency")));
         let vfs = d.sriov_vfs.as_ref().map_or(0, |v| v.value);
@@ -427,6 +464,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
                 requester_id,
                 pasid,
                 assigned_to,
+                guest_msi,
             };
             let functions: Vec<DeviceParams> = if vfs > 0 {
                 (0..vfs)
@@ -625,6 +663,10 @@ fn check_guests(
         let wakeup_list_entry = cost(&pc.wakeup_list_entry, "wakeup_list_entry");
         let kick = cost(&pc.kick, "kick");
         let wake_to_vm_entry = cost(&pc.wake_to_vm_entry, "wake_to_vm_entry");
+        let remapped_forward = match &g.remapped_forward {
+            Some(v) => c.duration(v, &format!("{p}.remapped_forward")),
+            None => Some(SimDuration::ZERO),
+        };
         match (pcpus, host_bursts, notify_running, wakeup_irq_entry, wakeup_list_entry, kick, wake_to_vm_entry) {
             (
                 Some(pcpus),
@@ -640,6 +682,7 @@ fn check_guests(
                 pcpus,
                 host_bursts,
                 posted: PostedParams { notify_running, wakeup_irq_entry, wakeup_list_entry, kick, wake_to_vm_entry },
+                remapped_forward: remapped_forward?,
             }),
             _ => ok = false,
         }

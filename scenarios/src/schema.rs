@@ -66,6 +66,39 @@ pub struct GuestSpec {
     pub host_bursts: Option<HostBurstSpec>,
     /// VT-d posted-interrupt costs (no published figures, calibration.md §1–2).
     pub posted: PostedCostsSpec,
+    /// Host CPU time to forward an interrupt that could not be posted (VFIO's handler and
+    /// KVM's irqfd injection; required when an assigned device's `guest_msi` is not
+    /// postable; no published figure).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub remapped_forward: Option<Spanned<String>>,
+}
+
+/// Guest MSI delivery modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestDeliverySpec {
+    /// Fixed delivery.
+    Fixed,
+    /// Lowest-priority delivery.
+    LowestPriority,
+}
+
+/// How a guest programs an assigned device's MSIs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuestMsiSpec {
+    /// Delivery mode (default `fixed`).
+    #[serde(default)]
+    pub delivery: Option<GuestDeliverySpec>,
+    /// vCPUs the destination matches (default 1).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub destinations: Option<Spanned<u32>>,
+    /// KVM's `vector_hashing` (default false): lowest priority to several vCPUs is posted to
+    /// one of them.
+    #[serde(default)]
+    pub vector_hashing: Option<bool>,
 }
 
 /// Host bursts on a vCPU's pCPU.
@@ -414,6 +447,11 @@ pub struct DeviceSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub assigned_to: Option<Spanned<String>>,
+    /// How the guest programs the assigned device's MSIs (default: fixed, one vCPU). KVM
+    /// posts an interrupt only to a single vCPU; the rest go through the host.
+    #[serde(default)]
+    #[schemars(with = "Option<GuestMsiSpec>")]
+    pub guest_msi: Option<Spanned<GuestMsiSpec>>,
     /// The device's NUMA node (non-managed fallback: node ∩ affinity first).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]

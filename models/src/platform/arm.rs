@@ -125,6 +125,7 @@ impl Platform {
                 irte: None,
                 irte_message: None,
                 arm_interrupt: None,
+                forward_to: None,
                 target: None,
                 message_in_flight: None,
                 arrivals: Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))),

@@ -187,6 +187,16 @@ impl Guests {
         vpes[vcpu as usize]
     }
 
+    /// Guest `guest`'s name.
+    pub(super) fn name_of(&self, guest: u32) -> &str {
+        &self.params[guest as usize].name
+    }
+
+    /// The host's forwarding cost for `vcpu`'s guest (a non-postable interrupt).
+    pub(super) fn remapped_forward_of(&self, vcpu: u32) -> SimDuration {
+        self.params[self.vcpus[vcpu as usize].guest as usize].remapped_forward
+    }
+
     /// The pCPU a vCPU runs on.
     pub(super) fn pcpu_of(&self, vcpu: u32) -> CpuId {
         self.vcpus[vcpu as usize].pcpu

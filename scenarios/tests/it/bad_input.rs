@@ -70,6 +70,8 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ),
     ("guest-on-gicv3", "8:11", "guests[0]", &["direct vLPI injection needs GICv4"]),
     ("hotplug-of-vcpu-pcpu", "19:31", "actions[0]", &["CPU 3 runs vCPUs of guest `vm0`"]),
+    ("guest-msi-without-guest", "8:16", "devices[0].guest_msi", &["guest_msi needs assigned_to"]),
+    ("fallback-without-forward-cost", "15:16", "devices[0].guest_msi", &["the guest needs remapped_forward"]),
 ];
 
 #[test]

@@ -185,6 +185,15 @@ fn posted_guest_exercises_all_three_delivery_paths() {
     assert!(count("kvm.hlt_exit_count") > 0 && count("kvm.preemption_count") > 0);
     assert_eq!(count("interrupt.lost_count"), 0);
     assert!(point.stages.iter().any(|st| st.stage == "posted_delivery" && st.count > 0));
+    // The lowest-priority device's interrupts are forwarded by the host, none posted.
+    assert!(count("kvm.remapped_fallback_count") > 0);
+    assert!(
+        point.tables[0]
+            .text
+            .contains("| storage | 02:00.0 | - | msix | 4 | 4 | 4 | vm0 remapped (lowest priority to 2 vCPUs) |"),
+        "{}",
+        point.tables[0].text
+    );
 }
 
 #[test]
