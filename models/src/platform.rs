@@ -206,6 +206,8 @@ pub struct KernelParams {
     pub era: KernelEra,
     /// A legacy PIC exists (cascade vector on every CPU, ISA vectors on the boot CPU).
     pub legacy_pic: bool,
+    /// IA32 emulation is built in: vector 0x80 is the int 0x80 system-call gate.
+    pub ia32_emulation: bool,
 }
 
 /// Something the scenario does at a given time.
@@ -961,7 +963,7 @@ impl Platform {
             cpu_count: params.cpu_count,
             era: params.kernel.era,
             legacy_pic: params.kernel.legacy_pic,
-            ia32_emulation: true,
+            ia32_emulation: params.kernel.ia32_emulation,
         };
         let domain = VectorDomain::new(matrix_params, nodes);
         let posted = params.remapping.as_ref().and_then(|r| r.posted_msi);
@@ -1951,7 +1953,7 @@ mod tests {
                 assigned_to: None,
                 guest_msi: GuestMsiParams::UNICAST,
             }],
-            kernel: KernelParams { era: KernelEra::From6_10, legacy_pic: false },
+            kernel: KernelParams { era: KernelEra::From6_10, legacy_pic: false, ia32_emulation: true },
             numa_node_count: 1,
             actions: Vec::new(),
             ims_pools: Vec::new(),

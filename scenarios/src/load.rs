@@ -874,8 +874,9 @@ const KERNEL_OLDEST: (u32, u32) = (5, 11);
 
 fn check_kernel(spec: Option<&KernelSpec>, c: &mut Checker) -> Option<KernelParams> {
     let legacy_pic = spec.and_then(|k| k.legacy_pic).unwrap_or(true);
+    let ia32_emulation = spec.and_then(|k| k.ia32_emulation).unwrap_or(true);
     let Some(version) = spec.and_then(|k| k.version.as_ref()) else {
-        return Some(KernelParams { era: KernelEra::From6_10, legacy_pic });
+        return Some(KernelParams { era: KernelEra::From6_10, legacy_pic, ia32_emulation });
     };
     let parsed =
         version.value.trim().split_once('.').and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
@@ -901,7 +902,7 @@ fn check_kernel(spec: Option<&KernelSpec>, c: &mut Checker) -> Option<KernelPara
         (6, 6..=9) => KernelEra::V6_6To6_9,
         _ => KernelEra::UpTo6_5,
     };
-    Some(KernelParams { era, legacy_pic })
+    Some(KernelParams { era, legacy_pic, ia32_emulation })
 }
 
 fn check_actions(

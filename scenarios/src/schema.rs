@@ -267,6 +267,10 @@ pub struct KernelSpec {
     /// the ISA vectors (default true).
     #[serde(default)]
     pub legacy_pic: Option<bool>,
+    /// IA32 emulation is built in, so vector 0x80 is the int 0x80 gate and not available to
+    /// devices (default true, as in distribution kernels).
+    #[serde(default)]
+    pub ia32_emulation: Option<bool>,
 }
 
 /// One scheduled action: `at` plus exactly one of the others.
