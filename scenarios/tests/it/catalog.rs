@@ -47,7 +47,7 @@ fn vector_exhaustion_counts_exactly_the_queues_without_a_vector() {
         cpu_count: s.platform.cpu_count,
         era: k.era,
         legacy_pic: k.legacy_pic,
-        ia32_emulation: true,
+        ia32_emulation: k.ia32_emulation,
     });
     let capacity: u64 =
         (0..s.platform.cpu_count).map(|c| u64::from(matrix.cpumap(CpuId(c)).unwrap().available())).sum();
