@@ -1055,7 +1055,6 @@ impl Platform {
             return;
         }
         assert!(!dp.affinity.is_empty() && dp.store.entries_max().is_none_or(|m| dp.queue_count <= m));
-        let first_queue = self.queues.len() as u32;
         // Multi-vector MSI without remapping: one vector, shared by every queue.
         let shared = dp.store == StoreKind::Msi && dp.queue_count > 1 && self.remap.is_none();
         if shared {
@@ -1063,40 +1062,28 @@ impl Platform {
         }
         let interrupts = if shared { 1 } else { dp.queue_count };
         assert!(dp.store != StoreKind::Msi || interrupts <= MSI_VECTORS_MAX);
-        for q in 0..dp.queue_count {
-            let path = format!("device/{}/queue/{q}", dp.name);
-            let mut irq = None;
-            if q < interrupts && self.take_ims_slot(dp) {
-                let mask = cpu_set(&spread_mask(&dp.affinity, q, interrupts));
-                let allocated = match dp.irq_mode {
-                    IrqMode::Managed => self.domain.alloc_irq_managed(mask),
-                    IrqMode::NonManaged => self.domain.alloc_irq(mask, dp.numa_node.map(NodeId)),
-                };
-                match allocated {
-                    Ok(id) => {
-                        assert_eq!(id.0 as usize, self.irq_queue.len(), "interrupts are allocated in queue order");
-                        self.irq_queue.push(QueueId(self.queues.len() as u32));
-                        irq = Some(id);
-                    }
-                    Err(MatrixError::NoSpace) => self.metrics.add(self.ids.setup_reserve_fail, 1),
-                    Err(e) => panic!("allocating a validated interrupt failed: {e}"),
-                }
+        let first_queue = self.push_device(device, dp, interrupts, seed);
+        // pci_alloc_irq_vectors: every interrupt of the device is allocated (reserved) before
+        // any is activated.
+        for q in 0..interrupts {
+            if !self.take_ims_slot(dp) {
+                continue;
             }
-            self.queues.push(Queue {
-                device,
-                entry: q.min(interrupts - 1),
-                irq,
-                irte: None,
-                irte_message: None,
-                arm_interrupt: None,
-                forward_to: None,
-                target: None,
-                message_in_flight: None,
-                arrivals: Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))),
-                service_rng: RngStream::new(seed, &format!("{path}/service")),
-            });
+            let mask = cpu_set(&spread_mask(&dp.affinity, q, interrupts));
+            let allocated = match dp.irq_mode {
+                IrqMode::Managed => self.domain.alloc_irq_managed(mask),
+                IrqMode::NonManaged => self.domain.alloc_irq(mask, dp.numa_node.map(NodeId)),
+            };
+            match allocated {
+                Ok(id) => {
+                    assert_eq!(id.0 as usize, self.irq_queue.len(), "interrupts are allocated in queue order");
+                    self.irq_queue.push(QueueId(first_queue + q));
+                    self.queues[(first_queue + q) as usize].irq = Some(id);
+                }
+                Err(MatrixError::NoSpace) => self.metrics.add(self.ids.setup_reserve_fail, 1),
+                Err(e) => panic!("allocating a validated interrupt failed: {e}"),
+            }
         }
-        self.devices.push(Device { params: dp.clone(), store: MessageStore::new(dp.store, interrupts), first_queue });
         self.alloc_irtes(first_queue as usize, dp);
         for index in first_queue as usize..self.queues.len() {
             let queue = QueueId(index as u32);
@@ -1143,29 +1130,8 @@ impl Platform {
     /// irq-bypass switches the IRTE to posted mode; calibration.md claim C6, unverified) and a
     /// posted IRTE pointing at the vCPU's descriptor.
     fn add_assigned_device(&mut self, device: DeviceId, dp: &DeviceParams, guest: u32, seed: u64) {
-        let first_queue = self.queues.len() as u32;
         let (first_vcpu, vcpus) = self.guests.as_ref().expect("assigned devices need guests").vcpus_of(guest);
-        for q in 0..dp.queue_count {
-            let path = format!("device/{}/queue/{q}", dp.name);
-            self.queues.push(Queue {
-                device,
-                entry: q,
-                irq: None,
-                irte: None,
-                irte_message: None,
-                arm_interrupt: None,
-                forward_to: None,
-                target: None,
-                message_in_flight: None,
-                arrivals: Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))),
-                service_rng: RngStream::new(seed, &format!("{path}/service")),
-            });
-        }
-        self.devices.push(Device {
-            params: dp.clone(),
-            store: MessageStore::new(dp.store, dp.queue_count),
-            first_queue,
-        });
+        let first_queue = self.push_device(device, dp, dp.queue_count, seed);
         let source = SourceValidation::RequesterId { sid: dp.requester_id, sq: SourceQualifier::All16 };
         for q in 0..dp.queue_count {
             let queue_id = QueueId(first_queue + q);
@@ -1226,6 +1192,35 @@ impl Platform {
             store.write_message(q, address, data);
             store.unmask(q);
         }
+    }
+
+    /// Adds a device's queues, each with its own arrival and service random streams, and the
+    /// device with a store of `store_entries` entries (queue q uses entry min(q, entries − 1):
+    /// a shared vector when there are fewer entries than queues). Returns the first queue.
+    fn push_device(&mut self, device: DeviceId, dp: &DeviceParams, store_entries: u32, seed: u64) -> u32 {
+        let first_queue = self.queues.len() as u32;
+        for q in 0..dp.queue_count {
+            let path = format!("device/{}/queue/{q}", dp.name);
+            self.queues.push(Queue {
+                device,
+                entry: q.min(store_entries - 1),
+                irq: None,
+                irte: None,
+                irte_message: None,
+                arm_interrupt: None,
+                forward_to: None,
+                target: None,
+                message_in_flight: None,
+                arrivals: Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))),
+                service_rng: RngStream::new(seed, &format!("{path}/service")),
+            });
+        }
+        self.devices.push(Device {
+            params: dp.clone(),
+            store: MessageStore::new(dp.store, store_entries),
+            first_queue,
+        });
+        first_queue
     }
 
     /// Takes one slot from the device's IMS pool, if it draws from one.

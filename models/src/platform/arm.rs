@@ -19,19 +19,15 @@
 //! of the platform yet). There is no interrupt remapping: the SMMU does not remap MSIs, the
 //! ITS provides isolation (calibration.md §3, ARM note).
 
-use sim::{EventQueue, RngStream, SimDuration, SimTime};
+use sim::{EventQueue, SimDuration, SimTime};
 
 use super::guest::VlpiOutcome;
-use super::{
-    Device, DeviceParams, Event, GicMsiParams, GicParams, NO_QUEUE, Platform, Queue, ResourceUse, spread_mask,
-};
+use super::{DeviceParams, Event, GicMsiParams, GicParams, NO_QUEUE, Platform, ResourceUse, spread_mask};
 use crate::arm::its::{
     Delivery, EventId, Its, ItsDeviceId, ItsError, ItsParams, LPI_INTID_BASE, TranslateFault, V2mFrame, V2mParams,
     VintId, VpeId,
 };
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
-use crate::pci::store::MessageStore;
-use crate::workload::Arrivals;
 
 /// Where the model places GITS_TRANSLATER (only the data word, the EventID, matters).
 const GITS_TRANSLATER_ADDRESS: u64 = 0x0801_0040;
@@ -115,28 +111,7 @@ impl Platform {
 
     /// Adds a device on an ARM platform: one ITS event (or v2m SPI) per queue.
     pub(super) fn add_device_arm(&mut self, device: DeviceId, dp: &DeviceParams, seed: u64) {
-        let first_queue = self.queues.len() as u32;
-        for q in 0..dp.queue_count {
-            let path = format!("device/{}/queue/{q}", dp.name);
-            self.queues.push(Queue {
-                device,
-                entry: q,
-                irq: None,
-                irte: None,
-                irte_message: None,
-                arm_interrupt: None,
-                forward_to: None,
-                target: None,
-                message_in_flight: None,
-                arrivals: Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))),
-                service_rng: RngStream::new(seed, &format!("{path}/service")),
-            });
-        }
-        self.devices.push(Device {
-            params: dp.clone(),
-            store: MessageStore::new(dp.store, dp.queue_count),
-            first_queue,
-        });
+        let first_queue = self.push_device(device, dp, dp.queue_count, seed);
         let its_device = ItsDeviceId(u32::from(dp.requester_id));
         if let ArmMsi::Its(its) = &mut self.gic().msi
             && let Err(error) = its.create_device(SimTime::ZERO, its_device, dp.queue_count)
