@@ -73,6 +73,9 @@ pub struct IommuParams {
     pub max_handle_mask: u8,
     /// Host posted MSI (Linux 6.10+, `intremap=posted_msi`); `None`: remappable mode.
     pub posted_msi: Option<PostedMsiConfig>,
+    /// Remapping units (DRHDs), each with its own IRTE table, cache and fault registers;
+    /// they share the global IRTE update lock and the fault log's rate limit.
+    pub units: u16,
 }
 
 /// Host posted MSI: device MSIs are posted into a per-CPU descriptor and demuxed by one
@@ -274,6 +277,8 @@ pub struct DeviceParams {
     pub assigned_to: Option<u32>,
     /// How the guest programmed the device's MSIs (assigned devices).
     pub guest_msi: GuestMsiParams,
+    /// The remapping unit (DRHD) whose scope holds the device.
+    pub iommu_unit: u16,
 }
 
 /// A device's IMS slot array, shared by the functions and ADIs that use it.
@@ -941,6 +946,7 @@ fn remap_unit(params: &IommuParams) -> RemapUnit {
         irte_alloc: SimDuration::ZERO,
     });
     remap.table_entries = params.table_entries;
+    remap.iommu_count = params.units;
     RemapUnit::new(remap).expect("validated remapping parameters")
 }
 
@@ -1100,7 +1106,7 @@ impl Platform {
     /// store carries one handle and consecutive subhandles), one entry per vector otherwise.
     fn alloc_irtes(&mut self, first_queue: usize, dp: &DeviceParams) {
         let Some(unit) = self.remap.as_mut() else { return };
-        let table = unit.table_mut(IommuId(0));
+        let table = unit.table_mut(IommuId(dp.iommu_unit));
         let with_irq: Vec<usize> = (first_queue..self.queues.len()).filter(|&i| self.queues[i].irq.is_some()).collect();
         if dp.store == StoreKind::Msi && !with_irq.is_empty() {
             match table.alloc_block(with_irq.len() as u32) {
@@ -1165,7 +1171,7 @@ impl Platform {
                 }
             };
             let unit = self.remap.as_mut().expect("guests need interrupt remapping");
-            let table = unit.table_mut(IommuId(0));
+            let table = unit.table_mut(IommuId(dp.iommu_unit));
             let Ok(block) = table.alloc_block(1) else {
                 self.metrics.add(self.ids.setup_irte_fail, 1);
                 continue;
@@ -1263,15 +1269,16 @@ impl Platform {
         queue.target = Some((cpu, vector));
         self.cpus[cpu.0 as usize].vector_queue[usize::from(vector.0)] = queue_id.0;
         let requester_id = self.devices[queue.device.0 as usize].params.requester_id;
+        let iommu = IommuId(self.devices[queue.device.0 as usize].params.iommu_unit);
         let (address, data) = match (self.remap.as_mut(), queue.irte, queue.irte_message) {
             (Some(unit), Some(index), Some((handle, subhandle))) => {
                 // Linux's set_msi_sid: verify the full requester id (SVT=1, SQ=0).
                 let source = SourceValidation::RequesterId { sid: requester_id, sq: SourceQualifier::All16 };
                 let entry = IrteEntry::remapped(cpu, vector).with_source(source);
                 match q.as_deref_mut() {
-                    None => unit.table_mut(IommuId(0)).set_entry(index, entry).expect("an allocated IRTE"),
+                    None => unit.table_mut(iommu).set_entry(index, entry).expect("an allocated IRTE"),
                     Some(q) => {
-                        let timing = unit.request_update(q.now(), IommuId(0), index, entry).expect("an allocated IRTE");
+                        let timing = unit.request_update(q.now(), iommu, index, entry).expect("an allocated IRTE");
                         self.metrics.add(self.ids.irte_updates, 1);
                         self.metrics.record(self.ids.irte_lock_wait, timing.lock_wait.as_ps());
                         self.metrics.record(self.ids.irte_update, timing.done.since(q.now()).as_ps());
@@ -1400,8 +1407,10 @@ impl Platform {
             ),
         ];
         if let Some(unit) = &self.remap {
-            let table = unit.table(IommuId(0));
-            out.push(ResourceUse::over("iommu.irtes_per_iommu", table.capacity(), [table.used()]));
+            let units = unit.params().iommu_count;
+            let capacity = unit.table(IommuId(0)).capacity();
+            let used = (0..units).map(|i| unit.table(IommuId(i)).used());
+            out.push(ResourceUse::over("iommu.irtes_per_iommu", capacity, used));
         }
         out
     }
@@ -1543,7 +1552,8 @@ impl Platform {
             }
         };
         let now = q.now();
-        let translation = unit.translate(now, IommuId(0), &RemapRequest { requester_id, message });
+        let iommu = IommuId(device.params.iommu_unit);
+        let translation = unit.translate(now, iommu, &RemapRequest { requester_id, message });
         self.metrics.record(self.ids.remap, translation.latency.as_ps());
         match translation.cache {
             crate::iommu::remap::CacheOutcome::Hit => self.metrics.add(self.ids.cache_hit, 1),
@@ -1570,7 +1580,7 @@ impl Platform {
                         self.metrics.add(self.ids.fault_recorded, 1);
                         if raise_fault_event {
                             // The DMAR fault interrupt runs dmar_fault(), which drains the records.
-                            let report = unit.service_faults(now, IommuId(0));
+                            let report = unit.service_faults(now, iommu);
                             let logged = u64::from(report.status_logged) + u64::from(report.records_logged);
                             self.metrics.add(self.ids.fault_logged, logged);
                             self.metrics.add(self.ids.fault_suppressed, u64::from(report.suppressed));
@@ -1929,6 +1939,7 @@ mod tests {
                 fault_recording_registers: 1,
                 max_handle_mask: 15,
                 posted_msi: None,
+                units: 1,
             }),
             devices: vec![DeviceParams {
                 name: "d".into(),
@@ -1947,6 +1958,7 @@ mod tests {
                 pasid: None,
                 assigned_to: None,
                 guest_msi: GuestMsiParams::UNICAST,
+                iommu_unit: 0,
             }],
             kernel: KernelParams { era: KernelEra::From6_10, legacy_pic: false, ia32_emulation: true },
             numa_node_count: 1,
@@ -2170,6 +2182,27 @@ mod tests {
         assert_eq!(dest(&p), 2);
         assert_eq!(counter(&p, "x86.move_completed_count"), 1);
         assert!(p.conservation(&q).holds());
+    }
+
+    #[test]
+    fn each_remapping_unit_has_its_own_irte_table() {
+        // Two devices behind two DRHDs: a 16-entry table each holds 16 interrupts, not 32.
+        let mut params = one_device(20, 4, true);
+        let iommu = params.remapping.as_mut().unwrap();
+        iommu.units = 2;
+        iommu.table_entries = 16;
+        let d = params.devices[0].clone();
+        params.devices = vec![
+            DeviceParams { name: "a".into(), iommu_unit: 0, ..d.clone() },
+            DeviceParams { name: "b".into(), iommu_unit: 1, requester_id: 0x200, ..d },
+        ];
+        let (mut p, mut q) = Platform::new(&params, 1);
+        assert_eq!(counter(&p, "setup.irte_alloc_fail_count"), 2 * (20 - 16));
+        let irtes = p.resources().into_iter().find(|r| r.name == "iommu.irtes_per_iommu").unwrap();
+        assert_eq!((irtes.instance_count, irtes.used_max, irtes.limit), (2, 16, 16));
+        run_to(&mut p, &mut q, sim::PS_PER_S / 100);
+        assert!(counter(&p, "interrupt.delivered_count") > 0);
+        assert_eq!(counter(&p, "interrupt.lost_count"), 0, "each device's handles resolve in its own unit's table");
     }
 
     #[test]

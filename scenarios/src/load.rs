@@ -434,6 +434,26 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
                 params
             }
         };
+        let iommu_units = match &remapping {
+            Some(Some(iommu)) => iommu.units,
+            _ => 1,
+        };
+        let iommu_unit = match &d.iommu_unit {
+            None => 0,
+            Some(n) if n.value < iommu_units => n.value,
+            Some(n) => {
+                c.error(
+                    n,
+                    format!("{p}.iommu_unit"),
+                    format!(
+                        "unit {} does not exist; the platform has {iommu_units} remapping unit(s) (0 to {})",
+                        n.value,
+                        iommu_units - 1
+                    ),
+                );
+                0
+            }
+        };
         let update_latency =
             d.ims_update_latency.as_ref().and_then(|l| c.duration(l, &format!("{p}.ims_update_latency")));
         let vfs = d.sriov_vfs.as_ref().map_or(0, |v| v.value);
@@ -465,6 +485,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
                 pasid,
                 assigned_to,
                 guest_msi,
+                iommu_unit,
             };
             let functions: Vec<DeviceParams> = if vfs > 0 {
                 (0..vfs)
@@ -602,7 +623,16 @@ fn check_iommu(
             pir_scan.zip(loop_cap).map(|(pir_scan, loop_cap)| Some(PostedMsiConfig { loop_cap, pir_scan }))
         }
     };
+    let units = match &iommu.units {
+        None => Some(1),
+        Some(n) if (1..=256).contains(&n.value) => Some(n.value),
+        Some(n) => {
+            c.error(n, format!("{p}.units"), format!("{} remapping units; allowed 1 to 256", n.value));
+            None
+        }
+    };
     Some(IommuParams {
+        units: units?,
         posted_msi: posted_msi?,
         lookup_latency: lookup?,
         table_entries: entries?,

@@ -316,7 +316,11 @@ pub struct IommuSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub lookup_latency: Option<Spanned<String>>,
-    /// IRTE table entries (default and maximum 65536, INTR_REMAP_TABLE_ENTRIES).
+    /// Remapping units (DRHDs), each with its own IRTE table (default 1).
+    #[serde(default)]
+    #[schemars(with = "Option<u16>")]
+    pub units: Option<Spanned<u16>>,
+    /// IRTE table entries per unit (default and maximum 65536, INTR_REMAP_TABLE_ENTRIES).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub irte_entries: Option<Spanned<u32>>,
@@ -456,6 +460,10 @@ pub struct DeviceSpec {
     #[serde(default)]
     #[schemars(with = "Option<GuestMsiSpec>")]
     pub guest_msi: Option<Spanned<GuestMsiSpec>>,
+    /// The remapping unit (DRHD) whose scope holds the device (default 0).
+    #[serde(default)]
+    #[schemars(with = "Option<u16>")]
+    pub iommu_unit: Option<Spanned<u16>>,
     /// The device's NUMA node (non-managed fallback: node ∩ affinity first).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]

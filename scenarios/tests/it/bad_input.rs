@@ -72,6 +72,12 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ("hotplug-of-vcpu-pcpu", "19:31", "actions[0]", &["CPU 3 runs vCPUs of guest `vm0`"]),
     ("guest-msi-without-guest", "8:16", "devices[0].guest_msi", &["guest_msi needs assigned_to"]),
     ("fallback-without-forward-cost", "15:16", "devices[0].guest_msi", &["the guest needs remapped_forward"]),
+    (
+        "iommu-unit-out-of-range",
+        "9:17",
+        "devices[0].iommu_unit",
+        &["unit 2 does not exist; the platform has 2 remapping unit(s)"],
+    ),
 ];
 
 #[test]
