@@ -1136,14 +1136,12 @@ impl Platform {
     /// irq-bypass switches the IRTE to posted mode; calibration.md claim C6, unverified) and a
     /// posted IRTE pointing at the vCPU's descriptor.
     fn add_assigned_device(&mut self, device: DeviceId, dp: &DeviceParams, guest: u32, seed: u64) {
-        let (first_vcpu, vcpus) = self.guests.as_ref().expect("assigned devices need guests").vcpus_of(guest);
         let first_queue = self.push_device(device, dp, dp.queue_count, seed);
         let source = SourceValidation::RequesterId { sid: dp.requester_id, sq: SourceQualifier::All16 };
         for q in 0..dp.queue_count {
             let queue_id = QueueId(first_queue + q);
-            let vcpu = first_vcpu + q % vcpus;
             let guests = self.guests.as_mut().expect("assigned devices need guests");
-            let Some(vector) = guests.alloc_vector(vcpu, queue_id) else {
+            let Some((vcpu, vector)) = guests.assign_queue(guest, q, queue_id) else {
                 self.metrics.add(self.ids.setup_guest_vector_fail, 1);
                 continue;
             };

@@ -166,12 +166,10 @@ impl Platform {
     /// pCPU) and then forwarded to the vCPU's vPE as a vLPI (VMAPTI, doorbell enabled), as
     /// KVM's `kvm_vgic_v4_set_forwarding` does.
     fn assign_device_arm(&mut self, first_queue: u32, dp: &DeviceParams, its_device: ItsDeviceId, guest: u32) {
-        let (first_vcpu, vcpus) = self.guests.as_ref().expect("assigned devices need guests").vcpus_of(guest);
         for q in 0..dp.queue_count {
             let queue_id = QueueId(first_queue + q);
-            let vcpu = first_vcpu + q % vcpus;
             let guests = self.guests.as_mut().expect("assigned devices need guests");
-            let Some(vector) = guests.alloc_vector(vcpu, queue_id) else {
+            let Some((vcpu, vector)) = guests.assign_queue(guest, q, queue_id) else {
                 self.metrics.add(self.ids.setup_guest_vector_fail, 1);
                 continue;
             };

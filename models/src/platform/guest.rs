@@ -202,8 +202,17 @@ impl Guests {
         self.vcpus[vcpu as usize].pcpu
     }
 
+    /// Places queue number `q` of a device assigned to `guest` (the queues are spread over
+    /// the guest's vCPUs in order) and gives it a guest vector there: (vCPU, vector), or
+    /// `None` when that vCPU's vectors ran out.
+    pub(super) fn assign_queue(&mut self, guest: u32, q: u32, queue: QueueId) -> Option<(u32, Vector)> {
+        let (first, count) = self.vcpus_of(guest);
+        let vcpu = first + q % count;
+        self.alloc_vector(vcpu, queue).map(|vector| (vcpu, vector))
+    }
+
     /// Gives queue `queue` a guest vector on `vcpu`; `None` when the guest's vectors ran out.
-    pub(super) fn alloc_vector(&mut self, vcpu: u32, queue: QueueId) -> Option<Vector> {
+    fn alloc_vector(&mut self, vcpu: u32, queue: QueueId) -> Option<Vector> {
         let v = &mut self.vcpus[vcpu as usize];
         let mut vector = v.next_vector;
         if vector == 0x80 {
