@@ -436,6 +436,29 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// A stable name of the event's kind, for traces: it stays the same when variants are
+    /// renamed or restructured, so a trace hash compares event order across refactors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Raise { .. } => "raise",
+            Event::MsiWrite { .. } => "msi_write",
+            Event::Deliver { .. } => "deliver",
+            Event::HandlerDone { .. } => "handler_done",
+            Event::Action { .. } => "action",
+            Event::DeliverIntid { .. } => "deliver_intid",
+            Event::PostToVcpu { .. } => "post_to_vcpu",
+            Event::GuestInterrupt { .. } => "guest_interrupt",
+            Event::VcpuEntry { .. } => "vcpu_entry",
+            Event::GuestHandlerDone { .. } => "guest_handler_done",
+            Event::HostBurst { .. } => "host_burst",
+            Event::HostBurstEnd { .. } => "host_burst_end",
+            Event::PostedStep { .. } => "posted_step",
+            Event::StoreWrite { .. } => "store_write",
+        }
+    }
+}
+
 // Events sit in the queue by the million: keep them small.
 const _: () = assert!(std::mem::size_of::<Event>() <= 16);
 

@@ -4,6 +4,7 @@
 mod bad_input;
 mod catalog;
 mod determinism;
+mod golden;
 mod oracle;
 mod tidy;
 

@@ -1,0 +1,137 @@
+//! Golden reports: every catalog scenario at its own seed, its `report.json` and
+//! `summary.md` compared byte for byte (less the version string) with the copies committed
+//! in `scenarios/tests/golden/`, and the event trace (kind and time of every event) of a few
+//! scenarios hashed, so a change of event order shows even when the statistics agree.
+//!
+//! Refresh with `UPDATE_GOLDEN=1 cargo test -p scenarios --test it golden`, then review the
+//! diff: a change of numbers must be explained by the commit that makes it.
+
+use std::path::PathBuf;
+
+use models::platform::{Event, Platform};
+use scenarios::{catalog, runner};
+use sim::{EventQueue, RunLimits, SimTime, World};
+
+use super::workspace_root;
+
+fn golden_dir() -> PathBuf {
+    workspace_root().join("scenarios/tests/golden")
+}
+
+fn updating() -> bool {
+    std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1")
+}
+
+/// The version string is the one thing a refactor may change.
+fn without_version(text: &str) -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    text.replace(&format!("\"irqsim_version\": \"{version}\""), "\"irqsim_version\": \"VERSION\"")
+        .replace(&format!("| irqsim | {version} |"), "| irqsim | VERSION |")
+        .replace(&format!("irqsim {version}"), "irqsim VERSION")
+}
+
+/// Compares `actual` with the committed file, or writes it under `UPDATE_GOLDEN=1`.
+/// Returns a description of the difference, if any.
+fn check(path: &std::path::Path, actual: &str) -> Option<String> {
+    let actual = without_version(actual);
+    if updating() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &actual).unwrap();
+        return None;
+    }
+    let expected = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return Some(format!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display())),
+    };
+    if expected == actual {
+        return None;
+    }
+    let first = expected.lines().zip(actual.lines()).position(|(a, b)| a != b);
+    let (line, was, now) = match first {
+        Some(i) => (i + 1, expected.lines().nth(i).unwrap_or(""), actual.lines().nth(i).unwrap_or("")),
+        None => (expected.lines().count().min(actual.lines().count()) + 1, "(length differs)", ""),
+    };
+    Some(format!("{}:{line}: was `{was}`, now `{now}`", path.display()))
+}
+
+#[test]
+fn catalog_reports_match_the_committed_golden_copies() {
+    let mut differences = Vec::new();
+    for (name, text) in catalog::CATALOG {
+        let source = runner::Source {
+            label: format!("builtin:{name}"),
+            bytes: text.as_bytes().to_vec(),
+            run_args: format!("--builtin {name}"),
+        };
+        let scenario = scenarios::load(&source.label, text).unwrap_or_else(|e| panic!("{e}"));
+        let result = runner::run(&scenario, &source, scenario.seed).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let json = serde_json::to_string_pretty(&result.report).unwrap() + "\n";
+        let dir = golden_dir().join(name);
+        differences.extend(check(&dir.join("report.json"), &json));
+        differences.extend(check(&dir.join("summary.md"), &reports::markdown(&result.report)));
+    }
+    assert!(
+        differences.is_empty(),
+        "golden reports differ (review, then refresh with UPDATE_GOLDEN=1):\n{}",
+        differences.join("\n")
+    );
+}
+
+/// A world that hashes the kind and time of every event its inner platform handles.
+struct Traced {
+    inner: Platform,
+    hash: u64,
+    count: u64,
+}
+
+impl Traced {
+    fn mix(&mut self, bytes: &[u8]) {
+        // FNV-1a, 64-bit: stable across Rust versions, unlike `DefaultHasher`.
+        for b in bytes {
+            self.hash ^= u64::from(*b);
+            self.hash = self.hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+impl World for Traced {
+    type Event = Event;
+
+    fn handle(&mut self, event: Event, queue: &mut EventQueue<Event>) {
+        self.mix(event.kind().as_bytes());
+        self.mix(&queue.now().as_ps().to_le_bytes());
+        self.count += 1;
+        self.inner.handle(event, queue);
+    }
+}
+
+fn trace_hash(name: &str) -> String {
+    let scenario = scenarios::load(name, catalog::get(name).unwrap()).unwrap();
+    let (platform, mut queue) = Platform::new(&scenario.platform, scenario.seed);
+    let mut traced = Traced { inner: platform, hash: 0xcbf2_9ce4_8422_2325, count: 0 };
+    let limits = RunLimits {
+        time_end: SimTime::ZERO + scenario.duration,
+        event_count_max: scenario.event_limit.unwrap_or(u64::MAX),
+    };
+    sim::run(&mut traced, &mut queue, limits);
+    format!("{name}: {} events, trace {:016x}\n", traced.count, traced.hash)
+}
+
+#[test]
+fn event_traces_match_the_committed_hashes() {
+    // One scenario per delivery path: remapped FIFO (plain and with hotplug), the ITS, posted MSI, VT-d posted
+    // guests, the ITS with GICv4 guests, IMS in queue memory, IRTE updates on the lock.
+    let names = [
+        "nvme-bare-metal",
+        "arm-lpi-budget",
+        "cpu-hotplug",
+        "posted-msi",
+        "posted-guest",
+        "gicv4-guest",
+        "dsa-ims-density",
+        "irte-lock-contention",
+    ];
+    let actual: String = names.iter().map(|n| trace_hash(n)).collect();
+    let diff = check(&golden_dir().join("event-traces.txt"), &actual);
+    assert!(diff.is_none(), "event traces differ: {}\nnow:\n{actual}", diff.unwrap());
+}
