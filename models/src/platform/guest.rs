@@ -1,6 +1,9 @@
-//! Guests on the x86 platform: vCPUs pinned to pCPUs, and devices assigned to a guest whose
-//! interrupts are posted (VT-d posted interrupts, KVM irq-bypass) straight into the vCPUs'
-//! posted-interrupt descriptors.
+//! Guests: vCPUs pinned to pCPUs that halt when idle and are preempted by host work, and
+//! the interrupts of their assigned devices, posted (x86 VT-d posted interrupts, KVM
+//! irq-bypass) into the vCPUs' descriptors or forwarded as vLPIs (ARM GICv4) to their vPEs.
+//!
+//! The vPEs live in the ITS, which is the ARM chip: the guests never call it; they queue
+//! [`VpeOp`]s that the router applies to the chip after each guest step.
 //!
 //! # What is modelled
 //! - Each vCPU runs on one pCPU. It starts halted (blocked: NV = the wake-up vector 0xf1, on
@@ -19,9 +22,10 @@
 //!   the guest after the scheduler wake-up (later if a host burst holds the pCPU).
 //!
 //! # What is not modelled (and why)
-//! - Remapped (non-postable) delivery to guests: multicast and lowest-priority with several
-//!   destinations fall back to it (`iommu::posted::is_postable`); the devices here target
-//!   one vCPU each, and the host injection path comes with the KVM guests model.
+//! - Remapped (non-postable) delivery: multicast and lowest-priority with several
+//!   destinations fall back to it (`iommu::posted::is_postable`); VFIO's host handler
+//!   forwards such an interrupt (the router runs it on the host CPU) and KVM injects it
+//!   through the posted descriptor ([`Guests::post_to_vcpu`]).
 //! - Halt polling, vCPU migration between pCPUs, vIRR merging of the same vector while the
 //!   guest has not yet handled it (each notified interrupt is a guest job).
 //!
@@ -33,40 +37,46 @@
 
 use std::collections::VecDeque;
 
-use sim::{DurationDist, EventQueue, RngStream, SimDuration, SimTime};
+use sim::{DurationDist, EventQueue, Metrics, RngStream, SimDuration, SimTime};
 
-use super::{Event, GuestParams, Job, Platform};
+use super::Event;
+use super::metrics::{CoreIds, GuestIds};
+use super::params::GuestParams;
+use super::route::{HandlerWork, Job, Pending, VlpiOutcome};
 use crate::arm::its::VpeId;
 use crate::ids::{CpuId, QueueId, Vector};
 use crate::iommu::posted::{
     ApicMode, BlockOutcome, DeliveryPath, PiHost, PostedDelivery, PostedIrte, VcpuId, VcpuState,
 };
 
-/// What the ITS did with a vLPI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum VlpiOutcome {
-    /// Injected into the resident vPE.
-    Direct,
-    /// Recorded in the vPE's pending table and the doorbell rung.
-    Doorbell,
-    /// Recorded with no doorbell (preempted, or the GICv4.1 doorbell already rung).
-    Pending,
-}
-
 /// The first vector a guest driver gets (device vectors start above the ISA range).
 const GUEST_FIRST_VECTOR: u8 = 0x30;
 /// The end (exclusive) of the guest's device vectors (its own local timer sits at 0xec).
 const GUEST_LAST_VECTOR: u8 = 0xec;
+/// No queue behind a guest vector.
+const NO_QUEUE: u32 = u32::MAX;
+
+/// An operation on a vPE in the ITS that a guest step asks of the ARM chip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum VpeOp {
+    /// Make the vPE resident on its pCPU (`vgic_v4_load`).
+    Load { vpe: VpeId, pcpu: CpuId },
+    /// Make it non-resident, with or without its doorbell (`vgic_v4_put`).
+    Put { vpe: VpeId, doorbell: bool },
+    /// KVM handled the vPE's doorbell interrupt.
+    DoorbellHandled { vpe: VpeId },
+}
 
 /// One vCPU.
 #[derive(Debug, Clone)]
-pub(super) struct Vcpu {
+struct Vcpu {
     pcpu: CpuId,
     guest: u32,
     /// Guest interrupts waiting for, or in, the guest handler (front).
     jobs: VecDeque<Job>,
-    /// The interrupt behind each PIR bit that is not yet synced into the guest.
-    waiting: Box<[Option<Job>; 256]>,
+    /// The interrupts behind the PIR (x86) or the vPE's pending table (ARM) not yet synced
+    /// into the guest.
+    waiting: Pending,
     /// Interrupts notified to the running vCPU, on their way into vIRR (FIFO: the
     /// notification latency is the same for all).
     notified: VecDeque<Job>,
@@ -88,7 +98,7 @@ pub(super) struct Vcpu {
 }
 
 /// Where the vCPUs' interrupt state lives: VT-d posted-interrupt descriptors (x86) or GICv4
-/// vPEs in the ITS (ARM; the ITS itself is the platform's GIC).
+/// vPEs in the ITS (ARM; the ITS itself is the platform's chip).
 #[derive(Debug, Clone)]
 enum Backend {
     X86(PiHost),
@@ -107,10 +117,14 @@ pub(super) struct Guests {
     vcpus: Vec<Vcpu>,
     params: Vec<GuestParams>,
     host_gap: Vec<Option<(DurationDist, DurationDist)>>,
+    /// vPE operations for the ARM chip, applied by the router after each guest step.
+    vpe_ops: Vec<VpeOp>,
+    ids: GuestIds,
+    core: CoreIds,
 }
 
 impl Guests {
-    pub(super) fn new(guests: &[GuestParams], pcpu_count: u32, arm: bool, seed: u64) -> Guests {
+    pub fn new(guests: &[GuestParams], pcpu_count: u32, arm: bool, seed: u64, ids: GuestIds, core: CoreIds) -> Guests {
         let mut vcpus = Vec::new();
         for (g, params) in guests.iter().enumerate() {
             for v in 0..params.vcpu_count {
@@ -118,9 +132,9 @@ impl Guests {
                     pcpu: params.pcpus[v as usize % params.pcpus.len()],
                     guest: g as u32,
                     jobs: VecDeque::new(),
-                    waiting: Box::new([None; 256]),
+                    waiting: Pending::new(),
                     notified: VecDeque::new(),
-                    vector_queue: Box::new([super::NO_QUEUE; 256]),
+                    vector_queue: Box::new([NO_QUEUE; 256]),
                     next_vector: GUEST_FIRST_VECTOR,
                     handling: false,
                     handler_gen: 0,
@@ -155,17 +169,17 @@ impl Guests {
                 g.host_bursts.map(|(gap, length)| (DurationDist::exponential(gap), DurationDist::exponential(length)))
             })
             .collect();
-        Guests { backend, vcpus, params: guests.to_vec(), host_gap }
+        Guests { backend, vcpus, params: guests.to_vec(), host_gap, vpe_ops: Vec::new(), ids, core }
     }
 
     /// The first vCPU of guest `guest`, and how many it has.
-    pub(super) fn vcpus_of(&self, guest: u32) -> (u32, u32) {
+    pub fn vcpus_of(&self, guest: u32) -> (u32, u32) {
         let first = self.vcpus.iter().position(|v| v.guest == guest).expect("a guest has vCPUs") as u32;
         (first, self.params[guest as usize].vcpu_count)
     }
 
     /// ARM: the vPEs of guest `guest`'s vCPUs, in order (from `Its::create_vm`).
-    pub(super) fn attach_vpes(&mut self, guest: u32, vpes: &[VpeId]) {
+    pub fn attach_vpes(&mut self, guest: u32, vpes: &[VpeId]) {
         let (first, count) = self.vcpus_of(guest);
         assert_eq!(vpes.len() as u32, count, "one vPE per vCPU");
         let Backend::Arm { vpes: all, .. } = &mut self.backend else { panic!("vPEs are an ARM thing") };
@@ -176,39 +190,50 @@ impl Guests {
     }
 
     /// ARM: the vCPU whose vPE is `vpe`.
-    pub(super) fn vcpu_of_vpe(&self, vpe: VpeId) -> Option<u32> {
+    pub fn vcpu_of_vpe(&self, vpe: VpeId) -> Option<u32> {
         let Backend::Arm { vpes, .. } = &self.backend else { return None };
         vpes.iter().position(|&v| v == vpe).map(|i| i as u32)
     }
 
     /// ARM: the vPE of a vCPU.
-    pub(super) fn vpe_of(&self, vcpu: u32) -> VpeId {
+    pub fn vpe_of(&self, vcpu: u32) -> VpeId {
         let Backend::Arm { vpes, .. } = &self.backend else { panic!("vPEs are an ARM thing") };
         vpes[vcpu as usize]
     }
 
     /// Guest `guest`'s name.
-    pub(super) fn name_of(&self, guest: u32) -> &str {
+    pub fn name_of(&self, guest: u32) -> &str {
         &self.params[guest as usize].name
     }
 
     /// The host's forwarding cost for `vcpu`'s guest (a non-postable interrupt).
-    pub(super) fn remapped_forward_of(&self, vcpu: u32) -> SimDuration {
+    pub fn remapped_forward_of(&self, vcpu: u32) -> SimDuration {
         self.params[self.vcpus[vcpu as usize].guest as usize].remapped_forward
     }
 
     /// The pCPU a vCPU runs on.
-    pub(super) fn pcpu_of(&self, vcpu: u32) -> CpuId {
+    pub fn pcpu_of(&self, vcpu: u32) -> CpuId {
         self.vcpus[vcpu as usize].pcpu
+    }
+
+    /// The vPE operations queued since the last call, for the ARM chip.
+    pub fn take_vpe_ops(&mut self) -> Option<std::vec::Drain<'_, VpeOp>> {
+        if self.vpe_ops.is_empty() { None } else { Some(self.vpe_ops.drain(..)) }
     }
 
     /// Places queue number `q` of a device assigned to `guest` (the queues are spread over
     /// the guest's vCPUs in order) and gives it a guest vector there: (vCPU, vector), or
-    /// `None` when that vCPU's vectors ran out.
-    pub(super) fn assign_queue(&mut self, guest: u32, q: u32, queue: QueueId) -> Option<(u32, Vector)> {
+    /// `None` (counted) when that vCPU's vectors ran out.
+    pub fn assign_queue(&mut self, guest: u32, q: u32, queue: QueueId, m: &mut Metrics) -> Option<(u32, Vector)> {
         let (first, count) = self.vcpus_of(guest);
         let vcpu = first + q % count;
-        self.alloc_vector(vcpu, queue).map(|vector| (vcpu, vector))
+        match self.alloc_vector(vcpu, queue) {
+            Some(vector) => Some((vcpu, vector)),
+            None => {
+                m.add(self.ids.setup_guest_vector_fail, 1);
+                None
+            }
+        }
     }
 
     /// Gives queue `queue` a guest vector on `vcpu`; `None` when the guest's vectors ran out.
@@ -227,12 +252,12 @@ impl Guests {
     }
 
     /// Interrupts held by vCPUs: queued, in service, or waiting in a PIR.
-    pub(super) fn at_vcpus(&self) -> u64 {
-        self.vcpus.iter().map(|v| (v.jobs.len() + v.waiting.iter().filter(|j| j.is_some()).count()) as u64).sum()
+    pub fn at_vcpus(&self) -> u64 {
+        self.vcpus.iter().map(|v| v.jobs.len() as u64 + v.waiting.count()).sum()
     }
 
     /// Scheduled starts of host bursts (one per vCPU whose guest has them).
-    pub(super) fn first_bursts(&mut self) -> Vec<(SimTime, u32)> {
+    pub fn first_bursts(&mut self) -> Vec<(SimTime, u32)> {
         let mut out = Vec::new();
         for (i, v) in self.vcpus.iter_mut().enumerate() {
             if let Some((gap, _)) = &self.host_gap[v.guest as usize] {
@@ -241,161 +266,141 @@ impl Guests {
         }
         out
     }
-}
-
-impl Platform {
-    fn guests(&mut self) -> &mut Guests {
-        self.guests.as_mut().expect("guests are configured")
-    }
 
     fn vcpu_state(&self, vcpu: u32) -> VcpuState {
-        match &self.guests.as_ref().expect("guests are configured").backend {
+        match &self.backend {
             Backend::X86(pi) => pi.vcpu(VcpuId(vcpu)).state(),
             Backend::Arm { states, .. } => states[vcpu as usize],
         }
     }
 
     /// KVM loads the vCPU (x86: `vmx_vcpu_pi_load`; ARM: `vgic_v4_load`, the vPE resident).
-    fn vcpu_load(&mut self, vcpu: u32, now: SimTime) {
-        let g = self.guests.as_mut().expect("guests are configured");
-        let pcpu = g.vcpus[vcpu as usize].pcpu;
-        match &mut g.backend {
+    fn vcpu_load(&mut self, vcpu: u32) {
+        let pcpu = self.vcpus[vcpu as usize].pcpu;
+        match &mut self.backend {
             Backend::X86(pi) => {
                 pi.vcpu_load(VcpuId(vcpu), pcpu).expect("a preempted or blocked vCPU loads");
             }
             Backend::Arm { states, vpes } => {
                 states[vcpu as usize] = VcpuState::Running { pcpu };
-                let its = self.arm.as_mut().expect("an ARM platform").its_mut();
-                its.vcpu_load(now, vpes[vcpu as usize], pcpu).expect("making a vPE resident");
+                self.vpe_ops.push(VpeOp::Load { vpe: vpes[vcpu as usize], pcpu });
             }
         }
     }
 
     /// Host work preempts the running vCPU (x86: SN = 1; ARM: non-resident, no doorbell).
-    fn vcpu_preempt(&mut self, vcpu: u32, now: SimTime) {
-        let g = self.guests.as_mut().expect("guests are configured");
-        match &mut g.backend {
+    fn vcpu_preempt(&mut self, vcpu: u32) {
+        match &mut self.backend {
             Backend::X86(pi) => pi.vcpu_preempt(VcpuId(vcpu)).expect("a running vCPU is preempted"),
             Backend::Arm { states, vpes } => {
                 states[vcpu as usize] = VcpuState::Preempted;
-                let its = self.arm.as_mut().expect("an ARM platform").its_mut();
-                its.vcpu_put(now, vpes[vcpu as usize], false).expect("making a vPE non-resident");
+                self.vpe_ops.push(VpeOp::Put { vpe: vpes[vcpu as usize], doorbell: false });
             }
         }
     }
 
     /// The idle vCPU halts (x86 HLT: on the wake-up list; ARM WFI: non-resident with its
     /// doorbell), unless an interrupt is already pending for it.
-    fn vcpu_block(&mut self, vcpu: u32, now: SimTime) -> BlockOutcome {
-        let g = self.guests.as_mut().expect("guests are configured");
-        let pending = g.vcpus[vcpu as usize].waiting.iter().any(Option::is_some);
-        let pcpu = g.vcpus[vcpu as usize].pcpu;
-        match &mut g.backend {
+    fn vcpu_block(&mut self, vcpu: u32) -> BlockOutcome {
+        let pending = self.vcpus[vcpu as usize].waiting.any();
+        let pcpu = self.vcpus[vcpu as usize].pcpu;
+        match &mut self.backend {
             Backend::X86(pi) => pi.vcpu_block(VcpuId(vcpu)).expect("a running idle vCPU halts"),
             Backend::Arm { .. } if pending => BlockOutcome::Refused,
             Backend::Arm { states, vpes } => {
                 states[vcpu as usize] = VcpuState::Blocked { pcpu };
-                let its = self.arm.as_mut().expect("an ARM platform").its_mut();
-                its.vcpu_put(now, vpes[vcpu as usize], true).expect("making a vPE non-resident");
+                self.vpe_ops.push(VpeOp::Put { vpe: vpes[vcpu as usize], doorbell: true });
                 BlockOutcome::Blocked { pcpu }
             }
         }
     }
 
-    /// The vectors whose interrupts become visible to the guest now (x86: the PIR synced
-    /// into vIRR; ARM: the vPE's pending vLPIs, taken by the now-resident vPE).
-    fn take_pending_vectors(&mut self, vcpu: u32) -> Vec<usize> {
-        let g = self.guests.as_mut().expect("guests are configured");
-        match &mut g.backend {
-            Backend::X86(pi) => {
-                let bits = pi.sync_pir(VcpuId(vcpu));
-                let mut out = Vec::new();
-                for (word, mut bits) in bits.into_iter().enumerate() {
-                    while bits != 0 {
-                        out.push(word * 64 + bits.trailing_zeros() as usize);
-                        bits &= bits - 1;
-                    }
-                }
-                out
-            }
-            Backend::Arm { .. } => {
-                let waiting = &g.vcpus[vcpu as usize].waiting;
-                (0..waiting.len()).filter(|&i| waiting[i].is_some()).collect()
-            }
-        }
-    }
-
     fn vcpu_has_pending(&self, vcpu: u32) -> bool {
-        let g = self.guests.as_ref().expect("guests are configured");
-        match &g.backend {
+        match &self.backend {
             Backend::X86(pi) => pi.has_pending_interrupt(VcpuId(vcpu)),
-            Backend::Arm { .. } => g.vcpus[vcpu as usize].waiting.iter().any(Option::is_some),
+            Backend::Arm { .. } => self.vcpus[vcpu as usize].waiting.any(),
         }
     }
 
-    /// A posted IRTE delivered `vector` for `vcpu`.
-    pub(super) fn post_to_vcpu(
+    /// The guest's handler for `vector` on `vcpu`, if one is registered.
+    fn queue_on(&self, vcpu: u32, vector: Vector) -> Option<QueueId> {
+        match self.vcpus[vcpu as usize].vector_queue[usize::from(vector.0)] {
+            NO_QUEUE => None,
+            queue => Some(QueueId(queue)),
+        }
+    }
+
+    /// A posted IRTE (or KVM, injecting a forwarded interrupt) delivered `vector` for
+    /// `vcpu`. Returns `false` when the guest has no handler on the vector (lost).
+    #[allow(clippy::too_many_arguments)] // the posted request and the run's state
+    pub fn post_to_vcpu(
         &mut self,
         vcpu: u32,
         vector: Vector,
         urgent: bool,
         raised_at: SimTime,
         q: &mut EventQueue<Event>,
-    ) {
+        m: &mut Metrics,
+    ) -> bool {
         let now = q.now();
-        let g = self.guests.as_mut().expect("guests are configured");
-        let id = VcpuId(vcpu);
-        let queue = g.vcpus[vcpu as usize].vector_queue[usize::from(vector.0)];
-        if queue == super::NO_QUEUE {
-            self.lose(self.ids.lost_no_handler);
-            return;
-        }
-        if g.vcpus[vcpu as usize].waiting[usize::from(vector.0)].is_some() {
+        let Some(queue) = self.queue_on(vcpu, vector) else { return false };
+        let v = &self.vcpus[vcpu as usize];
+        if v.waiting.is_set(vector) {
             // Already pending in the PIR: the guest's handler will see both.
-            self.metrics.add(self.ids.merged_pir, 1);
-            return;
+            m.add(self.core.merged_pir, 1);
+            return true;
         }
-        let job = Job { queue: QueueId(queue), raised_at, arrived_at: now };
-        let params = g.params[g.vcpus[vcpu as usize].guest as usize].posted;
-        let next_entry = g.vcpus[vcpu as usize].host_busy_until.unwrap_or(now);
-        let Backend::X86(pi) = &mut g.backend else { panic!("VT-d posting is x86") };
-        let delivery = PostedDelivery { params }.deliver(pi, PostedIrte { vcpu: id, vector, urgent }, now, next_entry);
+        let job = Job { queue, raised_at, arrived_at: now };
+        let params = self.params[v.guest as usize].posted;
+        let next_entry = v.host_busy_until.unwrap_or(now);
+        let Backend::X86(pi) = &mut self.backend else { panic!("VT-d posting is x86") };
+        let delivery =
+            PostedDelivery { params }.deliver(pi, PostedIrte { vcpu: VcpuId(vcpu), vector, urgent }, now, next_entry);
+        let v = &mut self.vcpus[vcpu as usize];
         match delivery.path {
             DeliveryPath::NotifiedRunning => {
                 let visible = delivery.visible_at.expect("a running vCPU sees it");
-                g.vcpus[vcpu as usize].notified.push_back(job);
-                self.metrics.add(self.ids.kvm_notified, 1);
-                self.metrics.record(self.ids.posted_delivery, visible.since(now).as_ps());
+                v.notified.push_back(job);
+                m.add(self.ids.kvm_notified, 1);
+                m.record(self.ids.posted_delivery, visible.since(now).as_ps());
                 q.schedule_at(visible, Event::GuestInterrupt { vcpu });
             }
             DeliveryPath::Accumulated { .. } => {
-                g.vcpus[vcpu as usize].waiting[usize::from(vector.0)] = Some(job);
-                self.metrics.add(self.ids.kvm_accumulated, 1);
+                v.waiting.post(vector, job);
+                m.add(self.ids.kvm_accumulated, 1);
             }
             DeliveryPath::Coalesced => {
                 // ON was already set (a wake-up is on its way): the new bit is synced with it.
-                g.vcpus[vcpu as usize].waiting[usize::from(vector.0)] = Some(job);
+                v.waiting.post(vector, job);
             }
             DeliveryPath::Wakeup { walk, .. } => {
                 let visible = delivery.visible_at.expect("a woken vCPU enters");
-                let v = &mut g.vcpus[vcpu as usize];
-                v.waiting[usize::from(vector.0)] = Some(job);
-                self.metrics.add(self.ids.kvm_wakeups, 1);
-                self.metrics.add(self.ids.kvm_wakeup_walked, walk.walked as u64);
-                if !v.entry_scheduled {
-                    v.entry_scheduled = true;
-                    let at = v.host_busy_until.map_or(visible, |busy| busy.max(visible));
-                    self.metrics.record(self.ids.posted_delivery, at.since(now).as_ps());
-                    q.schedule_at(at, Event::VcpuEntry { vcpu });
-                }
+                v.waiting.post(vector, job);
+                m.add(self.ids.kvm_wakeups, 1);
+                m.add(self.ids.kvm_wakeup_walked, walk.walked as u64);
+                self.schedule_entry(vcpu, visible, q, m);
             }
+        }
+        true
+    }
+
+    /// A woken vCPU enters the guest at `visible`, or when the host burst holding its pCPU
+    /// ends, unless an entry is already scheduled.
+    fn schedule_entry(&mut self, vcpu: u32, visible: SimTime, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        let v = &mut self.vcpus[vcpu as usize];
+        if !v.entry_scheduled {
+            v.entry_scheduled = true;
+            let at = v.host_busy_until.map_or(visible, |busy| busy.max(visible));
+            m.record(self.ids.posted_delivery, at.since(q.now()).as_ps());
+            q.schedule_at(at, Event::VcpuEntry { vcpu });
         }
     }
 
     /// ARM GICv4: the ITS delivered a vLPI for `vcpu` (`translation` after the device's
     /// write): straight into the resident vPE, or into its pending table, with or without a
-    /// doorbell to the host.
-    pub(super) fn vlpi_to_vcpu(
+    /// doorbell to the host. Returns `false` when the guest has no handler on the vector.
+    #[allow(clippy::too_many_arguments)] // the vLPI, its outcome and the run's state
+    pub fn vlpi_to_vcpu(
         &mut self,
         vcpu: u32,
         vector: Vector,
@@ -403,75 +408,73 @@ impl Platform {
         translation: SimDuration,
         raised_at: SimTime,
         q: &mut EventQueue<Event>,
-    ) {
+        m: &mut Metrics,
+    ) -> bool {
         let now = q.now();
-        let g = self.guests.as_mut().expect("guests are configured");
-        let queue = g.vcpus[vcpu as usize].vector_queue[usize::from(vector.0)];
-        if queue == super::NO_QUEUE {
-            self.lose(self.ids.lost_no_handler);
-            return;
-        }
-        let job = Job { queue: QueueId(queue), raised_at, arrived_at: now };
-        let params = g.params[g.vcpus[vcpu as usize].guest as usize].posted;
-        let v = &mut g.vcpus[vcpu as usize];
+        let Some(queue) = self.queue_on(vcpu, vector) else { return false };
+        let job = Job { queue, raised_at, arrived_at: now };
+        let params = self.params[self.vcpus[vcpu as usize].guest as usize].posted;
+        let v = &mut self.vcpus[vcpu as usize];
         if outcome == VlpiOutcome::Direct {
             v.notified.push_back(job);
-            self.metrics.add(self.ids.kvm_vlpi_direct, 1);
-            self.metrics.record(self.ids.posted_delivery, translation.as_ps());
+            m.add(self.ids.kvm_vlpi_direct, 1);
+            m.record(self.ids.posted_delivery, translation.as_ps());
             q.schedule_in(translation, Event::GuestInterrupt { vcpu });
-            return;
+            return true;
         }
-        let slot = &mut v.waiting[usize::from(vector.0)];
-        if slot.is_some() {
-            self.metrics.add(self.ids.merged_pir, 1); // already pending in the vPE's table
-            return;
+        if !v.waiting.post(vector, job) {
+            m.add(self.core.merged_pir, 1); // already pending in the vPE's table
+            return true;
         }
-        *slot = Some(job);
         if outcome == VlpiOutcome::Pending {
-            self.metrics.add(self.ids.kvm_vlpi_pending, 1);
-            return;
+            m.add(self.ids.kvm_vlpi_pending, 1);
+            return true;
         }
         // The doorbell (a physical LPI) reaches the host; KVM's handler kicks the vCPU.
-        self.metrics.add(self.ids.kvm_vlpi_doorbell, 1);
-        let vpe = self.guests.as_ref().expect("guests are configured").vpe_of(vcpu);
-        self.arm.as_mut().expect("an ARM platform").its_mut().doorbell_handled(now, vpe).expect("a vPE's doorbell");
+        m.add(self.ids.kvm_vlpi_doorbell, 1);
+        let vpe = self.vpe_of(vcpu);
+        self.vpe_ops.push(VpeOp::DoorbellHandled { vpe });
         let visible = now + translation + params.wakeup_irq_entry + params.kick + params.wake_to_vm_entry;
-        let v = &mut self.guests().vcpus[vcpu as usize];
-        if !v.entry_scheduled {
-            v.entry_scheduled = true;
-            let at = v.host_busy_until.map_or(visible, |busy| busy.max(visible));
-            self.metrics.record(self.ids.posted_delivery, at.since(now).as_ps());
-            q.schedule_at(at, Event::VcpuEntry { vcpu });
-        }
+        self.schedule_entry(vcpu, visible, q, m);
+        true
     }
 
     /// A notified interrupt reaches the running guest's vIRR.
-    pub(super) fn on_guest_interrupt(&mut self, vcpu: u32, q: &mut EventQueue<Event>) {
-        let g = self.guests();
-        let v = &mut g.vcpus[vcpu as usize];
+    pub fn on_guest_interrupt(
+        &mut self,
+        vcpu: u32,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+        work: &mut impl HandlerWork,
+    ) {
+        let v = &mut self.vcpus[vcpu as usize];
         let mut job = v.notified.pop_front().expect("a notification carries an interrupt");
         job.arrived_at = q.now();
         v.jobs.push_back(job);
-        self.run_guest(vcpu, q);
+        self.run_guest(vcpu, q, m, work);
     }
 
     /// The vCPU enters the guest (after a wake-up, or when a host burst ends): it is loaded
     /// and its PIR synced into the guest.
-    pub(super) fn on_vcpu_entry(&mut self, vcpu: u32, q: &mut EventQueue<Event>) {
+    pub fn on_vcpu_entry(
+        &mut self,
+        vcpu: u32,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+        work: &mut impl HandlerWork,
+    ) {
         let now = q.now();
-        let g = self.guests();
-        let v = &mut g.vcpus[vcpu as usize];
+        let v = &mut self.vcpus[vcpu as usize];
         if v.host_busy_until.is_some_and(|busy| busy > now) {
             return; // the burst's end enters it
         }
         v.entry_scheduled = false;
         if !matches!(self.vcpu_state(vcpu), VcpuState::Running { .. }) {
-            self.vcpu_load(vcpu, now);
-            self.metrics.add(self.ids.kvm_entries, 1);
+            self.vcpu_load(vcpu);
+            m.add(self.ids.kvm_entries, 1);
         }
         self.sync_into_guest(vcpu, now);
-        let g = self.guests();
-        let v = &mut g.vcpus[vcpu as usize];
+        let v = &mut self.vcpus[vcpu as usize];
         if let Some(rest) = v.paused_remaining.take() {
             v.handling = true;
             v.handler_gen += 1;
@@ -479,25 +482,39 @@ impl Platform {
             let generation = v.handler_gen;
             q.schedule_at(now + rest, Event::GuestHandlerDone { vcpu, generation });
         }
-        self.run_guest(vcpu, q);
+        self.run_guest(vcpu, q, m, work);
     }
 
-    /// Moves the PIR's pending interrupts into the guest's handler queue.
+    /// Moves the pending interrupts into the guest's handler queue (x86: the PIR synced into
+    /// vIRR; ARM: the vPE's pending vLPIs, taken by the now-resident vPE), ascending.
     fn sync_into_guest(&mut self, vcpu: u32, now: SimTime) {
-        let vectors = self.take_pending_vectors(vcpu);
-        let v = &mut self.guests().vcpus[vcpu as usize];
-        for vector in vectors {
-            let mut job = v.waiting[vector].take().expect("a pending bit has its interrupt");
+        let v = &mut self.vcpus[vcpu as usize];
+        let start = v.jobs.len();
+        match &mut self.backend {
+            Backend::X86(pi) => {
+                for (word, mut bits) in pi.sync_pir(VcpuId(vcpu)).into_iter().enumerate() {
+                    while bits != 0 {
+                        let vector = word * 64 + bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        v.jobs.push_back(v.waiting.take(vector).expect("a pending bit has its interrupt"));
+                    }
+                }
+            }
+            Backend::Arm { .. } => {
+                let mut jobs = Vec::new();
+                v.waiting.drain_into(&mut jobs);
+                v.jobs.extend(jobs);
+            }
+        }
+        for job in v.jobs.iter_mut().skip(start) {
             job.arrived_at = now;
-            v.jobs.push_back(job);
         }
     }
 
     /// Starts the next guest handler, or halts the idle vCPU.
-    fn run_guest(&mut self, vcpu: u32, q: &mut EventQueue<Event>) {
+    fn run_guest(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics, work: &mut impl HandlerWork) {
         let now = q.now();
-        let g = self.guests.as_mut().expect("guests are configured");
-        let v = &mut g.vcpus[vcpu as usize];
+        let v = &mut self.vcpus[vcpu as usize];
         if v.handling || v.paused_remaining.is_some() || v.host_busy_until.is_some() {
             return;
         }
@@ -506,48 +523,53 @@ impl Platform {
                 return; // a notified interrupt is on its way into vIRR: HLT would not block
             }
             // Idle: the guest halts (HLT exit); KVM refuses to block with ON set.
-            match self.vcpu_block(vcpu, now) {
-                BlockOutcome::Blocked { .. } => self.metrics.add(self.ids.kvm_hlt_exits, 1),
+            match self.vcpu_block(vcpu) {
+                BlockOutcome::Blocked { .. } => m.add(self.ids.kvm_hlt_exits, 1),
                 BlockOutcome::Refused => {
                     self.sync_into_guest(vcpu, now);
-                    self.run_guest(vcpu, q);
+                    self.run_guest(vcpu, q, m, work);
                 }
             }
             return;
         };
-        let queue = &mut self.queues[job.queue.0 as usize];
-        let device = &self.devices[queue.device.0 as usize].params;
-        let service = device.service.sample(&mut queue.service_rng);
-        let eoi = device.eoi_cost;
-        self.metrics.record(self.ids.queue_wait, now.since(job.arrived_at).as_ps());
-        self.metrics.record(self.ids.handler, service.as_ps());
-        self.metrics.record(self.ids.eoi, eoi.as_ps());
-        let v = &mut self.guests.as_mut().expect("guests are configured").vcpus[vcpu as usize];
+        let w = work.driver_work(job.queue);
+        m.record(self.core.queue_wait, now.since(job.arrived_at).as_ps());
+        m.record(self.core.handler, w.service.as_ps());
+        m.record(self.core.eoi, w.eoi.as_ps());
+        let v = &mut self.vcpus[vcpu as usize];
         v.handling = true;
         v.handler_gen += 1;
-        v.handler_done_at = now + service + eoi;
+        v.handler_done_at = now + w.service + w.eoi;
         let generation = v.handler_gen;
-        q.schedule_in(service + eoi, Event::GuestHandlerDone { vcpu, generation });
+        q.schedule_in(w.service + w.eoi, Event::GuestHandlerDone { vcpu, generation });
     }
 
-    pub(super) fn on_guest_handler_done(&mut self, vcpu: u32, generation: u32, q: &mut EventQueue<Event>) {
-        let v = &mut self.guests().vcpus[vcpu as usize];
+    /// The guest handler on `vcpu` finished (unless `generation` is stale: paused by a host
+    /// burst and resumed under a new one).
+    pub fn on_guest_handler_done(
+        &mut self,
+        vcpu: u32,
+        generation: u32,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+        work: &mut impl HandlerWork,
+    ) {
+        let v = &mut self.vcpus[vcpu as usize];
         if generation != v.handler_gen || !v.handling {
-            return; // paused by a host burst; resumed under a new generation
+            return;
         }
         v.handling = false;
         let job = v.jobs.pop_front().expect("a handler finished with a job");
-        self.metrics.add(self.ids.delivered, 1);
-        self.metrics.record(self.ids.end_to_end, q.now().since(job.raised_at).as_ps());
-        self.run_guest(vcpu, q);
+        m.add(self.core.delivered, 1);
+        m.record(self.core.end_to_end, q.now().since(job.raised_at).as_ps());
+        self.run_guest(vcpu, q, m, work);
     }
 
     /// A burst of host work takes the vCPU's pCPU.
-    pub(super) fn on_host_burst(&mut self, vcpu: u32, q: &mut EventQueue<Event>) {
+    pub fn on_host_burst(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics) {
         let now = q.now();
-        let g = self.guests();
-        let (_, length) = g.host_gap[g.vcpus[vcpu as usize].guest as usize].clone().expect("bursts configured");
-        let v = &mut g.vcpus[vcpu as usize];
+        let (_, length) = self.host_gap[self.vcpus[vcpu as usize].guest as usize].clone().expect("bursts configured");
+        let v = &mut self.vcpus[vcpu as usize];
         let until = now + length.sample(&mut v.host_rng);
         v.host_busy_until = Some(until);
         if v.handling {
@@ -555,19 +577,24 @@ impl Platform {
             v.paused_remaining = Some(v.handler_done_at.since(now));
         }
         if matches!(self.vcpu_state(vcpu), VcpuState::Running { .. }) {
-            self.vcpu_preempt(vcpu, now);
-            self.metrics.add(self.ids.kvm_preemptions, 1);
+            self.vcpu_preempt(vcpu);
+            m.add(self.ids.kvm_preemptions, 1);
         }
         q.schedule_at(until, Event::HostBurstEnd { vcpu });
     }
 
     /// The host burst ends: a vCPU that was running (or was kicked meanwhile) enters again;
     /// the next burst is scheduled.
-    pub(super) fn on_host_burst_end(&mut self, vcpu: u32, q: &mut EventQueue<Event>) {
+    pub fn on_host_burst_end(
+        &mut self,
+        vcpu: u32,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+        work: &mut impl HandlerWork,
+    ) {
         let now = q.now();
-        let g = self.guests();
-        let (gap, _) = g.host_gap[g.vcpus[vcpu as usize].guest as usize].clone().expect("bursts configured");
-        let v = &mut g.vcpus[vcpu as usize];
+        let (gap, _) = self.host_gap[self.vcpus[vcpu as usize].guest as usize].clone().expect("bursts configured");
+        let v = &mut self.vcpus[vcpu as usize];
         v.host_busy_until = None;
         let next = now + gap.sample(&mut v.host_rng);
         q.schedule_at(next, Event::HostBurst { vcpu });
@@ -575,7 +602,7 @@ impl Platform {
         let state = self.vcpu_state(vcpu);
         let woken = entry_scheduled || self.vcpu_has_pending(vcpu);
         if state == VcpuState::Preempted || (woken && !matches!(state, VcpuState::Running { .. })) {
-            self.on_vcpu_entry(vcpu, q);
+            self.on_vcpu_entry(vcpu, q, m, work);
         }
     }
 }

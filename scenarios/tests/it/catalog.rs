@@ -80,7 +80,7 @@ fn cpu_hotplug_exercises_every_hotplug_outcome() {
     assert!(count("x86.move_completed_count") >= 1);
     assert_eq!(count("interrupt.lost_count"), 0);
     assert!(count("interrupt.merged_pending_count") > 0, "raises merged while the managed queue was shut down");
-    platform.vector_domain().check_invariants().unwrap();
+    platform.vector_domain().unwrap().check_invariants().unwrap();
 }
 
 #[test]

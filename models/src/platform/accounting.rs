@@ -1,0 +1,177 @@
+//! What a run leaves behind, read from every component at the end: interrupt conservation
+//! (counted independently of the counters that produce it, with an exhaustive match over
+//! the event enum), resource use against each limit, and the report's tables.
+
+use sim::EventQueue;
+
+use super::chip::IrqChip;
+use super::params::GuestMsiParams;
+use super::{Event, Platform};
+use crate::ids::QueueId;
+use crate::iommu::posted::{FallbackReason, Postability};
+
+/// Where every raised interrupt is at the end of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conservation {
+    /// Raised by devices.
+    pub raised: u64,
+    /// Handler and EOI done.
+    pub delivered: u64,
+    /// Blocked or dropped on the way (modelled failures).
+    pub lost: u64,
+    /// Merged into an already-pending bit (MSI-X pending bit, PIR, vPE pending table).
+    pub merged: u64,
+    /// Still travelling: MSI writes and deliveries in the event queue.
+    pub in_transit: u64,
+    /// Held as a pending bit in a masked MSI-X entry.
+    pub pending: u64,
+    /// Waiting for, or in, a handler on a CPU or vCPU.
+    pub at_cpu: u64,
+}
+
+impl Conservation {
+    /// Raised = delivered + lost + merged + in transit + pending + at a CPU.
+    pub fn holds(&self) -> bool {
+        self.raised == self.delivered + self.lost + self.merged + self.in_transit + self.pending + self.at_cpu
+    }
+}
+
+/// How many interrupts an event in the queue carries. Exhaustive on purpose: a new event
+/// kind must say whether it carries one.
+fn carried(event: &Event) -> u64 {
+    match event {
+        Event::MsiWrite { .. }
+        | Event::Deliver { .. }
+        | Event::DeliverIntid { .. }
+        | Event::GuestInterrupt { .. }
+        | Event::PostToVcpu { .. } => 1,
+        Event::Raise { .. }
+        | Event::HandlerDone { .. }
+        | Event::Action { .. }
+        | Event::VcpuEntry { .. }
+        | Event::GuestHandlerDone { .. }
+        | Event::HostBurst { .. }
+        | Event::HostBurstEnd { .. }
+        | Event::PostedStep { .. }
+        | Event::StoreWrite { .. } => 0,
+    }
+}
+
+/// Use of one limited resource, over its instances (CPUs, functions, IOMMUs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceUse {
+    /// What is counted, e.g. `x86.vectors_per_cpu`.
+    pub name: &'static str,
+    /// Instances the limit applies to separately.
+    pub instance_count: u32,
+    /// Least used on any instance.
+    pub used_min: u32,
+    /// Mean use per instance.
+    pub used_mean: f64,
+    /// Most used on any instance.
+    pub used_max: u32,
+    /// The limit per instance.
+    pub limit: u32,
+}
+
+impl ResourceUse {
+    pub(super) fn over<I: IntoIterator<Item = u32>>(name: &'static str, limit: u32, values: I) -> ResourceUse {
+        let values: Vec<u32> = values.into_iter().collect();
+        let n = values.len() as u32;
+        let sum: u64 = values.iter().map(|&v| u64::from(v)).sum();
+        ResourceUse {
+            name,
+            instance_count: n,
+            used_min: values.iter().copied().min().unwrap_or(0),
+            used_mean: if n == 0 { 0.0 } else { sum as f64 / f64::from(n) },
+            used_max: values.iter().copied().max().unwrap_or(0),
+            limit,
+        }
+    }
+}
+
+/// Why KVM could not post, in words for the sources table.
+fn fallback_words(reason: FallbackReason, msi: GuestMsiParams) -> String {
+    match reason {
+        FallbackReason::DeliveryMode => "delivery mode".to_owned(),
+        FallbackReason::Broadcast => "broadcast".to_owned(),
+        FallbackReason::Multicast => format!("fixed to {} vCPUs", msi.destinations),
+        FallbackReason::LowestPriorityMultipleDestinations => format!("lowest priority to {} vCPUs", msi.destinations),
+        FallbackReason::NoDestination => "no destination".to_owned(),
+    }
+}
+
+impl Platform {
+    /// Where every raised interrupt is, counted independently from the event queue, the
+    /// store pending bits and the CPUs' and vCPUs' queues.
+    pub fn conservation(&self, queue: &EventQueue<Event>) -> Conservation {
+        let (ids, m) = (&self.ids, &self.metrics);
+        Conservation {
+            raised: m.get(ids.devices.raised),
+            delivered: m.get(ids.core.delivered),
+            lost: m.get(ids.core.lost),
+            merged: m.get(ids.devices.pending_merged) + m.get(ids.core.merged_pir),
+            in_transit: queue.iter().map(|(_, e)| carried(e)).sum(),
+            pending: self.devices.pending_count(),
+            at_cpu: self.cpus.at_cpu() + self.guests.as_ref().map_or(0, |g| g.at_vcpus()),
+        }
+    }
+
+    /// Use of every limited resource against its limit.
+    pub fn resources(&self) -> Vec<ResourceUse> {
+        let mut out = self.chip.resources();
+        out.extend(self.devices.resources());
+        out
+    }
+
+    /// Tables in fixed, familiar layouts: the interrupt sources and, on x86, the kernel's irq
+    /// matrix (debugfs layout).
+    pub fn tables(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("Interrupt sources", self.sources_table())];
+        if let IrqChip::X86(chip) = &self.chip {
+            out.push((
+                "x86 vector matrix at the end (the layout of /sys/kernel/debug/irq/domains/VECTOR)",
+                chip.domain().debug_table(),
+            ));
+        }
+        out
+    }
+
+    /// The interrupt sources: one line per function or ADI with its requester id (as
+    /// `bus:dev.fn`), PASID, store and how many of its queues have a working interrupt.
+    pub fn sources_table(&self) -> String {
+        let arm = matches!(self.chip, IrqChip::Arm(_));
+        let mut out =
+            String::from("| source | requester id | pasid | store | entries | queues | routed | guest delivery |\n");
+        for device in self.devices.all() {
+            let p = &device.params;
+            let rid = p.requester_id;
+            let routed = (0..p.queue_count)
+                .filter(|&q| self.chip.routed(self.devices.owner(QueueId(device.first_queue + q))))
+                .count();
+            let delivery = match (p.assigned_to, &self.guests) {
+                (Some(g), Some(guests)) => {
+                    let how = match p.guest_msi.postability() {
+                        Postability::Posted if arm => "vLPI".to_owned(),
+                        Postability::Posted => "posted".to_owned(),
+                        Postability::Remapped(reason) => format!("remapped ({})", fallback_words(reason, p.guest_msi)),
+                    };
+                    format!("{} {how}", guests.name_of(g))
+                }
+                _ => "-".to_owned(),
+            };
+            out.push_str(&format!(
+                "| {} | {:02x}:{:02x}.{} | {} | {} | {} | {} | {routed} | {delivery} |\n",
+                p.name,
+                rid >> 8,
+                (rid >> 3) & 0x1f,
+                rid & 0x7,
+                p.pasid.map_or("-".to_owned(), |v| v.to_string()),
+                device.store.kind().as_str(),
+                device.store.len(),
+                p.queue_count,
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,100 @@
+//! Building the platform: each component is chosen once from the parameters (the x86 or ARM
+//! chip, FIFO or posted-MSI CPUs, guests or none), every device's interrupts are set up
+//! the way its kernel does it, and the first events are scheduled.
+
+use sim::{EventQueue, Metrics, SimTime};
+
+use super::chip::IrqChip;
+use super::chip::arm::ArmChip;
+use super::chip::x86::X86Chip;
+use super::cpu::posted_msi::PostedMsiCpus;
+use super::cpu::{Cpus, FifoCpus};
+use super::devices::Devices;
+use super::guest::Guests;
+use super::params::PlatformParams;
+use super::{Event, Platform, metrics};
+use crate::ids::{DeviceId, QueueId};
+
+impl Platform {
+    /// Builds the platform, allocates and activates every queue's interrupt the way Linux
+    /// does (`pci_alloc_irq_vectors` reserves all of a device's vectors, `request_irq`
+    /// activates them), programs the stores (and IRTEs or ITS tables), and schedules each
+    /// routed queue's first arrival, the guests' host bursts and every action. Parameters
+    /// must be valid (the scenario validator ensures it).
+    pub fn new(params: &PlatformParams, seed: u64) -> (Platform, EventQueue<Event>) {
+        assert!(params.cpu_count > 0, "a platform needs at least one CPU");
+        let mut metrics = Metrics::new();
+        let ids = metrics::register(&mut metrics);
+        let mut chip = match &params.gic {
+            Some(gic) => IrqChip::Arm(Box::new(ArmChip::new(gic, params.cpu_count, ids.arm))),
+            None => IrqChip::X86(Box::new(X86Chip::new(params, ids.x86))),
+        };
+        let entry = params.cpu_costs.notification + params.cpu_costs.irq_entry_exit;
+        let cpus = match params.remapping.as_ref().and_then(|r| r.posted_msi) {
+            Some(config) => {
+                // Every device uses the same APIC: the notification's EOI costs what the first
+                // device's does.
+                let eoi = params.devices.first().map_or(sim::SimDuration::ZERO, |d| d.eoi_cost);
+                Cpus::PostedMsi(PostedMsiCpus::new(params.cpu_count, config, entry, eoi, ids.cpu, ids.core))
+            }
+            None => Cpus::Fifo(FifoCpus::new(params.cpu_count, entry, ids.cpu, ids.core)),
+        };
+        let mut guests = (!params.guests.is_empty())
+            .then(|| Guests::new(&params.guests, params.cpu_count, params.gic.is_some(), seed, ids.guest, ids.core));
+        if let (Some(guests), IrqChip::Arm(chip)) = (guests.as_mut(), &mut chip) {
+            create_vpes(params, guests, chip);
+        }
+        let mut devices = Devices::new(&params.ims_pools, params.devices.len(), ids.devices);
+        for (index, dp) in params.devices.iter().enumerate() {
+            let device = DeviceId(index as u32);
+            let m = &mut metrics;
+            match &mut chip {
+                IrqChip::Arm(chip) => chip.add_device(device, dp, seed, &mut devices, guests.as_mut(), m),
+                IrqChip::X86(chip) => match dp.assigned_to {
+                    Some(g) => {
+                        let guests = guests.as_mut().expect("assigned devices need guests");
+                        chip.add_assigned_device(device, dp, g, seed, &mut devices, guests, m);
+                    }
+                    None => chip.add_host_device(device, dp, seed, &mut devices, m),
+                },
+            }
+        }
+        if let IrqChip::X86(chip) = &mut chip {
+            chip.take_domain_warnings(&mut metrics);
+        }
+        let mut event_queue = EventQueue::with_capacity(1024);
+        for index in 0..devices.queue_count() {
+            let queue = QueueId(index as u32);
+            if chip.routed(devices.owner(queue)) {
+                metrics.add(ids.core.setup_routed, 1);
+                event_queue.schedule_at(devices.first_arrival(queue), Event::Raise { queue });
+            }
+        }
+        if let Some(guests) = guests.as_mut() {
+            for (at, vcpu) in guests.first_bursts() {
+                event_queue.schedule_at(at, Event::HostBurst { vcpu });
+            }
+        }
+        for (index, action) in params.actions.iter().enumerate() {
+            event_queue.schedule_at(action.at, Event::Action { index: index as u32 });
+        }
+        let platform = Platform { devices, chip, cpus, guests, actions: params.actions.clone(), metrics, ids };
+        (platform, event_queue)
+    }
+}
+
+/// KVM creates each VM's vPEs (VMAPP); each vCPU starts halted in WFI with its doorbell
+/// armed.
+fn create_vpes(params: &PlatformParams, guests: &mut Guests, chip: &mut ArmChip) {
+    for (g, guest) in params.guests.iter().enumerate() {
+        let its = chip.its_mut();
+        let vm = its.create_vm(SimTime::ZERO, guest.vcpu_count).expect("doorbell LPIs for a VM");
+        guests.attach_vpes(g as u32, &vm.vpes);
+        let (first, _) = guests.vcpus_of(g as u32);
+        for (i, &vpe) in vm.vpes.iter().enumerate() {
+            let pcpu = guests.pcpu_of(first + i as u32);
+            its.vcpu_load(SimTime::ZERO, vpe, pcpu).expect("a new vPE loads");
+            its.vcpu_put(SimTime::ZERO, vpe, true).expect("a loaded vPE halts");
+        }
+    }
+}

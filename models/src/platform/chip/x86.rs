@@ -1,0 +1,565 @@
+//! The x86 interrupt chip: the Linux vector domain (matrix allocator, per-CPU vector
+//! tables, moves, hotplug) and the optional VT-d remapping unit. It sets up a device's
+//! interrupts the way Linux does, translates MSI writes into a [`Route`], accepts interrupts
+//! at a CPU's LAPIC, and retargets interrupts when the control plane moves them.
+
+use sim::{Metrics, SimDuration, SimTime};
+
+use super::super::ResourceUse;
+use super::super::devices::{Devices, HostHandler, MsiWrite};
+use super::super::guest::Guests;
+use super::super::metrics::X86Ids;
+use super::super::params::{DeviceParams, IommuParams, IrqMode, IrteCacheParams, PlatformParams, spread_mask};
+use super::super::route::{Accept, Route};
+use crate::ids::{CpuId, DeviceId, QueueId, Vector};
+use crate::iommu::posted::Postability;
+use crate::iommu::remap::{
+    CacheOutcome, FaultDisposition, InterruptMessage, IommuId, IrteEntry, PiDescId, RemapParams, RemapRequest,
+    RemapTarget, RemapUnit, RemapUnsourced, SourceQualifier, SourceValidation,
+};
+use crate::pci::store::{MSI_VECTORS_MAX, StoreKind};
+use crate::x86::msi::{self, MsiMessage};
+use crate::x86::vector_matrix::{
+    Activation, CpuSet, DomainWarning, IrqId, MatrixError, MatrixParams, NodeId, VectorDomain,
+};
+
+/// No handler registered on a vector.
+const NO_QUEUE: u32 = u32::MAX;
+
+/// A queue's interrupt as the chip knows it.
+#[derive(Debug, Clone, Copy, Default)]
+struct QueueIrq {
+    /// The interrupt in the vector domain (`None` when allocation failed).
+    irq: Option<IrqId>,
+    /// The IRTE index (with remapping).
+    irte: Option<u32>,
+    /// The handle and subhandle the store entry carries (with remapping).
+    irte_message: Option<(u16, Option<u16>)>,
+    /// Where its interrupt goes now (`None`: not started or shut down).
+    target: Option<(CpuId, Vector)>,
+}
+
+/// What a retarget did to a queue's interrupt.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::platform) enum Retarget {
+    /// Its vector did not change.
+    Unchanged,
+    /// It now goes elsewhere: the store entry must carry this message.
+    Moved { address: u64, data: u32 },
+    /// Shut down (no online CPU in its mask): the entry must be masked.
+    ShutDown,
+}
+
+/// The x86 vector domain and remapping unit.
+#[derive(Debug, Clone)]
+pub(in crate::platform) struct X86Chip {
+    domain: VectorDomain,
+    remap: Option<RemapUnit>,
+    /// The queue of each domain interrupt, indexed by `IrqId`.
+    irq_queue: Vec<QueueId>,
+    queues: Vec<QueueIrq>,
+    /// The handler registered on each vector of each CPU, as a queue id.
+    vector_queue: Vec<[u32; 256]>,
+    /// Device vectors each CPU could hold at boot (the per-CPU limit).
+    vector_capacity: Vec<u32>,
+    ids: X86Ids,
+}
+
+/// The remapping unit for `params`: Linux's settings (x2APIC mode, compatibility format
+/// blocked, the kernel's fault-log rate limit) with the scenario's unsourced values.
+fn remap_unit(params: &IommuParams) -> RemapUnit {
+    let cache = params.cache.unwrap_or(IrteCacheParams { entries: 0, hit_latency: params.lookup_latency });
+    let mut remap = RemapParams::linux_defaults(RemapUnsourced {
+        max_handle_mask: params.max_handle_mask,
+        fault_recording_registers: params.fault_recording_registers,
+        iec_entries: cache.entries,
+        iec_hit_latency: cache.hit_latency,
+        iec_miss_latency: params.lookup_latency,
+        irte_write: params.update.irte_write,
+        irte_write_posted: params.update.irte_write,
+        iec_invalidation: params.update.iec_invalidation,
+        irte_alloc: SimDuration::ZERO,
+    });
+    remap.table_entries = params.table_entries;
+    remap.iommu_count = params.units;
+    RemapUnit::new(remap).expect("validated remapping parameters")
+}
+
+pub(in crate::platform) fn cpu_set(cpus: &[CpuId]) -> CpuSet {
+    cpus.iter().copied().collect()
+}
+
+impl X86Chip {
+    pub fn new(params: &PlatformParams, ids: X86Ids) -> X86Chip {
+        let nodes: Vec<CpuSet> = params.node_cpus().iter().map(|n| cpu_set(n)).collect();
+        let matrix_params = MatrixParams {
+            cpu_count: params.cpu_count,
+            era: params.kernel.era,
+            legacy_pic: params.kernel.legacy_pic,
+            ia32_emulation: params.kernel.ia32_emulation,
+        };
+        let domain = VectorDomain::new(matrix_params, nodes);
+        let vector_capacity = (0..params.cpu_count)
+            .map(|c| domain.matrix().cpumap(CpuId(c)).expect("every CPU has a cpumap").available())
+            .collect();
+        X86Chip {
+            domain,
+            remap: params.remapping.as_ref().map(remap_unit),
+            irq_queue: Vec::new(),
+            queues: Vec::new(),
+            vector_queue: vec![[NO_QUEUE; 256]; params.cpu_count as usize],
+            vector_capacity,
+            ids,
+        }
+    }
+
+    /// The vector domain (matrix allocator and per-interrupt state).
+    pub fn domain(&self) -> &VectorDomain {
+        &self.domain
+    }
+
+    /// Device vectors `cpu` could hold at boot.
+    pub fn vector_capacity(&self, cpu: CpuId) -> u32 {
+        self.vector_capacity[cpu.0 as usize]
+    }
+
+    /// Where a queue's interrupt goes now.
+    pub fn target(&self, queue: QueueId) -> Option<(CpuId, Vector)> {
+        self.queues[queue.0 as usize].target
+    }
+
+    fn grow(&mut self, devices: &Devices) {
+        self.queues.resize(devices.queue_count(), QueueIrq::default());
+    }
+
+    /// A host device: every interrupt allocated (reserved) before any is activated, as
+    /// `pci_alloc_irq_vectors` does, then IRTEs, then `request_irq` activates each.
+    pub fn add_host_device(
+        &mut self,
+        device: DeviceId,
+        dp: &DeviceParams,
+        seed: u64,
+        devices: &mut Devices,
+        m: &mut Metrics,
+    ) {
+        assert!(!dp.affinity.is_empty() && dp.store.entries_max().is_none_or(|max| dp.queue_count <= max));
+        // Multi-vector MSI without remapping: one vector, shared by every queue.
+        let shared = dp.store == StoreKind::Msi && dp.queue_count > 1 && self.remap.is_none();
+        if shared {
+            m.add(self.ids.multi_msi_fallback, 1);
+        }
+        let interrupts = if shared { 1 } else { dp.queue_count };
+        assert!(dp.store != StoreKind::Msi || interrupts <= MSI_VECTORS_MAX);
+        let first_queue = devices.push(device, dp, interrupts, seed);
+        self.grow(devices);
+        for q in 0..interrupts {
+            if !devices.take_ims_slot(dp, m) {
+                continue;
+            }
+            let mask = cpu_set(&spread_mask(&dp.affinity, q, interrupts));
+            let allocated = match dp.irq_mode {
+                IrqMode::Managed => self.domain.alloc_irq_managed(mask),
+                IrqMode::NonManaged => self.domain.alloc_irq(mask, dp.numa_node.map(NodeId)),
+            };
+            match allocated {
+                Ok(id) => {
+                    assert_eq!(id.0 as usize, self.irq_queue.len(), "interrupts are allocated in queue order");
+                    self.irq_queue.push(QueueId(first_queue + q));
+                    self.queues[(first_queue + q) as usize].irq = Some(id);
+                }
+                Err(MatrixError::NoSpace) => m.add(self.ids.setup_reserve_fail, 1),
+                Err(e) => panic!("allocating a validated interrupt failed: {e}"),
+            }
+        }
+        self.alloc_irtes(first_queue as usize, dp, m);
+        for index in first_queue as usize..self.queues.len() {
+            let Some(irq) = self.queues[index].irq else { continue };
+            if self.remap.is_some() && self.queues[index].irte.is_none() {
+                continue;
+            }
+            self.activate(QueueId(index as u32), irq, dp, devices, m);
+        }
+    }
+
+    /// Allocates IRTEs for a new device's interrupts, as `intel_irq_remapping_alloc` does at
+    /// allocation time: one naturally aligned power-of-two block for multi-vector MSI (the
+    /// store carries one handle and consecutive subhandles), one entry per vector otherwise.
+    fn alloc_irtes(&mut self, first_queue: usize, dp: &DeviceParams, m: &mut Metrics) {
+        let Some(unit) = self.remap.as_mut() else { return };
+        let table = unit.table_mut(IommuId(dp.iommu_unit));
+        let with_irq: Vec<usize> = (first_queue..self.queues.len()).filter(|&i| self.queues[i].irq.is_some()).collect();
+        if dp.store == StoreKind::Msi && !with_irq.is_empty() {
+            match table.alloc_block(with_irq.len() as u32) {
+                Ok(block) => {
+                    for (sub, &i) in with_irq.iter().enumerate() {
+                        self.queues[i].irte = Some(block.base + sub as u32);
+                        self.queues[i].irte_message = Some((block.base as u16, Some(sub as u16)));
+                    }
+                }
+                Err(_) => m.add(self.ids.setup_irte_fail, with_irq.len() as u64),
+            }
+            return;
+        }
+        for i in with_irq {
+            match table.alloc_block(1) {
+                Ok(block) => {
+                    self.queues[i].irte = Some(block.base);
+                    self.queues[i].irte_message = Some((block.base as u16, None));
+                }
+                Err(_) => m.add(self.ids.setup_irte_fail, 1),
+            }
+        }
+    }
+
+    /// Activates a queue's interrupt and programs its route and store entry.
+    fn activate(&mut self, queue: QueueId, irq: IrqId, dp: &DeviceParams, devices: &mut Devices, m: &mut Metrics) {
+        match self.domain.activate(irq).expect("activating an allocated interrupt") {
+            Activation::Assigned { cpu, vector, affinity_broken } => {
+                if affinity_broken {
+                    m.add(self.ids.affinity_broken, 1);
+                }
+                let (address, data) = self.program(queue, cpu, vector, dp.requester_id, dp.iommu_unit, None, m);
+                devices.write_message(queue, address, data);
+                devices.unmask(queue);
+            }
+            Activation::NoSpace => m.add(self.ids.setup_vector_fail, 1),
+            Activation::ManagedShutdown => m.add(self.ids.managed_shutdown, 1),
+        }
+    }
+
+    /// A device assigned to a guest (VFIO): each queue gets a guest vector on a vCPU (spread
+    /// over the guest's vCPUs), a host vector (VFIO still `request_irq()`s one before
+    /// irq-bypass switches the IRTE to posted mode; calibration.md claim C6, unverified) and a
+    /// posted IRTE pointing at the vCPU's descriptor; a non-postable one stays remapped to
+    /// the host vector and VFIO forwards it.
+    #[allow(clippy::too_many_arguments)] // build-time wiring of the three components it touches
+    pub fn add_assigned_device(
+        &mut self,
+        device: DeviceId,
+        dp: &DeviceParams,
+        guest: u32,
+        seed: u64,
+        devices: &mut Devices,
+        guests: &mut Guests,
+        m: &mut Metrics,
+    ) {
+        let first_queue = devices.push(device, dp, dp.queue_count, seed);
+        self.grow(devices);
+        let source = SourceValidation::RequesterId { sid: dp.requester_id, sq: SourceQualifier::All16 };
+        for q in 0..dp.queue_count {
+            let queue_id = QueueId(first_queue + q);
+            let Some((vcpu, vector)) = guests.assign_queue(guest, q, queue_id, m) else { continue };
+            let pcpu = guests.pcpu_of(vcpu);
+            let Some(host) = self.vfio_host_vector(queue_id, pcpu, m) else { continue };
+            let unit = self.remap.as_mut().expect("guests need interrupt remapping");
+            let table = unit.table_mut(IommuId(dp.iommu_unit));
+            let Ok(block) = table.alloc_block(1) else {
+                m.add(self.ids.setup_irte_fail, 1);
+                continue;
+            };
+            let posted = matches!(dp.guest_msi.postability(), Postability::Posted);
+            let entry = if posted {
+                IrteEntry::posted(PiDescId(vcpu), vector, false)
+            } else {
+                // Not postable: the IRTE stays remapped to VFIO's host vector.
+                IrteEntry::remapped(host.0, host.1)
+            };
+            table.set_entry(block.base, entry.with_source(source)).expect("an allocated IRTE");
+            let (address, data) = msi::compose_remappable(block.base as u16);
+            let queue = &mut self.queues[queue_id.0 as usize];
+            queue.irte = Some(block.base);
+            if posted {
+                queue.target = Some((pcpu, vector));
+            } else {
+                queue.target = Some(host);
+                devices.set_host_handler(queue_id, HostHandler::VfioForward { vcpu, vector });
+                self.vector_queue[host.0.0 as usize][usize::from(host.1.0)] = queue_id.0;
+            }
+            devices.write_message(queue_id, address, data);
+            devices.unmask(queue_id);
+        }
+    }
+
+    /// The host vector VFIO requests for an assigned queue (non-managed, on the vCPU's pCPU).
+    fn vfio_host_vector(&mut self, queue: QueueId, pcpu: CpuId, m: &mut Metrics) -> Option<(CpuId, Vector)> {
+        let Ok(irq) = self.domain.alloc_irq(cpu_set(&[pcpu]), None) else {
+            m.add(self.ids.setup_vector_fail, 1);
+            return None;
+        };
+        self.irq_queue.push(queue);
+        match self.domain.activate(irq).expect("activating an allocated interrupt") {
+            Activation::Assigned { cpu, vector, affinity_broken } => {
+                if affinity_broken {
+                    m.add(self.ids.affinity_broken, 1);
+                }
+                Some((cpu, vector))
+            }
+            Activation::NoSpace | Activation::ManagedShutdown => {
+                m.add(self.ids.setup_vector_fail, 1);
+                None
+            }
+        }
+    }
+
+    /// Points a queue's interrupt at (cpu, vector): the IRTE with remapping (at `timed`, an
+    /// update on the global lock; at setup, written directly), the message without; registers
+    /// the handler on the vector. Returns the message the store entry must carry.
+    #[allow(clippy::too_many_arguments)] // the route and its source identity, all needed
+    fn program(
+        &mut self,
+        queue_id: QueueId,
+        cpu: CpuId,
+        vector: Vector,
+        requester_id: u16,
+        iommu_unit: u16,
+        timed: Option<SimTime>,
+        m: &mut Metrics,
+    ) -> (u64, u32) {
+        let queue = &mut self.queues[queue_id.0 as usize];
+        queue.target = Some((cpu, vector));
+        self.vector_queue[cpu.0 as usize][usize::from(vector.0)] = queue_id.0;
+        let iommu = IommuId(iommu_unit);
+        match (self.remap.as_mut(), queue.irte, queue.irte_message) {
+            (Some(unit), Some(index), Some((handle, subhandle))) => {
+                // Linux's set_msi_sid: verify the full requester id (SVT=1, SQ=0).
+                let source = SourceValidation::RequesterId { sid: requester_id, sq: SourceQualifier::All16 };
+                let entry = IrteEntry::remapped(cpu, vector).with_source(source);
+                match timed {
+                    None => unit.table_mut(iommu).set_entry(index, entry).expect("an allocated IRTE"),
+                    Some(now) => {
+                        let timing = unit.request_update(now, iommu, index, entry).expect("an allocated IRTE");
+                        m.add(self.ids.irte_updates, 1);
+                        m.record(self.ids.irte_lock_wait, timing.lock_wait.as_ps());
+                        m.record(self.ids.irte_update, timing.done.since(now).as_ps());
+                    }
+                }
+                match subhandle {
+                    Some(sub) => msi::compose_remappable_subhandle(handle, sub),
+                    None => msi::compose_remappable(handle),
+                }
+            }
+            _ => msi::compose_compat(
+                u8::try_from(cpu.0).expect("validation keeps CPUs below 256 without remapping"),
+                vector.0,
+            ),
+        }
+    }
+
+    /// Counts the domain's warnings that are not counted where their outcome is handled.
+    pub fn take_domain_warnings(&mut self, m: &mut Metrics) {
+        for warning in self.domain.take_warnings() {
+            match warning {
+                DomainWarning::ReservationExceedsAvailable => m.add(self.ids.reservation_exceeds, 1),
+                // Counted where the outcome is handled (activation, offline).
+                DomainWarning::AffinityBroken { .. }
+                | DomainWarning::NoLongerAffine { .. }
+                | DomainWarning::SetAffinityFailed { .. }
+                | DomainWarning::ManagedStartupNoVector { .. }
+                | DomainWarning::ReservedExceedsAvailable { .. } => {}
+            }
+        }
+    }
+
+    /// An MSI write reaches the chip: decoded straight to a LAPIC without remapping, or looked
+    /// up in the remapping unit (which may block it with a fault).
+    pub fn translate(&mut self, now: SimTime, write: MsiWrite, m: &mut Metrics) -> Route {
+        let message = msi::decode(write.address, write.data);
+        let Some(unit) = self.remap.as_mut() else {
+            return match message {
+                MsiMessage::Compat { dest_apic_id, vector } => {
+                    Route::Lapic { cpu: CpuId(u32::from(dest_apic_id)), vector: Vector(vector) }
+                }
+                // Without a remapping unit a remappable-format write has no meaning.
+                MsiMessage::Remappable { .. } | MsiMessage::NotInterrupt => Route::Lost(self.ids.lost_not_interrupt),
+            };
+        };
+        let message = match message {
+            MsiMessage::NotInterrupt => return Route::Lost(self.ids.lost_not_interrupt),
+            MsiMessage::Compat { dest_apic_id, vector } => {
+                InterruptMessage::Compatibility { dest_apic_id, vector: Vector(vector) }
+            }
+            MsiMessage::Remappable { handle, subhandle } => {
+                InterruptMessage::Remappable { handle, subhandle, reserved_bits_set: false }
+            }
+        };
+        let iommu = IommuId(write.iommu_unit);
+        let translation = unit.translate(now, iommu, &RemapRequest { requester_id: write.requester_id, message });
+        m.record(self.ids.remap, translation.latency.as_ps());
+        match translation.cache {
+            CacheOutcome::Hit => m.add(self.ids.cache_hit, 1),
+            CacheOutcome::Miss => m.add(self.ids.cache_miss, 1),
+            CacheOutcome::NotLooked => {}
+        }
+        let after = translation.latency;
+        match translation.result {
+            Ok(RemapTarget::Remapped { dest, vector } | RemapTarget::Compatibility { dest, vector }) => {
+                Route::HostVector { cpu: dest, vector, after }
+            }
+            Ok(RemapTarget::Posted { descriptor, vector, urgent }) => {
+                Route::PostedVcpu { vcpu: descriptor.0, vector, urgent, after }
+            }
+            Err(fault) => {
+                match translation.fault {
+                    Some(FaultDisposition::Recorded { raise_fault_event }) => {
+                        m.add(self.ids.fault_recorded, 1);
+                        if raise_fault_event {
+                            // The DMAR fault interrupt runs dmar_fault(), which drains the records.
+                            let report = unit.service_faults(now, iommu);
+                            let logged = u64::from(report.status_logged) + u64::from(report.records_logged);
+                            m.add(self.ids.fault_logged, logged);
+                            m.add(self.ids.fault_suppressed, u64::from(report.suppressed));
+                        }
+                    }
+                    Some(FaultDisposition::LostOverflow) => m.add(self.ids.fault_overflow, 1),
+                    Some(FaultDisposition::NotRecordedFpd) => m.add(self.ids.fault_fpd, 1),
+                    Some(FaultDisposition::Collapsed) | None => {}
+                }
+                Route::Lost(self.ids.lost_remap[fault.index()])
+            }
+        }
+    }
+
+    /// An interrupt reaches a CPU's LAPIC: the handler registered on the vector, unless the
+    /// CPU went offline on the way (fixup_irqs re-sends it to the current target). The first
+    /// interrupt on a moved interrupt's new vector frees the old one.
+    pub fn accept(&mut self, cpu: CpuId, vector: Vector, m: &mut Metrics) -> Accept {
+        let Some(table) = self.vector_queue.get(cpu.0 as usize) else {
+            return Accept::Lost(self.ids.lost_no_handler);
+        };
+        let queue = table[usize::from(vector.0)];
+        if queue == NO_QUEUE {
+            return Accept::Lost(self.ids.lost_no_handler);
+        }
+        let target = self.queues[queue as usize].target;
+        if !self.domain.cpu_online_mask().contains(cpu) {
+            return match target {
+                Some((cpu, vector)) if self.domain.cpu_online_mask().contains(cpu) => {
+                    m.add(self.ids.retriggered, 1);
+                    Accept::Retrigger { cpu, vector }
+                }
+                _ => Accept::Lost(self.ids.lost_no_handler),
+            };
+        }
+        if target == Some((cpu, vector)) {
+            self.complete_move(QueueId(queue), m);
+        }
+        Accept::Handler(QueueId(queue))
+    }
+
+    /// The first interrupt on a moved interrupt's new vector frees the old one.
+    fn complete_move(&mut self, queue_id: QueueId, m: &mut Metrics) {
+        let Some(irq) = self.queues[queue_id.0 as usize].irq else { return };
+        let Some((old_cpu, old_vector)) = self.domain.irq(irq).and_then(|d| d.prev_vector()) else {
+            return;
+        };
+        let leaked_before = self.domain.leaked_vectors().len();
+        self.domain.complete_move(irq).expect("completing a pending move");
+        m.add(self.ids.moves_completed, 1);
+        if self.domain.leaked_vectors().len() > leaked_before {
+            m.add(self.ids.vector_leaked, 1);
+        }
+        let slot = &mut self.vector_queue[old_cpu.0 as usize][usize::from(old_vector.0)];
+        if *slot == queue_id.0 {
+            *slot = NO_QUEUE;
+        }
+    }
+
+    /// Takes a CPU offline: managed interrupts shut down, others migrate. Returns the
+    /// interrupts whose vector may have changed.
+    pub fn offline(&mut self, cpu: CpuId, m: &mut Metrics) -> Vec<IrqId> {
+        match self.domain.offline(cpu) {
+            Ok(report) => {
+                m.add(self.ids.migrated, report.migrated.len() as u64);
+                m.add(self.ids.no_longer_affine, report.affinity_broken.len() as u64);
+                m.add(self.ids.managed_shutdown, report.shutdown.len() as u64);
+                m.add(self.ids.migration_failed, report.failed.len() as u64);
+                report.migrated.iter().chain(&report.shutdown).copied().collect()
+            }
+            Err(MatrixError::CannotUnplug { .. }) => {
+                m.add(self.ids.unplug_refused, 1);
+                Vec::new()
+            }
+            Err(MatrixError::Busy) => {
+                m.add(self.ids.unplug_busy, 1);
+                Vec::new()
+            }
+            // Already offline (a scenario may take a CPU down twice): nothing to do.
+            Err(MatrixError::Invalid | MatrixError::NoSpace) => Vec::new(),
+        }
+    }
+
+    /// Brings a CPU back: managed interrupts whose mask it is in restart (returned).
+    pub fn online(&mut self, cpu: CpuId, m: &mut Metrics) -> Vec<IrqId> {
+        // An error means it is already online (a scenario may bring a CPU up twice).
+        match self.domain.online(cpu) {
+            Ok(restarted) => {
+                m.add(self.ids.managed_restart, restarted.len() as u64);
+                restarted
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Sets the affinity of every interrupt of the queues `queues` (one device's); returns
+    /// the interrupts the domain accepted to move.
+    pub fn set_affinity(&mut self, queues: std::ops::Range<u32>, cpus: &[CpuId], m: &mut Metrics) -> Vec<IrqId> {
+        let mask = cpu_set(cpus);
+        let irqs: Vec<IrqId> = queues.filter_map(|q| self.queues[q as usize].irq).collect();
+        let mut moved = Vec::new();
+        for irq in irqs {
+            match self.domain.set_affinity(irq, mask.clone()) {
+                Ok(()) => moved.push(irq),
+                Err(_) => m.add(self.ids.affinity_refused, 1),
+            }
+        }
+        moved
+    }
+
+    /// The queue of a domain interrupt.
+    pub fn queue_of(&self, irq: IrqId) -> QueueId {
+        self.irq_queue[irq.0 as usize]
+    }
+
+    /// Re-reads an interrupt's vector from the domain after an operation that may have moved,
+    /// shut down or restarted it, and reprograms its route if it changed.
+    pub fn retarget(&mut self, irq: IrqId, dp: &DeviceParams, now: SimTime, m: &mut Metrics) -> Retarget {
+        let queue = self.queue_of(irq);
+        let now_at = self.domain.irq(irq).and_then(|d| d.vector());
+        if now_at == self.queues[queue.0 as usize].target {
+            return Retarget::Unchanged;
+        }
+        match now_at {
+            Some((cpu, vector)) => {
+                let (address, data) = self.program(queue, cpu, vector, dp.requester_id, dp.iommu_unit, Some(now), m);
+                Retarget::Moved { address, data }
+            }
+            None => {
+                self.queues[queue.0 as usize].target = None;
+                Retarget::ShutDown
+            }
+        }
+    }
+
+    /// Use of the vector space and the IRTE tables against their limits.
+    pub fn resources(&self) -> Vec<ResourceUse> {
+        let matrix = self.domain.matrix();
+        let cpus = self.vector_capacity.len() as u32;
+        let allocated = (0..cpus).map(|c| matrix.allocated(CpuId(c)));
+        let limit = self.vector_capacity.iter().copied().max().unwrap_or(0);
+        let mut out = vec![
+            ResourceUse::over("x86.vectors_per_cpu", limit, allocated),
+            ResourceUse::over(
+                "x86.vector_reservations_global",
+                matrix.available(None) + matrix.reserved(),
+                [matrix.reserved()],
+            ),
+        ];
+        if let Some(unit) = &self.remap {
+            let units = unit.params().iommu_count;
+            let capacity = unit.table(IommuId(0)).capacity();
+            let used = (0..units).map(|i| unit.table(IommuId(i)).used());
+            out.push(ResourceUse::over("iommu.irtes_per_iommu", capacity, used));
+        }
+        out
+    }
+}

@@ -1,0 +1,87 @@
+//! The host CPUs as servers, chosen once when the platform is built: each CPU runs its
+//! interrupts' handlers one at a time in arrival order ([`FifoCpus`], remappable or
+//! compatibility MSIs, ARM LPIs), or demuxes a posted-interrupt descriptor in one
+//! notification handler ([`posted_msi::PostedMsiCpus`], Linux 6.10+ host posted MSI).
+//!
+//! A server decides *when* a handler starts; the router asks the device (or VFIO) what it
+//! costs ([`Work`]) and hands it back.
+
+pub(super) mod posted_msi;
+
+use std::collections::VecDeque;
+
+use sim::{EventQueue, Metrics, SimDuration};
+
+use super::Event;
+use super::metrics::{CoreIds, CpuIds};
+use super::route::{Job, Work};
+use crate::ids::CpuId;
+
+/// The host CPUs.
+#[derive(Debug, Clone)]
+pub(super) enum Cpus {
+    /// One FIFO handler queue per CPU.
+    Fifo(FifoCpus),
+    /// Host posted MSI: a descriptor and a demux loop per CPU.
+    PostedMsi(posted_msi::PostedMsiCpus),
+}
+
+impl Cpus {
+    /// Interrupts waiting for, or in, a handler on any CPU.
+    pub fn at_cpu(&self) -> u64 {
+        match self {
+            Cpus::Fifo(cpus) => cpus.jobs.iter().map(|j| j.len() as u64).sum(),
+            Cpus::PostedMsi(cpus) => cpus.at_cpu(),
+        }
+    }
+}
+
+/// Each CPU runs handlers one at a time in arrival order (non-preemptive).
+#[derive(Debug, Clone)]
+pub(super) struct FifoCpus {
+    /// Interrupts waiting or in service (front), per CPU.
+    jobs: Vec<VecDeque<Job>>,
+    /// Taking one interrupt: the notification and the IDT entry/exit.
+    entry: SimDuration,
+    ids: CpuIds,
+    core: CoreIds,
+}
+
+impl FifoCpus {
+    pub fn new(cpu_count: u32, entry: SimDuration, ids: CpuIds, core: CoreIds) -> FifoCpus {
+        FifoCpus { jobs: (0..cpu_count).map(|_| VecDeque::new()).collect(), entry, ids, core }
+    }
+
+    /// An interrupt reaches `cpu`; returns whether its handler starts now (the CPU was idle).
+    pub fn arrive(&mut self, cpu: CpuId, job: Job) -> bool {
+        let jobs = &mut self.jobs[cpu.0 as usize];
+        jobs.push_back(job);
+        jobs.len() == 1
+    }
+
+    /// The interrupt whose handler runs (or is about to run) on `cpu`.
+    pub fn current(&self, cpu: CpuId) -> Job {
+        *self.jobs[cpu.0 as usize].front().expect("a handler starts only with a job")
+    }
+
+    /// Starts the current handler with `work`; it ends with a `HandlerDone`.
+    pub fn start(&mut self, cpu: CpuId, work: Work, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        let job = self.current(cpu);
+        m.record(self.core.queue_wait, q.now().since(job.arrived_at).as_ps());
+        if self.entry > SimDuration::ZERO {
+            m.record(self.ids.irq_entry, self.entry.as_ps());
+        }
+        m.record(self.core.handler, work.service.as_ps());
+        m.record(self.core.eoi, work.eoi.as_ps());
+        let busy = self.entry + work.service + work.eoi;
+        m.add(self.ids.cpu_busy_ps, busy.as_ps());
+        q.schedule_in(busy, Event::HandlerDone { cpu });
+    }
+
+    /// The current handler finished: its interrupt, and whether another one waits.
+    pub fn finish(&mut self, cpu: CpuId) -> (Job, bool) {
+        let jobs = &mut self.jobs[cpu.0 as usize];
+        let job = jobs.pop_front().expect("a handler finished on an idle CPU");
+        (job, !jobs.is_empty())
+    }
+}

@@ -1,0 +1,197 @@
+//! Host posted MSI (Linux 6.10+, `intremap=posted_msi`) on each CPU: the IOMMU posts device
+//! MSIs into the CPU's descriptor; only the posting that sets ON sends a notification; the
+//! notification handler (`sysvec_posted_msi_notification`) demuxes the PIR in passes, up
+//! to the loop cap, then clears ON and makes a final pass before its EOI. The mechanism's
+//! closed form is `x86::posted_msi`; a platform test checks this server against it.
+
+use sim::{EventQueue, Metrics, SimDuration, SimTime};
+
+use super::super::Event;
+use super::super::metrics::{CoreIds, CpuIds};
+use super::super::params::PostedMsiConfig;
+use super::super::route::{Job, Pending, Work};
+use crate::ids::{CpuId, QueueId, Vector};
+
+/// Where a CPU is in its posted-MSI notification handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    /// Taking the notification (notification + entry).
+    Entry,
+    /// Reading and clearing the PIR.
+    Scan,
+    /// Running the handler of `batch[next]`.
+    Handler,
+    /// The EOI that ends the notification.
+    Eoi,
+}
+
+/// A CPU's posted-interrupt descriptor and its demux loop.
+#[derive(Debug, Clone)]
+struct PostedCpu {
+    pir: Pending,
+    /// Outstanding notification (ON set and the notification not yet taken).
+    on: bool,
+    notification_pending: bool,
+    phase: Phase,
+    passes: u32,
+    final_pass: bool,
+    /// The interrupts found by the current pass, ascending by vector.
+    batch: Vec<Job>,
+    next: usize,
+}
+
+/// Every CPU's descriptor and demux loop.
+#[derive(Debug, Clone)]
+pub(in crate::platform) struct PostedMsiCpus {
+    cpus: Vec<PostedCpu>,
+    config: PostedMsiConfig,
+    /// Taking the notification: the notification and the IDT entry/exit.
+    entry: SimDuration,
+    /// The EOI that ends a notification.
+    eoi: SimDuration,
+    ids: CpuIds,
+    core: CoreIds,
+}
+
+impl PostedMsiCpus {
+    pub fn new(
+        cpu_count: u32,
+        config: PostedMsiConfig,
+        entry: SimDuration,
+        eoi: SimDuration,
+        ids: CpuIds,
+        core: CoreIds,
+    ) -> PostedMsiCpus {
+        let cpu = PostedCpu {
+            pir: Pending::new(),
+            on: false,
+            notification_pending: false,
+            phase: Phase::Idle,
+            passes: 0,
+            final_pass: false,
+            batch: Vec::new(),
+            next: 0,
+        };
+        PostedMsiCpus { cpus: vec![cpu; cpu_count as usize], config, entry, eoi, ids, core }
+    }
+
+    /// Interrupts in a PIR or in the current batch, all CPUs.
+    pub fn at_cpu(&self) -> u64 {
+        self.cpus
+            .iter()
+            .map(|p| {
+                let in_batch = if p.phase == Phase::Handler { p.batch.len() - p.next } else { 0 };
+                p.pir.count() + in_batch as u64
+            })
+            .sum()
+    }
+
+    /// The IOMMU posts `vector` into the CPU's descriptor; only the posting that sets ON
+    /// sends a notification.
+    pub fn post(
+        &mut self,
+        cpu: CpuId,
+        vector: Vector,
+        queue: QueueId,
+        raised_at: SimTime,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+    ) {
+        let pc = &mut self.cpus[cpu.0 as usize];
+        if !pc.pir.post(vector, Job { queue, raised_at, arrived_at: q.now() }) {
+            m.add(self.core.merged_pir, 1);
+            return;
+        }
+        if !pc.on {
+            pc.on = true;
+            pc.notification_pending = true;
+            if pc.phase == Phase::Idle {
+                self.start_notification(cpu, q, m);
+            }
+        }
+    }
+
+    /// The CPU takes the posted-MSI notification (POSTED_MSI_NOTIFICATION_VECTOR).
+    fn start_notification(&mut self, cpu: CpuId, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        let pc = &mut self.cpus[cpu.0 as usize];
+        pc.notification_pending = false;
+        pc.phase = Phase::Entry;
+        pc.passes = 0;
+        pc.final_pass = false;
+        m.record(self.ids.irq_entry, self.entry.as_ps());
+        m.add(self.ids.cpu_busy_ps, self.entry.as_ps());
+        q.schedule_in(self.entry, Event::PostedStep { cpu });
+    }
+
+    /// Starts a demux pass: a loop pass while the cap allows, else clear ON and the final
+    /// pass; after the final pass, the EOI.
+    fn begin_pass(&mut self, cpu: CpuId, found_last: bool, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        let pc = &mut self.cpus[cpu.0 as usize];
+        if pc.final_pass {
+            pc.phase = Phase::Eoi;
+            m.record(self.core.eoi, self.eoi.as_ps());
+            m.add(self.ids.cpu_busy_ps, self.eoi.as_ps());
+            q.schedule_in(self.eoi, Event::PostedStep { cpu });
+            return;
+        }
+        if !(found_last && pc.passes < self.config.loop_cap.saturating_sub(1)) {
+            pc.on = false;
+            pc.final_pass = true;
+        }
+        pc.phase = Phase::Scan;
+        pc.passes += 1;
+        m.add(self.ids.cpu_busy_ps, self.config.pir_scan.as_ps());
+        q.schedule_in(self.config.pir_scan, Event::PostedStep { cpu });
+    }
+
+    /// The next step of the notification handler. Returns the interrupt whose handler must
+    /// start now (the router asks its device for the work and calls [`Self::start_handler`]).
+    pub fn step(&mut self, cpu: CpuId, q: &mut EventQueue<Event>, m: &mut Metrics) -> Option<Job> {
+        let pc = &mut self.cpus[cpu.0 as usize];
+        match pc.phase {
+            Phase::Idle => unreachable!("a posted step on an idle CPU"),
+            // The first pass always runs (found_last = true lets it count as a loop pass).
+            Phase::Entry => self.begin_pass(cpu, true, q, m),
+            Phase::Scan => {
+                let mut batch = std::mem::take(&mut pc.batch);
+                batch.clear();
+                pc.pir.drain_into(&mut batch);
+                pc.batch = batch;
+                pc.next = 0;
+                if pc.batch.is_empty() {
+                    self.begin_pass(cpu, false, q, m);
+                } else {
+                    pc.phase = Phase::Handler;
+                    return Some(pc.batch[0]);
+                }
+            }
+            Phase::Handler => {
+                let job = pc.batch[pc.next];
+                pc.next += 1;
+                m.add(self.core.delivered, 1);
+                m.record(self.core.end_to_end, q.now().since(job.raised_at).as_ps());
+                if pc.next < pc.batch.len() {
+                    return Some(pc.batch[pc.next]);
+                }
+                self.begin_pass(cpu, true, q, m);
+            }
+            Phase::Eoi => {
+                pc.phase = Phase::Idle;
+                if pc.notification_pending {
+                    self.start_notification(cpu, q, m);
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs the handler of `job` (the batch's next) for `work.service`; the EOI comes once,
+    /// at the end of the notification.
+    pub fn start_handler(&mut self, cpu: CpuId, job: Job, work: Work, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        m.record(self.core.queue_wait, q.now().since(job.arrived_at).as_ps());
+        m.record(self.core.handler, work.service.as_ps());
+        m.add(self.ids.cpu_busy_ps, work.service.as_ps());
+        q.schedule_in(work.service, Event::PostedStep { cpu });
+    }
+}

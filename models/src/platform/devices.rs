@@ -1,0 +1,273 @@
+//! The devices: each function's queues (arrival process, handler-work stream), its message
+//! store (MSI, MSI-X, IMS) with mask and pending bits, the IMS slot pools, and which host
+//! handler serves each queue (the driver's, or VFIO's forward to a guest).
+//!
+//! A raise is the devices' stage: the store decides whether the message is sent now, held
+//! in a pending bit or merged, and the MSI write leaves after the device's latency.
+
+use sim::{EventQueue, Metrics, RngStream, SimTime};
+
+use super::metrics::DeviceIds;
+use super::params::{DeviceParams, ImsPoolParams};
+use super::route::{HandlerWork, Work};
+use super::{Event, ResourceUse};
+use crate::ids::{DeviceId, QueueId, Vector};
+use crate::pci::store::{MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, MessageStore, Raise, StoreKind};
+use crate::workload::Arrivals;
+
+/// Who handles a queue's interrupt when it reaches a host CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HostHandler {
+    /// The device's driver.
+    Driver,
+    /// VFIO: an assigned device's interrupt that could not be posted; the host forwards it
+    /// to this vCPU and guest vector (irqfd, KVM injection).
+    VfioForward { vcpu: u32, vector: Vector },
+}
+
+#[derive(Debug, Clone)]
+struct Queue {
+    device: DeviceId,
+    entry: u32,
+    /// A message on its way to an IMS store in queue memory.
+    message_in_flight: Option<(u64, u32)>,
+    host_handler: HostHandler,
+    arrivals: Arrivals,
+    service_rng: RngStream,
+}
+
+/// One device function.
+#[derive(Debug, Clone)]
+pub(super) struct Device {
+    pub params: DeviceParams,
+    pub store: MessageStore,
+    /// The first queue of this device (queue ids are contiguous per device).
+    pub first_queue: u32,
+}
+
+/// What the interrupt chip needs to translate a queue's MSI write.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MsiWrite {
+    pub address: u64,
+    pub data: u32,
+    pub requester_id: u16,
+    pub iommu_unit: u16,
+}
+
+/// Every device, queue and IMS pool.
+#[derive(Debug, Clone)]
+pub(super) struct Devices {
+    devices: Vec<Device>,
+    queues: Vec<Queue>,
+    /// Slots left in each IMS pool.
+    ims_free: Vec<u32>,
+    ims_pools: Vec<ImsPoolParams>,
+    ids: DeviceIds,
+}
+
+impl Devices {
+    pub fn new(ims_pools: &[ImsPoolParams], device_count: usize, ids: DeviceIds) -> Devices {
+        Devices {
+            devices: Vec::with_capacity(device_count),
+            queues: Vec::new(),
+            ims_free: ims_pools.iter().map(|p| p.slots).collect(),
+            ims_pools: ims_pools.to_vec(),
+            ids,
+        }
+    }
+
+    /// Adds a device's queues, each with its own arrival and service random streams, and the
+    /// device with a store of `store_entries` entries (queue q uses entry min(q, entries − 1):
+    /// a shared vector when there are fewer entries than queues). Returns the first queue.
+    pub fn push(&mut self, device: DeviceId, dp: &DeviceParams, store_entries: u32, seed: u64) -> u32 {
+        let first_queue = self.queues.len() as u32;
+        for q in 0..dp.queue_count {
+            let path = format!("device/{}/queue/{q}", dp.name);
+            self.queues.push(Queue {
+                device,
+                entry: q.min(store_entries - 1),
+                message_in_flight: None,
+                host_handler: HostHandler::Driver,
+                arrivals: Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))),
+                service_rng: RngStream::new(seed, &format!("{path}/service")),
+            });
+        }
+        self.devices.push(Device {
+            params: dp.clone(),
+            store: MessageStore::new(dp.store, store_entries),
+            first_queue,
+        });
+        first_queue
+    }
+
+    /// The devices in topology order.
+    pub fn all(&self) -> &[Device] {
+        &self.devices
+    }
+
+    /// A device.
+    pub fn device(&self, device: DeviceId) -> &Device {
+        &self.devices[device.0 as usize]
+    }
+
+    /// The device a queue belongs to.
+    pub fn device_of(&self, queue: QueueId) -> DeviceId {
+        self.queues[queue.0 as usize].device
+    }
+
+    /// The parameters of the device a queue belongs to.
+    pub fn params_of(&self, queue: QueueId) -> &DeviceParams {
+        &self.devices[self.device_of(queue).0 as usize].params
+    }
+
+    /// How many queues all devices have.
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// The queue whose interrupt a queue raises (itself, or the owner of a shared vector).
+    pub fn owner(&self, queue: QueueId) -> QueueId {
+        let q = &self.queues[queue.0 as usize];
+        QueueId(self.devices[q.device.0 as usize].first_queue + q.entry)
+    }
+
+    /// When the queue first raises.
+    pub fn first_arrival(&mut self, queue: QueueId) -> SimTime {
+        self.queues[queue.0 as usize].arrivals.first()
+    }
+
+    /// Takes one slot from the device's IMS pool, if it draws from one.
+    pub fn take_ims_slot(&mut self, dp: &DeviceParams, m: &mut Metrics) -> bool {
+        let Some(pool) = dp.ims_pool else { return true };
+        let free = &mut self.ims_free[pool as usize];
+        if *free == 0 {
+            m.add(self.ids.setup_ims_slot_fail, 1);
+            return false;
+        }
+        *free -= 1;
+        true
+    }
+
+    /// Sets who handles a queue's interrupt on the host.
+    pub fn set_host_handler(&mut self, queue: QueueId, handler: HostHandler) {
+        self.queues[queue.0 as usize].host_handler = handler;
+    }
+
+    /// Who handles a queue's interrupt on the host.
+    pub fn host_handler(&self, queue: QueueId) -> HostHandler {
+        self.queues[queue.0 as usize].host_handler
+    }
+
+    /// The queue's arrival process fires: the next raise is scheduled and the store decides.
+    /// Returns whether the message is sent now.
+    pub fn raise(&mut self, queue_id: QueueId, q: &mut EventQueue<Event>, m: &mut Metrics) -> bool {
+        let queue = &mut self.queues[queue_id.0 as usize];
+        let next = queue.arrivals.next_after(q.now());
+        q.schedule_at(next, Event::Raise { queue: queue_id });
+        m.add(self.ids.raised, 1);
+        match self.devices[queue.device.0 as usize].store.raise(queue.entry) {
+            Raise::Send => true,
+            Raise::Pending => false,
+            Raise::Merged => {
+                m.add(self.ids.pending_merged, 1);
+                false
+            }
+        }
+    }
+
+    /// The device writes the queue's message: it reaches the interrupt chip after the
+    /// device's MSI write latency.
+    pub fn send(&self, queue_id: QueueId, raised_at: SimTime, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        let latency = self.params_of(queue_id).msi_write_latency;
+        m.record(self.ids.msi_write, latency.as_ps());
+        q.schedule_in(latency, Event::MsiWrite { queue: queue_id, raised_at });
+    }
+
+    /// The message the queue's store entry holds now, with the source's identity.
+    pub fn message(&self, queue_id: QueueId) -> MsiWrite {
+        let queue = &self.queues[queue_id.0 as usize];
+        let device = &self.devices[queue.device.0 as usize];
+        let entry = device.store.entry(queue.entry);
+        MsiWrite {
+            address: entry.address,
+            data: entry.data,
+            requester_id: device.params.requester_id,
+            iommu_unit: device.params.iommu_unit,
+        }
+    }
+
+    /// Programs the queue's store entry at setup (no time passes).
+    pub fn write_message(&mut self, queue_id: QueueId, address: u64, data: u32) {
+        let queue = &self.queues[queue_id.0 as usize];
+        self.devices[queue.device.0 as usize].store.write_message(queue.entry, address, data);
+    }
+
+    /// Reprograms the queue's store entry while running. IMS in queue memory takes the new
+    /// message through the device's command queue: until it lands, raises use the old
+    /// message (whose vector the move keeps).
+    pub fn reprogram(&mut self, queue_id: QueueId, address: u64, data: u32, q: &mut EventQueue<Event>) {
+        let queue = &mut self.queues[queue_id.0 as usize];
+        let device = &mut self.devices[queue.device.0 as usize];
+        let current = device.store.entry(queue.entry);
+        if device.store.kind() == StoreKind::ImsQueue && (current.address, current.data) != (address, data) {
+            queue.message_in_flight = Some((address, data));
+            q.schedule_in(device.params.store_update_latency, Event::StoreWrite { queue: queue_id });
+        } else {
+            device.store.write_message(queue.entry, address, data);
+        }
+    }
+
+    /// A queued message update lands in an IMS store in queue memory.
+    pub fn on_store_write(&mut self, queue_id: QueueId) {
+        let queue = &mut self.queues[queue_id.0 as usize];
+        if let Some((address, data)) = queue.message_in_flight.take() {
+            self.devices[queue.device.0 as usize].store.write_message(queue.entry, address, data);
+        }
+    }
+
+    /// Unmasks a queue's entry; returns whether a pending bit set while masked sends now.
+    pub fn unmask(&mut self, queue_id: QueueId) -> bool {
+        let queue = &self.queues[queue_id.0 as usize];
+        self.devices[queue.device.0 as usize].store.unmask(queue.entry)
+    }
+
+    /// Masks a queue's entry: raises accumulate in its pending bit.
+    pub fn mask(&mut self, queue_id: QueueId) {
+        let queue = &self.queues[queue_id.0 as usize];
+        self.devices[queue.device.0 as usize].store.mask(queue.entry);
+    }
+
+    /// Pending bits set in masked entries, all devices.
+    pub fn pending_count(&self) -> u64 {
+        self.devices.iter().map(|d| u64::from(d.store.pending_count())).sum()
+    }
+
+    /// Use of the stores' limits: MSI-X entries, MSI vectors, IMS slots.
+    pub fn resources(&self) -> Vec<ResourceUse> {
+        let mut out = Vec::new();
+        let per_kind =
+            |kind: StoreKind| self.devices.iter().filter(move |d| d.store.kind() == kind).map(|d| d.store.len());
+        if self.devices.iter().any(|d| d.store.kind() == StoreKind::Msix) {
+            out.push(ResourceUse::over(
+                "pci.msix_entries_per_function",
+                MSIX_TABLE_ENTRIES_MAX,
+                per_kind(StoreKind::Msix),
+            ));
+        }
+        if self.devices.iter().any(|d| d.store.kind() == StoreKind::Msi) {
+            out.push(ResourceUse::over("pci.msi_vectors_per_function", MSI_VECTORS_MAX, per_kind(StoreKind::Msi)));
+        }
+        for (pool, free) in self.ims_pools.iter().zip(&self.ims_free) {
+            out.push(ResourceUse::over("pci.ims_slots_per_device", pool.slots, [pool.slots - free]));
+        }
+        out
+    }
+}
+
+impl HandlerWork for Devices {
+    fn driver_work(&mut self, queue_id: QueueId) -> Work {
+        let queue = &mut self.queues[queue_id.0 as usize];
+        let device = &self.devices[queue.device.0 as usize].params;
+        Work { service: device.service.sample(&mut queue.service_rng), eoi: device.eoi_cost }
+    }
+}

@@ -1,0 +1,300 @@
+//! The platform's parameters: what a validated scenario sets, holding each model's own
+//! parameter structs as they are (`RemapParams`' unsourced values, `ItsCosts`,
+//! `PostedParams`, the kernel), plus how queues are spread over CPUs.
+
+use sim::{DurationDist, SimDuration, SimTime};
+
+use crate::arm::its::{GicVersion, ItsCosts};
+use crate::ids::{CpuId, DeviceId};
+use crate::iommu::posted::{GuestDestination, MsiDeliveryMode, Postability, PostedParams, VectorHashing, is_postable};
+use crate::pci::store::StoreKind;
+use crate::workload::ArrivalParams;
+use crate::x86::vector_matrix::KernelEra;
+
+/// Interrupt-remapping settings (one IOMMU). Values without a published figure are the
+/// scenario's to choose (calibration.md §3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IommuParams {
+    /// IRTE lookup when the entry is not cached: the table read.
+    pub lookup_latency: SimDuration,
+    /// Entries in the IRTE table (65,536 in Linux).
+    pub table_entries: u32,
+    /// The interrupt entry cache; `None`: every lookup reads the table.
+    pub cache: Option<IrteCacheParams>,
+    /// Costs of `modify_irte` under the global `irq_2_ir_lock`.
+    pub update: IrteUpdateParams,
+    /// Fault recording registers (CAP.NFR + 1, 1 to 256).
+    pub fault_recording_registers: u16,
+    /// ECAP.MHMV: log2 of the largest IRTE block (multi-MSI), 0 to 15.
+    pub max_handle_mask: u8,
+    /// Host posted MSI (Linux 6.10+, `intremap=posted_msi`); `None`: remappable mode.
+    pub posted_msi: Option<PostedMsiConfig>,
+    /// Remapping units (DRHDs), each with its own IRTE table, cache and fault registers;
+    /// they share the global IRTE update lock and the fault log's rate limit.
+    pub units: u16,
+}
+
+/// Host posted MSI: device MSIs are posted into a per-CPU descriptor and demuxed by one
+/// notification handler (`sysvec_posted_msi_notification`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostedMsiConfig {
+    /// `MAX_POSTED_MSI_COALESCING_LOOP` (3 in Linux); as merged, the loop runs at most
+    /// cap − 1 passes before clearing ON, then the final pass.
+    pub loop_cap: u32,
+    /// One demux pass over the PIR (read the four words, xchg the non-zero ones).
+    pub pir_scan: SimDuration,
+}
+
+/// CPU time per interrupt taken, besides the handler and the EOI. Zero means it is folded
+/// into the handler's service time (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuCostParams {
+    /// IDT entry and exit (`irq_enter` / `irq_exit`).
+    pub irq_entry_exit: SimDuration,
+    /// Taking the interrupt itself (the strongly ordered notification): per MSI in
+    /// remappable mode, per notification with posted MSI.
+    pub notification: SimDuration,
+}
+
+/// The interrupt entry cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IrteCacheParams {
+    /// Entries (LRU).
+    pub entries: u32,
+    /// Lookup on a hit.
+    pub hit_latency: SimDuration,
+}
+
+/// What one IRTE update costs while holding the global lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IrteUpdateParams {
+    /// Writing a remapped-format IRTE.
+    pub irte_write: SimDuration,
+    /// The synchronous interrupt-entry-cache invalidation and wait (`qi_flush_iec`).
+    pub iec_invalidation: SimDuration,
+}
+
+/// The ARM interrupt controller: a GICv3/v4 with MSIs through an ITS or a GICv2m frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GicParams {
+    /// GIC revision (GICv4 adds direct vLPI injection).
+    pub version: GicVersion,
+    /// How device MSIs become interrupts.
+    pub msi: GicMsiParams,
+}
+
+/// The MSI controller of a GIC platform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GicMsiParams {
+    /// An ITS: DeviceID/EventID → LPI → collection (CPU).
+    Its {
+        /// Command costs (no published latency).
+        costs: ItsCosts,
+        /// GITS_TRANSLATER write to the LPI pending at the redistributor.
+        translation_latency: SimDuration,
+        /// INTID bits the GIC reports (Linux uses at most 16).
+        lpi_id_bits: u32,
+    },
+    /// A GICv2m frame: each MSI sets one SPI of a fixed pool.
+    V2m {
+        /// SPIs in the frame.
+        spis: u32,
+        /// MSI write to the SPI pending at the distributor.
+        latency: SimDuration,
+    },
+}
+
+/// A guest: vCPUs pinned to pCPUs, receiving its assigned devices' interrupts through
+/// VT-d posted interrupts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestParams {
+    /// Name (reports, RNG stream paths).
+    pub name: String,
+    /// vCPUs.
+    pub vcpu_count: u32,
+    /// pCPUs; vCPU i runs on `pcpus[i mod len]`.
+    pub pcpus: Vec<CpuId>,
+    /// Host work preempting the vCPUs: (mean gap, mean length) of bursts on each pCPU.
+    pub host_bursts: Option<(SimDuration, SimDuration)>,
+    /// Posting and wake-up costs.
+    pub posted: PostedParams,
+    /// CPU time on the pCPU for an interrupt that could not be posted: VFIO's host handler
+    /// and KVM's injection (irqfd), before the vCPU is notified.
+    pub remapped_forward: SimDuration,
+}
+
+/// How a guest programmed an assigned device's MSIs: KVM posts them only with a single
+/// destination vCPU (`iommu::posted::is_postable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestMsiParams {
+    /// Fixed or lowest-priority delivery.
+    pub mode: MsiDeliveryMode,
+    /// vCPUs the destination matches.
+    pub destinations: u32,
+    /// KVM's `vector_hashing` (lowest priority with several destinations posted to one).
+    pub vector_hashing: bool,
+}
+
+impl GuestMsiParams {
+    /// A fixed interrupt to one vCPU, which is always postable.
+    pub const UNICAST: GuestMsiParams =
+        GuestMsiParams { mode: MsiDeliveryMode::Fixed, destinations: 1, vector_hashing: false };
+
+    /// KVM's decision for this programming.
+    pub fn postability(self) -> Postability {
+        let hashing = if self.vector_hashing { VectorHashing::Enabled } else { VectorHashing::Disabled };
+        is_postable(self.mode, GuestDestination::Vcpus(self.destinations), hashing)
+    }
+}
+
+/// How a device's interrupts are allocated (Linux `PCI_IRQ_AFFINITY` or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqMode {
+    /// Managed (NVMe/blk-mq): one vector reserved on every CPU of each queue's mask at
+    /// allocation; shut down, not migrated, when its CPUs go offline.
+    Managed,
+    /// Reservation mode: a global reservation at allocation, the vector at activation on the
+    /// CPU with the most free vectors, with the node/affinity fallbacks.
+    NonManaged,
+}
+
+/// The kernel whose vector allocator is modelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelParams {
+    /// Release range (the allocatable range and hotplug behaviour differ).
+    pub era: KernelEra,
+    /// A legacy PIC exists (cascade vector on every CPU, ISA vectors on the boot CPU).
+    pub legacy_pic: bool,
+    /// IA32 emulation is built in: vector 0x80 is the int 0x80 system-call gate.
+    pub ia32_emulation: bool,
+}
+
+/// Something the scenario does at a given time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionKind {
+    /// Take a CPU offline (managed interrupts shut down, others migrate).
+    CpuOffline(CpuId),
+    /// Bring a CPU back (managed interrupts whose mask it is in restart).
+    CpuOnline(CpuId),
+    /// Change the affinity of every interrupt of a device (non-managed only), as
+    /// irqbalance or a write to /proc/irq/N/smp_affinity does.
+    SetAffinity {
+        /// The device.
+        device: DeviceId,
+        /// The new mask.
+        cpus: Vec<CpuId>,
+    },
+}
+
+/// A scheduled action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// When.
+    pub at: SimTime,
+    /// What.
+    pub kind: ActionKind,
+}
+
+/// One device function and its queues.
+#[derive(Debug, Clone)]
+pub struct DeviceParams {
+    /// Name used in reports and RNG stream paths; unique in the topology.
+    pub name: String,
+    /// Queues, each with its own MSI-X entry (at most 2,048).
+    pub queue_count: u32,
+    /// Device raise to MSI write arriving at the interrupt controller / IOMMU.
+    pub msi_write_latency: SimDuration,
+    /// When each queue raises interrupts.
+    pub arrival: ArrivalParams,
+    /// Handler service time per interrupt.
+    pub service: DurationDist,
+    /// CPU time of the EOI write after the handler.
+    pub eoi_cost: SimDuration,
+    /// CPUs the queues are spread over, in order.
+    pub affinity: Vec<CpuId>,
+    /// Managed or reservation-mode interrupts.
+    pub irq_mode: IrqMode,
+    /// The device's NUMA node (non-managed fallback order), if any.
+    pub numa_node: Option<u32>,
+    /// Where the interrupt messages live.
+    pub store: StoreKind,
+    /// The IMS slot pool this function draws from (`PlatformParams::ims_pools` index); IMS
+    /// in device memory belongs to the device and is shared by its ADIs.
+    pub ims_pool: Option<u32>,
+    /// Time for a message update to land in the store (IMS in queue memory is written
+    /// through a device command queue; zero for the others).
+    pub store_update_latency: SimDuration,
+    /// PCI requester id (bus << 8 | device << 3 | function): what remapping can verify.
+    pub requester_id: u16,
+    /// PASID of a SIOV ADI (ADIs share their function's requester id).
+    pub pasid: Option<u32>,
+    /// The guest (index into `PlatformParams::guests`) the device is assigned to: its queues
+    /// are spread over the guest's vCPUs and posted.
+    pub assigned_to: Option<u32>,
+    /// How the guest programmed the device's MSIs (assigned devices).
+    pub guest_msi: GuestMsiParams,
+    /// The remapping unit (DRHD) whose scope holds the device.
+    pub iommu_unit: u16,
+}
+
+/// A device's IMS slot array, shared by the functions and ADIs that use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImsPoolParams {
+    /// The owning device's name.
+    pub name: String,
+    /// Slots (up to 16,128 for IDXD-like device memory).
+    pub slots: u32,
+}
+
+/// The whole platform.
+#[derive(Debug, Clone)]
+pub struct PlatformParams {
+    /// Logical CPUs (APIC id = index).
+    pub cpu_count: u32,
+    /// Interrupt remapping; `None` means messages go straight to the LAPICs.
+    pub remapping: Option<IommuParams>,
+    /// Devices in topology order.
+    pub devices: Vec<DeviceParams>,
+    /// The kernel's vector allocator.
+    pub kernel: KernelParams,
+    /// NUMA nodes; CPUs are split evenly and contiguously between them.
+    pub numa_node_count: u32,
+    /// Scheduled actions, in time order.
+    pub actions: Vec<Action>,
+    /// IMS slot pools referenced by devices.
+    pub ims_pools: Vec<ImsPoolParams>,
+    /// `Some` for an ARM platform (then `remapping` is `None` and the x86 vector allocator
+    /// is not used).
+    pub gic: Option<GicParams>,
+    /// CPU time per interrupt taken, besides handler and EOI.
+    pub cpu_costs: CpuCostParams,
+    /// Guests (x86 with interrupt remapping).
+    pub guests: Vec<GuestParams>,
+}
+
+impl PlatformParams {
+    /// The CPUs of each NUMA node (contiguous, as even as possible).
+    pub fn node_cpus(&self) -> Vec<Vec<CpuId>> {
+        let nodes = self.numa_node_count.max(1);
+        (0..nodes)
+            .map(|n| {
+                let lo = u64::from(n) * u64::from(self.cpu_count) / u64::from(nodes);
+                let hi = u64::from(n + 1) * u64::from(self.cpu_count) / u64::from(nodes);
+                (lo as u32..hi as u32).map(CpuId).collect()
+            })
+            .collect()
+    }
+}
+
+/// The CPUs of queue `queue` of `queue_count` spread over `cpus`, the way Linux's
+/// `group_cpus_evenly` does for one node: with at least as many queues as CPUs, queue *i*
+/// gets CPU *i* mod *n*; with fewer, each queue gets a contiguous group of CPUs.
+pub fn spread_mask(cpus: &[CpuId], queue: u32, queue_count: u32) -> Vec<CpuId> {
+    let n = cpus.len() as u64;
+    let (q, count) = (u64::from(queue), u64::from(queue_count));
+    if count >= n {
+        vec![cpus[(q % n) as usize]]
+    } else {
+        (0..n).filter(|&i| i * count / n == q).map(|i| cpus[i as usize]).collect()
+    }
+}
