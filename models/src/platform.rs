@@ -239,12 +239,14 @@ impl Platform {
         (write.address, write.data)
     }
 
+    #[inline]
     fn lose(&mut self, reason: sim::CounterId) {
         self.metrics.add(self.ids.core.lost, 1);
         self.metrics.add(reason, 1);
     }
 
     /// Follows the chip's answer for an MSI write.
+    #[inline]
     fn follow(&mut self, route: Route, raised_at: SimTime, q: &mut EventQueue<Event>) {
         match route {
             Route::Lapic { cpu, vector } => self.at_lapic(cpu, vector, raised_at, q),
@@ -277,6 +279,7 @@ impl Platform {
 
     /// An interrupt reaches a CPU's LAPIC (x86): the handler registered on the vector runs
     /// on the CPU's server; one that reached a CPU going offline is re-sent.
+    #[inline]
     fn at_lapic(&mut self, mut cpu: CpuId, mut vector: Vector, raised_at: SimTime, q: &mut EventQueue<Event>) {
         let IrqChip::X86(chip) = &mut self.chip else { unreachable!("LAPICs are x86") };
         loop {
@@ -290,6 +293,7 @@ impl Platform {
 
     /// The interrupt of `queue` is taken on `cpu`: queued behind the handlers already there,
     /// or posted into the CPU's descriptor (host posted MSI).
+    #[inline]
     fn onto_host_cpu(
         &mut self,
         cpu: CpuId,
@@ -309,21 +313,23 @@ impl Platform {
     }
 
     /// Starts the handler of the interrupt at the front of `cpu`'s FIFO.
+    #[inline]
     fn start_host_handler(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
         let Cpus::Fifo(cpus) = &mut self.cpus else { unreachable!("FIFO handlers") };
-        let queue = cpus.current(cpu).queue;
-        let work = match self.devices.host_handler(queue) {
-            HostHandler::Driver => self.devices.driver_work(queue),
+        let job = cpus.current(cpu);
+        let work = match self.devices.host_handler(job.queue) {
+            HostHandler::Driver => self.devices.driver_work(job.queue),
             HostHandler::VfioForward { vcpu, .. } => {
                 let guests = self.guests.as_ref().expect("VFIO forwards to guests");
                 Work { service: guests.remapped_forward_of(vcpu), eoi: SimDuration::ZERO }
             }
         };
-        cpus.start(cpu, work, q, &mut self.metrics);
+        cpus.start(cpu, job, work, q, &mut self.metrics);
     }
 
     /// A host handler finished: the interrupt is delivered, or VFIO's forward hands it to
     /// KVM, which injects it through the vCPU's posted descriptor.
+    #[inline]
     fn on_handler_done(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
         let Cpus::Fifo(cpus) = &mut self.cpus else { unreachable!("FIFO handlers") };
         let (job, more) = cpus.finish(cpu);

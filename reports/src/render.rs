@@ -26,6 +26,7 @@ fn point_title(p: &PointReport) -> String {
 }
 
 /// The Markdown summary (`summary.md`).
+// Long: the sections in the order the reader sees them, each a few lines of table writing.
 pub fn markdown(report: &RunReport) -> String {
     let mut s = String::new();
     let sc = &report.scenario;

@@ -53,6 +53,7 @@ impl FifoCpus {
     }
 
     /// An interrupt reaches `cpu`; returns whether its handler starts now (the CPU was idle).
+    #[inline]
     pub fn arrive(&mut self, cpu: CpuId, job: Job) -> bool {
         let jobs = &mut self.jobs[cpu.0 as usize];
         jobs.push_back(job);
@@ -60,13 +61,14 @@ impl FifoCpus {
     }
 
     /// The interrupt whose handler runs (or is about to run) on `cpu`.
+    #[inline]
     pub fn current(&self, cpu: CpuId) -> Job {
         *self.jobs[cpu.0 as usize].front().expect("a handler starts only with a job")
     }
 
-    /// Starts the current handler with `work`; it ends with a `HandlerDone`.
-    pub fn start(&mut self, cpu: CpuId, work: Work, q: &mut EventQueue<Event>, m: &mut Metrics) {
-        let job = self.current(cpu);
+    /// Starts the handler of `job` (the current one) with `work`; it ends with a `HandlerDone`.
+    #[inline]
+    pub fn start(&mut self, cpu: CpuId, job: Job, work: Work, q: &mut EventQueue<Event>, m: &mut Metrics) {
         m.record(self.core.queue_wait, q.now().since(job.arrived_at).as_ps());
         if self.entry > SimDuration::ZERO {
             m.record(self.ids.irq_entry, self.entry.as_ps());
@@ -79,6 +81,7 @@ impl FifoCpus {
     }
 
     /// The current handler finished: its interrupt, and whether another one waits.
+    #[inline]
     pub fn finish(&mut self, cpu: CpuId) -> (Job, bool) {
         let jobs = &mut self.jobs[cpu.0 as usize];
         let job = jobs.pop_front().expect("a handler finished on an idle CPU");

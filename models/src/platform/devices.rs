@@ -111,11 +111,13 @@ impl Devices {
     }
 
     /// The device a queue belongs to.
+    #[inline]
     pub fn device_of(&self, queue: QueueId) -> DeviceId {
         self.queues[queue.0 as usize].device
     }
 
     /// The parameters of the device a queue belongs to.
+    #[inline]
     pub fn params_of(&self, queue: QueueId) -> &DeviceParams {
         &self.devices[self.device_of(queue).0 as usize].params
     }
@@ -154,12 +156,14 @@ impl Devices {
     }
 
     /// Who handles a queue's interrupt on the host.
+    #[inline]
     pub fn host_handler(&self, queue: QueueId) -> HostHandler {
         self.queues[queue.0 as usize].host_handler
     }
 
     /// The queue's arrival process fires: the next raise is scheduled and the store decides.
     /// Returns whether the message is sent now.
+    #[inline]
     pub fn raise(&mut self, queue_id: QueueId, q: &mut EventQueue<Event>, m: &mut Metrics) -> bool {
         let queue = &mut self.queues[queue_id.0 as usize];
         let next = queue.arrivals.next_after(q.now());
@@ -177,6 +181,7 @@ impl Devices {
 
     /// The device writes the queue's message: it reaches the interrupt chip after the
     /// device's MSI write latency.
+    #[inline]
     pub fn send(&self, queue_id: QueueId, raised_at: SimTime, q: &mut EventQueue<Event>, m: &mut Metrics) {
         let latency = self.params_of(queue_id).msi_write_latency;
         m.record(self.ids.msi_write, latency.as_ps());
@@ -184,6 +189,7 @@ impl Devices {
     }
 
     /// The message the queue's store entry holds now, with the source's identity.
+    #[inline]
     pub fn message(&self, queue_id: QueueId) -> MsiWrite {
         let queue = &self.queues[queue_id.0 as usize];
         let device = &self.devices[queue.device.0 as usize];
@@ -265,6 +271,7 @@ impl Devices {
 }
 
 impl HandlerWork for Devices {
+    #[inline]
     fn driver_work(&mut self, queue_id: QueueId) -> Work {
         let queue = &mut self.queues[queue_id.0 as usize];
         let device = &self.devices[queue.device.0 as usize].params;

@@ -685,6 +685,7 @@ impl Its {
         r
     }
 
+    // Long: the translation's table walks in hardware order (device, ITT, collection or vPE), one fault each.
     fn translate_inner(&mut self, device: ItsDeviceId, event: EventId) -> Result<Delivery, TranslateFault> {
         let hd = self.hw_devices.get(&device.0).ok_or(TranslateFault::UnmappedDevice(device))?;
         if event.0 >= hd.itt_entries {
@@ -1032,6 +1033,7 @@ impl Its {
     }
 
     /// Panics if the model's state is inconsistent (a bug in this module).
+    // Long: a list of independent checks over every table, read top to bottom.
     pub fn check_invariants(&self) {
         self.lpis.check_invariants();
         self.queue.check_invariants();
@@ -1310,6 +1312,7 @@ impl Its {
     }
 
     /// The ITS executes `cmd` against its tables.
+    // Long: one flat arm per ITS command kind, each a few lines; splitting it would scatter the command set.
     fn apply(&mut self, cmd: &ItsCommand) {
         let v4 = self.params.gic_version.has_vlpis();
         let ok = match *cmd {

@@ -316,6 +316,7 @@ fn affinity_change_is_movi_then_sync() {
     its.check_invariants();
 }
 
+// Long: one scenario in steps, each with the state it must leave.
 #[test]
 fn gicv40_rings_the_doorbell_of_every_vlpi() {
     let mut its = booted(GicVersion::V4_0, 4);
@@ -534,6 +535,7 @@ fn gicv2m_pool_of_64_spis_runs_out() {
     assert!(matches!(V2mFrame::new(V2mParams { spi_start: 32, nr_spis: 0 }), Err(V2mParamError::Count { .. })));
 }
 
+// Long: a randomised run against a reference set, its operations and checks in one loop.
 #[test]
 fn random_device_churn_matches_a_reference_set() {
     let seed = std::env::var("SEED").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0x0175_2024);

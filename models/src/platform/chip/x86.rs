@@ -362,6 +362,7 @@ impl X86Chip {
 
     /// An MSI write reaches the chip: decoded straight to a LAPIC without remapping, or looked
     /// up in the remapping unit (which may block it with a fault).
+    #[inline]
     pub fn translate(&mut self, now: SimTime, write: MsiWrite, m: &mut Metrics) -> Route {
         let message = msi::decode(write.address, write.data);
         let Some(unit) = self.remap.as_mut() else {
@@ -422,6 +423,7 @@ impl X86Chip {
     /// An interrupt reaches a CPU's LAPIC: the handler registered on the vector, unless the
     /// CPU went offline on the way (fixup_irqs re-sends it to the current target). The first
     /// interrupt on a moved interrupt's new vector frees the old one.
+    #[inline]
     pub fn accept(&mut self, cpu: CpuId, vector: Vector, m: &mut Metrics) -> Accept {
         let Some(table) = self.vector_queue.get(cpu.0 as usize) else {
             return Accept::Lost(self.ids.lost_no_handler);
