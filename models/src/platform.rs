@@ -19,8 +19,9 @@
 //! only place that turns those answers into events or calls of the next stage. No stage
 //! calls another, with two narrow exceptions: a server that starts a handler asks the
 //! device for its cost through `route::HandlerWork` (the device's random stream, drawn in
-//! the order handlers start), and the guests queue vPE operations that the router applies
-//! to the ARM chip (`guest::VpeOp`).
+//! the order handlers start), and the guests queue what they need of the chip (vPE
+//! residency, the programming of an assigned queue: `guest::ChipOp`), which the router
+//! applies after each guest step.
 //!
 //! # What is modelled
 //! See each component. Interrupts are conserved: at the end, raised = delivered + lost +
@@ -60,7 +61,7 @@ pub use params::{
 use chip::IrqChip;
 use cpu::Cpus;
 use devices::{Devices, HostHandler};
-use guest::{Guests, VpeOp};
+use guest::Guests;
 use metrics::Ids;
 use route::{Accept, HandlerWork, Job, Route, Work};
 
@@ -268,7 +269,7 @@ impl Platform {
                     }
                     _ => false,
                 };
-                self.apply_vpe_ops(q.now());
+                self.apply_chip_ops(q.now());
                 if !delivered {
                     self.lose(self.ids.core.lost_no_handler);
                 }
@@ -363,24 +364,11 @@ impl Platform {
         }
     }
 
-    /// Applies the vPE operations the guests queued to the ARM chip's ITS.
-    fn apply_vpe_ops(&mut self, now: SimTime) {
-        let Some(ops) = self.guests.as_mut().and_then(Guests::take_vpe_ops) else { return };
-        let IrqChip::Arm(chip) = &mut self.chip else { unreachable!("vPEs are ARM") };
-        let its = chip.its_mut();
-        for op in ops {
-            match op {
-                VpeOp::Load { vpe, pcpu } => {
-                    its.vcpu_load(now, vpe, pcpu).expect("making a vPE resident");
-                }
-                VpeOp::Put { vpe, doorbell } => {
-                    its.vcpu_put(now, vpe, doorbell).expect("making a vPE non-resident");
-                }
-                VpeOp::DoorbellHandled { vpe } => {
-                    its.doorbell_handled(now, vpe).expect("a vPE's doorbell");
-                }
-            }
-        }
+    /// Applies what the guests asked of the chip (vPE residency, doorbells, provisioning).
+    #[inline]
+    fn apply_chip_ops(&mut self, now: SimTime) {
+        let Some(guests) = self.guests.as_mut().filter(|g| g.has_chip_ops()) else { return };
+        self.chip.apply(guests.take_chip_ops(), now, &mut self.devices, &mut self.metrics);
     }
 
     /// Runs one guest step (it may start guest handlers, whose work the devices draw), then
@@ -392,7 +380,7 @@ impl Platform {
     ) {
         let guests = self.guests.as_mut().expect("guest events need guests");
         step(guests, q, &mut self.metrics, &mut self.devices);
-        self.apply_vpe_ops(q.now());
+        self.apply_chip_ops(q.now());
     }
 }
 

@@ -46,17 +46,11 @@ impl Platform {
         }
         let mut devices = Devices::new(&params.ims_pools, params.devices.len(), ids.devices);
         for (index, dp) in params.devices.iter().enumerate() {
-            let device = DeviceId(index as u32);
-            let m = &mut metrics;
-            match &mut chip {
-                IrqChip::Arm(chip) => chip.add_device(device, dp, seed, &mut devices, guests.as_mut(), m),
-                IrqChip::X86(chip) => match dp.assigned_to {
-                    Some(g) => {
-                        let guests = guests.as_mut().expect("assigned devices need guests");
-                        chip.add_assigned_device(device, dp, g, seed, &mut devices, guests, m);
-                    }
-                    None => chip.add_host_device(device, dp, seed, &mut devices, m),
-                },
+            let assigned = chip.add_device(DeviceId(index as u32), dp, seed, &mut devices, &mut metrics);
+            if let (Some(first_queue), Some(g)) = (assigned, dp.assigned_to) {
+                let guests = guests.as_mut().expect("assigned devices need guests");
+                guests.provision(g, first_queue, dp.queue_count, &mut metrics);
+                chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics);
             }
         }
         if let IrqChip::X86(chip) = &mut chip {

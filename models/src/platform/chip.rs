@@ -6,8 +6,13 @@
 pub(super) mod arm;
 pub(super) mod x86;
 
+use sim::{Metrics, SimTime};
+
 use super::ResourceUse;
-use crate::ids::{CpuId, QueueId, Vector};
+use super::devices::Devices;
+use super::guest::ChipOp;
+use super::params::DeviceParams;
+use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 
 /// The platform's interrupt chip.
 #[derive(Debug, Clone)]
@@ -22,6 +27,52 @@ impl IrqChip {
     /// Whether a queue's interrupt goes somewhere.
     pub fn routed(&self, queue: QueueId) -> bool {
         self.target(queue).is_some()
+    }
+
+    /// Adds a device and sets up its interrupts the way its kernel does. A device assigned to
+    /// a guest gets only its queues (and, on ARM, its ITS device): its interrupts come when
+    /// the guest provisions them; then its first queue is returned.
+    pub fn add_device(
+        &mut self,
+        device: DeviceId,
+        dp: &DeviceParams,
+        seed: u64,
+        devices: &mut Devices,
+        m: &mut Metrics,
+    ) -> Option<u32> {
+        match self {
+            IrqChip::X86(chip) if dp.assigned_to.is_some() => Some(chip.add_assigned_device(device, dp, seed, devices)),
+            IrqChip::X86(chip) => {
+                chip.add_host_device(device, dp, seed, devices, m);
+                None
+            }
+            IrqChip::Arm(chip) => chip.add_device(device, dp, seed, devices, m),
+        }
+    }
+
+    /// Applies what the guests asked of the chip, in order.
+    pub fn apply(&mut self, ops: Vec<ChipOp>, now: SimTime, devices: &mut Devices, m: &mut Metrics) {
+        for op in ops {
+            match (op, &mut *self) {
+                (ChipOp::Assign { queue, vcpu, vector, pcpu, .. }, IrqChip::X86(chip)) => {
+                    chip.assign(queue, devices.source(queue), vcpu, vector, pcpu, devices, m);
+                }
+                (ChipOp::Assign { queue, vector, pcpu, vpe, .. }, IrqChip::Arm(chip)) => {
+                    let vpe = vpe.expect("ARM guests have vPEs");
+                    chip.assign(now, queue, devices.source(queue), vector, pcpu, vpe, devices, m);
+                }
+                (ChipOp::VpeLoad { vpe, pcpu }, IrqChip::Arm(chip)) => {
+                    chip.its_mut().vcpu_load(now, vpe, pcpu).expect("making a vPE resident");
+                }
+                (ChipOp::VpePut { vpe, doorbell }, IrqChip::Arm(chip)) => {
+                    chip.its_mut().vcpu_put(now, vpe, doorbell).expect("making a vPE non-resident");
+                }
+                (ChipOp::VpeDoorbellHandled { vpe }, IrqChip::Arm(chip)) => {
+                    chip.its_mut().doorbell_handled(now, vpe).expect("a vPE's doorbell");
+                }
+                (op, IrqChip::X86(_)) => unreachable!("{op:?}: vPEs are ARM"),
+            }
+        }
     }
 
     /// Where a queue's interrupt goes now: (CPU, vector) on x86, (CPU, 0) for an LPI or SPI,

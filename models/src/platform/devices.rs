@@ -8,7 +8,7 @@
 use sim::{EventQueue, Metrics, RngStream, SimTime};
 
 use super::metrics::DeviceIds;
-use super::params::{DeviceParams, ImsPoolParams};
+use super::params::{DeviceParams, GuestMsiParams, ImsPoolParams};
 use super::route::{HandlerWork, Work};
 use super::{Event, ResourceUse};
 use crate::ids::{DeviceId, QueueId, Vector};
@@ -52,6 +52,14 @@ pub(super) struct MsiWrite {
     pub data: u32,
     pub requester_id: u16,
     pub iommu_unit: u16,
+}
+
+/// Who a queue's interrupt comes from, and how its guest (if assigned) programmed it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Source {
+    pub requester_id: u16,
+    pub iommu_unit: u16,
+    pub guest_msi: GuestMsiParams,
 }
 
 /// Every device, queue and IMS pool.
@@ -120,6 +128,12 @@ impl Devices {
     #[inline]
     pub fn params_of(&self, queue: QueueId) -> &DeviceParams {
         &self.devices[self.device_of(queue).0 as usize].params
+    }
+
+    /// Who a queue's interrupt comes from.
+    pub fn source(&self, queue: QueueId) -> Source {
+        let p = self.params_of(queue);
+        Source { requester_id: p.requester_id, iommu_unit: p.iommu_unit, guest_msi: p.guest_msi }
     }
 
     /// How many queues all devices have.

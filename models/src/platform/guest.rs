@@ -2,8 +2,10 @@
 //! the interrupts of their assigned devices, posted (x86 VT-d posted interrupts, KVM
 //! irq-bypass) into the vCPUs' descriptors or forwarded as vLPIs (ARM GICv4) to their vPEs.
 //!
-//! The vPEs live in the ITS, which is the ARM chip: the guests never call it; they queue
-//! [`VpeOp`]s that the router applies to the chip after each guest step.
+//! Who programs an assigned device's interrupts, and when, is the guests' decision
+//! ([`Guests::provision`]); the programming itself (host vectors, IRTEs, ITS events, vPE
+//! residency) is the chip's. The guests never call the chip: they queue [`ChipOp`]s that
+//! the router applies after each guest step.
 //!
 //! # What is modelled
 //! - Each vCPU runs on one pCPU. It starts halted (blocked: NV = the wake-up vector 0xf1, on
@@ -56,15 +58,21 @@ const GUEST_LAST_VECTOR: u8 = 0xec;
 /// No queue behind a guest vector.
 const NO_QUEUE: u32 = u32::MAX;
 
-/// An operation on a vPE in the ITS that a guest step asks of the ARM chip.
+/// What a guest step asks of the interrupt chip. The guests never call the chip: they queue
+/// these, and the router applies them in order after each step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum VpeOp {
+pub(super) enum ChipOp {
     /// Make the vPE resident on its pCPU (`vgic_v4_load`).
-    Load { vpe: VpeId, pcpu: CpuId },
+    VpeLoad { vpe: VpeId, pcpu: CpuId },
     /// Make it non-resident, with or without its doorbell (`vgic_v4_put`).
-    Put { vpe: VpeId, doorbell: bool },
+    VpePut { vpe: VpeId, doorbell: bool },
     /// KVM handled the vPE's doorbell interrupt.
-    DoorbellHandled { vpe: VpeId },
+    VpeDoorbellHandled { vpe: VpeId },
+    /// VFIO and KVM program an assigned queue's interrupt for guest `vector` on `vcpu`
+    /// (running on `pcpu`). x86: a host vector on the pCPU and an IRTE that posts to the
+    /// vCPU's descriptor (or, not postable, stays remapped to the host vector and VFIO
+    /// forwards). ARM GICv4: the event mapped to the pCPU and forwarded to `vpe` as a vLPI.
+    Assign { queue: QueueId, vcpu: u32, vector: Vector, pcpu: CpuId, vpe: Option<VpeId> },
 }
 
 /// One vCPU.
@@ -117,8 +125,8 @@ pub(super) struct Guests {
     vcpus: Vec<Vcpu>,
     params: Vec<GuestParams>,
     host_gap: Vec<Option<(DurationDist, DurationDist)>>,
-    /// vPE operations for the ARM chip, applied by the router after each guest step.
-    vpe_ops: Vec<VpeOp>,
+    /// Operations for the chip, applied by the router after each guest step.
+    chip_ops: Vec<ChipOp>,
     ids: GuestIds,
     core: CoreIds,
 }
@@ -169,7 +177,7 @@ impl Guests {
                 g.host_bursts.map(|(gap, length)| (DurationDist::exponential(gap), DurationDist::exponential(length)))
             })
             .collect();
-        Guests { backend, vcpus, params: guests.to_vec(), host_gap, vpe_ops: Vec::new(), ids, core }
+        Guests { backend, vcpus, params: guests.to_vec(), host_gap, chip_ops: Vec::new(), ids, core }
     }
 
     /// The first vCPU of guest `guest`, and how many it has.
@@ -216,23 +224,36 @@ impl Guests {
         self.vcpus[vcpu as usize].pcpu
     }
 
-    /// The vPE operations queued since the last call, for the ARM chip.
-    pub fn take_vpe_ops(&mut self) -> Option<std::vec::Drain<'_, VpeOp>> {
-        if self.vpe_ops.is_empty() { None } else { Some(self.vpe_ops.drain(..)) }
+    /// The chip operations queued since the last call.
+    pub fn take_chip_ops(&mut self) -> Vec<ChipOp> {
+        std::mem::take(&mut self.chip_ops)
     }
 
-    /// Places queue number `q` of a device assigned to `guest` (the queues are spread over
-    /// the guest's vCPUs in order) and gives it a guest vector there: (vCPU, vector), or
-    /// `None` (counted) when that vCPU's vectors ran out.
-    pub fn assign_queue(&mut self, guest: u32, q: u32, queue: QueueId, m: &mut Metrics) -> Option<(u32, Vector)> {
+    /// Whether chip operations are queued.
+    #[inline]
+    pub fn has_chip_ops(&self) -> bool {
+        !self.chip_ops.is_empty()
+    }
+
+    /// Provides the interrupts of a device assigned to `guest` (queues `first_queue..` of
+    /// `queue_count`): VFIO programs every queue when the VM starts, before the guest runs.
+    /// Each queue is placed on a vCPU (spread over the guest's vCPUs in order) with a guest
+    /// vector there, and the chip is asked to program it; a vCPU whose vectors ran out
+    /// leaves the queue without an interrupt (counted).
+    pub fn provision(&mut self, guest: u32, first_queue: u32, queue_count: u32, m: &mut Metrics) {
         let (first, count) = self.vcpus_of(guest);
-        let vcpu = first + q % count;
-        match self.alloc_vector(vcpu, queue) {
-            Some(vector) => Some((vcpu, vector)),
-            None => {
+        for q in 0..queue_count {
+            let queue = QueueId(first_queue + q);
+            let vcpu = first + q % count;
+            let Some(vector) = self.alloc_vector(vcpu, queue) else {
                 m.add(self.ids.setup_guest_vector_fail, 1);
-                None
-            }
+                continue;
+            };
+            let vpe = match &self.backend {
+                Backend::X86(_) => None,
+                Backend::Arm { vpes, .. } => Some(vpes[vcpu as usize]),
+            };
+            self.chip_ops.push(ChipOp::Assign { queue, vcpu, vector, pcpu: self.pcpu_of(vcpu), vpe });
         }
     }
 
@@ -283,7 +304,7 @@ impl Guests {
             }
             Backend::Arm { states, vpes } => {
                 states[vcpu as usize] = VcpuState::Running { pcpu };
-                self.vpe_ops.push(VpeOp::Load { vpe: vpes[vcpu as usize], pcpu });
+                self.chip_ops.push(ChipOp::VpeLoad { vpe: vpes[vcpu as usize], pcpu });
             }
         }
     }
@@ -294,7 +315,7 @@ impl Guests {
             Backend::X86(pi) => pi.vcpu_preempt(VcpuId(vcpu)).expect("a running vCPU is preempted"),
             Backend::Arm { states, vpes } => {
                 states[vcpu as usize] = VcpuState::Preempted;
-                self.vpe_ops.push(VpeOp::Put { vpe: vpes[vcpu as usize], doorbell: false });
+                self.chip_ops.push(ChipOp::VpePut { vpe: vpes[vcpu as usize], doorbell: false });
             }
         }
     }
@@ -309,7 +330,7 @@ impl Guests {
             Backend::Arm { .. } if pending => BlockOutcome::Refused,
             Backend::Arm { states, vpes } => {
                 states[vcpu as usize] = VcpuState::Blocked { pcpu };
-                self.vpe_ops.push(VpeOp::Put { vpe: vpes[vcpu as usize], doorbell: true });
+                self.chip_ops.push(ChipOp::VpePut { vpe: vpes[vcpu as usize], doorbell: true });
                 BlockOutcome::Blocked { pcpu }
             }
         }
@@ -433,7 +454,7 @@ impl Guests {
         // The doorbell (a physical LPI) reaches the host; KVM's handler kicks the vCPU.
         m.add(self.ids.kvm_vlpi_doorbell, 1);
         let vpe = self.vpe_of(vcpu);
-        self.vpe_ops.push(VpeOp::DoorbellHandled { vpe });
+        self.chip_ops.push(ChipOp::VpeDoorbellHandled { vpe });
         let visible = now + translation + params.wakeup_irq_entry + params.kick + params.wake_to_vm_entry;
         self.schedule_entry(vcpu, visible, q, m);
         true

@@ -22,14 +22,13 @@
 use sim::{Metrics, SimDuration, SimTime};
 
 use super::super::ResourceUse;
-use super::super::devices::{Devices, MsiWrite};
-use super::super::guest::Guests;
+use super::super::devices::{Devices, MsiWrite, Source};
 use super::super::metrics::ArmIds;
 use super::super::params::{DeviceParams, GicMsiParams, GicParams, spread_mask};
 use super::super::route::{Accept, Route, VlpiOutcome};
 use crate::arm::its::{
     Delivery, EventId, Its, ItsDeviceId, ItsError, ItsParams, LPI_INTID_BASE, TranslateFault, V2mFrame, V2mParams,
-    VintId,
+    VintId, VpeId,
 };
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 
@@ -104,18 +103,17 @@ impl ArmChip {
         self.queues[queue.0 as usize].target
     }
 
-    /// Adds a device: one ITS event (or v2m SPI) per queue, or, for a device assigned to a
-    /// guest, one event forwarded to a vPE per queue.
-    #[allow(clippy::too_many_arguments)] // build-time wiring of the three components it touches
+    /// Adds a device: its ITS device (LPI block, ITT, MAPD) and one event (or v2m SPI) per
+    /// queue. A device assigned to a guest gets its events when the guest's provisioning asks
+    /// ([`Self::assign`]): then the first queue is returned.
     pub fn add_device(
         &mut self,
         device: DeviceId,
         dp: &DeviceParams,
         seed: u64,
         devices: &mut Devices,
-        guests: Option<&mut Guests>,
         m: &mut Metrics,
-    ) {
+    ) -> Option<u32> {
         let first_queue = devices.push(device, dp, dp.queue_count, seed);
         self.queues.resize(devices.queue_count(), QueueIntid::default());
         let its_device = ItsDeviceId(u32::from(dp.requester_id));
@@ -127,12 +125,10 @@ impl ArmChip {
                 "creating a validated ITS device failed: {error:?}"
             );
             m.add(self.ids.arm_lpi_exhausted, u64::from(dp.queue_count));
-            return;
+            return None;
         }
-        if let Some(guest) = dp.assigned_to {
-            let guests = guests.expect("assigned devices need guests");
-            self.assign_device(first_queue, dp, its_device, guest, devices, guests, m);
-            return;
+        if dp.assigned_to.is_some() {
+            return Some(first_queue);
         }
         for q in 0..dp.queue_count {
             let queue_id = QueueId(first_queue + q);
@@ -164,39 +160,36 @@ impl ArmChip {
             devices.write_message(queue_id, address, data);
             devices.unmask(queue_id);
         }
+        None
     }
 
-    /// A device assigned to a GICv4 guest: each queue's event is mapped (MAPTI to the vCPU's
-    /// pCPU) and then forwarded to the vCPU's vPE as a vLPI (VMAPTI, doorbell enabled), as
-    /// KVM's `kvm_vgic_v4_set_forwarding` does.
-    #[allow(clippy::too_many_arguments)] // build-time wiring of the three components it touches
-    fn assign_device(
+    /// An assigned queue of a GICv4 guest: its event is mapped (MAPTI to the vCPU's pCPU)
+    /// and then forwarded to the vCPU's vPE as a vLPI for guest `vector` (VMAPTI, doorbell
+    /// enabled), as KVM's `kvm_vgic_v4_set_forwarding` does.
+    #[allow(clippy::too_many_arguments)] // the queue, its source and guest target, and the components it programs
+    pub fn assign(
         &mut self,
-        first_queue: u32,
-        dp: &DeviceParams,
-        its_device: ItsDeviceId,
-        guest: u32,
+        now: SimTime,
+        queue_id: QueueId,
+        source: Source,
+        vector: Vector,
+        pcpu: CpuId,
+        vpe: VpeId,
         devices: &mut Devices,
-        guests: &mut Guests,
         m: &mut Metrics,
     ) {
-        for q in 0..dp.queue_count {
-            let queue_id = QueueId(first_queue + q);
-            let Some((vcpu, vector)) = guests.assign_queue(guest, q, queue_id, m) else { continue };
-            let (pcpu, vpe) = (guests.pcpu_of(vcpu), guests.vpe_of(vcpu));
-            let its = self.its_mut();
-            let Ok(range) = its.alloc_events(its_device, 1) else {
-                m.add(self.ids.arm_events_exhausted, 1);
-                continue;
-            };
-            its.activate_event(SimTime::ZERO, its_device, range.first, pcpu).expect("MAPTI of a new event");
-            let vintid = VintId(LPI_INTID_BASE + u32::from(vector.0));
-            its.forward_vlpi(SimTime::ZERO, its_device, range.first, vpe, vintid, true).expect("forwarding to a vPE");
-            self.queues[queue_id.0 as usize] =
-                QueueIntid { interrupt: Some(range.first.0), target: Some((pcpu, vector)) };
-            devices.write_message(queue_id, GITS_TRANSLATER_ADDRESS, range.first.0);
-            devices.unmask(queue_id);
-        }
+        let its_device = ItsDeviceId(u32::from(source.requester_id));
+        let its = self.its_mut();
+        let Ok(range) = its.alloc_events(its_device, 1) else {
+            m.add(self.ids.arm_events_exhausted, 1);
+            return;
+        };
+        its.activate_event(now, its_device, range.first, pcpu).expect("MAPTI of a new event");
+        let vintid = VintId(LPI_INTID_BASE + u32::from(vector.0));
+        its.forward_vlpi(now, its_device, range.first, vpe, vintid, true).expect("forwarding to a vPE");
+        self.queues[queue_id.0 as usize] = QueueIntid { interrupt: Some(range.first.0), target: Some((pcpu, vector)) };
+        devices.write_message(queue_id, GITS_TRANSLATER_ADDRESS, range.first.0);
+        devices.unmask(queue_id);
     }
 
     /// An MSI write reaches GITS_TRANSLATER (or the v2m frame).

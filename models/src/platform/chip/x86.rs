@@ -6,8 +6,7 @@
 use sim::{Metrics, SimDuration, SimTime};
 
 use super::super::ResourceUse;
-use super::super::devices::{Devices, HostHandler, MsiWrite};
-use super::super::guest::Guests;
+use super::super::devices::{Devices, HostHandler, MsiWrite, Source};
 use super::super::metrics::X86Ids;
 use super::super::params::{DeviceParams, IommuParams, IrqMode, IrteCacheParams, PlatformParams, spread_mask};
 use super::super::route::{Accept, Route};
@@ -227,57 +226,63 @@ impl X86Chip {
         }
     }
 
-    /// A device assigned to a guest (VFIO): each queue gets a guest vector on a vCPU (spread
-    /// over the guest's vCPUs), a host vector (VFIO still `request_irq()`s one before
-    /// irq-bypass switches the IRTE to posted mode; calibration.md claim C6, unverified) and a
-    /// posted IRTE pointing at the vCPU's descriptor; a non-postable one stays remapped to
-    /// the host vector and VFIO forwards it.
-    #[allow(clippy::too_many_arguments)] // build-time wiring of the three components it touches
+    /// A device assigned to a guest: its queues and store, no interrupt yet (the guest's
+    /// provisioning asks for them, [`Self::assign`]). Returns the first queue.
     pub fn add_assigned_device(
         &mut self,
         device: DeviceId,
         dp: &DeviceParams,
-        guest: u32,
         seed: u64,
         devices: &mut Devices,
-        guests: &mut Guests,
-        m: &mut Metrics,
-    ) {
+    ) -> u32 {
         let first_queue = devices.push(device, dp, dp.queue_count, seed);
         self.grow(devices);
-        let source = SourceValidation::RequesterId { sid: dp.requester_id, sq: SourceQualifier::All16 };
-        for q in 0..dp.queue_count {
-            let queue_id = QueueId(first_queue + q);
-            let Some((vcpu, vector)) = guests.assign_queue(guest, q, queue_id, m) else { continue };
-            let pcpu = guests.pcpu_of(vcpu);
-            let Some(host) = self.vfio_host_vector(queue_id, pcpu, m) else { continue };
-            let unit = self.remap.as_mut().expect("guests need interrupt remapping");
-            let table = unit.table_mut(IommuId(dp.iommu_unit));
-            let Ok(block) = table.alloc_block(1) else {
-                m.add(self.ids.setup_irte_fail, 1);
-                continue;
-            };
-            let posted = matches!(dp.guest_msi.postability(), Postability::Posted);
-            let entry = if posted {
-                IrteEntry::posted(PiDescId(vcpu), vector, false)
-            } else {
-                // Not postable: the IRTE stays remapped to VFIO's host vector.
-                IrteEntry::remapped(host.0, host.1)
-            };
-            table.set_entry(block.base, entry.with_source(source)).expect("an allocated IRTE");
-            let (address, data) = msi::compose_remappable(block.base as u16);
-            let queue = &mut self.queues[queue_id.0 as usize];
-            queue.irte = Some(block.base);
-            if posted {
-                queue.target = Some((pcpu, vector));
-            } else {
-                queue.target = Some(host);
-                devices.set_host_handler(queue_id, HostHandler::VfioForward { vcpu, vector });
-                self.vector_queue[host.0.0 as usize][usize::from(host.1.0)] = queue_id.0;
-            }
-            devices.write_message(queue_id, address, data);
-            devices.unmask(queue_id);
+        first_queue
+    }
+
+    /// VFIO programs an assigned queue for guest `vector` on `vcpu` (on `pcpu`): a host vector
+    /// (VFIO still `request_irq()`s one before irq-bypass switches the IRTE to posted mode;
+    /// calibration.md claim C6, unverified) and an IRTE that posts to the vCPU's descriptor;
+    /// a non-postable one stays remapped to the host vector and VFIO forwards it.
+    #[allow(clippy::too_many_arguments)] // the queue, its source and guest target, and the components it programs
+    pub fn assign(
+        &mut self,
+        queue_id: QueueId,
+        source: Source,
+        vcpu: u32,
+        vector: Vector,
+        pcpu: CpuId,
+        devices: &mut Devices,
+        m: &mut Metrics,
+    ) {
+        let Some(host) = self.vfio_host_vector(queue_id, pcpu, m) else { return };
+        let unit = self.remap.as_mut().expect("guests need interrupt remapping");
+        let table = unit.table_mut(IommuId(source.iommu_unit));
+        let Ok(block) = table.alloc_block(1) else {
+            m.add(self.ids.setup_irte_fail, 1);
+            return;
+        };
+        let posted = matches!(source.guest_msi.postability(), Postability::Posted);
+        let entry = if posted {
+            IrteEntry::posted(PiDescId(vcpu), vector, false)
+        } else {
+            // Not postable: the IRTE stays remapped to VFIO's host vector.
+            IrteEntry::remapped(host.0, host.1)
+        };
+        let sid = SourceValidation::RequesterId { sid: source.requester_id, sq: SourceQualifier::All16 };
+        table.set_entry(block.base, entry.with_source(sid)).expect("an allocated IRTE");
+        let (address, data) = msi::compose_remappable(block.base as u16);
+        let queue = &mut self.queues[queue_id.0 as usize];
+        queue.irte = Some(block.base);
+        if posted {
+            queue.target = Some((pcpu, vector));
+        } else {
+            queue.target = Some(host);
+            devices.set_host_handler(queue_id, HostHandler::VfioForward { vcpu, vector });
+            self.vector_queue[host.0.0 as usize][usize::from(host.1.0)] = queue_id.0;
         }
+        devices.write_message(queue_id, address, data);
+        devices.unmask(queue_id);
     }
 
     /// The host vector VFIO requests for an assigned queue (non-managed, on the vCPU's pCPU).
