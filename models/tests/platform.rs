@@ -589,3 +589,29 @@ fn offline_migrates_non_managed_and_in_flight_interrupts_are_retriggered() {
     assert!((0..p.queue_count()).all(|i| p.queue_target(QueueId(i)).map(|t| t.0) != Some(CpuId(1))));
     p.vector_domain().unwrap().check_invariants().unwrap();
 }
+
+#[test]
+fn vector_use_and_limit_are_counted_on_the_same_basis_with_the_boot_cpu_apart() {
+    // Managed, 8 queues over 4 CPUs: each queue reserves and gets one vector on its one CPU,
+    // so every CPU uses exactly 2 device vectors; the boot CPU's ISA vectors count in
+    // neither its use nor its limit.
+    for legacy_pic in [false, true] {
+        let mut params = one_device(8, 4, true);
+        params.devices[0].irq_mode = IrqMode::Managed;
+        params.kernel.legacy_pic = legacy_pic;
+        let (p, _) = Platform::new(&params, 1);
+        let (cap0, cap1) = (p.vector_capacity(CpuId(0)), p.vector_capacity(CpuId(1)));
+        let rows = p.resources();
+        let row = |name: &str| rows.iter().find(|r| r.name == name).cloned();
+        let per_cpu = row("x86.vectors_per_cpu").unwrap();
+        assert_eq!((per_cpu.used_min, per_cpu.used_max, per_cpu.limit), (2, 2, cap1), "pic={legacy_pic}");
+        match row("x86.vectors_boot_cpu") {
+            Some(boot) => {
+                assert!(legacy_pic && cap0 < cap1, "the boot CPU has its own row only when its limit differs");
+                assert_eq!((boot.instance_count, boot.used_max, boot.limit), (1, 2, cap0));
+                assert_eq!(per_cpu.instance_count, 3);
+            }
+            None => assert_eq!((cap0, per_cpu.instance_count), (cap1, 4), "pic={legacy_pic}"),
+        }
+    }
+}

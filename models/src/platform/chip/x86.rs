@@ -547,20 +547,34 @@ impl X86Chip {
         }
     }
 
-    /// Use of the vector space and the IRTE tables against their limits.
+    /// Use of the vector space and the IRTE tables against their limits. A CPU's device
+    /// vectors are counted on the basis of its limit: what it could hand out at boot minus
+    /// what it can hand out now (allocated and managed-reserved vectors), so the boot CPU's
+    /// ISA vectors count in neither. The boot CPU, whose limit is lower with a legacy PIC,
+    /// gets its own row when its limit differs.
     pub fn resources(&self) -> Vec<ResourceUse> {
         let matrix = self.domain.matrix();
-        let cpus = self.vector_capacity.len() as u32;
-        let allocated = (0..cpus).map(|c| matrix.allocated(CpuId(c)));
+        let used = |c: usize| {
+            let now = matrix.cpumap(CpuId(c as u32)).expect("every CPU has a cpumap").available();
+            self.vector_capacity[c].saturating_sub(now)
+        };
         let limit = self.vector_capacity.iter().copied().max().unwrap_or(0);
-        let mut out = vec![
-            ResourceUse::over("x86.vectors_per_cpu", limit, allocated),
-            ResourceUse::over(
-                "x86.vector_reservations_global",
-                matrix.available(None) + matrix.reserved(),
-                [matrix.reserved()],
-            ),
-        ];
+        let boot_apart = self.vector_capacity.len() > 1 && self.vector_capacity[0] != limit;
+        let first = usize::from(boot_apart);
+        let mut out = Vec::new();
+        if boot_apart {
+            out.push(ResourceUse::over("x86.vectors_boot_cpu", self.vector_capacity[0], [used(0)]));
+        }
+        assert!(
+            self.vector_capacity[first..].iter().all(|&c| c == limit),
+            "only the boot CPU's device vectors differ"
+        );
+        out.push(ResourceUse::over("x86.vectors_per_cpu", limit, (first..self.vector_capacity.len()).map(used)));
+        out.push(ResourceUse::over(
+            "x86.vector_reservations_global",
+            matrix.available(None) + matrix.reserved(),
+            [matrix.reserved()],
+        ));
         if let Some(unit) = &self.remap {
             let units = unit.params().iommu_count;
             let capacity = unit.table(IommuId(0)).capacity();
