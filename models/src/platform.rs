@@ -63,7 +63,7 @@ use cpu::Cpus;
 use devices::{Devices, HostHandler};
 use guest::Guests;
 use metrics::Ids;
-use route::{Accept, HandlerWork, Job, Route, Work};
+use route::{Accept, HandlerWork, Job, Route, Work, WorkKind};
 
 use crate::arm::its::LPI_INTID_BASE;
 use crate::ids::{CpuId, QueueId, Vector};
@@ -322,7 +322,7 @@ impl Platform {
             HostHandler::Driver => self.devices.driver_work(job.queue),
             HostHandler::VfioForward { vcpu, .. } => {
                 let guests = self.guests.as_ref().expect("VFIO forwards to guests");
-                Work { service: guests.remapped_forward_of(vcpu), eoi: SimDuration::ZERO }
+                Work { service: guests.remapped_forward_of(vcpu), eoi: SimDuration::ZERO, kind: WorkKind::VfioForward }
             }
         };
         cpus.start(cpu, job, work, q, &mut self.metrics);

@@ -499,13 +499,28 @@ fn interrupts_that_cannot_be_posted_fall_back_to_remapped_delivery() {
         params.devices[0].guest_msi = msi;
         let (mut p, mut q) = Platform::new(&params, 1);
         run_to(&mut p, &mut q, sim::PS_PER_S / 100);
+        // One interrupt a millisecond for 10 ms, each done within microseconds.
         let delivered = counter(&p, "interrupt.delivered_count");
-        assert!(delivered > 5, "{msi:?}");
+        assert_eq!((counter(&p, "interrupt.raised_count"), delivered), (10, 10), "{msi:?}");
         assert_eq!(
             counter(&p, "kvm.remapped_fallback_count"),
             if expected_fallback { delivered } else { 0 },
             "{msi:?}"
         );
+        // Each stage counts each interrupt once: the guest's handler once, the host's
+        // forward (when there is one) as its own stage.
+        let stage = |name: &str| {
+            p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == format!("latency.{name}_ps")).unwrap()
+        };
+        for name in ["queue_wait", "handler", "eoi"] {
+            assert_eq!(stage(name).count, delivered, "{name} {msi:?}");
+        }
+        let vfio = stage("vfio_forward");
+        let forwarded = if expected_fallback { delivered } else { 0 };
+        assert_eq!(vfio.count, forwarded, "{msi:?}");
+        if expected_fallback {
+            assert_eq!((vfio.min, vfio.max), (forward.as_ps(), forward.as_ps()), "an idle pCPU: no wait");
+        }
         // The fallback adds the host's forwarding before the same wake-up path.
         let expected = (if expected_fallback { base + forward } else { base }).as_ps();
         let e2e =

@@ -14,7 +14,7 @@ use sim::{EventQueue, Metrics, SimDuration};
 
 use super::Event;
 use super::metrics::{CoreIds, CpuIds};
-use super::route::{Job, Work};
+use super::route::{Job, Work, WorkKind};
 use crate::ids::CpuId;
 
 /// The host CPUs.
@@ -69,13 +69,19 @@ impl FifoCpus {
     /// Starts the handler of `job` (the current one) with `work`; it ends with a `HandlerDone`.
     #[inline]
     pub fn start(&mut self, cpu: CpuId, job: Job, work: Work, q: &mut EventQueue<Event>, m: &mut Metrics) {
-        m.record(self.core.queue_wait, q.now().since(job.arrived_at).as_ps());
+        let busy = self.entry + work.service + work.eoi;
         if self.entry > SimDuration::ZERO {
             m.record(self.ids.irq_entry, self.entry.as_ps());
         }
-        m.record(self.core.handler, work.service.as_ps());
-        m.record(self.core.eoi, work.eoi.as_ps());
-        let busy = self.entry + work.service + work.eoi;
+        match work.kind {
+            WorkKind::Driver => {
+                m.record(self.core.queue_wait, q.now().since(job.arrived_at).as_ps());
+                m.record(self.core.handler, work.service.as_ps());
+                m.record(self.core.eoi, work.eoi.as_ps());
+            }
+            // One stage for the host's part: its wait, VFIO's handler and KVM's injection.
+            WorkKind::VfioForward => m.record(self.ids.vfio_forward, (q.now() + busy).since(job.arrived_at).as_ps()),
+        }
         m.add(self.ids.cpu_busy_ps, busy.as_ps());
         q.schedule_in(busy, Event::HandlerDone { cpu });
     }

@@ -9,7 +9,7 @@ use sim::{EventQueue, Metrics, RngStream, SimTime};
 
 use super::metrics::DeviceIds;
 use super::params::{DeviceParams, GuestMsiParams, ImsPoolParams};
-use super::route::{HandlerWork, Work};
+use super::route::{HandlerWork, Work, WorkKind};
 use super::{Event, ResourceUse};
 use crate::ids::{DeviceId, QueueId, Vector};
 use crate::pci::store::{MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, MessageStore, Raise, StoreKind};
@@ -289,6 +289,6 @@ impl HandlerWork for Devices {
     fn driver_work(&mut self, queue_id: QueueId) -> Work {
         let queue = &mut self.queues[queue_id.0 as usize];
         let device = &self.devices[queue.device.0 as usize].params;
-        Work { service: device.service.sample(&mut queue.service_rng), eoi: device.eoi_cost }
+        Work { service: device.service.sample(&mut queue.service_rng), eoi: device.eoi_cost, kind: WorkKind::Driver }
     }
 }

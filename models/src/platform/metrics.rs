@@ -74,6 +74,7 @@ pub(super) struct X86Ids {
 pub(super) struct CpuIds {
     pub cpu_busy_ps: CounterId,
     pub irq_entry: HistogramId,
+    pub vfio_forward: HistogramId,
 }
 
 /// Updated by the guests (vCPUs, KVM, VFIO's forward).
@@ -285,6 +286,11 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
     let arm_v2m_exhausted = f(m, "setup.v2m_spi_exhausted_count", "ARM GICv2m: no free SPI in the MSI frame (-ENOSPC)");
     let its_round_trips = c(m, "arm.its_command_round_trip_count", "ITS commands waited for (each followed by SYNC)");
     let its_timeouts = f(m, "arm.its_queue_timeout_count", "ITS queue timeout");
+    let vfio_forward = h(
+        m,
+        "latency.vfio_forward_ps",
+        "host side of a guest interrupt that could not be posted: arrival at the pCPU to KVM's injection (waiting for the CPU, VFIO's handler, the irqfd and KVM's injection)",
+    );
     Ids {
         core: CoreIds {
             delivered,
@@ -331,7 +337,7 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
             irte_lock_wait,
             irte_update,
         },
-        cpu: CpuIds { cpu_busy_ps, irq_entry },
+        cpu: CpuIds { cpu_busy_ps, irq_entry, vfio_forward },
         guest: GuestIds {
             posted_delivery,
             kvm_notified,

@@ -64,6 +64,19 @@ pub(super) struct Work {
     pub service: SimDuration,
     /// The EOI after it.
     pub eoi: SimDuration,
+    /// Whose handler it is: the stage it is recorded as.
+    pub kind: WorkKind,
+}
+
+/// Whose handler runs: the device driver's (the `handler` and `eoi` stages) or VFIO's
+/// forward of a guest interrupt (the `vfio_forward` stage; the guest's handler is recorded
+/// when it runs on the vCPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WorkKind {
+    /// The device driver's handler.
+    Driver,
+    /// VFIO's host handler for an interrupt it forwards to a guest.
+    VfioForward,
 }
 
 /// Draws the handler work for a queue's interrupt, in the order handlers start (each queue

@@ -565,10 +565,7 @@ impl X86Chip {
         if boot_apart {
             out.push(ResourceUse::over("x86.vectors_boot_cpu", self.vector_capacity[0], [used(0)]));
         }
-        assert!(
-            self.vector_capacity[first..].iter().all(|&c| c == limit),
-            "only the boot CPU's device vectors differ"
-        );
+        assert!(self.vector_capacity[first..].iter().all(|&c| c == limit), "only the boot CPU's device vectors differ");
         out.push(ResourceUse::over("x86.vectors_per_cpu", limit, (first..self.vector_capacity.len()).map(used)));
         out.push(ResourceUse::over(
             "x86.vector_reservations_global",
