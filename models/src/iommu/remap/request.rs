@@ -1,0 +1,78 @@
+//! The interrupt request as the remapping hardware decodes it ([`RemapRequest`] carrying an
+//! [`InterruptMessage`]) and where a request that passes goes ([`RemapTarget`]).
+
+use super::irte::PiDescId;
+use crate::ids::{CpuId, Vector};
+
+/// The interrupt message as the remapping hardware decodes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterruptMessage {
+    /// A compatibility-format MSI (address bit 4 clear).
+    Compatibility {
+        /// Destination APIC id (8 bits in this format).
+        dest_apic_id: u8,
+        /// Vector in the data word.
+        vector: Vector,
+    },
+    /// A remappable-format MSI (address bit 4 set).
+    Remappable {
+        /// The 16-bit handle (address bits 19:5 and 2).
+        handle: u16,
+        /// The subhandle from data\[15:0\], present when SHV is set; added to the handle.
+        subhandle: Option<u16>,
+        /// A reserved bit of the address or data is set (fault 0x20).
+        reserved_bits_set: bool,
+    },
+}
+
+/// One interrupt request reaching the remapping hardware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemapRequest {
+    /// The requester id (bus in bits 15:8, device/function in 7:0).
+    pub requester_id: u16,
+    /// The decoded message.
+    pub message: InterruptMessage,
+}
+
+impl RemapRequest {
+    /// A well-formed remappable request.
+    pub fn remappable(requester_id: u16, handle: u16, subhandle: Option<u16>) -> RemapRequest {
+        RemapRequest {
+            requester_id,
+            message: InterruptMessage::Remappable { handle, subhandle, reserved_bits_set: false },
+        }
+    }
+
+    /// A compatibility-format request.
+    pub fn compatibility(requester_id: u16, dest_apic_id: u8, vector: Vector) -> RemapRequest {
+        RemapRequest { requester_id, message: InterruptMessage::Compatibility { dest_apic_id, vector } }
+    }
+}
+
+/// Where a request that passed the remapping hardware goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemapTarget {
+    /// Deliver `vector` to CPU `dest`.
+    Remapped {
+        /// Destination CPU.
+        dest: CpuId,
+        /// Vector.
+        vector: Vector,
+    },
+    /// Post `vector` into `descriptor` (the posted-interrupt model takes over).
+    Posted {
+        /// The posted-interrupt descriptor.
+        descriptor: PiDescId,
+        /// Virtual vector.
+        vector: Vector,
+        /// URG bit of the IRTE.
+        urgent: bool,
+    },
+    /// A compatibility-format interrupt passed through untranslated (CFI set, xAPIC mode).
+    Compatibility {
+        /// Destination CPU.
+        dest: CpuId,
+        /// Vector.
+        vector: Vector,
+    },
+}
