@@ -160,6 +160,8 @@ pub enum Event {
         /// The queue whose entry is rewritten.
         queue: QueueId,
     },
+    /// The oldest ITS command in flight (an affinity change) completed.
+    ItsCommandDone,
 }
 
 impl Event {
@@ -181,6 +183,7 @@ impl Event {
             Event::HostBurstEnd { .. } => "host_burst_end",
             Event::PostedStep { .. } => "posted_step",
             Event::StoreWrite { .. } => "store_write",
+            Event::ItsCommandDone => "its_command_done",
         }
     }
 }
@@ -416,6 +419,10 @@ impl World for Platform {
             Event::PostedStep { cpu } => self.on_posted_step(cpu, q),
             Event::Action { index } => self.on_action(index, q),
             Event::StoreWrite { queue } => self.devices.on_store_write(queue),
+            Event::ItsCommandDone => {
+                let IrqChip::Arm(chip) = &mut self.chip else { unreachable!("ITS commands are ARM") };
+                chip.on_command_done(q.now(), &mut self.metrics);
+            }
             Event::PostToVcpu { vcpu, vector, urgent, raised_at } => {
                 self.post_to_vcpu(vcpu, vector, urgent, raised_at, q)
             }

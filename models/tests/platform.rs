@@ -630,3 +630,30 @@ fn vector_use_and_limit_are_counted_on_the_same_basis_with_the_boot_cpu_apart() 
         }
     }
 }
+
+#[test]
+fn its_commands_are_recorded_when_they_complete_and_only_when_issued() {
+    // Event k sits on CPU k mod 4; the new list [0, 1, 6, 7] leaves events on CPUs 0 and 1
+    // where they are (no command) and moves the other four (one MOVI + SYNC each).
+    let mut params = arm_its(8, 8);
+    params.devices[0].affinity = (0..4).map(CpuId).collect();
+    let at = SimTime::from_ps(1_000_000);
+    let cpus = vec![CpuId(0), CpuId(1), CpuId(6), CpuId(7)];
+    params.actions = vec![Action { at, kind: ActionKind::SetAffinity { device: DeviceId(0), cpus } }];
+    let stage = |p: &Platform| {
+        p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == "latency.its_command_ps").unwrap()
+    };
+    let (mut p, mut q) = Platform::new(&params, 1);
+    run_to(&mut p, &mut q, 100_000_000);
+    // Setup is over before the run, so the queue is idle at 1 us: the four MOVI + SYNC pairs
+    // run back to back (500 ns each) and their submitters, all polling every 1 us from 1 us,
+    // see them done at 2, 2, 3 and 3 us.
+    let all = stage(&p);
+    assert_eq!((all.count, counter(&p, "arm.its_command_round_trip_count")), (4, 4));
+    assert_eq!((all.min, all.max, all.sum), (1_000_000, 2_000_000, 6_000_000));
+    // Stopped one picosecond before the last two complete: two are recorded.
+    let (mut p, mut q) = Platform::new(&params, 1);
+    run_to(&mut p, &mut q, at.as_ps() + all.max - 1);
+    assert_eq!((stage(&p).count, counter(&p, "arm.its_command_round_trip_count")), (2, 2));
+    assert!(p.conservation(&q).holds());
+}

@@ -53,7 +53,8 @@ fn carried(event: &Event) -> u64 {
         | Event::HostBurst { .. }
         | Event::HostBurstEnd { .. }
         | Event::PostedStep { .. }
-        | Event::StoreWrite { .. } => 0,
+        | Event::StoreWrite { .. }
+        | Event::ItsCommandDone => 0,
     }
 }
 

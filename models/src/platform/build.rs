@@ -53,8 +53,10 @@ impl Platform {
                 chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics);
             }
         }
-        if let IrqChip::X86(chip) = &mut chip {
-            chip.take_domain_warnings(&mut metrics);
+        match &mut chip {
+            IrqChip::X86(chip) => chip.take_domain_warnings(&mut metrics),
+            // Setup happened before the measured run: its commands are not in the queue.
+            IrqChip::Arm(chip) => chip.settle_setup(),
         }
         let mut event_queue = EventQueue::with_capacity(1024);
         for index in 0..devices.queue_count() {

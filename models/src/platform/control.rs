@@ -20,7 +20,7 @@ impl Platform {
                 ActionKind::SetAffinity { device, cpus } => {
                     let d = self.devices.device(device);
                     let queues = d.first_queue..d.first_queue + d.params.queue_count;
-                    chip.set_affinity(q.now(), queues, d.params.requester_id, &cpus, m);
+                    chip.set_affinity(queues, d.params.requester_id, &cpus, q, m);
                 }
                 // The scenario validator refuses hotplug on ARM (not modelled there).
                 ActionKind::CpuOffline(_) | ActionKind::CpuOnline(_) => {}

@@ -295,6 +295,14 @@ impl CommandQueue {
         }
     }
 
+    /// Everything posted so far has been consumed and the lock is free, as of `at`: the
+    /// platform's setup (boot, device and VM creation) happened before the measured run.
+    pub fn settle(&mut self, at: SimTime) {
+        self.inflight.clear();
+        self.busy_until = at;
+        self.lock_free_at = at;
+    }
+
     /// Linux's polling loop: reads at `start + i * poll` for i in 0..poll_count. `Ok` with the
     /// first read at or after `ready`, or `Err` with the time of the last read.
     fn poll_until(&self, start: SimTime, ready: SimTime) -> Result<SimTime, SimTime> {

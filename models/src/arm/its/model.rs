@@ -392,6 +392,14 @@ impl Its {
         round_up_pow2(nvec).max(min)
     }
 
+    /// Ends the setup phase: every command issued so far (boot, devices, VMs) is taken as
+    /// consumed before `at`, the start of the measured run, so the run's first command finds
+    /// an idle, empty queue. The queue's high-water mark keeps what setup used.
+    pub fn settle_setup(&mut self, at: SimTime) {
+        self.queue.settle(at);
+        self.last_start = at;
+    }
+
     /// CPU bring-up (`its_cpu_init_collection`): MAPC + SYNC and INVALL for every CPU; on
     /// GICv4.0 without DirectLPI also the vPE proxy device's MAPD. A second call does nothing.
     pub fn boot(&mut self, now: SimTime) -> CommandTiming {

@@ -611,3 +611,31 @@ fn random_device_churn_matches_a_reference_set() {
     // The churn must have reached the interesting cases.
     assert!(partial > 0 && exhausted > 0, "partial grants {partial}, exhaustions {exhausted}");
 }
+
+#[test]
+fn setup_is_over_before_the_run_starts() {
+    // A platform sets up every event at time zero, so setup's commands queue behind each
+    // other; once settled, the run's first command finds an idle queue: one MOVI + SYNC,
+    // seen at the first poll after both ran.
+    let dev = ItsDeviceId(3);
+    let set_up = || {
+        let mut its = booted(GicVersion::V3, 4);
+        its.create_device(SimTime::ZERO, dev, 64).expect("device");
+        for _ in 0..64 {
+            let ev = its.alloc_events(dev, 1).expect("event").first;
+            its.activate_event(SimTime::ZERO, dev, ev, CpuId(0)).expect("activate");
+            its.unmask(SimTime::ZERO, dev, ev).expect("unmask");
+        }
+        its
+    };
+    let (mut settled, mut unsettled) = (set_up(), set_up());
+    settled.settle_setup(SimTime::ZERO);
+    let t = SimTime::from_ps(1_000_000);
+    let p = ItsParams::new(GicVersion::V3, 4, costs());
+    let one_round_trip = up(costs().command + costs().sync, p.poll_interval);
+    let timing = settled.set_affinity(t, dev, EventId(0), CpuId(2)).unwrap();
+    assert_eq!((timing.queue_wait, timing.done.since(t)), (SimDuration::ZERO, one_round_trip));
+    let behind = unsettled.set_affinity(t, dev, EventId(0), CpuId(2)).unwrap();
+    assert!(behind.done.since(t) > one_round_trip, "unsettled, it waits behind setup");
+    settled.check_invariants();
+}

@@ -19,16 +19,18 @@
 //! it) and IMS on ARM. There is no interrupt remapping: the SMMU does not remap MSIs, the
 //! ITS provides isolation (calibration.md §3, ARM note).
 
-use sim::{Metrics, SimDuration, SimTime};
+use std::collections::VecDeque;
 
-use super::super::ResourceUse;
+use sim::{EventQueue, Metrics, SimDuration, SimTime};
+
 use super::super::devices::{Devices, MsiWrite, Source};
 use super::super::metrics::ArmIds;
 use super::super::params::{DeviceParams, GicMsiParams, GicParams, spread_mask};
 use super::super::route::{Accept, Route, VlpiOutcome};
+use super::super::{Event, ResourceUse};
 use crate::arm::its::{
-    Delivery, EventId, Its, ItsDeviceId, ItsError, ItsParams, LPI_INTID_BASE, TranslateFault, V2mFrame, V2mParams,
-    VintId, VpeId,
+    CommandTiming, Delivery, EventId, Its, ItsDeviceId, ItsError, ItsParams, LPI_INTID_BASE, TranslateFault, V2mFrame,
+    V2mParams, VintId, VpeId,
 };
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 
@@ -66,6 +68,8 @@ pub(in crate::platform) struct ArmChip {
     /// The queue whose interrupt each INTID is (`NO_QUEUE` when none).
     intid_queue: Vec<u32>,
     queues: Vec<QueueIntid>,
+    /// Affinity changes in the command queue, in completion order (the queue is FIFO).
+    in_flight: VecDeque<CommandTiming>,
     ids: ArmIds,
 }
 
@@ -87,7 +91,14 @@ impl ArmChip {
                 (ArmMsi::V2m { frame, route: vec![0; intids] }, *latency, intids)
             }
         };
-        ArmChip { msi, latency, intid_queue: vec![NO_QUEUE; intids], queues: Vec::new(), ids }
+        ArmChip {
+            msi,
+            latency,
+            intid_queue: vec![NO_QUEUE; intids],
+            queues: Vec::new(),
+            in_flight: VecDeque::new(),
+            ids,
+        }
     }
 
     /// The ITS (a GICv2m platform has none: guests there are refused by validation).
@@ -95,6 +106,13 @@ impl ArmChip {
         match &mut self.msi {
             ArmMsi::Its(its) => its,
             ArmMsi::V2m { .. } => panic!("guests on ARM need an ITS"),
+        }
+    }
+
+    /// Ends setup: the boot, device and VM commands were consumed before the run starts.
+    pub fn settle_setup(&mut self) {
+        if let ArmMsi::Its(its) = &mut self.msi {
+            its.settle_setup(SimTime::ZERO);
         }
     }
 
@@ -236,15 +254,17 @@ impl ArmChip {
 
     /// Moves every interrupt of the queues `queues` (one device's, with `requester_id`) to
     /// `cpus` (spread over them): MOVI + SYNC per event through the ITS command queue, or a
-    /// GICD_IROUTER write per v2m SPI.
+    /// GICD_IROUTER write per v2m SPI. An event already on its CPU issues nothing. Each
+    /// command's wait and round trip are recorded when it completes (`ItsCommandDone`).
     pub fn set_affinity(
         &mut self,
-        now: SimTime,
         queues: std::ops::Range<u32>,
         requester_id: u16,
         cpus: &[CpuId],
+        q: &mut EventQueue<Event>,
         m: &mut Metrics,
     ) {
+        let now = q.now();
         let its_device = ItsDeviceId(u32::from(requester_id));
         let first = queues.start;
         for queue in queues {
@@ -257,15 +277,25 @@ impl ArmChip {
                         m.add(self.ids.affinity_refused, 1);
                         continue;
                     };
-                    m.record(self.ids.its_command_wait, timing.queue_wait.as_ps());
-                    m.record(self.ids.its_command, timing.done.since(now).as_ps());
-                    m.add(self.ids.its_round_trips, u64::from(timing.round_trips));
-                    m.add(self.ids.its_timeouts, u64::from(timing.timeouts));
+                    if timing.round_trips > 0 {
+                        q.schedule_at(timing.done, Event::ItsCommandDone);
+                        self.in_flight.push_back(timing);
+                    }
                 }
                 ArmMsi::V2m { route, .. } => route[interrupt as usize] = cpu.0,
             }
             self.queues[queue as usize].target = Some((cpu, Vector(0)));
         }
+    }
+
+    /// The oldest command in flight completed: its wait and round trip are recorded now.
+    pub fn on_command_done(&mut self, now: SimTime, m: &mut Metrics) {
+        let timing = self.in_flight.pop_front().expect("a completion has its command");
+        debug_assert_eq!(timing.done, now, "ITS commands complete in order");
+        m.record(self.ids.its_command_wait, timing.queue_wait.as_ps());
+        m.record(self.ids.its_command, now.since(timing.submitted).as_ps());
+        m.add(self.ids.its_round_trips, u64::from(timing.round_trips));
+        m.add(self.ids.its_timeouts, u64::from(timing.timeouts));
     }
 
     /// Use of the GIC's limited resources.
