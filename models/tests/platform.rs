@@ -657,3 +657,24 @@ fn its_commands_are_recorded_when_they_complete_and_only_when_issued() {
     assert_eq!((stage(&p).count, counter(&p, "arm.its_command_round_trip_count")), (2, 2));
     assert!(p.conservation(&q).holds());
 }
+
+#[test]
+fn overload_and_slow_relaxation_are_said_not_hidden() {
+    // One queue on one CPU, constant 1,000 ns handler + 50 ns EOI: rho = rate x 1,050 ns.
+    let warnings = |rate_per_s: f64, run_ns: u64| {
+        let mut params = one_device(1, 1, true);
+        params.devices[0].arrival = ArrivalParams::Poisson { rate_per_s };
+        let (p, _) = Platform::new(&params, 1);
+        p.load_warnings(SimDuration::from_ns(run_ns))
+    };
+    let rate = |rho: f64| rho / 1_050e-9;
+    let over = warnings(rate(1.1), 10_000_000);
+    assert_eq!(over.len(), 1, "{over:?}");
+    assert!(over[0].starts_with("overloaded: 1 CPU(s)") && over[0].contains("rho = 1.10"), "{over:?}");
+    // rho = 0.95, constant service (c² = 0): relaxation 1,050/2 / (1 − √0.95)² ns = 819 us.
+    let slow = warnings(rate(0.95), 1_000_000);
+    assert_eq!(slow.len(), 1, "{slow:?}");
+    assert!(slow[0].starts_with("not in steady state") && slow[0].contains("about 0.819 ms"), "{slow:?}");
+    assert!(warnings(rate(0.95), 100_000_000).is_empty(), "a run 120x the relaxation time is steady");
+    assert!(warnings(rate(0.5), 10_000_000).is_empty());
+}

@@ -16,6 +16,30 @@ fn fmt_ns(v: f64) -> String {
     }
 }
 
+/// `text` broken at spaces into lines of at most `width` columns (a longer word stands
+/// alone), continuation lines starting with `indent`; each line ends with a newline.
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let room = if line.is_empty() { 0 } else { 1 };
+        if !line.is_empty() && line.chars().count() + room + word.chars().count() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = indent.to_owned();
+        }
+        if !line.is_empty() && !line.ends_with(' ') {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.trim().is_empty() {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 fn point_title(p: &PointReport) -> String {
     if p.parameters.is_empty() {
         format!("point {}", p.index)
@@ -55,6 +79,9 @@ pub fn markdown(report: &RunReport) -> String {
             c.merged,
             c.in_flight
         );
+        for w in &p.run.warnings {
+            let _ = writeln!(s, "**Warning:** {w}\n");
+        }
         let _ = writeln!(s, "### Latency per stage\n");
         let _ = writeln!(s, "| stage | count | mean | p50 | p90 | p99 | p99.9 | max |");
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -119,6 +146,9 @@ pub fn text(report: &RunReport) -> String {
             "interrupts: {} raised, {} delivered, {} lost, {} merged, {} in flight",
             c.raised, c.delivered, c.lost, c.merged, c.in_flight
         );
+        for w in &p.run.warnings {
+            let _ = write!(s, "{}", wrap(&format!("warning: {w}"), 80, "  "));
+        }
         let _ = writeln!(
             s,
             "\n{:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -177,7 +207,12 @@ mod tests {
             points: vec![PointReport {
                 index: 0,
                 parameters: vec![],
-                run: RunInfo { stop_reason: "time_end".into(), event_count: 10, simulated_ns: 1_000_000.0 },
+                run: RunInfo {
+                    stop_reason: "time_end".into(),
+                    event_count: 10,
+                    simulated_ns: 1_000_000.0,
+                    warnings: Vec::new(),
+                },
                 conservation: Conservation { raised: 3, delivered: 2, lost: 0, merged: 0, in_flight: 1 },
                 stages: vec![StageSummary {
                     stage: "end_to_end".into(),

@@ -89,6 +89,10 @@ pub struct RunInfo {
     pub event_count: u64,
     /// Simulated time covered, in nanoseconds.
     pub simulated_ns: f64,
+    /// What a reader must know before trusting the numbers as steady-state values (an
+    /// overloaded CPU, a run shorter than the queues' relaxation time); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Interrupt conservation at the end of a point: raised = delivered + lost + merged +

@@ -65,6 +65,15 @@ impl DurationDist {
         }
     }
 
+    /// The distribution's standard deviation (0 for a constant).
+    pub fn stddev(&self) -> SimDuration {
+        match self {
+            DurationDist::Constant(_) => SimDuration::ZERO,
+            DurationDist::Exponential { mean, .. } => *mean,
+            DurationDist::LogNormal { stddev, .. } => *stddev,
+        }
+    }
+
     /// One sample.
     pub fn sample(&self, rng: &mut RngStream) -> SimDuration {
         match self {

@@ -2,9 +2,10 @@
 //! (counted independently of the counters that produce it, with an exhaustive match over
 //! the event enum), resource use against each limit, and the report's tables.
 
-use sim::EventQueue;
+use sim::{EventQueue, SimDuration};
 
 use super::chip::IrqChip;
+use super::devices::HostHandler;
 use super::params::GuestMsiParams;
 use super::{Event, Platform};
 use crate::ids::QueueId;
@@ -102,7 +103,106 @@ fn fallback_words(reason: FallbackReason, msi: GuestMsiParams) -> String {
     }
 }
 
+/// One CPU's offered load: arrival rate and the first two moments of the CPU time each
+/// interrupt takes there.
+#[derive(Debug, Clone, Copy, Default)]
+struct Offered {
+    rate_per_ps: f64,
+    /// Σ λ E[X] and Σ λ E[X²] (X in picoseconds).
+    sum_x: f64,
+    sum_x2: f64,
+}
+
+impl Offered {
+    fn add(&mut self, rate_per_s: f64, mean_ps: f64, stddev_ps: f64) {
+        let rate = rate_per_s / 1e12;
+        self.rate_per_ps += rate;
+        self.sum_x += rate * mean_ps;
+        self.sum_x2 += rate * (mean_ps * mean_ps + stddev_ps * stddev_ps);
+    }
+
+    /// ρ = λ E[X].
+    fn utilisation(&self) -> f64 {
+        self.sum_x
+    }
+
+    /// The heavy-traffic relaxation time of an M/G/1 queue at this load (Whitt's
+    /// approximation E[X](1 + c²)/2 / (1 − √ρ)², in picoseconds): how long the queue takes
+    /// to forget its empty start. `None` at ρ ≥ 1 (no steady state).
+    fn relaxation_ps(&self) -> Option<f64> {
+        let rho = self.utilisation();
+        if rho >= 1.0 || self.rate_per_ps == 0.0 {
+            return None;
+        }
+        let mean = self.sum_x / self.rate_per_ps;
+        let c2 = (self.sum_x2 / self.rate_per_ps) / (mean * mean) - 1.0;
+        Some(mean * (1.0 + c2) / 2.0 / (1.0 - rho.sqrt()).powi(2))
+    }
+}
+
 impl Platform {
+    /// What a reader must know before taking the point's latencies as steady-state values:
+    /// host CPUs offered more work than they can do (ρ ≥ 1: queues grow for the whole run)
+    /// and CPUs whose queues relax more slowly than a tenth of the run (the start-up
+    /// transient is still in the percentiles). The offered load comes from each routed
+    /// queue's mean arrival rate and its handler's CPU time on the CPU its interrupt targets
+    /// at the end; with host posted MSI only the handlers count (coalescing saves the rest),
+    /// a lower bound. Guests' vCPUs are not covered.
+    pub fn load_warnings(&self, elapsed: SimDuration) -> Vec<String> {
+        let entry = self.cpus.entry_per_interrupt();
+        let mut per_cpu: Vec<Offered> = Vec::new();
+        for index in 0..self.devices.queue_count() {
+            let queue = QueueId(index as u32);
+            let Some((cpu, _)) = self.chip.target(self.devices.owner(queue)) else { continue };
+            let p = self.devices.params_of(queue);
+            let (mean, stddev) = match (self.devices.host_handler(queue), p.assigned_to) {
+                (HostHandler::VfioForward { vcpu, .. }, _) => {
+                    let guests = self.guests.as_ref().expect("VFIO forwards to guests");
+                    (guests.remapped_forward_of(vcpu), SimDuration::ZERO)
+                }
+                // Posted to a vCPU: not host work.
+                (HostHandler::Driver, Some(_)) => continue,
+                (HostHandler::Driver, None) => {
+                    let eoi = if entry.is_some() { p.eoi_cost } else { SimDuration::ZERO };
+                    (p.service.mean() + eoi, p.service.stddev())
+                }
+            };
+            let mean = mean + entry.unwrap_or(SimDuration::ZERO);
+            let c = cpu.0 as usize;
+            if per_cpu.len() <= c {
+                per_cpu.resize(c + 1, Offered::default());
+            }
+            per_cpu[c].add(p.arrival.mean_rate_per_s(), mean.as_ps() as f64, stddev.as_ps() as f64);
+        }
+        let mut out = Vec::new();
+        let worst = |f: &dyn Fn(&Offered) -> Option<f64>| {
+            let hits: Vec<(usize, f64)> =
+                per_cpu.iter().enumerate().filter_map(|(c, o)| f(o).map(|v| (c, v))).collect();
+            let top = hits.iter().copied().fold(None, |best: Option<(usize, f64)>, h| match best {
+                Some(b) if b.1 >= h.1 => Some(b),
+                _ => Some(h),
+            });
+            top.map(|t| (hits.len(), t))
+        };
+        let overloaded = worst(&|o| (o.utilisation() >= 1.0).then_some(o.utilisation()));
+        if let Some((count, (cpu, rho))) = overloaded {
+            out.push(format!(
+                "overloaded: {count} CPU(s) are offered at least their capacity (CPU {cpu}: rho = {rho:.2}); their queues grow for the whole run, so their latencies are transients that depend on the run length, not steady-state values"
+            ));
+        }
+        let tenth = elapsed.as_ps() as f64 / 10.0;
+        let slow = worst(&|o| o.relaxation_ps().filter(|&r| r > tenth));
+        if let Some((count, (cpu, relax))) = slow {
+            let rho = per_cpu[cpu].utilisation();
+            out.push(format!(
+                "not in steady state: {count} CPU(s) relax more slowly than a tenth of the run (CPU {cpu}: rho = {rho:.2}, about {:.3} ms by the heavy-traffic estimate, against a {:.3} ms run); percentiles still carry the start-up transient",
+                relax / 1e9,
+                elapsed.as_ps() as f64 / 1e9
+            ));
+        }
+        out
+    }
+
     /// Where every raised interrupt is, counted independently from the event queue, the
     /// store pending bits and the CPUs' and vCPUs' queues.
     pub fn conservation(&self, queue: &EventQueue<Event>) -> Conservation {

@@ -27,6 +27,15 @@ pub(super) enum Cpus {
 }
 
 impl Cpus {
+    /// CPU time taken per interrupt besides its handler and EOI (notification and IDT entry);
+    /// with posted MSI it is paid per notification, so `None`.
+    pub fn entry_per_interrupt(&self) -> Option<SimDuration> {
+        match self {
+            Cpus::Fifo(cpus) => Some(cpus.entry),
+            Cpus::PostedMsi(_) => None,
+        }
+    }
+
     /// Interrupts waiting for, or in, a handler on any CPU.
     pub fn at_cpu(&self) -> u64 {
         match self {
