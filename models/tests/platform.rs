@@ -678,3 +678,20 @@ fn overload_and_slow_relaxation_are_said_not_hidden() {
     assert!(warnings(rate(0.95), 100_000_000).is_empty(), "a run 120x the relaxation time is steady");
     assert!(warnings(rate(0.5), 10_000_000).is_empty());
 }
+
+#[test]
+fn a_refused_unplug_is_reported_with_the_kernels_numbers() {
+    // 300 non-managed queues on 2 CPUs without a PIC: activation takes the CPU with the most
+    // free vectors, so each CPU holds 150; CPU 1 cannot go, CPU 0 has C − 150 left.
+    let mut params = one_device(300, 2, true);
+    params.actions = vec![Action { at: SimTime::from_ps(1_000_000), kind: ActionKind::CpuOffline(CpuId(1)) }];
+    let (mut p, mut q) = Platform::new(&params, 1);
+    run_to(&mut p, &mut q, 2_000_000);
+    let capacity = p.vector_capacity(CpuId(0));
+    let s = p.metrics().snapshot();
+    let index = s.counters.iter().position(|(i, _)| i.name == "x86.unplug_refused_count").unwrap();
+    assert_eq!(s.counters[index].1, 1);
+    let example = s.examples[index].as_ref().expect("the refusal's line is kept");
+    let expected = format!("CPU 1 has 150 vectors, {} available. Cannot disable CPU", capacity - 150);
+    assert_eq!((example.first.at, example.first.line.as_str()), (SimTime::from_ps(1_000_000), expected.as_str()));
+}

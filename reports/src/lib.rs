@@ -19,6 +19,6 @@ mod schema;
 
 pub use render::{markdown, text};
 pub use schema::{
-    Conservation, CounterRow, FORMAT_NAME, FORMAT_VERSION, Failure, PerfInfo, PointReport, ResourceRow, RunInfo,
-    RunReport, ScenarioInfo, StageSummary, TextTable, point_from_metrics, read_report, write_atomic,
+    Conservation, CounterRow, FORMAT_NAME, FORMAT_VERSION, Failure, FailureLine, PerfInfo, PointReport, ResourceRow,
+    RunInfo, RunReport, ScenarioInfo, StageSummary, TextTable, point_from_metrics, read_report, write_atomic,
 };

@@ -20,15 +20,16 @@ fn fmt_ns(v: f64) -> String {
 /// alone), continuation lines starting with `indent`; each line ends with a newline.
 fn wrap(text: &str, width: usize, indent: &str) -> String {
     let mut out = String::new();
-    let mut line = String::new();
+    // The first line keeps the text's own leading spaces.
+    let mut line: String = text.chars().take_while(|c| *c == ' ').collect();
     for word in text.split_whitespace() {
-        let room = if line.is_empty() { 0 } else { 1 };
-        if !line.is_empty() && line.chars().count() + room + word.chars().count() > width {
+        let fresh = line.trim().is_empty();
+        if !fresh && line.chars().count() + 1 + word.chars().count() > width {
             out.push_str(&line);
             out.push('\n');
             line = indent.to_owned();
         }
-        if !line.is_empty() && !line.ends_with(' ') {
+        if !line.trim().is_empty() {
             line.push(' ');
         }
         line.push_str(word);
@@ -114,9 +115,12 @@ pub fn markdown(report: &RunReport) -> String {
         if p.failures.is_empty() {
             let _ = writeln!(s, "None.");
         } else {
-            let _ = writeln!(s, "| failure | count | reason |\n|---|---:|---|");
+            let _ = writeln!(s, "| failure | count | reason | first | last |\n|---|---:|---|---|---|");
+            let at = |l: &Option<crate::FailureLine>| {
+                l.as_ref().map_or(String::new(), |l| format!("{}: `{}`", fmt_ns(l.at_ns), l.line))
+            };
             for f in &p.failures {
-                let _ = writeln!(s, "| {} | {} | {} |", f.name, f.count, f.reason);
+                let _ = writeln!(s, "| {} | {} | {} | {} | {} |", f.name, f.count, f.reason, at(&f.first), at(&f.last));
             }
         }
         let _ = writeln!(s, "\n### Counters\n");
@@ -177,7 +181,13 @@ pub fn text(report: &RunReport) -> String {
         if !p.failures.is_empty() {
             let _ = writeln!(s, "\nfailures:");
             for f in &p.failures {
-                let _ = writeln!(s, "  {:>9}  {}", f.count, f.reason);
+                let _ = write!(s, "{}", wrap(&format!("  {:>9}  {}", f.count, f.reason), 80, "             "));
+                for (which, l) in [("first", &f.first), ("last", &f.last)] {
+                    if let Some(l) = l {
+                        let text = format!("{which} at {}: {}", fmt_ns(l.at_ns), l.line);
+                        let _ = write!(s, "{}", wrap(&format!("             {text}"), 80, "               "));
+                    }
+                }
             }
         }
     }
@@ -225,7 +235,13 @@ mod tests {
                     p999_ns: 1500.0,
                     max_ns: 1500.0,
                 }],
-                failures: vec![Failure { name: "x.lost.y".into(), count: 1, reason: "because".into() }],
+                failures: vec![Failure {
+                    name: "x.lost.y".into(),
+                    count: 1,
+                    reason: "because".into(),
+                    first: None,
+                    last: None,
+                }],
                 resources: vec![ResourceRow {
                     name: "x86.vectors_per_cpu".into(),
                     instances: 2,
@@ -238,6 +254,17 @@ mod tests {
                 tables: vec![TextTable { name: "matrix".into(), text: "| CPU | avl |".into() }],
             }],
         }
+    }
+
+    #[test]
+    fn wrap_keeps_words_width_and_indents() {
+        let text = format!("  {} end", "word ".repeat(30).trim_end());
+        let out = wrap(&text, 20, "    ");
+        assert!(out.lines().all(|l| l.chars().count() <= 20), "{out}");
+        assert!(out.starts_with("  word") && out.lines().skip(1).all(|l| l.starts_with("    word") || l == "    end"));
+        let words: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(words, text.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(wrap("a-very-long-word-alone", 5, " "), "a-very-long-word-alone\n");
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub struct StageSummary {
 }
 
 /// A modelled failure and how often it happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Failure {
     /// Counter name.
@@ -146,6 +146,22 @@ pub struct Failure {
     pub count: u64,
     /// Why, in the kernel's or the spec's words where there are some.
     pub reason: String,
+    /// The first occurrence, as the kernel (or the fault log) would have printed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<FailureLine>,
+    /// The last occurrence (absent when it happened once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<FailureLine>,
+}
+
+/// One occurrence of a failure: when, and the line with its values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureLine {
+    /// Simulated time, in nanoseconds.
+    pub at_ns: f64,
+    /// The line.
+    pub line: String,
 }
 
 /// One limited resource.
@@ -235,11 +251,19 @@ pub fn point_from_metrics(snapshot: &MetricsSnapshot) -> (Vec<StageSummary>, Vec
             description: info.description.clone(),
         })
         .collect();
+    let line = |e: &sim::FailureExample| FailureLine { at_ns: ns(e.at.as_ps() as f64), line: e.line.clone() };
     let failures = snapshot
         .counters
         .iter()
-        .filter(|(info, value)| *value > 0 && info.failure)
-        .map(|(info, value)| Failure { name: info.name.clone(), count: *value, reason: info.description.clone() })
+        .zip(&snapshot.examples)
+        .filter(|((info, value), _)| *value > 0 && info.failure)
+        .map(|((info, value), examples)| Failure {
+            name: info.name.clone(),
+            count: *value,
+            reason: info.description.clone(),
+            first: examples.as_ref().map(|e| line(&e.first)),
+            last: examples.as_ref().filter(|_| *value > 1).map(|e| line(&e.last)),
+        })
         .collect();
     (stages, counters, failures)
 }

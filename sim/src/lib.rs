@@ -82,7 +82,8 @@ mod time;
 
 pub use dist::DurationDist;
 pub use metrics::{
-    CounterId, HistogramId, HistogramSummary, MetricInfo, Metrics, MetricsSnapshot, SUMMARY_QUANTILES, Unit,
+    CounterId, FailureExample, FailureExamples, HistogramId, HistogramSummary, MetricInfo, Metrics, MetricsSnapshot,
+    SUMMARY_QUANTILES, Unit,
 };
 pub use queue::EventQueue;
 pub use rng::{RngStream, fnv1a64, mix64};

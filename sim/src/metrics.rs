@@ -9,6 +9,8 @@
 
 use hdrhistogram::Histogram;
 
+use crate::time::SimTime;
+
 /// The unit of a metric. Reports label every number with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -63,6 +65,28 @@ struct HistogramSlot {
 pub struct Metrics {
     counters: Vec<(MetricInfo, u64)>,
     histograms: Vec<HistogramSlot>,
+    /// The first and the last occurrence of each failure counted with [`Metrics::fail`],
+    /// by counter index.
+    examples: Vec<Option<FailureExamples>>,
+}
+
+/// One occurrence of a modelled failure: when, and the line as the kernel (or the
+/// hardware's fault log) would have printed it, with its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureExample {
+    /// When it happened.
+    pub at: SimTime,
+    /// The line, with its values.
+    pub line: String,
+}
+
+/// The first and the last occurrence of a failure (the same one when it happened once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureExamples {
+    /// The first occurrence.
+    pub first: FailureExample,
+    /// The last occurrence.
+    pub last: FailureExample,
 }
 
 /// A histogram's summary at the end of a run.
@@ -99,6 +123,8 @@ impl HistogramSummary {
 pub struct MetricsSnapshot {
     /// Counters and their values.
     pub counters: Vec<(MetricInfo, u64)>,
+    /// The first and last occurrence of each failure counter, parallel to `counters`.
+    pub examples: Vec<Option<FailureExamples>>,
     /// Histogram summaries.
     pub histograms: Vec<HistogramSummary>,
 }
@@ -147,6 +173,27 @@ impl Metrics {
         self.counters[id.0 as usize].1 += n;
     }
 
+    /// Counts one modelled failure at `at` and keeps its line: see [`Metrics::note`].
+    pub fn fail(&mut self, id: CounterId, at: SimTime, line: impl FnOnce() -> String) {
+        self.counters[id.0 as usize].1 += 1;
+        self.note(id, at, line);
+    }
+
+    /// Keeps the line of a failure counted elsewhere: the first occurrence, and the last
+    /// one so far.
+    pub fn note(&mut self, id: CounterId, at: SimTime, line: impl FnOnce() -> String) {
+        let index = id.0 as usize;
+        debug_assert!(self.counters[index].0.failure, "{} is not a failure counter", self.counters[index].0.name);
+        if self.examples.len() <= index {
+            self.examples.resize(index + 1, None);
+        }
+        let example = FailureExample { at, line: line() };
+        match &mut self.examples[index] {
+            Some(e) => e.last = example,
+            slot @ None => *slot = Some(FailureExamples { first: example.clone(), last: example }),
+        }
+    }
+
     /// A counter's current value.
     pub fn get(&self, id: CounterId) -> u64 {
         self.counters[id.0 as usize].1
@@ -178,6 +225,15 @@ impl Metrics {
             assert_eq!(info.name, other_info.name, "merging different metric sets");
             *value += other_value;
         }
+        // Other's occurrences come after this registry's: its last one is the merged last.
+        self.examples.resize(self.counters.len(), None);
+        for (mine, theirs) in self.examples.iter_mut().zip(&other.examples) {
+            match (mine.as_mut(), theirs) {
+                (Some(m), Some(t)) => m.last = t.last.clone(),
+                (None, Some(t)) => *mine = Some(t.clone()),
+                (_, None) => {}
+            }
+        }
         for (slot, other_slot) in self.histograms.iter_mut().zip(&other.histograms) {
             assert_eq!(slot.info.name, other_slot.info.name, "merging different metric sets");
             slot.histogram.add(&other_slot.histogram).expect("auto-resizing histograms always merge");
@@ -208,7 +264,9 @@ impl Metrics {
                 }
             })
             .collect();
-        MetricsSnapshot { counters: self.counters.clone(), histograms }
+        let mut examples = self.examples.clone();
+        examples.resize(self.counters.len(), None);
+        MetricsSnapshot { counters: self.counters.clone(), examples, histograms }
     }
 }
 

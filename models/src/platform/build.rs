@@ -54,7 +54,7 @@ impl Platform {
             }
         }
         match &mut chip {
-            IrqChip::X86(chip) => chip.take_domain_warnings(&mut metrics),
+            IrqChip::X86(chip) => chip.take_domain_warnings(SimTime::ZERO, &devices, &mut metrics),
             // Setup happened before the measured run: its commands are not in the queue.
             IrqChip::Arm(chip) => chip.settle_setup(),
         }

@@ -27,7 +27,7 @@ impl Platform {
             },
             IrqChip::X86(chip) => {
                 let moved = match kind {
-                    ActionKind::CpuOffline(cpu) => chip.offline(cpu, m),
+                    ActionKind::CpuOffline(cpu) => chip.offline(q.now(), cpu, m),
                     ActionKind::CpuOnline(cpu) => chip.online(cpu, m),
                     ActionKind::SetAffinity { device, cpus } => {
                         let d = self.devices.device(device);
@@ -38,7 +38,7 @@ impl Platform {
             }
         }
         if let IrqChip::X86(chip) = &mut self.chip {
-            chip.take_domain_warnings(&mut self.metrics);
+            chip.take_domain_warnings(q.now(), &self.devices, &mut self.metrics);
         }
     }
 

@@ -130,6 +130,12 @@ impl Devices {
         &self.devices[self.device_of(queue).0 as usize].params
     }
 
+    /// A queue as a reader finds it: `device queue N`.
+    pub fn label(&self, queue: QueueId) -> String {
+        let device = self.device(self.device_of(queue));
+        format!("{} queue {}", device.params.name, queue.0 - device.first_queue)
+    }
+
     /// Who a queue's interrupt comes from.
     pub fn source(&self, queue: QueueId) -> Source {
         let p = self.params_of(queue);
@@ -157,7 +163,10 @@ impl Devices {
         let Some(pool) = dp.ims_pool else { return true };
         let free = &mut self.ims_free[pool as usize];
         if *free == 0 {
-            m.add(self.ids.setup_ims_slot_fail, 1);
+            let slots = self.ims_pools[pool as usize].slots;
+            m.fail(self.ids.setup_ims_slot_fail, SimTime::ZERO, || {
+                format!("{}: all {slots} IMS slots of {} are in use", dp.name, self.ims_pools[pool as usize].name)
+            });
             return false;
         }
         *free -= 1;

@@ -246,7 +246,10 @@ impl Guests {
             let queue = QueueId(first_queue + q);
             let vcpu = first + q % count;
             let Some(vector) = self.alloc_vector(vcpu, queue) else {
-                m.add(self.ids.setup_guest_vector_fail, 1);
+                let name = &self.params[guest as usize].name;
+                m.fail(self.ids.setup_guest_vector_fail, SimTime::ZERO, || {
+                    format!("{name} vCPU {}: no free guest vector for queue id {}", vcpu - first, queue.0)
+                });
                 continue;
             };
             let vpe = match &self.backend {

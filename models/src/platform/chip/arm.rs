@@ -143,6 +143,12 @@ impl ArmChip {
                 "creating a validated ITS device failed: {error:?}"
             );
             m.add(self.ids.arm_lpi_exhausted, u64::from(dp.queue_count));
+            m.note(self.ids.arm_lpi_exhausted, SimTime::ZERO, || {
+                format!(
+                    "{}: its_msi_prepare: no free range of {} LPIs (-ENOMEM): the device gets no MSIs",
+                    dp.name, dp.queue_count
+                )
+            });
             return None;
         }
         if dp.assigned_to.is_some() {
@@ -170,7 +176,7 @@ impl ArmChip {
                     ArmMsi::Its(_) => self.ids.arm_events_exhausted,
                     ArmMsi::V2m { .. } => self.ids.arm_v2m_exhausted,
                 };
-                m.add(counter, 1);
+                m.fail(counter, SimTime::ZERO, || format!("{} queue {q}: no free event or SPI (-28)", dp.name));
                 continue;
             };
             self.intid_queue[intid as usize] = queue_id.0;
@@ -199,7 +205,9 @@ impl ArmChip {
         let its_device = ItsDeviceId(u32::from(source.requester_id));
         let its = self.its_mut();
         let Ok(range) = its.alloc_events(its_device, 1) else {
-            m.add(self.ids.arm_events_exhausted, 1);
+            m.fail(self.ids.arm_events_exhausted, now, || {
+                format!("{}: no free event in its LPI block (-28)", devices.label(queue_id))
+            });
             return;
         };
         its.activate_event(now, its_device, range.first, pcpu).expect("MAPTI of a new event");

@@ -145,7 +145,12 @@ impl X86Chip {
         // Multi-vector MSI without remapping: one vector, shared by every queue.
         let shared = dp.store == StoreKind::Msi && dp.queue_count > 1 && self.remap.is_none();
         if shared {
-            m.add(self.ids.multi_msi_fallback, 1);
+            m.fail(self.ids.multi_msi_fallback, SimTime::ZERO, || {
+                format!(
+                    "{}: {} queues share one MSI vector (multi-MSI needs interrupt remapping)",
+                    dp.name, dp.queue_count
+                )
+            });
         }
         let interrupts = if shared { 1 } else { dp.queue_count };
         assert!(dp.store != StoreKind::Msi || interrupts <= MSI_VECTORS_MAX);
@@ -166,7 +171,12 @@ impl X86Chip {
                     self.irq_queue.push(QueueId(first_queue + q));
                     self.queues[(first_queue + q) as usize].irq = Some(id);
                 }
-                Err(MatrixError::NoSpace) => m.add(self.ids.setup_reserve_fail, 1),
+                Err(MatrixError::NoSpace) => m.fail(self.ids.setup_reserve_fail, SimTime::ZERO, || {
+                    format!(
+                        "{} queue {q}: managed interrupt refused: a CPU of its mask has no free vector (-28)",
+                        dp.name
+                    )
+                }),
                 Err(e) => panic!("allocating a validated interrupt failed: {e}"),
             }
         }
@@ -195,7 +205,17 @@ impl X86Chip {
                         self.queues[i].irte_message = Some((block.base as u16, Some(sub as u16)));
                     }
                 }
-                Err(_) => m.add(self.ids.setup_irte_fail, with_irq.len() as u64),
+                Err(_) => {
+                    m.add(self.ids.setup_irte_fail, with_irq.len() as u64);
+                    m.note(self.ids.setup_irte_fail, SimTime::ZERO, || {
+                        format!(
+                            "{}: no free block of {} IRTEs in remapping unit {}",
+                            dp.name,
+                            with_irq.len(),
+                            dp.iommu_unit
+                        )
+                    });
+                }
             }
             return;
         }
@@ -205,7 +225,9 @@ impl X86Chip {
                     self.queues[i].irte = Some(block.base);
                     self.queues[i].irte_message = Some((block.base as u16, None));
                 }
-                Err(_) => m.add(self.ids.setup_irte_fail, 1),
+                Err(_) => m.fail(self.ids.setup_irte_fail, SimTime::ZERO, || {
+                    format!("{} queue {}: no free IRTE in remapping unit {}", dp.name, i - first_queue, dp.iommu_unit)
+                }),
             }
         }
     }
@@ -213,16 +235,18 @@ impl X86Chip {
     /// Activates a queue's interrupt and programs its route and store entry.
     fn activate(&mut self, queue: QueueId, irq: IrqId, dp: &DeviceParams, devices: &mut Devices, m: &mut Metrics) {
         match self.domain.activate(irq).expect("activating an allocated interrupt") {
-            Activation::Assigned { cpu, vector, affinity_broken } => {
-                if affinity_broken {
-                    m.add(self.ids.affinity_broken, 1);
-                }
+            // A broken affinity is counted from the domain's warning.
+            Activation::Assigned { cpu, vector, .. } => {
                 let (address, data) = self.program(queue, cpu, vector, dp.requester_id, dp.iommu_unit, None, m);
                 devices.write_message(queue, address, data);
                 devices.unmask(queue);
             }
-            Activation::NoSpace => m.add(self.ids.setup_vector_fail, 1),
-            Activation::ManagedShutdown => m.add(self.ids.managed_shutdown, 1),
+            Activation::NoSpace => m.fail(self.ids.setup_vector_fail, SimTime::ZERO, || {
+                format!("{}: request_irq: no free vector on any online CPU (-28)", devices.label(queue))
+            }),
+            Activation::ManagedShutdown => m.fail(self.ids.managed_shutdown, SimTime::ZERO, || {
+                format!("{}: managed interrupt shut down: no online CPU in its mask", devices.label(queue))
+            }),
         }
     }
 
@@ -259,7 +283,9 @@ impl X86Chip {
         let unit = self.remap.as_mut().expect("guests need interrupt remapping");
         let table = unit.table_mut(IommuId(source.iommu_unit));
         let Ok(block) = table.alloc_block(1) else {
-            m.add(self.ids.setup_irte_fail, 1);
+            m.fail(self.ids.setup_irte_fail, SimTime::ZERO, || {
+                format!("{}: no free IRTE in remapping unit {}", devices.label(queue_id), source.iommu_unit)
+            });
             return;
         };
         let posted = matches!(source.guest_msi.postability(), Postability::Posted);
@@ -287,20 +313,21 @@ impl X86Chip {
 
     /// The host vector VFIO requests for an assigned queue (non-managed, on the vCPU's pCPU).
     fn vfio_host_vector(&mut self, queue: QueueId, pcpu: CpuId, m: &mut Metrics) -> Option<(CpuId, Vector)> {
+        let fail = |m: &mut Metrics, ids: &X86Ids| {
+            m.fail(ids.setup_vector_fail, SimTime::ZERO, || {
+                format!("VFIO host vector for queue id {}: no free vector on CPU {} (-28)", queue.0, pcpu.0)
+            });
+        };
         let Ok(irq) = self.domain.alloc_irq(cpu_set(&[pcpu]), None) else {
-            m.add(self.ids.setup_vector_fail, 1);
+            fail(m, &self.ids);
             return None;
         };
         self.irq_queue.push(queue);
         match self.domain.activate(irq).expect("activating an allocated interrupt") {
-            Activation::Assigned { cpu, vector, affinity_broken } => {
-                if affinity_broken {
-                    m.add(self.ids.affinity_broken, 1);
-                }
-                Some((cpu, vector))
-            }
+            // A broken affinity is counted from the domain's warning.
+            Activation::Assigned { cpu, vector, .. } => Some((cpu, vector)),
             Activation::NoSpace | Activation::ManagedShutdown => {
-                m.add(self.ids.setup_vector_fail, 1);
+                fail(m, &self.ids);
                 None
             }
         }
@@ -350,17 +377,25 @@ impl X86Chip {
         }
     }
 
-    /// Counts the domain's warnings that are not counted where their outcome is handled.
-    pub fn take_domain_warnings(&mut self, m: &mut Metrics) {
+    /// Counts the failures the domain warned about since the last call, each with its
+    /// kernel line (`vector.c`, `cpuhotplug.c`) and the queue it hit.
+    pub fn take_domain_warnings(&mut self, now: SimTime, devices: &Devices, m: &mut Metrics) {
+        let ids = self.ids;
         for warning in self.domain.take_warnings() {
+            let label = |irq: IrqId| devices.label(self.irq_queue[irq.0 as usize]);
             match warning {
-                DomainWarning::ReservationExceedsAvailable => m.add(self.ids.reservation_exceeds, 1),
-                // Counted where the outcome is handled (activation, offline).
-                DomainWarning::AffinityBroken { .. }
-                | DomainWarning::NoLongerAffine { .. }
-                | DomainWarning::SetAffinityFailed { .. }
-                | DomainWarning::ManagedStartupNoVector { .. }
-                | DomainWarning::ReservedExceedsAvailable { .. } => {}
+                DomainWarning::ReservationExceedsAvailable => m.add(ids.reservation_exceeds, 1),
+                DomainWarning::AffinityBroken { irq } => m.fail(ids.affinity_broken, now, || {
+                    format!("irq {}: Affinity broken due to vector space exhaustion. [{}]", irq.0, label(irq))
+                }),
+                DomainWarning::NoLongerAffine { irq, cpu } => m.fail(ids.no_longer_affine, now, || {
+                    format!("IRQ {}: no longer affine to CPU{} [{}]", irq.0, cpu.0, label(irq))
+                }),
+                DomainWarning::SetAffinityFailed { irq, error } => m.fail(ids.migration_failed, now, || {
+                    format!("IRQ{}: set affinity failed({}). [{}]", irq.0, errno(error), label(irq))
+                }),
+                // Counted where the outcome is handled (activation).
+                DomainWarning::ManagedStartupNoVector { .. } | DomainWarning::ReservedExceedsAvailable { .. } => {}
             }
         }
     }
@@ -389,6 +424,12 @@ impl X86Chip {
             }
         };
         let iommu = IommuId(write.iommu_unit);
+        let index = match message {
+            InterruptMessage::Remappable { handle, subhandle, .. } => {
+                u32::from(handle) + u32::from(subhandle.unwrap_or(0))
+            }
+            InterruptMessage::Compatibility { .. } => 0,
+        };
         let translation = unit.translate(now, iommu, &RemapRequest { requester_id: write.requester_id, message });
         m.record(self.ids.remap, translation.latency.as_ps());
         match translation.cache {
@@ -420,7 +461,19 @@ impl X86Chip {
                     Some(FaultDisposition::NotRecordedFpd) => m.add(self.ids.fault_fpd, 1),
                     Some(FaultDisposition::Collapsed) | None => {}
                 }
-                Route::Lost(self.ids.lost_remap[fault.index()])
+                let counter = self.ids.lost_remap[fault.index()];
+                let rid = write.requester_id;
+                m.note(counter, now, || {
+                    format!(
+                        "DMAR: [INTR-REMAP] Request device [{:02x}:{:02x}.{}] fault index {index:#x} [fault reason {:#04x}] {}",
+                        rid >> 8,
+                        (rid >> 3) & 0x1f,
+                        rid & 7,
+                        fault.code(),
+                        fault.reason()
+                    )
+                });
+                Route::Lost(counter)
             }
         }
     }
@@ -473,21 +526,24 @@ impl X86Chip {
 
     /// Takes a CPU offline: managed interrupts shut down, others migrate. Returns the
     /// interrupts whose vector may have changed.
-    pub fn offline(&mut self, cpu: CpuId, m: &mut Metrics) -> Vec<IrqId> {
+    pub fn offline(&mut self, now: SimTime, cpu: CpuId, m: &mut Metrics) -> Vec<IrqId> {
         match self.domain.offline(cpu) {
             Ok(report) => {
+                // Broken affinities and failed migrations are counted from the domain's warnings.
                 m.add(self.ids.migrated, report.migrated.len() as u64);
-                m.add(self.ids.no_longer_affine, report.affinity_broken.len() as u64);
-                m.add(self.ids.managed_shutdown, report.shutdown.len() as u64);
-                m.add(self.ids.migration_failed, report.failed.len() as u64);
+                for &irq in &report.shutdown {
+                    m.fail(self.ids.managed_shutdown, now, || {
+                        format!("IRQ {}: managed interrupt shut down: no online CPU left in its mask", irq.0)
+                    });
+                }
                 report.migrated.iter().chain(&report.shutdown).copied().collect()
             }
-            Err(MatrixError::CannotUnplug { .. }) => {
-                m.add(self.ids.unplug_refused, 1);
+            Err(error @ MatrixError::CannotUnplug { .. }) => {
+                m.fail(self.ids.unplug_refused, now, || error.to_string());
                 Vec::new()
             }
             Err(MatrixError::Busy) => {
-                m.add(self.ids.unplug_busy, 1);
+                m.fail(self.ids.unplug_busy, now, || format!("CPU {}: unplug refused (-16)", cpu.0));
                 Vec::new()
             }
             // Already offline (a scenario may take a CPU down twice): nothing to do.
@@ -579,5 +635,14 @@ impl X86Chip {
             out.push(ResourceUse::over("iommu.irtes_per_iommu", capacity, used));
         }
         out
+    }
+}
+
+/// The kernel's negative errno for a matrix error, as its log lines print it.
+fn errno(error: MatrixError) -> i32 {
+    match error {
+        MatrixError::NoSpace | MatrixError::CannotUnplug { .. } => -28,
+        MatrixError::Busy => -16,
+        MatrixError::Invalid => -22,
     }
 }
