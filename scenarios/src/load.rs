@@ -547,7 +547,7 @@ fn check_iommu(
     let lookup = match &iommu.lookup_latency {
         Some(l) => c.duration(l, &format!("{p}.lookup_latency")),
         None => {
-            c.error(anchor, format!("{p}.lookup_latency"), "is required when interrupt_remapping is true (the IRTE table read; no published figure, calibration.md §3)");
+            c.error(anchor, format!("{p}.lookup_latency"), "is required when interrupt_remapping is true (the IRTE table read; no published figure, docs/sources.md#irte-lookup)");
             None
         }
     };
@@ -576,7 +576,7 @@ fn check_iommu(
             write.zip(iec).map(|(irte_write, iec_invalidation)| IrteUpdateParams { irte_write, iec_invalidation })
         }
         None if has_actions => {
-            c.error(anchor, format!("{p}.irte_update"), "is required when actions move interrupts: each move rewrites an IRTE under the global lock (e.g. { irte_write: 200ns, iec_invalidation: 2us }; no published figure, calibration.md §3)");
+            c.error(anchor, format!("{p}.irte_update"), "is required when actions move interrupts: each move rewrites an IRTE under the global lock (e.g. { irte_write: 200ns, iec_invalidation: 2us }; no published figure, docs/sources.md#irte-update-cost)");
             None
         }
         None => Some(IrteUpdateParams::default()),
@@ -742,7 +742,7 @@ fn check_gic(platform: &PlatformSpec, arm: bool, actions: &[ActionSpec], c: &mut
         return Some(None);
     };
     if platform.iommu.as_ref().is_some_and(|i| i.interrupt_remapping) {
-        c.error(arch, "platform.iommu", "arm has no MSI remapping: the SMMU does not remap MSIs, the ITS isolates devices (calibration.md §3); leave iommu out");
+        c.error(arch, "platform.iommu", "arm has no MSI remapping: the SMMU does not remap MSIs, the ITS isolates devices (docs/sources.md#arm-msi-isolation); leave iommu out");
     }
     if platform.kernel.is_some() {
         c.error(arch, "platform.kernel", "the kernel block sets the x86 vector allocator; it does not apply to arm");
@@ -767,7 +767,7 @@ fn check_gic(platform: &PlatformSpec, arm: bool, actions: &[ActionSpec], c: &mut
             c.error(
                 arch,
                 format!("{p}.{field}"),
-                format!("is required {why} (no published figure, calibration.md §4)"),
+                format!("is required {why} (no published figure, docs/sources.md#its-costs)"),
             );
             None
         }
@@ -835,7 +835,7 @@ fn check_gic(platform: &PlatformSpec, arm: bool, actions: &[ActionSpec], c: &mut
 }
 
 /// IMS slots of a device in device memory when the scenario does not say: DSA's "2K
-/// messages with IMS" (Megha Dey, IMS HOWTO 2020; claims.md C4).
+/// messages with IMS" (Megha Dey, IMS HOWTO 2020; docs/sources.md#dsa-ims-messages).
 pub const IMS_DEFAULT_SLOTS: u32 = 2048;
 /// A sanity bound on queue-memory IMS entries per function (host memory has no hardware
 /// limit; vectors and IRTEs bind long before this).
@@ -899,7 +899,8 @@ fn check_store_fields(d: &DeviceSpec, kind: StoreKind, p: &str, c: &mut Checker)
 }
 
 /// The oldest release whose vector allocator this model follows: 5.11 changed the
-/// activation fallback order to node ∩ affinity → affinity → node → all (calibration.md §4).
+/// activation fallback order to node ∩ affinity → affinity → node → all
+/// (docs/sources.md#linux-5-11).
 const KERNEL_OLDEST: (u32, u32) = (5, 11);
 
 fn check_kernel(spec: Option<&KernelSpec>, c: &mut Checker) -> Option<KernelParams> {

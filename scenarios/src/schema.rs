@@ -64,7 +64,7 @@ pub struct GuestSpec {
     /// lengths of these means. Leave out for dedicated pCPUs.
     #[serde(default)]
     pub host_bursts: Option<HostBurstSpec>,
-    /// VT-d posted-interrupt costs (no published figures, calibration.md §1–2).
+    /// VT-d posted-interrupt costs (no published figures, docs/sources.md#posted-costs).
     pub posted: PostedCostsSpec,
     /// Host CPU time to forward an interrupt that could not be posted (VFIO's handler and
     /// KVM's irqfd injection; required when an assigned device's `guest_msi` is not
@@ -130,7 +130,7 @@ pub struct PostedCostsSpec {
     #[schemars(with = "String")]
     pub kick: Spanned<String>,
     /// From the kick to the vCPU's VM entry (scheduler wake-up, load, entry; "a few
-    /// micro-seconds", calibration.md §1).
+    /// micro-seconds", docs/sources.md#posted-costs).
     #[schemars(with = "String")]
     pub wake_to_vm_entry: Spanned<String>,
 }
@@ -312,7 +312,7 @@ pub struct IommuSpec {
     /// Remap device interrupts through the IRTE table.
     pub interrupt_remapping: bool,
     /// MSI write at the IOMMU to remapped interrupt out (required when remapping is on;
-    /// no published figure exists, calibration.md §3).
+    /// no published figure exists, docs/sources.md#irte-lookup).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub lookup_latency: Option<Spanned<String>>,
@@ -329,7 +329,7 @@ pub struct IommuSpec {
     #[serde(default)]
     pub irte_cache: Option<IrteCacheSpec>,
     /// What one IRTE update costs under the global `irq_2_ir_lock` (required when actions
-    /// move interrupts; no published figure, calibration.md §3).
+    /// move interrupts; no published figure, docs/sources.md#irte-update-cost).
     #[serde(default)]
     pub irte_update: Option<IrteUpdateSpec>,
     /// Fault recording registers, CAP.NFR + 1 (1 to 256; default 1, the minimum the

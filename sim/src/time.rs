@@ -1,7 +1,7 @@
 //! Simulated time: integer picoseconds, as a point ([`SimTime`]) and a span ([`SimDuration`]).
 //!
 //! Time is never a float. A `u64` of picoseconds spans about 213 days of simulated time,
-//! and every cost in calibration.md (nanoseconds, or TSC cycles at GHz frequencies) is an
+//! and every cost in docs/sources.md (nanoseconds, or TSC cycles at GHz frequencies) is an
 //! exact whole number of picoseconds or is rounded up explicitly by [`SimDuration::from_cycles`].
 
 use std::fmt;

@@ -43,7 +43,7 @@
 //! # What is not modelled (and why)
 //!
 //! - **Latency of commands, SYNC and direct invalidations.** No published figure exists
-//!   (calibration §4); the costs are required parameters ([`ItsCosts`]), not defaults.
+//!   (docs/sources.md#its-costs); the costs are required parameters ([`ItsCosts`]), not defaults.
 //! - **Per-command-type costs** (VMOVP versus INV, say): nothing published to tell them apart,
 //!   so every command costs [`ItsCosts::command`] and every SYNC/VSYNC [`ItsCosts::sync`].
 //! - **Interleaving inside one multi-command operation.** Linux drops the ITS lock between the
@@ -71,13 +71,13 @@
 //! | first LPI INTID | 8,192 | `its_lpi_init`: `lpis = (1UL << id_bits) - 8192` |
 //! | command queue | 2,048 slots (`ITS_CMD_QUEUE_SZ` 64 KiB / 32-byte `its_cmd_block`) | `irq-gic-v3-its.c` |
 //! | poll interval, poll count | 1 µs (`udelay(1)`), 1,000,000 reads ("1s!") | `its_wait_for_range_completion`, `its_allocate_entry` |
-//! | command, SYNC, direct-invalidation cost | required, no default | none published (calibration §4) |
+//! | command, SYNC, direct-invalidation cost | required, no default | none published (docs/sources.md#its-costs) |
 //! | collections | one per CPU | `its_cpu_init_collection` |
 //! | GIC version | V3, V4_0, V4_1 | platform |
 //! | DirectLPI | off, forced on for GICv4.1 (RVPEID implies it) | `__gic_update_rdist_properties` in `irq-gic-v3.c` |
 //! | ITT size | `max(2, nvecs)` entries, `nvecs` a power of two, ≥ 32 for DeviceID 0 | `its_create_device`, `its_pci_msi_prepare` |
 //! | vPE doorbells | `roundup_pow_of_two(vcpus)` LPIs per VM, all or nothing | `its_vpe_irq_domain_alloc` |
-//! | GICv2m SPIs | 64 by default (the gem5 VExpress frame; the pool a Rust VMM found one 128-queue NVMe device exhausts) | anchors.md; `irq-gic-v2m.c` |
+//! | GICv2m SPIs | 64 by default (the gem5 VExpress frame; the pool a Rust VMM found one 128-queue NVMe device exhausts) | docs/sources.md#gicv2m-spis; `irq-gic-v2m.c` |
 
 mod cmdq;
 mod lpi;
@@ -168,7 +168,7 @@ impl GicVersion {
 }
 
 /// Costs of the ITS operations. No latency has been published for any of them
-/// (calibration §4: "No latency figure found"), so a scenario must choose them.
+/// (docs/sources.md#its-costs), so a scenario must choose them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ItsCosts {
     /// ITS processing time of one command (MAPTI, MOVI, INV, DISCARD, VMAPTI, VMOVP, ...).

@@ -54,13 +54,14 @@
 //!
 //! # Parameters and their sources
 //!
-//! Vector numbers and the descriptor layout are `[src]` in calibration.md §2
-//! (`arch/x86/include/asm/irq_vectors.h`, Xen `docs/misc/vtd-pi.txt`). The state machine
-//! follows `posted_intr.c` as read in the public archive. Costs are [`PostedParams`]; none of
-//! them has a published number (calibration.md §2: "Wake-up latency = host IRQ + list walk +
-//! scheduler wake-up; no number found"; §1 only says a trip through the scheduler is "on the
-//! order of a few micro-seconds"), so every field is required and has no default: a scenario
-//! must state the values it assumes.
+//! Vector numbers and the descriptor layout are read from the sources
+//! (`arch/x86/include/asm/irq_vectors.h`, Xen `docs/misc/vtd-pi.txt`;
+//! docs/sources.md#posted-vectors, docs/sources.md#pi-descriptor). The state machine follows
+//! `posted_intr.c` as read in the public archive (docs/sources.md#vcpu-states). Costs are
+//! [`PostedParams`]; none of them has a published number (docs/sources.md#posted-costs: the
+//! wake-up is host IRQ + list walk + scheduler wake-up, and the only statement is that a trip
+//! through the scheduler is "on the order of a few micro-seconds"), so every field is required
+//! and has no default: a scenario must state the values it assumes.
 
 use std::fmt;
 
@@ -537,7 +538,7 @@ pub enum GuestDestination {
 /// vector hashing (`kvm_intr_is_single_vcpu_fast`, module parameter `vector_hashing`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VectorHashing {
-    /// The several destinations fall back to remapped mode (calibration.md §2).
+    /// The several destinations fall back to remapped mode (docs/sources.md#postable-interrupts).
     Disabled,
     /// KVM picks one vCPU (`vector % destinations`) and posts to it.
     Enabled,
@@ -598,7 +599,8 @@ pub struct PostedParams {
     /// One `kvm_vcpu_wake_up` (try_to_wake_up of the vCPU task). No published number.
     pub kick: SimDuration,
     /// From the kick to the woken vCPU's VM entry: scheduler wake-up, context switch, vcpu
-    /// load and entry. calibration.md §1 says only "a few micro-seconds"; no number exists.
+    /// load and entry. Only "a few micro-seconds" has been said; no number exists
+    /// (docs/sources.md#posted-costs).
     pub wake_to_vm_entry: SimDuration,
 }
 

@@ -90,31 +90,29 @@
 //!
 //! # Parameters and their sources
 //!
-//! Paths are Linux kernel files; "calibration" is /work/shared/calibration.md.
+//! Paths are Linux kernel files; each fact has its entry in docs/sources.md.
 //!
 //! - Table size 65,536 entries: `INTR_REMAP_TABLE_ENTRIES`, drivers/iommu/intel/iommu.h;
-//!   calibration §3 "Interrupt remapping table size".
+//!   docs/sources.md#irte-table-size.
 //! - Power-of-two blocks, mask ≤ ECAP.MHMV (bits 23:20, `ecap_max_handle_mask`):
-//!   irq_remapping.c `alloc_irte`; calibration §3 "IRTE allocation for multi-MSI".
+//!   irq_remapping.c `alloc_irte`; docs/sources.md#irte-blocks.
 //! - IRTE fields and SVT/SQ semantics: irq_remapping.c `set_irte_sid`, `SQ_13_IGNORE_*`,
-//!   `set_irte_verify_bus`, `set_msi_sid`; calibration §3 "IRTE remapped-format fields".
-//! - Posted IRTE (IM, URG, vector, PDA): calibration §2 "Posted IRTE format"; irq_remapping.c
+//!   `set_irte_verify_bus`, `set_msi_sid`; docs/sources.md#irte-format.
+//! - Posted IRTE (IM, URG, vector, PDA): docs/sources.md#posted-irte; irq_remapping.c
 //!   `intel_ir_set_vcpu_affinity`.
 //! - Fault reasons 0x20–0x26 and their wording: dmar.c `irq_remap_fault_reasons[]`;
-//!   calibration §3 "Interrupt-remapping fault reasons".
+//!   docs/sources.md#remap-fault-reasons.
 //! - 1–256 fault recording registers (CAP bits 47:40 + 1): iommu.h `cap_num_fault_regs`;
-//!   calibration §3 "Fault recording registers".
+//!   docs/sources.md#fault-recording-registers.
 //! - Handler and rate limit, burst 10 per 5 s: dmar.c `dmar_fault`; lib/ratelimit.c
-//!   `___ratelimit`; include/linux/ratelimit_types.h; calibration §3 "Linux fault-handler rate
-//!   limit".
+//!   `___ratelimit`; include/linux/ratelimit_types.h; docs/sources.md#fault-log-rate-limit.
 //! - 32-bit destinations in x2APIC (EIM) mode, else bits 15:8: irq_remapping.c `IRTE_DEST`.
 //! - Compatibility format blocked (GCMD.CFI cleared): irq_remapping.c
-//!   `iommu_enable_irq_remapping`.
+//!   `iommu_enable_irq_remapping`; docs/sources.md#compatibility-format-blocked.
 //! - Update sequence (lock, write or cmpxchg16b, `qi_flush_iec`): irq_remapping.c
-//!   `modify_irte`, `clear_entries`; calibration §3 "IRTE update sequence (Linux)".
+//!   `modify_irte`, `clear_entries`; docs/sources.md#irte-update.
 //! - IRTE write, posted write, IEC invalidation and allocation costs: required inputs
-//!   ([`RemapUnsourced`]), no published figure: calibration §3 "Cost of IEC invalidation +
-//!   wait: not found" and open question 3.
+//!   ([`RemapUnsourced`]), no published figure: docs/sources.md#irte-update-cost.
 //! - IEC size, hit and miss latency, MHMV and NFR of a given part: required inputs; the
 //!   structure is unpublished and the capability values are hardware-specific.
 //! - FPD qualifying even "not present", PFO stopping all recording, optional collapsing of

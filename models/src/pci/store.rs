@@ -21,9 +21,11 @@
 //! vector is maskable here, which is the common case on modern devices).
 //!
 //! # Parameters and their sources
-//! - 32 MSI vectors, 2,048 MSI-X entries: include/uapi/linux/pci_regs.h (calibration.md §4).
-//! - 16,128 IMS slots: IDXD GENCAP `max_ims_mult` (6 bits) × 256 (calibration.md §5).
-//! - IMS queue-memory update latency: no published figure; a scenario parameter.
+//! - 32 MSI vectors, 2,048 MSI-X entries: include/uapi/linux/pci_regs.h
+//!   (docs/sources.md#msi-vectors, docs/sources.md#msi-x-table-size).
+//! - 16,128 IMS slots: IDXD GENCAP `max_ims_mult` (6 bits) × 256 (docs/sources.md#ims-slots).
+//! - IMS queue-memory update latency: no published figure; a scenario parameter
+//!   (docs/sources.md#ims-queue-update).
 
 /// Most vectors one MSI capability can have.
 pub const MSI_VECTORS_MAX: u32 = 32;

@@ -33,9 +33,10 @@
 //!
 //! # Parameters and their sources
 //! The posting costs (`iommu::posted::PostedParams`) have no published figures
-//! (calibration.md §2: "Wake-up latency … no number found"; §1: halt polling saves "a few
+//! (docs/sources.md#posted-costs: no number for the wake-up; halt polling saves "a few
 //! micro-seconds"); scenarios must give them. Vector numbers: POSTED_INTR_VECTOR 0xf2,
-//! POSTED_INTR_WAKEUP_VECTOR 0xf1 (arch/x86/include/asm/irq_vectors.h).
+//! POSTED_INTR_WAKEUP_VECTOR 0xf1 (arch/x86/include/asm/irq_vectors.h;
+//! docs/sources.md#posted-vectors).
 
 use std::collections::VecDeque;
 

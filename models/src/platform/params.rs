@@ -12,7 +12,7 @@ use crate::workload::ArrivalParams;
 use crate::x86::vector_matrix::KernelEra;
 
 /// Interrupt-remapping settings (one IOMMU). Values without a published figure are the
-/// scenario's to choose (calibration.md §3).
+/// scenario's to choose (docs/sources.md#irte-lookup, docs/sources.md#irte-update-cost).
 #[derive(Debug, Clone, PartialEq)]
 pub struct IommuParams {
     /// IRTE lookup when the entry is not cached: the table read.

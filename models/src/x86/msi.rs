@@ -4,8 +4,8 @@
 //! - Compatibility format: address `0xFEEx_xxxx` with the destination APIC id in bits 19:12,
 //!   data = vector with fixed delivery mode and edge trigger.
 //! - Remappable format (VT-d): address bit 4 = 1, `handle[14:0]` in bits 19:5, `handle[15]` in
-//!   bit 2, SHV in bit 3 (calibration.md §3, `MSI_ADDR_IR_*` in msidef.h). Linux programs
-//!   one IRTE per vector and does not set SHV for MSI-X, so data is 0.
+//!   bit 2, SHV in bit 3 (docs/sources.md#remappable-msi-format, `MSI_ADDR_IR_*` in msidef.h).
+//!   Linux programs one IRTE per vector and does not set SHV for MSI-X, so data is 0.
 //!
 //! # What is not modelled (and why)
 //! Logical destination mode, redirection hint and lowest-priority delivery: Linux uses

@@ -49,7 +49,8 @@
 //!
 //! The mechanism and constants are `[src]`: `POSTED_MSI_NOTIFICATION_VECTOR` 0xeb,
 //! `MAX_POSTED_MSI_COALESCING_LOOP` 3, the demux loop and the final pass
-//! (`arch/x86/kernel/irq.c`, calibration.md §2). **The costs are a fit, not a measurement**:
+//! (`arch/x86/kernel/irq.c`, docs/sources.md#posted-msi-mechanism). **The costs are a fit, not a
+//! measurement** (docs/sources.md#posted-msi-fit):
 //! no per-step timing was published. [`PostedMsiParams::fit_pan_2023`] chooses them so that
 //! this model's own mechanism gives the two published throughputs of Jacob Pan's RFC cover
 //! letter (DSA memfill, two work queues, IRQs pinned to one Sapphire Rapids CPU):

@@ -37,9 +37,9 @@
 //!   updated exactly as matrix.c updates them, including the quirks:
 //!   `total_allocated` is not decremented by a free on an offline CPU, and a
 //!   managed reservation or removal on an offline, already initialised CPU
-//!   does not touch its `available` count (the "accounting drift" row of
-//!   calibration.md). Counters are `u32` with wrapping arithmetic where the
-//!   kernel's `unsigned int` could wrap.
+//!   does not touch its `available` count (the accounting drift of
+//!   docs/sources.md#offline-reservation-drift). Counters are `u32` with
+//!   wrapping arithmetic where the kernel's `unsigned int` could wrap.
 //! * Placement policy: `matrix_find_best_cpu` (most available, ties to the
 //!   first CPU; a CPU with 0 available is never chosen) and
 //!   `matrix_find_best_cpu_managed` (fewest managed allocated, ties to the last
@@ -78,8 +78,7 @@
 //!   vectors of a public 64-bit debugfs dump without Hyper-V), used only by
 //!   [`VectorMatrix::debug_table`]'s "System:" line.
 //! * Multi-vector (contiguous) allocation: the x86 vector domain refuses it
-//!   without interrupt remapping (calibration.md §4, "PCI MSI vectors per
-//!   function").
+//!   without interrupt remapping (docs/sources.md#msi-vectors).
 //! * The deferred affinity change of interrupts without `IRQD_MOVE_PCNTXT`
 //!   (applied at the next interrupt): affinity changes act at once.
 //! * The pre-6.11 replacement of the caller's affinity by
@@ -94,16 +93,16 @@
 //!
 //! | parameter | value | source |
 //! |---|---|---|
-//! | `FIRST_EXTERNAL_VECTOR`, `NR_VECTORS` | 0x20, 256 | irq_vectors.h; calibration.md §4 "x86 IDT vectors per CPU" |
-//! | `FIRST_SYSTEM_VECTOR` (matrix `alloc_end`) | 0xec (`LOCAL_TIMER_VECTOR`) up to 6.9, 0xeb (`POSTED_MSI_NOTIFICATION_VECTOR`) from 6.10 | irq_vectors.h; vector.c `arch_early_irq_init`; calibration.md §4 "Device-allocatable range" |
-//! | holes in the range | 0x80 (`IA32_SYSCALL_VECTOR`, if IA32 emulation), 0x32 (`ISA_IRQ_VECTOR(PIC_CASCADE_IR)`, with a PIC), 0x20 (`IRQ_MOVE_CLEANUP_VECTOR`, ≤ 6.5) | idt.c; vector.c `lapic_assign_system_vectors`; calibration.md §4 "Holes inside that range" |
-//! | boot-CPU ISA vectors | `ISA_IRQ_VECTOR(i)` for i in 0..`NR_IRQS_LEGACY` except the cascade | vector.c `lapic_assign_system_vectors` |
-//! | resulting vectors per CPU | 201 / 202 / 201 (≤ 6.5 / 6.6–6.9 / ≥ 6.10) with a PIC, one more without; computed, never stored | calibration.md §4 "Usable device vectors per CPU (Linux)" |
-//! | best-CPU tie rules | first CPU (regular), last CPU (managed) | matrix.c; calibration.md "Era differences" |
-//! | activation fallback order | node ∩ affinity → affinity → node → online | vector.c `assign_irq_vector_any_locked` (tglx, Dec 2020, v5.11); calibration.md §4 "Non-managed IRQ allocation" |
-//! | unplug count (`irq_matrix_allocated`) | includes managed vectors ≤ 6.5; excludes them from the 6.6 era on | matrix.c, a0b0bad10587 (6.7, 6.6.2 stable); calibration.md §4 "CPU unplug refused" |
-//! | old vector freed when its CPU is offline | from 6.10 | vector.c, "x86/vector: Fix vector leak during CPU offline"; calibration.md "Era differences" |
-//! | retry with the online mask on `-ENOSPC` at unplug | from the 6.10 era (mainline 6.11, tagged for stable) | cpuhotplug.c 88d724e2301a; calibration.md "Era differences" |
+//! | `FIRST_EXTERNAL_VECTOR`, `NR_VECTORS` | 0x20, 256 | irq_vectors.h; docs/sources.md#idt-vectors |
+//! | `FIRST_SYSTEM_VECTOR` (matrix `alloc_end`) | 0xec (`LOCAL_TIMER_VECTOR`) up to 6.9, 0xeb (`POSTED_MSI_NOTIFICATION_VECTOR`) from 6.10 | irq_vectors.h; vector.c `arch_early_irq_init`; docs/sources.md#first-system-vector |
+//! | holes in the range | 0x80 (`IA32_SYSCALL_VECTOR`, if IA32 emulation), 0x32 (`ISA_IRQ_VECTOR(PIC_CASCADE_IR)`, with a PIC), 0x20 (`IRQ_MOVE_CLEANUP_VECTOR`, ≤ 6.5) | idt.c; vector.c `lapic_assign_system_vectors`; docs/sources.md#vector-holes |
+//! | boot-CPU ISA vectors | `ISA_IRQ_VECTOR(i)` for i in 0..`NR_IRQS_LEGACY` except the cascade | vector.c `lapic_assign_system_vectors`; docs/sources.md#isa-vectors |
+//! | resulting vectors per CPU | 201 / 202 / 201 (≤ 6.5 / 6.6–6.9 / ≥ 6.10) with a PIC, one more without; computed, never stored | docs/sources.md#vectors-per-cpu |
+//! | best-CPU tie rules | first CPU (regular), last CPU (managed) | matrix.c; docs/sources.md#best-cpu-ties |
+//! | activation fallback order | node ∩ affinity → affinity → node → online | vector.c `assign_irq_vector_any_locked` (tglx, Dec 2020, v5.11); docs/sources.md#reservation-mode |
+//! | unplug count (`irq_matrix_allocated`) | includes managed vectors ≤ 6.5; excludes them from the 6.6 era on | matrix.c, a0b0bad10587 (6.7, 6.6.2 stable); docs/sources.md#unplug-refused |
+//! | old vector freed when its CPU is offline | from 6.10 | vector.c, "x86/vector: Fix vector leak during CPU offline"; docs/sources.md#vector-leak |
+//! | retry with the online mask on `-ENOSPC` at unplug | from the 6.10 era (mainline 6.11, tagged for stable) | cpuhotplug.c 88d724e2301a; docs/sources.md#unplug-retry |
 //! | debugfs table layout | `irq_matrix_debug_show`, indentation 1 as in `/sys/kernel/debug/irq/domains/VECTOR` | matrix.c; kernel/irq/irqdomain.c `irq_domain_debug_show_one` |
 
 mod bitmap;

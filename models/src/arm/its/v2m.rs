@@ -17,7 +17,7 @@ pub struct V2mParams {
     /// on `nr_spis` alone, while alignment of multi-MSI blocks depends on this base.
     pub spi_start: u32,
     /// SPIs in the pool: 64 by default (gem5's VExpress frame; the pool one 128-queue NVMe
-    /// device exhausted for a Rust VMM, anchors.md).
+    /// device exhausted for a Rust VMM, docs/sources.md#gicv2m-spis).
     pub nr_spis: u32,
 }
 

@@ -22,14 +22,14 @@ pub struct RemapUnsourced {
     /// Lookup latency on an IEC miss (includes the 16-byte IRTE read).
     pub iec_miss_latency: SimDuration,
     /// Lock hold for writing a remapped IRTE (two 64-bit stores and the cache flush). No
-    /// published figure, calibration.md §3 "Cost of IEC invalidation + wait: not found".
+    /// published figure (docs/sources.md#irte-update-cost).
     pub irte_write: SimDuration,
     /// Lock hold for writing when the old or new IRTE is posted (cmpxchg16b). No published
-    /// figure, calibration.md §3 "Cost of IEC invalidation + wait: not found".
+    /// figure (docs/sources.md#irte-update-cost).
     pub irte_write_posted: SimDuration,
     /// Lock hold for `qi_flush_iec`: IEC invalidation descriptor plus wait descriptor,
-    /// synchronous. No published figure, calibration.md §3 "Cost of IEC invalidation + wait:
-    /// not found" (a guess there: about 1–10 µs).
+    /// synchronous. No published figure (docs/sources.md#irte-update-cost; an unsourced guess
+    /// is about 1–10 µs).
     pub iec_invalidation: SimDuration,
     /// Lock hold for `alloc_irte`'s bitmap search. No published figure.
     pub irte_alloc: SimDuration,
@@ -40,7 +40,7 @@ pub struct RemapUnsourced {
 pub struct RemapParams {
     /// IOMMUs (DRHD units); they share the update lock and the handler's rate limit.
     pub iommu_count: u16,
-    /// Entries per table, 1–65,536 (Linux: 65,536; calibration.md §3).
+    /// Entries per table, 1–65,536 (Linux: 65,536; docs/sources.md#irte-table-size).
     pub table_entries: u32,
     /// ECAP.MHMV, 0–15.
     pub max_handle_mask: u8,

@@ -17,7 +17,7 @@
 //! # What is not modelled (and why)
 //! CPU hotplug on ARM (the generic IRQ migration there is not modelled; the validator refuses
 //! it) and IMS on ARM. There is no interrupt remapping: the SMMU does not remap MSIs, the
-//! ITS provides isolation (calibration.md §3, ARM note).
+//! ITS provides isolation (docs/sources.md#arm-msi-isolation).
 
 use std::collections::VecDeque;
 

@@ -266,8 +266,8 @@ impl X86Chip {
 
     /// VFIO programs an assigned queue for guest `vector` on `vcpu` (on `pcpu`): a host vector
     /// (VFIO still `request_irq()`s one before irq-bypass switches the IRTE to posted mode;
-    /// calibration.md claim C6, unverified) and an IRTE that posts to the vCPU's descriptor;
-    /// a non-postable one stays remapped to the host vector and VFIO forwards it.
+    /// docs/sources.md#vfio-host-vector, unverified) and an IRTE that posts to the vCPU's
+    /// descriptor; a non-postable one stays remapped to the host vector and VFIO forwards it.
     #[allow(clippy::too_many_arguments)] // the queue, its source and guest target, and the components it programs
     pub fn assign(
         &mut self,

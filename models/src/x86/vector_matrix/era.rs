@@ -57,8 +57,8 @@ pub(super) const APIC_SYSTEM_VECTORS_SHOWN: [u8; 15] =
 
 /// The Linux release range whose vector-allocator behaviour is modelled.
 ///
-/// Differences are read from the kernel sources (calibration.md §4 and its
-/// "Era differences" table); each is exposed as a method.
+/// Differences are read from the kernel sources (docs/sources.md#linux-6-6,
+/// docs/sources.md#linux-6-10, docs/sources.md#linux-6-11); each is exposed as a method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KernelEra {
     /// Up to and including 6.5: cleanup IPI on `IRQ_MOVE_CLEANUP_VECTOR`.

@@ -1,14 +1,15 @@
 //! Test helpers shared by the vector-matrix tests: the independent restatement
-//! of the kernel arithmetic (calibration.md §4), builders and checkers for
+//! of the kernel arithmetic (docs/sources.md#vectors-per-cpu), builders and checkers for
 //! matrices and domains, and the seeded random source of the random tests.
 
 use std::collections::BTreeSet;
 
 use super::*;
 
-// -- Independent restatement of the kernel arithmetic (calibration.md §4) --
+// -- Independent restatement of the kernel arithmetic (docs/sources.md#vectors-per-cpu) --
 
-/// `FIRST_SYSTEM_VECTOR` per era, restated from calibration.md, not read from the model.
+/// `FIRST_SYSTEM_VECTOR` per era, restated from docs/sources.md#first-system-vector, not read
+/// from the model.
 pub(super) fn first_system_vector_of(era: KernelEra) -> u32 {
     match era {
         KernelEra::UpTo6_5 | KernelEra::V6_6To6_9 => 0xec,
@@ -16,7 +17,7 @@ pub(super) fn first_system_vector_of(era: KernelEra) -> u32 {
     }
 }
 
-/// System vectors inside `[0x20, FIRST_SYSTEM_VECTOR)`, restated from calibration.md.
+/// System vectors inside `[0x20, FIRST_SYSTEM_VECTOR)`, restated from docs/sources.md#vector-holes.
 pub(super) fn holes_of(era: KernelEra, legacy_pic: bool, ia32_emulation: bool) -> BTreeSet<u32> {
     let mut holes = BTreeSet::new();
     if era == KernelEra::UpTo6_5 {

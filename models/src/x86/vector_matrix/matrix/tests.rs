@@ -24,7 +24,7 @@ fn per_cpu_counts_match_kernel_arithmetic_and_calibration() {
                     KernelEra::V6_6To6_9 => 202,
                     KernelEra::From6_10 => 201,
                 } + u32::from(!legacy_pic);
-                assert_eq!(per_cpu, calibration, "{era:?} pic={legacy_pic}: calibration.md §4");
+                assert_eq!(per_cpu, calibration, "{era:?} pic={legacy_pic}: docs/sources.md#vectors-per-cpu");
             }
             let isa = isa_vectors_expected(legacy_pic).len() as u32;
             assert_eq!(isa, if legacy_pic { 15 } else { 0 });
@@ -163,7 +163,7 @@ fn managed_reservation_on_an_offline_cpu_drifts_its_available_count() {
     check(&matrix);
     matrix.online(CpuId(1)).expect("online");
     check(&matrix);
-    assert_eq!(avail(&matrix, 1), before, "not recomputed on return (calibration.md, era differences)");
+    assert_eq!(avail(&matrix, 1), before, "not recomputed on return (docs/sources.md#offline-reservation-drift)");
     assert_eq!(matrix.cpumap(CpuId(1)).expect("cpu").managed(), 1);
     assert_eq!(matrix.online(CpuId(1)), Err(MatrixError::Invalid));
     assert_eq!(matrix.offline(CpuId(7)), Err(MatrixError::Invalid));
