@@ -48,6 +48,7 @@ use crate::iommu::remap::{
     FaultDisposition, InterruptMessage, IommuId, IrteEntry, PiDescId, RemapFault, RemapParams, RemapRequest,
     RemapTarget, RemapUnit, RemapUnsourced, SourceQualifier, SourceValidation,
 };
+use crate::kernel::KernelVersion;
 use crate::pci::store::{MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, MessageStore, Raise, StoreKind};
 use crate::workload::{ArrivalParams, Arrivals};
 use crate::x86::msi::{self, MsiMessage};
@@ -205,12 +206,20 @@ pub enum IrqMode {
 /// The kernel whose vector allocator is modelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelParams {
-    /// Release range (the allocatable range and hotplug behaviour differ).
-    pub era: KernelEra,
+    /// The release: every release-dependent behaviour is read from it.
+    pub version: KernelVersion,
     /// A legacy PIC exists (cascade vector on every CPU, ISA vectors on the boot CPU).
     pub legacy_pic: bool,
     /// IA32 emulation is built in: vector 0x80 is the int 0x80 system-call gate.
     pub ia32_emulation: bool,
+}
+
+impl KernelParams {
+    /// The vector allocator's era of this release (the allocatable range and hotplug
+    /// behaviour differ).
+    pub fn era(&self) -> KernelEra {
+        self.version.vector_era()
+    }
 }
 
 /// Something the scenario does at a given time.
@@ -990,7 +999,7 @@ impl Platform {
         let nodes: Vec<CpuSet> = params.node_cpus().iter().map(|n| cpu_set(n)).collect();
         let matrix_params = MatrixParams {
             cpu_count: params.cpu_count,
-            era: params.kernel.era,
+            era: params.kernel.era(),
             legacy_pic: params.kernel.legacy_pic,
             ia32_emulation: params.kernel.ia32_emulation,
         };
@@ -1981,7 +1990,7 @@ mod tests {
                 guest_msi: GuestMsiParams::UNICAST,
                 iommu_unit: 0,
             }],
-            kernel: KernelParams { era: KernelEra::From6_10, legacy_pic: false, ia32_emulation: true },
+            kernel: KernelParams { version: KernelVersion::new(6, 10), legacy_pic: false, ia32_emulation: true },
             numa_node_count: 1,
             actions: Vec::new(),
             ims_pools: Vec::new(),

@@ -12,6 +12,7 @@ use models::ids::CpuId;
 use models::ids::DeviceId;
 use models::iommu::posted::{MsiDeliveryMode, Postability, PostedParams};
 use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
+use models::kernel::{KERNEL_OLDEST, KernelVersion};
 use models::pci::store::{IMS_DEVICE_SLOTS_MAX, MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, StoreKind};
 use models::platform::{
     Action, ActionKind, CpuCostParams, DeviceParams, GicMsiParams, GicParams, GuestMsiParams, GuestParams,
@@ -19,7 +20,6 @@ use models::platform::{
     PostedMsiConfig,
 };
 use models::workload::ArrivalParams;
-use models::x86::vector_matrix::KernelEra;
 
 use crate::diagnostic::{Diagnostic, ScenarioError};
 use crate::quantity::{parse_duration, parse_rate};
@@ -226,11 +226,11 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
         c.error(cpus, "platform.cpus", format!("{cpu_count} exceeds the limit of {CPU_COUNT_MAX} CPUs"));
     }
     let kernel = check_kernel(raw.platform.kernel.as_ref(), c);
-    let kernel_era = kernel.map(|k| k.era);
+    let kernel_version = kernel.map(|k| k.version);
     let cpu_costs = check_cpu_costs(raw.platform.cpu_costs.as_ref(), c);
     let remapping = match &raw.platform.iommu {
         Some(iommu) if iommu.interrupt_remapping => {
-            check_iommu(iommu, !raw.actions.is_empty(), kernel_era, &raw.platform.cpus, c).map(Some)
+            check_iommu(iommu, !raw.actions.is_empty(), kernel_version, &raw.platform.cpus, c).map(Some)
         }
         _ => Some(None),
     };
@@ -539,7 +539,7 @@ fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Scenario> {
 fn check_iommu(
     iommu: &IommuSpec,
     has_actions: bool,
-    era: Option<KernelEra>,
+    kernel: Option<KernelVersion>,
     anchor: &Spanned<u32>,
     c: &mut Checker,
 ) -> Option<IommuParams> {
@@ -613,7 +613,7 @@ fn check_iommu(
                     None
                 }
             };
-            if era.is_some_and(|e| e != KernelEra::From6_10) {
+            if kernel.is_some_and(|k| !k.has_posted_msi()) {
                 c.error(
                     spec,
                     format!("{p}.posted_msi"),
@@ -898,41 +898,36 @@ fn check_store_fields(d: &DeviceSpec, kind: StoreKind, p: &str, c: &mut Checker)
     ims_slots
 }
 
-/// The oldest release whose vector allocator this model follows: 5.11 changed the
-/// activation fallback order to node ∩ affinity → affinity → node → all (calibration.md §4).
-const KERNEL_OLDEST: (u32, u32) = (5, 11);
+/// The kernel when a scenario has no `platform.kernel.version`: 6.10, the first release
+/// with host posted MSI and the current vector allocator era (schema and
+/// docs/parameters.md say so).
+pub const DEFAULT_KERNEL: KernelVersion = KernelVersion::new(6, 10);
 
 fn check_kernel(spec: Option<&KernelSpec>, c: &mut Checker) -> Option<KernelParams> {
     let legacy_pic = spec.and_then(|k| k.legacy_pic).unwrap_or(true);
     let ia32_emulation = spec.and_then(|k| k.ia32_emulation).unwrap_or(true);
-    let Some(version) = spec.and_then(|k| k.version.as_ref()) else {
-        return Some(KernelParams { era: KernelEra::From6_10, legacy_pic, ia32_emulation });
+    let Some(text) = spec.and_then(|k| k.version.as_ref()) else {
+        return Some(KernelParams { version: DEFAULT_KERNEL, legacy_pic, ia32_emulation });
     };
     let parsed =
-        version.value.trim().split_once('.').and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
-    let Some((major, minor)) = parsed else {
+        text.value.trim().split_once('.').and_then(|(a, b)| Some(KernelVersion::new(a.parse().ok()?, b.parse().ok()?)));
+    let Some(version) = parsed else {
         c.error(
-            version,
+            text,
             "platform.kernel.version",
-            format!("`{}` is not a MAJOR.MINOR release such as \"6.8\"", version.value),
+            format!("`{}` is not a MAJOR.MINOR release such as \"6.8\"", text.value),
         );
         return None;
     };
-    if (major, minor) < KERNEL_OLDEST {
+    if version < KERNEL_OLDEST {
         c.error(
-            version,
+            text,
             "platform.kernel.version",
-            format!("{major}.{minor} is older than {}.{}: earlier kernels used another vector fallback order, which is not modelled", KERNEL_OLDEST.0, KERNEL_OLDEST.1),
+            format!("{version} is older than {KERNEL_OLDEST}: earlier kernels used another vector fallback order, which is not modelled"),
         );
         return None;
     }
-    let era = match (major, minor) {
-        (6, m) if m >= 10 => KernelEra::From6_10,
-        (m, _) if m > 6 => KernelEra::From6_10,
-        (6, 6..=9) => KernelEra::V6_6To6_9,
-        _ => KernelEra::UpTo6_5,
-    };
-    Some(KernelParams { era, legacy_pic, ia32_emulation })
+    Some(KernelParams { version, legacy_pic, ia32_emulation })
 }
 
 fn check_actions(
