@@ -4,10 +4,12 @@
 //! # Brief overview
 //! Text goes through stages (ripgrep's low-args/high-args split): [`schema`] mirrors the
 //! YAML one-to-one (serde, `deny_unknown_fields`, quantities as text); [`mod@load`] parses
-//! it, has `validate` check every section and collect *all* problems as [`Diagnostic`]s
-//! with file, line, column and field path, and has `build` expand the validated sections
-//! into a [`Scenario`] whose platform parameters are valid by construction; [`runner`]
-//! builds the models, runs the engine and assembles a `reports::RunReport`.
+//! it, applies overrides to the parsed document (`overrides`, the seam a sweep calls per
+//! point: [`load_with_overrides`]), has `validate` check every section and collect *all*
+//! problems as [`Diagnostic`]s with file, line, column and field path, and has `build`
+//! expand the validated sections into a [`Scenario`] whose platform parameters are valid by
+//! construction; [`runner`] builds the models, runs the engine and assembles a
+//! `reports::RunReport`.
 //!
 //! **API boundary:** only [`schema`] is serde types; nothing below `validate` sees text.
 
@@ -17,10 +19,11 @@ mod build;
 pub mod catalog;
 pub mod diagnostic;
 pub mod load;
+mod overrides;
 pub mod quantity;
 pub mod runner;
 pub mod schema;
 mod validate;
 
-pub use diagnostic::{Diagnostic, ScenarioError};
-pub use load::{Scenario, load};
+pub use diagnostic::{Diagnostic, Override, ScenarioError};
+pub use load::{Scenario, load, load_with_overrides};

@@ -1,17 +1,18 @@
-//! Text → [`Scenario`], the entry: [`load`] parses the YAML (first syntax or type error,
-//! with its field path), validates every section collecting **all** errors (`validate`) and
-//! builds the models' parameters (`build`). Nothing after this module sees text, and
+//! Text → [`Scenario`], the entry: [`load`] and [`load_with_overrides`] parse the YAML
+//! (first syntax or type error, with its field path), apply overrides to the parsed
+//! document, validate every section collecting **all** errors (`validate`) and build
+//! the models' parameters (`build`). Nothing after this module sees text, and
 //! models may assume their parameters are valid.
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use sim::SimDuration;
 
 use models::platform::PlatformParams;
 
-use crate::diagnostic::{Diagnostic, ScenarioError};
+use crate::diagnostic::{Diagnostic, Override, ScenarioError};
 use crate::schema::ScenarioFile;
 use crate::validate::Checker;
-use crate::{build, validate};
+use crate::{build, overrides, validate};
 
 /// Seed used when neither the scenario nor the command line gives one.
 pub const DEFAULT_SEED: u64 = 1;
@@ -35,8 +36,40 @@ pub struct Scenario {
 
 /// Reads and validates a scenario. `file` names it in errors.
 pub fn load(file: &str, source: &str) -> Result<Scenario, ScenarioError> {
-    let fail = |diagnostics| ScenarioError { file: file.to_owned(), source: source.to_owned(), diagnostics };
-    let raw = parse(source).map_err(|d| fail(vec![d]))?;
+    load_with_overrides(file, source, &[])
+}
+
+/// Reads a scenario, sets some of its fields from outside the file, and validates the
+/// result: the seam a sweep calls once per point.
+///
+/// Each override is a dotted field path into the document as written (`seed`,
+/// `platform.cpus`, `devices[0].arrival.rate`, `guests[1].posted.kick`; list entries by
+/// index, `devices[0]` being the first entry as written, before `count` expands it) and a
+/// YAML value (`120k/s`, `64`, `{ process: poisson, rate: 5k/s }`, `~` to unset an optional
+/// field). They are applied in order to the parsed document, after YAML anchors and merges
+/// are resolved and before any validation, so an overridden value meets exactly the checks
+/// the same value written in the file would.
+///
+/// Errors: a path that names no field, or a value of the wrong type, is reported for every
+/// override at once and nothing is validated. Otherwise validation reports every problem;
+/// one in an overridden value names the override (path and value) rather than a line of the
+/// file, and the summary lists the overrides, so a sweep's user sees which axis value made a
+/// point invalid.
+pub fn load_with_overrides(
+    file: &str,
+    source: &str,
+    overrides: &[(String, String)],
+) -> Result<Scenario, ScenarioError> {
+    let overrides: Vec<Override> =
+        overrides.iter().map(|(path, value)| Override { path: path.clone(), value: value.clone() }).collect();
+    let fail = |diagnostics| ScenarioError {
+        file: file.to_owned(),
+        source: source.to_owned(),
+        diagnostics,
+        overrides: overrides.clone(),
+    };
+    let mut raw = parse(source).map_err(|d| fail(vec![d]))?;
+    let placement = overrides::apply(&mut raw, source, &overrides).map_err(fail)?;
     let mut checker = Checker::default();
     let validated = validate::check(&raw, &mut checker);
     match validated {
@@ -44,6 +77,7 @@ pub fn load(file: &str, source: &str) -> Result<Scenario, ScenarioError> {
         _ => {
             let mut diagnostics = checker.diagnostics;
             diagnostics.sort_by_key(|d| (d.line, d.column));
+            placement.attribute(&mut diagnostics);
             Err(fail(diagnostics))
         }
     }
@@ -74,8 +108,7 @@ fn explain(message: &str, found: Option<String>) -> String {
     }
 }
 
-/// Parses a whole scenario file (refusing one with nothing in it), or gives the first
-/// syntax or type error with its location and field path.
+/// Parses a whole scenario file (refusing one with nothing in it).
 fn parse(source: &str) -> Result<ScenarioFile, Diagnostic> {
     let meaningful = source.lines().any(|l| {
         let l = l.trim();
@@ -87,14 +120,24 @@ fn parse(source: &str) -> Result<ScenarioFile, Diagnostic> {
             column: 1,
             path: ".".into(),
             message: "the file is empty; a scenario needs at least name, duration, platform and devices".into(),
+            from_override: None,
         });
     }
+    deserialize(source, "")
+}
+
+/// Deserializes YAML `text` into a `T`, or gives the first syntax or type error with its
+/// location and field path; `base` is the field path of the text's root (empty for a whole
+/// file, the override's path for an override's value).
+pub(crate) fn deserialize<T: DeserializeOwned>(text: &str, base: &str) -> Result<T, Diagnostic> {
     let mut path = String::from(".");
-    let result = serde_saphyr::with_deserializer_from_str(source, |de| {
+    let result = serde_saphyr::with_deserializer_from_str(text, |de| {
         let mut track = serde_path_to_error::Track::new();
-        let result = ScenarioFile::deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
+        let result = T::deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
         if result.is_err() {
-            path = track.path().to_string().replace(".value", "");
+            // `Spanned` adds a `value` step to the path; the root may be one (an override's value).
+            let p = track.path().to_string();
+            path = if p == "." { p } else { format!(".{p}").replace(".value", "").trim_start_matches('.').to_owned() };
         }
         result
     });
@@ -102,7 +145,7 @@ fn parse(source: &str) -> Result<ScenarioFile, Diagnostic> {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let raw = e.without_snippet().to_string();
         let message = raw.split(" at line ").next().unwrap_or(&raw).to_owned();
-        let found = token_at(source, line, column);
+        let found = token_at(text, line, column);
         // serde_path_to_error writes `?` for a key it has not read yet.
         let mut path = path.trim_end_matches(".?").trim_end_matches('?').to_owned();
         let message = if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
@@ -115,7 +158,19 @@ fn parse(source: &str) -> Result<ScenarioFile, Diagnostic> {
         } else {
             explain(&message, found)
         };
-        let path = if path.is_empty() { ".".to_owned() } else { path };
-        Diagnostic { line, column, path, message }
+        Diagnostic { line, column, path: under(base, &path), message, from_override: None }
     })
+}
+
+/// The field path `relative` (as serde_path_to_error writes it: `.` or empty for the root)
+/// below `base`.
+fn under(base: &str, relative: &str) -> String {
+    let relative = if relative == "." { "" } else { relative };
+    match (base.is_empty(), relative.is_empty()) {
+        (true, true) => ".".to_owned(),
+        (true, false) => relative.to_owned(),
+        (false, true) => base.to_owned(),
+        (false, false) if relative.starts_with('[') => format!("{base}{relative}"),
+        (false, false) => format!("{base}.{relative}"),
+    }
 }

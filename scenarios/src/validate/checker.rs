@@ -27,6 +27,7 @@ impl Checker {
             column: at.referenced.column(),
             path: path.into(),
             message: message.into(),
+            from_override: None,
         });
     }
 
