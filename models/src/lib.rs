@@ -17,6 +17,7 @@
 pub mod arm;
 pub mod ids;
 pub mod iommu;
+pub mod kernel;
 pub mod pci;
 pub mod platform;
 pub mod workload;

@@ -11,7 +11,7 @@ use models::pci::store::StoreKind;
 use models::platform::*;
 use models::workload::ArrivalParams;
 use models::x86::msi::{self, MsiMessage};
-use models::x86::vector_matrix::KernelEra;
+use models::kernel::KernelVersion;
 use sim::{DurationDist, EventQueue, RunLimits, SimDuration, SimTime, run};
 
 fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
@@ -46,7 +46,7 @@ fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
             guest_msi: GuestMsiParams::UNICAST,
             iommu_unit: 0,
         }],
-        kernel: KernelParams { era: KernelEra::From6_10, legacy_pic: false, ia32_emulation: true },
+        kernel: KernelParams { version: KernelVersion::new(6, 10), legacy_pic: false, ia32_emulation: true },
         numa_node_count: 1,
         actions: Vec::new(),
         ims_pools: Vec::new(),

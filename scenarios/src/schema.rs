@@ -258,8 +258,9 @@ pub struct GicSpec {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KernelSpec {
-    /// Release as `MAJOR.MINOR` (5.11 or later), e.g. `"6.8"`: the vector range and the
-    /// hotplug behaviour differ between <=6.5, 6.6-6.9 and >=6.10.
+    /// Release as `MAJOR.MINOR` (5.11 or later), e.g. `"6.8"`; default 6.10. Every
+    /// release-dependent behaviour follows it: the vector range and the hotplug behaviour
+    /// differ between <=6.5, 6.6-6.9 and >=6.10, and host posted MSI needs 6.10 or later.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub version: Option<Spanned<String>>,

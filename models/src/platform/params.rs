@@ -9,6 +9,7 @@ use crate::ids::{CpuId, DeviceId};
 use crate::iommu::posted::{GuestDestination, MsiDeliveryMode, Postability, PostedParams, VectorHashing, is_postable};
 use crate::pci::store::StoreKind;
 use crate::workload::ArrivalParams;
+use crate::kernel::KernelVersion;
 use crate::x86::vector_matrix::KernelEra;
 
 /// Interrupt-remapping settings (one IOMMU). Values without a published figure are the
@@ -161,12 +162,20 @@ pub enum IrqMode {
 /// The kernel whose vector allocator is modelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelParams {
-    /// Release range (the allocatable range and hotplug behaviour differ).
-    pub era: KernelEra,
+    /// The release: every release-dependent behaviour is read from it.
+    pub version: KernelVersion,
     /// A legacy PIC exists (cascade vector on every CPU, ISA vectors on the boot CPU).
     pub legacy_pic: bool,
     /// IA32 emulation is built in: vector 0x80 is the int 0x80 system-call gate.
     pub ia32_emulation: bool,
+}
+
+impl KernelParams {
+    /// The vector allocator's era of this release (the allocatable range and hotplug
+    /// behaviour differ).
+    pub fn era(&self) -> KernelEra {
+        self.version.vector_era()
+    }
 }
 
 /// Something the scenario does at a given time.

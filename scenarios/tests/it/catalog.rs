@@ -45,7 +45,7 @@ fn vector_exhaustion_counts_exactly_the_queues_without_a_vector() {
     let k = &s.platform.kernel;
     let matrix = VectorMatrix::new(MatrixParams {
         cpu_count: s.platform.cpu_count,
-        era: k.era,
+        era: k.era(),
         legacy_pic: k.legacy_pic,
         ia32_emulation: k.ia32_emulation,
     });

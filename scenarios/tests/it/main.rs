@@ -1,11 +1,12 @@
 //! The scenarios integration tests, one binary (matklad's layout): queueing oracles,
-//! determinism, bad input, the catalog, and tidy checks over the whole workspace.
+//! determinism, bad input, the catalog, overrides, and tidy checks over the whole workspace.
 
 mod bad_input;
 mod catalog;
 mod determinism;
 mod golden;
 mod oracle;
+mod overrides;
 mod tidy;
 
 use std::path::PathBuf;

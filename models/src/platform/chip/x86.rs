@@ -93,7 +93,7 @@ impl X86Chip {
         let nodes: Vec<CpuSet> = params.node_cpus().iter().map(|n| cpu_set(n)).collect();
         let matrix_params = MatrixParams {
             cpu_count: params.cpu_count,
-            era: params.kernel.era,
+            era: params.kernel.era(),
             legacy_pic: params.kernel.legacy_pic,
             ia32_emulation: params.kernel.ia32_emulation,
         };

@@ -1,0 +1,147 @@
+//! The `platform.iommu` section (VT-d interrupt remapping): lookup and cache latencies, the
+//! IRTE table, update costs, fault recording, remapping units and host posted MSI (which asks
+//! the kernel release).
+
+use serde_saphyr::Spanned;
+
+use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
+use models::kernel::KernelVersion;
+use models::platform::{IommuParams, IrteCacheParams, IrteUpdateParams, PostedMsiConfig};
+
+use super::checker::Checker;
+use crate::schema::{IommuSpec, IrteUpdateSpec, PostedMsiSpec};
+
+const P: &str = "platform.iommu";
+
+/// Checks a remapping unit that is on. `has_actions`: actions move interrupts, so IRTE
+/// updates need a cost; `kernel`: the release, if valid (host posted MSI needs 6.10);
+/// `anchor`: where to point when a required field is missing.
+pub(crate) fn check_iommu(
+    iommu: &IommuSpec,
+    has_actions: bool,
+    kernel: Option<KernelVersion>,
+    anchor: &Spanned<u32>,
+    c: &mut Checker,
+) -> Option<IommuParams> {
+    let lookup = match &iommu.lookup_latency {
+        Some(l) => c.duration(l, &format!("{P}.lookup_latency")),
+        None => {
+            c.error(anchor, format!("{P}.lookup_latency"), "is required when interrupt_remapping is true (the IRTE table read; no published figure, docs/sources.md#irte-lookup)");
+            None
+        }
+    };
+    let entries = match &iommu.irte_entries {
+        None => Some(INTR_REMAP_TABLE_ENTRIES),
+        Some(e) if (1..=INTR_REMAP_TABLE_ENTRIES).contains(&e.value) => Some(e.value),
+        Some(e) => {
+            c.error(
+                e,
+                format!("{P}.irte_entries"),
+                format!("{} is outside 1 to {INTR_REMAP_TABLE_ENTRIES} (INTR_REMAP_TABLE_ENTRIES)", e.value),
+            );
+            None
+        }
+    };
+    let cache = match &iommu.irte_cache {
+        None => Some(None),
+        Some(cache) => c
+            .duration(&cache.hit_latency, &format!("{P}.irte_cache.hit_latency"))
+            .map(|hit_latency| Some(IrteCacheParams { entries: cache.entries.value, hit_latency })),
+    };
+    let update = check_update(iommu.irte_update.as_ref(), has_actions, anchor, c);
+    let fault_recording_registers =
+        bounded(c, &iommu.fault_recording_registers, 1, 256, 1, "fault_recording_registers", "(CAP.NFR + 1)");
+    let max_handle_mask = bounded(c, &iommu.max_handle_mask, 0, 15, 15, "max_handle_mask", "(ECAP.MHMV)");
+    let posted_msi = match &iommu.posted_msi {
+        None => Some(None),
+        Some(spec) => check_posted_msi(spec, kernel, c).map(Some),
+    };
+    let units = match &iommu.units {
+        None => Some(1),
+        Some(n) if (1..=256).contains(&n.value) => Some(n.value),
+        Some(n) => {
+            c.error(n, format!("{P}.units"), format!("{} remapping units; allowed 1 to 256", n.value));
+            None
+        }
+    };
+    Some(IommuParams {
+        units: units?,
+        posted_msi: posted_msi?,
+        lookup_latency: lookup?,
+        table_entries: entries?,
+        cache: cache?,
+        update: update?,
+        fault_recording_registers: fault_recording_registers?,
+        max_handle_mask: max_handle_mask?,
+    })
+}
+
+/// An optional whole number in `lo..=hi` (`default` when absent); the message names the
+/// register field it stands for (`why`).
+fn bounded<T>(
+    c: &mut Checker,
+    value: &Option<Spanned<T>>,
+    lo: T,
+    hi: T,
+    default: T,
+    field: &str,
+    why: &str,
+) -> Option<T>
+where
+    T: Copy + PartialOrd + std::fmt::Display,
+{
+    match value {
+        None => Some(default),
+        Some(n) if (lo..=hi).contains(&n.value) => Some(n.value),
+        Some(n) => {
+            c.error(n, format!("{P}.{field}"), format!("{} is outside {lo} to {hi} {why}", n.value));
+            None
+        }
+    }
+}
+
+/// The IRTE update costs: required when actions move interrupts, else zero.
+fn check_update(
+    spec: Option<&IrteUpdateSpec>,
+    has_actions: bool,
+    anchor: &Spanned<u32>,
+    c: &mut Checker,
+) -> Option<IrteUpdateParams> {
+    match spec {
+        Some(u) => {
+            let write = c.duration(&u.irte_write, &format!("{P}.irte_update.irte_write"));
+            let iec = c.duration(&u.iec_invalidation, &format!("{P}.irte_update.iec_invalidation"));
+            write.zip(iec).map(|(irte_write, iec_invalidation)| IrteUpdateParams { irte_write, iec_invalidation })
+        }
+        None if has_actions => {
+            c.error(anchor, format!("{P}.irte_update"), "is required when actions move interrupts: each move rewrites an IRTE under the global lock (e.g. { irte_write: 200ns, iec_invalidation: 2us }; no published figure, docs/sources.md#irte-update-cost)");
+            None
+        }
+        None => Some(IrteUpdateParams::default()),
+    }
+}
+
+/// Host posted MSI: the PIR scan cost, the demux loop cap, and a release that has it.
+fn check_posted_msi(
+    spec: &Spanned<PostedMsiSpec>,
+    kernel: Option<KernelVersion>,
+    c: &mut Checker,
+) -> Option<PostedMsiConfig> {
+    let pir_scan = c.duration(&spec.value.pir_scan, &format!("{P}.posted_msi.pir_scan"));
+    let loop_cap = match &spec.value.loop_cap {
+        None => Some(3),
+        Some(n) if n.value >= 1 => Some(n.value),
+        Some(n) => {
+            c.error(n, format!("{P}.posted_msi.loop_cap"), "0 passes: the demux loop cap must be at least 1");
+            None
+        }
+    };
+    if kernel.is_some_and(|k| !k.has_posted_msi()) {
+        c.error(
+            spec,
+            format!("{P}.posted_msi"),
+            "host posted MSI appeared in Linux 6.10; set platform.kernel.version to 6.10 or later",
+        );
+    }
+    pir_scan.zip(loop_cap).map(|(pir_scan, loop_cap)| PostedMsiConfig { loop_cap, pir_scan })
+}
