@@ -7,11 +7,11 @@ use models::arm::its::{GicVersion, ItsCosts};
 use models::ids::{CpuId, DeviceId, QueueId};
 use models::iommu::posted::{MsiDeliveryMode, PostedParams};
 use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
+use models::kernel::KernelVersion;
 use models::pci::store::StoreKind;
 use models::platform::*;
 use models::workload::ArrivalParams;
 use models::x86::msi::{self, MsiMessage};
-use models::kernel::KernelVersion;
 use sim::{DurationDist, EventQueue, RunLimits, SimDuration, SimTime, run};
 
 fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {

@@ -108,7 +108,7 @@ fn fallback_words(reason: FallbackReason, msi: GuestMsiParams) -> String {
 #[derive(Debug, Clone, Copy, Default)]
 struct Offered {
     rate_per_ps: f64,
-    /// Σ λ E[X] and Σ λ E[X²] (X in picoseconds).
+    /// Σ λ `E[X]` and Σ λ `E[X²]` (X in picoseconds).
     sum_x: f64,
     sum_x2: f64,
 }
@@ -121,13 +121,13 @@ impl Offered {
         self.sum_x2 += rate * (mean_ps * mean_ps + stddev_ps * stddev_ps);
     }
 
-    /// ρ = λ E[X].
+    /// ρ = λ `E[X]`.
     fn utilisation(&self) -> f64 {
         self.sum_x
     }
 
     /// The heavy-traffic relaxation time of an M/G/1 queue at this load (Whitt's
-    /// approximation E[X](1 + c²)/2 / (1 − √ρ)², in picoseconds): how long the queue takes
+    /// approximation `E[X](1 + c²)/2 / (1 − √ρ)²`, in picoseconds): how long the queue takes
     /// to forget its empty start. `None` at ρ ≥ 1 (no steady state).
     fn relaxation_ps(&self) -> Option<f64> {
         let rho = self.utilisation();

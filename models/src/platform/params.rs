@@ -7,9 +7,9 @@ use sim::{DurationDist, SimDuration, SimTime};
 use crate::arm::its::{GicVersion, ItsCosts};
 use crate::ids::{CpuId, DeviceId};
 use crate::iommu::posted::{GuestDestination, MsiDeliveryMode, Postability, PostedParams, VectorHashing, is_postable};
+use crate::kernel::KernelVersion;
 use crate::pci::store::StoreKind;
 use crate::workload::ArrivalParams;
-use crate::kernel::KernelVersion;
 use crate::x86::vector_matrix::KernelEra;
 
 /// Interrupt-remapping settings (one IOMMU). Values without a published figure are the
