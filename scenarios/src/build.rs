@@ -56,32 +56,53 @@ fn copy_function_names(device: &DeviceSection, copy: &str) -> Vec<String> {
     }
 }
 
+/// The first requester id a device gets: bus 1, device 0, function 0 (bus 0 holds the
+/// root complex).
+pub(crate) const REQUESTER_ID_FIRST: u64 = 0x0100;
+/// One past the last requester id of a PCI segment (ff:1f.7).
+pub(crate) const REQUESTER_ID_END: u64 = 0x1_0000;
+
+/// The requester ids one physical copy of `device` takes: its physical function (and its
+/// VFs after it, at offset 1 and stride 1, as ARI devices lay them out), rounded up to
+/// whole device slots of 8 functions so the next copy starts at function 0 of a device.
+pub(crate) fn requester_ids_per_copy(device: &DeviceSection) -> u64 {
+    let functions = match device.functions {
+        Functions::Physical | Functions::SiovAdis(_) => 1,
+        Functions::SriovVfs(n) => 1 + u64::from(n),
+    };
+    functions.div_ceil(8) * 8
+}
+
 /// Every function of every entry, in order, and the IMS pools of the copies with IMS in
 /// device memory.
 ///
-/// Each physical copy sits on its own bus: requester id `bus << 8` (device 0, function 0),
-/// buses numbered from 1 in file order. VFs follow at offset 1, stride 1 (a common SR-IOV
-/// layout); ADIs share their copy's requester id and have PASIDs 1, 2, …
+/// Requester ids are unique and real bus:device.function numbers: physical copies take
+/// consecutive device slots from 01:00.0 in file order, each copy's VFs follow its PF at
+/// offset 1, stride 1 (spilling into the next device slots and buses as SR-IOV routing
+/// IDs do), and ADIs share their copy's requester id with PASIDs 1, 2, … Validation has
+/// checked that the whole topology fits in one segment.
 fn expand_devices(sections: &[DeviceSection]) -> (Vec<DeviceParams>, Vec<ImsPoolParams>) {
     let mut devices = Vec::new();
     let mut ims_pools = Vec::new();
-    let mut physical = 0u32;
+    let mut next = REQUESTER_ID_FIRST;
     for d in sections {
         for k in 0..d.count {
             let copy = copy_name(d, k);
-            let requester_id = u16::try_from(physical + 1).map_or(u16::MAX, |bus| bus << 8);
-            physical += 1;
+            let requester_id = next;
+            next += requester_ids_per_copy(d);
+            assert!(next <= REQUESTER_ID_END, "validation keeps the topology in one PCI segment");
             let ims_pool = d.ims_slots.map(|slots| {
                 ims_pools.push(ImsPoolParams { name: copy.clone(), slots });
                 ims_pools.len() as u32 - 1
             });
             for (j, name) in copy_function_names(d, &copy).into_iter().enumerate() {
-                let (requester_id, pasid) = match d.functions {
+                let (rid, pasid) = match d.functions {
                     Functions::Physical => (requester_id, None),
-                    Functions::SriovVfs(_) => (requester_id.wrapping_add(1 + j as u16), None),
+                    Functions::SriovVfs(_) => (requester_id + 1 + j as u64, None),
                     Functions::SiovAdis(_) => (requester_id, Some(j as u32 + 1)),
                 };
-                devices.push(function(d, name, requester_id, pasid, ims_pool));
+                let rid = u16::try_from(rid).expect("a requester id below 0x10000");
+                devices.push(function(d, name, rid, pasid, ims_pool));
             }
         }
     }

@@ -91,9 +91,24 @@ pub(crate) fn check_devices(
     }
     let mut devices = Vec::new();
     let mut names: Vec<(String, String)> = Vec::new();
+    let mut next_requester_id = build::REQUESTER_ID_FIRST;
     for (i, d) in specs.value.iter().enumerate() {
         let p = format!("devices[{i}]");
         let Some(device) = check_device(d, &p, guests, platform, c) else { continue };
+        let needed = u64::from(device.count) * build::requester_ids_per_copy(&device);
+        if next_requester_id <= build::REQUESTER_ID_END && next_requester_id + needed > build::REQUESTER_ID_END {
+            let used = next_requester_id - build::REQUESTER_ID_FIRST;
+            let room = build::REQUESTER_ID_END - build::REQUESTER_ID_FIRST;
+            let message = format!(
+                "{} copies need {needed} requester ids (whole device slots of 8 functions: PF and VFs), and the entries before use {used}; one PCI segment has {room} (01:00.0 to ff:1f.7, bus 0 is the root complex): use fewer copies or VFs",
+                device.count
+            );
+            match &d.count {
+                Some(n) => c.error(n, format!("{p}.count"), message),
+                None => c.error(&d.name, format!("{p}.name"), message),
+            }
+        }
+        next_requester_id += needed;
         for name in build::function_names(&device) {
             if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
                 c.error(

@@ -11,6 +11,12 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ("negative-rate", "9:40", "devices[0].arrival.rate", &["`-5k/s` is negative"]),
     ("zero-cpus", "4:9", "platform.cpus", &["0 CPUs", "at least 1"]),
     (
+        "too-many-requester-ids",
+        "8:12",
+        "devices[0].count",
+        &["300 copies need 76800 requester ids", "one PCI segment has 65280"],
+    ),
+    (
         "msix-over-limit",
         "7:13",
         "devices[0].queues",

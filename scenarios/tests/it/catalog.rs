@@ -197,7 +197,7 @@ fn posted_guest_exercises_all_three_delivery_paths() {
     assert!(
         point.tables[0]
             .text
-            .contains("| storage | 02:00.0 | - | msix | 4 | 4 | 4 | vm0 remapped (lowest priority to 2 vCPUs) |"),
+            .contains("| storage | 01:02.0 | - | msix | 4 | 4 | 4 | vm0 remapped (lowest priority to 2 vCPUs) |"),
         "{}",
         point.tables[0].text
     );

@@ -8,6 +8,7 @@ mod golden;
 mod oracle;
 mod overrides;
 mod tidy;
+mod topology;
 
 use std::path::PathBuf;
 
