@@ -70,6 +70,16 @@ impl KernelVersion {
         }
     }
 
+    /// How the old vector of a moved interrupt is freed once the move is done: up to 6.5 an
+    /// `IRQ_MOVE_CLEANUP_VECTOR` IPI to the old CPU, whose handler frees it at once (or
+    /// re-sends the IPI to itself while the vector is still pending in that CPU's IRR); from
+    /// 6.6 a per-CPU timer armed for the next jiffy, which re-arms itself while the vector is
+    /// pending (`vector_schedule_cleanup`, `__vector_cleanup` in arch/x86/kernel/apic/vector.c,
+    /// tip commit bdc1dad299bb; docs/sources.md#vector-move).
+    pub const fn vector_cleanup_by_timer(self) -> bool {
+        self.at_least(6, 6)
+    }
+
     /// Host posted MSI: from 6.10. Device MSIs can be posted into a per-CPU descriptor and
     /// demuxed by one notification handler (`sysvec_posted_msi_notification` in
     /// arch/x86/kernel/irq.c, opt-in with `intremap=posted_msi`): Jacob Pan's "Coalesced

@@ -162,6 +162,12 @@ pub enum Event {
     },
     /// The oldest ITS command in flight (an affinity change) completed.
     ItsCommandDone,
+    /// The cleanup of moved interrupts' old vectors runs on a CPU (the IPI up to 6.5, the
+    /// timer from 6.6).
+    VectorCleanup {
+        /// The CPU whose old vectors are freed.
+        cpu: CpuId,
+    },
 }
 
 impl Event {
@@ -184,6 +190,7 @@ impl Event {
             Event::PostedStep { .. } => "posted_step",
             Event::StoreWrite { .. } => "store_write",
             Event::ItsCommandDone => "its_command_done",
+            Event::VectorCleanup { .. } => "vector_cleanup",
         }
     }
 }
@@ -287,7 +294,7 @@ impl Platform {
     fn at_lapic(&mut self, mut cpu: CpuId, mut vector: Vector, raised_at: SimTime, q: &mut EventQueue<Event>) {
         let IrqChip::X86(chip) = &mut self.chip else { unreachable!("LAPICs are x86") };
         loop {
-            match chip.accept(cpu, vector, &mut self.metrics) {
+            match chip.accept(cpu, vector, q, &mut self.metrics) {
                 Accept::Handler(queue) => return self.onto_host_cpu(cpu, vector, queue, raised_at, q),
                 Accept::Retrigger { cpu: c, vector: v } => (cpu, vector) = (c, v),
                 Accept::Lost(reason) => return self.lose(reason),
@@ -346,6 +353,9 @@ impl Platform {
                 self.metrics.add(self.ids.core.delivered, 1);
                 self.metrics.record(self.ids.core.end_to_end, q.now().since(job.raised_at).as_ps());
             }
+        }
+        if let IrqChip::X86(chip) = &mut self.chip {
+            chip.after_handler(cpu, q);
         }
         if more {
             self.start_host_handler(cpu, q);
@@ -419,6 +429,21 @@ impl World for Platform {
             Event::PostedStep { cpu } => self.on_posted_step(cpu, q),
             Event::Action { index } => self.on_action(index, q),
             Event::StoreWrite { queue } => self.devices.on_store_write(queue),
+            Event::VectorCleanup { cpu } => {
+                let IrqChip::X86(chip) = &mut self.chip else { unreachable!("vector cleanup is x86") };
+                // Interrupts on their way to this CPU's LAPIC, by vector.
+                let mut arriving = [false; 256];
+                for (_, e) in q.iter() {
+                    if let Event::Deliver { cpu: c, vector, .. } = e
+                        && *c == cpu
+                    {
+                        arriving[usize::from(vector.0)] = true;
+                    }
+                }
+                let cpus = &self.cpus;
+                let pending = |queue, vector: Vector| arriving[usize::from(vector.0)] || cpus.waiting(cpu, queue);
+                chip.run_cleanup(cpu, pending, q, &mut self.metrics);
+            }
             Event::ItsCommandDone => {
                 let IrqChip::Arm(chip) = &mut self.chip else { unreachable!("ITS commands are ARM") };
                 chip.on_command_done(q.now(), &mut self.metrics);

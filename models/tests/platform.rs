@@ -46,7 +46,7 @@ fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
             guest_msi: GuestMsiParams::UNICAST,
             iommu_unit: 0,
         }],
-        kernel: KernelParams { version: KernelVersion::new(6, 10), legacy_pic: false, ia32_emulation: true },
+        kernel: KernelParams { version: KernelVersion::new(6, 10), legacy_pic: false, ia32_emulation: true, hz: 250 },
         numa_node_count: 1,
         actions: Vec::new(),
         ims_pools: Vec::new(),
@@ -190,24 +190,86 @@ fn managed_interrupts_shut_down_and_restart_with_their_cpu() {
     }
 }
 
-#[test]
-fn a_move_holds_two_vectors_until_the_first_interrupt_on_the_new_one() {
-    let mut params = one_device(1, 4, true);
+/// One queue on CPU 1, a constant 500 k/s (1,050 ns of handler each, 2 us apart: no
+/// interrupt ever waits behind another), moved to CPU 3 at 10 us with a 2 us IRTE update.
+fn one_move(remap: bool, kernel: (u16, u16)) -> PlatformParams {
+    let mut params = one_device(1, 4, remap);
+    params.kernel.version = KernelVersion::new(kernel.0, kernel.1);
+    if let Some(r) = params.remapping.as_mut() {
+        r.update = IrteUpdateParams { irte_write: SimDuration::from_us(1), iec_invalidation: SimDuration::from_us(1) };
+    }
     params.devices[0].affinity = vec![CpuId(1)];
-    params.devices[0].arrival = ArrivalParams::Constant { rate_per_s: 1_000_000.0 };
+    params.devices[0].arrival = ArrivalParams::Constant { rate_per_s: 500_000.0 };
     params.actions = vec![Action {
         at: SimTime::from_ps(10_000_000),
         kind: ActionKind::SetAffinity { device: DeviceId(0), cpus: vec![CpuId(3)] },
     }];
-    let (mut p, mut q) = Platform::new(&params, 1);
-    let allocated = |p: &Platform| (0..4).map(|c| p.vector_domain().unwrap().matrix().allocated(CpuId(c))).sum::<u32>();
-    run_to(&mut p, &mut q, 10_000_000);
-    assert_eq!(allocated(&p), 2, "old and new vector held during the move");
-    run_to(&mut p, &mut q, 20_000_000);
-    assert_eq!(allocated(&p), 1, "the first interrupt on the new vector freed the old one");
-    assert_eq!(counter(&p, "x86.move_completed_count"), 1);
-    assert_eq!(p.queue_target(QueueId(0)).map(|t| t.0), Some(CpuId(3)));
-    assert!(p.conservation(&q).holds());
+    params
+}
+
+fn vectors_held(p: &Platform) -> u32 {
+    (0..4).map(|c| p.vector_domain().unwrap().matrix().allocated(CpuId(c))).sum()
+}
+
+/// The vectors held and moves completed when run to each of `times` (picoseconds).
+fn held_at(params: &PlatformParams, times: &[u64]) -> Vec<(u32, u64)> {
+    let (mut p, mut q) = Platform::new(params, 1);
+    times
+        .iter()
+        .map(|&t| {
+            run_to(&mut p, &mut q, t);
+            assert!(p.conservation(&q).holds());
+            (vectors_held(&p), counter(&p, "x86.move_completed_count"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_remapped_move_frees_the_old_vector_by_the_eras_cleanup_not_at_the_next_interrupt() {
+    // intel_ir_set_affinity schedules the cleanup once the IRTE is rewritten (12 us here).
+    // Up to 6.5 the cleanup IPI frees the old vector then, or, when an interrupt still
+    // arrives on it, after that interrupt's handler (by 14 us at this rate).
+    let ipi = held_at(&one_move(true, (6, 5)), &[12_000_000 - 1, 14_000_000]);
+    assert_eq!(ipi, [(2, 0), (1, 1)]);
+    // From 6.6 the cleanup timer fires at the next jiffy (HZ = 250: 4 ms), with or without
+    // interrupts in between.
+    let timer = held_at(&one_move(true, (6, 10)), &[4_000_000_000 - 1, 4_000_000_000]);
+    assert_eq!(timer, [(2, 0), (1, 1)]);
+    let mut hz1000 = one_move(true, (6, 8));
+    hz1000.kernel.hz = 1000;
+    assert_eq!(held_at(&hz1000, &[1_000_000_000 - 1, 1_000_000_000]), [(2, 0), (1, 1)]);
+}
+
+#[test]
+fn without_remapping_the_first_interrupt_on_the_new_vector_schedules_the_cleanup() {
+    // The message is rewritten at 10 us; the next raise (before 12 us) reaches the new
+    // vector 500 ns later and irq_complete_move schedules the cleanup: the IPI at once up
+    // to 6.5, the timer at the next jiffy from 6.6.
+    let ipi = held_at(&one_move(false, (6, 5)), &[10_500_000 - 1, 12_500_000]);
+    assert_eq!(ipi, [(2, 0), (1, 1)]);
+    let timer = held_at(&one_move(false, (6, 8)), &[4_000_000_000 - 1, 4_000_000_000]);
+    assert_eq!(timer, [(2, 0), (1, 1)]);
+}
+
+#[test]
+fn an_old_vector_with_an_interrupt_waiting_on_it_is_not_freed() {
+    // CPU 1 also serves a device whose 1 ms handlers come 1 ms apart: at the move (5 ms)
+    // about 2.6 ms of work waits there, much of it the moved queue's interrupts on the old
+    // vector. Every cleanup until they are handled keeps the vector (after each handler up
+    // to 6.5; at the 6 ms and 7 ms jiffies from 6.6, HZ = 1000); it is freed once they are.
+    for kernel in [(6, 5), (6, 10)] {
+        let mut params = one_move(true, kernel);
+        params.kernel.hz = 1000;
+        let mut hog = params.devices[0].clone();
+        hog.name = "hog".into();
+        hog.requester_id = 0x0108;
+        hog.arrival = ArrivalParams::Constant { rate_per_s: 1_000.0 };
+        hog.service = DurationDist::constant(SimDuration::from_ns(1_000_000 - 50));
+        params.devices.push(hog);
+        params.actions[0].at = SimTime::from_ps(5_000_000_000);
+        let held = held_at(&params, &[6_000_000_001, 20_000_000_000]);
+        assert_eq!(held, [(3, 0), (2, 1)], "{kernel:?}: the hog's vector and the moved queue's two, then one");
+    }
 }
 
 #[test]
@@ -263,9 +325,12 @@ fn queue_memory_ims_updates_land_after_the_command_latency() {
         other => panic!("{other:?}"),
     };
     assert_eq!(dest(&p), 1, "4us after the change the old message is still in the store");
-    assert_eq!(counter(&p, "x86.move_completed_count"), 0, "nothing reached the new vector yet");
     run_to(&mut p, &mut q, 20_000_000);
     assert_eq!(dest(&p), 2);
+    // Nothing reached the new vector before the message landed (15 us); the first interrupt
+    // there schedules the cleanup, which the 6.10 timer runs at the next jiffy (4 ms).
+    assert_eq!(counter(&p, "x86.move_completed_count"), 0);
+    run_to(&mut p, &mut q, 4_000_000_000);
     assert_eq!(counter(&p, "x86.move_completed_count"), 1);
     assert!(p.conservation(&q).holds());
 }

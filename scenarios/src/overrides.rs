@@ -327,7 +327,7 @@ mappings! {
     PlatformSpec { arch, cpus, iommu, numa_nodes, kernel, gic, cpu_costs }
     CpuCostsSpec { irq_entry_exit, notification }
     GicSpec { version, msi, translation_latency, its_command, its_sync, its_direct_inv, lpi_id_bits, v2m_spis }
-    KernelSpec { version, legacy_pic, ia32_emulation }
+    KernelSpec { version, legacy_pic, ia32_emulation, hz }
     ActionSpec { at, cpu_offline, cpu_online, set_affinity }
     SetAffinitySpec { device, cpus }
     IommuSpec {

@@ -272,6 +272,12 @@ pub struct KernelSpec {
     /// devices (default true, as in distribution kernels).
     #[serde(default)]
     pub ia32_emulation: Option<bool>,
+    /// CONFIG_HZ: timer ticks per second, 100, 250, 300 or 1000 (default 250, the kernel's
+    /// Kconfig default). From 6.6 the old vector of a moved interrupt is freed by a timer on
+    /// its CPU at the next tick.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub hz: Option<Spanned<u32>>,
 }
 
 /// One scheduled action: `at` plus exactly one of the others.

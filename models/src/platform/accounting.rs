@@ -55,7 +55,8 @@ fn carried(event: &Event) -> u64 {
         | Event::HostBurstEnd { .. }
         | Event::PostedStep { .. }
         | Event::StoreWrite { .. }
-        | Event::ItsCommandDone => 0,
+        | Event::ItsCommandDone
+        | Event::VectorCleanup { .. } => 0,
     }
 }
 

@@ -47,15 +47,15 @@ impl Platform {
     /// entry is unmasked again.
     fn resync(&mut self, irqs: &[IrqId], q: &mut EventQueue<Event>) {
         let IrqChip::X86(chip) = &mut self.chip else { unreachable!("vector moves are x86") };
-        let now = q.now();
         for &irq in irqs {
+            let now = q.now();
             let queue = chip.queue_of(irq);
             let dp = self.devices.params_of(queue);
             if dp.assigned_to.is_some() {
                 // VFIO's host vector moved; the posted IRTE does not follow it.
                 continue;
             }
-            match chip.retarget(irq, dp, now, &mut self.metrics) {
+            match chip.retarget(irq, dp, q, &mut self.metrics) {
                 Retarget::Unchanged => {}
                 Retarget::Moved { address, data } => {
                     self.devices.reprogram(queue, address, data, q);

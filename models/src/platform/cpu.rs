@@ -36,6 +36,15 @@ impl Cpus {
         }
     }
 
+    /// Whether an interrupt of `queue` waits on `cpu` for its handler (pending in the IRR,
+    /// not yet in service). With posted MSI interrupts wait in the PIR, not the IRR.
+    pub fn waiting(&self, cpu: CpuId, queue: crate::ids::QueueId) -> bool {
+        match self {
+            Cpus::Fifo(cpus) => cpus.jobs[cpu.0 as usize].iter().skip(1).any(|j| j.queue == queue),
+            Cpus::PostedMsi(_) => false,
+        }
+    }
+
     /// Interrupts waiting for, or in, a handler on any CPU.
     pub fn at_cpu(&self) -> u64 {
         match self {

@@ -168,6 +168,8 @@ pub struct KernelParams {
     pub legacy_pic: bool,
     /// IA32 emulation is built in: vector 0x80 is the int 0x80 system-call gate.
     pub ia32_emulation: bool,
+    /// CONFIG_HZ, timer ticks per second (the cleanup timer of moved vectors from 6.6).
+    pub hz: u32,
 }
 
 impl KernelParams {

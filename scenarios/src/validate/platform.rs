@@ -131,8 +131,20 @@ pub(crate) fn check_platform(raw: &ScenarioFile, c: &mut Checker) -> PlatformChe
 fn check_kernel(spec: Option<&KernelSpec>, c: &mut Checker) -> Option<KernelParams> {
     let legacy_pic = spec.and_then(|k| k.legacy_pic).unwrap_or(true);
     let ia32_emulation = spec.and_then(|k| k.ia32_emulation).unwrap_or(true);
+    let hz = match spec.and_then(|k| k.hz.as_ref()) {
+        None => DEFAULT_HZ,
+        Some(hz) if HZ_CHOICES.contains(&hz.value) => hz.value,
+        Some(hz) => {
+            c.error(
+                hz,
+                "platform.kernel.hz",
+                format!("{} is not a CONFIG_HZ choice; allowed 100, 250, 300, 1000", hz.value),
+            );
+            return None;
+        }
+    };
     let Some(text) = spec.and_then(|k| k.version.as_ref()) else {
-        return Some(KernelParams { version: DEFAULT_KERNEL, legacy_pic, ia32_emulation });
+        return Some(KernelParams { version: DEFAULT_KERNEL, legacy_pic, ia32_emulation, hz });
     };
     let parsed =
         text.value.trim().split_once('.').and_then(|(a, b)| Some(KernelVersion::new(a.parse().ok()?, b.parse().ok()?)));
@@ -152,8 +164,14 @@ fn check_kernel(spec: Option<&KernelSpec>, c: &mut Checker) -> Option<KernelPara
         );
         return None;
     }
-    Some(KernelParams { version, legacy_pic, ia32_emulation })
+    Some(KernelParams { version, legacy_pic, ia32_emulation, hz })
 }
+
+/// CONFIG_HZ when the scenario does not say: kernel/Kconfig.hz's `default HZ_250`
+/// (docs/sources.md#config-hz).
+const DEFAULT_HZ: u32 = 250;
+/// The CONFIG_HZ choices of kernel/Kconfig.hz.
+const HZ_CHOICES: [u32; 4] = [100, 250, 300, 1000];
 
 /// Checks `platform.cpu_costs` (each cost defaults to zero: folded into the handlers).
 fn check_cpu_costs(spec: Option<&CpuCostsSpec>, c: &mut Checker) -> Option<CpuCostParams> {

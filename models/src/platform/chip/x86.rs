@@ -3,13 +3,13 @@
 //! interrupts the way Linux does, translates MSI writes into a [`Route`], accepts interrupts
 //! at a CPU's LAPIC, and retargets interrupts when the control plane moves them.
 
-use sim::{Metrics, SimDuration, SimTime};
+use sim::{EventQueue, Metrics, SimDuration, SimTime};
 
-use super::super::ResourceUse;
 use super::super::devices::{Devices, HostHandler, MsiWrite, Source};
 use super::super::metrics::X86Ids;
 use super::super::params::{DeviceParams, IommuParams, IrqMode, IrteCacheParams, PlatformParams, spread_mask};
 use super::super::route::{Accept, Route};
+use super::super::{Event, ResourceUse};
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 use crate::iommu::posted::Postability;
 use crate::iommu::remap::{
@@ -36,6 +36,33 @@ struct QueueIrq {
     irte_message: Option<(u16, Option<u16>)>,
     /// Where its interrupt goes now (`None`: not started or shut down).
     target: Option<(CpuId, Vector)>,
+    /// Its old vector is on a CPU's cleanup list (the kernel clears `move_in_progress`).
+    cleanup_scheduled: bool,
+}
+
+/// A CPU's list of old vectors to free (the kernel's per-CPU `vector_cleanup`).
+#[derive(Debug, Clone, Default)]
+struct CpuCleanup {
+    /// Each old vector's interrupt and when its move is done (from then on it may be freed).
+    irqs: Vec<(IrqId, SimTime)>,
+    /// When the scheduled cleanup (IPI or timer) runs; an earlier event is stale.
+    armed_at: Option<SimTime>,
+    /// Up to 6.5: the cleanup IPI found a vector still pending and re-sent itself; it runs
+    /// again when the CPU has handled the interrupt it was waiting behind.
+    retry_after_handler: bool,
+}
+
+impl CpuCleanup {
+    /// Makes sure a cleanup runs at `at` (or earlier); returns the time to schedule, if new.
+    fn arm(&mut self, at: SimTime) -> Option<SimTime> {
+        match self.armed_at {
+            Some(armed) if armed <= at => None,
+            _ => {
+                self.armed_at = Some(at);
+                Some(at)
+            }
+        }
+    }
 }
 
 /// What a retarget did to a queue's interrupt.
@@ -61,6 +88,10 @@ pub(in crate::platform) struct X86Chip {
     vector_queue: Vec<[u32; 256]>,
     /// Device vectors each CPU could hold at boot (the per-CPU limit).
     vector_capacity: Vec<u32>,
+    /// Each CPU's old vectors waiting to be freed.
+    cleanup: Vec<CpuCleanup>,
+    /// `Some(jiffy)` from 6.6 (the cleanup timer), `None` before (the cleanup IPI).
+    cleanup_tick: Option<SimDuration>,
     ids: X86Ids,
 }
 
@@ -108,6 +139,12 @@ impl X86Chip {
             queues: Vec::new(),
             vector_queue: vec![[NO_QUEUE; 256]; params.cpu_count as usize],
             vector_capacity,
+            cleanup: vec![CpuCleanup::default(); params.cpu_count as usize],
+            cleanup_tick: params
+                .kernel
+                .version
+                .vector_cleanup_by_timer()
+                .then(|| SimDuration::from_ps(sim::PS_PER_S / u64::from(params.kernel.hz))),
             ids,
         }
     }
@@ -237,7 +274,7 @@ impl X86Chip {
         match self.domain.activate(irq).expect("activating an allocated interrupt") {
             // A broken affinity is counted from the domain's warning.
             Activation::Assigned { cpu, vector, .. } => {
-                let (address, data) = self.program(queue, cpu, vector, dp.requester_id, dp.iommu_unit, None, m);
+                let (address, data, _) = self.program(queue, cpu, vector, dp.requester_id, dp.iommu_unit, None, m);
                 devices.write_message(queue, address, data);
                 devices.unmask(queue);
             }
@@ -346,12 +383,13 @@ impl X86Chip {
         iommu_unit: u16,
         timed: Option<SimTime>,
         m: &mut Metrics,
-    ) -> (u64, u32) {
+    ) -> (u64, u32, Option<SimTime>) {
         let queue = &mut self.queues[queue_id.0 as usize];
         queue.target = Some((cpu, vector));
         self.vector_queue[cpu.0 as usize][usize::from(vector.0)] = queue_id.0;
         let iommu = IommuId(iommu_unit);
-        match (self.remap.as_mut(), queue.irte, queue.irte_message) {
+        let mut done = None;
+        let (address, data) = match (self.remap.as_mut(), queue.irte, queue.irte_message) {
             (Some(unit), Some(index), Some((handle, subhandle))) => {
                 // Linux's set_msi_sid: verify the full requester id (SVT=1, SQ=0).
                 let source = SourceValidation::RequesterId { sid: requester_id, sq: SourceQualifier::All16 };
@@ -363,6 +401,7 @@ impl X86Chip {
                         m.add(self.ids.irte_updates, 1);
                         m.record(self.ids.irte_lock_wait, timing.lock_wait.as_ps());
                         m.record(self.ids.irte_update, timing.done.since(now).as_ps());
+                        done = Some(timing.done);
                     }
                 }
                 match subhandle {
@@ -374,7 +413,8 @@ impl X86Chip {
                 u8::try_from(cpu.0).expect("validation keeps CPUs below 256 without remapping"),
                 vector.0,
             ),
-        }
+        };
+        (address, data, done)
     }
 
     /// Counts the failures the domain warned about since the last call, each with its
@@ -479,10 +519,11 @@ impl X86Chip {
     }
 
     /// An interrupt reaches a CPU's LAPIC: the handler registered on the vector, unless the
-    /// CPU went offline on the way (fixup_irqs re-sends it to the current target). The first
-    /// interrupt on a moved interrupt's new vector frees the old one.
+    /// CPU went offline on the way (fixup_irqs re-sends it to the current target). Without
+    /// remapping, the first interrupt on a moved interrupt's new vector schedules the old
+    /// one's cleanup (`irq_complete_move`); with remapping the IRTE update already did.
     #[inline]
-    pub fn accept(&mut self, cpu: CpuId, vector: Vector, m: &mut Metrics) -> Accept {
+    pub fn accept(&mut self, cpu: CpuId, vector: Vector, q: &mut EventQueue<Event>, m: &mut Metrics) -> Accept {
         let Some(table) = self.vector_queue.get(cpu.0 as usize) else {
             return Accept::Lost(self.ids.lost_no_handler);
         };
@@ -500,15 +541,100 @@ impl X86Chip {
                 _ => Accept::Lost(self.ids.lost_no_handler),
             };
         }
-        if target == Some((cpu, vector)) {
-            self.complete_move(QueueId(queue), m);
+        if self.remap.is_none() && target == Some((cpu, vector)) && !self.queues[queue as usize].cleanup_scheduled {
+            self.schedule_cleanup(QueueId(queue), q.now(), q, m);
         }
         Accept::Handler(QueueId(queue))
     }
 
-    /// The first interrupt on a moved interrupt's new vector frees the old one.
-    fn complete_move(&mut self, queue_id: QueueId, m: &mut Metrics) {
-        let Some(irq) = self.queues[queue_id.0 as usize].irq else { return };
+    /// The move of `queue`'s interrupt is done at `at` (its IRTE points at the new vector,
+    /// or the first interrupt arrived there): its old vector goes on the old CPU's cleanup
+    /// list, freed by the era's mechanism from `at` on; at once when that CPU is offline.
+    fn schedule_cleanup(&mut self, queue: QueueId, at: SimTime, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        let Some(irq) = self.queues[queue.0 as usize].irq else { return };
+        let Some((old_cpu, _)) = self.domain.irq(irq).and_then(|d| d.prev_vector()) else { return };
+        if !self.domain.cpu_online_mask().contains(old_cpu) {
+            self.free_old_vector(irq, m);
+            return;
+        }
+        self.queues[queue.0 as usize].cleanup_scheduled = true;
+        let when = self.cleanup_time(at);
+        let list = &mut self.cleanup[old_cpu.0 as usize];
+        list.irqs.push((irq, at));
+        if let Some(when) = list.arm(when) {
+            q.schedule_at(when, Event::VectorCleanup { cpu: old_cpu });
+        }
+    }
+
+    /// When a cleanup scheduled at `at` runs: the IPI at once (its delivery time is not
+    /// modelled: microseconds against a jiffy), the timer at the next jiffy.
+    fn cleanup_time(&self, at: SimTime) -> SimTime {
+        match self.cleanup_tick {
+            None => at,
+            Some(tick) => next_tick(at, tick),
+        }
+    }
+
+    /// The cleanup runs on `cpu` (`__vector_cleanup`): every listed old vector whose move is
+    /// done is freed unless an interrupt still waits on it in the CPU's IRR or is on its way
+    /// there (`pending(queue, old vector)`); those stay, and the cleanup is re-armed: the
+    /// timer for the next jiffy (6.6+), or the IPI re-sent to itself, which that CPU takes
+    /// after the pending interrupt (up to 6.5). Moves not done yet wait for their own time.
+    pub fn run_cleanup(
+        &mut self,
+        cpu: CpuId,
+        pending: impl Fn(QueueId, Vector) -> bool,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+    ) {
+        let now = q.now();
+        let list = &mut self.cleanup[cpu.0 as usize];
+        if list.armed_at != Some(now) {
+            return; // superseded by an earlier run
+        }
+        list.armed_at = None;
+        let entries = std::mem::take(&mut list.irqs);
+        let mut kept = Vec::new();
+        let mut next: Option<SimTime> = None;
+        let mut earliest = |t: SimTime| next = Some(next.map_or(t, |n: SimTime| n.min(t)));
+        for (irq, ready) in entries {
+            let old = self.domain.irq(irq).and_then(|d| d.prev_vector());
+            if ready > now {
+                earliest(self.cleanup_time(ready));
+                kept.push((irq, ready));
+            } else if old.is_some_and(|(_, vector)| pending(self.irq_queue[irq.0 as usize], vector)) {
+                kept.push((irq, ready));
+                match self.cleanup_tick {
+                    Some(tick) => earliest(next_tick(now, tick)),
+                    None => self.cleanup[cpu.0 as usize].retry_after_handler = true,
+                }
+            } else {
+                self.free_old_vector(irq, m);
+            }
+        }
+        let list = &mut self.cleanup[cpu.0 as usize];
+        list.irqs = kept;
+        if let Some(at) = next.and_then(|t| list.arm(t)) {
+            q.schedule_at(at, Event::VectorCleanup { cpu });
+        }
+    }
+
+    /// A handler finished on `cpu`: a cleanup IPI that waited behind it runs now.
+    #[inline]
+    pub fn after_handler(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
+        let list = &mut self.cleanup[cpu.0 as usize];
+        if list.retry_after_handler {
+            list.retry_after_handler = false;
+            if let Some(at) = list.arm(q.now()) {
+                q.schedule_at(at, Event::VectorCleanup { cpu });
+            }
+        }
+    }
+
+    /// Frees a moved interrupt's old vector (`free_moved_vector`) and its handler slot.
+    fn free_old_vector(&mut self, irq: IrqId, m: &mut Metrics) {
+        let queue_id = self.irq_queue[irq.0 as usize];
+        self.queues[queue_id.0 as usize].cleanup_scheduled = false;
         let Some((old_cpu, old_vector)) = self.domain.irq(irq).and_then(|d| d.prev_vector()) else {
             return;
         };
@@ -585,7 +711,8 @@ impl X86Chip {
 
     /// Re-reads an interrupt's vector from the domain after an operation that may have moved,
     /// shut down or restarted it, and reprograms its route if it changed.
-    pub fn retarget(&mut self, irq: IrqId, dp: &DeviceParams, now: SimTime, m: &mut Metrics) -> Retarget {
+    pub fn retarget(&mut self, irq: IrqId, dp: &DeviceParams, q: &mut EventQueue<Event>, m: &mut Metrics) -> Retarget {
+        let now = q.now();
         let queue = self.queue_of(irq);
         let now_at = self.domain.irq(irq).and_then(|d| d.vector());
         if now_at == self.queues[queue.0 as usize].target {
@@ -593,7 +720,12 @@ impl X86Chip {
         }
         match now_at {
             Some((cpu, vector)) => {
-                let (address, data) = self.program(queue, cpu, vector, dp.requester_id, dp.iommu_unit, Some(now), m);
+                let (address, data, done) =
+                    self.program(queue, cpu, vector, dp.requester_id, dp.iommu_unit, Some(now), m);
+                // With remapping the move is done when the IRTE is (intel_ir_set_affinity).
+                if let Some(done) = done {
+                    self.schedule_cleanup(queue, done, q, m);
+                }
                 Retarget::Moved { address, data }
             }
             None => {
@@ -645,4 +777,9 @@ fn errno(error: MatrixError) -> i32 {
         MatrixError::Busy => -16,
         MatrixError::Invalid => -22,
     }
+}
+
+/// The first jiffy boundary strictly after `at` (`jiffies + 1`, ticks counted from 0).
+fn next_tick(at: SimTime, tick: SimDuration) -> SimTime {
+    SimTime::from_ps((at.as_ps() / tick.as_ps() + 1) * tick.as_ps())
 }
