@@ -46,8 +46,8 @@ const NVME_POSTED: [(u32, f64); 2] = [(4, 2.023), (8, 1.943)];
 
 /// Tolerance on a ratio of two NVMe figures: 10 %.
 ///
-/// Why: the same author published one 4-drive set-up (PM174x, libaio 4K random read, CPUs
-/// fixed at 2.7 GHz) three times: remappable 6.231 / 6.348 / 6.475 M IOPS and posted
+/// Why: the same author published what reads as one 4-drive set-up (PM174x on one x16 slot,
+/// libaio 4K random read, CPUs fixed at 2.7 GHz where stated) three times: remappable 6.231 / 6.348 / 6.475 M IOPS and posted
 /// 8.936 / 8.295 / 8.778 M (v2's table, the reply's table, v2's block-size table), i.e.
 /// posted/remappable gains of 1.434, 1.307 and 1.356: a 9.7 % spread for one ratio of one
 /// set-up. The RFC's table gives one run per cell, so its ratios can be off by that much.
