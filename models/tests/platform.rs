@@ -481,8 +481,14 @@ fn posted_msi_saturation(posted: Option<PostedMsiConfig>) -> f64 {
     (counter(&p, "interrupt.delivered_count") - before) as f64 / 1e-3
 }
 
+/// A consistency check, not a reproduction: the platform's per-CPU demux server
+/// (`platform::cpu::posted_msi`) agrees with the closed form of `x86::posted_msi` under the
+/// costs fitted to Jacob Pan's two throughputs. Both use the same fitted constants, so their
+/// agreement says the two implementations of the mechanism match; the published pair itself
+/// is matched by construction of the fit (`tests/posted_msi_validation.rs` has the
+/// out-of-sample checks).
 #[test]
-fn posted_msi_reproduces_the_published_gap_by_its_own_mechanism() {
+fn posted_msi_demux_server_agrees_with_the_closed_form_under_the_fitted_costs() {
     use models::x86::posted_msi::{CapSemantics, MsiMode, PostedMsiParams};
     let fit = PostedMsiParams::fit_pan_2023();
     let remappable = posted_msi_saturation(None);

@@ -34,13 +34,16 @@
 //!   atomic swap): it adds latency, not CPU time, and saturation throughput is CPU-bound here.
 //!   The "strongly ordered notification" is charged to the receiving CPU, once per interrupt
 //!   it takes (`notification`): that is the cost posted mode saves by coalescing. A message
-//!   that merges into an IRR bit already pending is assumed to cost the CPU nothing.
+//!   that merges into an IRR bit already pending is assumed to cost the CPU nothing. A
+//!   socket-wide cost of remappable notifications, which the NVMe figures point to, is not
+//!   modelled (*Out-of-sample checks*).
 //! * Softirqs, other system vectors (timer), preemption of the demux loop, irq_work: the
 //!   published test pins two DSA queues to one otherwise idle CPU.
 //! * Cache-line contention on the descriptor between the IOMMU and the CPU: folded into
 //!   `pir_scan`.
-//! * Device completion semantics (DSA descriptors, NVMe queues): sources are open-loop
-//!   generators. At saturation only the CPU's costs matter.
+//! * Device completion semantics (DSA descriptors, NVMe queues, a drive's own IOPS limit,
+//!   several completions reaped per interrupt): sources are open-loop generators. At
+//!   saturation only the CPU's costs matter.
 //! * Interrupt priority among device vectors in posted mode: the demux handles every found
 //!   vector in ascending order, as `for_each_set_bit` does; priority matters only for which
 //!   vector remappable mode starves at saturation, not for the total.
@@ -51,10 +54,23 @@
 //! `MAX_POSTED_MSI_COALESCING_LOOP` 3, the demux loop and the final pass
 //! (`arch/x86/kernel/irq.c`, docs/sources.md#posted-msi-mechanism). **The costs are a fit, not a
 //! measurement** (docs/sources.md#posted-msi-fit):
-//! no per-step timing was published. [`PostedMsiParams::fit_pan_2023`] chooses them so that
-//! this model's own mechanism gives the two published throughputs of Jacob Pan's RFC cover
-//! letter (DSA memfill, two work queues, IRQs pinned to one Sapphire Rapids CPU):
-//! 5.157 M IRQ/s remappable, 8.987 M posted with the RFC's cap of 3.
+//! no per-step timing was published.
+//!
+//! | constant | value | status |
+//! |---|---|---|
+//! | `handler` (h) | 94 ns | **fitted** to the two figures below |
+//! | F = `notification` + `irq_entry_exit` + `eoi` | 100 ns | **fitted** to the two figures below (only the sum) |
+//! | split of F: n, e, o | 40, 45, 15 ns | assumed; not identifiable from the figures, which see only F |
+//! | `pir_scan` (s) | 10 ns | assumed before the fit (4 loads + up to 4 xchg on a line the IOMMU also writes) |
+//! | `loop_cap`, `cap_semantics` | 3, [`CapSemantics::Rfc2023`] | `[src]`: the RFC's code that produced the figures |
+//!
+//! The two fitted constants come from exactly two numbers, the throughputs of Jacob Pan's
+//! RFC cover letter ("[PATCH RFC 00/13] Coalesced Interrupt Delivery with posted MSI",
+//! 11 Nov 2023; DSA memfill, two work queues with their IRQs pinned to one Sapphire Rapids
+//! CPU): **5.157 M IRQ/s remappable and 8.987 M posted** with the RFC's cap of 3. Two
+//! constants fitted to two numbers match them by construction (up to the rounding to whole
+//! nanoseconds), so the model matching that pair, here or in the platform's demux server, is
+//! not a reproduction of anything.
 //!
 //! Write n = `notification`, e = `irq_entry_exit`, h = `handler`, s = `pir_scan`,
 //! o = `eoi`, F = n + e + o, and k = 2 vectors (two queues), both found in every pass at
@@ -66,22 +82,42 @@
 //! posted:     RFC cap 3 = 3 loop passes + final = P = 4 passes, P·k = 8 calls per notification
 //!             8 / (F + P·s + P·k·h) = 8.987 M/s  =>  F + 4s + 8h = 8e9 / 8.987e6 ns = 890.2 ns
 //! subtract:   4s + 7h = 696.3 ns
-//! choose      s = 10 ns (4 loads + up to 4 xchg on a line the IOMMU also writes)
+//! assume      s = 10 ns
 //!          => h = 93.8 ns, F = 100.1 ns; rounded: h = 94 ns, F = 100 ns
-//! split of F (not identifiable from the two figures; only F matters to them):
+//! split of F (assumed; only F matters to the figures):
 //!             n = 40 ns, e = 45 ns, o = 15 ns
 //! check:      remappable 1e9 / 194 = 5.155 M/s (−0.04 %)
 //!             posted     8e9 / (100 + 40 + 752) = 8e9 / 892 = 8.969 M/s (−0.2 %)
 //! ```
 //!
-//! With these costs fixed, the cap trend is a *prediction* (P = cap + 1 in the RFC reading):
-//! cap 2 → 6e9 / 694 = 8.646 M/s, cap 3 → 8.969 M/s, cap 6 → 14e9 / 1486 = 9.421 M/s:
-//! ratios to cap 2 of 1.037 and 1.090, against the published 6.157 / 6.227 / 6.662 M/s
-//! (ratios 1.011 and 1.082). The direction matches and the size is close; the published cap
-//! table's absolute level (6.2 M at cap 3) disagrees with the same letter's 8.987 M at cap 3,
-//! so only its ratios are used. In the merged reading (P = cap) the same costs give
-//! 8.065 / 8.646 / 9.317 M/s at caps 2 / 3 / 6, so a 6.10+ kernel at cap 3 is predicted at
-//! 1.68× remappable rather than 1.74×.
+//! # Out-of-sample checks
+//!
+//! With the constants fixed, `models/tests/posted_msi_validation.rs` compares the model with
+//! published figures that were not used in the fit, asserting ratios with stated tolerances:
+//!
+//! * **The loop-cap table** (same letter, DSA memfill, IRQ/s at MaxLoop 2..6: 6.157, 6.227,
+//!   6.557, 6.630, 6.662 M). Its level (6.2 M at cap 3, against 8.987 M at cap 3 in the
+//!   fitted pair) shows a different configuration, which the letter does not describe. No
+//!   number of saturating sources gives that level (one source already gives 7.75 M), but a
+//!   uniform slow-down of every cost (c = 1.44) does and leaves ratios unchanged; so at
+//!   saturation with two sources (P = cap + 1) the model predicts caps 3..6 over cap 2:
+//!   1.037, 1.061, 1.078, 1.090 against the published 1.011, 1.065, 1.077, 1.082, all within
+//!   the 3 % that the table's own scatter implies (cap 3 at +2.6 % is the weakest). The merged
+//!   reading (P = cap) is rejected (+4 to +7 %), and so is the other reading of the level, a
+//!   non-saturating offered rate (8.6 M/s offered: caps 5 and 6 at −3.8 % and −4.0 %).
+//! * **The NVMe per-disk IOPS** (FIO, PM174x, one socket; remappable 1.991 / 1.136 / 0.834 M at
+//!   2 / 4 / 8 disks, posted 2.023 / 1.943 M at 4 / 8). With one vector per CPU per disk and
+//!   the CPUs shared by the disks, the model predicts the posted gain at 4 disks (1.888 against
+//!   1.781, +6 %) but not at 8 (1.972 against 2.330; no number of vectors gets above
+//!   (F + h)/h = 2.064), and its remappable per-disk IOPS fall as 1/N, more steeply than
+//!   measured (0.5 against 0.571 at 4 disks, 0.25 against 0.419 at 8). Posted per-disk IOPS
+//!   that hold (0.960 from 4 to 8 disks) need a device limit the model lacks. Findings: the
+//!   NVMe trend depends on a socket-wide cost of remappable notifications and on the drives'
+//!   own limit, neither of which is modelled; the model cannot predict absolute IOPS.
+//!
+//! In the merged reading (P = cap) the same costs give 8.065 / 8.646 / 9.317 M/s at caps
+//! 2 / 3 / 6, so a 6.10+ kernel at cap 3 is predicted at 1.68× remappable rather than 1.74×:
+//! a prediction with no published measurement to check it against.
 
 use sim::{DurationDist, EventQueue, RngStream, RunLimits, SimDuration, SimTime, StopReason, World, run};
 
@@ -147,8 +183,11 @@ pub enum MsiMode {
 }
 
 impl PostedMsiParams {
-    /// The fit to Jacob Pan's RFC figures (module docs): n 40, e 45, h 94, s 10, o 15 ns,
-    /// cap 3 in the RFC reading. A fit, not a measurement.
+    /// The fit to Jacob Pan's RFC figures (module docs): `handler` h = 94 ns and the fixed
+    /// per-interrupt cost F = n + e + o = 100 ns are **fitted** to 5.157 and 8.987 M IRQ/s, so
+    /// the model matches those two by construction; `pir_scan` s = 10 ns and the split of F
+    /// (n 40, e 45, o 15 ns) are assumed; cap 3 in the RFC reading is the RFC's code. A fit,
+    /// not a measurement; `tests/posted_msi_validation.rs` checks it against other figures.
     pub fn fit_pan_2023() -> PostedMsiParams {
         PostedMsiParams {
             notification: SimDuration::from_ns(40),
@@ -602,47 +641,96 @@ mod tests {
         run_msi(params, MsiRunConfig::saturating(mode, 2, 1)).unwrap()
     }
 
-    #[test]
-    fn event_is_small() {
-        assert!(std::mem::size_of::<MsiEvent>() <= 16);
+    /// Handler calls of one notification cycle at saturation: `passes · k` posted, 1 remappable.
+    fn calls_per_cycle(p: PostedMsiParams, mode: MsiMode, k: u32) -> u64 {
+        match mode {
+            MsiMode::Remappable => 1,
+            MsiMode::Posted => u64::from(p.cap_semantics.passes_before_clear(p.loop_cap) + 1) * u64::from(k),
+        }
+    }
+
+    /// The simulation against the closed form at saturation. Every pass finds every vector, so
+    /// the CPU's cycle is periodic and a window counts rate × window handler calls to within
+    /// less than one cycle's calls (the two edges each cut into one cycle).
+    fn assert_matches_closed_form(p: PostedMsiParams, r: &MsiRunReport, k: u32) {
+        let expected = p.saturation_irq_per_s(r.mode, k) * MsiRunConfig::saturating(r.mode, k, 1).window.as_secs_f64();
+        let calls = r.window.handler_calls as f64;
+        let cycle = calls_per_cycle(p, r.mode, k) as f64;
+        assert!((calls - expected).abs() < cycle, "{:?} cap {}: {calls} calls vs {expected:.2}", r.mode, p.loop_cap);
     }
 
     #[test]
-    fn saturation_matches_the_fit_and_the_published_direction() {
+    fn event_is_small() {
+        // Two bytes of tag and padding and a u16 source index.
+        assert_eq!(std::mem::size_of::<MsiEvent>(), 4);
+    }
+
+    /// The fit (module docs) redone from the two published throughputs: with `pir_scan`
+    /// assumed at 10 ns, F + h and F + 4s + 8h follow from 5.157 and 8.987 M IRQ/s, and
+    /// rounding to whole nanoseconds gives the constants of `fit_pan_2023`. Matching those two
+    /// figures is therefore by construction, not a reproduction; `tests/posted_msi_validation.rs`
+    /// holds the out-of-sample checks.
+    #[test]
+    fn the_fitted_costs_follow_from_the_two_published_throughputs() {
+        let p = PostedMsiParams::fit_pan_2023();
+        let ns = |d: SimDuration| d.as_ps() as f64 / 1000.0;
+        let f_plus_h = 1e9 / 5.157e6; // 193.91 ns
+        let f_plus_8h = 8e9 / 8.987e6 - 4.0 * ns(p.pir_scan); // 850.19 ns
+        let h = (f_plus_8h - f_plus_h) / 7.0; // 93.75 ns
+        let f = f_plus_h - h; // 100.16 ns
+        assert_eq!((h.round(), f.round()), (ns(p.handler), ns(p.notification + p.irq_entry_exit + p.eoi)));
+        assert_eq!((ns(p.pir_scan), p.loop_cap, p.cap_semantics), (10.0, 3, CapSemantics::Rfc2023));
+        // What the rounding leaves: 1e12 / 194,000 ps and 8e12 / 892,000 ps, 0.046 % and
+        // 0.204 % below the published pair.
+        assert_eq!(p.saturation_irq_per_s(MsiMode::Remappable, 2), 1e12 / 194_000.0);
+        assert_eq!(p.saturation_irq_per_s(MsiMode::Posted, 2), 8e12 / 892_000.0);
+    }
+
+    #[test]
+    fn saturation_matches_the_closed_form() {
         let p = PostedMsiParams::fit_pan_2023();
         let remap = saturated(p, MsiMode::Remappable);
         let posted = saturated(p, MsiMode::Posted);
         println!("remappable {:.3} M/s, posted {:.3} M/s", remap.irq_per_s / 1e6, posted.irq_per_s / 1e6);
-        // The discrete-event model agrees with its closed form (every pass finds both vectors).
-        for r in [remap, posted] {
-            let closed = p.saturation_irq_per_s(r.mode, 2);
-            assert!((r.irq_per_s / closed - 1.0).abs() < 0.01, "{:?}: {} vs {closed}", r.mode, r.irq_per_s);
-        }
-        // And the fit lands near the published pair, 5.157 and 8.987 M IRQ/s.
-        assert!((remap.irq_per_s / 5.157e6 - 1.0).abs() < 0.02, "{}", remap.irq_per_s);
-        assert!((posted.irq_per_s / 8.987e6 - 1.0).abs() < 0.02, "{}", posted.irq_per_s);
-        // Direction and size: published 1.74x. The band [1.5, 2.2] admits the merged-cap
-        // reading (1.68x) and the 6.10 pull request's "10% to 130%" upper end, and rejects a
-        // model whose coalescing does nothing or everything.
+        assert_matches_closed_form(p, &remap, 2);
+        assert_matches_closed_form(p, &posted, 2);
+        // Posted over remappable: (8 / 892) / (1 / 194) = 1552 / 892 = 1.7399, within the
+        // two windows' edge effects (8 calls in 8,969, 1 in 5,155: 0.11 %).
         let ratio = posted.irq_per_s / remap.irq_per_s;
-        assert!((1.5..=2.2).contains(&ratio), "posted/remappable = {ratio}");
-        // Posted mode takes far fewer interrupts per handler call.
-        assert!(posted.window.interrupts_taken * 7 < posted.window.handler_calls);
+        assert!((ratio / (1552.0 / 892.0) - 1.0).abs() < 8.0 / 8969.0 + 1.0 / 5155.0, "posted/remappable = {ratio}");
+        // Every notification is 4 passes finding both vectors: 8 calls each, up to the one
+        // notification a window edge cuts; remappable takes one interrupt per call.
+        let w = posted.window;
+        assert!(w.handler_calls.abs_diff(8 * w.interrupts_taken) < 8, "{w:?}");
+        assert_eq!((w.passes, w.empty_passes), (4 * w.interrupts_taken, 0), "{w:?}");
         assert_eq!(remap.window.interrupts_taken, remap.window.handler_calls);
     }
 
+    /// The loop cap in both readings: the simulation against the closed form at caps 2, 3, 6,
+    /// whose values are 2P / (100 + 198P) calls per ns with P = cap + 1 passes (RFC) or
+    /// P = cap (merged). At cap 3 the merged reading gives (6 / 694) · 194 = 1.6772 times
+    /// remappable, the RFC reading 1552 / 892 = 1.7399.
     #[test]
-    fn throughput_rises_with_the_loop_cap() {
+    fn throughput_with_the_loop_cap_follows_the_closed_form() {
         let base = PostedMsiParams::fit_pan_2023();
         for semantics in [CapSemantics::Rfc2023, CapSemantics::Merged] {
-            let rates: Vec<f64> = [2, 3, 6]
-                .iter()
-                .map(|&cap| saturated(base.with_loop_cap(cap, semantics), MsiMode::Posted).irq_per_s)
-                .collect();
-            println!("{semantics:?}: caps 2/3/6 -> {rates:?}");
-            assert!(rates[0] < rates[1] && rates[1] < rates[2], "{semantics:?}: {rates:?}");
-            let cap3_ratio = rates[1] / saturated(base, MsiMode::Remappable).irq_per_s;
-            assert!((1.5..=2.2).contains(&cap3_ratio), "{semantics:?} cap 3: {cap3_ratio}");
+            for cap in [2, 3, 6] {
+                let p = base.with_loop_cap(cap, semantics);
+                let passes = f64::from(semantics.passes_before_clear(cap) + 1);
+                let exact = 2.0 * passes / (100.0 + 198.0 * passes) * 1e9;
+                assert!(
+                    (p.saturation_irq_per_s(MsiMode::Posted, 2) / exact - 1.0).abs() < 1e-12,
+                    "{semantics:?} {cap}"
+                );
+                assert_matches_closed_form(p, &saturated(p, MsiMode::Posted), 2);
+            }
+            let cap3 = base.with_loop_cap(3, semantics).saturation_irq_per_s(MsiMode::Posted, 2)
+                / base.saturation_irq_per_s(MsiMode::Remappable, 2);
+            let exact = match semantics {
+                CapSemantics::Merged => 6.0 / 694.0 * 194.0,
+                CapSemantics::Rfc2023 => 1552.0 / 892.0,
+            };
+            assert!((cap3 / exact - 1.0).abs() < 1e-12, "{semantics:?}: {cap3}");
         }
     }
 
@@ -653,34 +741,88 @@ mod tests {
             let mut config = MsiRunConfig::saturating(mode, 3, 9);
             config.window = SimDuration::from_us(200);
             let r = run_msi(p, config).unwrap();
-            assert_eq!(r.total.msgs_sent, r.total.msgs_handled + r.msgs_pending, "{mode:?}");
-            assert!(r.total.msgs_coalesced > 0, "saturation coalesces ({mode:?})");
-            // Drained: the final pass leaves nothing stranded.
+            let t = r.total;
+            assert_eq!(t.msgs_sent, t.msgs_handled + r.msgs_pending, "{mode:?}");
+            // Each source's bit is set by a message that finds it clear and cleared by one
+            // handler call, and every other message merges; so the messages that did not
+            // merge are the handler calls plus the bits still set (at most one per source,
+            // and some are set at saturation).
+            let bits_set = t.msgs_sent - t.msgs_coalesced - t.handler_calls;
+            assert!(
+                (1..=3).contains(&bits_set) && bits_set <= r.msgs_pending,
+                "{mode:?}: {t:?}, {} pending",
+                r.msgs_pending
+            );
+            // Drained: the final pass leaves nothing stranded, and then the identity is exact.
             config.drain = true;
             let r = run_msi(p, config).unwrap();
             assert_eq!(r.stop_reason, StopReason::QueueEmpty);
             assert_eq!((r.msgs_pending, r.quiescent), (0, true), "{mode:?}");
             assert_eq!(r.total.msgs_sent, r.total.msgs_handled, "{mode:?}");
+            assert_eq!(r.total.msgs_sent, r.total.msgs_coalesced + r.total.handler_calls, "{mode:?}");
         }
     }
 
+    /// Two sources of λ = 200k MSI/s each (Λ = 400k/s in all), far below saturation: both
+    /// modes handle every message (the RFC: "< 1 million/second, no performance benefits nor
+    /// regression"), and posted mode takes nearly one notification per message. The values
+    /// below are derived to first order in the load; each tolerance is 4.5 standard errors of
+    /// the count in a 500 ms window (about 200,000 messages) plus a bound on the terms left out.
     #[test]
     fn low_rate_gains_nothing() {
-        // 2 x 200k MSI/s: far below saturation, nearly every MSI finds an idle CPU and ON
-        // clear, so posted mode takes about one notification per MSI, like remappable mode (the RFC: "< 1
-        // million/second, no performance benefits").
         let p = PostedMsiParams::fit_pan_2023();
-        for mode in [MsiMode::Remappable, MsiMode::Posted] {
+        let run = |mode| {
             let mut config = MsiRunConfig::saturating(mode, 2, 5);
             config.source_gap_mean = SimDuration::from_us(5);
-            config.window = SimDuration::from_ms(5);
-            let r = run_msi(p, config).unwrap();
-            let w = r.window;
-            // A second MSI of the same source within one ~300 ns service is rare (~1-2 %),
-            // and in posted mode one within a ~220 ns notification episode (~9 %).
-            assert!(w.handler_calls >= w.msgs_sent * 97 / 100, "{mode:?} {w:?}");
-            assert!(w.interrupts_taken >= w.msgs_sent * 85 / 100, "{mode:?} {w:?}");
+            config.window = SimDuration::from_ms(500);
+            run_msi(p, config).unwrap()
+        };
+        let (remap, posted) = (run(MsiMode::Remappable), run(MsiMode::Posted));
+        let ns = |d: SimDuration| d.as_ps() as f64 * 1e-3;
+        let lambda = 0.2e-3; // per ns, per source
+        // The same seed gives the same arrival times in both modes (each source draws its
+        // gaps from its own stream), and both handle every message but those still pending.
+        assert_eq!(remap.window.msgs_sent, posted.window.msgs_sent);
+        for r in [&remap, &posted] {
+            assert_eq!(r.total.msgs_sent, r.total.msgs_handled + r.msgs_pending, "{:?}", r.mode);
         }
+        let n = remap.window.msgs_sent as f64;
+        let within = |what: &str, count: u64, expected: f64, left_out: f64| {
+            let tolerance = 4.5 * expected.sqrt() + left_out * expected;
+            println!("{what}: {count} vs {expected:.1} ± {tolerance:.1}");
+            assert!((count as f64 - expected).abs() <= tolerance, "{what}: {count} vs {expected:.1} ± {tolerance:.1}");
+        };
+        // Remappable: one interrupt per handler call. A message merges when its source's
+        // previous one is still waiting: that one arrived while the CPU was busy (probability
+        // ρ = 2λD, D = 194 ns) and waits the residual service, D/2 on average, during which its
+        // source sends again with probability λD/2: (λD)² = 0.15 % of messages. Left out:
+        // queueing behind a second waiting message, relative size ρ = 7.8 %.
+        let d = ns(p.notification + p.irq_entry_exit + p.handler + p.eoi);
+        assert_eq!(remap.window.interrupts_taken, remap.window.handler_calls);
+        within("remappable merges", remap.window.msgs_coalesced, n * (lambda * d).powi(2), 2.0 * lambda * d);
+        // Posted: a message sends a notification when it finds ON clear. By PASTA that is the
+        // fraction of time ON is clear, 1 / (1 + Λ·T), T = ON's mean duration per notification:
+        // entry (n + e = 85 ns), pass 1 with its handler (s + h = 104 ns), an empty pass 2
+        // (s = 10 ns) and then the clear, T₀ = 199 ns; plus h for each other-source message
+        // caught by pass 1 (λ(n + e)) and s + h for each message caught by pass 2 (Λ(s + h)):
+        // T = 199 + 1.60 + 4.33 = 204.9 ns, 92.42 % of messages. Left out: two or more
+        // extra messages in one notification, and a notification that waits for the previous
+        // one's final pass and EOI (≤ 25 ns, probability Λ·25 ns = 1 %): ≤ 0.05 % in all.
+        let (entry, sh, s) = (ns(p.notification + p.irq_entry_exit), ns(p.pir_scan + p.handler), ns(p.pir_scan));
+        let t = entry + sh + s + lambda * entry * ns(p.handler) + 2.0 * lambda * sh * sh;
+        let taken = n / (1.0 + 2.0 * lambda * t);
+        let w = posted.window;
+        let se = (n * (taken / n) * (1.0 - taken / n)).sqrt();
+        let tolerance = 4.5 * se + 0.0005 * taken;
+        println!("posted notifications: {} vs {taken:.1} ± {tolerance:.1}", w.interrupts_taken);
+        assert!((w.interrupts_taken as f64 - taken).abs() <= tolerance, "{w:?} vs {taken:.1} ± {tolerance:.1}");
+        // Posted merges: the first message of a notification keeps its bit set through the
+        // entry, so its source merges with probability λ(n + e) = 1.7 %, for the 92.4 % of
+        // messages that start a notification: 1.57 %. Left out: merges into the bits of the
+        // Λ·T = 0.082 messages per notification that arrive during it, each set until the
+        // next scan (≤ s + h), so at most Λ·T·λ(s + h) = 0.17 % per notification: relative to
+        // the value, Λ·T·(s + h)/(n + e) = 10 %.
+        within("posted merges", w.msgs_coalesced, taken * lambda * entry, 2.0 * lambda * t * sh / entry);
     }
 
     #[test]
@@ -705,7 +847,12 @@ mod tests {
         assert_eq!(err(MsiRunConfig { window: SimDuration::ZERO, ..ok }), Some(MsiConfigError::ZeroWindow));
         let zero_cap = p.with_loop_cap(0, CapSemantics::Merged);
         assert_eq!(MsiWorld::new(zero_cap, ok).err(), Some(MsiConfigError::ZeroLoopCap));
-        // Merged cap 1: no loop pass, only the final one.
-        assert!(run_msi(p.with_loop_cap(1, CapSemantics::Merged), ok).is_ok());
+        // Merged cap 1: no loop pass, only the final one, so one pass per notification
+        // (up to the one a window edge cuts) and 2 / (100 + 198) calls per ns at saturation.
+        let cap1 = p.with_loop_cap(1, CapSemantics::Merged);
+        let r = run_msi(cap1, ok).unwrap();
+        assert!(r.window.passes.abs_diff(r.window.interrupts_taken) <= 1, "{:?}", r.window);
+        assert_eq!(cap1.saturation_irq_per_s(MsiMode::Posted, 2), 2e12 / 298_000.0);
+        assert_matches_closed_form(cap1, &r, 2);
     }
 }
