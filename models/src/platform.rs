@@ -54,7 +54,7 @@ use sim::{EventQueue, Metrics, SimDuration, SimTime, World};
 pub use accounting::{Conservation, ResourceUse};
 pub use params::{
     Action, ActionKind, CpuCostParams, DeviceParams, GicMsiParams, GicParams, GuestMsiParams, GuestParams,
-    ImsPoolParams, IommuParams, IrqMode, IrteCacheParams, IrteUpdateParams, KernelParams, PlatformParams,
+    HostQueueing, ImsPoolParams, IommuParams, IrqMode, IrteCacheParams, IrteUpdateParams, KernelParams, PlatformParams,
     PostedMsiConfig, spread_mask,
 };
 
@@ -302,8 +302,9 @@ impl Platform {
         }
     }
 
-    /// The interrupt of `queue` is taken on `cpu`: queued behind the handlers already there,
-    /// or posted into the CPU's descriptor (host posted MSI).
+    /// The interrupt of `queue` reaches `cpu` on `vector`: it sets (or merges into) the
+    /// LAPIC's pending bit, is queued behind the handlers already there (FIFO), or is
+    /// posted into the CPU's descriptor (host posted MSI).
     #[inline]
     fn onto_host_cpu(
         &mut self,
@@ -313,9 +314,15 @@ impl Platform {
         raised_at: SimTime,
         q: &mut EventQueue<Event>,
     ) {
+        let job = Job { queue, raised_at, arrived_at: q.now() };
         match &mut self.cpus {
+            Cpus::Lapic(cpus) => {
+                if cpus.arrive(cpu, vector, job, &mut self.metrics) {
+                    self.start_host_handler(cpu, q);
+                }
+            }
             Cpus::Fifo(cpus) => {
-                if cpus.arrive(cpu, Job { queue, raised_at, arrived_at: q.now() }) {
+                if cpus.arrive(cpu, job) {
                     self.start_host_handler(cpu, q);
                 }
             }
@@ -323,37 +330,82 @@ impl Platform {
         }
     }
 
-    /// Starts the handler of the interrupt at the front of `cpu`'s FIFO.
+    /// The work of a handler run for `raises` interrupts of `queue`: the driver's handler
+    /// once per raise (it drains its completion queue) and one EOI, or VFIO's forward of each.
     #[inline]
-    fn start_host_handler(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
-        let Cpus::Fifo(cpus) = &mut self.cpus else { unreachable!("FIFO handlers") };
-        let job = cpus.current(cpu);
-        let work = match self.devices.host_handler(job.queue) {
-            HostHandler::Driver => self.devices.driver_work(job.queue),
+    fn host_work(&mut self, queue: QueueId, raises: u32) -> Work {
+        match self.devices.host_handler(queue) {
+            HostHandler::Driver => {
+                let mut work = self.devices.driver_work(queue);
+                for _ in 1..raises {
+                    work.service = work.service + self.devices.driver_work(queue).service;
+                }
+                work
+            }
             HostHandler::VfioForward { vcpu, .. } => {
                 let guests = self.guests.as_ref().expect("VFIO forwards to guests");
-                Work { service: guests.remapped_forward_of(vcpu), eoi: SimDuration::ZERO, kind: WorkKind::VfioForward }
+                let service = SimDuration::from_ps(guests.remapped_forward_of(vcpu).as_ps() * u64::from(raises));
+                Work { service, eoi: SimDuration::ZERO, kind: WorkKind::VfioForward }
             }
-        };
-        cpus.start(cpu, job, work, q, &mut self.metrics);
+        }
     }
 
-    /// A host handler finished: the interrupt is delivered, or VFIO's forward hands it to
-    /// KVM, which injects it through the vCPU's posted descriptor.
+    /// Starts the next handler on `cpu`: the FIFO's front, or the LAPIC's highest pending
+    /// vector (none when nothing is pending).
     #[inline]
-    fn on_handler_done(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
-        let Cpus::Fifo(cpus) = &mut self.cpus else { unreachable!("FIFO handlers") };
-        let (job, more) = cpus.finish(cpu);
-        match self.devices.host_handler(job.queue) {
+    fn start_host_handler(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
+        match &mut self.cpus {
+            Cpus::Lapic(cpus) => {
+                let Some(run) = cpus.take_next(cpu) else { return };
+                let (queue, raises) = (run.job.queue, run.raises());
+                let work = self.host_work(queue, raises);
+                let Cpus::Lapic(cpus) = &mut self.cpus else { unreachable!() };
+                cpus.start(cpu, work, q, &mut self.metrics);
+            }
+            Cpus::Fifo(cpus) => {
+                let job = cpus.current(cpu);
+                let work = self.host_work(job.queue, 1);
+                let Cpus::Fifo(cpus) = &mut self.cpus else { unreachable!() };
+                cpus.start(cpu, job, work, q, &mut self.metrics);
+            }
+            Cpus::PostedMsi(_) => unreachable!("posted MSI runs its own handlers"),
+        }
+    }
+
+    /// One raise's handler work is done: it is delivered, or VFIO's forward hands it to KVM,
+    /// which injects it through the vCPU's posted descriptor.
+    #[inline]
+    fn host_handled(&mut self, queue: QueueId, raised_at: SimTime, q: &mut EventQueue<Event>) {
+        match self.devices.host_handler(queue) {
             HostHandler::VfioForward { vcpu, vector } => {
                 self.metrics.add(self.ids.guest.kvm_remapped_fallback, 1);
-                self.post_to_vcpu(vcpu, vector, false, job.raised_at, q);
+                self.post_to_vcpu(vcpu, vector, false, raised_at, q);
             }
             HostHandler::Driver => {
                 self.metrics.add(self.ids.core.delivered, 1);
-                self.metrics.record(self.ids.core.end_to_end, q.now().since(job.raised_at).as_ps());
+                self.metrics.record(self.ids.core.end_to_end, q.now().since(raised_at).as_ps());
             }
         }
+    }
+
+    /// A host handler run finished: each raise it served is handled; the CPU takes the next.
+    #[inline]
+    fn on_handler_done(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
+        let more = match &mut self.cpus {
+            Cpus::Lapic(cpus) => {
+                let (run, more) = cpus.finish(cpu);
+                for raised_at in run.raised_at() {
+                    self.host_handled(run.job.queue, raised_at, q);
+                }
+                more
+            }
+            Cpus::Fifo(cpus) => {
+                let (job, more) = cpus.finish(cpu);
+                self.host_handled(job.queue, job.raised_at, q);
+                more
+            }
+            Cpus::PostedMsi(_) => unreachable!("posted MSI runs its own handlers"),
+        };
         if let IrqChip::X86(chip) = &mut self.chip {
             chip.after_handler(cpu, q);
         }
@@ -441,7 +493,8 @@ impl World for Platform {
                     }
                 }
                 let cpus = &self.cpus;
-                let pending = |queue, vector: Vector| arriving[usize::from(vector.0)] || cpus.waiting(cpu, queue);
+                let pending =
+                    |queue, vector: Vector| arriving[usize::from(vector.0)] || cpus.waiting(cpu, queue, vector);
                 chip.run_cleanup(cpu, pending, q, &mut self.metrics);
             }
             Event::ItsCommandDone => {

@@ -30,6 +30,7 @@ pub(crate) fn build(v: Validated) -> Scenario {
             gic: p.gic,
             cpu_costs: p.cpu_costs,
             guests: v.guests,
+            queueing: p.queueing,
         },
     }
 }

@@ -16,8 +16,8 @@ use crate::load::deserialize;
 use crate::schema::{
     ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, GicMsiSpec, GicSpec, GicVersionSpec,
     GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec,
-    IrteCacheSpec, IrteUpdateSpec, KernelSpec, PlatformSpec, PostedCostsSpec, PostedMsiSpec, Process, ScenarioFile,
-    ServiceSpec, SetAffinitySpec,
+    IrteCacheSpec, IrteUpdateSpec, KernelSpec, PlatformSpec, PostedCostsSpec, PostedMsiSpec, Process, QueueingSpec,
+    ScenarioFile, ServiceSpec, SetAffinitySpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -289,7 +289,8 @@ single_values!(
     InterruptStore,
     IrqModeSpec,
     Process,
-    Dist
+    Dist,
+    QueueingSpec
 );
 
 /// Mappings: each listed field can be descended into. The lists must name every field of
@@ -324,7 +325,7 @@ mappings! {
     GuestMsiSpec { delivery, destinations, vector_hashing }
     HostBurstSpec { gap, length }
     PostedCostsSpec { notify_running, wakeup_irq_entry, wakeup_list_entry, kick, wake_to_vm_entry }
-    PlatformSpec { arch, cpus, iommu, numa_nodes, kernel, gic, cpu_costs }
+    PlatformSpec { arch, cpus, iommu, numa_nodes, kernel, gic, cpu_costs, queueing }
     CpuCostsSpec { irq_entry_exit, notification }
     GicSpec { version, msi, translation_latency, its_command, its_sync, its_direct_inv, lpi_id_bits, v2m_spis }
     KernelSpec { version, legacy_pic, ia32_emulation, hz }

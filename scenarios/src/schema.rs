@@ -145,6 +145,19 @@ pub enum Arch {
     Arm,
 }
 
+/// How a host CPU queues the interrupts that reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueingSpec {
+    /// The local APIC: one pending (IRR) bit per vector, so an interrupt whose vector is
+    /// already pending merges into it (one handler run serves both); the highest pending
+    /// vector is taken next.
+    Lapic,
+    /// Every raise is its own job, served in arrival order: the M/G/1 queueing oracle (the
+    /// closed forms hold exactly), and what ARM uses.
+    Fifo,
+}
+
 /// The machine.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -174,6 +187,11 @@ pub struct PlatformSpec {
     /// into the handlers' service times).
     #[serde(default)]
     pub cpu_costs: Option<CpuCostsSpec>,
+    /// How a host CPU queues its interrupts: `lapic` (default on x86) or `fifo` (the
+    /// queueing oracle; the only choice on arm, whose GIC pending state is not modelled).
+    #[serde(default)]
+    #[schemars(with = "Option<QueueingSpec>")]
+    pub queueing: Option<Spanned<QueueingSpec>>,
 }
 
 /// Per-interrupt CPU costs.

@@ -7,11 +7,12 @@ use sim::{EventQueue, Metrics, SimTime};
 use super::chip::IrqChip;
 use super::chip::arm::ArmChip;
 use super::chip::x86::X86Chip;
+use super::cpu::lapic::LapicCpus;
 use super::cpu::posted_msi::PostedMsiCpus;
 use super::cpu::{Cpus, FifoCpus};
 use super::devices::Devices;
 use super::guest::Guests;
-use super::params::PlatformParams;
+use super::params::{HostQueueing, PlatformParams};
 use super::{Event, Platform, metrics};
 use crate::ids::{DeviceId, QueueId};
 
@@ -37,7 +38,11 @@ impl Platform {
                 let eoi = params.devices.first().map_or(sim::SimDuration::ZERO, |d| d.eoi_cost);
                 Cpus::PostedMsi(PostedMsiCpus::new(params.cpu_count, config, entry, eoi, ids.cpu, ids.core))
             }
-            None => Cpus::Fifo(FifoCpus::new(params.cpu_count, entry, ids.cpu, ids.core)),
+            // The GIC's pending state is not modelled: ARM CPUs queue in arrival order.
+            None if params.gic.is_some() || params.queueing == HostQueueing::Fifo => {
+                Cpus::Fifo(FifoCpus::new(params.cpu_count, entry, ids.cpu, ids.core))
+            }
+            None => Cpus::Lapic(LapicCpus::new(params.cpu_count, entry, ids.cpu, ids.core)),
         };
         let mut guests = (!params.guests.is_empty())
             .then(|| Guests::new(&params.guests, params.cpu_count, params.gic.is_some(), seed, ids.guest, ids.core));

@@ -1,11 +1,14 @@
-//! The host CPUs as servers, chosen once when the platform is built: each CPU runs its
-//! interrupts' handlers one at a time in arrival order ([`FifoCpus`], remappable or
-//! compatibility MSIs, ARM LPIs), or demuxes a posted-interrupt descriptor in one
-//! notification handler ([`posted_msi::PostedMsiCpus`], Linux 6.10+ host posted MSI).
+//! The host CPUs as servers, chosen once when the platform is built: each CPU's local APIC
+//! holds one pending bit per vector and runs the highest pending vector's handler next
+//! ([`lapic::LapicCpus`], x86 remappable or compatibility MSIs, the default); or runs every
+//! interrupt as its own job in arrival order ([`FifoCpus`]: the queueing oracle, and ARM's
+//! LPIs); or demuxes a posted-interrupt descriptor in one notification handler
+//! ([`posted_msi::PostedMsiCpus`], Linux 6.10+ host posted MSI).
 //!
 //! A server decides *when* a handler starts; the router asks the device (or VFIO) what it
 //! costs ([`Work`]) and hands it back.
 
+pub(super) mod lapic;
 pub(super) mod posted_msi;
 
 use std::collections::VecDeque;
@@ -20,6 +23,8 @@ use crate::ids::CpuId;
 /// The host CPUs.
 #[derive(Debug, Clone)]
 pub(super) enum Cpus {
+    /// The LAPIC: IRR bits, highest vector first.
+    Lapic(lapic::LapicCpus),
     /// One FIFO handler queue per CPU.
     Fifo(FifoCpus),
     /// Host posted MSI: a descriptor and a demux loop per CPU.
@@ -31,15 +36,17 @@ impl Cpus {
     /// with posted MSI it is paid per notification, so `None`.
     pub fn entry_per_interrupt(&self) -> Option<SimDuration> {
         match self {
+            Cpus::Lapic(cpus) => Some(cpus.entry()),
             Cpus::Fifo(cpus) => Some(cpus.entry),
             Cpus::PostedMsi(_) => None,
         }
     }
 
-    /// Whether an interrupt of `queue` waits on `cpu` for its handler (pending in the IRR,
-    /// not yet in service). With posted MSI interrupts wait in the PIR, not the IRR.
-    pub fn waiting(&self, cpu: CpuId, queue: crate::ids::QueueId) -> bool {
+    /// Whether an interrupt of `queue` on `vector` waits on `cpu` for its handler (pending
+    /// in the IRR, not yet in service). With posted MSI interrupts wait in the PIR instead.
+    pub fn waiting(&self, cpu: CpuId, queue: crate::ids::QueueId, vector: crate::ids::Vector) -> bool {
         match self {
+            Cpus::Lapic(cpus) => cpus.pending(cpu, vector),
             Cpus::Fifo(cpus) => cpus.jobs[cpu.0 as usize].iter().skip(1).any(|j| j.queue == queue),
             Cpus::PostedMsi(_) => false,
         }
@@ -48,6 +55,7 @@ impl Cpus {
     /// Interrupts waiting for, or in, a handler on any CPU.
     pub fn at_cpu(&self) -> u64 {
         match self {
+            Cpus::Lapic(cpus) => cpus.at_cpu(),
             Cpus::Fifo(cpus) => cpus.jobs.iter().map(|j| j.len() as u64).sum(),
             Cpus::PostedMsi(cpus) => cpus.at_cpu(),
         }

@@ -75,6 +75,7 @@ pub(super) struct CpuIds {
     pub cpu_busy_ps: CounterId,
     pub irq_entry: HistogramId,
     pub vfio_forward: HistogramId,
+    pub merged_irr: CounterId,
 }
 
 /// Updated by the guests (vCPUs, KVM, VFIO's forward).
@@ -291,6 +292,11 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
         "latency.vfio_forward_ps",
         "host side of a guest interrupt that could not be posted: arrival at the pCPU to KVM's injection (waiting for the CPU, VFIO's handler, the irqfd and KVM's injection)",
     );
+    let merged_irr = c(
+        m,
+        "interrupt.merged_irr_count",
+        "interrupts that reached a CPU whose IRR bit for their vector was already set (one handler run serves them all)",
+    );
     Ids {
         core: CoreIds {
             delivered,
@@ -337,7 +343,7 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
             irte_lock_wait,
             irte_update,
         },
-        cpu: CpuIds { cpu_busy_ps, irq_entry, vfio_forward },
+        cpu: CpuIds { cpu_busy_ps, irq_entry, vfio_forward, merged_irr },
         guest: GuestIds {
             posted_delivery,
             kvm_notified,

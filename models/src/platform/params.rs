@@ -281,6 +281,17 @@ pub struct PlatformParams {
     pub cpu_costs: CpuCostParams,
     /// Guests (x86 with interrupt remapping).
     pub guests: Vec<GuestParams>,
+    /// How a host CPU queues the interrupts that reach it (x86; ARM is always FIFO).
+    pub queueing: HostQueueing,
+}
+
+/// How a host CPU queues the interrupts that reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostQueueing {
+    /// The LAPIC: one pending bit per vector (raises merge), highest vector first.
+    Lapic,
+    /// Every raise its own job, in arrival order: the M/G/1 queueing oracle.
+    Fifo,
 }
 
 impl PlatformParams {

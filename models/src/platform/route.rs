@@ -134,6 +134,11 @@ impl Pending {
         }
     }
 
+    /// The highest pending vector (the LAPIC's priority order).
+    pub fn highest(&self) -> Option<usize> {
+        (0..4).rev().find(|&w| self.bits[w] != 0).map(|w| w * 64 + 63 - self.bits[w].leading_zeros() as usize)
+    }
+
     /// Whether anything is pending.
     pub fn any(&self) -> bool {
         self.bits.iter().any(|&w| w != 0)

@@ -5,11 +5,11 @@
 use sim::SimDuration;
 
 use models::kernel::{KERNEL_OLDEST, KernelVersion};
-use models::platform::{CpuCostParams, GicParams, IommuParams, KernelParams};
+use models::platform::{CpuCostParams, GicParams, HostQueueing, IommuParams, KernelParams};
 
 use super::checker::Checker;
 use super::{gic, iommu};
-use crate::schema::{Arch, CpuCostsSpec, KernelSpec, ScenarioFile};
+use crate::schema::{Arch, CpuCostsSpec, KernelSpec, QueueingSpec, ScenarioFile};
 
 /// Most CPUs a platform may have (x2APIC ids are 32-bit; this bound keeps runs sane).
 pub const CPU_COUNT_MAX: u32 = 65_536;
@@ -35,6 +35,8 @@ pub(crate) struct PlatformSection {
     pub(crate) gic: Option<GicParams>,
     /// Per-interrupt CPU costs.
     pub(crate) cpu_costs: CpuCostParams,
+    /// How host CPUs queue interrupts.
+    pub(crate) queueing: HostQueueing,
 }
 
 /// What the platform checks found: the counts always (clamped to something usable when
@@ -56,6 +58,8 @@ pub(crate) struct PlatformChecked {
     pub(crate) remapping: Option<Option<IommuParams>>,
     /// `Some(None)`: no GIC (x86); `None`: a GIC with errors.
     pub(crate) gic: Option<Option<GicParams>>,
+    /// How host CPUs queue interrupts.
+    pub(crate) queueing: HostQueueing,
 }
 
 impl PlatformChecked {
@@ -76,6 +80,7 @@ impl PlatformChecked {
             remapping: self.remapping?,
             gic: self.gic?,
             cpu_costs: self.cpu_costs?,
+            queueing: self.queueing,
         })
     }
 }
@@ -123,7 +128,21 @@ pub(crate) fn check_platform(raw: &ScenarioFile, c: &mut Checker) -> PlatformChe
         }
     };
     let gic = gic::check_gic(platform, arm, &raw.actions, c);
-    PlatformChecked { cpu_count, numa_node_count, arm, kernel, cpu_costs, remapping, gic }
+    let queueing = match &platform.queueing {
+        None if arm => HostQueueing::Fifo,
+        None => HostQueueing::Lapic,
+        Some(q) if q.value == QueueingSpec::Fifo => HostQueueing::Fifo,
+        Some(q) if arm => {
+            c.error(
+                q,
+                "platform.queueing",
+                "the GIC's pending state is not modelled: arm CPUs queue in arrival order; use fifo or leave it out",
+            );
+            HostQueueing::Fifo
+        }
+        Some(_) => HostQueueing::Lapic,
+    };
+    PlatformChecked { cpu_count, numa_node_count, arm, kernel, cpu_costs, remapping, gic, queueing }
 }
 
 /// Checks `platform.kernel`: the release (MAJOR.MINOR, 5.11 or later; default

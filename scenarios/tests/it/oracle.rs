@@ -24,7 +24,7 @@ const MEAN_SE_MAX: f64 = 0.02;
 
 fn scenario(cpus: u32, queues: u32, rate_per_queue: f64, service: &str, duration_ms: u64) -> scenarios::Scenario {
     let yaml = format!(
-        "name: oracle\nduration: {duration_ms}ms\nplatform:\n  cpus: {cpus}\n  iommu: {{ interrupt_remapping: true, lookup_latency: 100ns }}\n\
+        "name: oracle\nduration: {duration_ms}ms\nplatform:\n  cpus: {cpus}\n  queueing: fifo\n  iommu: {{ interrupt_remapping: true, lookup_latency: 100ns }}\n\
          devices:\n  - name: d\n    queues: {queues}\n    msi_write_latency: 500ns\n    arrival: {{ process: poisson, rate: {rate_per_queue}/s }}\n\
          \x20   handler: {{ service: {service} }}\n"
     );
@@ -203,6 +203,9 @@ fn flagship_queue_wait_matches_pollaczek_khinchine() {
     let source = scenarios::catalog::get("nvme-bare-metal").expect("the flagship is in the catalog");
     let mut flagship = scenarios::load("nvme-bare-metal.yaml", source).unwrap_or_else(|e| panic!("{e}"));
     flagship.duration = SimDuration::from_ms(50);
+    // The queueing oracle: every raise its own job, in arrival order (the catalog's LAPIC
+    // merges raises of a pending vector and serves the highest vector first).
+    flagship.platform.queueing = models::platform::HostQueueing::Fifo;
     let p = &flagship.platform;
     let ps = |d: SimDuration| d.as_ps() as f64;
     let entry = ps(p.cpu_costs.notification + p.cpu_costs.irq_entry_exit);
