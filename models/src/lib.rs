@@ -1,6 +1,7 @@
-//! `models`: the hardware and kernel models of irqsim — devices and their MSI-X tables,
-//! MSI message formats, the interrupt-remapping unit, the x86 vector space, CPUs and their
-//! handlers, and the workloads that drive them.
+//! `models`: the hardware and kernel models of irqsim — device functions and their message
+//! stores (MSI, MSI-X, IMS), MSI formats, the Linux x86 vector allocator, the local APIC,
+//! VT-d interrupt remapping and posted interrupts, the ARM GIC ITS, KVM guests, the kernel
+//! release, and the workloads that drive them — and the platform that puts them together.
 //!
 //! # Brief overview
 //! A scenario is turned (by the `scenarios` crate) into a [`platform::PlatformParams`];

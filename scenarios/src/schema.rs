@@ -36,8 +36,9 @@ pub struct ScenarioFile {
     /// Things that happen during the run: CPU hotplug, affinity changes.
     #[serde(default)]
     pub actions: Vec<ActionSpec>,
-    /// Guests whose assigned devices' interrupts are posted to their vCPUs (x86 with
-    /// interrupt remapping).
+    /// Guests: vCPUs on pCPUs, and the devices assigned to them, whose interrupts reach the
+    /// vCPUs as VT-d posted interrupts (x86 with interrupt remapping; remapped and forwarded
+    /// by VFIO when KVM cannot post them) or GICv4 vLPIs (arm with an ITS).
     #[serde(default)]
     pub guests: Vec<GuestSpec>,
     /// Free-form place for YAML anchors (`&name`) that devices merge with `<<: *name`;
