@@ -44,7 +44,7 @@ use sim::{DurationDist, EventQueue, Metrics, RngStream, SimDuration, SimTime};
 
 use super::Event;
 use super::metrics::{CoreIds, GuestIds};
-use super::params::GuestParams;
+use super::params::{GuestParams, spread_mask};
 use super::route::{HandlerWork, Job, Pending, VlpiOutcome};
 use crate::arm::its::VpeId;
 use crate::ids::{CpuId, QueueId, Vector};
@@ -238,14 +238,20 @@ impl Guests {
 
     /// Provides the interrupts of a device assigned to `guest` (queues `first_queue..` of
     /// `queue_count`): VFIO programs every queue when the VM starts, before the guest runs.
-    /// Each queue is placed on a vCPU (spread over the guest's vCPUs in order) with a guest
-    /// vector there, and the chip is asked to program it; a vCPU whose vectors ran out
-    /// leaves the queue without an interrupt (counted).
+    /// Each queue is placed on a vCPU the way the guest kernel spreads managed interrupts
+    /// (over all its vCPUs, the least-loaded of the queue's group, so several devices'
+    /// queues cover every vCPU) with a guest vector there, and the chip is asked to program
+    /// it; a vCPU whose vectors ran out leaves the queue without an interrupt (counted).
     pub fn provision(&mut self, guest: u32, first_queue: u32, queue_count: u32, m: &mut Metrics) {
         let (first, count) = self.vcpus_of(guest);
+        let vcpus: Vec<CpuId> = (first..first + count).map(CpuId).collect();
         for q in 0..queue_count {
             let queue = QueueId(first_queue + q);
-            let vcpu = first + q % count;
+            // The guest kernel's managed spread (group_cpus_evenly over its vCPUs), and within
+            // the queue's group the vCPU with the fewest device vectors, as the matrix's
+            // matrix_find_best_cpu_managed picks (the first such on a tie).
+            let group = spread_mask(&vcpus, q, queue_count);
+            let vcpu = group.iter().map(|c| c.0).min_by_key(|&v| self.vcpus[v as usize].next_vector).expect("a group");
             let Some(vector) = self.alloc_vector(vcpu, queue) else {
                 let name = &self.params[guest as usize].name;
                 m.fail(self.ids.setup_guest_vector_fail, SimTime::ZERO, || {
@@ -629,5 +635,60 @@ impl Guests {
         if state == VcpuState::Preempted || (woken && !matches!(state, VcpuState::Running { .. })) {
             self.on_vcpu_entry(vcpu, q, m, work);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iommu::posted::PostedParams;
+
+    fn guest(vcpus: u32) -> GuestParams {
+        GuestParams {
+            name: "vm".into(),
+            vcpu_count: vcpus,
+            pcpus: (0..vcpus).map(CpuId).collect(),
+            host_bursts: None,
+            posted: PostedParams {
+                notify_running: SimDuration::ZERO,
+                wakeup_irq_entry: SimDuration::ZERO,
+                wakeup_list_entry: SimDuration::ZERO,
+                kick: SimDuration::ZERO,
+                wake_to_vm_entry: SimDuration::ZERO,
+            },
+            remapped_forward: SimDuration::ZERO,
+        }
+    }
+
+    /// The vCPU each provisioned queue landed on, in order.
+    fn placement(vcpus: u32, devices: &[u32]) -> Vec<Vec<u32>> {
+        let mut m = Metrics::new();
+        let all = crate::platform::metrics::register(&mut m);
+        let mut g = Guests::new(&[guest(vcpus)], vcpus, false, 1, all.guest, all.core);
+        let mut first = 0;
+        devices
+            .iter()
+            .map(|&queues| {
+                g.provision(0, first, queues, &mut m);
+                first += queues;
+                g.take_chip_ops()
+                    .into_iter()
+                    .map(|op| match op {
+                        ChipOp::Assign { vcpu, .. } => vcpu,
+                        other => panic!("{other:?}"),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn devices_with_fewer_queues_than_vcpus_together_cover_every_vcpu() {
+        // Two 4-queue devices on 8 vCPUs: queue q's group is vCPUs {2q, 2q+1}; the first
+        // device takes the first of each pair, the second the one left with fewer vectors.
+        // (By queue index alone, both devices used vCPUs 0-3 and 4-7 got no interrupt.)
+        assert_eq!(placement(8, &[4, 4]), [vec![0, 2, 4, 6], vec![1, 3, 5, 7]]);
+        // At least as many queues as vCPUs: queue q on vCPU q mod n, as group_cpus_evenly.
+        assert_eq!(placement(4, &[6]), [vec![0, 1, 2, 3, 0, 1]]);
     }
 }
