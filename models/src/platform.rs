@@ -379,7 +379,10 @@ impl Platform {
         match self.devices.host_handler(queue) {
             HostHandler::VfioForward { vcpu, vector } => {
                 self.metrics.add(self.ids.guest.kvm_remapped_fallback, 1);
-                self.post_to_vcpu(vcpu, vector, false, raised_at, q);
+                let guests = self.guests.as_mut().expect("VFIO forwards to guests");
+                if !guests.inject(vcpu, vector, raised_at, q, &mut self.metrics) {
+                    self.lose(self.ids.core.lost_no_handler);
+                }
             }
             HostHandler::Driver => {
                 self.metrics.add(self.ids.core.delivered, 1);

@@ -483,6 +483,29 @@ impl PiHost {
         self.entry(irte.vcpu).desc.post(irte.vector, irte.urgent)
     }
 
+    /// KVM injects `vector` in software (an irqfd, `vmx_deliver_posted_interrupt`): PIR bit,
+    /// then ON whatever SN says; a running vCPU gets the notification IPI
+    /// (`kvm_vcpu_trigger_posted_interrupt`), any other is woken (`kvm_vcpu_wake_up`: a
+    /// blocked one is made runnable directly, no wake-up vector and no list walk; a
+    /// preempted one finds the PIR at its next entry).
+    pub fn inject(&mut self, vcpu: VcpuId, vector: Vector) -> InjectOutcome {
+        let entry = self.entry(vcpu);
+        let v = usize::from(vector.0);
+        if entry.desc.pir[v / 64] & (1 << (v % 64)) != 0 {
+            return InjectOutcome::AlreadyPending;
+        }
+        entry.desc.pir[v / 64] |= 1 << (v % 64);
+        if entry.desc.on {
+            return InjectOutcome::AlreadyPending;
+        }
+        entry.desc.on = true;
+        match entry.state {
+            VcpuState::Running { .. } => InjectOutcome::Notified,
+            VcpuState::Preempted => InjectOutcome::Accumulated,
+            VcpuState::Blocked { .. } => InjectOutcome::WokenUp,
+        }
+    }
+
     /// `pi_has_pending_interrupt`: ON, or SN with a non-empty PIR.
     pub fn has_pending_interrupt(&self, vcpu: VcpuId) -> bool {
         let desc = &self.vcpu(vcpu).desc;
@@ -506,6 +529,19 @@ impl PiHost {
         let list = self.wakeup_list(pcpu);
         WakeupWalk { walked: list.len(), kicked: list.iter().copied().filter(|&v| self.vcpu(v).desc.on()).collect() }
     }
+}
+
+/// What KVM's software injection did ([`PiHost::inject`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectOutcome {
+    /// The vector (or ON) was already pending: nothing more to do.
+    AlreadyPending,
+    /// The vCPU runs: the posted-interrupt notification IPI.
+    Notified,
+    /// The vCPU is preempted: the PIR is synced at its next VM entry.
+    Accumulated,
+    /// The vCPU was blocked: `kvm_vcpu_wake_up` makes it runnable.
+    WokenUp,
 }
 
 /// Delivery mode of a guest MSI (the MSI data's delivery-mode field).

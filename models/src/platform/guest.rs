@@ -49,7 +49,7 @@ use super::route::{HandlerWork, Job, Pending, VlpiOutcome};
 use crate::arm::its::VpeId;
 use crate::ids::{CpuId, QueueId, Vector};
 use crate::iommu::posted::{
-    ApicMode, BlockOutcome, DeliveryPath, PiHost, PostedDelivery, PostedIrte, VcpuId, VcpuState,
+    ApicMode, BlockOutcome, DeliveryPath, InjectOutcome, PiHost, PostedDelivery, PostedIrte, VcpuId, VcpuState,
 };
 
 /// The first vector a guest driver gets (device vectors start above the ISA range).
@@ -410,6 +410,57 @@ impl Guests {
                 m.add(self.ids.kvm_wakeups, 1);
                 m.add(self.ids.kvm_wakeup_walked, walk.walked as u64);
                 self.schedule_entry(vcpu, visible, q, m);
+            }
+        }
+        true
+    }
+
+    /// KVM injects `vector` for `vcpu` in software (VFIO forwarded an interrupt it could not
+    /// post: irqfd → `vmx_deliver_posted_interrupt`): a running vCPU is notified, a
+    /// preempted one finds it at its next entry, a blocked one is woken by
+    /// `kvm_vcpu_wake_up` (the kick and the scheduling; no wake-up vector, no list walk).
+    /// Returns `false` when the guest has no handler on the vector (lost).
+    pub fn inject(
+        &mut self,
+        vcpu: u32,
+        vector: Vector,
+        raised_at: SimTime,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+    ) -> bool {
+        let now = q.now();
+        let Some(queue) = self.queue_on(vcpu, vector) else { return false };
+        let v = &self.vcpus[vcpu as usize];
+        if v.waiting.is_set(vector) {
+            m.add(self.core.merged_pir, 1);
+            return true;
+        }
+        let job = Job { queue, raised_at, arrived_at: now };
+        let params = self.params[v.guest as usize].posted;
+        let Backend::X86(pi) = &mut self.backend else { panic!("VFIO forwarding is x86") };
+        let outcome = pi.inject(VcpuId(vcpu), vector);
+        let v = &mut self.vcpus[vcpu as usize];
+        match outcome {
+            InjectOutcome::Notified => {
+                let visible = now + params.notify_running;
+                v.notified.push_back(job);
+                m.add(self.ids.kvm_injected_notified, 1);
+                m.record(self.ids.posted_delivery, visible.since(now).as_ps());
+                q.schedule_at(visible, Event::GuestInterrupt { vcpu });
+                // The PIR bit goes to vIRR with the notification.
+                pi.sync_pir(VcpuId(vcpu));
+            }
+            InjectOutcome::Accumulated => {
+                v.waiting.post(vector, job);
+                m.add(self.ids.kvm_accumulated, 1);
+            }
+            InjectOutcome::AlreadyPending => {
+                v.waiting.post(vector, job);
+            }
+            InjectOutcome::WokenUp => {
+                v.waiting.post(vector, job);
+                m.add(self.ids.kvm_injected_wakeup, 1);
+                self.schedule_entry(vcpu, now + params.kick + params.wake_to_vm_entry, q, m);
             }
         }
         true

@@ -94,6 +94,8 @@ pub(super) struct GuestIds {
     pub kvm_vlpi_direct: CounterId,
     pub kvm_vlpi_doorbell: CounterId,
     pub kvm_vlpi_pending: CounterId,
+    pub kvm_injected_notified: CounterId,
+    pub kvm_injected_wakeup: CounterId,
 }
 
 /// Updated by the ARM chip: the ITS or the v2m frame.
@@ -297,6 +299,16 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
         "interrupt.merged_irr_count",
         "interrupts that reached a CPU whose IRR bit for their vector was already set (one handler run serves them all)",
     );
+    let kvm_injected_notified = c(
+        m,
+        "kvm.injected_notified_count",
+        "forwarded interrupts KVM injected into a running vCPU (PIR + notification IPI)",
+    );
+    let kvm_injected_wakeup = c(
+        m,
+        "kvm.injected_wakeup_count",
+        "forwarded interrupts that woke a blocked vCPU through kvm_vcpu_wake_up (no wake-up vector, no list walk)",
+    );
     Ids {
         core: CoreIds {
             delivered,
@@ -358,6 +370,8 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
             kvm_vlpi_direct,
             kvm_vlpi_doorbell,
             kvm_vlpi_pending,
+            kvm_injected_notified,
+            kvm_injected_wakeup,
         },
         arm: ArmIds {
             its_translate,
