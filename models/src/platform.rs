@@ -54,8 +54,7 @@ use sim::{EventQueue, Metrics, SimDuration, SimTime, World};
 pub use accounting::{Conservation, ResourceUse};
 pub use params::{
     Action, ActionKind, CpuCostParams, DeviceParams, GicMsiParams, GicParams, GuestMsiParams, GuestParams,
-    HostQueueing, ImsPoolParams, IommuParams, IrqMode, IrteCacheParams, IrteUpdateParams, KernelParams, PlatformParams,
-    PostedMsiConfig, spread_mask,
+    HostQueueing, ImsPoolParams, IommuParams, IrqMode, KernelParams, PlatformParams, PostedMsiConfig, spread_mask,
 };
 
 use chip::IrqChip;

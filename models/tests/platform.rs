@@ -6,7 +6,7 @@
 use models::arm::its::{GicVersion, ItsCosts};
 use models::ids::{CpuId, DeviceId, QueueId};
 use models::iommu::posted::{MsiDeliveryMode, PostedParams};
-use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
+use models::iommu::remap::{RemapParams, RemapUnsourced};
 use models::kernel::KernelVersion;
 use models::pci::store::StoreKind;
 use models::platform::*;
@@ -17,15 +17,19 @@ use sim::{DurationDist, EventQueue, RunLimits, SimDuration, SimTime, run};
 fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
     PlatformParams {
         cpu_count: cpus,
-        remapping: remap.then_some(IommuParams {
-            lookup_latency: SimDuration::from_ns(100),
-            table_entries: INTR_REMAP_TABLE_ENTRIES,
-            cache: None,
-            update: IrteUpdateParams::default(),
-            fault_recording_registers: 1,
-            max_handle_mask: 15,
+        remapping: remap.then(|| IommuParams {
+            remap: RemapParams::linux_defaults(RemapUnsourced {
+                max_handle_mask: 15,
+                fault_recording_registers: 1,
+                iec_entries: 0,
+                iec_hit_latency: SimDuration::from_ns(100),
+                iec_miss_latency: SimDuration::from_ns(100),
+                irte_write: SimDuration::ZERO,
+                irte_write_posted: SimDuration::ZERO,
+                iec_invalidation: SimDuration::ZERO,
+                irte_alloc: SimDuration::ZERO,
+            }),
             posted_msi: None,
-            units: 1,
         }),
         devices: vec![DeviceParams {
             name: "d".into(),
@@ -197,7 +201,7 @@ fn one_move(remap: bool, kernel: (u16, u16)) -> PlatformParams {
     let mut params = one_device(1, 4, remap);
     params.kernel.version = KernelVersion::new(kernel.0, kernel.1);
     if let Some(r) = params.remapping.as_mut() {
-        r.update = IrteUpdateParams { irte_write: SimDuration::from_us(1), iec_invalidation: SimDuration::from_us(1) };
+        (r.remap.irte_write, r.remap.iec_invalidation) = (SimDuration::from_us(1), SimDuration::from_us(1));
     }
     params.devices[0].affinity = vec![CpuId(1)];
     params.devices[0].arrival = ArrivalParams::Constant { rate_per_s: 500_000.0 };
@@ -344,8 +348,8 @@ fn each_remapping_unit_has_its_own_irte_table() {
     // Two devices behind two DRHDs: a 16-entry table each holds 16 interrupts, not 32.
     let mut params = one_device(20, 4, true);
     let iommu = params.remapping.as_mut().unwrap();
-    iommu.units = 2;
-    iommu.table_entries = 16;
+    iommu.remap.iommu_count = 2;
+    iommu.remap.table_entries = 16;
     let d = params.devices[0].clone();
     params.devices = vec![
         DeviceParams { name: "a".into(), iommu_unit: 0, ..d.clone() },
@@ -364,7 +368,7 @@ fn each_remapping_unit_has_its_own_irte_table() {
 fn cached_irtes_are_looked_up_faster() {
     let mut params = one_device(2, 2, true);
     let iommu = params.remapping.as_mut().unwrap();
-    iommu.cache = Some(IrteCacheParams { entries: 1, hit_latency: SimDuration::from_ns(20) });
+    (iommu.remap.iec_entries, iommu.remap.iec_hit_latency) = (1, SimDuration::from_ns(20));
     // One queue: after the first miss every lookup hits.
     params.devices[0].queue_count = 1;
     let (mut p, mut q) = Platform::new(&params, 1);
@@ -382,8 +386,8 @@ fn a_mass_affinity_change_queues_on_the_global_irte_lock() {
     // so update k waits k * hold (k = 0..63), as modify_irte serialises on irq_2_ir_lock.
     let mut params = one_device(64, 8, true);
     let hold_ns = 200 + 2_000;
-    params.remapping.as_mut().unwrap().update =
-        IrteUpdateParams { irte_write: SimDuration::from_ns(200), iec_invalidation: SimDuration::from_ns(2_000) };
+    let remap = &mut params.remapping.as_mut().unwrap().remap;
+    (remap.irte_write, remap.iec_invalidation) = (SimDuration::from_ns(200), SimDuration::from_ns(2_000));
     params.devices[0].affinity = (0..4).map(CpuId).collect();
     params.actions = vec![Action {
         at: SimTime::from_ps(1_000_000),
@@ -477,7 +481,8 @@ fn posted_msi_saturation(posted: Option<PostedMsiConfig>) -> f64 {
     d.eoi_cost = fit.eoi;
     d.arrival = ArrivalParams::Poisson { rate_per_s: 100e6 };
     d.msi_write_latency = SimDuration::ZERO;
-    params.remapping.as_mut().unwrap().lookup_latency = SimDuration::ZERO;
+    let remap = &mut params.remapping.as_mut().unwrap().remap;
+    (remap.iec_hit_latency, remap.iec_miss_latency) = (SimDuration::ZERO, SimDuration::ZERO);
     params.devices =
         vec![DeviceParams { name: "wq0".into(), ..d.clone() }, DeviceParams { name: "wq1".into(), ..d.clone() }];
     let (mut p, mut q) = Platform::new(&params, 1);

@@ -7,32 +7,20 @@ use sim::{DurationDist, SimDuration, SimTime};
 use crate::arm::its::{GicVersion, ItsCosts};
 use crate::ids::{CpuId, DeviceId};
 use crate::iommu::posted::{GuestDestination, MsiDeliveryMode, Postability, PostedParams, VectorHashing, is_postable};
+use crate::iommu::remap::RemapParams;
 use crate::kernel::KernelVersion;
 use crate::pci::store::StoreKind;
 use crate::workload::ArrivalParams;
 use crate::x86::vector_matrix::KernelEra;
 
-/// Interrupt-remapping settings (one IOMMU). Values without a published figure are the
-/// scenario's to choose (docs/sources.md#irte-lookup, docs/sources.md#irte-update-cost).
+/// Interrupt remapping: the VT-d model's own parameters (Linux's settings with the
+/// scenario's costs: `RemapParams::linux_defaults`), and host posted MSI.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IommuParams {
-    /// IRTE lookup when the entry is not cached: the table read.
-    pub lookup_latency: SimDuration,
-    /// Entries in the IRTE table (65,536 in Linux).
-    pub table_entries: u32,
-    /// The interrupt entry cache; `None`: every lookup reads the table.
-    pub cache: Option<IrteCacheParams>,
-    /// Costs of `modify_irte` under the global `irq_2_ir_lock`.
-    pub update: IrteUpdateParams,
-    /// Fault recording registers (CAP.NFR + 1, 1 to 256).
-    pub fault_recording_registers: u16,
-    /// ECAP.MHMV: log2 of the largest IRTE block (multi-MSI), 0 to 15.
-    pub max_handle_mask: u8,
+    /// The remapping units (DRHDs), as `iommu::remap` takes them.
+    pub remap: RemapParams,
     /// Host posted MSI (Linux 6.10+, `intremap=posted_msi`); `None`: remappable mode.
     pub posted_msi: Option<PostedMsiConfig>,
-    /// Remapping units (DRHDs), each with its own IRTE table, cache and fault registers;
-    /// they share the global IRTE update lock and the fault log's rate limit.
-    pub units: u16,
 }
 
 /// Host posted MSI: device MSIs are posted into a per-CPU descriptor and demuxed by one
@@ -55,24 +43,6 @@ pub struct CpuCostParams {
     /// Taking the interrupt itself (the strongly ordered notification): per MSI in
     /// remappable mode, per notification with posted MSI.
     pub notification: SimDuration,
-}
-
-/// The interrupt entry cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IrteCacheParams {
-    /// Entries (LRU).
-    pub entries: u32,
-    /// Lookup on a hit.
-    pub hit_latency: SimDuration,
-}
-
-/// What one IRTE update costs while holding the global lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct IrteUpdateParams {
-    /// Writing a remapped-format IRTE.
-    pub irte_write: SimDuration,
-    /// The synchronous interrupt-entry-cache invalidation and wait (`qi_flush_iec`).
-    pub iec_invalidation: SimDuration,
 }
 
 /// The ARM interrupt controller: a GICv3/v4 with MSIs through an ITS or a GICv2m frame.

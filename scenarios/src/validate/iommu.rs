@@ -4,9 +4,10 @@
 
 use serde_saphyr::Spanned;
 
-use models::iommu::remap::INTR_REMAP_TABLE_ENTRIES;
+use models::iommu::remap::{INTR_REMAP_TABLE_ENTRIES, RemapParams, RemapUnsourced};
 use models::kernel::KernelVersion;
-use models::platform::{IommuParams, IrteCacheParams, IrteUpdateParams, PostedMsiConfig};
+use models::platform::{IommuParams, PostedMsiConfig};
+use sim::SimDuration;
 
 use super::checker::Checker;
 use crate::schema::{IommuSpec, IrteUpdateSpec, PostedMsiSpec};
@@ -46,7 +47,7 @@ pub(crate) fn check_iommu(
         None => Some(None),
         Some(cache) => c
             .duration(&cache.hit_latency, &format!("{P}.irte_cache.hit_latency"))
-            .map(|hit_latency| Some(IrteCacheParams { entries: cache.entries.value, hit_latency })),
+            .map(|hit_latency| Some((cache.entries.value, hit_latency))),
     };
     let update = check_update(iommu.irte_update.as_ref(), has_actions, anchor, c);
     let fault_recording_registers =
@@ -64,16 +65,27 @@ pub(crate) fn check_iommu(
             None
         }
     };
-    Some(IommuParams {
-        units: units?,
-        posted_msi: posted_msi?,
-        lookup_latency: lookup?,
-        table_entries: entries?,
-        cache: cache?,
-        update: update?,
-        fault_recording_registers: fault_recording_registers?,
+    let (lookup, cache, (irte_write, iec_invalidation)) = (lookup?, cache?, update?);
+    // Linux's settings (x2APIC mode, compatibility format blocked, the kernel's fault-log
+    // rate limit) with the scenario's costs; without a cache every lookup reads the table.
+    let mut remap = RemapParams::linux_defaults(RemapUnsourced {
         max_handle_mask: max_handle_mask?,
-    })
+        fault_recording_registers: fault_recording_registers?,
+        iec_entries: cache.map_or(0, |(entries, _)| entries),
+        iec_hit_latency: cache.map_or(lookup, |(_, hit)| hit),
+        iec_miss_latency: lookup,
+        irte_write,
+        irte_write_posted: irte_write,
+        iec_invalidation,
+        irte_alloc: SimDuration::ZERO,
+    });
+    remap.table_entries = entries?;
+    remap.iommu_count = units?;
+    if let Err(e) = remap.validate() {
+        c.error(anchor, P, format!("the remapping unit's parameters are inconsistent: {e}"));
+        return None;
+    }
+    Some(IommuParams { remap, posted_msi: posted_msi? })
 }
 
 /// An optional whole number in `lo..=hi` (`default` when absent); the message names the
@@ -106,18 +118,18 @@ fn check_update(
     has_actions: bool,
     anchor: &Spanned<u32>,
     c: &mut Checker,
-) -> Option<IrteUpdateParams> {
+) -> Option<(SimDuration, SimDuration)> {
     match spec {
         Some(u) => {
             let write = c.duration(&u.irte_write, &format!("{P}.irte_update.irte_write"));
             let iec = c.duration(&u.iec_invalidation, &format!("{P}.irte_update.iec_invalidation"));
-            write.zip(iec).map(|(irte_write, iec_invalidation)| IrteUpdateParams { irte_write, iec_invalidation })
+            write.zip(iec)
         }
         None if has_actions => {
             c.error(anchor, format!("{P}.irte_update"), "is required when actions move interrupts: each move rewrites an IRTE under the global lock (e.g. { irte_write: 200ns, iec_invalidation: 2us }; no published figure, docs/sources.md#irte-update-cost)");
             None
         }
-        None => Some(IrteUpdateParams::default()),
+        None => Some((SimDuration::ZERO, SimDuration::ZERO)),
     }
 }
 

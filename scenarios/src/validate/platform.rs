@@ -66,7 +66,7 @@ impl PlatformChecked {
     /// Remapping units (1 without remapping or when the value was wrong).
     pub(crate) fn iommu_units(&self) -> u16 {
         match &self.remapping {
-            Some(Some(iommu)) => iommu.units,
+            Some(Some(iommu)) => iommu.remap.iommu_count,
             _ => 1,
         }
     }

@@ -121,8 +121,8 @@ fn quiet_remapped_interrupts_release_their_old_vectors_without_an_interrupt() {
 fn irte_lock_contention_serialises_every_update() {
     let s = scenarios::load("i", catalog::get("irte-lock-contention").unwrap()).unwrap();
     let (point, _, _) = run_point(&s, 1, 0).unwrap();
-    let update = s.platform.remapping.as_ref().unwrap().update;
-    let hold_ns = (update.irte_write + update.iec_invalidation).as_ns_f64();
+    let remap = &s.platform.remapping.as_ref().unwrap().remap;
+    let hold_ns = (remap.irte_write + remap.iec_invalidation).as_ns_f64();
     let n = u64::from(s.platform.devices[0].queue_count);
     let count = |name: &str| point.counters.iter().find(|c| c.name == name).unwrap().value;
     assert_eq!(count("iommu.irte_update_count"), n);

@@ -52,7 +52,7 @@ fn overrides_reach_every_kind_of_field() {
     assert_eq!(s.platform.devices[1].name, "nvme1");
     assert_eq!(s.platform.devices[0].affinity.len(), 16, "`affinity: all` follows the overridden CPU count");
     assert!(matches!(s.platform.devices[0].arrival, ArrivalParams::Constant { rate_per_s } if rate_per_s == 1000.0));
-    assert!(s.platform.remapping.as_ref().unwrap().cache.is_none());
+    assert_eq!(s.platform.remapping.as_ref().unwrap().remap.iec_entries, 0, "no entry cache");
     assert_eq!(s.platform.kernel.version.to_string(), "6.8");
 }
 

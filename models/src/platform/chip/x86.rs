@@ -7,14 +7,14 @@ use sim::{EventQueue, Metrics, SimDuration, SimTime};
 
 use super::super::devices::{Devices, HostHandler, MsiWrite, Source};
 use super::super::metrics::X86Ids;
-use super::super::params::{DeviceParams, IommuParams, IrqMode, IrteCacheParams, PlatformParams, spread_mask};
+use super::super::params::{DeviceParams, IrqMode, PlatformParams, spread_mask};
 use super::super::route::{Accept, Route};
 use super::super::{Event, ResourceUse};
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 use crate::iommu::posted::Postability;
 use crate::iommu::remap::{
-    CacheOutcome, FaultDisposition, InterruptMessage, IommuId, IrteEntry, PiDescId, RemapParams, RemapRequest,
-    RemapTarget, RemapUnit, RemapUnsourced, SourceQualifier, SourceValidation,
+    CacheOutcome, FaultDisposition, InterruptMessage, IommuId, IrteEntry, PiDescId, RemapRequest, RemapTarget,
+    RemapUnit, SourceQualifier, SourceValidation,
 };
 use crate::pci::store::{MSI_VECTORS_MAX, StoreKind};
 use crate::x86::msi::{self, MsiMessage};
@@ -95,26 +95,6 @@ pub(in crate::platform) struct X86Chip {
     ids: X86Ids,
 }
 
-/// The remapping unit for `params`: Linux's settings (x2APIC mode, compatibility format
-/// blocked, the kernel's fault-log rate limit) with the scenario's unsourced values.
-fn remap_unit(params: &IommuParams) -> RemapUnit {
-    let cache = params.cache.unwrap_or(IrteCacheParams { entries: 0, hit_latency: params.lookup_latency });
-    let mut remap = RemapParams::linux_defaults(RemapUnsourced {
-        max_handle_mask: params.max_handle_mask,
-        fault_recording_registers: params.fault_recording_registers,
-        iec_entries: cache.entries,
-        iec_hit_latency: cache.hit_latency,
-        iec_miss_latency: params.lookup_latency,
-        irte_write: params.update.irte_write,
-        irte_write_posted: params.update.irte_write,
-        iec_invalidation: params.update.iec_invalidation,
-        irte_alloc: SimDuration::ZERO,
-    });
-    remap.table_entries = params.table_entries;
-    remap.iommu_count = params.units;
-    RemapUnit::new(remap).expect("validated remapping parameters")
-}
-
 pub(in crate::platform) fn cpu_set(cpus: &[CpuId]) -> CpuSet {
     cpus.iter().copied().collect()
 }
@@ -134,7 +114,7 @@ impl X86Chip {
             .collect();
         X86Chip {
             domain,
-            remap: params.remapping.as_ref().map(remap_unit),
+            remap: params.remapping.as_ref().map(|r| RemapUnit::new(r.remap).expect("validated remapping parameters")),
             irq_queue: Vec::new(),
             queues: Vec::new(),
             vector_queue: vec![[NO_QUEUE; 256]; params.cpu_count as usize],
