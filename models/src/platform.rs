@@ -127,10 +127,13 @@ pub enum Event {
         /// The vCPU.
         vcpu: u32,
     },
-    /// A vCPU enters the guest (after a wake-up).
+    /// A vCPU enters the guest (after a wake-up); stale if `generation` is old (the end of
+    /// a host burst entered it first).
     VcpuEntry {
         /// The vCPU.
         vcpu: u32,
+        /// Which scheduled entry this is.
+        generation: u32,
     },
     /// The guest handler running on a vCPU finished (stale if `generation` is old).
     GuestHandlerDone {
@@ -507,7 +510,9 @@ impl World for Platform {
                 self.post_to_vcpu(vcpu, vector, urgent, raised_at, q)
             }
             Event::GuestInterrupt { vcpu } => self.guest_step(q, |g, q, m, d| g.on_guest_interrupt(vcpu, q, m, d)),
-            Event::VcpuEntry { vcpu } => self.guest_step(q, |g, q, m, d| g.on_vcpu_entry(vcpu, q, m, d)),
+            Event::VcpuEntry { vcpu, generation } => {
+                self.guest_step(q, |g, q, m, d| g.on_vcpu_entry_event(vcpu, generation, q, m, d))
+            }
             Event::GuestHandlerDone { vcpu, generation } => {
                 self.guest_step(q, |g, q, m, d| g.on_guest_handler_done(vcpu, generation, q, m, d))
             }

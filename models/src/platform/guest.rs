@@ -103,6 +103,8 @@ struct Vcpu {
     host_busy_until: Option<SimTime>,
     /// A VM entry is scheduled (after a wake-up).
     entry_scheduled: bool,
+    /// Generation of the scheduled entry event; an entry made otherwise bumps it.
+    entry_gen: u32,
     host_rng: RngStream,
 }
 
@@ -151,6 +153,7 @@ impl Guests {
                     paused_remaining: None,
                     host_busy_until: None,
                     entry_scheduled: false,
+                    entry_gen: 0,
                     host_rng: RngStream::new(seed, &format!("guest/{}/vcpu/{v}/host", params.name)),
                 });
             }
@@ -474,7 +477,8 @@ impl Guests {
             v.entry_scheduled = true;
             let at = v.host_busy_until.map_or(visible, |busy| busy.max(visible));
             m.record(self.ids.posted_delivery, at.since(q.now()).as_ps());
-            q.schedule_at(at, Event::VcpuEntry { vcpu });
+            v.entry_gen += 1;
+            q.schedule_at(at, Event::VcpuEntry { vcpu, generation: v.entry_gen });
         }
     }
 
@@ -536,15 +540,26 @@ impl Guests {
         self.run_guest(vcpu, q, m, work);
     }
 
-    /// The vCPU enters the guest (after a wake-up, or when a host burst ends): it is loaded
-    /// and its PIR synced into the guest.
-    pub fn on_vcpu_entry(
+    /// A scheduled entry (after a wake-up) is due. It is stale when the end of a host burst
+    /// overtook it (`generation` is old or no entry is scheduled): the vCPU already entered,
+    /// and may have halted again since.
+    pub fn on_vcpu_entry_event(
         &mut self,
         vcpu: u32,
+        generation: u32,
         q: &mut EventQueue<Event>,
         m: &mut Metrics,
         work: &mut impl HandlerWork,
     ) {
+        let v = &self.vcpus[vcpu as usize];
+        if v.entry_scheduled && v.entry_gen == generation {
+            self.on_vcpu_entry(vcpu, q, m, work);
+        }
+    }
+
+    /// The vCPU enters the guest (after a wake-up, or when a host burst ends): it is loaded
+    /// and its PIR synced into the guest.
+    fn on_vcpu_entry(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics, work: &mut impl HandlerWork) {
         let now = q.now();
         let v = &mut self.vcpus[vcpu as usize];
         if v.host_busy_until.is_some_and(|busy| busy > now) {
