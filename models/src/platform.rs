@@ -458,6 +458,7 @@ impl World for Platform {
     type Event = Event;
 
     /// The router: the only place that turns a stage's answer into the next step.
+    // Long: one arm per event kind, kept together so that the dispatch is read in one place.
     fn handle(&mut self, event: Event, q: &mut EventQueue<Event>) {
         match event {
             Event::Raise { queue } => {

@@ -17,6 +17,7 @@ const P: &str = "platform.iommu";
 /// Checks a remapping unit that is on. `has_actions`: actions move interrupts, so IRTE
 /// updates need a cost; `kernel`: the release, if valid (host posted MSI needs 6.10);
 /// `anchor`: where to point when a required field is missing.
+// Long: a flat list of the section's fields, each with its default or range, then the unit.
 pub(crate) fn check_iommu(
     iommu: &IommuSpec,
     has_actions: bool,
@@ -65,20 +66,12 @@ pub(crate) fn check_iommu(
             None
         }
     };
-    let (lookup, cache, (irte_write, iec_invalidation)) = (lookup?, cache?, update?);
-    // Linux's settings (x2APIC mode, compatibility format blocked, the kernel's fault-log
-    // rate limit) with the scenario's costs; without a cache every lookup reads the table.
-    let mut remap = RemapParams::linux_defaults(RemapUnsourced {
+    let unsourced = RemapUnsourced {
         max_handle_mask: max_handle_mask?,
         fault_recording_registers: fault_recording_registers?,
-        iec_entries: cache.map_or(0, |(entries, _)| entries),
-        iec_hit_latency: cache.map_or(lookup, |(_, hit)| hit),
-        iec_miss_latency: lookup,
-        irte_write,
-        irte_write_posted: irte_write,
-        iec_invalidation,
-        irte_alloc: SimDuration::ZERO,
-    });
+        ..remap_costs(lookup?, cache?, update?)
+    };
+    let mut remap = RemapParams::linux_defaults(unsourced);
     remap.table_entries = entries?;
     remap.iommu_count = units?;
     if let Err(e) = remap.validate() {
@@ -86,6 +79,28 @@ pub(crate) fn check_iommu(
         return None;
     }
     Some(IommuParams { remap, posted_msi: posted_msi? })
+}
+
+/// The remapping unit's costs from the scenario's: without an entry cache every lookup
+/// reads the table; a posted IRTE costs what a remapped one does; allocation is free. The
+/// rest of [`RemapParams::linux_defaults`] is Linux's (x2APIC mode, compatibility format
+/// blocked, the fault log's rate limit).
+fn remap_costs(
+    lookup: SimDuration,
+    cache: Option<(u32, SimDuration)>,
+    (irte_write, iec_invalidation): (SimDuration, SimDuration),
+) -> RemapUnsourced {
+    RemapUnsourced {
+        max_handle_mask: 0,
+        fault_recording_registers: 1,
+        iec_entries: cache.map_or(0, |(entries, _)| entries),
+        iec_hit_latency: cache.map_or(lookup, |(_, hit)| hit),
+        iec_miss_latency: lookup,
+        irte_write,
+        irte_write_posted: irte_write,
+        iec_invalidation,
+        irte_alloc: SimDuration::ZERO,
+    }
 }
 
 /// An optional whole number in `lo..=hi` (`default` when absent); the message names the

@@ -124,6 +124,7 @@ impl ArmChip {
     /// Adds a device: its ITS device (LPI block, ITT, MAPD) and one event (or v2m SPI) per
     /// queue. A device assigned to a guest gets its events when the guest's provisioning asks
     /// ([`Self::assign`]): then the first queue is returned.
+    // Long: the ITS and v2m set-ups side by side, one queue at a time, as its_msi_prepare does.
     pub fn add_device(
         &mut self,
         device: DeviceId,

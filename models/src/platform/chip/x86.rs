@@ -466,21 +466,7 @@ impl X86Chip {
                 Route::PostedVcpu { vcpu: descriptor.0, vector, urgent, after }
             }
             Err(fault) => {
-                match translation.fault {
-                    Some(FaultDisposition::Recorded { raise_fault_event }) => {
-                        m.add(self.ids.fault_recorded, 1);
-                        if raise_fault_event {
-                            // The DMAR fault interrupt runs dmar_fault(), which drains the records.
-                            let report = unit.service_faults(now, iommu);
-                            let logged = u64::from(report.status_logged) + u64::from(report.records_logged);
-                            m.add(self.ids.fault_logged, logged);
-                            m.add(self.ids.fault_suppressed, u64::from(report.suppressed));
-                        }
-                    }
-                    Some(FaultDisposition::LostOverflow) => m.add(self.ids.fault_overflow, 1),
-                    Some(FaultDisposition::NotRecordedFpd) => m.add(self.ids.fault_fpd, 1),
-                    Some(FaultDisposition::Collapsed) | None => {}
-                }
+                self.record_fault(now, iommu, translation.fault, m);
                 let counter = self.ids.lost_remap[fault.index()];
                 let rid = write.requester_id;
                 m.note(counter, now, || {
@@ -495,6 +481,27 @@ impl X86Chip {
                 });
                 Route::Lost(counter)
             }
+        }
+    }
+
+    /// What became of a blocked request's fault record: stored (and, when that raised the
+    /// fault event, drained by the kernel's `dmar_fault()` with its log rate limit), lost to
+    /// an overflow, or not recorded (FPD).
+    fn record_fault(&mut self, now: SimTime, iommu: IommuId, fault: Option<FaultDisposition>, m: &mut Metrics) {
+        let unit = self.remap.as_mut().expect("faults come from the remapping unit");
+        match fault {
+            Some(FaultDisposition::Recorded { raise_fault_event }) => {
+                m.add(self.ids.fault_recorded, 1);
+                if raise_fault_event {
+                    let report = unit.service_faults(now, iommu);
+                    let logged = u64::from(report.status_logged) + u64::from(report.records_logged);
+                    m.add(self.ids.fault_logged, logged);
+                    m.add(self.ids.fault_suppressed, u64::from(report.suppressed));
+                }
+            }
+            Some(FaultDisposition::LostOverflow) => m.add(self.ids.fault_overflow, 1),
+            Some(FaultDisposition::NotRecordedFpd) => m.add(self.ids.fault_fpd, 1),
+            Some(FaultDisposition::Collapsed) | None => {}
         }
     }
 
