@@ -181,3 +181,33 @@ fn forty_thousand_devices_validate_in_linear_time() {
     assert!(err.contains("device name `d7-vf3` is already used by devices[7]"), "{err}");
     assert!(elapsed < std::time::Duration::from_secs(5), "validating 40,000 devices took {elapsed:?}");
 }
+
+#[test]
+fn a_scenario_over_max_memory_is_refused_with_both_numbers() {
+    let out =
+        irqsim().args(["run", "--builtin", "nvme-bare-metal", "--max-memory", "1M"]).output().expect("irqsim runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("builtin:nvme-bare-metal: the run would need about"), "{stderr}");
+    assert!(stderr.contains("more than --max-memory of 1.0 MiB (1048576 bytes)"), "{stderr}");
+    let out = irqsim().args(["run", "--builtin", "nvme-bare-metal", "--max-memory", "lots"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_enormous_run_says_so_before_it_starts() {
+    let dir = std::env::temp_dir().join(format!("irqsim-enormous-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("enormous.yaml");
+    std::fs::write(
+        &file,
+        "name: enormous\nduration: 60min\nplatform:\n  cpus: 4\ndevices:\n  - name: d\n    queues: 8\n    msi_write_latency: 500ns\n    arrival: { process: poisson, rate: 1M/s }\n    handler:\n      service: { dist: constant, mean: 1us }\n",
+    )
+    .expect("write");
+    // --max-memory stops it right after the announcement.
+    let out = irqsim().arg("run").arg(&file).args(["--max-memory", "1K"]).output().expect("irqsim runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("about 1.15e11 events to simulate"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
