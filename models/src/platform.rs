@@ -346,7 +346,7 @@ impl Platform {
             }
             HostHandler::VfioForward { vcpu, .. } => {
                 let guests = self.guests.as_ref().expect("VFIO forwards to guests");
-                let service = SimDuration::from_ps(guests.remapped_forward_of(vcpu).as_ps() * u64::from(raises));
+                let service = guests.remapped_forward_of(vcpu).times(u64::from(raises));
                 Work { service, eoi: SimDuration::ZERO, kind: WorkKind::VfioForward }
             }
         }

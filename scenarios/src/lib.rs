@@ -18,6 +18,7 @@
 mod build;
 pub mod catalog;
 pub mod diagnostic;
+pub mod estimate;
 pub mod load;
 mod overrides;
 pub mod quantity;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use scenarios::{catalog, runner};
+use scenarios::{catalog, estimate, runner};
 
 /// irqsim: a discrete-event simulator of interrupt delivery at scale.
 ///
@@ -34,6 +34,10 @@ enum Command {
         /// Output directory (default: irqsim-out/NAME, NAME being the scenario name).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Refuse a scenario whose estimated memory exceeds this (bytes, or K, M, G, T in
+        /// powers of 1024; default: half the machine's memory).
+        #[arg(long, value_parser = estimate::parse_memory_size)]
+        max_memory: Option<u64>,
     },
     /// Check scenario files and report every problem; runs nothing.
     Validate {
@@ -66,7 +70,8 @@ enum Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Run { file: None, builtin: None, seed: None, out: None });
+    let command =
+        cli.command.unwrap_or(Command::Run { file: None, builtin: None, seed: None, out: None, max_memory: None });
     // A panic is a bug in irqsim: report it as an internal error (exit 1), not a crash.
     std::panic::set_hook(Box::new(|info| eprintln!("irqsim: internal error (a bug in irqsim): {info}")));
     let result = std::panic::catch_unwind(|| execute(command)).unwrap_or_else(|_| {
@@ -99,7 +104,7 @@ fn load(label: &str, bytes: &[u8]) -> Result<scenarios::Scenario, Failure> {
 
 fn execute(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Run { file, builtin, seed, out } => run(file, builtin, seed, out),
+        Command::Run { file, builtin, seed, out, max_memory } => run(file, builtin, seed, out, max_memory),
         Command::Validate { files } => {
             let mut failed = 0;
             for file in &files {
@@ -150,6 +155,31 @@ fn execute(command: Command) -> Result<(), Failure> {
     }
 }
 
+/// Refuses a scenario whose estimated memory exceeds `max_memory` (default half the
+/// machine's), and says up front when its event count is enormous.
+fn check_size(scenario: &scenarios::Scenario, label: &str, max_memory: Option<u64>) -> Result<(), Failure> {
+    let (limit, whose) = match max_memory {
+        Some(limit) => (limit, "--max-memory"),
+        None => (estimate::default_max_memory_bytes(), "--max-memory's default, half the machine's memory,"),
+    };
+    let events = estimate::event_count(scenario);
+    if events > estimate::EVENT_COUNT_WARN {
+        eprintln!(
+            "irqsim: {label}: about {events:.2e} events to simulate (4 per interrupt: the queues' rates x {}); this will take long (a few million events per second); set event_limit or a shorter duration to stop earlier",
+            scenario.duration
+        );
+    }
+    let need = estimate::memory_bytes(scenario);
+    if need > limit {
+        return Err(Failure::Input(format!(
+            "error: {label}: the run would need about {} ({need} bytes: queues, CPUs, vCPUs and IRTEs at their measured sizes), more than {whose} of {} ({limit} bytes); make the scenario smaller or raise --max-memory",
+            estimate::human_bytes(need),
+            estimate::human_bytes(limit)
+        )));
+    }
+    Ok(())
+}
+
 fn unknown_builtin(name: &str) -> Failure {
     let names: Vec<&str> = catalog::CATALOG.iter().map(|(n, _)| *n).collect();
     Failure::Input(format!("error: no built-in scenario `{name}`; the catalog has: {}", names.join(", ")))
@@ -164,7 +194,13 @@ fn write_renderings(dir: &Path, report: &reports::RunReport) -> Result<(), Failu
     write("summary.txt", reports::text(report))
 }
 
-fn run(file: Option<PathBuf>, builtin: Option<String>, seed: Option<u64>, out: Option<PathBuf>) -> Result<(), Failure> {
+fn run(
+    file: Option<PathBuf>,
+    builtin: Option<String>,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    max_memory: Option<u64>,
+) -> Result<(), Failure> {
     let source = match file {
         Some(path) => {
             let label = path.display().to_string();
@@ -181,6 +217,7 @@ fn run(file: Option<PathBuf>, builtin: Option<String>, seed: Option<u64>, out: O
         }
     };
     let scenario = load(&source.label, &source.bytes)?;
+    check_size(&scenario, &source.label, max_memory)?;
     let seed = seed.unwrap_or(scenario.seed);
     let out = out.unwrap_or_else(|| Path::new("irqsim-out").join(&scenario.name));
     std::fs::create_dir_all(&out)

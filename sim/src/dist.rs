@@ -1,7 +1,12 @@
 //! Service-time and gap distributions over simulated time: constant, exponential, lognormal.
 //!
 //! Samples are drawn as floating-point picoseconds and rounded to the nearest picosecond,
-//! so a distribution's mean is kept to within half a picosecond. Exponential and lognormal
+//! so a distribution's mean is kept to within half a picosecond. A sample is capped at
+//! [`DurationDist::SAMPLE_MAX`] (2^50 ps, about 18.8 minutes) so that a time plus a sample
+//! can never overflow: an exponential sample is at most about 37 means (the generator's
+//! smallest uniform is 2^-53), and a lognormal one beyond the cap is, for means and standard
+//! deviations of at most 1 s (what scenarios allow), more than 8 standard deviations of the
+//! underlying normal away (probability below 10^-15 per sample). Exponential and lognormal
 //! come from `rand_distr` with its `std_math` feature turned on deliberately (crates.md
 //! §4: feature unification can otherwise switch the math library underneath us).
 
@@ -33,6 +38,9 @@ pub enum DurationDist {
 }
 
 impl DurationDist {
+    /// The largest sample (2^50 ps, about 18.8 minutes); see the module documentation.
+    pub const SAMPLE_MAX: SimDuration = SimDuration::from_ps(1 << 50);
+
     /// A constant duration.
     pub fn constant(value: SimDuration) -> DurationDist {
         DurationDist::Constant(value)
@@ -78,9 +86,17 @@ impl DurationDist {
     pub fn sample(&self, rng: &mut RngStream) -> SimDuration {
         match self {
             DurationDist::Constant(v) => *v,
-            DurationDist::Exponential { sampler, .. } => SimDuration::from_ps_f64(sampler.sample(rng.generator())),
-            DurationDist::LogNormal { sampler, .. } => SimDuration::from_ps_f64(sampler.sample(rng.generator())),
+            DurationDist::Exponential { sampler, .. } => Self::capped(sampler.sample(rng.generator())),
+            DurationDist::LogNormal { sampler, .. } => Self::capped(sampler.sample(rng.generator())),
         }
+    }
+}
+
+impl DurationDist {
+    /// A sample of `ps` picoseconds, at most [`DurationDist::SAMPLE_MAX`].
+    #[inline]
+    fn capped(ps: f64) -> SimDuration {
+        SimDuration::from_ps_f64(ps.min(Self::SAMPLE_MAX.as_ps() as f64))
     }
 }
 

@@ -91,6 +91,13 @@ impl SimDuration {
         SimDuration(ps.round() as u64)
     }
 
+    /// This span `n` times (a per-item cost times a count). Panics on overflow, which
+    /// validation's bounds on costs and counts rule out: a wrapped product would be a
+    /// silently wrong time.
+    pub fn times(self, n: u64) -> SimDuration {
+        SimDuration(self.0.checked_mul(n).expect("duration times a count overflows u64 picoseconds"))
+    }
+
     /// Picoseconds in this span.
     pub const fn as_ps(self) -> u64 {
         self.0

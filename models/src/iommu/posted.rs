@@ -705,10 +705,8 @@ impl PostedDelivery {
                 assert!(walk.kicked.contains(&irte.vcpu), "the posted vCPU has ON = 1");
                 let walked = u64::try_from(walk.walked).expect("list length fits u64");
                 let kicked = u64::try_from(walk.kicked.len()).expect("kick count fits u64");
-                let cost = p.wakeup_irq_entry
-                    + SimDuration::from_ps(p.wakeup_list_entry.as_ps() * walked)
-                    + SimDuration::from_ps(p.kick.as_ps() * kicked)
-                    + p.wake_to_vm_entry;
+                let cost =
+                    p.wakeup_irq_entry + p.wakeup_list_entry.times(walked) + p.kick.times(kicked) + p.wake_to_vm_entry;
                 Delivery { path: DeliveryPath::Wakeup { pcpu, walk }, visible_at: Some(now + cost) }
             }
             (VcpuState::Running { .. } | VcpuState::Blocked { .. }, PostOutcome::Suppressed) => {

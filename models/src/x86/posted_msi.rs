@@ -554,7 +554,7 @@ impl MsiWorld {
         if found == 0 {
             self.counters.empty_passes += 1;
         }
-        let handlers = SimDuration::from_ps(self.params.handler.as_ps() * u64::from(found));
+        let handlers = self.params.handler.times(u64::from(found));
         queue.schedule_in(self.params.pir_scan + handlers, MsiEvent::CpuDone);
         found
     }

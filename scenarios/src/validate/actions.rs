@@ -51,7 +51,7 @@ pub(crate) fn check_actions(
     let mut ok = true;
     for (i, a) in specs.iter().enumerate() {
         let p = format!("actions[{i}]");
-        let at = c.duration(&a.at, &format!("{p}.at"));
+        let at = c.period(&a.at, &format!("{p}.at"));
         if let (Some(at), Some(end)) = (at, duration)
             && at > end
         {

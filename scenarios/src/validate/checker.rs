@@ -3,12 +3,38 @@
 //! sections share: CPU lists and names.
 
 use serde_saphyr::Spanned;
-use sim::SimDuration;
+use sim::{PS_PER_S, SimDuration};
 
 use models::ids::CpuId;
 
 use crate::diagnostic::Diagnostic;
 use crate::quantity::{parse_duration, parse_rate};
+
+/// The longest single latency or cost a scenario may give (1 s): every `msi_write_latency`,
+/// handler mean, standard deviation and EOI, CPU, IOMMU, ITS and guest cost.
+///
+/// Why this bound: the latest time a run can schedule anything is its end (at most
+/// [`PERIOD_MAX`], under 2^52 ps) plus one delay, and the longest delay the models compute is a
+/// sum of a few costs, some multiplied by a count that validation bounds (the vCPUs on a
+/// wake-up list, at most `guests::VCPU_TOTAL_MAX` = 2^20; the IRTEs of one block, at most
+/// 2^15; the vectors of one posted-MSI demux pass, at most 256). A cost of at most 1 s
+/// (< 2^40 ps) times such a count stays below 2^60 ps, a sum of a handful of them with the
+/// end below 2^62 ps, far below `u64::MAX` (about 2^64 ps, 213 days). Service-time samples of
+/// exponential and lognormal distributions are capped by `sim::DurationDist` at 2^50 ps.
+pub(crate) const COST_MAX: SimDuration = SimDuration::from_ps(PS_PER_S);
+/// The longest run `duration` and the longest period (1 hour): on/off burst and silence
+/// lengths, a guest's host-burst gap and length, and an action's time (which is at most the
+/// run's duration). A period is added to a time at most once per step (the on/off next
+/// window is at most `on + off` after the current time), so with [`COST_MAX`] no time
+/// exceeds 2^62 ps; an hour of simulated interrupts is far more than any run can process
+/// (see the event estimate in `main.rs`).
+pub(crate) const PERIOD_MAX: SimDuration = SimDuration::from_ps(3_600 * PS_PER_S);
+/// The fastest arrival rate: one per picosecond, the resolution of simulated time (a faster
+/// rate's mean gap would be below 1 ps and could not be represented, only clamped).
+pub(crate) const RATE_MAX_PER_S: f64 = PS_PER_S as f64;
+/// The slowest arrival rate: one per [`PERIOD_MAX`] (a slower one's mean gap would exceed the
+/// longest period, and its samples could overflow picosecond time).
+pub(crate) const RATE_MIN_PER_S: f64 = 1.0 / 3_600.0;
 
 /// Collects every problem found in a scenario instead of stopping at the first. Each error is
 /// anchored at a value's location (its line and column in the file, or in an override) and
@@ -36,14 +62,55 @@ impl Checker {
         self.diagnostics.is_empty()
     }
 
-    /// A duration with a unit (`500ns`), or `None` after recording why not.
+    /// A latency or cost with a unit (`500ns`), at most [`COST_MAX`], or `None` after
+    /// recording why not.
     pub(crate) fn duration(&mut self, value: &Spanned<String>, path: &str) -> Option<SimDuration> {
-        parse_duration(&value.value).map_err(|e| self.error(value, path, e)).ok()
+        self.duration_within(value, path, COST_MAX, "a single latency or cost")
     }
 
-    /// A duration that must not be zero.
+    /// A latency or cost that must not be zero.
     pub(crate) fn positive_duration(&mut self, value: &Spanned<String>, path: &str) -> Option<SimDuration> {
         let d = self.duration(value, path)?;
+        self.nonzero(value, path, d)
+    }
+
+    /// A run length or period (`on`, `off`, host bursts, an action's time), at most
+    /// [`PERIOD_MAX`].
+    pub(crate) fn period(&mut self, value: &Spanned<String>, path: &str) -> Option<SimDuration> {
+        self.duration_within(value, path, PERIOD_MAX, "a run or period")
+    }
+
+    /// A period that must not be zero.
+    pub(crate) fn positive_period(&mut self, value: &Spanned<String>, path: &str) -> Option<SimDuration> {
+        let d = self.period(value, path)?;
+        self.nonzero(value, path, d)
+    }
+
+    /// A duration at most `max`; `what` names the kind of quantity in the message.
+    fn duration_within(
+        &mut self,
+        value: &Spanned<String>,
+        path: &str,
+        max: SimDuration,
+        what: &str,
+    ) -> Option<SimDuration> {
+        let d = parse_duration(&value.value).map_err(|e| self.error(value, path, e)).ok()?;
+        if d > max {
+            self.error(
+                value,
+                path,
+                format!(
+                    "`{}` exceeds {max}, the longest {what}; allowed 0 to {max} (longer values could overflow the run's picosecond clock)",
+                    value.value
+                ),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// `d`, or `None` after recording that it is zero.
+    fn nonzero(&mut self, value: &Spanned<String>, path: &str, d: SimDuration) -> Option<SimDuration> {
         if d == SimDuration::ZERO {
             self.error(value, path, format!("`{}` is zero; it must be positive", value.value));
             return None;
@@ -51,9 +118,26 @@ impl Checker {
         Some(d)
     }
 
-    /// A rate with a unit (`60k/s`).
+    /// A rate with a unit (`60k/s`), between [`RATE_MIN_PER_S`] and [`RATE_MAX_PER_S`].
     pub(crate) fn rate(&mut self, value: &Spanned<String>, path: &str) -> Option<f64> {
-        parse_rate(&value.value).map_err(|e| self.error(value, path, e)).ok()
+        let rate = parse_rate(&value.value).map_err(|e| self.error(value, path, e)).ok()?;
+        if rate > RATE_MAX_PER_S {
+            let message = format!(
+                "`{}` is faster than one per picosecond (1000G/s), the resolution of simulated time: its mean gap would be below 1ps; allowed 1/3600 /s to 1000G/s",
+                value.value
+            );
+            self.error(value, path, message);
+            return None;
+        }
+        if rate < RATE_MIN_PER_S {
+            let message = format!(
+                "`{}` is slower than one per hour: its mean gap would exceed {PERIOD_MAX}, the longest period; allowed 1/3600 /s to 1000G/s",
+                value.value
+            );
+            self.error(value, path, message);
+            return None;
+        }
+        Some(rate)
     }
 
     /// Checks a name (of the scenario, a device or a guest); false after recording why not.

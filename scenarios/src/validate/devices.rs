@@ -4,6 +4,8 @@
 //! the guest it is assigned to with its guest MSI programming, and its remapping unit; then
 //! that the functions the entries expand into have unique names.
 
+use std::collections::BTreeMap;
+
 use serde_saphyr::Spanned;
 use sim::{DurationDist, SimDuration};
 
@@ -27,6 +29,15 @@ pub const IMS_DEFAULT_SLOTS: u32 = 2048;
 /// A sanity bound on queue-memory IMS entries per function (host memory has no hardware
 /// limit; vectors and IRTEs bind long before this).
 pub const IMS_QUEUE_ENTRIES_MAX: u32 = 1 << 20;
+
+/// The most queues (interrupt sources) all devices together may have: 2^22 = 4,194,304.
+///
+/// Why: the project's goal is a million queues, and this leaves four times that; a queue
+/// costs the run a few hundred bytes (see `main.rs`'s memory estimate), so the bound keeps
+/// a run's queues within a few GiB, and with at most one function per queue it also bounds
+/// the function names validation builds. Larger counts (`count`, `sriov_vfs`, `siov_adis`
+/// and `queues` multiply) are refused before anything is expanded.
+pub const QUEUE_TOTAL_MAX: u64 = 1 << 22;
 
 /// The functions one device entry stands for (per physical copy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +102,11 @@ pub(crate) fn check_devices(
     }
     let mut devices = Vec::new();
     let mut names: Vec<(String, String)> = Vec::new();
+    // Each function name and the entry that first made it: a sorted map keeps the check
+    // linear in the number of functions (a list made 40,000 devices take seconds).
+    let mut first_of: BTreeMap<String, String> = BTreeMap::new();
     let mut next_requester_id = build::REQUESTER_ID_FIRST;
+    let mut queue_total: u64 = 0;
     for (i, d) in specs.value.iter().enumerate() {
         let p = format!("devices[{i}]");
         let Some(device) = check_device(d, &p, guests, platform, c) else { continue };
@@ -109,19 +124,58 @@ pub(crate) fn check_devices(
             }
         }
         next_requester_id += needed;
+        let queues = entry_queue_count(&device);
+        if queue_total <= QUEUE_TOTAL_MAX && queue_total + queues > QUEUE_TOTAL_MAX {
+            let message = format!(
+                "{} copies x {} function(s) x {} queues = {queues} queues, and the entries before have {queue_total}; all devices together may have at most {QUEUE_TOTAL_MAX} (2^22) queues",
+                device.count,
+                functions_per_copy(&device),
+                device.queue_count
+            );
+            let anchor = [("count", &d.count), ("sriov_vfs", &d.sriov_vfs), ("siov_adis", &d.siov_adis)]
+                .into_iter()
+                .find_map(|(field, n)| n.as_ref().filter(|n| n.value > 1).map(|n| (n, field)));
+            match anchor {
+                Some((n, field)) => c.error(n, format!("{p}.{field}"), message),
+                None => c.error(&d.queues, format!("{p}.queues"), message),
+            }
+        }
+        queue_total = queue_total.saturating_add(queues);
+        if queue_total > QUEUE_TOTAL_MAX {
+            // Too many to expand: the names are not built (the scenario is refused anyway).
+            continue;
+        }
         for name in build::function_names(&device) {
-            if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
-                c.error(
+            match first_of.get(&name) {
+                Some(first) => c.error(
                     &d.name,
                     format!("{p}.name"),
                     format!("device name `{name}` is already used by {first}; names must be unique"),
-                );
+                ),
+                None => {
+                    first_of.insert(name.clone(), p.clone());
+                }
             }
             names.push((name, p.clone()));
         }
         devices.push(device);
     }
     (devices, names)
+}
+
+/// The functions one physical copy of `device` expands into (VFs or ADIs, else 1).
+fn functions_per_copy(device: &DeviceSection) -> u64 {
+    match device.functions {
+        Functions::Physical => 1,
+        Functions::SriovVfs(n) | Functions::SiovAdis(n) => u64::from(n),
+    }
+}
+
+/// The queues of every copy and function of `device` (at most 2^96, so no overflow in u128
+/// arithmetic; saturated to u64).
+fn entry_queue_count(device: &DeviceSection) -> u64 {
+    let q = u128::from(device.count) * u128::from(functions_per_copy(device)) * u128::from(device.queue_count);
+    u64::try_from(q).unwrap_or(u64::MAX)
 }
 
 /// Checks one entry. `None` when its latency, affinity, arrival or handler is wrong: the
@@ -421,7 +475,7 @@ fn check_arrival(a: &ArrivalSpec, p: &str, c: &mut Checker) -> Option<ArrivalPar
         }
         Process::OnOff => {
             let on = match &a.on {
-                Some(v) => c.positive_duration(v, &format!("{p}.on")),
+                Some(v) => c.positive_period(v, &format!("{p}.on")),
                 None => {
                     let why = "is required with process: on_off (the burst length, e.g. 50us)";
                     c.error(&a.process, format!("{p}.on"), why);
@@ -429,7 +483,7 @@ fn check_arrival(a: &ArrivalSpec, p: &str, c: &mut Checker) -> Option<ArrivalPar
                 }
             };
             let off = match &a.off {
-                Some(v) => c.duration(v, &format!("{p}.off")),
+                Some(v) => c.period(v, &format!("{p}.off")),
                 None => {
                     let why = "is required with process: on_off (the silence length, e.g. 450us)";
                     c.error(&a.process, format!("{p}.off"), why);

@@ -5,13 +5,31 @@
 use serde_saphyr::Spanned;
 use sim::SimDuration;
 
-use models::arm::its::GicVersion;
+use models::arm::its::{GicVersion, ITS_MAX_LPI_NRBITS, LPI_INTID_BASE};
 use models::iommu::posted::PostedParams;
 use models::platform::{GicMsiParams, GicParams, GuestParams};
 
 use super::checker::{Checker, parse_cpu_list};
 use super::platform::PlatformChecked;
 use crate::schema::{GuestSpec, PostedCostsSpec};
+
+/// The most vCPUs all guests together may have: 2^20 = 1,048,576 (16 per pCPU at the
+/// 65,536-CPU limit). Why: a vCPU's wake-up list entry and kick are costs multiplied by the
+/// vCPUs on one list, and with costs of at most 1 s (`checker::COST_MAX`, < 2^40 ps) the
+/// product stays below 2^60 ps; each vCPU also holds a posted descriptor and a random
+/// stream in the run.
+pub const VCPU_TOTAL_MAX: u64 = 1 << 20;
+
+/// The LPIs a GICv4 ITS has for vPE doorbells (its whole LPI space: the VMs are created
+/// before any device takes LPIs), or `None` when guests do not use the ITS.
+pub(crate) fn doorbell_lpis(platform: &PlatformChecked) -> Option<u32> {
+    match platform.gic.as_ref() {
+        Some(Some(GicParams { version, msi: GicMsiParams::Its { lpi_id_bits, .. } })) if version.has_vlpis() => {
+            Some((1u32 << (*lpi_id_bits).min(ITS_MAX_LPI_NRBITS)) - LPI_INTID_BASE)
+        }
+        _ => None,
+    }
+}
 
 /// Whether guests can be modelled on this platform, and why not.
 pub(crate) fn guest_support(platform: &PlatformChecked) -> Result<(), &'static str> {
@@ -32,15 +50,19 @@ pub(crate) fn guest_support(platform: &PlatformChecked) -> Result<(), &'static s
     }
 }
 
-/// Checks every guest; `support` is [`guest_support`]'s verdict.
+/// Checks every guest; `support` is [`guest_support`]'s verdict, `doorbells` is
+/// [`doorbell_lpis`]'.
 pub(crate) fn check_guests(
     specs: &[GuestSpec],
     cpu_count: u32,
     support: Result<(), &str>,
+    doorbells: Option<u32>,
     c: &mut Checker,
 ) -> Option<Vec<GuestParams>> {
     let mut guests = Vec::new();
     let mut ok = true;
+    let mut vcpu_total: u64 = 0;
+    let mut doorbells_used: u64 = 0;
     for (i, g) in specs.iter().enumerate() {
         let p = format!("guests[{i}]");
         if let Err(why) = support {
@@ -56,6 +78,34 @@ pub(crate) fn check_guests(
             c.error(&g.vcpus, format!("{p}.vcpus"), "0 vCPUs: a guest needs at least 1");
             ok = false;
         }
+        let vcpus = u64::from(g.vcpus.value);
+        if vcpu_total <= VCPU_TOTAL_MAX && vcpu_total + vcpus > VCPU_TOTAL_MAX {
+            c.error(
+                &g.vcpus,
+                format!("{p}.vcpus"),
+                format!(
+                    "{vcpus} vCPUs, and the guests before have {vcpu_total}; all guests together may have at most {VCPU_TOTAL_MAX} (2^20)"
+                ),
+            );
+            ok = false;
+        }
+        vcpu_total += vcpus;
+        if let Some(room) = doorbells {
+            // KVM's its_alloc_vcpu_irqs asks for a power-of-two block of doorbell LPIs per VM,
+            // taken in turn from the front of the free LPI space.
+            let block = vcpus.next_power_of_two();
+            if doorbells_used <= u64::from(room) && doorbells_used + block > u64::from(room) && vcpus > 0 {
+                c.error(
+                    &g.vcpus,
+                    format!("{p}.vcpus"),
+                    format!(
+                        "{vcpus} vCPUs need a block of {block} doorbell LPIs (a power of two per VM), and the guests before take {doorbells_used}; the ITS has {room} LPIs (2^lpi_id_bits - 8192, at most 16 bits): use fewer vCPUs"
+                    ),
+                );
+                ok = false;
+            }
+            doorbells_used += block;
+        }
         let pcpus = if cpu_count == 0 {
             None
         } else {
@@ -64,8 +114,8 @@ pub(crate) fn check_guests(
         let host_bursts = match &g.host_bursts {
             None => Some(None),
             Some(b) => {
-                let gap = c.positive_duration(&b.gap, &format!("{p}.host_bursts.gap"));
-                let length = c.positive_duration(&b.length, &format!("{p}.host_bursts.length"));
+                let gap = c.positive_period(&b.gap, &format!("{p}.host_bursts.gap"));
+                let length = c.positive_period(&b.length, &format!("{p}.host_bursts.length"));
                 gap.zip(length).map(Some)
             }
         };

@@ -50,7 +50,7 @@ pub(crate) struct Validated {
 /// IOMMU and GIC), guests, hotplug against guests, devices, actions.
 pub(crate) fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Validated> {
     c.name(&raw.name, "name");
-    let duration = c.positive_duration(&raw.duration, "duration");
+    let duration = c.positive_period(&raw.duration, "duration");
     if let Some(limit) = &raw.event_limit
         && limit.value == 0
     {
@@ -58,7 +58,8 @@ pub(crate) fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Validated> {
     }
     let platform = platform::check_platform(raw, c);
     let cpu_count = platform.cpu_count;
-    let guests = guests::check_guests(&raw.guests, cpu_count, guests::guest_support(&platform), c);
+    let support = guests::guest_support(&platform);
+    let guests = guests::check_guests(&raw.guests, cpu_count, support, guests::doorbell_lpis(&platform), c);
     actions::check_hotplug_of_vcpu_pcpus(&raw.actions, &raw.guests, cpu_count, c);
     let (devices, function_names) = devices::check_devices(&raw.devices, &raw.guests, &platform, c);
     let actions = actions::check_actions(&raw.actions, cpu_count, duration, &function_names, c);

@@ -84,6 +84,30 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "devices[0].iommu_unit",
         &["unit 2 does not exist; the platform has 2 remapping unit(s)"],
     ),
+    (
+        "cost-too-long",
+        "8:24",
+        "devices[0].msi_write_latency",
+        &["`2s` exceeds 1s, the longest a single latency or cost"],
+    ),
+    ("run-too-long", "2:11", "duration", &["`120min` exceeds 3600s, the longest a run or period"]),
+    (
+        "rate-too-fast",
+        "9:40",
+        "devices[0].arrival.rate",
+        &["faster than one per picosecond", "mean gap would be below 1ps"],
+    ),
+    ("rate-too-slow", "9:40", "devices[0].arrival.rate", &["slower than one per hour", "allowed 1/3600 /s to 1000G/s"]),
+    ("on-off-period-wraps", "9:50", "devices[0].arrival.on", &["`120000min` exceeds 3600s"]),
+    ("count-in-billions", "7:12", "devices[0].count", &["3000000000 copies need 24000000000 requester ids"]),
+    ("too-many-queues", "9:16", "devices[0].siov_adis", &["= 5000000 queues", "at most 4194304 (2^22) queues"]),
+    ("too-many-vcpus", "8:12", "guests[0].vcpus", &["3000000000 vCPUs", "at most 1048576 (2^20)"]),
+    (
+        "gicv4-doorbells-exhausted",
+        "9:12",
+        "guests[0].vcpus",
+        &["40000 vCPUs need a block of 65536 doorbell LPIs", "the ITS has 57344 LPIs"],
+    ),
 ];
 
 #[test]
@@ -131,4 +155,59 @@ fn a_missing_file_is_bad_input_not_a_crash() {
     let out = irqsim().args(["run", "--builtin", "no-such"]).output().expect("irqsim runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the catalog has: nvme-bare-metal"));
+}
+
+#[test]
+fn forty_thousand_devices_validate_in_linear_time() {
+    // The unique-name check compared each function's name with every earlier one: 40,000
+    // devices took about 10 s. 4,000 entries of 10 VFs each are 40,000 functions (64,000
+    // requester ids, within one segment; 40,000 entries would exceed the parser's node
+    // budget). The bound is generous so that it cannot flake: linear takes well under 1 s.
+    let mut text = String::from("name: many\nduration: 1ms\nplatform:\n  cpus: 4\ndevices:\n");
+    let entry = |name: &str, vfs: &str| {
+        format!(
+            "  - {{ name: {name},{vfs} queues: 1, msi_write_latency: 500ns, arrival: {{ process: poisson, rate: 1k/s }}, handler: {{ service: {{ dist: constant, mean: 1us }} }} }}\n"
+        )
+    };
+    for i in 0..4_000 {
+        text.push_str(&entry(&format!("d{i}"), " sriov_vfs: 10,"));
+    }
+    // A name that one of the VFs above already has is still found.
+    text.push_str(&entry("d7-vf3", ""));
+    let start = std::time::Instant::now();
+    let Err(err) = scenarios::load("many.yaml", &text) else { panic!("d7-vf3 twice was accepted") };
+    let elapsed = start.elapsed();
+    let err = err.to_string();
+    assert!(err.contains("device name `d7-vf3` is already used by devices[7]"), "{err}");
+    assert!(elapsed < std::time::Duration::from_secs(5), "validating 40,000 devices took {elapsed:?}");
+}
+
+#[test]
+fn a_scenario_over_max_memory_is_refused_with_both_numbers() {
+    let out =
+        irqsim().args(["run", "--builtin", "nvme-bare-metal", "--max-memory", "1M"]).output().expect("irqsim runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("builtin:nvme-bare-metal: the run would need about"), "{stderr}");
+    assert!(stderr.contains("more than --max-memory of 1.0 MiB (1048576 bytes)"), "{stderr}");
+    let out = irqsim().args(["run", "--builtin", "nvme-bare-metal", "--max-memory", "lots"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_enormous_run_says_so_before_it_starts() {
+    let dir = std::env::temp_dir().join(format!("irqsim-enormous-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("enormous.yaml");
+    std::fs::write(
+        &file,
+        "name: enormous\nduration: 60min\nplatform:\n  cpus: 4\ndevices:\n  - name: d\n    queues: 8\n    msi_write_latency: 500ns\n    arrival: { process: poisson, rate: 1M/s }\n    handler:\n      service: { dist: constant, mean: 1us }\n",
+    )
+    .expect("write");
+    // --max-memory stops it right after the announcement.
+    let out = irqsim().arg("run").arg(&file).args(["--max-memory", "1K"]).output().expect("irqsim runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("about 1.15e11 events to simulate"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
 }

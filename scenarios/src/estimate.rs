@@ -1,0 +1,138 @@
+//! What a run will cost, estimated from the scenario before the platform is built: its peak
+//! memory (refused above `irqsim run --max-memory`) and its event count (announced when it
+//! is enormous).
+//!
+//! # How the memory constants were measured
+//! Peak resident memory (`VmHWM` in /proc/self/status, which `irqsim run` prints as "peak
+//! memory") of the release build on x86-64 Linux, for scenarios of 1 µs (so that nearly
+//! nothing but the built state is in memory), varying one size at a time and taking the
+//! slope between the two largest sizes:
+//!
+//! | size varied | sizes | peak memory | slope |
+//! |---|---|---|---|
+//! | queues (2,048 per function, remapping on, 4 CPUs) | 204,800 / 819,200 | 73,964 / 270,968 KiB | 328 B per queue |
+//! | CPUs (remapping on, 1 queue) | 4,096 / 16,384 | 46,688 / 160,636 KiB | 9,496 B per CPU |
+//! | vCPUs of one guest (4 pCPUs) | 4,096 / 65,536 | 46,408 / 618,372 KiB | 9,533 B per vCPU |
+//! | remapping units of 65,536 IRTEs | 64 / 256 | 77,396 / 288,816 KiB | 17.2 B per IRTE |
+//!
+//! and 8.1 MiB for the smallest scenario. The constants below round these up. The estimate
+//! leaves out what grows with the run rather than with the scenario (interrupts merged into
+//! a pending bit while a CPU is overloaded, the event queue of a storm); it is a floor that
+//! catches absurd sizes before they are allocated, not a bound.
+
+use crate::load::Scenario;
+
+/// Bytes of a process running the smallest scenario.
+pub const BASE_BYTES: u64 = 9 << 20;
+/// Bytes per queue (its arrival state and random streams, its store entry, its event).
+pub const QUEUE_BYTES: u64 = 336;
+/// Bytes per host CPU (vector table, LAPIC, metrics).
+pub const CPU_BYTES: u64 = 9_600;
+/// Bytes per vCPU (posted descriptor, state, random stream, metrics).
+pub const VCPU_BYTES: u64 = 9_600;
+/// Bytes per IRTE of every remapping unit's table.
+pub const IRTE_BYTES: u64 = 18;
+
+/// A run's estimated peak memory in bytes.
+pub fn memory_bytes(scenario: &Scenario) -> u64 {
+    let p = &scenario.platform;
+    let queues: u64 = p.devices.iter().map(|d| u64::from(d.queue_count)).sum();
+    let vcpus: u64 = p.guests.iter().map(|g| u64::from(g.vcpu_count)).sum();
+    let irtes = p.remapping.as_ref().map_or(0, |r| u64::from(r.units) * u64::from(r.table_entries));
+    BASE_BYTES + queues * QUEUE_BYTES + u64::from(p.cpu_count) * CPU_BYTES + vcpus * VCPU_BYTES + irtes * IRTE_BYTES
+}
+
+/// Events per interrupt: the raise, the MSI write's arrival (or the remap lookup), the
+/// handler's start and its end.
+pub const EVENTS_PER_INTERRUPT: f64 = 4.0;
+
+/// A run's estimated event count: [`EVENTS_PER_INTERRUPT`] × the sum over queues of their
+/// long-run rate × the duration, plus two per host burst of every vCPU (start and end) and
+/// one per action; capped by the scenario's `event_limit`.
+pub fn event_count(scenario: &Scenario) -> f64 {
+    let p = &scenario.platform;
+    let seconds = scenario.duration.as_secs_f64();
+    let interrupts: f64 =
+        p.devices.iter().map(|d| f64::from(d.queue_count) * d.arrival.mean_rate_per_s() * seconds).sum();
+    let bursts: f64 = p
+        .guests
+        .iter()
+        .filter_map(|g| g.host_bursts.map(|(gap, length)| (g, gap + length)))
+        .map(|(g, period)| 2.0 * f64::from(g.vcpu_count) * seconds / period.as_secs_f64())
+        .sum();
+    let events = EVENTS_PER_INTERRUPT * interrupts + bursts + p.actions.len() as f64;
+    scenario.event_limit.map_or(events, |limit| events.min(limit as f64))
+}
+
+/// The event count above which `irqsim run` says up front that the run is enormous.
+pub const EVENT_COUNT_WARN: f64 = 1e9;
+
+/// The machine's memory in bytes (`MemTotal` in /proc/meminfo), if the OS tells it.
+pub fn machine_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// `--max-memory`'s default: half the machine's memory (8 GiB where it is unknown), so a
+/// run leaves room for everything else.
+pub fn default_max_memory_bytes() -> u64 {
+    machine_memory_bytes().map_or(8 << 30, |b| b / 2)
+}
+
+/// Parses a memory size such as `4G`, `512M`, `1.5GiB` or `1000000` (bytes).
+pub fn parse_memory_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = (&t[..split], t[split..].trim());
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "K" | "KiB" | "k" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "T" | "TiB" => 1 << 40,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}`; expected bytes or K, M, G, T (powers of 1024)")),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a memory size such as 4G or 512M"))?;
+    let bytes = value * scale as f64;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("`{text}` is not a memory size from 1 byte to 16 EiB"));
+    }
+    Ok(bytes as u64)
+}
+
+/// `bytes` for people: `1.5 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    let units = [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (scale, name) in units {
+        if bytes >= scale {
+            return format!("{:.1} {name}", bytes as f64 / scale as f64);
+        }
+    }
+    format!("{bytes} B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_memory_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_memory_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_memory_size("1000"), Ok(1000));
+        assert!(parse_memory_size("4 parsecs").is_err());
+        assert!(parse_memory_size("0").is_err());
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+    }
+
+    #[test]
+    fn the_flagship_is_small_and_short() {
+        let s = crate::load("f", crate::catalog::get("nvme-bare-metal").expect("in the catalog")).expect("valid");
+        assert!(memory_bytes(&s) < 64 << 20, "{}", memory_bytes(&s));
+        let events = event_count(&s);
+        assert!(events > 1e5 && events < EVENT_COUNT_WARN, "{events}");
+    }
+}
