@@ -200,6 +200,11 @@ impl Event {
 // Events sit in the queue by the million: keep them small.
 const _: () = assert!(std::mem::size_of::<Event>() <= 16);
 
+/// The longest handler run the arithmetic keeps (2^61 ps, about 27 days): a run of merged
+/// raises in an extreme overload is capped here, which changes nothing a run can see (runs
+/// last at most an hour) and keeps every event time far below `u64::MAX` picoseconds.
+const RUN_WORK_MAX: u64 = 1 << 61;
+
 /// The platform: its components and the run's metrics.
 #[derive(Debug, Clone)]
 pub struct Platform {
@@ -340,13 +345,15 @@ impl Platform {
             HostHandler::Driver => {
                 let mut work = self.devices.driver_work(queue);
                 for _ in 1..raises {
-                    work.service = work.service + self.devices.driver_work(queue).service;
+                    let more = self.devices.driver_work(queue).service.as_ps();
+                    work.service = SimDuration::from_ps(work.service.as_ps().saturating_add(more).min(RUN_WORK_MAX));
                 }
                 work
             }
             HostHandler::VfioForward { vcpu, .. } => {
                 let guests = self.guests.as_ref().expect("VFIO forwards to guests");
-                let service = guests.remapped_forward_of(vcpu).times(u64::from(raises));
+                let each = guests.remapped_forward_of(vcpu).as_ps();
+                let service = SimDuration::from_ps(each.saturating_mul(u64::from(raises)).min(RUN_WORK_MAX));
                 Work { service, eoi: SimDuration::ZERO, kind: WorkKind::VfioForward }
             }
         }

@@ -38,7 +38,7 @@ pub fn memory_bytes(scenario: &Scenario) -> u64 {
     let p = &scenario.platform;
     let queues: u64 = p.devices.iter().map(|d| u64::from(d.queue_count)).sum();
     let vcpus: u64 = p.guests.iter().map(|g| u64::from(g.vcpu_count)).sum();
-    let irtes = p.remapping.as_ref().map_or(0, |r| u64::from(r.units) * u64::from(r.table_entries));
+    let irtes = p.remapping.as_ref().map_or(0, |r| u64::from(r.remap.iommu_count) * u64::from(r.remap.table_entries));
     BASE_BYTES + queues * QUEUE_BYTES + u64::from(p.cpu_count) * CPU_BYTES + vcpus * VCPU_BYTES + irtes * IRTE_BYTES
 }
 
