@@ -14,11 +14,14 @@
 
 #![warn(missing_docs)]
 
+mod files;
 mod render;
 mod schema;
 
+pub use files::{REPORT_FILES, ReportDir, io_reason, read_limited, write_atomic};
 pub use render::{markdown, text};
 pub use schema::{
-    Conservation, CounterRow, FORMAT_NAME, FORMAT_VERSION, Failure, FailureLine, PerfInfo, PointReport, ResourceRow,
-    RunInfo, RunReport, ScenarioInfo, StageSummary, TextTable, point_from_metrics, read_report, write_atomic,
+    Conservation, CounterRow, FORMAT_NAME, FORMAT_VERSION, Failure, FailureLine, PerfInfo, PointReport,
+    REPORT_SIZE_MAX, ResourceRow, RunInfo, RunReport, ScenarioInfo, StageSummary, TextTable, point_from_metrics,
+    read_report,
 };

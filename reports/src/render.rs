@@ -50,6 +50,16 @@ fn point_title(p: &PointReport) -> String {
     }
 }
 
+/// `text` as a code span in a Markdown table cell that shows (and copies) exactly `text`:
+/// `|` escaped (GitHub tables split cells on it even in code), and a backtick fence longer
+/// than any run of backticks inside.
+fn code_cell(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
+    format!("{fence}{pad}{}{pad}{fence}", text.replace('|', "\\|"))
+}
+
 /// The Markdown summary (`summary.md`).
 // Long: the sections in the order the reader sees them, each a few lines of table writing.
 pub fn markdown(report: &RunReport) -> String {
@@ -60,11 +70,11 @@ pub fn markdown(report: &RunReport) -> String {
         let _ = writeln!(s, "{}\n", sc.description.trim());
     }
     let _ = writeln!(s, "| | |\n|---|---|");
-    let _ = writeln!(s, "| scenario | `{}` |", sc.source);
+    let _ = writeln!(s, "| scenario | {} |", code_cell(&sc.source));
     let _ = writeln!(s, "| scenario sha256 | `{}` |", sc.sha256);
     let _ = writeln!(s, "| seed | {} |", report.seed);
     let _ = writeln!(s, "| irqsim | {} |", report.irqsim_version);
-    let _ = writeln!(s, "| reproduce | `{}` |\n", report.reproduce);
+    let _ = writeln!(s, "| reproduce | {} |\n", code_cell(&report.reproduce));
     for p in &report.points {
         let _ = writeln!(s, "## {}\n", point_title(p));
         let c = &p.conservation;

@@ -1,6 +1,5 @@
 //! The report.json schema (version 1) and its construction from an engine metrics snapshot.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -268,35 +267,38 @@ pub fn point_from_metrics(snapshot: &MetricsSnapshot) -> (Vec<StageSummary>, Vec
     (stages, counters, failures)
 }
 
-/// Writes `bytes` to `path` whole or not at all: a temporary file in the same directory,
-/// flushed to disk, then renamed over the target.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| std::io::Error::other("no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+/// The most a `report.json` may weigh: the largest catalog report is under 50 KiB, so
+/// 64 MiB is far beyond any real one and still refuses a wrong file before reading it all.
+pub const REPORT_SIZE_MAX: u64 = 64 << 20;
 
-/// Reads and checks a report file.
+/// Reads and checks a report file: a regular file of at most [`REPORT_SIZE_MAX`] bytes, in
+/// the format this irqsim reads. A report of another format version is refused with both
+/// versions named (before its fields are checked, so a newer report's new fields are not
+/// reported as unknown).
 pub fn read_report(path: &Path) -> Result<RunReport, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let report: RunReport = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    if report.format != FORMAT_NAME || report.format_version != FORMAT_VERSION {
-        return Err(format!(
-            "{}: format {} version {} is not {FORMAT_NAME} version {FORMAT_VERSION}",
-            path.display(),
-            report.format,
-            report.format_version
-        ));
+    let bytes = crate::files::read_limited(path, REPORT_SIZE_MAX, "a report.json is at most a few MiB")?;
+    let shown = path.display();
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{shown}: not a report.json (not JSON: {e})"))?;
+    let format = value.get("format").and_then(serde_json::Value::as_str);
+    if format != Some(FORMAT_NAME) {
+        return Err(format!("{shown}: not an irqsim report (its `format` is not `{FORMAT_NAME}`)"));
     }
-    Ok(report)
+    let version = value.get("format_version").and_then(serde_json::Value::as_u64);
+    let this = env!("CARGO_PKG_VERSION");
+    match version {
+        Some(v) if v == u64::from(FORMAT_VERSION) => {}
+        Some(v) if v > u64::from(FORMAT_VERSION) => {
+            return Err(format!(
+                "{shown}: the report is in format version {v}, newer than this irqsim ({this}) reads (version {FORMAT_VERSION}); render it with the irqsim that wrote it or a newer one"
+            ));
+        }
+        Some(v) => {
+            return Err(format!(
+                "{shown}: the report is in format version {v}, older than this irqsim ({this}) reads (version {FORMAT_VERSION}); render it with the irqsim that wrote it, or run the scenario again"
+            ));
+        }
+        None => return Err(format!("{shown}: the report has no whole-number `format_version`")),
+    }
+    serde_json::from_value(value).map_err(|e| format!("{shown}: not a valid version {FORMAT_VERSION} report: {e}"))
 }

@@ -24,6 +24,7 @@ mod overrides;
 pub mod quantity;
 pub mod runner;
 pub mod schema;
+pub mod shell;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Override, ScenarioError};

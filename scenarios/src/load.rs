@@ -78,6 +78,11 @@ pub fn load_with_overrides(
             let mut diagnostics = checker.diagnostics;
             diagnostics.sort_by_key(|d| (d.line, d.column));
             placement.attribute(&mut diagnostics);
+            for d in &mut diagnostics {
+                if let Some(message) = exponent_hint(&d.message) {
+                    d.message = message;
+                }
+            }
             Err(fail(diagnostics))
         }
     }
@@ -106,6 +111,82 @@ fn explain(message: &str, found: Option<String>) -> String {
         (Some(expected), None) => format!("expected {expected}"),
         (None, _) => message.to_owned(),
     }
+}
+
+/// A quantity written in exponent notation (`1e30/s`, `2.5E-7s`) is read by the unit
+/// parser as a number followed by an unknown unit `e30/s`; this says what is wrong instead.
+/// (Handled here, where the message reaches the user: the unit parser itself is being
+/// reworked separately.)
+fn exponent_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix('`')?;
+    let (text, rest) = rest.split_once('`')?;
+    let (_, expected) = rest.strip_prefix(": unknown unit `")?.split_once("; expected ")?;
+    let body = text.trim_start_matches(['+', '-']);
+    let (mantissa, after) = body.split_at(body.find(['e', 'E'])?);
+    let after_sign = after[1..].trim_start_matches(['+', '-']);
+    let digits = after_sign.len() - after_sign.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if mantissa.is_empty() || !mantissa.chars().all(|c| c.is_ascii_digit() || c == '.') || digits == 0 {
+        return None;
+    }
+    let written = &after[..after.len() - after_sign.len() + digits];
+    Some(format!(
+        "`{text}`: exponent notation (`{written}`) is not accepted; write the number in full with a unit that \
+         scales it (e.g. 2.5M/s rather than 2.5e6/s, 300ns rather than 3e-7s); expected {expected}"
+    ))
+}
+
+/// The sentence a user needs for the YAML library's errors whose own wording is meant for
+/// programmers (it names library functions, Rust types or internal budgets), or `None` to
+/// keep the library's message.
+fn translate(error: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::Error as E;
+    let alias = "the aliases (`*name`) here expand to more values than irqsim reads (a small text made huge by \
+                 nested aliases, as in the \"billion laughs\" attack); a scenario needs only a few aliases";
+    let mut error = error;
+    let mut through_alias = false;
+    while let E::AliasError { error: inner, .. } | E::WithSnippet { error: inner, .. } = error {
+        through_alias |= matches!(error, E::AliasError { .. });
+        error = inner;
+    }
+    Some(match error {
+        E::MultipleDocuments { .. } => "the file holds more than one YAML document (a `---` line after the \
+            scenario starts another); a scenario file holds one: remove the second `---` and what follows it, or \
+            split the file"
+            .to_owned(),
+        E::NullIntoString { .. } | E::InvalidCharNull { .. } => {
+            "expected a text value, found none (nothing after the colon, or `~`)".to_owned()
+        }
+        E::Eof { .. } => "the file ends in the middle of a value (an unclosed quote, bracket or brace?)".to_owned(),
+        E::UnknownAnchor { .. } => "this alias (`*name`) refers to no anchor (`&name`) defined before it".to_owned(),
+        E::AliasReplayCounterOverflow { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => alias.to_owned(),
+        E::Budget { .. } if through_alias => alias.to_owned(),
+        E::Budget { breach, .. } => {
+            use serde_saphyr::budget::BudgetBreach as B;
+            let limits = serde_saphyr::Budget::default();
+            let what = match breach {
+                B::Depth { .. } => format!("lists and mappings nested more than {} levels deep", limits.max_depth),
+                B::Nodes { .. } => format!("more than {} values (keys, values and list entries)", limits.max_nodes),
+                B::Events { .. } => format!("more than {} YAML parser events", limits.max_events),
+                B::Documents { .. } => format!("more than {} YAML documents", limits.max_documents),
+                B::Aliases { .. }
+                | B::Anchors { .. }
+                | B::AliasAnchorRatio { .. }
+                | B::RecordedAnchorEvents { .. }
+                | B::RecordedAnchorBytes { .. }
+                | B::MergeKeys { .. } => return Some(alias.to_owned()),
+                B::ScalarBytes { .. } | B::InputBytes { .. } => "more text than irqsim reads".to_owned(),
+                _ => "more structure than irqsim reads".to_owned(),
+            };
+            format!(
+                "the YAML is too large or too complex for a scenario: {what}; a scenario is a hand-written file of \
+                 a few hundred values, and irqsim stops reading here"
+            )
+        }
+        _ => return None,
+    })
 }
 
 /// Parses a whole scenario file (refusing one with nothing in it).
@@ -148,7 +229,9 @@ pub(crate) fn deserialize<T: DeserializeOwned>(text: &str, base: &str) -> Result
         let found = token_at(text, line, column);
         // serde_path_to_error writes `?` for a key it has not read yet.
         let mut path = path.trim_end_matches(".?").trim_end_matches('?').to_owned();
-        let message = if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
+        let message = if let Some(sentence) = translate(&e) {
+            sentence
+        } else if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
             let key = key.split(',').next().unwrap_or(key).trim();
             path = if path.is_empty() || path == "." { key.to_owned() } else { format!("{path}.{key}") };
             format!("duplicate key `{key}`; each key may appear once in a mapping")
@@ -172,5 +255,22 @@ fn under(base: &str, relative: &str) -> String {
         (false, true) => base.to_owned(),
         (false, false) if relative.starts_with('[') => format!("{base}{relative}"),
         (false, false) => format!("{base}.{relative}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exponent_hint;
+
+    #[test]
+    fn exponent_notation_is_named() {
+        let m = exponent_hint("`1e30/s`: unknown unit `e30/s`; expected a rate").unwrap();
+        assert!(m.starts_with("`1e30/s`: exponent notation (`e30`) is not accepted;"), "{m}");
+        assert!(m.ends_with("; expected a rate"), "{m}");
+        let m = exponent_hint("`2.5E-7s`: unknown unit `E-7s`; expected a duration").unwrap();
+        assert!(m.contains("(`E-7`)"), "{m}");
+        assert_eq!(exponent_hint("`3 parsecs`: unknown unit `parsecs`; expected a duration"), None);
+        assert_eq!(exponent_hint("`5 events/s`: unknown unit `events/s`; expected a rate"), None);
+        assert_eq!(exponent_hint("`e5/s`: unknown unit `e5/s`; expected a rate"), None);
     }
 }

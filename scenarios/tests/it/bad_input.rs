@@ -108,6 +108,16 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "guests[0].vcpus",
         &["40000 vCPUs need a block of 65536 doorbell LPIs", "the ITS has 57344 LPIs"],
     ),
+    ("not-utf8", "2:18", ".", &["not UTF-8 text", "0xe9 is not valid UTF-8"]),
+    (
+        "exponent-rate",
+        "9:40",
+        "devices[0].arrival.rate",
+        &["`1e30/s`: exponent notation (`e30`) is not accepted", "k/s, M/s"],
+    ),
+    ("two-documents", "13:1", ".", &["more than one YAML document", "remove the second `---`"]),
+    ("name-without-value", "1:5", "name", &["expected a text value, found none"]),
+    ("alias-bomb", "10:16", "templates.b5[1][1][3][8][7]", &["aliases (`*name`) here expand to more values"]),
 ];
 
 #[test]
