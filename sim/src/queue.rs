@@ -1,22 +1,25 @@
-//! The pending-event set: a 4-ary min-heap ordered by (time, sequence number).
+//! The pending-event set: a binary min-heap (the standard library's `BinaryHeap`) ordered by
+//! (time, sequence number).
 //!
 //! # Ordering contract
 //! Events run in order of their time; events scheduled for the same time run in the
 //! order they were scheduled (FIFO), because each one gets the next value of a sequence
-//! counter and the heap key is `(time << 64) | seq`, compared as one `u128`.
+//! counter and the heap key is `(time << 64) | seq`, compared as one `u128`. Keys are
+//! unique, so the order never depends on the heap's layout.
 //!
-//! # Why a hand-written heap
+//! # Why the root is removed lazily
 //! A discrete-event loop nearly always pops the earliest event and then schedules a
-//! successor. The popped root is therefore removed lazily: the next `schedule_*` call
-//! overwrites the root and sifts it down once, instead of a sift-down for the pop plus a
-//! sift-up for the push. crates.md §7 measured this "replace the top" pattern and the
-//! packed `u128` key at 1.6–1.7× the plain pop+push rate; a 4-ary layout wins from
-//! about 64k pending events up. The ordering is identical to a plain binary heap.
+//! successor. The popped root therefore stays in place: the next `schedule_*` call
+//! overwrites it through `BinaryHeap::peek_mut` and sifts it down once, instead of a
+//! sift-down for the pop plus a sift-up for the push. A hand-written 4-ary heap did the same
+//! before (crates.md §7 measured the pattern at 1.6–1.7× the plain pop+push rate); the
+//! standard library's binary heap, with its hole-based sifts, runs the engine's hold model
+//! faster at every size measured (benches/runs/2026-11-30-rust-2core.md).
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
 use crate::time::{SimDuration, SimTime};
-
-/// Arity of the heap. Four children per node keeps a level in one or two cache lines.
-const ARITY: usize = 4;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry<E> {
@@ -31,13 +34,34 @@ impl<E> Entry<E> {
     }
 }
 
+// `BinaryHeap` is a max-heap: the smallest key must compare greatest.
+impl<E> PartialEq for Entry<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl<E> Eq for Entry<E> {}
+
+impl<E> PartialOrd for Entry<E> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<E> Ord for Entry<E> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.key.cmp(&self.key)
+    }
+}
+
 /// Pending events ordered by time, FIFO among equal times. Scheduling into the past is a
 /// bug in the caller and panics.
 #[derive(Debug, Clone)]
 pub struct EventQueue<E: Copy> {
     now: SimTime,
     seq_next: u64,
-    heap: Vec<Entry<E>>,
+    heap: BinaryHeap<Entry<E>>,
     /// The root was handed out by a pop and is logically gone; it is physically removed
     /// (or overwritten by the next schedule) later.
     root_taken: bool,
@@ -61,7 +85,7 @@ impl<E: Copy> EventQueue<E> {
         EventQueue {
             now: SimTime::ZERO,
             seq_next: 0,
-            heap: Vec::with_capacity(capacity),
+            heap: BinaryHeap::with_capacity(capacity),
             root_taken: false,
             scheduled_count: 0,
         }
@@ -88,11 +112,13 @@ impl<E: Copy> EventQueue<E> {
     }
 
     /// Schedules `event` `delay` after now.
+    #[inline]
     pub fn schedule_in(&mut self, delay: SimDuration, event: E) {
         self.schedule_at(self.now + delay, event);
     }
 
     /// Schedules `event` at `time`, which must not be in the past.
+    #[inline]
     pub fn schedule_at(&mut self, time: SimTime, event: E) {
         assert!(time >= self.now, "event scheduled into the past: {time} < now {}", self.now);
         let entry = Entry { key: (u128::from(time.as_ps()) << 64) | u128::from(self.seq_next), event };
@@ -100,11 +126,10 @@ impl<E: Copy> EventQueue<E> {
         self.scheduled_count += 1;
         if self.root_taken {
             self.root_taken = false;
-            self.heap[0] = entry;
-            self.sift_down(0);
+            // Overwrites the taken root; dropping the guard sifts the new entry down.
+            *self.heap.peek_mut().expect("a taken root implies a non-empty heap") = entry;
         } else {
             self.heap.push(entry);
-            self.sift_up(self.heap.len() - 1);
         }
     }
 
@@ -115,22 +140,24 @@ impl<E: Copy> EventQueue<E> {
 
     /// Like [`pop`](Self::pop), but only if the earliest event is at or before `limit`;
     /// later events stay pending.
+    #[inline]
     pub fn pop_until(&mut self, limit: SimTime) -> Option<(SimTime, E)> {
         self.settle_root();
-        let root = self.heap.first()?;
+        let root = self.heap.peek()?;
         let time = root.time();
         if time > limit {
             return None;
         }
+        let event = root.event;
         self.now = time;
         self.root_taken = true;
-        Some((time, root.event))
+        Some((time, event))
     }
 
     /// The time of the earliest pending event.
     pub fn peek_time(&mut self) -> Option<SimTime> {
         self.settle_root();
-        self.heap.first().map(Entry::time)
+        self.heap.peek().map(Entry::time)
     }
 
     /// Advances `now` to `time` without running anything (the run loop does this when it
@@ -145,56 +172,18 @@ impl<E: Copy> EventQueue<E> {
 
     /// Pending events in no particular order (for conservation checks and debugging).
     pub fn iter(&self) -> impl Iterator<Item = (SimTime, &E)> {
-        self.heap.iter().skip(usize::from(self.root_taken)).map(|e| (e.time(), &e.event))
+        // Keys are unique: the taken root is the one entry with the heap's top key.
+        let taken = if self.root_taken { self.heap.peek().map(|e| e.key) } else { None };
+        self.heap.iter().filter(move |e| Some(e.key) != taken).map(|e| (e.time(), &e.event))
     }
 
     /// Physically removes a root that a pop handed out.
+    #[inline]
     fn settle_root(&mut self) {
         if self.root_taken {
             self.root_taken = false;
-            let last = self.heap.pop().expect("a taken root implies a non-empty heap");
-            if !self.heap.is_empty() {
-                self.heap[0] = last;
-                self.sift_down(0);
-            }
+            self.heap.pop();
         }
-    }
-
-    fn sift_up(&mut self, mut index: usize) {
-        let moving = self.heap[index];
-        while index > 0 {
-            let parent = (index - 1) / ARITY;
-            if self.heap[parent].key <= moving.key {
-                break;
-            }
-            self.heap[index] = self.heap[parent];
-            index = parent;
-        }
-        self.heap[index] = moving;
-    }
-
-    fn sift_down(&mut self, mut index: usize) {
-        let len = self.heap.len();
-        let moving = self.heap[index];
-        loop {
-            let first = index * ARITY + 1;
-            if first >= len {
-                break;
-            }
-            let end = (first + ARITY).min(len);
-            let mut best = first;
-            for child in first + 1..end {
-                if self.heap[child].key < self.heap[best].key {
-                    best = child;
-                }
-            }
-            if self.heap[best].key >= moving.key {
-                break;
-            }
-            self.heap[index] = self.heap[best];
-            index = best;
-        }
-        self.heap[index] = moving;
     }
 }
 
