@@ -1,7 +1,7 @@
 //! `cargo run -p benches --release [-- NAME]`: runs the full-size benchmarks and prints a
 //! Markdown table (median of 5 runs) to paste into benches/runs/DATE-MACHINE.md.
 
-use benches::{BenchResult, hold_bare, hold_engine, scenario};
+use benches::{BenchResult, hold_bare, hold_bare_peek_mut, hold_engine, scenario};
 
 const RUNS: usize = 5;
 
@@ -24,8 +24,9 @@ fn main() {
         }
     };
     const OPS: u64 = 10_000_000;
-    for pending in [1_000u64, 65_536] {
+    for pending in [1_000u64, 65_536, 1_048_576] {
         row(&format!("hold_bare_binaryheap_{pending}"), &mut || hold_bare(pending, OPS));
+        row(&format!("hold_bare_peek_mut_{pending}"), &mut || hold_bare_peek_mut(pending, OPS));
         row(&format!("hold_engine_{pending}"), &mut || hold_engine(pending, OPS));
     }
     row("scenario_nvme-bare-metal", &mut || scenario("nvme-bare-metal", None));

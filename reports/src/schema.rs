@@ -208,6 +208,12 @@ pub struct PerfInfo {
     pub sim_per_wall: f64,
     /// Peak resident memory of the process in bytes, where the OS tells it.
     pub peak_rss_bytes: Option<u64>,
+    /// Events per raised interrupt, over all points (the cost unit of a run).
+    #[serde(default)]
+    pub events_per_interrupt: f64,
+    /// Peak resident memory per queue of the scenario, where the OS tells it.
+    #[serde(default)]
+    pub bytes_per_queue: Option<f64>,
     /// Worker threads used for the points.
     pub threads: usize,
 }

@@ -306,13 +306,18 @@ fn run(
     folder.commit().map_err(|e| Failure::Input(format!("error: {e}")))?;
     let p = &result.perf;
     let rss = p.peak_rss_bytes.map_or("unknown".to_owned(), |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)));
+    let rss = match p.bytes_per_queue {
+        Some(per_queue) => format!("{rss} ({per_queue:.0} bytes per queue)"),
+        None => rss,
+    };
     print(&format!(
-        "{}\nperformance: {} events in {:.3} s wall = {:.2} M events/s; {:.4} simulated s per wall s; peak memory {rss}\nreport: {}\n",
+        "{}\nperformance: {} events in {:.3} s wall = {:.2} M events/s; {:.4} simulated s per wall s; {:.2} events per interrupt; peak memory {rss}\nreport: {}\n",
         reports::text(&result.report),
         p.event_count,
         p.wall_s,
         p.events_per_s / 1e6,
         p.sim_per_wall,
+        p.events_per_interrupt,
         out.join("report.json").display()
     ))
 }

@@ -112,13 +112,18 @@ pub fn run(scenario: &Scenario, source: &Source, seed: u64) -> Result<RunResult,
         reproduce: format!("irqsim run {} --seed {seed}", source.run_args),
         points,
     };
+    let raised: u64 = report.points.iter().map(|p| p.conservation.raised).sum();
+    let queues: u64 = scenario.platform.devices.iter().map(|d| u64::from(d.queue_count)).sum();
+    let peak = peak_rss_bytes();
     let perf = PerfInfo {
         event_count,
         wall_s,
         events_per_s: if wall_s > 0.0 { event_count as f64 / wall_s } else { 0.0 },
         sim_per_wall: if wall_s > 0.0 { simulated_s / wall_s } else { 0.0 },
-        peak_rss_bytes: peak_rss_bytes(),
+        peak_rss_bytes: peak,
         threads: 1,
+        events_per_interrupt: if raised > 0 { event_count as f64 / raised as f64 } else { 0.0 },
+        bytes_per_queue: peak.filter(|_| queues > 0).map(|b| b as f64 / queues as f64),
     };
     Ok(RunResult { report, perf })
 }
