@@ -91,4 +91,15 @@ impl IrqChip {
             IrqChip::Arm(chip) => chip.resources(),
         }
     }
+
+    /// Checks the chip's own accounting (see [`super::Platform::check_invariants`]).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        match self {
+            IrqChip::X86(chip) => chip.check_invariants(),
+            IrqChip::Arm(chip) => {
+                chip.check_invariants();
+                Ok(())
+            }
+        }
+    }
 }

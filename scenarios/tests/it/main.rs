@@ -1,10 +1,12 @@
 //! The scenarios integration tests, one binary (matklad's layout): queueing oracles,
-//! determinism, bad input, files in and out, the catalog, overrides, and tidy checks over the whole workspace.
+//! determinism, bad input, files in and out, the catalog, generated (mutated) scenarios,
+//! overrides, and tidy checks over the whole workspace.
 
 mod bad_input;
 mod catalog;
 mod determinism;
 mod files;
+mod generated;
 mod golden;
 mod oracle;
 mod overrides;

@@ -116,6 +116,15 @@ impl ArmChip {
         }
     }
 
+    /// The ITS's checks (LPI allocator, command queue, device and vPE tables) or the v2m
+    /// frame's (bitmap against its count); they panic on a failure.
+    pub fn check_invariants(&self) {
+        match &self.msi {
+            ArmMsi::Its(its) => its.check_invariants(),
+            ArmMsi::V2m { frame, .. } => frame.check_invariants(),
+        }
+    }
+
     /// Where a queue's interrupt goes now.
     pub fn target(&self, queue: QueueId) -> Option<(CpuId, Vector)> {
         self.queues[queue.0 as usize].target

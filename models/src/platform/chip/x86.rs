@@ -134,6 +134,17 @@ impl X86Chip {
         &self.domain
     }
 
+    /// The vector domain's invariants (matrix bitmaps and counts against the interrupts'
+    /// state) and the remapping unit's (IRTE blocks and bitmaps, entry cache, fault records,
+    /// counters, the lock and its pending effects).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.domain.check_invariants().map_err(|e| format!("vector domain: {e}"))?;
+        if let Some(unit) = &self.remap {
+            unit.check_invariants().map_err(|e| format!("remapping unit: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Device vectors `cpu` could hold at boot.
     pub fn vector_capacity(&self, cpu: CpuId) -> u32 {
         self.vector_capacity[cpu.0 as usize]
