@@ -39,12 +39,7 @@ const RUN_MEMORY_MAX: u64 = 32 << 20;
 /// by the test's author): (name, a piece of the failure message that identifies it, the
 /// regression file under `fuzz/corpus/load/`). Each is skipped, counted and printed.
 /// TODO: remove each entry when its bug is fixed.
-const KNOWN_FAILURES: &[(&str, &str, &str)] = &[(
-    "TODO(its-command-one-second): the ITS command queue's summed queue wait overflows at setup when a \
-     command costs 1 s (a valid cost) and thousands of events are mapped",
-    "duration overflows u64 picoseconds",
-    "regress-its-command-one-second.yaml",
-)];
+const KNOWN_FAILURES: &[(&str, &str, &str)] = &[];
 
 /// SplitMix64: small, portable, and enough to pick mutations.
 struct Rng(u64);

@@ -390,7 +390,10 @@ impl CommandQueue {
     fn finish(&mut self, t: SimTime, posted: SimTime, done: SimTime, slots: u32, outcome: CommandOutcome) -> RoundTrip {
         let queue_wait = posted.since(t);
         self.stats.round_trips += 1;
-        self.stats.total_queue_wait = self.stats.total_queue_wait + queue_wait;
+        // A statistic summed over every command ever issued: with thousands of setup commands
+        // queued at once and second-long costs it can pass u64 picoseconds, so it saturates.
+        self.stats.total_queue_wait =
+            SimDuration::from_ps(self.stats.total_queue_wait.as_ps().saturating_add(queue_wait.as_ps()));
         self.stats.max_queue_wait = self.stats.max_queue_wait.max(queue_wait);
         self.stats.max_round_trip = self.stats.max_round_trip.max(done.since(t));
         RoundTrip { done, queue_wait, slots, outcome }
