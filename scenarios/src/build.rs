@@ -32,6 +32,7 @@ pub(crate) fn build(v: Validated) -> Scenario {
             guests: v.guests,
             queueing: p.queueing,
         },
+        warnings: Vec::new(),
     }
 }
 

@@ -42,6 +42,17 @@ pub struct Diagnostic {
     pub from_override: Option<Override>,
 }
 
+impl Diagnostic {
+    /// `FILE:LINE:COL: PATH: MESSAGE`, or `FILE: override `PATH=VALUE`: PATH: MESSAGE` for
+    /// one in an override: the one-line form of a warning.
+    pub fn located(&self, file: &str) -> String {
+        match &self.from_override {
+            None => format!("{file}:{}:{}: {}: {}", self.line, self.column, self.path, self.message),
+            Some(o) => format!("{file}: override `{o}`: {}: {}", self.path, self.message),
+        }
+    }
+}
+
 /// Every problem found in one scenario file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {

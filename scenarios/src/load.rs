@@ -32,6 +32,12 @@ pub struct Scenario {
     pub event_limit: Option<u64>,
     /// The platform, ready for `models::platform::Platform::new`.
     pub platform: PlatformParams,
+    /// Fields that were accepted but have no effect, each as `FILE:LINE:COL: PATH: MESSAGE`
+    /// (or `FILE: override `PATH=VALUE`: PATH: MESSAGE`), in file order: a field under a
+    /// block that an override switched off. `irqsim validate` and `irqsim run` print them
+    /// on standard error after `warning: `, and a run's report lists them among its point's
+    /// warnings.
+    pub warnings: Vec<String>,
 }
 
 /// Reads and validates a scenario. `file` names it in errors.
@@ -70,10 +76,18 @@ pub fn load_with_overrides(
     };
     let mut raw = parse(source).map_err(|d| fail(vec![d]))?;
     let placement = overrides::apply(&mut raw, source, &overrides).map_err(fail)?;
-    let mut checker = Checker::default();
+    let mut checker =
+        Checker { overridden: overrides.iter().map(|o| o.path.trim().to_owned()).collect(), ..Checker::default() };
     let validated = validate::check(&raw, &mut checker);
     match validated {
-        Some(validated) if checker.is_clean() => Ok(build::build(validated)),
+        Some(validated) if checker.is_clean() => {
+            let mut warnings = checker.warnings;
+            warnings.sort_by_key(|d| (d.line, d.column));
+            placement.attribute(&mut warnings);
+            let mut scenario = build::build(validated);
+            scenario.warnings = warnings.iter().map(|d| d.located(file)).collect();
+            Ok(scenario)
+        }
         _ => {
             let mut diagnostics = checker.diagnostics;
             diagnostics.sort_by_key(|d| (d.line, d.column));

@@ -136,7 +136,11 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
 
 fn load(label: &str, bytes: &[u8]) -> Result<scenarios::Scenario, Failure> {
     let text = std::str::from_utf8(bytes).map_err(|e| Failure::Input(not_utf8(label, bytes, &e)))?;
-    scenarios::load(label, text).map_err(|e| Failure::Input(e.to_string()))
+    let scenario = scenarios::load(label, text).map_err(|e| Failure::Input(e.to_string()))?;
+    for w in &scenario.warnings {
+        say(&format!("warning: {w}"));
+    }
+    Ok(scenario)
 }
 
 /// The encoding error in `bytes` at its line and column (in characters), with the bytes.

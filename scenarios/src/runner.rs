@@ -72,7 +72,12 @@ pub fn run_point(
             stop_reason: outcome.stop_reason.as_str().to_owned(),
             event_count: outcome.event_count,
             simulated_ns: outcome.time_stop.elapsed().as_ps() as f64 / 1000.0,
-            warnings: platform.load_warnings(outcome.time_stop.elapsed()),
+            warnings: scenario
+                .warnings
+                .iter()
+                .cloned()
+                .chain(platform.load_warnings(outcome.time_stop.elapsed()))
+                .collect(),
         },
         conservation: Conservation {
             raised: c.raised,

@@ -475,7 +475,8 @@ pub struct DeviceSpec {
     pub affinity: Option<Spanned<String>>,
     /// `managed` (PCI_IRQ_AFFINITY, as NVMe) or `non_managed` (reservation mode; default).
     #[serde(default)]
-    pub irq_mode: Option<IrqModeSpec>,
+    #[schemars(with = "Option<IrqModeSpec>")]
+    pub irq_mode: Option<Spanned<IrqModeSpec>>,
     /// The guest the device (all its functions) is assigned to: its queues are spread over
     /// the guest's vCPUs and their interrupts posted (VFIO + irq-bypass).
     #[serde(default)]

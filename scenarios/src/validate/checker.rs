@@ -43,6 +43,10 @@ pub(crate) const RATE_MIN_PER_S: f64 = 1.0 / 3_600.0;
 pub(crate) struct Checker {
     /// The problems so far, in the order they were found.
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// Fields that are accepted but have no effect, each with why (see [`Checker::ignored`]).
+    pub(crate) warnings: Vec<Diagnostic>,
+    /// The field paths the overrides set, as written (`platform.iommu.interrupt_remapping`).
+    pub(crate) overridden: Vec<String>,
 }
 
 impl Checker {
@@ -55,6 +59,36 @@ impl Checker {
             message: message.into(),
             from_override: None,
         });
+    }
+
+    /// Records a field that is accepted but has no effect.
+    pub(crate) fn warn<T>(&mut self, at: &Spanned<T>, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            line: at.referenced.line(),
+            column: at.referenced.column(),
+            path: path.into(),
+            message: message.into(),
+            from_override: None,
+        });
+    }
+
+    /// Whether an override set the field at `path` itself (not only a block around it).
+    pub(crate) fn is_overridden(&self, path: &str) -> bool {
+        self.overridden.iter().any(|o| o == path)
+    }
+
+    /// A field at `at` (`path`) that has no effect because of a switch (`switch`, the
+    /// field path of what turned its block off or made it not apply): an error when the
+    /// switch is written in the file, so that a contradiction in one file is not run
+    /// silently; a warning when an override set the switch, so that a sweep axis that
+    /// turns a block off does not make the point invalid because of the block's other
+    /// fields. `why` says why it does not apply and what to do.
+    pub(crate) fn ignored<T>(&mut self, at: &Spanned<T>, path: impl Into<String>, switch: &str, why: &str) {
+        if self.is_overridden(switch) {
+            self.warn(at, path, format!("ignored: {why}"));
+        } else {
+            self.error(at, path, why.to_owned());
+        }
     }
 
     /// Whether nothing was wrong so far.

@@ -16,7 +16,7 @@ use models::platform::{GuestMsiParams, IrqMode};
 use models::workload::ArrivalParams;
 
 use super::checker::{Checker, parse_cpu_list};
-use super::platform::{CPU_COUNT_MAX, PlatformChecked};
+use super::platform::{ARCH, CPU_COUNT_MAX, PlatformChecked};
 use crate::build;
 use crate::schema::{
     ArrivalSpec, DeviceSpec, Dist, GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec, InterruptStore,
@@ -197,8 +197,21 @@ fn check_device(
     let (store, ims_slots) = check_store(d, platform.arm, p, c);
     let msi = c.duration(&d.msi_write_latency, &format!("{p}.msi_write_latency"));
     let affinity = check_affinity(d.affinity.as_ref(), platform.cpu_count, p, c);
-    let numa_node = check_numa_node(d.numa_node.as_ref(), platform.numa_node_count, p, c);
-    let irq_mode = match d.irq_mode.unwrap_or(IrqModeSpec::NonManaged) {
+    let numa_node = if platform.arm {
+        if let Some(n) = &d.numa_node {
+            c.ignored(n, format!("{p}.numa_node"), ARCH, &format!("node {} has no effect on arm: a device's NUMA node only steers the x86 vector allocator's fallback, and arm routes each queue to a CPU of its affinity; remove numa_node (or use arch: x86)", n.value));
+        }
+        None
+    } else {
+        check_numa_node(d.numa_node.as_ref(), platform.numa_node_count, p, c)
+    };
+    if platform.arm
+        && let Some(m) = &d.irq_mode
+    {
+        let name = if m.value == IrqModeSpec::Managed { "managed" } else { "non_managed" };
+        c.ignored(m, format!("{p}.irq_mode"), ARCH, &format!("`{name}` has no effect on arm: managed and non-managed (reservation-mode) interrupts are x86 vector-allocator modes, and arm routes each queue to a CPU of its affinity; remove irq_mode (or use arch: x86)"));
+    }
+    let irq_mode = match d.irq_mode.as_ref().map_or(IrqModeSpec::NonManaged, |m| m.value) {
         IrqModeSpec::Managed => IrqMode::Managed,
         IrqModeSpec::NonManaged => IrqMode::NonManaged,
     };
@@ -212,7 +225,21 @@ fn check_device(
         None => GuestMsiParams::UNICAST,
         Some(spec) => check_guest_msi(spec, d.assigned_to.is_some(), assigned_to, guests, platform.arm, p, c),
     };
-    let iommu_unit = check_iommu_unit(d.iommu_unit.as_ref(), platform.iommu_units(), p, c);
+    let iommu_unit = match (&d.iommu_unit, &platform.remapping) {
+        (Some(unit), Some(None)) => {
+            let (switch, why) = if platform.arm {
+                (ARCH, "arm has no interrupt remapping")
+            } else {
+                (
+                    "platform.iommu.interrupt_remapping",
+                    "interrupt remapping is off (platform.iommu.interrupt_remapping is false or the iommu block is left out)",
+                )
+            };
+            c.ignored(unit, format!("{p}.iommu_unit"), switch, &format!("unit {} has no effect: {why}, so there is no remapping unit to hold the device; remove iommu_unit, or turn remapping on", unit.value));
+            0
+        }
+        _ => check_iommu_unit(d.iommu_unit.as_ref(), platform.iommu_units(), p, c),
+    };
     let update_latency = d.ims_update_latency.as_ref().and_then(|l| c.duration(l, &format!("{p}.ims_update_latency")));
     Some(DeviceSection {
         name: d.name.value.clone(),

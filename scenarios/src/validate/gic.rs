@@ -113,6 +113,14 @@ fn check_its(
 
 /// `msi: v2m`: the frame's SPI count; the ITS costs are refused.
 fn check_v2m(gic: &GicSpec, latency: Option<SimDuration>, c: &mut Checker) -> Option<GicMsiParams> {
+    if let Some(b) = &gic.lpi_id_bits {
+        c.ignored(
+            b,
+            format!("{P}.lpi_id_bits"),
+            &format!("{P}.msi"),
+            &format!("{} has no effect with msi: v2m: a GICv2m frame turns MSIs into SPIs, not LPIs; remove lpi_id_bits, or use msi: its", b.value),
+        );
+    }
     for (field, value) in
         [("its_command", &gic.its_command), ("its_sync", &gic.its_sync), ("its_direct_inv", &gic.its_direct_inv)]
     {

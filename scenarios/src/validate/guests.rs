@@ -10,7 +10,7 @@ use models::iommu::posted::PostedParams;
 use models::platform::{GicMsiParams, GicParams, GuestParams};
 
 use super::checker::{Checker, parse_cpu_list};
-use super::platform::PlatformChecked;
+use super::platform::{ARCH, PlatformChecked};
 use crate::schema::{GuestSpec, PostedCostsSpec};
 
 /// The most vCPUs all guests together may have: 2^20 = 1,048,576 (16 per pCPU at the
@@ -51,12 +51,13 @@ pub(crate) fn guest_support(platform: &PlatformChecked) -> Result<(), &'static s
 }
 
 /// Checks every guest; `support` is [`guest_support`]'s verdict, `doorbells` is
-/// [`doorbell_lpis`]'.
+/// [`doorbell_lpis`]', `arm` whether the platform is arm.
 pub(crate) fn check_guests(
     specs: &[GuestSpec],
     cpu_count: u32,
     support: Result<(), &str>,
     doorbells: Option<u32>,
+    arm: bool,
     c: &mut Checker,
 ) -> Option<Vec<GuestParams>> {
     let mut guests = Vec::new();
@@ -121,6 +122,10 @@ pub(crate) fn check_guests(
         };
         let posted = check_posted_costs(&g.posted, &p, c);
         let remapped_forward = match &g.remapped_forward {
+            Some(v) if arm => {
+                c.ignored(v, format!("{p}.remapped_forward"), ARCH, &format!("`{}` has no effect on arm: every assigned interrupt is forwarded as a vLPI (guest_msi, the only source of interrupts KVM cannot post, is x86-only), so the host never forwards one; remove remapped_forward (or use arch: x86)", v.value));
+                Some(SimDuration::ZERO)
+            }
             Some(v) => c.duration(v, &format!("{p}.remapped_forward")),
             None => Some(SimDuration::ZERO),
         };

@@ -14,6 +14,46 @@ use crate::schema::{IommuSpec, IrteUpdateSpec, PostedMsiSpec};
 
 const P: &str = "platform.iommu";
 
+/// A remapping block that is off (`interrupt_remapping: false`) with fields that would set
+/// the unit up: each has no effect, so each is reported ([`Checker::ignored`]: an error, or
+/// a warning when an override switched remapping off), value unchecked.
+pub(crate) fn check_switched_off(iommu: &IommuSpec, c: &mut Checker) {
+    let switch = format!("{P}.interrupt_remapping");
+    let why = |field: &str, value: String| {
+        format!(
+            "{value} has no effect: {switch} is false, so there is no remapping unit (no IRTE lookups, entry cache, updates, fault recording or posted MSI); set interrupt_remapping: true, or remove {field}"
+        )
+    };
+    let mut report = |at: Spanned<()>, field: &str, value: String| {
+        c.ignored(&at, format!("{P}.{field}"), &switch, &why(field, value));
+    };
+    let at = |s: &serde_saphyr::Location| Spanned::new((), *s, *s);
+    if let Some(v) = &iommu.lookup_latency {
+        report(at(&v.referenced), "lookup_latency", format!("`{}`", v.value));
+    }
+    if let Some(v) = &iommu.units {
+        report(at(&v.referenced), "units", format!("{} units", v.value));
+    }
+    if let Some(v) = &iommu.irte_entries {
+        report(at(&v.referenced), "irte_entries", format!("{} entries", v.value));
+    }
+    if let Some(v) = &iommu.irte_cache {
+        report(at(&v.entries.referenced), "irte_cache", "the IRTE cache".to_owned());
+    }
+    if let Some(v) = &iommu.irte_update {
+        report(at(&v.irte_write.referenced), "irte_update", "the IRTE update cost".to_owned());
+    }
+    if let Some(v) = &iommu.fault_recording_registers {
+        report(at(&v.referenced), "fault_recording_registers", format!("{} registers", v.value));
+    }
+    if let Some(v) = &iommu.max_handle_mask {
+        report(at(&v.referenced), "max_handle_mask", format!("{}", v.value));
+    }
+    if let Some(v) = &iommu.posted_msi {
+        report(at(&v.referenced), "posted_msi", "host posted MSI".to_owned());
+    }
+}
+
 /// Checks a remapping unit that is on. `has_actions`: actions move interrupts, so IRTE
 /// updates need a cost; `kernel`: the release, if valid (host posted MSI needs 6.10);
 /// `anchor`: where to point when a required field is missing.

@@ -59,7 +59,8 @@ pub(crate) fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Validated> {
     let platform = platform::check_platform(raw, c);
     let cpu_count = platform.cpu_count;
     let support = guests::guest_support(&platform);
-    let guests = guests::check_guests(&raw.guests, cpu_count, support, guests::doorbell_lpis(&platform), c);
+    let guests =
+        guests::check_guests(&raw.guests, cpu_count, support, guests::doorbell_lpis(&platform), platform.arm, c);
     actions::check_hotplug_of_vcpu_pcpus(&raw.actions, &raw.guests, cpu_count, c);
     let (devices, function_names) = devices::check_devices(&raw.devices, &raw.guests, &platform, c);
     let actions = actions::check_actions(&raw.actions, cpu_count, duration, &function_names, c);

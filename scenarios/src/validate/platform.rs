@@ -11,6 +11,8 @@ use super::checker::Checker;
 use super::{gic, iommu};
 use crate::schema::{Arch, CpuCostsSpec, KernelSpec, QueueingSpec, ScenarioFile};
 
+/// The field path of the architecture switch, for fields that apply to one architecture only.
+pub(crate) const ARCH: &str = "platform.arch";
 /// Most CPUs a platform may have (x2APIC ids are 32-bit; this bound keeps runs sane).
 pub const CPU_COUNT_MAX: u32 = 65_536;
 /// Highest APIC id a compatibility-format MSI can address (8-bit destination).
@@ -102,9 +104,21 @@ pub(crate) fn check_platform(raw: &ScenarioFile, c: &mut Checker) -> PlatformChe
         Some(spec) if spec.interrupt_remapping => {
             iommu::check_iommu(spec, !raw.actions.is_empty(), kernel.map(|k| k.version), cpus, c).map(Some)
         }
-        _ => Some(None),
+        Some(spec) => {
+            iommu::check_switched_off(spec, c);
+            Some(None)
+        }
+        None => Some(None),
     };
     let arm = platform.arch.as_ref().is_some_and(|a| a.value == Arch::Arm);
+    if arm && let Some(n) = &platform.numa_nodes {
+        c.ignored(
+            n,
+            "platform.numa_nodes",
+            ARCH,
+            &format!("{} NUMA nodes have no effect on arm: NUMA placement only steers the x86 vector allocator's fallback, and arm routes each queue to a CPU of its affinity; remove numa_nodes (or use arch: x86)", n.value),
+        );
+    }
     if matches!(remapping, Some(None)) && cpu_count > COMPAT_APIC_ID_MAX + 1 && !arm {
         c.error(
             cpus,
@@ -142,6 +156,17 @@ pub(crate) fn check_platform(raw: &ScenarioFile, c: &mut Checker) -> PlatformChe
         }
         Some(_) => HostQueueing::Lapic,
     };
+    if let (Some(q), Some(Some(iommu))) = (&platform.queueing, &remapping)
+        && iommu.posted_msi.is_some()
+    {
+        let name = if q.value == QueueingSpec::Fifo { "fifo" } else { "lapic" };
+        c.ignored(
+            q,
+            "platform.queueing",
+            "platform.iommu.posted_msi",
+            &format!("`{name}` has no effect with host posted MSI (platform.iommu.posted_msi): the posted-MSI demux serves every CPU's interrupts, one notification per demux loop; remove queueing, or posted_msi"),
+        );
+    }
     PlatformChecked { cpu_count, numa_node_count, arm, kernel, cpu_costs, remapping, gic, queueing }
 }
 

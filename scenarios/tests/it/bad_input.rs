@@ -117,6 +117,37 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ),
     ("two-documents", "13:1", ".", &["more than one YAML document", "remove the second `---`"]),
     ("name-without-value", "1:5", "name", &["expected a text value, found none"]),
+    (
+        "iommu-off-with-fields",
+        "5:56",
+        "platform.iommu.lookup_latency",
+        &[
+            "`banana` has no effect",
+            "interrupt_remapping is false",
+            "set interrupt_remapping: true, or remove lookup_latency",
+        ],
+    ),
+    ("numa-nodes-on-arm", "6:15", "platform.numa_nodes", &["2 NUMA nodes have no effect on arm", "remove numa_nodes"]),
+    ("irq-mode-on-arm", "10:15", "devices[0].irq_mode", &["`managed` has no effect on arm", "remove irq_mode"]),
+    (
+        "iommu-unit-without-remapping",
+        "8:17",
+        "devices[0].iommu_unit",
+        &["unit 0 has no effect: interrupt remapping is off", "remove iommu_unit"],
+    ),
+    (
+        "queueing-with-posted-msi",
+        "5:13",
+        "platform.queueing",
+        &["`fifo` has no effect with host posted MSI", "remove queueing, or posted_msi"],
+    ),
+    ("lpi-id-bits-with-v2m", "6:60", "platform.gic.lpi_id_bits", &["20 has no effect with msi: v2m", "use msi: its"]),
+    (
+        "remapped-forward-on-arm",
+        "11:23",
+        "guests[0].remapped_forward",
+        &["`2us` has no effect on arm", "remove remapped_forward"],
+    ),
     ("alias-bomb", "10:16", "templates.b5[1][1][3][8][7]", &["aliases (`*name`) here expand to more values"]),
 ];
 

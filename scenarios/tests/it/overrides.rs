@@ -152,3 +152,44 @@ fn a_problem_the_override_causes_elsewhere_is_in_the_file_and_the_summary_names_
     assert!(text.contains("error: posted-msi.yaml:"), "{text}");
     assert!(text.contains("with overrides platform.kernel.version=6.8; nothing was run"), "{text}");
 }
+
+#[test]
+fn fields_under_a_block_an_override_switches_off_are_warned_about_not_refused() {
+    // The file turns remapping on with a lookup latency; a sweep axis turns it off: the
+    // latency no longer applies, which is a warning, and the point still runs.
+    let s = with("nvme-bare-metal", &[("platform.iommu.interrupt_remapping", "false"), ("duration", "1ms")]).unwrap();
+    assert!(s.platform.remapping.is_none());
+    let w = s.warnings.iter().find(|w| w.contains("platform.iommu.lookup_latency")).expect("a warning");
+    assert!(
+        w.starts_with("nvme-bare-metal.yaml:29:21: platform.iommu.lookup_latency: ignored: `100ns` has no effect"),
+        "{w}"
+    );
+    assert!(w.contains("interrupt_remapping is false"), "{w}");
+    // The report carries it among the point's warnings.
+    let (point, _, _) = scenarios::runner::run_point(&s, 1, 0).unwrap();
+    assert!(point.run.warnings.contains(w), "{:?}", point.run.warnings);
+    // Written in the file, the same contradiction is an error.
+    let text =
+        catalog::get("nvme-bare-metal").unwrap().replace("interrupt_remapping: true", "interrupt_remapping: false");
+    let e = scenarios::load("off.yaml", &text).unwrap_err().to_string();
+    assert!(e.contains("off.yaml:29:21: platform.iommu.lookup_latency: `100ns` has no effect"), "{e}");
+    // A catalog scenario loads without warnings.
+    for (name, text) in catalog::CATALOG {
+        assert_eq!(scenarios::load(name, text).unwrap().warnings, Vec::<String>::new(), "{name}");
+    }
+}
+
+#[test]
+fn a_value_overridden_under_a_switch_the_file_turns_off_is_an_error_naming_the_override() {
+    let e = expect_err("posted-msi", &[("platform.queueing", "fifo")]);
+    let d = &e.diagnostics[0];
+    assert_eq!(d.path, "platform.queueing");
+    assert!(d.message.contains("`fifo` has no effect with host posted MSI"), "{}", d.message);
+    assert_eq!(d.from_override.as_ref().map(|o| o.path.as_str()), Some("platform.queueing"));
+    // The other way round, the switch in the override: a warning.
+    let text = catalog::get("posted-msi").unwrap().replace("    posted_msi: { loop_cap: 3, pir_scan: 10ns }\n", "");
+    let text = text.replace("platform:\n", "platform:\n  queueing: fifo\n");
+    let overrides = [("platform.iommu.posted_msi".to_owned(), "{ pir_scan: 10ns }".to_owned())];
+    let s = load_with_overrides("p.yaml", &text, &overrides).unwrap();
+    assert!(s.warnings.iter().any(|w| w.contains("platform.queueing: ignored: `fifo`")), "{:?}", s.warnings);
+}
