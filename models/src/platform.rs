@@ -438,8 +438,13 @@ impl Platform {
 
     fn on_posted_step(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
         let Cpus::PostedMsi(cpus) = &mut self.cpus else { unreachable!("posted MSI steps") };
-        if let Some(job) = cpus.step(cpu, q, &mut self.metrics) {
-            let work = self.devices.driver_work(job.queue);
+        let (done, start) = cpus.step(cpu, q, &mut self.metrics);
+        if let Some(job) = done {
+            self.host_handled(job.queue, job.raised_at, q);
+        }
+        if let Some(job) = start {
+            let work = self.host_work(job.queue, 1);
+            let Cpus::PostedMsi(cpus) = &mut self.cpus else { unreachable!("posted MSI steps") };
             cpus.start_handler(cpu, job, work, q, &mut self.metrics);
         }
     }

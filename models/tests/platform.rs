@@ -1157,3 +1157,25 @@ fn a_refused_unplug_is_reported_with_the_kernels_numbers() {
     let expected = format!("CPU 1 has 150 vectors, {} available. Cannot disable CPU", capacity - 150);
     assert_eq!((example.first.at, example.first.line.as_str()), (SimTime::from_ps(1_000_000), expected.as_str()));
 }
+
+#[test]
+fn host_posted_msi_forwards_a_guests_non_postable_interrupts_too() {
+    // Host posted MSI (6.10) and a guest whose device's MSIs are multicast (not postable):
+    // they stay remapped to VFIO's host vector, are posted into the host CPU's descriptor,
+    // demuxed, and VFIO's handler forwards each to the guest. Before, the demux counted
+    // them delivered on the host and the guest never saw them.
+    let mut params = with_guest(one_device(1, 2, true), 1, &[1]);
+    params.remapping.as_mut().unwrap().posted_msi =
+        Some(PostedMsiConfig { loop_cap: 3, pir_scan: SimDuration::from_ns(10) });
+    params.devices[0].guest_msi =
+        GuestMsiParams { mode: MsiDeliveryMode::Fixed, destinations: 2, vector_hashing: false };
+    let (mut p, mut q) = Platform::new(&params, 1);
+    run_to(&mut p, &mut q, sim::PS_PER_S / 100);
+    // One interrupt a millisecond for 10 ms, each done within microseconds.
+    assert_eq!(counter(&p, "interrupt.raised_count"), 10);
+    assert_eq!(counter(&p, "kvm.remapped_fallback_count"), 10);
+    assert_eq!(counter(&p, "interrupt.delivered_count"), 10);
+    let forwards = p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == "latency.vfio_forward_ps");
+    assert_eq!(forwards.map(|h| h.count), Some(10));
+    assert!(p.conservation(&q).holds());
+}

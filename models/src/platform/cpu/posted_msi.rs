@@ -11,7 +11,7 @@ use sim::{EventQueue, Metrics, SimDuration, SimTime};
 use super::super::Event;
 use super::super::metrics::{CoreIds, CpuIds};
 use super::super::params::PostedMsiConfig;
-use super::super::route::{Job, Pending, Work};
+use super::super::route::{Job, Pending, Work, WorkKind};
 use crate::ids::{CpuId, QueueId, Vector};
 
 /// Where a CPU is in its posted-MSI notification handler.
@@ -147,9 +147,10 @@ impl PostedMsiCpus {
         q.schedule_in(self.config.pir_scan, Event::PostedStep { cpu });
     }
 
-    /// The next step of the notification handler. Returns the interrupt whose handler must
-    /// start now (the router asks its device for the work and calls [`Self::start_handler`]).
-    pub fn step(&mut self, cpu: CpuId, q: &mut EventQueue<Event>, m: &mut Metrics) -> Option<Job> {
+    /// The next step of the notification handler. Returns the interrupt whose handler just
+    /// finished (the router delivers it, or VFIO forwards it) and the one whose handler must
+    /// start now (the router asks for its work and calls [`Self::start_handler`]).
+    pub fn step(&mut self, cpu: CpuId, q: &mut EventQueue<Event>, m: &mut Metrics) -> (Option<Job>, Option<Job>) {
         let pc = &mut self.cpus[cpu.0 as usize];
         match pc.phase {
             Phase::Idle => unreachable!("a posted step on an idle CPU"),
@@ -165,18 +166,17 @@ impl PostedMsiCpus {
                     self.begin_pass(cpu, false, q, m);
                 } else {
                     pc.phase = Phase::Handler;
-                    return Some(pc.batch[0]);
+                    return (None, Some(pc.batch[0]));
                 }
             }
             Phase::Handler => {
                 let job = pc.batch[pc.next];
                 pc.next += 1;
-                m.add(self.core.delivered, 1);
-                m.record(self.core.end_to_end, q.now().since(job.raised_at).as_ps());
                 if pc.next < pc.batch.len() {
-                    return Some(pc.batch[pc.next]);
+                    return (Some(job), Some(pc.batch[pc.next]));
                 }
                 self.begin_pass(cpu, true, q, m);
+                return (Some(job), None);
             }
             Phase::Eoi => {
                 pc.phase = Phase::Idle;
@@ -185,14 +185,22 @@ impl PostedMsiCpus {
                 }
             }
         }
-        None
+        (None, None)
     }
 
     /// Runs the handler of `job` (the batch's next) for `work.service`; the EOI comes once,
     /// at the end of the notification.
     pub fn start_handler(&mut self, cpu: CpuId, job: Job, work: Work, q: &mut EventQueue<Event>, m: &mut Metrics) {
-        m.record(self.core.queue_wait, q.now().since(job.arrived_at).as_ps());
-        m.record(self.core.handler, work.service.as_ps());
+        match work.kind {
+            WorkKind::Driver => {
+                m.record(self.core.queue_wait, q.now().since(job.arrived_at).as_ps());
+                m.record(self.core.handler, work.service.as_ps());
+            }
+            WorkKind::VfioForward => {
+                let done = q.now() + work.service;
+                m.record(self.ids.vfio_forward, done.since(job.arrived_at).as_ps());
+            }
+        }
         m.add(self.ids.cpu_busy_ps, work.service.as_ps());
         q.schedule_in(work.service, Event::PostedStep { cpu });
     }
