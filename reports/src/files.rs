@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 /// The files a report folder may hold; anything else makes [`ReportDir::prepare`] refuse
 /// to replace the folder.
-pub const REPORT_FILES: [&str; 4] = ["report.json", "summary.md", "summary.txt", "perf.json"];
+pub const REPORT_FILES: [&str; 5] = ["report.json", "summary.md", "summary.txt", "points.csv", "perf.json"];
 
 /// The I/O error `e` as a short phrase a user can act on (no `os error` numbers).
 pub fn io_reason(e: &std::io::Error) -> String {

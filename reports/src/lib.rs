@@ -1,5 +1,6 @@
 //! `reports`: the report file (`report.json`, schema in docs/report-format.md) and what is
-//! rendered from it alone — `summary.md` tables and the plain-text summary for email.
+//! rendered from it alone — `summary.md` tables, the plain-text summary for email, and
+//! `points.csv` (every number in long format).
 //!
 //! # Brief overview
 //! [`RunReport`] is the serialisable record of a run: scenario name and content hash, seed,
@@ -14,10 +15,12 @@
 
 #![warn(missing_docs)]
 
+mod csv;
 mod files;
 mod render;
 mod schema;
 
+pub use csv::csv;
 pub use files::{REPORT_FILES, ReportDir, io_reason, read_limited, write_atomic};
 pub use render::{markdown, text};
 pub use schema::{

@@ -34,7 +34,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a scenario and write report.json, summary.md, summary.txt and perf.json.
+    /// Run a scenario and write report.json, summary.md, summary.txt, points.csv and perf.json.
     Run {
         /// Scenario file (YAML). Leave out with --builtin.
         file: Option<PathBuf>,
@@ -66,7 +66,7 @@ enum Command {
         #[arg(long)]
         show: Option<String>,
     },
-    /// Re-render summary.md and summary.txt from a report.json (or its directory).
+    /// Re-render summary.md, summary.txt and points.csv from a report.json (or its directory).
     Report {
         /// report.json or the directory holding it.
         path: PathBuf,
@@ -221,7 +221,13 @@ fn execute(command: Command) -> Result<(), Failure> {
             };
             write("summary.md", reports::markdown(&report))?;
             write("summary.txt", reports::text(&report))?;
-            print(&format!("wrote {} and {}\n", dir.join("summary.md").display(), dir.join("summary.txt").display()))
+            write("points.csv", reports::csv(&report))?;
+            print(&format!(
+                "wrote {}, {} and {}\n",
+                dir.join("summary.md").display(),
+                dir.join("summary.txt").display(),
+                dir.join("points.csv").display()
+            ))
         }
     }
 }
@@ -303,6 +309,7 @@ fn run(
     write("summary.md", &reports::markdown(&result.report))?;
     test_pause("write");
     write("summary.txt", &reports::text(&result.report))?;
+    write("points.csv", &reports::csv(&result.report))?;
     write("perf.json", &perf)?;
     // report.json last: its presence means the run finished and every file is whole.
     write("report.json", &json)?;

@@ -306,11 +306,12 @@ fn two_runs_into_one_folder_leave_one_whole_report() {
             assert!(done.status.success(), "{}", stderr(&done));
         }
         let files = snapshot(&out);
-        assert_eq!(files.len(), 4, "{:?}", files.iter().map(|f| &f.0).collect::<Vec<_>>());
+        assert_eq!(files.len(), reports::REPORT_FILES.len(), "{:?}", files.iter().map(|f| &f.0).collect::<Vec<_>>());
         let text = |name: &str| String::from_utf8(files.iter().find(|f| f.0 == name).unwrap().1.clone()).unwrap();
         let seed = if text("report.json").contains("\"seed\": 1,") { 1 } else { 2 };
         assert!(text("summary.txt").contains(&format!("(seed {seed})")), "a mix of two runs");
         assert!(text("summary.md").contains(&format!("| seed | {seed} |")), "a mix of two runs");
+        assert!(text("points.csv").contains(&format!("0,,,{seed},")), "a mix of two runs");
         let beside: Vec<_> = std::fs::read_dir(&tmp.0).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(beside.len(), 2, "leftovers beside the report folder: {beside:?}");
     }

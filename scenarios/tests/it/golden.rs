@@ -1,5 +1,5 @@
-//! Golden reports: every catalog scenario at its own seed, its `report.json` and
-//! `summary.md` compared byte for byte (less the version string) with the copies committed
+//! Golden reports: every catalog scenario at its own seed, its `report.json`, `summary.md`
+//! and `points.csv` compared byte for byte (less the version string) with the copies committed
 //! in `scenarios/tests/golden/`, and the event trace (kind and time of every event) of a few
 //! scenarios hashed, so a change of event order shows even when the statistics agree.
 //!
@@ -69,6 +69,7 @@ fn catalog_reports_match_the_committed_golden_copies() {
         let dir = golden_dir().join(name);
         differences.extend(check(&dir.join("report.json"), &json));
         differences.extend(check(&dir.join("summary.md"), &reports::markdown(&result.report)));
+        differences.extend(check(&dir.join("points.csv"), &reports::csv(&result.report)));
     }
     assert!(
         differences.is_empty(),
