@@ -8,7 +8,7 @@ use sim::{MetricsSnapshot, Unit};
 /// The `format` field of every report.
 pub const FORMAT_NAME: &str = "irqsim-report";
 /// The schema version; bumped on any incompatible change (docs/report-format.md).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One run of one scenario: every sweep point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,7 +111,8 @@ pub struct Conservation {
     pub in_flight: u64,
 }
 
-/// Latency summary of one stage, in nanoseconds.
+/// Latency summary of one stage, in nanoseconds. A stage with no samples has `count` 0 and
+/// every statistic `null` in `report.json` (NaN in memory): there is no value, not a zero.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageSummary {
@@ -122,17 +123,28 @@ pub struct StageSummary {
     /// Samples.
     pub count: u64,
     /// Exact mean.
+    #[serde(deserialize_with = "null_as_nan")]
     pub mean_ns: f64,
     /// Median (3 significant digits).
+    #[serde(deserialize_with = "null_as_nan")]
     pub p50_ns: f64,
     /// 90th percentile.
+    #[serde(deserialize_with = "null_as_nan")]
     pub p90_ns: f64,
     /// 99th percentile.
+    #[serde(deserialize_with = "null_as_nan")]
     pub p99_ns: f64,
     /// 99.9th percentile.
+    #[serde(deserialize_with = "null_as_nan")]
     pub p999_ns: f64,
     /// Exact maximum.
+    #[serde(deserialize_with = "null_as_nan")]
     pub max_ns: f64,
+}
+
+/// `null` (a stage with no samples) as NaN; serde_json writes NaN back as `null`.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// A modelled failure and how often it happened.
@@ -232,17 +244,19 @@ pub fn point_from_metrics(snapshot: &MetricsSnapshot) -> (Vec<StageSummary>, Vec
         .filter(|h| h.info.unit == Unit::Picoseconds)
         .filter_map(|h| {
             let stage = h.info.name.strip_prefix("latency.")?.strip_suffix("_ps")?;
-            let q = |i: usize| ns(h.quantiles[i] as f64);
+            // No samples: no statistic (NaN, written as null), not a zero.
+            let value = |v: f64| if h.count == 0 { f64::NAN } else { ns(v) };
+            let q = |i: usize| value(h.quantiles[i] as f64);
             Some(StageSummary {
                 stage: stage.to_owned(),
                 description: h.info.description.clone(),
                 count: h.count,
-                mean_ns: ns(h.mean()),
+                mean_ns: value(h.mean()),
                 p50_ns: q(0),
                 p90_ns: q(1),
                 p99_ns: q(2),
                 p999_ns: q(3),
-                max_ns: ns(h.max as f64),
+                max_ns: value(h.max as f64),
             })
         })
         .collect();
@@ -293,7 +307,9 @@ pub fn read_report(path: &Path) -> Result<RunReport, String> {
     let version = value.get("format_version").and_then(serde_json::Value::as_u64);
     let this = env!("CARGO_PKG_VERSION");
     match version {
-        Some(v) if v == u64::from(FORMAT_VERSION) => {}
+        // Version 1 differs only in writing 0 where version 2 writes null (a stage with no
+        // samples): it reads the same.
+        Some(v) if v == u64::from(FORMAT_VERSION) || v == 1 => {}
         Some(v) if v > u64::from(FORMAT_VERSION) => {
             return Err(format!(
                 "{shown}: the report is in format version {v}, newer than this irqsim ({this}) reads (version {FORMAT_VERSION}); render it with the irqsim that wrote it or a newer one"

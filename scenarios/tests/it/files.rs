@@ -171,15 +171,18 @@ fn a_report_of_a_newer_format_names_both_versions() {
     let tmp = Scratch::new("newer");
     let golden = workspace_root().join("scenarios/tests/golden/interrupt-storm/report.json");
     let text = std::fs::read_to_string(golden).unwrap();
-    let newer = text.replacen("\"format_version\": 1,", "\"format_version\": 2,\n  \"sweep\": {},", 1);
+    let this = reports::FORMAT_VERSION;
+    let newer = text.replacen(
+        &format!("\"format_version\": {this},"),
+        &format!("\"format_version\": {},\n  \"sweep\": {{}},", this + 1),
+        1,
+    );
     assert_ne!(newer, text);
     std::fs::write(tmp.0.join("report.json"), newer).unwrap();
     let out = irqsim().arg("report").arg(&tmp.0).output().unwrap();
-    assert_bad_input(
-        &out,
-        "report of version 2",
-        &["the report is in format version 2, newer than this irqsim", "reads (version 1)"],
-    );
+    let newer_words = format!("the report is in format version {}, newer than this irqsim", this + 1);
+    let reads = format!("reads (version {this})");
+    assert_bad_input(&out, "report of a newer version", &[&newer_words, &reads]);
     assert!(!stderr(&out).contains("unknown field"), "{}", stderr(&out));
 }
 
