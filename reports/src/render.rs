@@ -1,5 +1,5 @@
-//! Renderings of a report: `summary.md` (Markdown tables) and plain text for email (80
-//! columns, fixed-width tables, the reproduce line last).
+//! Renderings of a report: `summary.md` (Markdown tables) and plain text for email (72
+//! columns, as mail is read and quoted; fixed-width tables; the reproduce line last).
 
 use std::fmt::Write as _;
 
@@ -14,6 +14,33 @@ fn fmt_ns(v: f64) -> String {
     } else {
         format!("{v:.1}ns")
     }
+}
+
+/// The width of the mail text: 72 columns leave room for two levels of `> ` quoting in an
+/// 80-column reader.
+const MAIL_WIDTH: usize = 72;
+
+/// Nanoseconds in at most 7 characters with 4 significant digits, for the mail text's
+/// narrow columns (`948.8us`, `12.75us`, `1.879ms`, `500.0ns`).
+fn fmt_ns_short(v: f64) -> String {
+    let (value, unit) = if v >= 1e9 {
+        (v / 1e9, "s")
+    } else if v >= 1e6 {
+        (v / 1e6, "ms")
+    } else if v >= 1e3 {
+        (v / 1e3, "us")
+    } else {
+        (v, "ns")
+    };
+    let decimals = if value >= 100.0 {
+        1
+    } else if value >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let decimals = if unit == "ns" { decimals.min(1) } else { decimals };
+    format!("{value:.decimals$}{unit}")
 }
 
 /// `text` broken at spaces into lines of at most `width` columns (a longer word stands
@@ -146,7 +173,7 @@ pub fn markdown(report: &RunReport) -> String {
     s
 }
 
-/// The plain-text summary: what the CLI prints and what pastes into a mail (≤ 80 columns).
+/// The plain-text summary: what the CLI prints and what pastes into a mail (at most 72 columns but the reproduce line, a command that is never broken).
 pub fn text(report: &RunReport) -> String {
     let mut s = String::new();
     let sc = &report.scenario;
@@ -155,53 +182,70 @@ pub fn text(report: &RunReport) -> String {
         let c = &p.conservation;
         let _ =
             writeln!(s, "\n{}: {} simulated, {} events", point_title(p), fmt_ns(p.run.simulated_ns), p.run.event_count);
-        let _ = writeln!(
-            s,
-            "interrupts: {} raised, {} delivered, {} lost, {} merged, {} in flight",
-            c.raised, c.delivered, c.lost, c.merged, c.in_flight
-        );
-        for w in &p.run.warnings {
-            let _ = write!(s, "{}", wrap(&format!("warning: {w}"), 80, "  "));
+        // Each "N word" stays whole; the line breaks between them.
+        let items = [
+            format!("{} raised", c.raised),
+            format!("{} delivered", c.delivered),
+            format!("{} lost", c.lost),
+            format!("{} merged", c.merged),
+            format!("{} in flight", c.in_flight),
+        ];
+        let mut line = String::from("interrupts:");
+        for (i, item) in items.iter().enumerate() {
+            let piece = if i + 1 < items.len() { format!("{item},") } else { item.clone() };
+            if line.chars().count() + 1 + piece.chars().count() > MAIL_WIDTH {
+                let _ = writeln!(s, "{line}");
+                line = " ".repeat("interrupts:".len());
+            }
+            line.push(' ');
+            line.push_str(&piece);
         }
+        let _ = writeln!(s, "{line}");
+        for w in &p.run.warnings {
+            let _ = write!(s, "{}", wrap(&format!("warning: {w}"), MAIL_WIDTH, "  "));
+        }
+        // 16 + 9 + 5 × 9 = 70 columns.
         let _ = writeln!(
             s,
-            "\n{:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "\n{:<16}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
             "stage", "count", "mean", "p50", "p99", "p99.9", "max"
         );
         for st in p.stages.iter().filter(|st| st.count > 0) {
             let _ = writeln!(
                 s,
-                "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "{:<16}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
                 st.stage,
                 st.count,
-                fmt_ns(st.mean_ns),
-                fmt_ns(st.p50_ns),
-                fmt_ns(st.p99_ns),
-                fmt_ns(st.p999_ns),
-                fmt_ns(st.max_ns)
+                fmt_ns_short(st.mean_ns),
+                fmt_ns_short(st.p50_ns),
+                fmt_ns_short(st.p99_ns),
+                fmt_ns_short(st.p999_ns),
+                fmt_ns_short(st.max_ns)
             );
         }
         if !p.resources.is_empty() {
             let _ =
-                writeln!(s, "\n{:<32} {:>9} {:>9} {:>9}", "resource (per instance)", "max used", "limit", "instances");
+                writeln!(s, "\n{:<32}{:>10}{:>10}{:>10}", "resource (per instance)", "max used", "limit", "instances");
             for r in &p.resources {
-                let _ = writeln!(s, "{:<32} {:>9} {:>9} {:>9}", r.name, r.used_max, r.limit, r.instances);
+                let _ = writeln!(s, "{:<32}{:>10}{:>10}{:>10}", r.name, r.used_max, r.limit, r.instances);
             }
         }
         if !p.failures.is_empty() {
             let _ = writeln!(s, "\nfailures:");
             for f in &p.failures {
-                let _ = write!(s, "{}", wrap(&format!("  {:>9}  {}", f.count, f.reason), 80, "             "));
+                // The count in 7 columns, the reason and its lines indented under it.
+                let _ = write!(s, "{}", wrap(&format!("{:>7}  {}", f.count, f.reason), MAIL_WIDTH, "         "));
                 for (which, l) in [("first", &f.first), ("last", &f.last)] {
                     if let Some(l) = l {
                         let text = format!("{which} at {}: {}", fmt_ns(l.at_ns), l.line);
-                        let _ = write!(s, "{}", wrap(&format!("             {text}"), 80, "               "));
+                        let _ = write!(s, "{}", wrap(&format!("         {text}"), MAIL_WIDTH, "           "));
                     }
                 }
             }
         }
     }
-    let _ = writeln!(s, "\nscenario sha256 {}", sc.sha256);
+    let _ = writeln!(s, "\nsha256 {}", sc.sha256);
+    // The reproduce line is a command: never broken, whatever its length.
     let _ = writeln!(s, "reproduce: {}", report.reproduce);
     s
 }
@@ -278,11 +322,27 @@ mod tests {
     }
 
     #[test]
+    fn short_durations_keep_four_significant_digits_in_seven_characters() {
+        let cases = [
+            (948_825.0, "948.8us"),
+            (12_746.0, "12.75us"),
+            (1_879_000.0, "1.879ms"),
+            (500.0, "500.0ns"),
+            (0.0, "0.0ns"),
+        ];
+        for (ns, shown) in cases {
+            assert_eq!(fmt_ns_short(ns), shown);
+            assert!(shown.len() <= 7);
+        }
+    }
+
+    #[test]
     fn text_fits_in_a_mail() {
         let t = text(&sample());
-        assert!(t.lines().all(|l| l.chars().count() <= 80), "{t}");
+        assert!(t.lines().filter(|l| !l.starts_with("reproduce:")).all(|l| l.chars().count() <= MAIL_WIDTH), "{t}");
         assert!(
-            t.contains("end_to_end") && t.contains("1.500us") && t.contains("reproduce: irqsim run t.yaml --seed 7")
+            t.contains("end_to_end") && t.contains("1.500us") && t.contains("reproduce: irqsim run t.yaml --seed 7"),
+            "{t}"
         );
         assert!(t.contains("because"));
     }
