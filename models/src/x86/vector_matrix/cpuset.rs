@@ -87,8 +87,17 @@ impl CpuSet {
 
     /// The CPUs in ascending order (`for_each_cpu`).
     pub fn iter(&self) -> impl Iterator<Item = CpuId> + '_ {
-        self.words.iter().enumerate().flat_map(|(word_index, &word)| {
-            (0..64u32).filter(move |bit| word & (1 << bit) != 0).map(move |bit| CpuId(word_index as u32 * 64 + bit))
+        // Set bits only: a zero word costs one test, a set bit one trailing-zeros count.
+        self.words.iter().enumerate().filter(|(_, word)| **word != 0).flat_map(|(word_index, &word)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                Some(CpuId(word_index as u32 * 64 + bit))
+            })
         })
     }
 
