@@ -364,8 +364,37 @@ impl Guests {
         }
     }
 
-    /// A posted IRTE (or KVM, injecting a forwarded interrupt) delivered `vector` for
-    /// `vcpu`. Returns `false` when the guest has no handler on the vector (lost).
+    /// The interrupt `vector` brings to `vcpu` at `now`: the job for the guest's handler
+    /// registered on it, `Err(true)` when the vector is already pending there (counted as
+    /// merged: the guest's handler will see both), `Err(false)` when no handler is
+    /// registered (lost).
+    fn admit(&self, vcpu: u32, vector: Vector, raised_at: SimTime, now: SimTime, m: &mut Metrics) -> Result<Job, bool> {
+        let queue = self.queue_on(vcpu, vector).ok_or(false)?;
+        if self.vcpus[vcpu as usize].waiting.is_set(vector) {
+            m.add(self.core.merged_pir, 1);
+            return Err(true);
+        }
+        Ok(Job { queue, raised_at, arrived_at: now })
+    }
+
+    /// A running vCPU was notified: `job` reaches its vIRR at `visible` (counted in `counter`).
+    fn notify_running(
+        &mut self,
+        vcpu: u32,
+        job: Job,
+        visible: SimTime,
+        counter: sim::CounterId,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+    ) {
+        self.vcpus[vcpu as usize].notified.push_back(job);
+        m.add(counter, 1);
+        m.record(self.ids.posted_delivery, visible.since(q.now()).as_ps());
+        q.schedule_at(visible, Event::GuestInterrupt { vcpu });
+    }
+
+    /// A posted IRTE delivered `vector` for `vcpu`. Returns `false` when the guest has no
+    /// handler on the vector (lost).
     #[allow(clippy::too_many_arguments)] // the posted request and the run's state
     pub fn post_to_vcpu(
         &mut self,
@@ -377,39 +406,32 @@ impl Guests {
         m: &mut Metrics,
     ) -> bool {
         let now = q.now();
-        let Some(queue) = self.queue_on(vcpu, vector) else { return false };
+        let job = match self.admit(vcpu, vector, raised_at, now, m) {
+            Ok(job) => job,
+            Err(handled) => return handled,
+        };
         let v = &self.vcpus[vcpu as usize];
-        if v.waiting.is_set(vector) {
-            // Already pending in the PIR: the guest's handler will see both.
-            m.add(self.core.merged_pir, 1);
-            return true;
-        }
-        let job = Job { queue, raised_at, arrived_at: now };
         let params = self.params[v.guest as usize].posted;
         let next_entry = v.host_busy_until.unwrap_or(now);
         let Backend::X86(pi) = &mut self.backend else { panic!("VT-d posting is x86") };
         let delivery =
             PostedDelivery { params }.deliver(pi, PostedIrte { vcpu: VcpuId(vcpu), vector, urgent }, now, next_entry);
-        let v = &mut self.vcpus[vcpu as usize];
         match delivery.path {
             DeliveryPath::NotifiedRunning => {
                 let visible = delivery.visible_at.expect("a running vCPU sees it");
-                v.notified.push_back(job);
-                m.add(self.ids.kvm_notified, 1);
-                m.record(self.ids.posted_delivery, visible.since(now).as_ps());
-                q.schedule_at(visible, Event::GuestInterrupt { vcpu });
+                self.notify_running(vcpu, job, visible, self.ids.kvm_notified, q, m);
             }
             DeliveryPath::Accumulated { .. } => {
-                v.waiting.post(vector, job);
+                self.vcpus[vcpu as usize].waiting.post(vector, job);
                 m.add(self.ids.kvm_accumulated, 1);
             }
             DeliveryPath::Coalesced => {
                 // ON was already set (a wake-up is on its way): the new bit is synced with it.
-                v.waiting.post(vector, job);
+                self.vcpus[vcpu as usize].waiting.post(vector, job);
             }
             DeliveryPath::Wakeup { walk, .. } => {
                 let visible = delivery.visible_at.expect("a woken vCPU enters");
-                v.waiting.post(vector, job);
+                self.vcpus[vcpu as usize].waiting.post(vector, job);
                 m.add(self.ids.kvm_wakeups, 1);
                 m.add(self.ids.kvm_wakeup_walked, walk.walked as u64);
                 self.schedule_entry(vcpu, visible, q, m);
@@ -432,36 +454,27 @@ impl Guests {
         m: &mut Metrics,
     ) -> bool {
         let now = q.now();
-        let Some(queue) = self.queue_on(vcpu, vector) else { return false };
-        let v = &self.vcpus[vcpu as usize];
-        if v.waiting.is_set(vector) {
-            m.add(self.core.merged_pir, 1);
-            return true;
-        }
-        let job = Job { queue, raised_at, arrived_at: now };
-        let params = self.params[v.guest as usize].posted;
+        let job = match self.admit(vcpu, vector, raised_at, now, m) {
+            Ok(job) => job,
+            Err(handled) => return handled,
+        };
+        let params = self.params[self.vcpus[vcpu as usize].guest as usize].posted;
         let Backend::X86(pi) = &mut self.backend else { panic!("VFIO forwarding is x86") };
-        let outcome = pi.inject(VcpuId(vcpu), vector);
-        let v = &mut self.vcpus[vcpu as usize];
-        match outcome {
+        match pi.inject(VcpuId(vcpu), vector) {
             InjectOutcome::Notified => {
-                let visible = now + params.notify_running;
-                v.notified.push_back(job);
-                m.add(self.ids.kvm_injected_notified, 1);
-                m.record(self.ids.posted_delivery, visible.since(now).as_ps());
-                q.schedule_at(visible, Event::GuestInterrupt { vcpu });
                 // The PIR bit goes to vIRR with the notification.
                 pi.sync_pir(VcpuId(vcpu));
+                self.notify_running(vcpu, job, now + params.notify_running, self.ids.kvm_injected_notified, q, m);
             }
             InjectOutcome::Accumulated => {
-                v.waiting.post(vector, job);
+                self.vcpus[vcpu as usize].waiting.post(vector, job);
                 m.add(self.ids.kvm_accumulated, 1);
             }
             InjectOutcome::AlreadyPending => {
-                v.waiting.post(vector, job);
+                self.vcpus[vcpu as usize].waiting.post(vector, job);
             }
             InjectOutcome::WokenUp => {
-                v.waiting.post(vector, job);
+                self.vcpus[vcpu as usize].waiting.post(vector, job);
                 m.add(self.ids.kvm_injected_wakeup, 1);
                 self.schedule_entry(vcpu, now + params.kick + params.wake_to_vm_entry, q, m);
             }
@@ -500,14 +513,11 @@ impl Guests {
         let Some(queue) = self.queue_on(vcpu, vector) else { return false };
         let job = Job { queue, raised_at, arrived_at: now };
         let params = self.params[self.vcpus[vcpu as usize].guest as usize].posted;
-        let v = &mut self.vcpus[vcpu as usize];
         if outcome == VlpiOutcome::Direct {
-            v.notified.push_back(job);
-            m.add(self.ids.kvm_vlpi_direct, 1);
-            m.record(self.ids.posted_delivery, translation.as_ps());
-            q.schedule_in(translation, Event::GuestInterrupt { vcpu });
+            self.notify_running(vcpu, job, now + translation, self.ids.kvm_vlpi_direct, q, m);
             return true;
         }
+        let v = &mut self.vcpus[vcpu as usize];
         if !v.waiting.post(vector, job) {
             m.add(self.core.merged_pir, 1); // already pending in the vPE's table
             return true;
