@@ -43,15 +43,22 @@ fn increments() -> (RngStream, DurationDist) {
     (RngStream::new(12_345, "bench/hold"), DurationDist::exponential(MEAN_INCREMENT))
 }
 
-/// The hold model on a bare `BinaryHeap`, `pending` events, `ops` pops+pushes.
-pub fn hold_bare(pending: u64, ops: u64) -> BenchResult {
+/// A bare heap of the hold model: `pending` events at exponential times, payload = index,
+/// with the random stream, the increments and the next sequence number to go on with.
+type BareHeap = BinaryHeap<Reverse<(u64, u64, u32)>>;
+
+fn filled_heap(pending: u64) -> (BareHeap, RngStream, DurationDist, u64) {
     let (mut rng, exp) = increments();
     let mut heap = BinaryHeap::with_capacity(pending as usize + 1);
-    let mut seq = 0u64;
     for i in 0..pending {
-        heap.push(Reverse((exp.sample(&mut rng).as_ps(), seq, i as u32)));
-        seq += 1;
+        heap.push(Reverse((exp.sample(&mut rng).as_ps(), i, i as u32)));
     }
+    (heap, rng, exp, pending)
+}
+
+/// The hold model on a bare `BinaryHeap`, `pending` events, `ops` pops+pushes.
+pub fn hold_bare(pending: u64, ops: u64) -> BenchResult {
+    let (mut heap, mut rng, exp, mut seq) = filled_heap(pending);
     let mut checksum = 0u64;
     let started = Instant::now();
     for _ in 0..ops {
@@ -69,13 +76,7 @@ pub fn hold_bare(pending: u64, ops: u64) -> BenchResult {
 /// sift per event instead of a pop and a push): the fastest use of `std`'s heap, the bar the
 /// engine's queue is held to.
 pub fn hold_bare_peek_mut(pending: u64, ops: u64) -> BenchResult {
-    let (mut rng, exp) = increments();
-    let mut heap = BinaryHeap::with_capacity(pending as usize + 1);
-    let mut seq = 0u64;
-    for i in 0..pending {
-        heap.push(Reverse((exp.sample(&mut rng).as_ps(), seq, i as u32)));
-        seq += 1;
-    }
+    let (mut heap, mut rng, exp, mut seq) = filled_heap(pending);
     let mut checksum = 0u64;
     let started = Instant::now();
     for _ in 0..ops {
@@ -128,13 +129,7 @@ pub fn hold_engine(pending: u64, ops: u64) -> BenchResult {
 /// The same checksum as [`hold_engine`] computed on a bare heap, to prove both pop the same
 /// sequence (the engine's checksum leaves out the private sequence number).
 pub fn hold_bare_checksum_without_seq(pending: u64, ops: u64) -> u64 {
-    let (mut rng, exp) = increments();
-    let mut heap = BinaryHeap::new();
-    let mut seq = 0u64;
-    for i in 0..pending {
-        heap.push(Reverse((exp.sample(&mut rng).as_ps(), seq, i as u32)));
-        seq += 1;
-    }
+    let (mut heap, mut rng, exp, mut seq) = filled_heap(pending);
     let mut checksum = 0u64;
     for _ in 0..ops {
         let Reverse((time, _, payload)) = heap.pop().expect("never empty");
