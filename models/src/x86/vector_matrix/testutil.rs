@@ -111,16 +111,16 @@ pub(super) fn fill_cpu(domain: &mut VectorDomain, cpu: u32, left: u32) {
     }
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014).
-pub(super) struct SplitMix64(pub(super) u64);
+/// The random tests' source: [`sim::SplitMix64`] from a seed, with the draws they need.
+pub(super) struct TestRng(sim::SplitMix64);
 
-impl SplitMix64 {
+impl TestRng {
+    pub(super) fn new(seed: u64) -> TestRng {
+        TestRng(sim::SplitMix64::new(seed))
+    }
+
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     pub(super) fn below(&mut self, bound: u64) -> u64 {
@@ -152,7 +152,7 @@ pub(super) fn run_seeds(name: &str, seed_count: u64, run: fn(u64) -> Result<(), 
     }
 }
 
-pub(super) fn random_params(rng: &mut SplitMix64, cpu_count_max: u64) -> MatrixParams {
+pub(super) fn random_params(rng: &mut TestRng, cpu_count_max: u64) -> MatrixParams {
     MatrixParams {
         cpu_count: 1 + rng.below(cpu_count_max) as u32,
         era: KernelEra::ALL[rng.below(3) as usize],

@@ -145,7 +145,7 @@ fn old_vector_of_an_offlined_cpu_leaks_before_6_10() {
 // -- (g) randomised operation sequences --
 
 fn domain_operations(seed: u64) -> Result<(), String> {
-    let mut rng = SplitMix64(seed);
+    let mut rng = TestRng::new(seed);
     let p = MatrixParams { cpu_count: 2 + rng.below(4) as u32, ..random_params(&mut rng, 1) };
     let half = p.cpu_count / 2;
     let nodes = vec![CpuSet::from_range(0..half), CpuSet::from_range(half..p.cpu_count)];

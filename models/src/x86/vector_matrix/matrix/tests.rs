@@ -357,7 +357,7 @@ impl RefMatrix {
 
 // Long (91 lines): one match arm per matrix operation, each applied to the matrix and the reference side by side.
 fn matrix_against_reference(seed: u64) -> Result<(), String> {
-    let mut rng = SplitMix64(seed);
+    let mut rng = TestRng::new(seed);
     let p = random_params(&mut rng, 4);
     let mut matrix = VectorMatrix::new(p.clone());
     let mut reference = RefMatrix::new(&p);
