@@ -12,7 +12,7 @@ use models::pci::store::StoreKind;
 use models::platform::*;
 use models::workload::ArrivalParams;
 use models::x86::msi::{self, MsiMessage};
-use sim::{DurationDist, EventQueue, RunLimits, SimDuration, SimTime, World, run};
+use sim::{DurationDist, EventQueue, Observed, RunLimits, SimDuration, SimTime, run};
 
 fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
     PlatformParams {
@@ -159,27 +159,14 @@ fn quiet_instant(p: &Platform, q: &EventQueue<Event>, gap: u64, path: u64, work:
     (end, phases.iter().map(|&phase| count_by(phase, gap, 0, end)).sum())
 }
 
-/// The platform with every event it handles written down, so that a test can derive its
-/// expected values from the run's own random draws (Poisson arrivals, host bursts).
-struct Logged<'a> {
-    platform: &'a mut Platform,
-    log: Vec<(u64, Event)>,
-}
-
-impl World for Logged<'_> {
-    type Event = Event;
-
-    fn handle(&mut self, event: Event, queue: &mut EventQueue<Event>) {
-        self.log.push((queue.now().as_ps(), event));
-        self.platform.handle(event, queue);
-    }
-}
-
-/// Runs to `ps` like [`run_to`]; returns every event handled, in order, with its time.
+/// Runs to `ps` like [`run_to`]; returns every event handled, in order, with its time, so
+/// that a test can derive its expected values from the run's own random draws (Poisson
+/// arrivals, host bursts).
 fn run_logged(p: &mut Platform, q: &mut EventQueue<Event>, ps: u64) -> Vec<(u64, Event)> {
-    let mut logged = Logged { platform: p, log: Vec::new() };
+    let mut log = Vec::new();
+    let mut logged = Observed::new(p, |t: SimTime, e| log.push((t.as_ps(), e)));
     run(&mut logged, q, RunLimits { time_end: SimTime::from_ps(ps), event_count_max: u64::MAX });
-    logged.log
+    log
 }
 
 /// The times of the raises in `log` (of `queue`, or of every queue).

@@ -1,4 +1,5 @@
-//! The run loop: pops events in order and hands them to the [`World`] until a limit is hit.
+//! The run loop: pops events in order and hands them to the [`World`] until a limit is hit;
+//! [`Observed`] shows each event to an observer on the way.
 //!
 //! TigerStyle: every loop has a bound. A run stops when the queue is empty, when the next
 //! event lies after the end time, or after a maximum number of events, and says which.
@@ -79,6 +80,35 @@ pub fn run<W: World>(world: &mut W, queue: &mut EventQueue<W::Event>, limits: Ru
     RunOutcome { stop_reason, event_count, time_stop: queue.now() }
 }
 
+/// A world that shows each event, with its time, to `observe` before `world` handles it:
+/// for tests and traces that need a run's events without the world keeping them.
+pub struct Observed<'a, W, F> {
+    world: &'a mut W,
+    observe: F,
+}
+
+impl<'a, W, F> Observed<'a, W, F> {
+    /// `world`, observed by `observe(time, event)`.
+    pub fn new(world: &'a mut W, observe: F) -> Self {
+        Observed { world, observe }
+    }
+}
+
+impl<W: World, F: FnMut(SimTime, W::Event)> World for Observed<'_, W, F> {
+    type Event = W::Event;
+
+    fn handle(&mut self, event: W::Event, queue: &mut EventQueue<W::Event>) {
+        (self.observe)(queue.now(), event);
+        self.world.handle(event, queue);
+    }
+}
+
+impl<W, F> std::fmt::Debug for Observed<'_, W, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observed").finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +157,15 @@ mod tests {
         let out = run(&mut w, &mut q, RunLimits { event_count_max: 5, ..unlimited });
         assert_eq!((out.stop_reason, out.event_count), (StopReason::EventCountMax, 5));
         assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn an_observer_sees_each_event_before_the_world_handles_it() {
+        let (mut w, mut q) = start(3);
+        let mut times = Vec::new();
+        let limits = RunLimits { time_end: SimTime::from_ps(25), event_count_max: u64::MAX };
+        let out = run(&mut Observed::new(&mut w, |t: SimTime, ()| times.push(t.as_ps())), &mut q, limits);
+        assert_eq!(out.event_count, 3);
+        assert_eq!((times, w.seen), (vec![0, 10, 20], vec![0, 10, 20]));
     }
 }

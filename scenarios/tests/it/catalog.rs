@@ -7,7 +7,7 @@ use models::ids::{CpuId, QueueId};
 use models::platform::{Event, Platform};
 use models::x86::vector_matrix::{MatrixParams, VectorMatrix};
 use scenarios::{Scenario, catalog, runner::run_point};
-use sim::{EventQueue, RunLimits, SimDuration, SimTime, World};
+use sim::{Observed, RunLimits, SimDuration, SimTime};
 
 use super::workspace_root;
 
@@ -230,21 +230,6 @@ fn arm_gicv2m_runs_out_of_spis() {
     assert_eq!((spis.used_max, spis.limit), (64, 64));
 }
 
-/// The platform with every event it handles written down, with its time in picoseconds.
-struct Logged<'a> {
-    platform: &'a mut Platform,
-    events: Vec<(u64, Event)>,
-}
-
-impl World for Logged<'_> {
-    type Event = Event;
-
-    fn handle(&mut self, event: Event, queue: &mut EventQueue<Event>) {
-        self.events.push((queue.now().as_ps(), event));
-        self.platform.handle(event, queue);
-    }
-}
-
 /// Events with their times in picoseconds.
 type Events = Vec<(u64, Event)>;
 
@@ -252,10 +237,11 @@ type Events = Vec<(u64, Event)>;
 /// events still queued at its end.
 fn events_of(s: &Scenario) -> (Events, Events) {
     let (mut platform, mut queue) = Platform::new(&s.platform, 1);
-    let mut logged = Logged { platform: &mut platform, events: Vec::new() };
+    let mut events = Vec::new();
+    let mut logged = Observed::new(&mut platform, |t: SimTime, e| events.push((t.as_ps(), e)));
     let limits = RunLimits { time_end: SimTime::ZERO + s.duration, event_count_max: u64::MAX };
     sim::run(&mut logged, &mut queue, limits);
-    (logged.events, queue.iter().map(|(t, e)| (t.as_ps(), *e)).collect())
+    (events, queue.iter().map(|(t, e)| (t.as_ps(), *e)).collect())
 }
 
 /// How many of `events` are of `kind` (`Event::kind`).

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use models::platform::{Event, Platform};
 use scenarios::{catalog, runner};
-use sim::{EventQueue, RunLimits, SimTime, World};
+use sim::{Observed, RunLimits, SimTime};
 
 use super::workspace_root;
 
@@ -78,44 +78,22 @@ fn catalog_reports_match_the_committed_golden_copies() {
     );
 }
 
-/// A world that hashes the kind and time of every event its inner platform handles.
-struct Traced {
-    inner: Platform,
-    hash: u64,
-    count: u64,
-}
-
-impl Traced {
-    fn mix(&mut self, bytes: &[u8]) {
-        // FNV-1a, 64-bit: stable across Rust versions, unlike `DefaultHasher`.
-        for b in bytes {
-            self.hash ^= u64::from(*b);
-            self.hash = self.hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-}
-
-impl World for Traced {
-    type Event = Event;
-
-    fn handle(&mut self, event: Event, queue: &mut EventQueue<Event>) {
-        self.mix(event.kind().as_bytes());
-        self.mix(&queue.now().as_ps().to_le_bytes());
-        self.count += 1;
-        self.inner.handle(event, queue);
-    }
-}
-
 fn trace_hash(name: &str) -> String {
     let scenario = scenarios::load(name, catalog::get(name).unwrap()).unwrap();
-    let (platform, mut queue) = Platform::new(&scenario.platform, scenario.seed);
-    let mut traced = Traced { inner: platform, hash: 0xcbf2_9ce4_8422_2325, count: 0 };
+    let (mut platform, mut queue) = Platform::new(&scenario.platform, scenario.seed);
+    // FNV-1a, 64-bit, of the kind and time of every event: stable across Rust versions,
+    // unlike `DefaultHasher`.
+    let mut hash = sim::fnv1a64(b"");
+    let mut traced = Observed::new(&mut platform, |t: SimTime, e: Event| {
+        hash = sim::fnv1a64_extend(hash, e.kind().as_bytes());
+        hash = sim::fnv1a64_extend(hash, &t.as_ps().to_le_bytes());
+    });
     let limits = RunLimits {
         time_end: SimTime::ZERO + scenario.duration,
         event_count_max: scenario.event_limit.unwrap_or(u64::MAX),
     };
-    sim::run(&mut traced, &mut queue, limits);
-    format!("{name}: {} events, trace {:016x}\n", traced.count, traced.hash)
+    let outcome = sim::run(&mut traced, &mut queue, limits);
+    format!("{name}: {} events, trace {hash:016x}\n", outcome.event_count)
 }
 
 #[test]
