@@ -15,16 +15,21 @@
 
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod csv;
 mod files;
+mod merge;
 mod render;
 mod schema;
+pub mod stats;
 
+pub use checkpoint::{Checkpoint, CheckpointKey, checkpoint_dir};
 pub use csv::csv;
 pub use files::{REPORT_FILES, ReportDir, io_reason, read_limited, write_atomic};
+pub use merge::{merge, run_ordinal};
 pub use render::{markdown, text};
 pub use schema::{
-    Conservation, CounterRow, FORMAT_NAME, FORMAT_VERSION, Failure, FailureLine, PerfInfo, PointReport,
-    REPORT_SIZE_MAX, ResourceRow, RunInfo, RunReport, ScenarioInfo, StageSummary, TextTable, point_from_metrics,
-    read_report,
+    AxisInfo, Conservation, CounterRow, FORMAT_NAME, FORMAT_VERSION, Failure, FailureLine, PerfInfo, PointReport,
+    REPORT_SIZE_MAX, ResourceRow, RunInfo, RunReport, ScenarioInfo, ShardInfo, StageSummary, SweepInfo, TextTable,
+    VariantInfo, point_from_metrics, read_report,
 };

@@ -265,12 +265,18 @@ mod tests {
                 description: "d".into(),
                 source: "t.yaml".into(),
                 sha256: "ab".into(),
+                text: "name: t\n".into(),
             },
             seed: 7,
             reproduce: "irqsim run t.yaml --seed 7".into(),
+            sweep: None,
+            shard: None,
             points: vec![PointReport {
                 index: 0,
                 parameters: vec![],
+                variant: None,
+                replication: 0,
+                seed: 7,
                 run: RunInfo {
                     stop_reason: "time_end".into(),
                     event_count: 10,

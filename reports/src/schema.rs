@@ -8,7 +8,7 @@ use sim::{MetricsSnapshot, Unit};
 /// The `format` field of every report.
 pub const FORMAT_NAME: &str = "irqsim-report";
 /// The schema version; bumped on any incompatible change (docs/report-format.md).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// One run of one scenario: every sweep point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,8 +26,67 @@ pub struct RunReport {
     pub seed: u64,
     /// The command that reproduces this report.
     pub reproduce: String,
-    /// Results, one per sweep point, in point order.
+    /// The sweep the points come from; absent for a scenario without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepInfo>,
+    /// Which share of the sweep's runs this report holds, when it is one shard of several
+    /// (`irqsim run --shard I/N`); absent when it holds them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// Results, one per run (a sweep point in one variant and one replication), ordered by
+    /// point, then variant, then replication.
     pub points: Vec<PointReport>,
+}
+
+/// A sweep as it was run: its axes, how they combine, the replications and the variants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepInfo {
+    /// The axes, in the scenario's order.
+    pub axes: Vec<AxisInfo>,
+    /// `grid` (every combination) or `zip` (the axes' values taken together).
+    pub combine: String,
+    /// Points of the sweep (combinations of axis values).
+    pub point_count: u32,
+    /// Runs of each point in each variant, with seeds derived from the run seed.
+    pub replications: u32,
+    /// The seed of each replication, in replication order (the same for every point and
+    /// variant: common random numbers).
+    pub seeds: Vec<u64>,
+    /// The named variants, in the scenario's order; the first is the baseline of every
+    /// paired comparison. Empty without variants.
+    pub variants: Vec<VariantInfo>,
+}
+
+/// One sweep axis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AxisInfo {
+    /// The scenario field it sets, as a path (`devices[0].queues`).
+    pub path: String,
+    /// Its values, as written in the scenario.
+    pub values: Vec<String>,
+}
+
+/// One named variant of a sweep: fields set on top of every point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantInfo {
+    /// Its name.
+    pub name: String,
+    /// The fields it sets, `[path, value]`, in the scenario's order.
+    pub set: Vec<(String, String)>,
+}
+
+/// Which shard of a sweep a report holds: the runs whose position in run order is `index`
+/// modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardInfo {
+    /// 0-based shard index.
+    pub index: u32,
+    /// Number of shards.
+    pub count: u32,
 }
 
 /// The scenario a report came from.
@@ -42,16 +101,30 @@ pub struct ScenarioInfo {
     pub source: String,
     /// SHA-256 of the scenario file's bytes, hex.
     pub sha256: String,
+    /// The scenario file itself, so that a report says exactly what ran and reruns without
+    /// the file (empty in reports of format version 2 and earlier).
+    #[serde(default)]
+    pub text: String,
 }
 
 /// The results of one sweep point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PointReport {
-    /// 0-based point index.
+    /// 0-based point index (the combination of axis values; the same for each variant and
+    /// replication of the point).
     pub index: u32,
     /// The swept parameters' values at this point (empty without a sweep), in axis order.
     pub parameters: Vec<(String, String)>,
+    /// The sweep variant this run is in; absent without variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// 0-based replication (0 without replications).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replication: u32,
+    /// The seed of this run's random streams.
+    #[serde(default)]
+    pub seed: u64,
     /// How the run ended.
     pub run: RunInfo,
     /// Where every raised interrupt ended up.
@@ -66,6 +139,10 @@ pub struct PointReport {
     pub counters: Vec<CounterRow>,
     /// Fixed-layout text tables from the models (e.g. the kernel's irq matrix table).
     pub tables: Vec<TextTable>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A table a model renders in a fixed, familiar layout (kept verbatim).
@@ -308,8 +385,9 @@ pub fn read_report(path: &Path) -> Result<RunReport, String> {
     let this = env!("CARGO_PKG_VERSION");
     match version {
         // Version 1 differs only in writing 0 where version 2 writes null (a stage with no
-        // samples): it reads the same.
-        Some(v) if v == u64::from(FORMAT_VERSION) || v == 1 => {}
+        // samples); version 2 only in having no sweep and no per-point seed (each point's
+        // seed is the run seed): both read the same.
+        Some(v) if v == u64::from(FORMAT_VERSION) || v == 1 || v == 2 => {}
         Some(v) if v > u64::from(FORMAT_VERSION) => {
             return Err(format!(
                 "{shown}: the report is in format version {v}, newer than this irqsim ({this}) reads (version {FORMAT_VERSION}); render it with the irqsim that wrote it or a newer one"
@@ -322,5 +400,12 @@ pub fn read_report(path: &Path) -> Result<RunReport, String> {
         }
         None => return Err(format!("{shown}: the report has no whole-number `format_version`")),
     }
-    serde_json::from_value(value).map_err(|e| format!("{shown}: not a valid version {FORMAT_VERSION} report: {e}"))
+    let mut report: RunReport = serde_json::from_value(value)
+        .map_err(|e| format!("{shown}: not a valid version {FORMAT_VERSION} report: {e}"))?;
+    if version.is_some_and(|v| v < 3) {
+        for p in &mut report.points {
+            p.seed = report.seed;
+        }
+    }
+    Ok(report)
 }

@@ -25,6 +25,7 @@ pub mod quantity;
 pub mod runner;
 pub mod schema;
 pub mod shell;
+pub mod sweep;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Override, ScenarioError};

@@ -204,7 +204,7 @@ fn translate(error: &serde_saphyr::Error) -> Option<String> {
 }
 
 /// Parses a whole scenario file (refusing one with nothing in it).
-fn parse(source: &str) -> Result<ScenarioFile, Diagnostic> {
+pub(crate) fn parse(source: &str) -> Result<ScenarioFile, Diagnostic> {
     let meaningful = source.lines().any(|l| {
         let l = l.trim();
         !l.is_empty() && !l.starts_with('#') && l != "---"

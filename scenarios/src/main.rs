@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use scenarios::{catalog, estimate, runner, shell};
+use scenarios::{catalog, estimate, runner, shell, sweep};
+
+mod progress;
 
 /// irqsim: a discrete-event simulator of interrupt delivery at scale.
 ///
@@ -34,7 +36,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a scenario and write report.json, summary.md, summary.txt, points.csv and perf.json.
+    /// Run a scenario (every run of its sweep, if it has one) and write report.json,
+    /// summary.md, summary.txt, points.csv and perf.json.
+    #[command(visible_alias = "sweep")]
     Run {
         /// Scenario file (YAML). Leave out with --builtin.
         file: Option<PathBuf>,
@@ -51,6 +55,30 @@ enum Command {
         /// powers of 1024; default: half the machine's memory).
         #[arg(long, value_parser = estimate::parse_memory_size)]
         max_memory: Option<u64>,
+        /// Worker threads for a sweep's runs (default: every CPU). The report is the same
+        /// bytes whatever the count.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        threads: Option<u16>,
+        /// Run only shard I of N of a sweep's runs (every N-th run from the I-th; 0-based),
+        /// for a batch system's array job; `irqsim merge` joins the shards. `auto/N` takes I
+        /// from SLURM_ARRAY_TASK_ID (less SLURM_ARRAY_TASK_MIN, over SLURM_ARRAY_TASK_STEP) or
+        /// from Kubernetes' JOB_COMPLETION_INDEX.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Continue an interrupted sweep into the same output folder: runs it finished are
+        /// kept, the others are run.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Merge the reports of a sweep's shards (`irqsim run --shard I/N`) into one report, the
+    /// same bytes as the sweep run in one process.
+    Merge {
+        /// The shards' report folders (or their report.json files), all N of them.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Output directory (default: irqsim-out/NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Check scenario files and report every problem; runs nothing.
     Validate {
@@ -83,8 +111,16 @@ enum Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command =
-        cli.command.unwrap_or(Command::Run { file: None, builtin: None, seed: None, out: None, max_memory: None });
+    let command = cli.command.unwrap_or(Command::Run {
+        file: None,
+        builtin: None,
+        seed: None,
+        out: None,
+        max_memory: None,
+        threads: None,
+        shard: None,
+        resume: false,
+    });
     // A panic is a bug in irqsim: report it as an internal error (exit 1), not a crash.
     std::panic::set_hook(Box::new(|info| say(&format!("irqsim: internal error (a bug in irqsim): {info}"))));
     let result = std::panic::catch_unwind(|| execute(command)).unwrap_or_else(|_| {
@@ -134,13 +170,15 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
         .map_err(|e| Failure::Input(format!("error: {e}")))
 }
 
-fn load(label: &str, bytes: &[u8]) -> Result<scenarios::Scenario, Failure> {
+/// Reads and validates a scenario and every run of its sweep; `seed` is the run seed
+/// (default: the scenario's).
+fn load(label: &str, bytes: &[u8], seed: Option<u64>) -> Result<sweep::Plan, Failure> {
     let text = std::str::from_utf8(bytes).map_err(|e| Failure::Input(not_utf8(label, bytes, &e)))?;
-    let scenario = scenarios::load(label, text).map_err(|e| Failure::Input(e.to_string()))?;
-    for w in &scenario.warnings {
+    let plan = sweep::plan(label, text, seed).map_err(Failure::Input)?;
+    for w in &plan.warnings {
         say(&format!("warning: {w}"));
     }
-    Ok(scenario)
+    Ok(plan)
 }
 
 /// The encoding error in `bytes` at its line and column (in characters), with the bytes.
@@ -165,15 +203,21 @@ fn not_utf8(label: &str, bytes: &[u8], e: &std::str::Utf8Error) -> String {
 
 fn execute(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Run { file, builtin, seed, out, max_memory } => run(file, builtin, seed, out, max_memory),
+        Command::Run { file, builtin, seed, out, max_memory, threads, shard, resume } => {
+            run(RunArgs { file, builtin, seed, out, max_memory, threads, shard, resume })
+        }
+        Command::Merge { shards, out } => merge(&shards, out),
         Command::Validate { files } => {
             let mut failed = 0;
             for file in &files {
                 let label = file.display().to_string();
-                match read_file(file).and_then(|bytes| load(&label, &bytes)) {
-                    Ok(s) => {
+                match read_file(file).and_then(|bytes| load(&label, &bytes, None)) {
+                    Ok(plan) => {
+                        let s = plan.first();
+                        let runs =
+                            if plan.runs.len() > 1 { format!(", {} runs", plan.runs.len()) } else { String::new() };
                         print(&format!(
-                            "{label}: ok ({} devices, {} CPUs)\n",
+                            "{label}: ok ({} devices, {} CPUs{runs})\n",
                             s.platform.devices.len(),
                             s.platform.cpu_count
                         ))?;
@@ -232,26 +276,32 @@ fn execute(command: Command) -> Result<(), Failure> {
     }
 }
 
-/// Refuses a scenario whose estimated memory exceeds `max_memory` (default half the
-/// machine's), and says up front when its event count is enormous.
-fn check_size(scenario: &scenarios::Scenario, label: &str, max_memory: Option<u64>) -> Result<(), Failure> {
+/// Refuses a plan whose estimated memory exceeds `max_memory` (default half the
+/// machine's) with `threads` runs at once, and says up front when its event count is
+/// enormous.
+fn check_size(plan: &sweep::Plan, label: &str, max_memory: Option<u64>, threads: usize) -> Result<(), Failure> {
     let (limit, whose) = match max_memory {
         Some(limit) => (limit, "--max-memory"),
         None => (estimate::default_max_memory_bytes(), "--max-memory's default, half the machine's memory,"),
     };
-    let events = estimate::event_count(scenario);
+    let events: f64 = plan.runs.iter().map(|r| estimate::event_count(&plan.cells[r.cell].scenario)).sum();
     if events > estimate::EVENT_COUNT_WARN {
         eprintln!(
-            "irqsim: {label}: about {events:.2e} events to simulate (4 per interrupt: the queues' rates x {}); this will take long (a few million events per second); set event_limit or a shorter duration to stop earlier",
-            scenario.duration
+            "irqsim: {label}: about {events:.2e} events to simulate (4 per interrupt: the queues' rates x {} over {} runs); this will take long (a few million events per second per thread); set event_limit or a shorter duration to stop earlier",
+            plan.first().duration,
+            plan.runs.len()
         );
     }
-    let need = estimate::memory_bytes(scenario);
+    let one = plan.cells.iter().map(|c| estimate::memory_bytes(&c.scenario)).max().unwrap_or(0);
+    let at_once = threads.min(plan.runs.len()).max(1) as u64;
+    let need = one.saturating_mul(at_once);
     if need > limit {
+        let runs = if at_once > 1 { format!(", {at_once} runs at once") } else { String::new() };
         return Err(Failure::Input(format!(
-            "error: {label}: the run would need about {} ({need} bytes: queues, CPUs, vCPUs and IRTEs at their measured sizes), more than {whose} of {} ({limit} bytes); make the scenario smaller or raise --max-memory",
+            "error: {label}: the run would need about {} ({need} bytes: queues, CPUs, vCPUs and IRTEs at their measured sizes{runs}), more than {whose} of {} ({limit} bytes); make the scenario smaller{}, or raise --max-memory",
             estimate::human_bytes(need),
-            estimate::human_bytes(limit)
+            estimate::human_bytes(limit),
+            if at_once > 1 { ", use fewer --threads" } else { "" }
         )));
     }
     Ok(())
@@ -271,20 +321,95 @@ fn test_pause(point: &str) {
     }
 }
 
-fn run(
+/// The arguments of `irqsim run`.
+struct RunArgs {
     file: Option<PathBuf>,
     builtin: Option<String>,
     seed: Option<u64>,
     out: Option<PathBuf>,
     max_memory: Option<u64>,
+    threads: Option<u16>,
+    shard: Option<String>,
+    resume: bool,
+}
+
+/// `I/N` or `auto/N` (I from the batch system's environment) as a shard.
+fn parse_shard(text: &str) -> Result<reports::ShardInfo, Failure> {
+    let bad = |why: String| Failure::Input(format!("error: --shard {text}: {why}"));
+    let (i, n) = text.split_once('/').ok_or_else(|| bad("expected I/N, e.g. 0/8, or auto/N".into()))?;
+    let count: u32 = n.trim().parse().map_err(|_| bad(format!("`{n}` is not a whole number of shards")))?;
+    if count == 0 {
+        return Err(bad("there must be at least one shard".into()));
+    }
+    let index: u32 = if i.trim() == "auto" {
+        shard_from_env().map_err(&bad)?
+    } else {
+        i.trim().parse().map_err(|_| bad(format!("`{i}` is not a whole number (or `auto`)")))?
+    };
+    if index >= count {
+        return Err(bad(format!("shard {index} does not exist: shards are numbered 0 to {}", count - 1)));
+    }
+    Ok(reports::ShardInfo { index, count })
+}
+
+/// The shard index a batch system gives this task: Slurm's array task id counted from the
+/// array's first id in steps of its step, or Kubernetes' completion index.
+fn shard_from_env() -> Result<u32, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let number = |name: &str, text: String| {
+        text.trim().parse::<u32>().map_err(|_| format!("{name}={text} is not a whole number"))
+    };
+    if let Some(id) = var("SLURM_ARRAY_TASK_ID") {
+        let id = number("SLURM_ARRAY_TASK_ID", id)?;
+        let min = var("SLURM_ARRAY_TASK_MIN").map_or(Ok(0), |v| number("SLURM_ARRAY_TASK_MIN", v))?;
+        let step = var("SLURM_ARRAY_TASK_STEP").map_or(Ok(1), |v| number("SLURM_ARRAY_TASK_STEP", v))?.max(1);
+        let offset = id
+            .checked_sub(min)
+            .ok_or_else(|| format!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}"))?;
+        if offset % step != 0 {
+            return Err(format!(
+                "SLURM_ARRAY_TASK_ID {id} is not SLURM_ARRAY_TASK_MIN {min} plus a multiple of SLURM_ARRAY_TASK_STEP {step}"
+            ));
+        }
+        return Ok(offset / step);
+    }
+    if let Some(index) = var("JOB_COMPLETION_INDEX") {
+        return number("JOB_COMPLETION_INDEX", index);
+    }
+    Err("`auto` takes the index from SLURM_ARRAY_TASK_ID (a Slurm job array) or JOB_COMPLETION_INDEX (a Kubernetes Indexed Job), and neither is set".into())
+}
+
+/// Writes a report's files into `folder` (report.json last: its presence means every file
+/// is whole) and switches the folder into place.
+fn write_report(
+    folder: reports::ReportDir,
+    report: &reports::RunReport,
+    perf: Option<&reports::PerfInfo>,
 ) -> Result<(), Failure> {
-    let source = match file {
+    let json = serde_json::to_string_pretty(report).map_err(|e| Failure::Internal(e.to_string()))? + "\n";
+    let write =
+        |name: &str, text: &str| folder.write(name, text.as_bytes()).map_err(|e| Failure::Input(format!("error: {e}")));
+    write("summary.md", &reports::markdown(report))?;
+    test_pause("write");
+    write("summary.txt", &reports::text(report))?;
+    write("points.csv", &reports::csv(report))?;
+    if let Some(perf) = perf {
+        let perf = serde_json::to_string_pretty(perf).map_err(|e| Failure::Internal(e.to_string()))? + "\n";
+        write("perf.json", &perf)?;
+    }
+    write("report.json", &json)?;
+    test_pause("switch");
+    folder.commit().map_err(|e| Failure::Input(format!("error: {e}")))
+}
+
+fn run(args: RunArgs) -> Result<(), Failure> {
+    let source = match args.file {
         Some(path) => {
             let label = path.display().to_string();
             runner::Source { bytes: read_file(&path)?, run_args: shell::run_args(&path), label }
         }
         None => {
-            let name = builtin.unwrap_or_else(|| catalog::default_name().to_owned());
+            let name = args.builtin.unwrap_or_else(|| catalog::default_name().to_owned());
             let text = catalog::get(&name).ok_or_else(|| unknown_builtin(&name))?;
             runner::Source {
                 label: format!("builtin:{name}"),
@@ -293,28 +418,77 @@ fn run(
             }
         }
     };
-    let scenario = load(&source.label, &source.bytes)?;
-    check_size(&scenario, &source.label, max_memory)?;
-    let seed = seed.unwrap_or(scenario.seed);
-    let out = out.unwrap_or_else(|| Path::new("irqsim-out").join(&scenario.name));
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let plan = load(&source.label, &source.bytes, args.seed)?;
+    let threads = match args.threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    check_size(&plan, &source.label, args.max_memory, threads)?;
+    let seed = plan.seed;
+    let name = &plan.first().name;
+    let out = args.out.unwrap_or_else(|| {
+        let dir = Path::new("irqsim-out");
+        match shard {
+            Some(s) => dir.join(format!("{name}.shard-{}-of-{}", s.index, s.count)),
+            None => dir.join(name),
+        }
+    });
     // Before the run: a folder that cannot take the report is found now, not after it.
     let folder = reports::ReportDir::prepare(&out).map_err(|e| Failure::Input(format!("error: {e}")))?;
-    say(&format!("irqsim: running {} (seed {seed}) from {}", scenario.name, source.label));
-    let result = runner::run(&scenario, &source, seed)
+    let run_count = plan.runs.len() as u32;
+    // A sweep keeps each finished run on disk until the report is in place.
+    let checkpoint = if run_count > 1 || args.resume {
+        let key = reports::CheckpointKey {
+            scenario_sha256: runner::sha256_hex(&source.bytes),
+            seed,
+            irqsim_version: env!("CARGO_PKG_VERSION").to_owned(),
+            format_version: reports::FORMAT_VERSION,
+            run_count,
+            shard,
+        };
+        Some(
+            reports::Checkpoint::open(folder.target(), &key, args.resume)
+                .map_err(|e| Failure::Input(format!("error: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let (checkpoint, finished) = match checkpoint {
+        Some((c, f)) => (Some(c), f),
+        None => (None, Vec::new()),
+    };
+    let todo = runner::shard_ordinals(run_count, shard).len();
+    let what = match (run_count, shard) {
+        (1, None) => String::new(),
+        (n, None) => format!(", {n} runs on {threads} threads"),
+        (n, Some(s)) => format!(", shard {} of {} ({todo} of {n} runs) on {threads} threads", s.index, s.count),
+    };
+    say(&format!("irqsim: running {} (seed {seed}) from {}{what}", name, source.label));
+    if !finished.is_empty() {
+        say(&format!("irqsim: resuming: {} runs already finished", finished.len()));
+    }
+    let progress = progress::Progress::new(todo as u64, finished.len() as u64);
+    let record_failed = std::sync::Mutex::new(None);
+    let on_done = |ordinal: u32, point: &reports::PointReport| {
+        if let Some(c) = &checkpoint
+            && let Err(e) = c.record(ordinal, point)
+        {
+            record_failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(e);
+        }
+        progress.tick();
+    };
+    let options = runner::Options { threads, shard, finished, on_done: &on_done };
+    let result = runner::run(&plan, &source, seed, options)
         .map_err(|e| Failure::Internal(format!("{e}; reproduce with: irqsim run {} --seed {seed}", source.run_args)))?;
-    let json = serde_json::to_string_pretty(&result.report).map_err(|e| Failure::Internal(e.to_string()))? + "\n";
-    let perf = serde_json::to_string_pretty(&result.perf).map_err(|e| Failure::Internal(e.to_string()))? + "\n";
-    let write =
-        |name: &str, text: &str| folder.write(name, text.as_bytes()).map_err(|e| Failure::Input(format!("error: {e}")));
-    write("summary.md", &reports::markdown(&result.report))?;
-    test_pause("write");
-    write("summary.txt", &reports::text(&result.report))?;
-    write("points.csv", &reports::csv(&result.report))?;
-    write("perf.json", &perf)?;
-    // report.json last: its presence means the run finished and every file is whole.
-    write("report.json", &json)?;
-    test_pause("switch");
-    folder.commit().map_err(|e| Failure::Input(format!("error: {e}")))?;
+    progress.finish();
+    if let Some(e) = record_failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        say(&format!("irqsim: warning: a finished run could not be kept for --resume: {e}"));
+    }
+    write_report(folder, &result.report, Some(&result.perf))?;
+    if let Some(c) = checkpoint {
+        c.remove().map_err(|e| Failure::Input(format!("error: {e}")))?;
+    }
     let p = &result.perf;
     let rss = p.peak_rss_bytes.map_or("unknown".to_owned(), |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)));
     let rss = match p.bytes_per_queue {
@@ -331,4 +505,18 @@ fn run(
         p.events_per_interrupt,
         out.join("report.json").display()
     ))
+}
+
+fn merge(shards: &[PathBuf], out: Option<PathBuf>) -> Result<(), Failure> {
+    let mut read = Vec::new();
+    for path in shards {
+        let file = if path.is_dir() { path.join("report.json") } else { path.clone() };
+        let report = reports::read_report(&file).map_err(|e| Failure::Input(format!("error: {e}")))?;
+        read.push((file.display().to_string(), report));
+    }
+    let report = reports::merge(read).map_err(|e| Failure::Input(format!("error: {e}")))?;
+    let out = out.unwrap_or_else(|| Path::new("irqsim-out").join(&report.scenario.name));
+    let folder = reports::ReportDir::prepare(&out).map_err(|e| Failure::Input(format!("error: {e}")))?;
+    write_report(folder, &report, None)?;
+    print(&format!("{}\nreport: {}\n", reports::text(&report), out.join("report.json").display()))
 }

@@ -17,7 +17,7 @@ use crate::schema::{
     ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, GicMsiSpec, GicSpec, GicVersionSpec,
     GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec,
     IrteCacheSpec, IrteUpdateSpec, KernelSpec, PlatformSpec, PostedCostsSpec, PostedMsiSpec, Process, QueueingSpec,
-    ScenarioFile, ServiceSpec, SetAffinitySpec,
+    ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -270,6 +270,14 @@ impl Overridable for IgnoredAny {
     }
 }
 
+/// A sweep sets fields of the scenario; it cannot set itself.
+impl Overridable for SweepSpec {
+    fn refuse(_: &Value<'_>) -> Result<(), Problem> {
+        let message = "a sweep's axes and variants set the scenario's fields; they cannot set the sweep itself";
+        Err(Problem::Path { column: 1, message: message.to_owned() })
+    }
+}
+
 /// Single values: replaced whole.
 macro_rules! single_values {
     ($($ty:ty),* $(,)?) => { $(impl Overridable for $ty {})* };
@@ -320,7 +328,9 @@ macro_rules! mappings {
 }
 
 mappings! {
-    ScenarioFile { name, description, seed, duration, event_limit, platform, devices, actions, guests, templates }
+    ScenarioFile {
+        name, description, seed, duration, event_limit, platform, devices, actions, guests, templates, sweep
+    }
     GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward }
     GuestMsiSpec { delivery, destinations, vector_hashing }
     HostBurstSpec { gap, length }

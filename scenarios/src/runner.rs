@@ -1,14 +1,20 @@
-//! Runs a validated scenario and assembles its report: one point per sweep point (one
-//! point without a sweep), each from a fresh platform built with the run seed.
+//! Runs a validated scenario and assembles its report: one entry per run (a sweep point in
+//! one variant and one replication; one run without a sweep), each from a fresh platform
+//! built with its seed. Runs go in parallel on a rayon pool and are collected in run order,
+//! so the report is the same bytes whatever the thread count; a shard runs every N-th run.
 
 use std::time::Instant;
 
 use models::platform::{Event, Platform};
-use reports::{Conservation, PerfInfo, PointReport, ResourceRow, RunInfo, RunReport, ScenarioInfo, TextTable};
+use rayon::prelude::*;
+use reports::{
+    Conservation, PerfInfo, PointReport, ResourceRow, RunInfo, RunReport, ScenarioInfo, ShardInfo, TextTable,
+};
 use sha2::{Digest, Sha256};
 use sim::{EventQueue, RunLimits, SimTime};
 
 use crate::load::Scenario;
+use crate::sweep::{Plan, Run};
 
 /// Where a scenario came from, for the report header and the reproduce line.
 #[derive(Debug, Clone)]
@@ -68,6 +74,9 @@ pub fn run_point(
     let point = PointReport {
         index,
         parameters: Vec::new(),
+        variant: None,
+        replication: 0,
+        seed,
         run: RunInfo {
             stop_reason: outcome.stop_reason.as_str().to_owned(),
             event_count: outcome.event_count,
@@ -95,30 +104,97 @@ pub fn run_point(
     Ok((point, platform, queue))
 }
 
-/// Runs every point of `scenario` with `seed`.
-pub fn run(scenario: &Scenario, source: &Source, seed: u64) -> Result<RunResult, String> {
-    let started = Instant::now();
-    let (point, _, _) = run_point(scenario, seed, 0)?;
-    let points = vec![point];
-    let wall_s = started.elapsed().as_secs_f64();
-    let event_count: u64 = points.iter().map(|p| p.run.event_count).sum();
-    let simulated_s: f64 = points.iter().map(|p| p.run.simulated_ns / 1e9).sum();
-    let report = RunReport {
+/// How to run a plan.
+pub struct Options<'a> {
+    /// Worker threads (at least 1).
+    pub threads: usize,
+    /// Run only this shard's runs (those whose ordinal is `index` modulo `count`).
+    pub shard: Option<ShardInfo>,
+    /// Runs already finished (an interrupted sweep resumed): by ordinal, not run again.
+    pub finished: Vec<(u32, PointReport)>,
+    /// Called from the worker threads as each run finishes, with its ordinal.
+    pub on_done: &'a (dyn Fn(u32, &PointReport) + Sync),
+}
+
+impl std::fmt::Debug for Options<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options").field("threads", &self.threads).field("shard", &self.shard).finish_non_exhaustive()
+    }
+}
+
+/// The ordinals of the runs `shard` holds, of `run_count` in all.
+pub fn shard_ordinals(run_count: u32, shard: Option<ShardInfo>) -> Vec<u32> {
+    match shard {
+        None => (0..run_count).collect(),
+        Some(s) => (s.index..run_count).step_by(s.count as usize).collect(),
+    }
+}
+
+/// Runs one run of the plan into its report entry.
+pub fn run_one(plan: &Plan, run: &Run) -> Result<PointReport, String> {
+    let cell = &plan.cells[run.cell];
+    let (mut point, _, _) = run_point(&cell.scenario, run.seed, cell.index)?;
+    point.parameters = cell.parameters.clone();
+    point.variant = cell.variant.clone();
+    point.replication = run.replication;
+    Ok(point)
+}
+
+/// The report header of `plan` run with `seed`: everything but the points.
+pub fn report_header(plan: &Plan, source: &Source, seed: u64) -> RunReport {
+    let first = plan.first();
+    RunReport {
         format: reports::FORMAT_NAME.to_owned(),
         format_version: reports::FORMAT_VERSION,
         irqsim_version: env!("CARGO_PKG_VERSION").to_owned(),
         scenario: ScenarioInfo {
-            name: scenario.name.clone(),
-            description: scenario.description.trim().to_owned(),
+            name: first.name.clone(),
+            description: first.description.trim().to_owned(),
             source: source.label.clone(),
             sha256: sha256_hex(&source.bytes),
+            text: String::from_utf8_lossy(&source.bytes).into_owned(),
         },
         seed,
         reproduce: format!("irqsim run {} --seed {seed}", source.run_args),
-        points,
-    };
-    let raised: u64 = report.points.iter().map(|p| p.conservation.raised).sum();
-    let queues: u64 = scenario.platform.devices.iter().map(|d| u64::from(d.queue_count)).sum();
+        sweep: plan.sweep.clone(),
+        shard: None,
+        points: Vec::new(),
+    }
+}
+
+/// Runs the plan's runs (the shard's, less those finished) on `options.threads` threads
+/// and assembles the report in run order.
+pub fn run(plan: &Plan, source: &Source, seed: u64, options: Options<'_>) -> Result<RunResult, String> {
+    let started = Instant::now();
+    let wanted = shard_ordinals(plan.runs.len() as u32, options.shard);
+    let finished: std::collections::BTreeSet<u32> = options.finished.iter().map(|(o, _)| *o).collect();
+    let todo: Vec<&Run> = wanted.iter().filter(|o| !finished.contains(o)).map(|&o| &plan.runs[o as usize]).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads.max(1))
+        .build()
+        .map_err(|e| format!("cannot start {} worker threads: {e}", options.threads))?;
+    let on_done = options.on_done;
+    let fresh: Vec<(u32, PointReport)> = pool.install(|| {
+        todo.par_iter()
+            .map(|run| {
+                let point = run_one(plan, run)?;
+                on_done(run.ordinal, &point);
+                Ok((run.ordinal, point))
+            })
+            .collect::<Result<Vec<_>, String>>()
+    })?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let event_count: u64 = fresh.iter().map(|(_, p)| p.run.event_count).sum();
+    let simulated_s: f64 = fresh.iter().map(|(_, p)| p.run.simulated_ns / 1e9).sum();
+    let raised: u64 = fresh.iter().map(|(_, p)| p.conservation.raised).sum();
+    let wanted: std::collections::BTreeSet<u32> = wanted.into_iter().collect();
+    let mut all: Vec<(u32, PointReport)> =
+        options.finished.into_iter().filter(|(o, _)| wanted.contains(o)).chain(fresh).collect();
+    all.sort_by_key(|(o, _)| *o);
+    let mut report = report_header(plan, source, seed);
+    report.shard = options.shard;
+    report.points = all.into_iter().map(|(_, p)| p).collect();
+    let queues: u64 = plan.first().platform.devices.iter().map(|d| u64::from(d.queue_count)).sum();
     let peak = peak_rss_bytes();
     let perf = PerfInfo {
         event_count,
@@ -126,11 +202,16 @@ pub fn run(scenario: &Scenario, source: &Source, seed: u64) -> Result<RunResult,
         events_per_s: if wall_s > 0.0 { event_count as f64 / wall_s } else { 0.0 },
         sim_per_wall: if wall_s > 0.0 { simulated_s / wall_s } else { 0.0 },
         peak_rss_bytes: peak,
-        threads: 1,
+        threads: options.threads.max(1),
         events_per_interrupt: if raised > 0 { event_count as f64 / raised as f64 } else { 0.0 },
         bytes_per_queue: peak.filter(|_| queues > 0).map(|b| b as f64 / queues as f64),
     };
     Ok(RunResult { report, perf })
+}
+
+/// Runs every run of `plan` on `threads` threads: no shard, nothing resumed, no progress.
+pub fn run_all(plan: &Plan, source: &Source, threads: usize) -> Result<RunResult, String> {
+    run(plan, source, plan.seed, Options { threads, shard: None, finished: Vec::new(), on_done: &|_, _| {} })
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), if the OS tells it.

@@ -46,6 +46,92 @@ pub struct ScenarioFile {
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub templates: Option<serde::de::IgnoredAny>,
+    /// Runs the scenario at several points (axes over any field), each several times
+    /// (replications), in several named variants compared pairwise (common random numbers).
+    #[serde(default)]
+    pub sweep: Option<SweepSpec>,
+}
+
+/// A sweep: the scenario run at every point of its axes, in each variant, each
+/// `replications` times with seeds derived from the run seed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// The fields that vary, each with its values.
+    #[serde(default)]
+    pub axes: Vec<AxisSpec>,
+    /// `grid` (default): every combination of the axes' values; `zip`: the axes' i-th
+    /// values together (all axes then have the same number of values).
+    #[serde(default)]
+    pub combine: Option<CombineSpec>,
+    /// Runs of each point in each variant, with seeds derived from the run seed (default 1).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub replications: Option<Spanned<u32>>,
+    /// Named sets of fields, each applied on top of every point; the first is the baseline
+    /// each other variant is compared with, run for run with the same seeds.
+    #[serde(default)]
+    pub variants: Vec<VariantSpec>,
+}
+
+/// How the axes of a sweep combine into points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CombineSpec {
+    /// Every combination of the axes' values (the first axis varies slowest).
+    Grid,
+    /// The axes' values taken together: point i has every axis's i-th value.
+    Zip,
+}
+
+/// One sweep axis.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AxisSpec {
+    /// The field it sets, as a path into the scenario (`devices[0].queues`,
+    /// `devices[1].arrival.rate`, `platform.iommu.posted_msi`).
+    #[schemars(with = "String")]
+    pub path: Spanned<String>,
+    /// Its values, each written as the field itself would be (`64`, `120k/s`, `{ ... }`).
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub values: Spanned<Vec<serde_json::Value>>,
+}
+
+/// One named variant of a sweep.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    /// Its name (letters, digits, '-' and '_').
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// The fields it sets: field path to value, as for an axis.
+    #[serde(default)]
+    #[schemars(with = "std::collections::BTreeMap<String, serde_json::Value>")]
+    pub set: FieldValues,
+}
+
+/// Field paths and values in the order written (a YAML mapping read into a list).
+#[derive(Debug, Default)]
+pub struct FieldValues(pub Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for FieldValues {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FieldValues;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping of field paths to values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FieldValues, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
+                    out.push(entry);
+                }
+                Ok(FieldValues(out))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
 }
 
 /// A guest.

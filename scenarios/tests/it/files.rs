@@ -314,7 +314,7 @@ fn two_runs_into_one_folder_leave_one_whole_report() {
         let seed = if text("report.json").contains("\"seed\": 1,") { 1 } else { 2 };
         assert!(text("summary.txt").contains(&format!("(seed {seed})")), "a mix of two runs");
         assert!(text("summary.md").contains(&format!("| seed | {seed} |")), "a mix of two runs");
-        assert!(text("points.csv").contains(&format!("0,,,{seed},")), "a mix of two runs");
+        assert!(text("points.csv").contains(&format!("0,,,0,{seed},")), "a mix of two runs");
         let beside: Vec<_> = std::fs::read_dir(&tmp.0).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(beside.len(), 2, "leftovers beside the report folder: {beside:?}");
     }

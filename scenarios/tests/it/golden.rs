@@ -63,8 +63,8 @@ fn catalog_reports_match_the_committed_golden_copies() {
             bytes: text.as_bytes().to_vec(),
             run_args: format!("--builtin {name}"),
         };
-        let scenario = scenarios::load(&source.label, text).unwrap_or_else(|e| panic!("{e}"));
-        let result = runner::run(&scenario, &source, scenario.seed).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let plan = scenarios::sweep::plan(&source.label, text, None).unwrap_or_else(|e| panic!("{e}"));
+        let result = runner::run_all(&plan, &source, 2).unwrap_or_else(|e| panic!("{name}: {e}"));
         let json = serde_json::to_string_pretty(&result.report).unwrap() + "\n";
         let dir = golden_dir().join(name);
         differences.extend(check(&dir.join("report.json"), &json));

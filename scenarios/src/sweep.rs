@@ -1,0 +1,357 @@
+//! A scenario's `sweep` section expanded into runs: its points (the axes' values, combined
+//! as a grid or zipped), its variants, and its replications with their seeds. Every
+//! (point, variant) is loaded through [`load_with_overrides`], so each is validated exactly
+//! like a file with those values written in, and an invalid one is reported naming the
+//! axis value or variant that made it so.
+//!
+//! Run order, which fixes `points[]` in the report and the shards: point by point (the
+//! first axis varying slowest in a grid), within a point variant by variant in the
+//! scenario's order, within a variant replication by replication.
+//!
+//! Seeds: replication 0 runs with the run seed itself, so a sweep point is the same run as
+//! `irqsim run` of the scenario with the point's values written in; replication r ≥ 1 runs
+//! with the r-th output of SplitMix64 started from the run seed. Every point and every
+//! variant uses the same seeds (common random numbers): differences between variants are
+//! then paired run for run.
+
+use reports::{AxisInfo, SweepInfo, VariantInfo};
+use serde_saphyr::Spanned;
+
+use crate::diagnostic::{Diagnostic, ScenarioError};
+use crate::load::{Scenario, load_with_overrides, parse};
+use crate::schema::{CombineSpec, SweepSpec};
+use crate::validate::Checker;
+
+/// The most runs one sweep may have (points × variants × replications): far more than a
+/// machine runs in a day at the catalog's sizes, and each (point, variant)'s validated
+/// scenario is held in memory during the run.
+pub const RUN_COUNT_MAX: u64 = 100_000;
+/// The most replications: 1,000 already narrow a t interval to 3% of one run's spread.
+pub const REPLICATIONS_MAX: u32 = 1_000;
+/// How many invalid points are shown in full before the rest are counted.
+const INVALID_SHOWN: usize = 3;
+
+/// One (point, variant) of a sweep, validated.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// The point's index.
+    pub index: u32,
+    /// The point's axis values, `(path, value)` in axis order.
+    pub parameters: Vec<(String, String)>,
+    /// The variant's name, if the sweep has variants.
+    pub variant: Option<String>,
+    /// The scenario with the point's and the variant's values set.
+    pub scenario: Scenario,
+}
+
+/// One run: a cell in one replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Position in run order (0-based).
+    pub ordinal: u32,
+    /// Index into [`Plan::cells`].
+    pub cell: usize,
+    /// 0-based replication.
+    pub replication: u32,
+    /// The seed of its random streams.
+    pub seed: u64,
+}
+
+/// Everything a scenario file asks to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The sweep as the report records it; `None` without a `sweep` section.
+    pub sweep: Option<SweepInfo>,
+    /// The run seed: the one given, else the scenario's `seed`, else 1.
+    pub seed: u64,
+    /// The (point, variant) cells, in run order.
+    pub cells: Vec<Cell>,
+    /// Every run, in run order.
+    pub runs: Vec<Run>,
+    /// The cells' warnings (fields that have no effect), each once, in cell order.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// The scenario of the first cell: what the sweep's points share (name, description,
+    /// the default seed).
+    pub fn first(&self) -> &Scenario {
+        &self.cells[0].scenario
+    }
+}
+
+/// The seeds of `replications` replications from the run seed `seed` (see the module
+/// documentation).
+pub fn replication_seeds(seed: u64, replications: u32) -> Vec<u64> {
+    let mut stream = sim::SplitMix64::new(seed);
+    (0..replications).map(|r| if r == 0 { seed } else { stream.next_u64() }).collect()
+}
+
+/// An axis value or a variant's field value as the YAML text an override takes (JSON is
+/// YAML: a string is quoted, so `10k/s` stays a string).
+fn yaml_text(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+/// An axis value as a reader sees it: a string without quotes, anything else as written.
+fn shown(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads `source` (named `file` in messages), checks its sweep section and expands it into
+/// runs with `seed` as the run seed (default: the scenario's `seed`, else 1), validating
+/// every (point, variant). Errors are the text to show: the file's own problems, or the
+/// sweep's, or the first few invalid points with the values that made them so.
+pub fn plan(file: &str, source: &str, seed: Option<u64>) -> Result<Plan, String> {
+    let raw = parse(source).map_err(|d| error(file, source, vec![d]))?;
+    let seed = seed.or(raw.seed).unwrap_or(crate::load::DEFAULT_SEED);
+    let Some(spec) = raw.sweep.as_ref() else {
+        let scenario = crate::load(file, source).map_err(|e| e.to_string())?;
+        let warnings = scenario.warnings.clone();
+        let cells = vec![Cell { index: 0, parameters: Vec::new(), variant: None, scenario }];
+        return Ok(Plan {
+            seed,
+            sweep: None,
+            cells,
+            runs: vec![Run { ordinal: 0, cell: 0, replication: 0, seed }],
+            warnings,
+        });
+    };
+    let (info, points) = expand(spec, seed).map_err(|d| error(file, source, d))?;
+    let variants: Vec<Option<&VariantInfo>> =
+        if info.variants.is_empty() { vec![None] } else { info.variants.iter().map(Some).collect() };
+    let mut cells = Vec::new();
+    let mut invalid = Vec::new();
+    let mut invalid_count = 0usize;
+    for (index, point) in points.iter().enumerate() {
+        for variant in &variants {
+            let mut overrides: Vec<(String, String)> = point.iter().map(|(p, _, v)| (p.clone(), v.clone())).collect();
+            if let Some(v) = variant {
+                overrides.extend(v.set.iter().cloned());
+            }
+            let parameters: Vec<(String, String)> = point.iter().map(|(p, s, _)| (p.clone(), s.clone())).collect();
+            match load_with_overrides(file, source, &overrides) {
+                Ok(scenario) => cells.push(Cell {
+                    index: index as u32,
+                    parameters,
+                    variant: variant.map(|v| v.name.clone()),
+                    scenario,
+                }),
+                Err(e) => {
+                    invalid_count += 1;
+                    if invalid.len() < INVALID_SHOWN {
+                        let which = cell_name(index, &parameters, variant.map(|v| v.name.as_str()));
+                        invalid.push(format!("{which} is invalid:\n{e}"));
+                    }
+                }
+            }
+        }
+    }
+    if invalid_count > 0 {
+        let total = points.len() * variants.len();
+        let mut message = invalid.join("\n");
+        if invalid_count > invalid.len() {
+            message.push_str(&format!("\n… and {} more invalid points", invalid_count - invalid.len()));
+        }
+        message
+            .push_str(&format!("\n{file}: {invalid_count} of the sweep's {total} (point, variant) pairs are invalid"));
+        return Err(message);
+    }
+    let mut runs = Vec::new();
+    for (cell, _) in cells.iter().enumerate() {
+        for (replication, &seed) in info.seeds.iter().enumerate() {
+            runs.push(Run { ordinal: runs.len() as u32, cell, replication: replication as u32, seed });
+        }
+    }
+    let mut warnings: Vec<String> = Vec::new();
+    for w in cells.iter().flat_map(|c| &c.scenario.warnings) {
+        if !warnings.contains(w) {
+            warnings.push(w.clone());
+        }
+    }
+    Ok(Plan { seed, sweep: Some(info), cells, runs, warnings })
+}
+
+/// `sweep point 3 (devices[0].queues=64, variant ims)`.
+fn cell_name(index: usize, parameters: &[(String, String)], variant: Option<&str>) -> String {
+    let mut parts: Vec<String> = parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if let Some(v) = variant {
+        parts.push(format!("variant {v}"));
+    }
+    if parts.is_empty() {
+        format!("sweep point {index}")
+    } else {
+        format!("sweep point {index} ({})", parts.join(", "))
+    }
+}
+
+fn error(file: &str, source: &str, diagnostics: Vec<Diagnostic>) -> String {
+    ScenarioError { file: file.to_owned(), source: source.to_owned(), diagnostics, overrides: Vec::new() }.to_string()
+}
+
+/// A point: for each axis, (path, value as shown, value as YAML text).
+type Point = Vec<(String, String, String)>;
+
+/// Checks the sweep section and expands its points; every problem at once.
+fn expand(spec: &SweepSpec, seed: u64) -> Result<(SweepInfo, Vec<Point>), Vec<Diagnostic>> {
+    let mut c = Checker::default();
+    let combine = spec.combine.unwrap_or(CombineSpec::Grid);
+    let mut axes = Vec::new();
+    for (i, axis) in spec.axes.iter().enumerate() {
+        let here = format!("sweep.axes[{i}]");
+        let path = axis.path.value.trim();
+        check_path(&mut c, &axis.path, &format!("{here}.path"));
+        if spec.axes[..i].iter().any(|a| a.path.value.trim() == path) {
+            c.error(
+                &axis.path,
+                format!("{here}.path"),
+                format!("`{path}` is already an axis; each field is swept by one axis"),
+            );
+        }
+        if axis.values.value.is_empty() {
+            c.error(&axis.values, format!("{here}.values"), "an axis needs at least one value");
+        }
+        axes.push((path.to_owned(), &axis.values.value));
+    }
+    if combine == CombineSpec::Zip
+        && let Some(first) = spec.axes.first()
+    {
+        for (i, axis) in spec.axes.iter().enumerate().skip(1) {
+            let (n, m) = (first.values.value.len(), axis.values.value.len());
+            if n != m {
+                c.error(
+                    &axis.values,
+                    format!("sweep.axes[{i}].values"),
+                    format!("`combine: zip` takes the axes' values together, so every axis needs as many values as the first ({n}); this one has {m}"),
+                );
+            }
+        }
+    }
+    let replications = match &spec.replications {
+        Some(r) if r.value == 0 || r.value > REPLICATIONS_MAX => {
+            c.error(r, "sweep.replications", format!("{} replications: expected 1 to {REPLICATIONS_MAX}", r.value));
+            1
+        }
+        Some(r) => r.value,
+        None => 1,
+    };
+    let mut variants = Vec::new();
+    for (i, v) in spec.variants.iter().enumerate() {
+        let here = format!("sweep.variants[{i}]");
+        let name = v.name.value.as_str();
+        let good = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+        if !good {
+            c.error(
+                &v.name,
+                format!("{here}.name"),
+                format!("`{name}`: a variant name is 1 to 64 letters, digits, '-' and '_'"),
+            );
+        }
+        if spec.variants[..i].iter().any(|w| w.name.value == name) {
+            c.error(&v.name, format!("{here}.name"), format!("`{name}` is already a variant's name"));
+        }
+        let mut set = Vec::new();
+        for (path, value) in &v.set.0 {
+            let path = path.trim();
+            if axes.iter().any(|(a, _)| a == path) {
+                c.error(
+                    &v.name,
+                    format!("{here}.set"),
+                    format!("`{path}` is a sweep axis; a variant sets other fields"),
+                );
+            }
+            if let Some(why) = path_refused(path) {
+                c.error(&v.name, format!("{here}.set"), format!("`{path}`: {why}"));
+            }
+            set.push((path.to_owned(), yaml_text(value)));
+        }
+        variants.push(VariantInfo { name: name.to_owned(), set });
+    }
+    let point_count: u64 = match combine {
+        _ if axes.is_empty() => 1,
+        CombineSpec::Zip => axes[0].1.len() as u64,
+        CombineSpec::Grid => axes.iter().fold(1u64, |n, (_, v)| n.saturating_mul(v.len().max(1) as u64)),
+    };
+    let run_count = point_count.saturating_mul(variants.len().max(1) as u64).saturating_mul(u64::from(replications));
+    if run_count > RUN_COUNT_MAX {
+        let at = spec.axes.first().map(|a| &a.values);
+        let message = format!(
+            "the sweep has {run_count} runs ({point_count} points x {} variants x {replications} replications); at most {RUN_COUNT_MAX}: split it into several sweeps or use fewer values",
+            variants.len().max(1)
+        );
+        match (at, &spec.replications) {
+            (Some(at), _) => c.error(at, "sweep", message),
+            (None, Some(r)) => c.error(r, "sweep", message),
+            (None, None) => {}
+        }
+    }
+    if !c.is_clean() {
+        return Err(c.diagnostics);
+    }
+    let mut points: Vec<Point> = Vec::new();
+    for p in 0..point_count as usize {
+        let mut point = Vec::new();
+        // Grid: mixed radix with the last axis varying fastest; zip: the p-th of each.
+        let mut rest = p;
+        let mut picks = vec![0; axes.len()];
+        for (i, (_, values)) in axes.iter().enumerate().rev() {
+            picks[i] = if combine == CombineSpec::Zip { p } else { rest % values.len() };
+            rest /= values.len().max(1);
+        }
+        for ((path, values), &k) in axes.iter().zip(&picks) {
+            point.push((path.clone(), shown(&values[k]), yaml_text(&values[k])));
+        }
+        points.push(point);
+    }
+    let info = SweepInfo {
+        axes: axes
+            .iter()
+            .map(|(path, values)| AxisInfo { path: path.clone(), values: values.iter().map(shown).collect() })
+            .collect(),
+        combine: match combine {
+            CombineSpec::Grid => "grid",
+            CombineSpec::Zip => "zip",
+        }
+        .to_owned(),
+        point_count: point_count as u32,
+        replications,
+        seeds: replication_seeds(seed, replications),
+        variants,
+    };
+    Ok((info, points))
+}
+
+/// Why a field may not be swept, if it may not.
+fn path_refused(path: &str) -> Option<&'static str> {
+    let root = path.split(['.', '[']).next().unwrap_or("");
+    match root {
+        "seed" => Some("the seed is not swept: replications run each point with seeds derived from the run seed"),
+        "name" => Some("the name is the sweep's, not a point's"),
+        "sweep" => Some("a sweep cannot set itself"),
+        _ => None,
+    }
+}
+
+fn check_path(c: &mut Checker, at: &Spanned<String>, field: &str) {
+    if let Some(why) = path_refused(at.value.trim()) {
+        c.error(at, field, format!("`{}`: {why}", at.value.trim()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_zero_keeps_the_run_seed_and_the_rest_follow_splitmix() {
+        let seeds = replication_seeds(1, 3);
+        let mut s = sim::SplitMix64::new(1);
+        assert_eq!(seeds, vec![1, s.next_u64(), s.next_u64()]);
+        assert_eq!(replication_seeds(7, 1), vec![7]);
+    }
+}
