@@ -271,6 +271,7 @@ mod tests {
             reproduce: "irqsim run t.yaml --seed 7".into(),
             sweep: None,
             shard: None,
+            verdicts: Vec::new(),
             points: vec![PointReport {
                 index: 0,
                 parameters: vec![],
@@ -294,6 +295,7 @@ mod tests {
                     p99_ns: 1500.0,
                     p999_ns: 1500.0,
                     max_ns: 1500.0,
+                    histogram: vec![Bucket { le_ns: 1000.0, count: 1 }, Bucket { le_ns: 1681.793, count: 1 }],
                 }],
                 failures: vec![Failure {
                     name: "x.lost.y".into(),

@@ -33,6 +33,10 @@ pub struct RunReport {
     /// (`irqsim run --shard I/N`); absent when it holds them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardInfo>,
+    /// The scenario's `expect` lines, each judged at every sweep point and variant; absent
+    /// when the scenario states none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verdicts: Vec<Verdict>,
     /// Results, one per run (a sweep point in one variant and one replication), ordered by
     /// point, then variant, then replication.
     pub points: Vec<PointReport>,
@@ -56,6 +60,27 @@ pub struct SweepInfo {
     /// The named variants, in the scenario's order; the first is the baseline of every
     /// paired comparison. Empty without variants.
     pub variants: Vec<VariantInfo>,
+}
+
+/// Whether one expectation of the scenario held at one sweep point in one variant, as
+/// kvm-unit-tests says PASS or FAIL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    /// The expectation as written in the scenario (`end_to_end.p99 < 10us`).
+    pub expectation: String,
+    /// The metric it judges, by its `points.csv` name (`latency.end_to_end.p99_ns`).
+    pub metric: String,
+    /// The point's index.
+    pub point: u32,
+    /// The variant, if the sweep has variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The metric's mean over the replications (`null` when no run has a value).
+    #[serde(deserialize_with = "null_as_nan")]
+    pub value: f64,
+    /// Whether the expectation held (false when there is no value).
+    pub held: bool,
 }
 
 /// One sweep axis.
@@ -217,6 +242,22 @@ pub struct StageSummary {
     /// Exact maximum.
     #[serde(deserialize_with = "null_as_nan")]
     pub max_ns: f64,
+    /// The distribution, for the CDF and histograms: counts in buckets of a quarter octave
+    /// (upper bounds 2^(k/4) ns, rounded to the picosecond), buckets with no sample left
+    /// out, in increasing order. Only for `end_to_end`; empty elsewhere and in reports of
+    /// format version 2 and earlier.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub histogram: Vec<Bucket>,
+}
+
+/// One histogram bucket: the samples above the previous bucket's bound and at most `le_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    /// Upper bound (inclusive), in nanoseconds.
+    pub le_ns: f64,
+    /// Samples in the bucket.
+    pub count: u64,
 }
 
 /// `null` (a stage with no samples) as NaN; serde_json writes NaN back as `null`.
@@ -334,6 +375,11 @@ pub fn point_from_metrics(snapshot: &MetricsSnapshot) -> (Vec<StageSummary>, Vec
                 p99_ns: q(2),
                 p999_ns: q(3),
                 max_ns: value(h.max as f64),
+                histogram: if stage == "end_to_end" {
+                    h.buckets.iter().map(|&(le, count)| Bucket { le_ns: ns(le as f64), count }).collect()
+                } else {
+                    Vec::new()
+                },
             })
         })
         .collect();

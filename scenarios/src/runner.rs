@@ -157,6 +157,7 @@ pub fn report_header(plan: &Plan, source: &Source, seed: u64) -> RunReport {
         seed,
         reproduce: format!("irqsim run {} --seed {seed}", source.run_args),
         sweep: plan.sweep.clone(),
+        verdicts: Vec::new(),
         shard: None,
         points: Vec::new(),
     }

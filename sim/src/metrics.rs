@@ -106,6 +106,21 @@ pub struct HistogramSummary {
     /// within 0.1% and clamped to the exact [min, max] (a bucket's upper edge can
     /// otherwise exceed the largest value recorded).
     pub quantiles: Vec<u64>,
+    /// The distribution in quarter-octave buckets (1 ns × 2^(k/4)): (upper
+    /// bound in ps, inclusive; values recorded above the previous bound and at most this
+    /// one), buckets with no value left out, in increasing order. Each recorded value is
+    /// counted at its HDR bucket's highest equivalent value (within 0.1%).
+    pub buckets: Vec<(u64, u64)>,
+}
+
+/// Quarter-octave multipliers 2^(j/4), j = 0..4, times 10^6 (rounded).
+const QUARTER_OCTAVE: [u64; 4] = [1_000_000, 1_189_207, 1_414_214, 1_681_793];
+
+/// Upper bounds of the histogram buckets of a summary, in picoseconds: 1 ns × 2^(k/4) for
+/// k = 0, 1, … up to 2^50 ns, in integers so that every platform draws the same edges
+/// (the first bucket also holds everything below 1 ns).
+pub(crate) fn quarter_octave_bounds_ps() -> impl Iterator<Item = u64> {
+    (0..50u32).flat_map(|octave| QUARTER_OCTAVE.iter().map(move |&c| (c << octave) / 1_000))
 }
 
 /// The quantiles every histogram summary carries: p50, p90, p99, p99.9.
@@ -116,6 +131,21 @@ impl HistogramSummary {
     pub fn mean(&self) -> f64 {
         if self.count == 0 { 0.0 } else { self.sum as f64 / self.count as f64 }
     }
+}
+
+/// `h` in quarter-octave buckets (see [`HistogramSummary::buckets`]).
+fn buckets(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    let bounds: Vec<u64> = quarter_octave_bounds_ps().collect();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for v in h.iter_recorded() {
+        let value = h.highest_equivalent(v.value_iterated_to());
+        let at = bounds.partition_point(|&b| b < value).min(bounds.len() - 1);
+        match out.last_mut() {
+            Some((bound, count)) if *bound == bounds[at] => *count += v.count_at_value(),
+            _ => out.push((bounds[at], v.count_at_value())),
+        }
+    }
+    out
 }
 
 /// A snapshot of every metric, in registration order.
@@ -261,6 +291,7 @@ impl Metrics {
                         .iter()
                         .map(|&q| if empty { 0 } else { h.value_at_quantile(q).clamp(slot.min, slot.max) })
                         .collect(),
+                    buckets: buckets(h),
                 }
             })
             .collect();
@@ -273,6 +304,20 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quarter_octave_buckets_count_each_value_once() {
+        let bounds: Vec<u64> = quarter_octave_bounds_ps().take(6).collect();
+        assert_eq!(bounds, vec![1000, 1189, 1414, 1681, 2000, 2378]);
+        let mut m = Metrics::new();
+        let h = m.histogram("latency.x_ps", Unit::Picoseconds, "x");
+        // 0 and 1000 ps fall in the first bucket; 1001 in the second; 2000 on a bound.
+        for v in [0, 1000, 1000, 1001, 2000] {
+            m.record(h, v);
+        }
+        let s = m.snapshot();
+        assert_eq!(s.histograms[0].buckets, vec![(1000, 3), (1189, 1), (2000, 1)]);
+    }
 
     #[test]
     fn counters_and_histograms_summarise_exactly() {
