@@ -29,7 +29,7 @@ pub use files::{REPORT_FILES, ReportDir, io_reason, read_limited, write_atomic};
 pub use merge::{merge, run_ordinal};
 pub use render::{markdown, text};
 pub use schema::{
-    AxisInfo, Bucket, Conservation, CounterRow, FORMAT_NAME, FORMAT_VERSION, Failure, FailureLine, PerfInfo,
-    PointReport, REPORT_SIZE_MAX, ResourceRow, RunInfo, RunReport, ScenarioInfo, ShardInfo, StageSummary, SweepInfo,
-    TextTable, VariantInfo, Verdict, point_from_metrics, read_report,
+    AxisInfo, Bucket, Conservation, CounterRow, Expectation, FORMAT_NAME, FORMAT_VERSION, Failure, FailureLine,
+    PerfInfo, PointReport, REPORT_SIZE_MAX, ResourceRow, RunInfo, RunReport, ScenarioInfo, ShardInfo, StageSummary,
+    SweepInfo, TextTable, VariantInfo, Verdict, point_from_metrics, read_report,
 };

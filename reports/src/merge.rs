@@ -112,5 +112,6 @@ pub fn merge(shards: Vec<(String, RunReport)>) -> Result<RunReport, String> {
     let mut merged = first.clone();
     merged.shard = None;
     merged.points = slots.into_iter().flatten().map(|(_, p)| p.clone()).collect();
+    merged.verdicts = crate::stats::judge(&merged);
     Ok(merged)
 }

@@ -271,6 +271,7 @@ mod tests {
             reproduce: "irqsim run t.yaml --seed 7".into(),
             sweep: None,
             shard: None,
+            expect: Vec::new(),
             verdicts: Vec::new(),
             points: vec![PointReport {
                 index: 0,

@@ -33,8 +33,11 @@ pub struct RunReport {
     /// (`irqsim run --shard I/N`); absent when it holds them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardInfo>,
-    /// The scenario's `expect` lines, each judged at every sweep point and variant; absent
-    /// when the scenario states none.
+    /// The scenario's `expect` lines, in the scenario's order; absent when it states none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<Expectation>,
+    /// Each expectation judged at every sweep point and variant (`stats::judge`); absent
+    /// without expectations, and in a shard (judged when the shards are merged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verdicts: Vec<Verdict>,
     /// Results, one per run (a sweep point in one variant and one replication), ordered by
@@ -60,6 +63,20 @@ pub struct SweepInfo {
     /// The named variants, in the scenario's order; the first is the baseline of every
     /// paired comparison. Empty without variants.
     pub variants: Vec<VariantInfo>,
+}
+
+/// One expectation of the scenario: a metric, a comparison and a threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// As written in the scenario (`end_to_end.p99 < 10us`).
+    pub text: String,
+    /// The metric it judges, by its `points.csv` name (`latency.end_to_end.p99_ns`).
+    pub metric: String,
+    /// `<`, `<=`, `>`, `>=`, `==` or `!=`.
+    pub op: String,
+    /// The threshold in the metric's unit (nanoseconds for latencies).
+    pub threshold: f64,
 }
 
 /// Whether one expectation of the scenario held at one sweep point in one variant, as

@@ -16,7 +16,7 @@
 //! replication then varies less than either run, and its t interval is narrower than the
 //! one comparing two independent means.
 
-use crate::schema::{PointReport, RunReport};
+use crate::schema::{PointReport, RunReport, Verdict};
 
 /// The 97.5% quantile of Student's t distribution with `df` degrees of freedom: the factor
 /// of a two-sided 95% confidence interval. Exact to three decimals from the standard table
@@ -246,6 +246,42 @@ pub fn paired<'a>(report: &'a RunReport, metric: &str) -> Vec<Paired<'a>> {
     out
 }
 
+/// Whether `value` stands in relation `op` to `threshold` (false for NaN or an unknown op).
+pub fn holds(value: f64, op: &str, threshold: f64) -> bool {
+    match op {
+        "<" => value < threshold,
+        "<=" => value <= threshold,
+        ">" => value > threshold,
+        ">=" => value >= threshold,
+        "==" => value == threshold,
+        "!=" => !value.is_nan() && value != threshold,
+        _ => false,
+    }
+}
+
+/// Every expectation of the report judged at every cell (point, variant), in expectation
+/// order then cell order: the metric's mean over the cell's replications against the
+/// threshold. A cell where the metric has no value (a stage with no samples, a name no run
+/// has) fails, with the value `NaN`.
+pub fn judge(report: &RunReport) -> Vec<Verdict> {
+    let cells = cells(report);
+    let mut out = Vec::new();
+    for e in &report.expect {
+        for c in &cells {
+            let value = c.estimate(&e.metric).map_or(f64::NAN, |est| est.mean);
+            out.push(Verdict {
+                expectation: e.text.clone(),
+                metric: e.metric.clone(),
+                point: c.index,
+                variant: c.variant.map(str::to_owned),
+                value,
+                held: holds(value, &e.op, e.threshold),
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +318,16 @@ mod tests {
         assert!(Estimate::of([f64::NAN]).is_none());
         // A spread that straddles zero.
         assert!(!Estimate::of([-1.0, 1.0, 0.5]).unwrap().excludes_zero());
+    }
+
+    #[test]
+    fn comparisons_hold_as_written_and_nan_never_holds() {
+        assert!(holds(9.0, "<", 10.0) && !holds(10.0, "<", 10.0) && holds(10.0, "<=", 10.0));
+        assert!(holds(11.0, ">", 10.0) && holds(10.0, ">=", 10.0) && holds(0.0, "==", 0.0));
+        assert!(holds(1.0, "!=", 0.0) && !holds(0.0, "!=", 0.0));
+        for op in ["<", "<=", ">", ">=", "==", "!="] {
+            assert!(!holds(f64::NAN, op, 0.0), "{op}");
+        }
+        assert!(!holds(1.0, "~", 1.0));
     }
 }

@@ -33,6 +33,7 @@ pub(crate) fn build(v: Validated) -> Scenario {
             queueing: p.queueing,
         },
         warnings: Vec::new(),
+        expect: v.expect,
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Scenario {
     /// on standard error after `warning: `, and a run's report lists them among its point's
     /// warnings.
     pub warnings: Vec<String>,
+    /// The `expect` section, judged after the run.
+    pub expect: Vec<reports::Expectation>,
 }
 
 /// Reads and validates a scenario. `file` names it in errors.

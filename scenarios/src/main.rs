@@ -1,7 +1,8 @@
 //! The `irqsim` command: run, validate, describe scenarios and render reports.
 //!
 //! Exit codes: 0 success; 2 bad input (scenario errors, unreadable files, bad arguments);
-//! 1 internal error (a bug in irqsim, reported with the seed that reproduces it).
+//! 1 internal error (a bug in irqsim, reported with the seed that reproduces it); 3 the
+//! run finished and its report is written, but an expectation of the scenario failed.
 //!
 //! Input files are read only when they are regular files of at most
 //! [`SCENARIO_SIZE_MAX`] bytes (a named pipe, a device or a folder is refused before it is
@@ -13,6 +14,8 @@
 //! the first report file is written into the staging folder, and `IRQSIM_TEST_PAUSE_AT=switch`
 //! right before the staging folder is switched into place, each after printing
 //! `irqsim: test pause at POINT` to standard error, so that a test can kill it there.
+//! `IRQSIM_TEST_STOP_AFTER=N` makes a sweep stop dead (exit 137, as if killed) once N runs
+//! are kept in its checkpoint, so that a test can resume it.
 
 use std::ffi::OsStr;
 use std::io::Write as _;
@@ -105,6 +108,9 @@ enum Command {
 enum Failure {
     /// The user's input is wrong (exit 2).
     Input(String),
+    /// The run worked and its report is written, but some of the scenario's expectations
+    /// failed (exit 3), as a test runner says FAIL.
+    Expectations(String),
     /// irqsim is wrong (exit 1).
     Internal(String),
 }
@@ -137,6 +143,10 @@ fn main() -> ExitCode {
         Err(Failure::Internal(message)) => {
             say(&format!("irqsim: internal error: {message}"));
             ExitCode::from(1)
+        }
+        Err(Failure::Expectations(message)) => {
+            say(&message);
+            ExitCode::from(3)
         }
     }
 }
@@ -222,7 +232,7 @@ fn execute(command: Command) -> Result<(), Failure> {
                             s.platform.cpu_count
                         ))?;
                     }
-                    Err(Failure::Input(m) | Failure::Internal(m)) => {
+                    Err(Failure::Input(m) | Failure::Internal(m) | Failure::Expectations(m)) => {
                         say(&m);
                         failed += 1;
                     }
@@ -402,6 +412,17 @@ fn write_report(
     folder.commit().map_err(|e| Failure::Input(format!("error: {e}")))
 }
 
+/// For tests only: ends the process as if killed once `IRQSIM_TEST_STOP_AFTER` runs are
+/// kept (see the module documentation).
+fn test_stop(recorded: &std::sync::atomic::AtomicU64) {
+    let done = recorded.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    let stop = std::env::var("IRQSIM_TEST_STOP_AFTER").ok().and_then(|v| v.parse::<u64>().ok());
+    if stop == Some(done) {
+        say(&format!("irqsim: test stop after {done} runs"));
+        std::process::exit(137);
+    }
+}
+
 fn run(args: RunArgs) -> Result<(), Failure> {
     let source = match args.file {
         Some(path) => {
@@ -470,6 +491,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     }
     let progress = progress::Progress::new(todo as u64, finished.len() as u64);
     let record_failed = std::sync::Mutex::new(None);
+    let recorded = std::sync::atomic::AtomicU64::new(0);
     let on_done = |ordinal: u32, point: &reports::PointReport| {
         if let Some(c) = &checkpoint
             && let Err(e) = c.record(ordinal, point)
@@ -477,6 +499,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
             record_failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(e);
         }
         progress.tick();
+        test_stop(&recorded);
     };
     let options = runner::Options { threads, shard, finished, on_done: &on_done };
     let result = runner::run(&plan, &source, seed, options)
@@ -504,7 +527,20 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         p.sim_per_wall,
         p.events_per_interrupt,
         out.join("report.json").display()
-    ))
+    ))?;
+    expectations(&result.report)
+}
+
+/// Exit 3 when an expectation failed (the report is written either way).
+fn expectations(report: &reports::RunReport) -> Result<(), Failure> {
+    let failed = report.verdicts.iter().filter(|v| !v.held).count();
+    if failed == 0 {
+        return Ok(());
+    }
+    Err(Failure::Expectations(format!(
+        "irqsim: {failed} of {} expectation verdicts failed (see the report); exit status 3",
+        report.verdicts.len()
+    )))
 }
 
 fn merge(shards: &[PathBuf], out: Option<PathBuf>) -> Result<(), Failure> {
@@ -518,5 +554,6 @@ fn merge(shards: &[PathBuf], out: Option<PathBuf>) -> Result<(), Failure> {
     let out = out.unwrap_or_else(|| Path::new("irqsim-out").join(&report.scenario.name));
     let folder = reports::ReportDir::prepare(&out).map_err(|e| Failure::Input(format!("error: {e}")))?;
     write_report(folder, &report, None)?;
-    print(&format!("{}\nreport: {}\n", reports::text(&report), out.join("report.json").display()))
+    print(&format!("{}\nreport: {}\n", reports::text(&report), out.join("report.json").display()))?;
+    expectations(&report)
 }

@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 use crate::diagnostic::{Diagnostic, Override};
 use crate::load::deserialize;
 use crate::schema::{
-    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, GicMsiSpec, GicSpec, GicVersionSpec,
+    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec,
     GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec,
     IrteCacheSpec, IrteUpdateSpec, KernelSpec, PlatformSpec, PostedCostsSpec, PostedMsiSpec, Process, QueueingSpec,
     ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
@@ -278,6 +278,14 @@ impl Overridable for SweepSpec {
     }
 }
 
+/// Expectations judge the results; sweeping them would judge each point by another rule.
+impl Overridable for ExpectMap {
+    fn refuse(_: &Value<'_>) -> Result<(), Problem> {
+        let message = "expectations judge every point by the same rule; a sweep cannot set them";
+        Err(Problem::Path { column: 1, message: message.to_owned() })
+    }
+}
+
 /// Single values: replaced whole.
 macro_rules! single_values {
     ($($ty:ty),* $(,)?) => { $(impl Overridable for $ty {})* };
@@ -329,7 +337,7 @@ macro_rules! mappings {
 
 mappings! {
     ScenarioFile {
-        name, description, seed, duration, event_limit, platform, devices, actions, guests, templates, sweep
+        name, description, seed, duration, event_limit, platform, devices, actions, guests, templates, expect, sweep
     }
     GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward }
     GuestMsiSpec { delivery, destinations, vector_hashing }

@@ -157,6 +157,7 @@ pub fn report_header(plan: &Plan, source: &Source, seed: u64) -> RunReport {
         seed,
         reproduce: format!("irqsim run {} --seed {seed}", source.run_args),
         sweep: plan.sweep.clone(),
+        expect: first.expect.clone(),
         verdicts: Vec::new(),
         shard: None,
         points: Vec::new(),
@@ -195,6 +196,10 @@ pub fn run(plan: &Plan, source: &Source, seed: u64, options: Options<'_>) -> Res
     let mut report = report_header(plan, source, seed);
     report.shard = options.shard;
     report.points = all.into_iter().map(|(_, p)| p).collect();
+    // A shard holds only some runs of each point: its expectations are judged at the merge.
+    if report.shard.is_none() {
+        report.verdicts = reports::stats::judge(&report);
+    }
     let queues: u64 = plan.first().platform.devices.iter().map(|d| u64::from(d.queue_count)).sum();
     let peak = peak_rss_bytes();
     let perf = PerfInfo {

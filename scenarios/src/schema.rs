@@ -46,6 +46,14 @@ pub struct ScenarioFile {
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub templates: Option<serde::de::IgnoredAny>,
+    /// What the results should be, each judged at every sweep point and variant and reported
+    /// as PASS or FAIL: a metric and a comparison with a threshold, e.g.
+    /// `end_to_end.p99: < 10us`, `conservation.lost: == 0`, `failures.total: == 0`.
+    /// A comparison starting with `>` is quoted (`"> 1000"`): YAML reads a bare `>` as a
+    /// folded block.
+    #[serde(default)]
+    #[schemars(with = "std::collections::BTreeMap<String, String>")]
+    pub expect: ExpectMap,
     /// Runs the scenario at several points (axes over any field), each several times
     /// (replications), in several named variants compared pairwise (common random numbers).
     #[serde(default)]
@@ -108,6 +116,30 @@ pub struct VariantSpec {
     #[serde(default)]
     #[schemars(with = "std::collections::BTreeMap<String, serde_json::Value>")]
     pub set: FieldValues,
+}
+
+/// Expectations in the order written: metric name and comparison, each with its location.
+#[derive(Debug, Default)]
+pub struct ExpectMap(pub Vec<(Spanned<String>, Spanned<String>)>);
+
+impl<'de> Deserialize<'de> for ExpectMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ExpectMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping of metric names to comparisons, e.g. `end_to_end.p99: < 10us`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ExpectMap, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<Spanned<String>, Spanned<String>>()? {
+                    out.push(entry);
+                }
+                Ok(ExpectMap(out))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
 }
 
 /// Field paths and values in the order written (a YAML mapping read into a list).

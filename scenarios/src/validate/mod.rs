@@ -6,6 +6,7 @@
 mod actions;
 mod checker;
 mod devices;
+mod expect;
 mod gic;
 mod guests;
 mod iommu;
@@ -43,6 +44,8 @@ pub(crate) struct Validated {
     pub(crate) guests: Vec<GuestParams>,
     /// Actions, in time order.
     pub(crate) actions: Vec<Action>,
+    /// Expectations, in file order.
+    pub(crate) expect: Vec<reports::Expectation>,
 }
 
 /// Checks the whole document; `Some` only when nothing was wrong. The sections run in a
@@ -64,6 +67,7 @@ pub(crate) fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Validated> {
     actions::check_hotplug_of_vcpu_pcpus(&raw.actions, &raw.guests, cpu_count, c);
     let (devices, function_names) = devices::check_devices(&raw.devices, &raw.guests, &platform, c);
     let actions = actions::check_actions(&raw.actions, cpu_count, duration, &function_names, c);
+    let expect = expect::check_expect(&raw.expect, c);
     let validated = Validated {
         name: raw.name.value.clone(),
         description: raw.description.clone(),
@@ -74,6 +78,7 @@ pub(crate) fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Validated> {
         devices,
         guests: guests?,
         actions: actions?,
+        expect,
     };
     c.is_clean().then_some(validated)
 }

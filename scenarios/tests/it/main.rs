@@ -10,6 +10,7 @@ mod generated;
 mod golden;
 mod oracle;
 mod overrides;
+mod sweep;
 mod tidy;
 mod topology;
 
