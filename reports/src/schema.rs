@@ -104,8 +104,11 @@ pub struct Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AxisInfo {
-    /// The scenario field it sets, as a path (`devices[0].queues`).
+    /// The scenario field it sets, as a path (`devices[0].queues`), or a label axis's name.
     pub path: String,
+    /// A label axis: it names the points and sets no field.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub label: bool,
     /// Its values, as written in the scenario.
     pub values: Vec<String>,
 }
@@ -181,6 +184,10 @@ pub struct PointReport {
     pub counters: Vec<CounterRow>,
     /// Fixed-layout text tables from the models (e.g. the kernel's irq matrix table).
     pub tables: Vec<TextTable>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero(n: &u32) -> bool {

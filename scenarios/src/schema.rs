@@ -92,14 +92,23 @@ pub enum CombineSpec {
     Zip,
 }
 
-/// One sweep axis.
+/// One sweep axis: a field and its values, or (with `combine: zip`) a label that names
+/// what the other axes' values add up to, for tables and plots.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AxisSpec {
     /// The field it sets, as a path into the scenario (`devices[0].queues`,
-    /// `devices[1].arrival.rate`, `platform.iommu.posted_msi`).
-    #[schemars(with = "String")]
-    pub path: Spanned<String>,
+    /// `devices[1].arrival.rate`, `platform.iommu.posted_msi`). Leave it out for a label
+    /// axis.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// A label axis's name (`total queues`): it sets no field; with `combine: zip` it
+    /// names each point (the x axis of the plots) where the fields that vary together
+    /// do not.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub label: Option<Spanned<String>>,
     /// Its values, each written as the field itself would be (`64`, `120k/s`, `{ ... }`).
     #[schemars(with = "Vec<serde_json::Value>")]
     pub values: Spanned<Vec<serde_json::Value>>,

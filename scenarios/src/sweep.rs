@@ -128,7 +128,8 @@ pub fn plan(file: &str, source: &str, seed: Option<u64>) -> Result<Plan, String>
     let mut invalid_count = 0usize;
     for (index, point) in points.iter().enumerate() {
         for variant in &variants {
-            let mut overrides: Vec<(String, String)> = point.iter().map(|(p, _, v)| (p.clone(), v.clone())).collect();
+            let mut overrides: Vec<(String, String)> =
+                point.iter().filter_map(|(p, _, v)| Some((p.clone(), v.clone()?))).collect();
             if let Some(v) = variant {
                 overrides.extend(v.set.iter().cloned());
             }
@@ -192,29 +193,58 @@ fn error(file: &str, source: &str, diagnostics: Vec<Diagnostic>) -> String {
     ScenarioError { file: file.to_owned(), source: source.to_owned(), diagnostics, overrides: Vec::new() }.to_string()
 }
 
-/// A point: for each axis, (path, value as shown, value as YAML text).
-type Point = Vec<(String, String, String)>;
+/// A point: for each axis, (path or label, value as shown, value as YAML text; `None` for
+/// a label, which sets no field).
+type Point = Vec<(String, String, Option<String>)>;
 
 /// Checks the sweep section and expands its points; every problem at once.
 fn expand(spec: &SweepSpec, seed: u64) -> Result<(SweepInfo, Vec<Point>), Vec<Diagnostic>> {
     let mut c = Checker::default();
     let combine = spec.combine.unwrap_or(CombineSpec::Grid);
-    let mut axes = Vec::new();
+    // (path or label, values, whether it is a label).
+    let mut axes: Vec<(String, &Vec<serde_json::Value>, bool)> = Vec::new();
     for (i, axis) in spec.axes.iter().enumerate() {
         let here = format!("sweep.axes[{i}]");
-        let path = axis.path.value.trim();
-        check_path(&mut c, &axis.path, &format!("{here}.path"));
-        if spec.axes[..i].iter().any(|a| a.path.value.trim() == path) {
-            c.error(
-                &axis.path,
-                format!("{here}.path"),
-                format!("`{path}` is already an axis; each field is swept by one axis"),
-            );
+        let (at, label) = match (&axis.path, &axis.label) {
+            (Some(path), None) => {
+                check_path(&mut c, path, &format!("{here}.path"));
+                (path, false)
+            }
+            (None, Some(label)) => {
+                if combine == CombineSpec::Grid {
+                    c.error(
+                        label,
+                        format!("{here}.label"),
+                        "a label axis names the points of `combine: zip`; in a grid it would only repeat every point",
+                    );
+                }
+                (label, true)
+            }
+            (Some(path), Some(_)) => {
+                c.error(
+                    path,
+                    &here,
+                    "give `path` (the field the axis sets) or `label` (a name for the points), not both",
+                );
+                (path, false)
+            }
+            (None, None) => {
+                c.error(
+                    &axis.values,
+                    &here,
+                    "an axis needs `path` (the field it sets) or, with `combine: zip`, `label`",
+                );
+                continue;
+            }
+        };
+        let path = at.value.trim();
+        if axes.iter().any(|(p, _, _)| p == path) {
+            c.error(at, &here, format!("`{path}` is already an axis; each field is swept by one axis"));
         }
         if axis.values.value.is_empty() {
             c.error(&axis.values, format!("{here}.values"), "an axis needs at least one value");
         }
-        axes.push((path.to_owned(), &axis.values.value));
+        axes.push((path.to_owned(), &axis.values.value, label));
     }
     if combine == CombineSpec::Zip
         && let Some(first) = spec.axes.first()
@@ -258,7 +288,7 @@ fn expand(spec: &SweepSpec, seed: u64) -> Result<(SweepInfo, Vec<Point>), Vec<Di
         let mut set = Vec::new();
         for (path, value) in &v.set.0 {
             let path = path.trim();
-            if axes.iter().any(|(a, _)| a == path) {
+            if axes.iter().any(|(a, _, _)| a == path) {
                 c.error(
                     &v.name,
                     format!("{here}.set"),
@@ -275,7 +305,7 @@ fn expand(spec: &SweepSpec, seed: u64) -> Result<(SweepInfo, Vec<Point>), Vec<Di
     let point_count: u64 = match combine {
         _ if axes.is_empty() => 1,
         CombineSpec::Zip => axes[0].1.len() as u64,
-        CombineSpec::Grid => axes.iter().fold(1u64, |n, (_, v)| n.saturating_mul(v.len().max(1) as u64)),
+        CombineSpec::Grid => axes.iter().fold(1u64, |n, (_, v, _)| n.saturating_mul(v.len().max(1) as u64)),
     };
     let run_count = point_count.saturating_mul(variants.len().max(1) as u64).saturating_mul(u64::from(replications));
     if run_count > RUN_COUNT_MAX {
@@ -299,19 +329,23 @@ fn expand(spec: &SweepSpec, seed: u64) -> Result<(SweepInfo, Vec<Point>), Vec<Di
         // Grid: mixed radix with the last axis varying fastest; zip: the p-th of each.
         let mut rest = p;
         let mut picks = vec![0; axes.len()];
-        for (i, (_, values)) in axes.iter().enumerate().rev() {
+        for (i, (_, values, _)) in axes.iter().enumerate().rev() {
             picks[i] = if combine == CombineSpec::Zip { p } else { rest % values.len() };
             rest /= values.len().max(1);
         }
-        for ((path, values), &k) in axes.iter().zip(&picks) {
-            point.push((path.clone(), shown(&values[k]), yaml_text(&values[k])));
+        for ((path, values, label), &k) in axes.iter().zip(&picks) {
+            point.push((path.clone(), shown(&values[k]), (!label).then(|| yaml_text(&values[k]))));
         }
         points.push(point);
     }
     let info = SweepInfo {
         axes: axes
             .iter()
-            .map(|(path, values)| AxisInfo { path: path.clone(), values: values.iter().map(shown).collect() })
+            .map(|(path, values, label)| AxisInfo {
+                path: path.clone(),
+                label: *label,
+                values: values.iter().map(shown).collect(),
+            })
             .collect(),
         combine: match combine {
             CombineSpec::Grid => "grid",

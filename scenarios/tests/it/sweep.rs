@@ -242,6 +242,11 @@ fn an_invalid_point_names_the_axis_value_that_made_it_so() {
             &["the sweep has 110000 runs", "at most 100000"],
         ),
         ("sweep:\n  variants:\n    - name: a\n    - name: a\n", &["`a` is already a variant's name"]),
+        (
+            "sweep:\n  axes:\n    - label: total\n      values: [1, 2]\n",
+            &["sweep.axes[0].label", "a label axis names the points of `combine: zip`"],
+        ),
+        ("sweep:\n  axes:\n    - values: [1, 2]\n", &["an axis needs `path`"]),
     ];
     for (tail, words) in cases {
         let file = write(&tmp.0, &scenario("10k/s", tail));
