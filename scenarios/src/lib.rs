@@ -28,5 +28,8 @@ pub mod shell;
 pub mod sweep;
 mod validate;
 
+/// The irqsim version and the git commit it was built from: `0.1.0 (commit 0123456789ab)`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("IRQSIM_COMMIT"), ")");
+
 pub use diagnostic::{Diagnostic, Override, ScenarioError};
 pub use load::{Scenario, load, load_with_overrides};

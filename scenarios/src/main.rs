@@ -27,14 +27,51 @@ use scenarios::{catalog, estimate, runner, shell, sweep};
 
 mod progress;
 
+/// What `irqsim --help` opens with.
+const ABOUT: &str = "irqsim simulates interrupt delivery at scale: devices with thousands of queues (MSI, MSI-X, \
+IMS), the x86 vector space and VT-d remapping or posted interrupts, ARM GICv3/v4 ITS, KVM guests, \
+and the CPUs that handle them. A scenario file describes the platform, devices, guests, workload \
+and sweep; irqsim runs it and writes a report (per-stage latency percentiles, resource use against \
+every limit, modelled failures and why, tables, CSV, plain text for mail) with the seed and \
+scenario hash that reproduce it.
+
+With no arguments it runs the built-in flagship scenario (four NVMe controllers on a 32-CPU host) \
+and writes irqsim-out/nvme-bare-metal/.";
+
 /// irqsim: a discrete-event simulator of interrupt delivery at scale.
-///
-/// With no arguments, runs the built-in flagship scenario and writes its report.
 #[derive(Debug, Parser)]
-#[command(name = "irqsim", version, about, long_about = None)]
+#[command(
+    name = "irqsim",
+    version = scenarios::VERSION,
+    about = "A discrete-event simulator of interrupt delivery at scale",
+    long_about = ABOUT
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Print nothing but errors and warnings (no summary, no progress, no performance line).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// What `run` and `merge` print on standard output: the plain-text summary, or the
+    /// report itself (report.json) for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// The form of the summary on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// The plain-text summary (what summary.txt holds).
+    Text,
+    /// The report (what report.json holds).
+    Json,
+}
+
+/// How much to say, and in what form.
+#[derive(Debug, Clone, Copy)]
+struct Ui {
+    quiet: bool,
+    format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +134,14 @@ enum Command {
         #[arg(long)]
         show: Option<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell), e.g.
+    /// `irqsim completions bash > /etc/bash_completion.d/irqsim`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `irqsim man > irqsim.1 && man ./irqsim.1`.
+    Man,
     /// Re-render summary.md, summary.txt and points.csv from a report.json (or its directory).
     Report {
         /// report.json or the directory holding it.
@@ -117,6 +162,7 @@ enum Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let ui = Ui { quiet: cli.quiet, format: cli.format };
     let command = cli.command.unwrap_or(Command::Run {
         file: None,
         builtin: None,
@@ -129,7 +175,7 @@ fn main() -> ExitCode {
     });
     // A panic is a bug in irqsim: report it as an internal error (exit 1), not a crash.
     std::panic::set_hook(Box::new(|info| say(&format!("irqsim: internal error (a bug in irqsim): {info}"))));
-    let result = std::panic::catch_unwind(|| execute(command)).unwrap_or_else(|_| {
+    let result = std::panic::catch_unwind(|| execute(command, ui)).unwrap_or_else(|_| {
         Err(Failure::Internal(
             "the run panicked; the message above says where. Please report it with the scenario and seed.".into(),
         ))
@@ -211,12 +257,24 @@ fn not_utf8(label: &str, bytes: &[u8], e: &std::str::Utf8Error) -> String {
     )
 }
 
-fn execute(command: Command) -> Result<(), Failure> {
+fn execute(command: Command, ui: Ui) -> Result<(), Failure> {
     match command {
         Command::Run { file, builtin, seed, out, max_memory, threads, shard, resume } => {
-            run(RunArgs { file, builtin, seed, out, max_memory, threads, shard, resume })
+            run(RunArgs { file, builtin, seed, out, max_memory, threads, shard, resume }, ui)
         }
-        Command::Merge { shards, out } => merge(&shards, out),
+        Command::Merge { shards, out } => merge(&shards, out, ui),
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "irqsim", &mut text);
+            print(&String::from_utf8_lossy(&text))
+        }
+        Command::Man => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut text)
+                .map_err(|e| Failure::Internal(e.to_string()))?;
+            print(&String::from_utf8_lossy(&text))
+        }
         Command::Validate { files } => {
             let mut failed = 0;
             for file in &files {
@@ -423,7 +481,7 @@ fn test_stop(recorded: &std::sync::atomic::AtomicU64) {
     }
 }
 
-fn run(args: RunArgs) -> Result<(), Failure> {
+fn run(args: RunArgs, ui: Ui) -> Result<(), Failure> {
     let source = match args.file {
         Some(path) => {
             let label = path.display().to_string();
@@ -463,7 +521,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         let key = reports::CheckpointKey {
             scenario_sha256: runner::sha256_hex(&source.bytes),
             seed,
-            irqsim_version: env!("CARGO_PKG_VERSION").to_owned(),
+            irqsim_version: scenarios::VERSION.to_owned(),
             format_version: reports::FORMAT_VERSION,
             run_count,
             shard,
@@ -485,11 +543,13 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         (n, None) => format!(", {n} runs on {threads} threads"),
         (n, Some(s)) => format!(", shard {} of {} ({todo} of {n} runs) on {threads} threads", s.index, s.count),
     };
-    say(&format!("irqsim: running {} (seed {seed}) from {}{what}", name, source.label));
+    if !ui.quiet {
+        say(&format!("irqsim: running {} (seed {seed}) from {}{what}", name, source.label));
+    }
     if !finished.is_empty() {
         say(&format!("irqsim: resuming: {} runs already finished", finished.len()));
     }
-    let progress = progress::Progress::new(todo as u64, finished.len() as u64);
+    let progress = progress::Progress::new(todo as u64, finished.len() as u64, ui.quiet);
     let record_failed = std::sync::Mutex::new(None);
     let recorded = std::sync::atomic::AtomicU64::new(0);
     let on_done = |ordinal: u32, point: &reports::PointReport| {
@@ -512,22 +572,24 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     if let Some(c) = checkpoint {
         c.remove().map_err(|e| Failure::Input(format!("error: {e}")))?;
     }
-    let p = &result.perf;
-    let rss = p.peak_rss_bytes.map_or("unknown".to_owned(), |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)));
-    let rss = match p.bytes_per_queue {
-        Some(per_queue) => format!("{rss} ({per_queue:.0} bytes per queue)"),
-        None => rss,
-    };
-    print(&format!(
-        "{}\nperformance: {} events in {:.3} s wall = {:.2} M events/s; {:.4} simulated s per wall s; {:.2} events per interrupt; peak memory {rss}\nreport: {}\n",
-        reports::text(&result.report),
-        p.event_count,
-        p.wall_s,
-        p.events_per_s / 1e6,
-        p.sim_per_wall,
-        p.events_per_interrupt,
-        out.join("report.json").display()
-    ))?;
+    summary(&result.report, ui, &out)?;
+    if !ui.quiet {
+        let p = &result.perf;
+        let rss = p.peak_rss_bytes.map_or("unknown".to_owned(), |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)));
+        let rss = match p.bytes_per_queue {
+            Some(per_queue) => format!("{rss} ({per_queue:.0} bytes per queue)"),
+            None => rss,
+        };
+        say(&format!(
+            "irqsim: performance: {} events in {:.3} s wall on {} threads = {:.2} M events/s; {:.4} simulated s per wall s; {:.2} events per interrupt; peak memory {rss}",
+            p.event_count,
+            p.wall_s,
+            p.threads,
+            p.events_per_s / 1e6,
+            p.sim_per_wall,
+            p.events_per_interrupt,
+        ));
+    }
     expectations(&result.report)
 }
 
@@ -543,7 +605,23 @@ fn expectations(report: &reports::RunReport) -> Result<(), Failure> {
     )))
 }
 
-fn merge(shards: &[PathBuf], out: Option<PathBuf>) -> Result<(), Failure> {
+/// The summary on standard output (text or the report as JSON), and where the report is
+/// on standard error.
+fn summary(report: &reports::RunReport, ui: Ui, out: &Path) -> Result<(), Failure> {
+    if ui.quiet {
+        return Ok(());
+    }
+    match ui.format {
+        Format::Text => print(&reports::text(report))?,
+        Format::Json => {
+            print(&(serde_json::to_string_pretty(report).map_err(|e| Failure::Internal(e.to_string()))? + "\n"))?
+        }
+    }
+    say(&format!("irqsim: report: {}", out.join("report.json").display()));
+    Ok(())
+}
+
+fn merge(shards: &[PathBuf], out: Option<PathBuf>, ui: Ui) -> Result<(), Failure> {
     let mut read = Vec::new();
     for path in shards {
         let file = if path.is_dir() { path.join("report.json") } else { path.clone() };
@@ -554,6 +632,6 @@ fn merge(shards: &[PathBuf], out: Option<PathBuf>) -> Result<(), Failure> {
     let out = out.unwrap_or_else(|| Path::new("irqsim-out").join(&report.scenario.name));
     let folder = reports::ReportDir::prepare(&out).map_err(|e| Failure::Input(format!("error: {e}")))?;
     write_report(folder, &report, None)?;
-    print(&format!("{}\nreport: {}\n", reports::text(&report), out.join("report.json").display()))?;
+    summary(&report, ui, &out)?;
     expectations(&report)
 }

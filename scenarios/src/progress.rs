@@ -22,13 +22,15 @@ pub struct Progress {
     started: Instant,
     /// Runs finished before (a resumed sweep).
     before: u64,
+    /// Runs to report on (0 when quiet).
+    todo: u64,
 }
 
 impl Progress {
     /// Shows the progress of `total` runs of which `before` were finished earlier; nothing
-    /// for a single run.
-    pub fn new(total: u64, before: u64) -> Self {
-        let todo = total.saturating_sub(before);
+    /// for a single run, nor when `quiet`.
+    pub fn new(total: u64, before: u64, quiet: bool) -> Self {
+        let todo = if quiet { 0 } else { total.saturating_sub(before) };
         let terminal = std::io::stderr().is_terminal();
         let bar = (terminal && todo > 1).then(|| {
             let bar = ProgressBar::new(total);
@@ -38,7 +40,7 @@ impl Progress {
             bar.set_position(before);
             bar
         });
-        Self { total, bar, plain: Mutex::new((0, Instant::now(), 0)), started: Instant::now(), before }
+        Self { total, bar, plain: Mutex::new((0, Instant::now(), 0)), started: Instant::now(), before, todo }
     }
 
     /// One more run finished.
@@ -47,7 +49,7 @@ impl Progress {
             bar.inc(1);
             return;
         }
-        let todo = self.total.saturating_sub(self.before);
+        let todo = self.todo;
         if todo <= 1 {
             return;
         }

@@ -146,7 +146,7 @@ pub fn report_header(plan: &Plan, source: &Source, seed: u64) -> RunReport {
     RunReport {
         format: reports::FORMAT_NAME.to_owned(),
         format_version: reports::FORMAT_VERSION,
-        irqsim_version: env!("CARGO_PKG_VERSION").to_owned(),
+        irqsim_version: crate::VERSION.to_owned(),
         scenario: ScenarioInfo {
             name: first.name.clone(),
             description: first.description.trim().to_owned(),
@@ -175,6 +175,7 @@ pub fn run(plan: &Plan, source: &Source, seed: u64, options: Options<'_>) -> Res
         .num_threads(options.threads.max(1))
         .build()
         .map_err(|e| format!("cannot start {} worker threads: {e}", options.threads))?;
+    let todo_count = todo.len();
     let on_done = options.on_done;
     let fresh: Vec<(u32, PointReport)> = pool.install(|| {
         todo.par_iter()
@@ -208,7 +209,8 @@ pub fn run(plan: &Plan, source: &Source, seed: u64, options: Options<'_>) -> Res
         events_per_s: if wall_s > 0.0 { event_count as f64 / wall_s } else { 0.0 },
         sim_per_wall: if wall_s > 0.0 { simulated_s / wall_s } else { 0.0 },
         peak_rss_bytes: peak,
-        threads: options.threads.max(1),
+        // Threads that had a run to do.
+        threads: options.threads.clamp(1, todo_count.max(1)),
         events_per_interrupt: if raised > 0 { event_count as f64 / raised as f64 } else { 0.0 },
         bytes_per_queue: peak.filter(|_| queues > 0).map(|b| b as f64 / queues as f64),
     };

@@ -39,7 +39,7 @@ fn every_catalog_scenario_runs_and_conserves_interrupts() {
         // A short run: the point is that it builds, runs, conserves and stays consistent.
         s.duration = s.duration.min(SimDuration::from_ms(2));
         let reproduce = format!(
-            "reproduce: cargo test -p scenarios --test it every_catalog_scenario_runs_and_conserves_interrupts \
+            "reproduce: cargo test -p irqsim --test it every_catalog_scenario_runs_and_conserves_interrupts \
              (the scenario `irqsim run --builtin {name} --seed {SEED}` cut to {} us)",
             s.duration.as_ps() / 1_000_000
         );
@@ -393,6 +393,6 @@ fn committed_json_schema_is_current() {
     let committed = std::fs::read_to_string(workspace_root().join("scenarios/scenario.schema.json")).unwrap();
     assert!(
         committed == scenarios::schema::json_schema(),
-        "scenarios/scenario.schema.json is stale: run `cargo run -p scenarios -- schema > scenarios/scenario.schema.json`"
+        "scenarios/scenario.schema.json is stale: run `cargo run -p irqsim -- schema > scenarios/scenario.schema.json`"
     );
 }

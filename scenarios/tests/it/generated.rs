@@ -568,7 +568,7 @@ fn generated_scenarios_never_panic_and_runs_stay_consistent() {
     }
     assert!(
         failures.is_empty(),
-        "{} generated inputs failed (replay: SEED={seed} cargo test -p scenarios --test it generated):\n{}",
+        "{} generated inputs failed (replay: SEED={seed} cargo test -p irqsim --test it generated):\n{}",
         failures.len(),
         failures.join("\n")
     );

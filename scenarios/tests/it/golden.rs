@@ -3,7 +3,7 @@
 //! in `scenarios/tests/golden/`, and the event trace (kind and time of every event) of a few
 //! scenarios hashed, so a change of event order shows even when the statistics agree.
 //!
-//! Refresh with `UPDATE_GOLDEN=1 cargo test -p scenarios --test it golden`, then review the
+//! Refresh with `UPDATE_GOLDEN=1 cargo test -p irqsim --test it golden`, then review the
 //! diff: a change of numbers must be explained by the commit that makes it.
 
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ fn updating() -> bool {
 
 /// The version string is the one thing a refactor may change.
 fn without_version(text: &str) -> String {
-    let version = env!("CARGO_PKG_VERSION");
+    let version = scenarios::VERSION;
     text.replace(&format!("\"irqsim_version\": \"{version}\""), "\"irqsim_version\": \"VERSION\"")
         .replace(&format!("| irqsim | {version} |"), "| irqsim | VERSION |")
         .replace(&format!("irqsim {version}"), "irqsim VERSION")

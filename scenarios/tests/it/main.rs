@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod catalog;
+mod cli;
 mod determinism;
 mod files;
 mod generated;

@@ -1,0 +1,31 @@
+//! Build script: puts the git commit the binary is built from into `IRQSIM_COMMIT`
+//! (`unknown` outside a git checkout), for `irqsim --version` and every report's
+//! `irqsim_version`, so that a report names the exact code that wrote it.
+
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+fn main() {
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo:rustc-env=IRQSIM_COMMIT={commit}");
+    // Rebuilt when HEAD moves: HEAD itself, the branch it points to, and packed refs.
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        let dir = std::path::PathBuf::from(dir);
+        for file in ["HEAD", "packed-refs"] {
+            if dir.join(file).exists() {
+                println!("cargo:rerun-if-changed={}", dir.join(file).display());
+            }
+        }
+        if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"])
+            && dir.join(&reference).exists()
+        {
+            println!("cargo:rerun-if-changed={}", dir.join(reference).display());
+        }
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+}

@@ -1,0 +1,81 @@
+//! The command line a kernel engineer expects: `--help` says what irqsim is, `--version`
+//! names the commit, the summary goes to standard output (text or JSON) and the chatter to
+//! standard error, `--quiet` is quiet, `| head` is not an error, and completions and the
+//! man page are generated.
+
+use std::io::Read as _;
+use std::process::Stdio;
+
+use crate::irqsim;
+
+fn out_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("irqsim-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn help_says_what_irqsim_is_and_version_names_the_commit() {
+    let help = irqsim().arg("--help").output().unwrap();
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(text.starts_with("irqsim simulates interrupt delivery at scale"), "{text}");
+    let version = irqsim().arg("--version").output().unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    assert_eq!(version, format!("irqsim {}\n", scenarios::VERSION));
+    assert!(scenarios::VERSION.starts_with(&format!("{} (commit ", env!("CARGO_PKG_VERSION"))));
+}
+
+#[test]
+fn the_summary_goes_to_stdout_as_text_or_json_and_the_rest_to_stderr() {
+    let dir = out_dir("formats");
+    let run = |args: &[&str]| {
+        irqsim().args(["run", "--builtin", "interrupt-storm", "--out"]).arg(&dir).args(args).output().unwrap()
+    };
+    let text = run(&[]);
+    assert!(text.status.success());
+    let (stdout, stderr) = (String::from_utf8(text.stdout).unwrap(), String::from_utf8(text.stderr).unwrap());
+    assert_eq!(stdout, std::fs::read_to_string(dir.join("summary.txt")).unwrap(), "stdout is the summary");
+    assert!(stderr.contains("irqsim: performance:") && stderr.contains("irqsim: report:"), "{stderr}");
+    let json = run(&["--format", "json"]);
+    assert_eq!(json.stdout, std::fs::read(dir.join("report.json")).unwrap(), "stdout is report.json");
+    let quiet = run(&["--quiet"]);
+    assert!(quiet.status.success());
+    assert_eq!((quiet.stdout.len(), quiet.stderr.len()), (0, 0), "{}", String::from_utf8_lossy(&quiet.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let dir = out_dir("pipe");
+    let mut child = irqsim()
+        .args(["run", "--builtin", "interrupt-storm", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one byte, then close the pipe as `| head -c1` does.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut one = [0u8; 1];
+    stdout.read_exact(&mut one).unwrap();
+    drop(stdout);
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(!stderr.contains("internal error") && !stderr.contains("panicked"), "{stderr}");
+    assert_eq!(done.status.code(), Some(0), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn completions_and_the_man_page_are_generated() {
+    let bash = irqsim().args(["completions", "bash"]).output().unwrap();
+    let bash = String::from_utf8(bash.stdout).unwrap();
+    assert!(bash.contains("_irqsim()") && bash.contains("--resume"), "bash completion");
+    let zsh = irqsim().args(["completions", "zsh"]).output().unwrap();
+    assert!(String::from_utf8(zsh.stdout).unwrap().starts_with("#compdef irqsim"));
+    let man = irqsim().arg("man").output().unwrap();
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(man.contains(".TH irqsim 1") && man.contains("discrete\\-event simulator"), "{man}");
+    let bad = irqsim().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
