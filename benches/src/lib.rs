@@ -155,6 +155,24 @@ pub fn scenario(name: &str, duration: Option<SimDuration>) -> BenchResult {
     BenchResult { event_count: point.run.event_count, wall_s, checksum: mix64(e2e.mean_ns.to_bits() ^ e2e.count) }
 }
 
+/// Runs every run of catalog sweep `name` on `threads` worker threads and reports the
+/// throughput over all runs; the checksum digests the report, which must be the same bytes
+/// whatever the thread count.
+pub fn sweep(name: &str, threads: usize) -> BenchResult {
+    let text = scenarios::catalog::get(name).expect("a catalog scenario");
+    let plan = scenarios::sweep::plan(name, text, None).expect("catalog scenarios are valid");
+    let source = scenarios::runner::Source {
+        label: format!("builtin:{name}"),
+        bytes: text.as_bytes().to_vec(),
+        run_args: format!("--builtin {name}"),
+    };
+    let started = Instant::now();
+    let result = scenarios::runner::run_all(&plan, &source, threads).expect("conservation holds");
+    let wall_s = started.elapsed().as_secs_f64();
+    let json = serde_json::to_vec(&result.report).expect("a report serialises");
+    BenchResult { event_count: result.perf.event_count, wall_s, checksum: sim::fnv1a64(&json) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +185,11 @@ mod tests {
         assert_eq!(hold_bare(1_000, 20_000).event_count, 20_000);
         // Replacing the top pops the same (time, seq) sequence as pop + push.
         assert_eq!(hold_bare_peek_mut(1_000, 20_000).checksum, hold_bare(1_000, 20_000).checksum);
+    }
+
+    #[test]
+    fn a_sweep_is_the_same_report_on_one_or_two_threads() {
+        assert_eq!(sweep("queue-scaling", 1).checksum, sweep("queue-scaling", 2).checksum);
     }
 
     #[test]

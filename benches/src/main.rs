@@ -1,7 +1,7 @@
 //! `cargo run -p benches --release [-- NAME]`: runs the full-size benchmarks and prints a
 //! Markdown table (median of 5 runs) to paste into benches/runs/DATE-MACHINE.md.
 
-use benches::{BenchResult, hold_bare, hold_bare_peek_mut, hold_engine, scenario};
+use benches::{BenchResult, hold_bare, hold_bare_peek_mut, hold_engine, scenario, sweep};
 
 const RUNS: usize = 5;
 
@@ -31,4 +31,20 @@ fn main() {
     }
     row("scenario_nvme-bare-metal", &mut || scenario("nvme-bare-metal", None));
     row("scenario_interrupt-storm", &mut || scenario("interrupt-storm", None));
+    // A sweep's runs in parallel: the speed-up from 1 to 2 threads (same report bytes).
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut speed = Vec::new();
+    for n in [1, 2, threads].into_iter().filter(|&n| n <= threads.max(2)) {
+        let name = format!("sweep_queue-scaling_{n}_threads");
+        if want(&name) && !speed.iter().any(|(m, _)| *m == n) {
+            let (med, min, max, checksum) = median(&mut || sweep("queue-scaling", n));
+            println!("| {name} | {:.2} | {:.2} | {:.2} | {checksum:016x} |", med / 1e6, min / 1e6, max / 1e6);
+            speed.push((n, med));
+        }
+    }
+    if let [(1, one), rest @ ..] = speed.as_slice() {
+        for (n, med) in rest {
+            println!("\nsweep speed-up, 1 to {n} threads: {:.2}x", med / one);
+        }
+    }
 }
