@@ -5,6 +5,7 @@
 mod bad_input;
 mod catalog;
 mod cli;
+mod cluster;
 mod determinism;
 mod files;
 mod generated;
