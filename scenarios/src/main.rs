@@ -561,7 +561,8 @@ fn run(args: RunArgs, ui: Ui) -> Result<(), Failure> {
         progress.tick();
         test_stop(&recorded);
     };
-    let options = runner::Options { threads, shard, finished, on_done: &on_done };
+    let run_progress = |fraction: f64| progress.run_fraction(fraction);
+    let options = runner::Options { threads, shard, finished, on_done: &on_done, run_progress: &run_progress };
     let result = runner::run(&plan, &source, seed, options)
         .map_err(|e| Failure::Internal(format!("{e}; reproduce with: irqsim run {} --seed {seed}", source.run_args)))?;
     progress.finish();

@@ -48,12 +48,49 @@ pub fn run_point(
     seed: u64,
     index: u32,
 ) -> Result<(PointReport, Platform, EventQueue<Event>), String> {
+    run_point_with_progress(scenario, seed, index, &|_| {})
+}
+
+/// Steps a run is cut into so that its progress can be shown; the run is the same as in one
+/// piece (the engine stops before the first event after a step's end and the next step
+/// starts there).
+const PROGRESS_STEPS: u64 = 100;
+
+/// [`run_point`], calling `progress` with the fraction of simulated time done after each
+/// hundredth of it.
+pub fn run_point_with_progress(
+    scenario: &Scenario,
+    seed: u64,
+    index: u32,
+    progress: &dyn Fn(f64),
+) -> Result<(PointReport, Platform, EventQueue<Event>), String> {
     let (mut platform, mut queue) = Platform::new(&scenario.platform, seed);
-    let limits = RunLimits {
-        time_end: SimTime::ZERO + scenario.duration,
-        event_count_max: scenario.event_limit.unwrap_or(u64::MAX),
-    };
-    let outcome = sim::run(&mut platform, &mut queue, limits);
+    let end = SimTime::ZERO + scenario.duration;
+    let total_ps = scenario.duration.as_ps();
+    let mut budget = scenario.event_limit.unwrap_or(u64::MAX);
+    let mut outcome = sim::RunOutcome { stop_reason: sim::StopReason::TimeEnd, event_count: 0, time_stop: queue.now() };
+    for step in 1..=PROGRESS_STEPS {
+        // The step's end in integer picoseconds; the last step ends exactly at `end`.
+        let step_end = if step == PROGRESS_STEPS {
+            end
+        } else {
+            SimTime::ZERO
+                + sim::SimDuration::from_ps(
+                    (u128::from(total_ps) * u128::from(step) / u128::from(PROGRESS_STEPS)) as u64,
+                )
+        };
+        let part = sim::run(&mut platform, &mut queue, RunLimits { time_end: step_end, event_count_max: budget });
+        budget -= part.event_count;
+        outcome = sim::RunOutcome {
+            stop_reason: part.stop_reason,
+            event_count: outcome.event_count + part.event_count,
+            time_stop: part.time_stop,
+        };
+        progress(step as f64 / PROGRESS_STEPS as f64);
+        if part.stop_reason != sim::StopReason::TimeEnd {
+            break;
+        }
+    }
     let c = platform.conservation(&queue);
     if !c.holds() {
         return Err(format!("interrupt conservation violated at point {index}: {c:?}"));
@@ -114,6 +151,9 @@ pub struct Options<'a> {
     pub finished: Vec<(u32, PointReport)>,
     /// Called from the worker threads as each run finishes, with its ordinal.
     pub on_done: &'a (dyn Fn(u32, &PointReport) + Sync),
+    /// When there is one run to do: called with the fraction of its simulated time done,
+    /// a hundred times along the way (a long single run shows progress too).
+    pub run_progress: &'a (dyn Fn(f64) + Sync),
 }
 
 impl std::fmt::Debug for Options<'_> {
@@ -130,10 +170,10 @@ pub fn shard_ordinals(run_count: u32, shard: Option<ShardInfo>) -> Vec<u32> {
     }
 }
 
-/// Runs one run of the plan into its report entry.
-pub fn run_one(plan: &Plan, run: &Run) -> Result<PointReport, String> {
+/// Runs one run of the plan into its report entry, calling `progress` along the way.
+pub fn run_one(plan: &Plan, run: &Run, progress: &dyn Fn(f64)) -> Result<PointReport, String> {
     let cell = &plan.cells[run.cell];
-    let (mut point, _, _) = run_point(&cell.scenario, run.seed, cell.index)?;
+    let (mut point, _, _) = run_point_with_progress(&cell.scenario, run.seed, cell.index, progress)?;
     point.parameters = cell.parameters.clone();
     point.variant = cell.variant.clone();
     point.replication = run.replication;
@@ -177,10 +217,12 @@ pub fn run(plan: &Plan, source: &Source, seed: u64, options: Options<'_>) -> Res
         .map_err(|e| format!("cannot start {} worker threads: {e}", options.threads))?;
     let todo_count = todo.len();
     let on_done = options.on_done;
+    let run_progress = options.run_progress;
+    let progress: &(dyn Fn(f64) + Sync) = if todo_count == 1 { &|f| run_progress(f) } else { &|_| {} };
     let fresh: Vec<(u32, PointReport)> = pool.install(|| {
         todo.par_iter()
             .map(|run| {
-                let point = run_one(plan, run)?;
+                let point = run_one(plan, run, progress)?;
                 on_done(run.ordinal, &point);
                 Ok((run.ordinal, point))
             })
@@ -219,7 +261,8 @@ pub fn run(plan: &Plan, source: &Source, seed: u64, options: Options<'_>) -> Res
 
 /// Runs every run of `plan` on `threads` threads: no shard, nothing resumed, no progress.
 pub fn run_all(plan: &Plan, source: &Source, threads: usize) -> Result<RunResult, String> {
-    run(plan, source, plan.seed, Options { threads, shard: None, finished: Vec::new(), on_done: &|_, _| {} })
+    let options = Options { threads, shard: None, finished: Vec::new(), on_done: &|_, _| {}, run_progress: &|_| {} };
+    run(plan, source, plan.seed, options)
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), if the OS tells it.
