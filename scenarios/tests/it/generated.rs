@@ -3,8 +3,9 @@
 //! (`fuzz/corpus/load/`) — edge values for scalars (0, -1, 2^64 - 1, 1e308, empty and very
 //! long strings, wrong types, units at and past the limits), deleted, duplicated and
 //! truncated lines and blocks, blocks moved between sections and between files — and feeds
-//! each document to `scenarios::load` in-process; a document that validates runs for at most
-//! 200 us and 20,000 events. No input may panic (in loading, in rendering the error, in the
+//! each document to `scenarios::sweep::plan` in-process (which validates a sweep's every
+//! point and variant); a document that validates runs its first and last (point, variant)
+//! for at most 200 us and 20,000 events each. No input may panic (in loading, in rendering the error, in the
 //! run or in the invariant checks), the run must conserve interrupts and the chip's
 //! accounting must hold (`Platform::check_invariants`).
 //!
@@ -426,16 +427,15 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(a panic without a message)".to_owned())
 }
 
-/// Loads `text`, renders its error or runs it briefly and checks it; a panic or a broken
+/// Loads `text` with its sweep (every (point, variant) validated), renders its error or
+/// runs its first and last (point, variant) briefly and checks them; a panic or a broken
 /// check is an `Err` with what happened.
 fn check(text: &str) -> Result<Outcome, String> {
-    let loaded = catch_unwind(|| scenarios::load("generated.yaml", text))
-        .map_err(|p| format!("scenarios::load panicked: {}", panic_text(&*p)))?;
-    let mut s = match loaded {
-        Ok(s) => s,
-        Err(e) => {
-            let rendered = catch_unwind(AssertUnwindSafe(|| e.to_string()))
-                .map_err(|p| format!("rendering the load error panicked: {}", panic_text(&*p)))?;
+    let planned = catch_unwind(|| scenarios::sweep::plan("generated.yaml", text, None))
+        .map_err(|p| format!("loading (sweep::plan) panicked: {}", panic_text(&*p)))?;
+    let plan = match planned {
+        Ok(plan) => plan,
+        Err(rendered) => {
             if rendered.is_empty() {
                 return Err("a load error rendered as nothing".into());
             }
@@ -445,19 +445,26 @@ fn check(text: &str) -> Result<Outcome, String> {
             return Ok(Outcome::Refused);
         }
     };
-    if estimate::memory_bytes(&s) > RUN_MEMORY_MAX {
-        return Ok(Outcome::TooLarge);
+    let last = plan.cells.len() - 1;
+    for cell in [&plan.cells[0], &plan.cells[last]] {
+        let mut s = cell.scenario.clone();
+        if estimate::memory_bytes(&s) > RUN_MEMORY_MAX {
+            return Ok(Outcome::TooLarge);
+        }
+        s.duration = s.duration.min(SimDuration::from_us(RUN_US));
+        s.event_limit = Some(s.event_limit.unwrap_or(RUN_EVENTS).min(RUN_EVENTS));
+        let seed = plan.seed;
+        let run = catch_unwind(AssertUnwindSafe(|| run_point(&s, seed, 0)))
+            .map_err(|p| format!("run_point panicked (seed {seed}): {}", panic_text(&*p)))?;
+        let (point, platform, _) = run.map_err(|e| format!("run_point failed (seed {seed}): {e}"))?;
+        let events = point.run.event_count;
+        catch_unwind(AssertUnwindSafe(|| platform.check_invariants()))
+            .map_err(|p| format!("an invariant check panicked (seed {seed}, {events} events): {}", panic_text(&*p)))?
+            .map_err(|e| format!("invariant violated (seed {seed}, {events} events): {e}"))?;
+        if plan.cells.len() == 1 {
+            break;
+        }
     }
-    s.duration = s.duration.min(SimDuration::from_us(RUN_US));
-    s.event_limit = Some(s.event_limit.unwrap_or(RUN_EVENTS).min(RUN_EVENTS));
-    let seed = s.seed;
-    let run = catch_unwind(AssertUnwindSafe(|| run_point(&s, seed, 0)))
-        .map_err(|p| format!("run_point panicked (seed {seed}): {}", panic_text(&*p)))?;
-    let (point, platform, _) = run.map_err(|e| format!("run_point failed (seed {seed}): {e}"))?;
-    let events = point.run.event_count;
-    catch_unwind(AssertUnwindSafe(|| platform.check_invariants()))
-        .map_err(|p| format!("an invariant check panicked (seed {seed}, {events} events): {}", panic_text(&*p)))?
-        .map_err(|e| format!("invariant violated (seed {seed}, {events} events): {e}"))?;
     Ok(Outcome::Ran)
 }
 
