@@ -308,6 +308,15 @@ fn eng(v: f64) -> String {
     format!("{s}{prefix}")
 }
 
+/// Nanoseconds with a unit and three significant digits (`850 ns`, `4.47 µs`, `19.1 ms`).
+fn fmt_ns(v: f64) -> String {
+    let (value, unit) = [(1e9, "s"), (1e6, "ms"), (1e3, "µs")]
+        .into_iter()
+        .find(|(s, _)| v.abs() >= *s)
+        .map_or((v, "ns"), |(s, u)| (v / s, u));
+    format!("{} {unit}", eng(value))
+}
+
 /// Linear ticks at 1, 2 or 5 × 10^k, about `n` of them, inside `lo..=hi`.
 fn linear_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     if hi <= lo || !lo.is_finite() || !hi.is_finite() {
@@ -798,7 +807,7 @@ fn stage_chart(report: &RunReport, cells: &[Cell<'_>]) -> Option<Chart> {
     if stages.is_empty() {
         return None;
     }
-    let rows: Vec<BarRow> = chosen
+    let mut rows: Vec<BarRow> = chosen
         .iter()
         .map(|cell| BarRow {
             label: cell_label(cell),
@@ -811,9 +820,43 @@ fn stage_chart(report: &RunReport, cells: &[Cell<'_>]) -> Option<Chart> {
             mark: cell.estimate("latency.end_to_end.p99_ns").map(|e| e.mean),
         })
         .collect();
-    let ends = rows.iter().flat_map(|r| [r.segments.iter().map(|s| s.0).sum::<f64>(), r.mark.unwrap_or(0.0)]);
-    let mut x = Axis::fit("p99 latency (ns)", ends, true);
-    x.log = false;
+    let total = |r: &BarRow| r.segments.iter().map(|s| s.0).sum::<f64>();
+    let totals: Vec<f64> = rows.iter().map(total).filter(|t| *t > 0.0).collect();
+    let (least, most) =
+        (totals.iter().copied().fold(f64::INFINITY, f64::min), totals.iter().copied().fold(0.0, f64::max));
+    // Rows more than a decade apart would leave the short ones invisible on one scale:
+    // then each row shows the shares of its own stack, and says its size in words.
+    let shares = totals.len() >= 2 && most / least > 10.0;
+    let x = if shares {
+        for r in &mut rows {
+            let t = total(r);
+            let mut note = format!("Σ {}", fmt_ns(t));
+            if let Some(m) = r.mark.take() {
+                note.push_str(&format!(", end-to-end {}", fmt_ns(m)));
+            }
+            r.note = Some(note);
+            if t > 0.0 {
+                r.segments.iter_mut().for_each(|s| s.0 *= 100.0 / t);
+            }
+        }
+        // Room right of 100% for the notes; ticks only up to 100.
+        let widest =
+            rows.iter().filter_map(|r| r.note.as_deref()).map(|n| text_width(n, LABEL_SIZE)).fold(0.0, f64::max);
+        let room = (widest + 16.0) / 520.0;
+        Axis {
+            desc: "share of the row's stacked p99s (%)".to_owned(),
+            log: false,
+            lo: 0.0,
+            hi: 100.0 * (1.0 + room.clamp(0.15, 1.0)),
+            named: (0..=5).map(|k| (20.0 * f64::from(k), format!("{}", 20 * k))).collect(),
+            categorical: false,
+        }
+    } else {
+        let ends = rows.iter().flat_map(|r| [total(r), r.mark.unwrap_or(0.0)]);
+        let mut x = Axis::fit("p99 latency (ns)", ends, true);
+        x.log = false;
+        x
+    };
     let mut legend: Vec<LegendItem> = stages
         .iter()
         .enumerate()
@@ -826,8 +869,11 @@ fn stage_chart(report: &RunReport, cells: &[Cell<'_>]) -> Option<Chart> {
             swatch: Swatch::Mark(Marker::Diamond),
         });
     }
-    let mut subtitle =
-        "mean p99 of each stage, stacked (percentiles do not add: the stack can pass the end-to-end p99)".to_owned();
+    let mut subtitle = if shares {
+        "mean p99 of each stage as a share of the row's stack (rows more than a decade apart)".to_owned()
+    } else {
+        "mean p99 of each stage, stacked (percentiles do not add: the stack can pass the end-to-end p99)".to_owned()
+    };
     if subset {
         subtitle = format!("{} of {} cells; {subtitle}", rows.len(), cells.len());
     }
@@ -1816,6 +1862,38 @@ mod tests {
         let expected: Vec<f64> = ["msi_write", "remap", "queue_wait", "handler", "eoi"].map(stage_p99).to_vec();
         assert_eq!(segments, expected);
         assert_eq!(bars.rows[0].mark, Some(stage_p99("end_to_end")));
+    }
+
+    #[test]
+    fn stage_breakdown_shows_shares_when_rows_span_more_than_a_decade() {
+        let mut r = sweep();
+        // The last cell (120k/s fifo) 100 times slower in every stage.
+        for p in r.points.iter_mut().filter(|p| p.index == 2 && p.variant.as_deref() == Some("fifo")) {
+            p.stages.iter_mut().for_each(|s| s.p99_ns *= 100.0);
+        }
+        let c = cells(&r);
+        let chart = stage_chart(&r, &c).unwrap();
+        assert_eq!(
+            chart.subtitle,
+            "mean p99 of each stage as a share of the row's stack (rows more than a decade apart)"
+        );
+        let Kind::Bars(bars) = &chart.kind else { panic!("bars") };
+        assert_eq!(bars.x.desc, "share of the row's stacked p99s (%)");
+        let stage_p99 = |cell: &Cell<'_>, stage: &str| {
+            mean(cell.runs.iter().map(|p| p.stages.iter().find(|s| s.stage == stage).unwrap().p99_ns))
+        };
+        for (row, cell) in bars.rows.iter().zip(&c) {
+            let sum: f64 = row.segments.iter().map(|s| s.0).sum();
+            assert!((sum - 100.0).abs() < 1e-9, "{}: {sum}", row.label);
+            assert_eq!(row.mark, None);
+            let stacked: f64 =
+                ["msi_write", "remap", "queue_wait", "handler", "eoi"].iter().map(|s| stage_p99(cell, s)).sum();
+            let note = format!("Σ {}, end-to-end {}", fmt_ns(stacked), fmt_ns(stage_p99(cell, "end_to_end")));
+            assert_eq!(row.note.as_deref(), Some(note.as_str()));
+        }
+        assert_eq!(fmt_ns(4505.599), "4.51 µs");
+        assert_eq!(fmt_ns(850.0), "850 ns");
+        assert_eq!(fmt_ns(19_100_000.0), "19.1 ms");
     }
 
     #[test]
