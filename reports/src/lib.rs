@@ -1,12 +1,15 @@
 //! `reports`: the report file (`report.json`, schema in docs/report-format.md) and what is
-//! rendered from it alone — `summary.md` tables, the plain-text summary for email, and
-//! `points.csv` (every number in long format).
+//! rendered from it alone — `summary.md` tables, the plain-text summary for email,
+//! `points.csv` (every number in long format), the plots (`plot-*.png`, `plot-*.svg`) and
+//! `index.html`, one self-contained page with the plots inlined.
 //!
 //! # Brief overview
 //! [`RunReport`] is the serialisable record of a run: scenario name and content hash, seed,
 //! irqsim version, and one [`PointReport`] per sweep point with per-stage latency
 //! summaries, counters, resource use and failures. [`point_from_metrics`] turns an engine
-//! metrics snapshot into the metric parts of a point; [`markdown`] and [`text`] render.
+//! metrics snapshot into the metric parts of a point; [`markdown`] and [`text`] render;
+//! [`plot::plots`] draws every plot the report has data for and [`html::html`] puts them
+//! on one page with the tables.
 //!
 //! **Invariant:** this crate never names a model type. It speaks metric names, units and
 //! generic resource rows; a stage is a histogram named `latency.<stage>_ps`.
@@ -18,7 +21,9 @@
 mod checkpoint;
 mod csv;
 mod files;
+pub mod html;
 mod merge;
+pub mod plot;
 mod render;
 mod schema;
 pub mod stats;
