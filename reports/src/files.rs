@@ -29,9 +29,18 @@ use std::fs::File;
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-/// The files a report folder may hold; anything else makes [`ReportDir::prepare`] refuse
-/// to replace the folder.
-pub const REPORT_FILES: [&str; 5] = ["report.json", "summary.md", "summary.txt", "points.csv", "perf.json"];
+/// The files every report folder of `irqsim run` holds. Besides them a report folder holds
+/// its plots, `plot-NAME.png` and `plot-NAME.svg` (which ones depends on the data); anything
+/// else makes [`ReportDir::prepare`] refuse to replace the folder.
+pub const REPORT_FILES: [&str; 6] =
+    ["report.json", "summary.md", "summary.txt", "points.csv", "index.html", "perf.json"];
+
+/// Whether `name` is a plot file of a report (`plot-NAME.png` or `plot-NAME.svg`).
+pub fn is_plot_file(name: &str) -> bool {
+    name.strip_prefix("plot-").and_then(|r| r.strip_suffix(".png").or_else(|| r.strip_suffix(".svg"))).is_some_and(
+        |stem| !stem.is_empty() && stem.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+    )
+}
 
 /// The I/O error `e` as a short phrase a user can act on (no `os error` numbers).
 pub fn io_reason(e: &std::io::Error) -> String {
@@ -165,7 +174,7 @@ pub struct ReportDir {
 /// Whether `entry` (a file name) may be in a report folder: a report file, or the
 /// temporary of one that an earlier irqsim left when it was killed.
 fn is_report_entry(entry: &str) -> bool {
-    REPORT_FILES.contains(&entry) || (entry.starts_with('.') && entry.contains(".tmp-"))
+    REPORT_FILES.contains(&entry) || is_plot_file(entry) || (entry.starts_with('.') && entry.contains(".tmp-"))
 }
 
 /// Refuses `target` unless it is absent, an empty folder or a folder holding only a

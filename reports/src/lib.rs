@@ -30,8 +30,10 @@ pub mod stats;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, checkpoint_dir};
 pub use csv::csv;
-pub use files::{REPORT_FILES, ReportDir, io_reason, read_limited, write_atomic};
+pub use files::{REPORT_FILES, ReportDir, io_reason, is_plot_file, read_limited, write_atomic};
+pub use html::html;
 pub use merge::{merge, run_ordinal};
+pub use plot::{Plot, plots};
 pub use render::{markdown, text};
 pub use schema::{
     AxisInfo, Bucket, Conservation, CounterRow, Expectation, FORMAT_NAME, FORMAT_VERSION, Failure, FailureLine,

@@ -77,7 +77,7 @@ struct Ui {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a scenario (every run of its sweep, if it has one) and write report.json,
-    /// summary.md, summary.txt, points.csv and perf.json.
+    /// summary.md, summary.txt, points.csv, plots, index.html and perf.json.
     #[command(visible_alias = "sweep")]
     Run {
         /// Scenario file (YAML). Leave out with --builtin.
@@ -142,7 +142,8 @@ enum Command {
     },
     /// Print the man page (roff), e.g. `irqsim man > irqsim.1 && man ./irqsim.1`.
     Man,
-    /// Re-render summary.md, summary.txt and points.csv from a report.json (or its directory).
+    /// Re-render summary.md, summary.txt, points.csv, the plots and index.html from a
+    /// report.json (or its directory).
     Report {
         /// report.json or the directory holding it.
         path: PathBuf,
@@ -334,11 +335,19 @@ fn execute(command: Command, ui: Ui) -> Result<(), Failure> {
             write("summary.md", reports::markdown(&report))?;
             write("summary.txt", reports::text(&report))?;
             write("points.csv", reports::csv(&report))?;
+            let plots = reports::plots(&report).map_err(|e| Failure::Internal(format!("drawing the plots: {e}")))?;
+            for plot in &plots {
+                let png = dir.join(format!("{}.png", plot.name));
+                reports::write_atomic(&png, &plot.png).map_err(|e| {
+                    Failure::Input(format!("error: cannot write {}: {}", png.display(), reports::io_reason(&e)))
+                })?;
+                write(&format!("{}.svg", plot.name), plot.svg.clone())?;
+            }
+            write("index.html", reports::html(&report, &plots))?;
             print(&format!(
-                "wrote {}, {} and {}\n",
-                dir.join("summary.md").display(),
-                dir.join("summary.txt").display(),
-                dir.join("points.csv").display()
+                "wrote summary.md, summary.txt, points.csv, index.html and {} plots in {}\n",
+                plots.len(),
+                dir.display()
             ))
         }
     }
@@ -461,6 +470,12 @@ fn write_report(
     test_pause("write");
     write("summary.txt", &reports::text(report))?;
     write("points.csv", &reports::csv(report))?;
+    let plots = reports::plots(report).map_err(|e| Failure::Internal(format!("drawing the plots: {e}")))?;
+    for plot in &plots {
+        folder.write(&format!("{}.png", plot.name), &plot.png).map_err(|e| Failure::Input(format!("error: {e}")))?;
+        write(&format!("{}.svg", plot.name), &plot.svg)?;
+    }
+    write("index.html", &reports::html(report, &plots))?;
     if let Some(perf) = perf {
         let perf = serde_json::to_string_pretty(perf).map_err(|e| Failure::Internal(e.to_string()))? + "\n";
         write("perf.json", &perf)?;
