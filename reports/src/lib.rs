@@ -6,7 +6,10 @@
 //! [`RunReport`] is the serialisable record of a run: scenario name and content hash, seed,
 //! irqsim version, and one [`PointReport`] per sweep point with per-stage latency
 //! summaries, counters, resource use and failures. [`point_from_metrics`] turns an engine
-//! metrics snapshot into the metric parts of a point; [`markdown`] and [`text`] render.
+//! metrics snapshot into the metric parts of a point; [`markdown`] and [`text`] render (a
+//! sweep as a table of its cells, point × variant, with 95% intervals over the
+//! replications and each variant against the baseline, and only the first run of each
+//! variant in full).
 //!
 //! **Invariant:** this crate never names a model type. It speaks metric names, units and
 //! generic resource rows; a stage is a histogram named `latency.<stage>_ps`.
@@ -19,9 +22,12 @@ mod checkpoint;
 mod csv;
 mod files;
 mod merge;
+mod plain;
 mod render;
 mod schema;
 pub mod stats;
+mod sweep;
+mod verdicts;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, checkpoint_dir};
 pub use csv::csv;

@@ -1,0 +1,73 @@
+//! Snapshots of the sweep summaries ([`reports::text`], [`reports::markdown`]), rendered
+//! from the report fixtures in `tests/fixtures/` and compared byte for byte with
+//! `tests/snapshots/`; and the text's width: every line at most 72 characters but the
+//! reproduce command.
+//!
+//! The fixtures are real reports cut down to a few runs, counters and model tables
+//! dropped (their scenario text trimmed to the sweep they keep; `sha256` is still the whole
+//! file's): `sweep.json`, nvme-bare-metal at 20k/s and 120k/s per queue in variants lapic
+//! and fifo, 3 replications, with verdicts added by hand (`end_to_end.p99 < 10us` fails
+//! at 120k/s in both, `lost == 0` holds); `exhaustion-sweep.json`, vector-exhaustion with
+//! 2048 queues at 2k/s and 2M/s (overloaded: warnings) in lapic and fifo, 2 replications,
+//! every run with failures.
+//!
+//! Refresh with `UPDATE_SNAPSHOTS=1 cargo test -p reports --test snapshots`, then read
+//! the diff as a user would read the text.
+
+use std::path::{Path, PathBuf};
+
+use reports::{RunReport, markdown, read_report, text};
+
+const MAIL_WIDTH: usize = 72;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
+}
+
+fn fixture(name: &str) -> RunReport {
+    read_report(&dir().join("fixtures").join(name)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Compares `actual` with the committed snapshot, or writes it under `UPDATE_SNAPSHOTS=1`.
+fn check(name: &str, actual: &str) {
+    let path = dir().join("snapshots").join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_SNAPSHOTS=1 to create it)", path.display()));
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(|| expected.lines().count().min(actual.lines().count()) + 1, |i| i + 1);
+        panic!("{}:{line} differs (review, then refresh with UPDATE_SNAPSHOTS=1):\n--- now:\n{actual}", path.display());
+    }
+}
+
+/// Every line at most 72 characters (not bytes), but the reproduce line.
+fn assert_fits(name: &str, mail: &str) {
+    for (i, line) in mail.lines().enumerate() {
+        if line.starts_with("reproduce: ") {
+            continue;
+        }
+        assert!(line.chars().count() <= MAIL_WIDTH, "{name}:{}: {} columns: {line}", i + 1, line.chars().count());
+    }
+}
+
+#[test]
+fn the_summaries_of_a_sweep() {
+    let r = fixture("sweep.json");
+    let t = text(&r);
+    assert_fits("text-sweep.txt", &t);
+    check("text-sweep.txt", &t);
+    check("markdown-sweep.md", &markdown(&r));
+    let r = fixture("exhaustion-sweep.json");
+    let t = text(&r);
+    assert_fits("text-exhaustion-sweep.txt", &t);
+    check("text-exhaustion-sweep.txt", &t);
+    check("markdown-exhaustion-sweep.md", &markdown(&r));
+}
