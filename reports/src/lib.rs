@@ -1,6 +1,6 @@
 //! `reports`: the report file (`report.json`, schema in docs/report-format.md) and what is
-//! rendered from it alone — `summary.md` tables, the plain-text summary for email, and
-//! `points.csv` (every number in long format).
+//! rendered from it alone — `summary.md` tables, the plain-text summary, the mail to a
+//! mailing list ([`email()`]) and `points.csv` (every number in long format).
 //!
 //! # Brief overview
 //! [`RunReport`] is the serialisable record of a run: scenario name and content hash, seed,
@@ -9,7 +9,7 @@
 //! metrics snapshot into the metric parts of a point; [`markdown`] and [`text`] render (a
 //! sweep as a table of its cells, point × variant, with 95% intervals over the
 //! replications and each variant against the baseline, and only the first run of each
-//! variant in full).
+//! variant in full); [`email()`] writes 72-column text for a mailing list.
 //!
 //! **Invariant:** this crate never names a model type. It speaks metric names, units and
 //! generic resource rows; a stage is a histogram named `latency.<stage>_ps`.
@@ -20,6 +20,7 @@
 
 mod checkpoint;
 mod csv;
+mod email;
 mod files;
 mod merge;
 mod plain;
@@ -31,6 +32,7 @@ mod verdicts;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, checkpoint_dir};
 pub use csv::csv;
+pub use email::email;
 pub use files::{REPORT_FILES, ReportDir, io_reason, read_limited, write_atomic};
 pub use merge::{merge, run_ordinal};
 pub use render::{markdown, text};

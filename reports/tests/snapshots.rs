@@ -1,7 +1,7 @@
-//! Snapshots of the sweep summaries ([`reports::text`], [`reports::markdown`]), rendered
-//! from the report fixtures in `tests/fixtures/` and compared byte for byte with
-//! `tests/snapshots/`; and the text's width: every line at most 72 characters but the
-//! reproduce command.
+//! Snapshots of the mail ([`reports::email`]) and the sweep summaries ([`reports::text`],
+//! [`reports::markdown`]), rendered from the report fixtures in
+//! `tests/fixtures/` and compared byte for byte with `tests/snapshots/`; and the mail's
+//! width: every line at most 72 characters but the reproduce command.
 //!
 //! The fixtures are real reports cut down to a few runs, counters and model tables
 //! dropped (their scenario text trimmed to the sweep they keep; `sha256` is still the whole
@@ -9,15 +9,16 @@
 //! and fifo, 3 replications, with verdicts added by hand (`end_to_end.p99 < 10us` fails
 //! at 120k/s in both, `lost == 0` holds); `exhaustion-sweep.json`, vector-exhaustion with
 //! 2048 queues at 2k/s and 2M/s (overloaded: warnings) in lapic and fifo, 2 replications,
-//! every run with failures.
+//! every run with failures; `single.json`, nvme-bare-metal run once.
 //!
 //! Refresh with `UPDATE_SNAPSHOTS=1 cargo test -p reports --test snapshots`, then read
-//! the diff as a user would read the text.
+//! the diff as a user would read the mail.
 
 use std::path::{Path, PathBuf};
 
-use reports::{RunReport, markdown, read_report, text};
+use reports::{RunReport, email, markdown, read_report, text};
 
+const VERSION_LINE: &str = "irqsim 0.1.0 (commit abc1234)";
 const MAIL_WIDTH: usize = 72;
 
 fn dir() -> PathBuf {
@@ -56,6 +57,45 @@ fn assert_fits(name: &str, mail: &str) {
         }
         assert!(line.chars().count() <= MAIL_WIDTH, "{name}:{}: {} columns: {line}", i + 1, line.chars().count());
     }
+}
+
+#[test]
+fn the_mail_of_a_sweep_with_verdicts() {
+    let r = fixture("sweep.json");
+    let mail = email(&r, VERSION_LINE);
+    assert_fits("email-sweep.txt", &mail);
+    check("email-sweep.txt", &mail);
+    assert!(mail.contains("\nFAIL: end_to_end.p99 < 10us (point 1, variant lapic): 14.13us\n"), "{mail}");
+    assert!(mail.contains("\nSUMMARY: 8 tests, 2 failed\n"), "{mail}");
+    assert!(mail.ends_with("\nreproduce: irqsim run sweep.yaml --seed 1\n"), "{mail}");
+}
+
+#[test]
+fn the_mail_of_a_sweep_with_failures_and_warnings() {
+    let r = fixture("exhaustion-sweep.json");
+    let mail = email(&r, VERSION_LINE);
+    assert_fits("email-exhaustion-sweep.txt", &mail);
+    check("email-exhaustion-sweep.txt", &mail);
+}
+
+#[test]
+fn the_mail_of_one_run() {
+    let r = fixture("single.json");
+    let mail = email(&r, VERSION_LINE);
+    assert_fits("email-single.txt", &mail);
+    check("email-single.txt", &mail);
+    // One run: its stage table, as in summary.txt.
+    assert!(mail.contains("\nend_to_end        1536195  2.244us  1.955us  6.345us  10.09us  24.73us\n"), "{mail}");
+}
+
+#[test]
+fn a_long_reproduce_line_is_never_broken_and_the_rest_still_fits() {
+    let mut r = fixture("sweep.json");
+    r.reproduce = format!("irqsim run {}/sweep.yaml --seed 1", "very-long-directory-name".repeat(5));
+    r.scenario.source = format!("{}/sweep.yaml", "very-long-directory-name".repeat(5));
+    let mail = email(&r, VERSION_LINE);
+    assert!(mail.contains(&format!("\nreproduce: {}\n", r.reproduce)), "{mail}");
+    assert_fits("long reproduce", &mail);
 }
 
 #[test]
