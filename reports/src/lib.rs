@@ -1,6 +1,7 @@
 //! `reports`: the report file (`report.json`, schema in docs/report-format.md) and what is
 //! rendered from it alone — `summary.md` tables, the plain-text summary, the mail to a
-//! mailing list ([`email()`]) and `points.csv` (every number in long format).
+//! mailing list ([`email()`]), two reports compared for a reply ([`compare()`]) and
+//! `points.csv` (every number in long format).
 //!
 //! # Brief overview
 //! [`RunReport`] is the serialisable record of a run: scenario name and content hash, seed,
@@ -9,7 +10,7 @@
 //! metrics snapshot into the metric parts of a point; [`markdown`] and [`text`] render (a
 //! sweep as a table of its cells, point × variant, with 95% intervals over the
 //! replications and each variant against the baseline, and only the first run of each
-//! variant in full); [`email()`] writes 72-column text for a mailing list.
+//! variant in full); [`email()`] and [`compare()`] write 72-column text for a mailing list.
 //!
 //! **Invariant:** this crate never names a model type. It speaks metric names, units and
 //! generic resource rows; a stage is a histogram named `latency.<stage>_ps`.
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod checkpoint;
+mod compare;
 mod csv;
 mod email;
 mod files;
@@ -31,6 +33,7 @@ mod sweep;
 mod verdicts;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, checkpoint_dir};
+pub use compare::compare;
 pub use csv::csv;
 pub use email::email;
 pub use files::{REPORT_FILES, ReportDir, io_reason, read_limited, write_atomic};

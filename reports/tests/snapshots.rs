@@ -1,5 +1,5 @@
-//! Snapshots of the mail ([`reports::email`]) and the sweep summaries ([`reports::text`],
-//! [`reports::markdown`]), rendered from the report fixtures in
+//! Snapshots of the mail ([`reports::email()`]), the sweep summaries ([`reports::text`],
+//! [`reports::markdown`]) and [`reports::compare()`], rendered from the report fixtures in
 //! `tests/fixtures/` and compared byte for byte with `tests/snapshots/`; and the mail's
 //! width: every line at most 72 characters but the reproduce command.
 //!
@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use reports::{RunReport, email, markdown, read_report, text};
+use reports::{RunReport, compare, email, markdown, read_report, text};
 
 const VERSION_LINE: &str = "irqsim 0.1.0 (commit abc1234)";
 const MAIL_WIDTH: usize = 72;
@@ -110,4 +110,19 @@ fn the_summaries_of_a_sweep() {
     assert_fits("text-exhaustion-sweep.txt", &t);
     check("text-exhaustion-sweep.txt", &t);
     check("markdown-exhaustion-sweep.md", &markdown(&r));
+}
+
+#[test]
+fn a_comparison_of_two_sweeps() {
+    // The sweep against itself with the fifo variant's runs as B's lapic: the same seeds,
+    // so paired.
+    let a = fixture("sweep.json");
+    let mut b = a.clone();
+    b.points.retain(|p| p.variant.as_deref() == Some("fifo"));
+    for p in &mut b.points {
+        p.variant = Some("lapic".into());
+    }
+    let out = compare(&a, "lapic", &b, "fifo").unwrap();
+    assert_fits("compare-sweep.txt", &out);
+    check("compare-sweep.txt", &out);
 }
