@@ -135,13 +135,14 @@ fn cell_title(c: &Cell<'_>) -> String {
 fn describe(letter: &str, label: &str, r: &RunReport) -> String {
     let runs = r.points.len();
     let line = format!(
-        "{letter}: {label}: scenario {}, seed {}, {runs} run{}, irqsim {}",
+        "scenario {}, seed {}, {runs} run{}, irqsim {}",
         r.scenario.name,
         r.seed,
         if runs == 1 { "" } else { "s" },
         r.irqsim_version
     );
-    let mut s = wrap(&line, MAIL_WIDTH, "   ");
+    let mut s = wrap(&format!("{letter}: {label}"), MAIL_WIDTH, "   ");
+    s.push_str(&wrap(&format!("   {line}"), MAIL_WIDTH, "   "));
     let _ = writeln!(s, "sha256 {}", r.scenario.sha256);
     s
 }
@@ -178,7 +179,7 @@ pub fn compare(a: &RunReport, a_label: &str, b: &RunReport, b_label: &str) -> Re
         _ => false,
     };
 
-    let mut s = wrap(&format!("irqsim compare: A = {a_label}, B = {b_label}"), MAIL_WIDTH, "  ");
+    let mut s = String::from("irqsim compare, B against A:\n");
     s.push_str(&describe("A", a_label, a));
     s.push_str(&describe("B", b_label, b));
     let test = if same_seeds {
