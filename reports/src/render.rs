@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::plain::{MAIL_WIDTH, fit_mail, fmt_ns_short, wrap};
 use crate::schema::{PointReport, RunReport};
 
 /// Formats nanoseconds compactly with three significant decimals.
@@ -16,59 +17,8 @@ fn fmt_ns(v: f64) -> String {
     }
 }
 
-/// The width of the mail text: 72 columns leave room for two levels of `> ` quoting in an
-/// 80-column reader.
-const MAIL_WIDTH: usize = 72;
-
-/// Nanoseconds in at most 7 characters with 4 significant digits, for the mail text's
-/// narrow columns (`948.8us`, `12.75us`, `1.879ms`, `500.0ns`).
-fn fmt_ns_short(v: f64) -> String {
-    let (value, unit) = if v >= 1e9 {
-        (v / 1e9, "s")
-    } else if v >= 1e6 {
-        (v / 1e6, "ms")
-    } else if v >= 1e3 {
-        (v / 1e3, "us")
-    } else {
-        (v, "ns")
-    };
-    let decimals = if value >= 100.0 {
-        1
-    } else if value >= 10.0 {
-        2
-    } else {
-        3
-    };
-    let decimals = if unit == "ns" { decimals.min(1) } else { decimals };
-    format!("{value:.decimals$}{unit}")
-}
-
-/// `text` broken at spaces into lines of at most `width` columns (a longer word stands
-/// alone), continuation lines starting with `indent`; each line ends with a newline.
-fn wrap(text: &str, width: usize, indent: &str) -> String {
-    let mut out = String::new();
-    // The first line keeps the text's own leading spaces.
-    let mut line: String = text.chars().take_while(|c| *c == ' ').collect();
-    for word in text.split_whitespace() {
-        let fresh = line.trim().is_empty();
-        if !fresh && line.chars().count() + 1 + word.chars().count() > width {
-            out.push_str(&line);
-            out.push('\n');
-            line = indent.to_owned();
-        }
-        if !line.trim().is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.trim().is_empty() {
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
-}
-
-fn point_title(p: &PointReport) -> String {
+/// `point 0`, or `point 0 (path=value, …)` in a sweep.
+pub(crate) fn point_title(p: &PointReport) -> String {
     if p.parameters.is_empty() {
         format!("point {}", p.index)
     } else {
@@ -102,75 +52,92 @@ pub fn markdown(report: &RunReport) -> String {
     let _ = writeln!(s, "| seed | {} |", report.seed);
     let _ = writeln!(s, "| irqsim | {} |", report.irqsim_version);
     let _ = writeln!(s, "| reproduce | {} |\n", code_cell(&report.reproduce));
-    for p in &report.points {
-        let _ = writeln!(s, "## {}\n", point_title(p));
-        let c = &p.conservation;
-        let _ = writeln!(
-            s,
-            "Stopped at {} after {} events ({}). Interrupts: {} raised = {} delivered + {} lost + {} merged + {} in flight.\n",
-            fmt_ns(p.run.simulated_ns),
-            p.run.event_count,
-            p.run.stop_reason,
-            c.raised,
-            c.delivered,
-            c.lost,
-            c.merged,
-            c.in_flight
-        );
-        for w in &p.run.warnings {
-            let _ = writeln!(s, "**Warning:** {w}\n");
+    if let Some(sweep) = &report.sweep {
+        s.push_str(&crate::sweep::markdown_section(report, sweep));
+        for p in crate::sweep::detail_runs(report) {
+            markdown_point(&mut s, p, &crate::sweep::detail_title(p), 3);
         }
-        let _ = writeln!(s, "### Latency per stage\n");
-        let _ = writeln!(s, "| stage | count | mean | p50 | p90 | p99 | p99.9 | max |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
-        for st in p.stages.iter().filter(|st| st.count > 0) {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                st.stage,
-                st.count,
-                fmt_ns(st.mean_ns),
-                fmt_ns(st.p50_ns),
-                fmt_ns(st.p90_ns),
-                fmt_ns(st.p99_ns),
-                fmt_ns(st.p999_ns),
-                fmt_ns(st.max_ns)
-            );
+    } else {
+        s.push_str(&crate::verdicts::markdown(report));
+        for p in &report.points {
+            markdown_point(&mut s, p, &point_title(p), 2);
         }
-        let _ = writeln!(s, "\n### Resources\n");
-        let _ = writeln!(s, "| resource | instances | min | mean | max | limit | max/limit |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
-        for r in &p.resources {
-            let pct = if r.limit == 0 { 0.0 } else { 100.0 * f64::from(r.used_max) / f64::from(r.limit) };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {:.1} | {} | {} | {pct:.1}% |",
-                r.name, r.instances, r.used_min, r.used_mean, r.used_max, r.limit
-            );
-        }
-        let _ = writeln!(s, "\n### Failures\n");
-        if p.failures.is_empty() {
-            let _ = writeln!(s, "None.");
-        } else {
-            let _ = writeln!(s, "| failure | count | reason | first | last |\n|---|---:|---|---|---|");
-            let at = |l: &Option<crate::FailureLine>| {
-                l.as_ref().map_or(String::new(), |l| format!("{}: `{}`", fmt_ns(l.at_ns), l.line))
-            };
-            for f in &p.failures {
-                let _ = writeln!(s, "| {} | {} | {} | {} | {} |", f.name, f.count, f.reason, at(&f.first), at(&f.last));
-            }
-        }
-        let _ = writeln!(s, "\n### Counters\n");
-        let _ = writeln!(s, "| counter | value | unit | description |\n|---|---:|---|---|");
-        for c in &p.counters {
-            let _ = writeln!(s, "| {} | {} | {} | {} |", c.name, c.value, c.unit, c.description);
-        }
-        for t in &p.tables {
-            let _ = writeln!(s, "\n### {}\n\n```text\n{}\n```", t.name, t.text.trim_end());
-        }
-        s.push('\n');
     }
     s
+}
+
+/// One run in full under a heading of `level` (`##` for 2): how it ended, its latency per
+/// stage, resources, failures, counters and the models' tables, in subsections one level
+/// down.
+fn markdown_point(s: &mut String, p: &PointReport, title: &str, level: usize) {
+    let head = "#".repeat(level);
+    let sub = "#".repeat(level + 1);
+    let _ = writeln!(s, "{head} {title}\n");
+    let c = &p.conservation;
+    let _ = writeln!(
+        s,
+        "Stopped at {} after {} events ({}). Interrupts: {} raised = {} delivered + {} lost + {} merged + {} in flight.\n",
+        fmt_ns(p.run.simulated_ns),
+        p.run.event_count,
+        p.run.stop_reason,
+        c.raised,
+        c.delivered,
+        c.lost,
+        c.merged,
+        c.in_flight
+    );
+    for w in &p.run.warnings {
+        let _ = writeln!(s, "**Warning:** {w}\n");
+    }
+    let _ = writeln!(s, "{sub} Latency per stage\n");
+    let _ = writeln!(s, "| stage | count | mean | p50 | p90 | p99 | p99.9 | max |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for st in p.stages.iter().filter(|st| st.count > 0) {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            st.stage,
+            st.count,
+            fmt_ns(st.mean_ns),
+            fmt_ns(st.p50_ns),
+            fmt_ns(st.p90_ns),
+            fmt_ns(st.p99_ns),
+            fmt_ns(st.p999_ns),
+            fmt_ns(st.max_ns)
+        );
+    }
+    let _ = writeln!(s, "\n{sub} Resources\n");
+    let _ = writeln!(s, "| resource | instances | min | mean | max | limit | max/limit |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    for r in &p.resources {
+        let pct = if r.limit == 0 { 0.0 } else { 100.0 * f64::from(r.used_max) / f64::from(r.limit) };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1} | {} | {} | {pct:.1}% |",
+            r.name, r.instances, r.used_min, r.used_mean, r.used_max, r.limit
+        );
+    }
+    let _ = writeln!(s, "\n{sub} Failures\n");
+    if p.failures.is_empty() {
+        let _ = writeln!(s, "None.");
+    } else {
+        let _ = writeln!(s, "| failure | count | reason | first | last |\n|---|---:|---|---|---|");
+        let at = |l: &Option<crate::FailureLine>| {
+            l.as_ref().map_or(String::new(), |l| format!("{}: `{}`", fmt_ns(l.at_ns), l.line))
+        };
+        for f in &p.failures {
+            let _ = writeln!(s, "| {} | {} | {} | {} | {} |", f.name, f.count, f.reason, at(&f.first), at(&f.last));
+        }
+    }
+    let _ = writeln!(s, "\n{sub} Counters\n");
+    let _ = writeln!(s, "| counter | value | unit | description |\n|---|---:|---|---|");
+    for c in &p.counters {
+        let _ = writeln!(s, "| {} | {} | {} | {} |", c.name, c.value, c.unit, c.description);
+    }
+    for t in &p.tables {
+        let _ = writeln!(s, "\n{sub} {}\n\n```text\n{}\n```", t.name, t.text.trim_end());
+    }
+    s.push('\n');
 }
 
 /// The plain-text summary: what the CLI prints and what pastes into a mail (at most 72 columns but the reproduce line, a command that is never broken).
@@ -178,76 +145,90 @@ pub fn text(report: &RunReport) -> String {
     let mut s = String::new();
     let sc = &report.scenario;
     let _ = writeln!(s, "irqsim {}: scenario {} (seed {})", report.irqsim_version, sc.name, report.seed);
-    for p in &report.points {
-        let c = &p.conservation;
-        let _ =
-            writeln!(s, "\n{}: {} simulated, {} events", point_title(p), fmt_ns(p.run.simulated_ns), p.run.event_count);
-        // Each "N word" stays whole; the line breaks between them.
-        let items = [
-            format!("{} raised", c.raised),
-            format!("{} delivered", c.delivered),
-            format!("{} lost", c.lost),
-            format!("{} merged", c.merged),
-            format!("{} in flight", c.in_flight),
-        ];
-        let mut line = String::from("interrupts:");
-        for (i, item) in items.iter().enumerate() {
-            let piece = if i + 1 < items.len() { format!("{item},") } else { item.clone() };
-            if line.chars().count() + 1 + piece.chars().count() > MAIL_WIDTH {
-                let _ = writeln!(s, "{line}");
-                line = " ".repeat("interrupts:".len());
-            }
-            line.push(' ');
-            line.push_str(&piece);
+    if let Some(sweep) = &report.sweep {
+        s.push_str(&crate::sweep::text_section(report, sweep));
+        let details = crate::sweep::detail_runs(report);
+        let _ = write!(s, "\n{}", wrap(&crate::sweep::details_intro(&details), MAIL_WIDTH, ""));
+        for p in details {
+            text_point(&mut s, p, &crate::sweep::detail_title(p));
         }
-        let _ = writeln!(s, "{line}");
-        for w in &p.run.warnings {
-            let _ = write!(s, "{}", wrap(&format!("warning: {w}"), MAIL_WIDTH, "  "));
-        }
-        // 16 + 9 + 5 × 9 = 70 columns.
-        let _ = writeln!(
-            s,
-            "\n{:<16}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
-            "stage", "count", "mean", "p50", "p99", "p99.9", "max"
-        );
-        for st in p.stages.iter().filter(|st| st.count > 0) {
-            let _ = writeln!(
-                s,
-                "{:<16}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
-                st.stage,
-                st.count,
-                fmt_ns_short(st.mean_ns),
-                fmt_ns_short(st.p50_ns),
-                fmt_ns_short(st.p99_ns),
-                fmt_ns_short(st.p999_ns),
-                fmt_ns_short(st.max_ns)
-            );
-        }
-        if !p.resources.is_empty() {
-            let _ =
-                writeln!(s, "\n{:<32}{:>10}{:>10}{:>10}", "resource (per instance)", "max used", "limit", "instances");
-            for r in &p.resources {
-                let _ = writeln!(s, "{:<32}{:>10}{:>10}{:>10}", r.name, r.used_max, r.limit, r.instances);
-            }
-        }
-        if !p.failures.is_empty() {
-            let _ = writeln!(s, "\nfailures:");
-            for f in &p.failures {
-                // The count in 7 columns, the reason and its lines indented under it.
-                let _ = write!(s, "{}", wrap(&format!("{:>7}  {}", f.count, f.reason), MAIL_WIDTH, "         "));
-                for (which, l) in [("first", &f.first), ("last", &f.last)] {
-                    if let Some(l) = l {
-                        let text = format!("{which} at {}: {}", fmt_ns(l.at_ns), l.line);
-                        let _ = write!(s, "{}", wrap(&format!("         {text}"), MAIL_WIDTH, "           "));
-                    }
-                }
-            }
+    } else {
+        s.push_str(&crate::verdicts::text(report));
+        for p in &report.points {
+            text_point(&mut s, p, &point_title(p));
         }
     }
     let _ = writeln!(s, "\nsha256 {}", sc.sha256);
     // The reproduce line is a command: never broken, whatever its length.
     let _ = writeln!(s, "reproduce: {}", report.reproduce);
-    s
+    // A word longer than a line (a path in a warning) is all that can be left too wide.
+    fit_mail(&s)
+}
+
+/// One run in the plain text, after a blank line: a title line (`title`, simulated time,
+/// events), the interrupts' conservation, warnings, latency per stage, resources and
+/// failures.
+pub(crate) fn text_point(s: &mut String, p: &PointReport, title: &str) {
+    let c = &p.conservation;
+    let head = format!("{title}: {} simulated, {} events", fmt_ns(p.run.simulated_ns), p.run.event_count);
+    let _ = write!(s, "\n{}", wrap(&head, MAIL_WIDTH, "  "));
+    // Each "N word" stays whole; the line breaks between them.
+    let items = [
+        format!("{} raised", c.raised),
+        format!("{} delivered", c.delivered),
+        format!("{} lost", c.lost),
+        format!("{} merged", c.merged),
+        format!("{} in flight", c.in_flight),
+    ];
+    let mut line = String::from("interrupts:");
+    for (i, item) in items.iter().enumerate() {
+        let piece = if i + 1 < items.len() { format!("{item},") } else { item.clone() };
+        if line.chars().count() + 1 + piece.chars().count() > MAIL_WIDTH {
+            let _ = writeln!(s, "{line}");
+            line = " ".repeat("interrupts:".len());
+        }
+        line.push(' ');
+        line.push_str(&piece);
+    }
+    let _ = writeln!(s, "{line}");
+    for w in &p.run.warnings {
+        let _ = write!(s, "{}", wrap(&format!("warning: {w}"), MAIL_WIDTH, "  "));
+    }
+    // 16 + 9 + 5 × 9 = 70 columns.
+    let _ =
+        writeln!(s, "\n{:<16}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}", "stage", "count", "mean", "p50", "p99", "p99.9", "max");
+    for st in p.stages.iter().filter(|st| st.count > 0) {
+        let _ = writeln!(
+            s,
+            "{:<16}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
+            st.stage,
+            st.count,
+            fmt_ns_short(st.mean_ns),
+            fmt_ns_short(st.p50_ns),
+            fmt_ns_short(st.p99_ns),
+            fmt_ns_short(st.p999_ns),
+            fmt_ns_short(st.max_ns)
+        );
+    }
+    if !p.resources.is_empty() {
+        let _ = writeln!(s, "\n{:<32}{:>10}{:>10}{:>10}", "resource (per instance)", "max used", "limit", "instances");
+        for r in &p.resources {
+            let _ = writeln!(s, "{:<32}{:>10}{:>10}{:>10}", r.name, r.used_max, r.limit, r.instances);
+        }
+    }
+    if !p.failures.is_empty() {
+        let _ = writeln!(s, "\nfailures:");
+        for f in &p.failures {
+            // The count in 7 columns, the reason and its lines indented under it.
+            let _ = write!(s, "{}", wrap(&format!("{:>7}  {}", f.count, f.reason), MAIL_WIDTH, "         "));
+            for (which, l) in [("first", &f.first), ("last", &f.last)] {
+                if let Some(l) = l {
+                    let text = format!("{which} at {}: {}", fmt_ns(l.at_ns), l.line);
+                    let _ = write!(s, "{}", wrap(&format!("         {text}"), MAIL_WIDTH, "           "));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -316,32 +297,6 @@ mod tests {
                 counters: vec![],
                 tables: vec![TextTable { name: "matrix".into(), text: "| CPU | avl |".into() }],
             }],
-        }
-    }
-
-    #[test]
-    fn wrap_keeps_words_width_and_indents() {
-        let text = format!("  {} end", "word ".repeat(30).trim_end());
-        let out = wrap(&text, 20, "    ");
-        assert!(out.lines().all(|l| l.chars().count() <= 20), "{out}");
-        assert!(out.starts_with("  word") && out.lines().skip(1).all(|l| l.starts_with("    word") || l == "    end"));
-        let words: Vec<&str> = out.split_whitespace().collect();
-        assert_eq!(words, text.split_whitespace().collect::<Vec<_>>());
-        assert_eq!(wrap("a-very-long-word-alone", 5, " "), "a-very-long-word-alone\n");
-    }
-
-    #[test]
-    fn short_durations_keep_four_significant_digits_in_seven_characters() {
-        let cases = [
-            (948_825.0, "948.8us"),
-            (12_746.0, "12.75us"),
-            (1_879_000.0, "1.879ms"),
-            (500.0, "500.0ns"),
-            (0.0, "0.0ns"),
-        ];
-        for (ns, shown) in cases {
-            assert_eq!(fmt_ns_short(ns), shown);
-            assert!(shown.len() <= 7);
         }
     }
 

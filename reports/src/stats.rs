@@ -1,7 +1,9 @@
 //! Statistics over a report's runs: every metric of a run by name ([`metrics`], the names
 //! `points.csv` uses), the runs of one sweep point in one variant ([`cells`]), means with
-//! 95% Student-t confidence intervals over replications ([`Estimate`]), and paired
-//! differences between variants run with common random numbers ([`paired`]).
+//! 95% Student-t confidence intervals over replications ([`Estimate`]), paired
+//! differences between variants run with common random numbers ([`paired`]), and Welch's
+//! interval for the difference of two independent sets of runs ([`Welch`]: two reports
+//! run with different seeds).
 //!
 //! Why replications and not one long run: each replication is an independent run (its own
 //! seed, its own warm-up), so the replication means are independent and identically
@@ -76,6 +78,54 @@ impl Estimate {
     pub fn interval(&self) -> (f64, f64) {
         let h = self.half_width.unwrap_or(0.0);
         (self.mean - h, self.mean + h)
+    }
+}
+
+/// Welch's t interval for the difference of the means of two independent samples,
+/// mean(b) − mean(a), when their variances may differ: the standard error
+/// √(s²ₐ/nₐ + s²ᵦ/nᵦ) and the Welch–Satterthwaite degrees of freedom
+/// (s²ₐ/nₐ + s²ᵦ/nᵦ)² / ((s²ₐ/nₐ)²/(nₐ−1) + (s²ᵦ/nᵦ)²/(nᵦ−1)), rounded down (the
+/// conservative choice with a table of whole degrees of freedom).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Welch {
+    /// mean(b) − mean(a).
+    pub difference: f64,
+    /// Half the width of its 95% interval.
+    pub half_width: f64,
+    /// The degrees of freedom of the t quantile used.
+    pub df: u32,
+}
+
+impl Welch {
+    /// The interval of mean(b) − mean(a) from the two samples, skipping NaN; `None` unless
+    /// each has at least two values. Two samples without spread have an interval of width
+    /// zero (and `nₐ + nᵦ − 2` degrees of freedom).
+    pub fn of(a: &[f64], b: &[f64]) -> Option<Self> {
+        let moments = |x: &[f64]| {
+            let x: Vec<f64> = x.iter().copied().filter(|v| !v.is_nan()).collect();
+            let n = x.len() as f64;
+            let mean = x.iter().sum::<f64>() / n;
+            let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            (x.len(), mean, var / n)
+        };
+        let (na, ma, va) = moments(a);
+        let (nb, mb, vb) = moments(b);
+        if na < 2 || nb < 2 {
+            return None;
+        }
+        let se2 = va + vb;
+        let df = if se2 == 0.0 {
+            (na + nb - 2) as f64
+        } else {
+            se2 * se2 / (va * va / (na - 1) as f64 + vb * vb / (nb - 1) as f64)
+        };
+        let df = (df.floor() as u32).max(1);
+        Some(Self { difference: mb - ma, half_width: t_975(df) * se2.sqrt(), df })
+    }
+
+    /// Whether the 95% interval leaves out zero (the difference is significant at 5%).
+    pub fn excludes_zero(&self) -> bool {
+        self.difference.abs() > self.half_width
     }
 }
 
@@ -329,5 +379,20 @@ mod tests {
             assert!(!holds(f64::NAN, op, 0.0), "{op}");
         }
         assert!(!holds(1.0, "~", 1.0));
+    }
+
+    #[test]
+    fn welch_interval_by_hand() {
+        // a = 10, 12, 14: mean 12, s²/n = 4/3. b = 13, 17, 21, 25: mean 19, s²/n = 80/3/4
+        // = 20/3. se² = 8; df = 64 / ((4/3)²/2 + (20/3)²/3) = 4.0755, so 4: t = 2.776.
+        let w = Welch::of(&[10.0, 12.0, 14.0], &[13.0, 17.0, 21.0, 25.0]).unwrap();
+        assert_eq!((w.difference, w.df), (7.0, 4));
+        assert!((w.half_width - 2.776 * 8f64.sqrt()).abs() < 1e-12, "{w:?}");
+        assert!(!w.excludes_zero());
+        // One value on a side: no interval. No spread: a zero-width interval.
+        assert!(Welch::of(&[1.0], &[2.0, 3.0]).is_none());
+        let exact = Welch::of(&[4.0, 4.0], &[5.0, 5.0, 5.0]).unwrap();
+        assert_eq!((exact.difference, exact.half_width, exact.df), (1.0, 0.0, 3));
+        assert!(exact.excludes_zero());
     }
 }
