@@ -147,6 +147,19 @@ enum Command {
     Report {
         /// report.json or the directory holding it.
         path: PathBuf,
+        /// Print the plain text for a mailing list instead (at most 72 columns: the key table,
+        /// a histogram, the verdicts, and the version, hash, seed and command that reproduce
+        /// it); writes nothing.
+        #[arg(long)]
+        email: bool,
+    },
+    /// Print a 72-column table of what changed from report A to report B (each a report
+    /// folder or its report.json), and whether each change is significant, for a reply.
+    Compare {
+        /// The report compared against (the "before").
+        a: PathBuf,
+        /// The report compared (the "after").
+        b: PathBuf,
     },
 }
 
@@ -319,9 +332,22 @@ fn execute(command: Command, ui: Ui) -> Result<(), Failure> {
                 print(&list)
             }
         },
-        Command::Report { path } => {
+        Command::Compare { a, b } => {
+            let read = |path: &Path| {
+                let file = if path.is_dir() { path.join("report.json") } else { path.to_path_buf() };
+                reports::read_report(&file).map_err(|e| Failure::Input(format!("error: {e}")))
+            };
+            let (ra, rb) = (read(&a)?, read(&b)?);
+            let (la, lb) = (a.display().to_string(), b.display().to_string());
+            let table = reports::compare(&ra, &la, &rb, &lb).map_err(|e| Failure::Input(format!("error: {e}")))?;
+            print(&table)
+        }
+        Command::Report { path, email } => {
             let file = if path.is_dir() { path.join("report.json") } else { path };
             let report = reports::read_report(&file).map_err(|e| Failure::Input(format!("error: {e}")))?;
+            if email {
+                return print(&reports::email(&report, &format!("irqsim {}", scenarios::VERSION)));
+            }
             let dir = file.parent().unwrap_or(Path::new("."));
             let write = |name: &str, text: String| {
                 reports::write_atomic(&dir.join(name), text.as_bytes()).map_err(|e| {

@@ -79,3 +79,37 @@ fn completions_and_the_man_page_are_generated() {
     let bad = irqsim().args(["completions", "tcsh"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn email_and_compare_print_72_column_text_from_report_folders() {
+    let dir = out_dir("mail");
+    let run = |seed: &str, out: &str| {
+        let done = irqsim()
+            .args(["run", "--builtin", "interrupt-storm", "--quiet", "--seed", seed, "--out"])
+            .arg(dir.join(out))
+            .output()
+            .unwrap();
+        assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    };
+    run("1", "a");
+    run("2", "b");
+    let mail = irqsim().arg("report").arg(dir.join("a")).arg("--email").output().unwrap();
+    assert!(mail.status.success());
+    let mail = String::from_utf8(mail.stdout).unwrap();
+    assert!(mail.trim_end().ends_with("reproduce: irqsim run --builtin interrupt-storm --seed 1"), "{mail}");
+    assert!(mail.contains(&format!("irqsim {}", scenarios::VERSION)), "the footer names this irqsim and its commit");
+    for line in mail.lines().filter(|l| !l.starts_with("reproduce: ")) {
+        assert!(line.chars().count() <= 72, "over 72 columns: `{line}`");
+    }
+    let compare = irqsim().arg("compare").arg(dir.join("a")).arg(dir.join("b")).output().unwrap();
+    assert!(compare.status.success(), "{}", String::from_utf8_lossy(&compare.stderr));
+    let table = String::from_utf8(compare.stdout).unwrap();
+    // One run on each side: no test is possible, and the table says so.
+    assert!(table.contains("n=1"), "{table}");
+    for line in table.lines() {
+        assert!(line.chars().count() <= 72, "over 72 columns: `{line}`");
+    }
+    let missing = irqsim().arg("compare").arg(dir.join("a")).arg(dir.join("nothing")).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
