@@ -623,10 +623,11 @@ fn run(args: RunArgs, ui: Ui) -> Result<(), Failure> {
             None => rss,
         };
         say(&format!(
-            "irqsim: performance: {} events in {:.3} s wall on {} threads = {:.2} M events/s; {:.4} simulated s per wall s; {:.2} events per interrupt; peak memory {rss}",
+            "irqsim: performance: {} events in {:.3} s wall on {} thread{} = {:.2} M events/s; {:.4} simulated s per wall s; {:.2} events per interrupt; peak memory {rss}",
             p.event_count,
             p.wall_s,
             p.threads,
+            if p.threads == 1 { "" } else { "s" },
             p.events_per_s / 1e6,
             p.sim_per_wall,
             p.events_per_interrupt,
