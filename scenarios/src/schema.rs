@@ -246,14 +246,19 @@ pub struct HostBurstSpec {
 #[serde(deny_unknown_fields)]
 pub struct PostedCostsSpec {
     /// Posting and notification to a running vCPU until the vector is in vIRR (no VM exit).
-    #[schemars(with = "String")]
-    pub notify_running: Spanned<String>,
+    /// Required on x86; arm has no use for it (a resident vPE's vLPI costs the ITS
+    /// translation).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub notify_running: Option<Spanned<String>>,
     /// Host entry and exit of the wake-up vector 0xf1.
     #[schemars(with = "String")]
     pub wakeup_irq_entry: Spanned<String>,
-    /// Visiting one entry of the pCPU's wake-up list.
-    #[schemars(with = "String")]
-    pub wakeup_list_entry: Spanned<String>,
+    /// Visiting one entry of the pCPU's wake-up list. Required on x86; arm has no wake-up
+    /// list (each vPE has its own doorbell).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub wakeup_list_entry: Option<Spanned<String>>,
     /// One vCPU kick (try_to_wake_up of the vCPU task).
     #[schemars(with = "String")]
     pub kick: Spanned<String>,

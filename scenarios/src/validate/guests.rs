@@ -120,7 +120,7 @@ pub(crate) fn check_guests(
                 gap.zip(length).map(Some)
             }
         };
-        let posted = check_posted_costs(&g.posted, &p, c);
+        let posted = check_posted_costs(&g.posted, &g.name, arm, &p, c);
         let remapped_forward = match &g.remapped_forward {
             Some(v) if arm => {
                 c.ignored(v, format!("{p}.remapped_forward"), ARCH, &format!("`{}` has no effect on arm: every assigned interrupt is forwarded as a vLPI (guest_msi, the only source of interrupts KVM cannot post, is x86-only), so the host never forwards one; remove remapped_forward (or use arch: x86)", v.value));
@@ -144,12 +144,47 @@ pub(crate) fn check_guests(
     ok.then_some(guests)
 }
 
-/// The VT-d posted-interrupt costs (all required: no published figures).
-fn check_posted_costs(pc: &PostedCostsSpec, p: &str, c: &mut Checker) -> Option<PostedParams> {
+/// The posted-interrupt costs (required: no published figures). On arm (GICv4 vLPIs) the two
+/// x86-only ones, the notification of a running vCPU and the wake-up list walk, are left
+/// out (refused when given: they would have no effect); `guest` locates a missing one.
+fn check_posted_costs(
+    pc: &PostedCostsSpec,
+    guest: &Spanned<String>,
+    arm: bool,
+    p: &str,
+    c: &mut Checker,
+) -> Option<PostedParams> {
+    let x86_only = |v: &Option<Spanned<String>>, field: &str, what: &str, c: &mut Checker| match (v, arm) {
+        (Some(v), true) => {
+            let why = format!("`{}` has no effect on arm: {what}; remove posted.{field} (or use arch: x86)", v.value);
+            c.ignored(v, format!("{p}.posted.{field}"), ARCH, &why);
+            Some(SimDuration::ZERO)
+        }
+        (Some(v), false) => c.duration(v, &format!("{p}.posted.{field}")),
+        (None, true) => Some(SimDuration::ZERO),
+        (None, false) => {
+            c.error(
+                guest,
+                format!("{p}.posted.{field}"),
+                format!("guest `{}` needs posted.{field} on x86 (no published figure to default to; docs/sources.md#posted-costs)", guest.value),
+            );
+            None
+        }
+    };
+    let notify_running = x86_only(
+        &pc.notify_running,
+        "notify_running",
+        "a vLPI to a resident vPE costs the ITS translation, and no interrupt is forwarded on arm",
+        c,
+    );
+    let wakeup_list_entry = x86_only(
+        &pc.wakeup_list_entry,
+        "wakeup_list_entry",
+        "GICv4 rings each vPE's own doorbell; there is no wake-up list to walk",
+        c,
+    );
     let mut cost = |v: &Spanned<String>, field: &str| c.duration(v, &format!("{p}.posted.{field}"));
-    let notify_running = cost(&pc.notify_running, "notify_running");
     let wakeup_irq_entry = cost(&pc.wakeup_irq_entry, "wakeup_irq_entry");
-    let wakeup_list_entry = cost(&pc.wakeup_list_entry, "wakeup_list_entry");
     let kick = cost(&pc.kick, "kick");
     let wake_to_vm_entry = cost(&pc.wake_to_vm_entry, "wake_to_vm_entry");
     Some(PostedParams {

@@ -148,6 +148,18 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "guests[0].remapped_forward",
         &["`2us` has no effect on arm", "remove remapped_forward"],
     ),
+    (
+        "wakeup-list-on-arm",
+        "11:59",
+        "guests[0].posted.wakeup_list_entry",
+        &["`20ns` has no effect on arm", "there is no wake-up list to walk", "remove posted.wakeup_list_entry"],
+    ),
+    (
+        "posted-cost-missing-on-x86",
+        "7:11",
+        "guests[0].posted.notify_running",
+        &["guest `vm0` needs posted.notify_running on x86", "no published figure"],
+    ),
     ("alias-bomb", "10:16", "templates.b5[1][1][3][8][7]", &["aliases (`*name`) here expand to more values"]),
 ];
 
