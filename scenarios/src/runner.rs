@@ -136,7 +136,7 @@ pub fn run_point_with_progress(
         failures,
         resources,
         counters,
-        tables: platform.tables().into_iter().map(|(name, text)| TextTable { name: name.to_owned(), text }).collect(),
+        tables: platform.tables().into_iter().map(|(name, text)| TextTable { name, text }).collect(),
     };
     Ok((point, platform, queue))
 }

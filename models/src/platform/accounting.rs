@@ -226,16 +226,28 @@ impl Platform {
         out
     }
 
-    /// Tables in fixed, familiar layouts: the interrupt sources and, on x86, the kernel's irq
-    /// matrix (debugfs layout).
-    pub fn tables(&self) -> Vec<(&'static str, String)> {
-        let mut out = vec![("Interrupt sources", self.sources_table())];
+    /// Tables in fixed, familiar layouts: the interrupt sources; on x86 the kernel's irq
+    /// matrix (debugfs layout); the host's `/proc/interrupts` and each guest's; and the
+    /// end-to-end latency per CPU in rtla's `timerlat hist` layout.
+    pub fn tables(&self) -> Vec<(String, String)> {
+        let mut out = vec![("Interrupt sources".to_owned(), self.sources_table())];
         if let IrqChip::X86(chip) = &self.chip {
             out.push((
-                "x86 vector matrix at the end (the layout of /sys/kernel/debug/irq/domains/VECTOR)",
+                "x86 vector matrix at the end (the layout of /sys/kernel/debug/irq/domains/VECTOR)".to_owned(),
                 chip.domain().debug_table(),
             ));
         }
+        out.push(("/proc/interrupts at the end (Linux 6.10 layout)".to_owned(), self.interrupts_table()));
+        if let Some(guests) = &self.guests {
+            for g in 0..guests.guest_count() {
+                let table = self.guest_interrupts_table(g).expect("an existing guest");
+                out.push((format!("/proc/interrupts inside guest {} (its vCPUs as CPUs)", guests.name_of(g)), table));
+            }
+        }
+        out.push((
+            "End-to-end latency per CPU (the layout of rtla timerlat hist)".to_owned(),
+            self.latency_histogram_table(),
+        ));
         out
     }
 

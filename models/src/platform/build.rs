@@ -13,6 +13,8 @@ use super::cpu::{Cpus, FifoCpus};
 use super::devices::Devices;
 use super::guest::Guests;
 use super::params::{HostQueueing, PlatformParams};
+use super::procfs::View;
+use super::stats::IrqStats;
 use super::{Event, Platform, metrics};
 use crate::ids::{DeviceId, QueueId};
 
@@ -64,9 +66,12 @@ impl Platform {
             IrqChip::Arm(chip) => chip.settle_setup(),
         }
         let mut event_queue = EventQueue::with_capacity(1024);
+        let vcpus = guests.as_ref().map_or(0, |g| g.vcpu_count());
+        let mut stats = IrqStats::new(devices.queue_count(), params.cpu_count as usize, vcpus as usize);
         for index in 0..devices.queue_count() {
             let queue = QueueId(index as u32);
             if chip.routed(devices.owner(queue)) {
+                stats.set_requested(devices.owner(queue).0);
                 metrics.add(ids.core.setup_routed, 1);
                 event_queue.schedule_at(devices.first_arrival(queue), Event::Raise { queue });
             }
@@ -79,7 +84,9 @@ impl Platform {
         for (index, action) in params.actions.iter().enumerate() {
             event_queue.schedule_at(action.at, Event::Action { index: index as u32 });
         }
-        let platform = Platform { devices, chip, cpus, guests, actions: params.actions.clone(), metrics, ids };
+        let view = View::of(params);
+        let platform =
+            Platform { devices, chip, cpus, guests, actions: params.actions.clone(), metrics, ids, stats, view };
         (platform, event_queue)
     }
 }

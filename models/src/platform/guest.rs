@@ -106,6 +106,10 @@ struct Vcpu {
     /// Generation of the scheduled entry event; an entry made otherwise bumps it.
     entry_gen: u32,
     host_rng: RngStream,
+    /// Posted-interrupt wake-up IRQs (vector 0xf1) its pCPU took for it (x86).
+    wakeup_irqs: u64,
+    /// Doorbell interrupts its vPE rang on its pCPU (ARM GICv4).
+    doorbell_irqs: u64,
 }
 
 /// Where the vCPUs' interrupt state lives: VT-d posted-interrupt descriptors (x86) or GICv4
@@ -155,6 +159,8 @@ impl Guests {
                     entry_scheduled: false,
                     entry_gen: 0,
                     host_rng: RngStream::new(seed, &format!("guest/{}/vcpu/{v}/host", params.name)),
+                    wakeup_irqs: 0,
+                    doorbell_irqs: 0,
                 });
             }
         }
@@ -226,6 +232,26 @@ impl Guests {
     /// The pCPU a vCPU runs on.
     pub fn pcpu_of(&self, vcpu: u32) -> CpuId {
         self.vcpus[vcpu as usize].pcpu
+    }
+
+    /// How many guests there are.
+    pub fn guest_count(&self) -> u32 {
+        self.params.len() as u32
+    }
+
+    /// How many vCPUs all guests have.
+    pub fn vcpu_count(&self) -> u32 {
+        self.vcpus.len() as u32
+    }
+
+    /// Posted-interrupt wake-up IRQs (0xf1) taken on a vCPU's pCPU for it.
+    pub fn wakeup_irqs(&self, vcpu: u32) -> u64 {
+        self.vcpus[vcpu as usize].wakeup_irqs
+    }
+
+    /// Doorbells a vCPU's vPE rang on its pCPU (GICv4).
+    pub fn doorbell_irqs(&self, vcpu: u32) -> u64 {
+        self.vcpus[vcpu as usize].doorbell_irqs
     }
 
     /// The chip operations queued since the last call.
@@ -432,6 +458,7 @@ impl Guests {
             DeliveryPath::Wakeup { walk, .. } => {
                 let visible = delivery.visible_at.expect("a woken vCPU enters");
                 self.vcpus[vcpu as usize].waiting.post(vector, job);
+                self.vcpus[vcpu as usize].wakeup_irqs += 1;
                 m.add(self.ids.kvm_wakeups, 1);
                 m.add(self.ids.kvm_wakeup_walked, walk.walked as u64);
                 self.schedule_entry(vcpu, visible, q, m);
@@ -528,6 +555,7 @@ impl Guests {
         }
         // The doorbell (a physical LPI) reaches the host; KVM's handler kicks the vCPU.
         m.add(self.ids.kvm_vlpi_doorbell, 1);
+        self.vcpus[vcpu as usize].doorbell_irqs += 1;
         let vpe = self.vpe_of(vcpu);
         self.chip_ops.push(ChipOp::VpeDoorbellHandled { vpe });
         let visible = now + translation + params.wakeup_irq_entry + params.kick + params.wake_to_vm_entry;
@@ -652,7 +680,7 @@ impl Guests {
     }
 
     /// The guest handler on `vcpu` finished (unless `generation` is stale: paused by a host
-    /// burst and resumed under a new one).
+    /// burst and resumed under a new one): returns the interrupt it delivered.
     pub fn on_guest_handler_done(
         &mut self,
         vcpu: u32,
@@ -660,16 +688,17 @@ impl Guests {
         q: &mut EventQueue<Event>,
         m: &mut Metrics,
         work: &mut impl HandlerWork,
-    ) {
+    ) -> Option<Job> {
         let v = &mut self.vcpus[vcpu as usize];
         if generation != v.handler_gen || !v.handling {
-            return;
+            return None;
         }
         v.handling = false;
         let job = v.jobs.pop_front().expect("a handler finished with a job");
         m.add(self.core.delivered, 1);
         m.record(self.core.end_to_end, q.now().since(job.raised_at).as_ps());
         self.run_guest(vcpu, q, m, work);
+        Some(job)
     }
 
     /// A burst of host work takes the vCPU's pCPU.

@@ -24,8 +24,8 @@ fn catalog_files_on_disk_match_the_built_in_copies() {
     assert_eq!(on_disk, built_in, "every file in scenarios/catalog must be in catalog::CATALOG");
 }
 
-/// Every catalog scenario, for 2 ms, ends with interrupts conserved and the chip's own
-/// accounting consistent (`Platform::check_invariants`: the vector matrix and domain, the
+/// Every catalog scenario, for 2 ms, ends with interrupts conserved, every delivered one in
+/// the latency histogram, and the chip's own accounting consistent (`Platform::check_invariants`: the vector matrix and domain, the
 /// VT-d unit's IRTE tables, cache, faults and lock on x86; the ITS or v2m frame on ARM).
 /// Time only moves forward: the engine's `EventQueue::schedule_at` asserts it (in release
 /// builds too), so a model scheduling into the past panics here, caught and reported with
@@ -56,6 +56,11 @@ fn every_catalog_scenario_runs_and_conserves_interrupts() {
             c.delivered + c.lost + c.merged + c.in_flight,
             "{name}, seed {SEED}, {events} events: conservation\n{reproduce}"
         );
+        // The rtla-style histogram counts every delivered interrupt, host and guest alike.
+        let histogram = point.tables.iter().find(|t| t.name.starts_with("End-to-end latency per CPU")).unwrap();
+        let all = histogram.text.split("ALL:        IRQ\ncount:").nth(1).unwrap();
+        let all: u64 = all.split_whitespace().next().unwrap().parse().unwrap();
+        assert_eq!(all, c.delivered, "{name}, seed {SEED}: the histogram's ALL count\n{reproduce}");
         match catch_unwind(AssertUnwindSafe(|| platform.check_invariants())) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => panic!("{name}, seed {SEED}, after {events} events: invariant violated: {e}\n{reproduce}"),

@@ -41,6 +41,8 @@ struct PostedCpu {
     /// The interrupts found by the current pass, ascending by vector.
     batch: Vec<Job>,
     next: usize,
+    /// Notifications taken (the kernel's `posted_msi_notification_count`, `PMN:`).
+    notifications: u64,
 }
 
 /// Every CPU's descriptor and demux loop.
@@ -74,6 +76,7 @@ impl PostedMsiCpus {
             final_pass: false,
             batch: Vec::new(),
             next: 0,
+            notifications: 0,
         };
         PostedMsiCpus { cpus: vec![cpu; cpu_count as usize], config, entry, eoi, ids, core }
     }
@@ -87,6 +90,11 @@ impl PostedMsiCpus {
                 p.pir.count() + in_batch as u64
             })
             .sum()
+    }
+
+    /// Posted-MSI notifications `cpu` has taken.
+    pub fn notifications(&self, cpu: CpuId) -> u64 {
+        self.cpus[cpu.0 as usize].notifications
     }
 
     /// The IOMMU posts `vector` into the CPU's descriptor; only the posting that sets ON
@@ -118,6 +126,7 @@ impl PostedMsiCpus {
     fn start_notification(&mut self, cpu: CpuId, q: &mut EventQueue<Event>, m: &mut Metrics) {
         let pc = &mut self.cpus[cpu.0 as usize];
         pc.notification_pending = false;
+        pc.notifications += 1;
         pc.phase = Phase::Entry;
         pc.passes = 0;
         pc.final_pass = false;

@@ -1,0 +1,275 @@
+//! What the kernel would have counted per CPU by the end of a run: handler runs per
+//! interrupt and CPU (the numbers of `/proc/interrupts`) and each delivered interrupt's
+//! end-to-end latency by the CPU that handled it (the numbers of an rtla `timerlat hist`).
+//!
+//! # What is modelled
+//! - **Handler runs, not raises.** The kernel counts an interrupt once per flow-handler
+//!   call (`handle_edge_irq` → `kstat_incr_irqs_this_cpu`), so raises merged into one LAPIC
+//!   IRR bit and served by one handler run count once, and a raise merged into a pending
+//!   bit (MSI-X PBA, PIR) adds nothing to the run already due (docs/sources.md#proc-interrupts).
+//!   A run is counted when it
+//!   *completes* (the kernel counts it on entry): a run still in service at the end of the
+//!   run is not counted, so the counts sum exactly to the handler runs that finished.
+//! - Runs are counted for the queue whose interrupt the handler served (the owner of a
+//!   shared vector) and the CPU it ran on: host CPUs for the host's handlers (the driver's,
+//!   or VFIO's forward of a guest interrupt), and separately the vCPU for a guest's handler.
+//! - **Latency** is counted per delivered interrupt (raise to EOI done, what
+//!   `latency.end_to_end_ps` records), in whole microseconds as rtla prints them (each
+//!   value truncated, then bucketed, summed and compared), on the host CPU whose handler
+//!   delivered it; an interrupt a guest handled counts on the pCPU its vCPU runs on.
+//!
+//! # What is not modelled (and why)
+//! The kernel's per-CPU counters are `unsigned int` and wrap; these are `u64`.
+//!
+//! # Memory
+//! An interrupt's CPU rarely changes (a move, a hotplug), so each keeps one (CPU, count)
+//! pair and the rare earlier CPUs go to a side map: O(queues + CPUs), no queue × CPU matrix.
+//! The latency histograms are one fixed array of [`LATENCY_BUCKETS`] counts per CPU, with
+//! the count, sum, least and most of the longer latencies.
+
+use std::collections::BTreeMap;
+
+/// One-microsecond latency buckets per CPU; longer latencies count in the `over` bucket
+/// (rtla's default is 256 entries; the report prints at most this many rows).
+pub(super) const LATENCY_BUCKETS: usize = 64;
+
+/// No run yet.
+const NO_CPU: u32 = u32::MAX;
+
+/// Handler runs per key (an interrupt: a queue id) and CPU.
+#[derive(Debug, Clone)]
+pub(super) struct RunCounts {
+    /// The CPU of each key's latest run (`NO_CPU`: none yet).
+    cpu: Vec<u32>,
+    /// Runs of each key on that CPU.
+    count: Vec<u64>,
+    /// Runs of a key on the CPUs it ran on before its latest one, by (key, CPU).
+    earlier: BTreeMap<(u32, u32), u64>,
+    /// CPU ids are below this.
+    cpus: usize,
+}
+
+impl RunCounts {
+    /// No runs yet, for keys `0..keys` on CPUs `0..cpus`.
+    pub fn new(keys: usize, cpus: usize) -> RunCounts {
+        RunCounts { cpu: vec![NO_CPU; keys], count: vec![0; keys], earlier: BTreeMap::new(), cpus }
+    }
+
+    /// One handler run of `key` finished on `cpu`.
+    #[inline]
+    pub fn record(&mut self, key: u32, cpu: u32) {
+        let k = key as usize;
+        if self.cpu[k] == cpu {
+            self.count[k] += 1;
+        } else {
+            self.moved(k, cpu);
+        }
+    }
+
+    /// `key` runs on a CPU other than its latest: the latest's count goes to the side map and
+    /// the new CPU's count (if it ran there before) comes back from it.
+    #[cold]
+    fn moved(&mut self, k: usize, cpu: u32) {
+        if self.cpu[k] != NO_CPU {
+            *self.earlier.entry((k as u32, self.cpu[k])).or_insert(0) += self.count[k];
+        }
+        self.cpu[k] = cpu;
+        self.count[k] = 1 + self.earlier.remove(&(k as u32, cpu)).unwrap_or(0);
+    }
+
+    /// Runs of `key` on every CPU it ran on, ascending by CPU.
+    pub fn of(&self, key: u32) -> Vec<(u32, u64)> {
+        let mut out: Vec<(u32, u64)> =
+            self.earlier.range((key, 0)..=(key, u32::MAX)).map(|(&(_, cpu), &n)| (cpu, n)).collect();
+        if self.cpu[key as usize] != NO_CPU {
+            let at = out.partition_point(|&(c, _)| c < self.cpu[key as usize]);
+            out.insert(at, (self.cpu[key as usize], self.count[key as usize]));
+        }
+        out
+    }
+
+    /// Runs of `key`, all CPUs.
+    pub fn total(&self, key: u32) -> u64 {
+        let earlier: u64 = self.earlier.range((key, 0)..=(key, u32::MAX)).map(|(_, &n)| n).sum();
+        self.count[key as usize] + earlier
+    }
+
+    /// Runs on each CPU, all keys (summed when asked: O(keys), off the hot path).
+    pub fn per_cpu(&self) -> Vec<u64> {
+        let mut out = vec![0; self.cpus];
+        for (&cpu, &n) in self.cpu.iter().zip(&self.count) {
+            if cpu != NO_CPU {
+                out[cpu as usize] += n;
+            }
+        }
+        for (&(_, cpu), &n) in &self.earlier {
+            out[cpu as usize] += n;
+        }
+        out
+    }
+}
+
+/// One CPU's latency histogram, in whole microseconds. A value below [`LATENCY_BUCKETS`] is
+/// its bucket's index, so the sum, least and most come from the buckets; only the values
+/// of the `over` bucket are kept apart (rare, off the hot path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CpuLatency {
+    /// Interrupts per 1 µs bucket.
+    pub buckets: [u64; LATENCY_BUCKETS],
+    /// Interrupts of [`LATENCY_BUCKETS`] µs and more.
+    pub over: u64,
+    /// The sum, least and most of the `over` values.
+    over_sum_us: u64,
+    over_min_us: u64,
+    over_max_us: u64,
+}
+
+impl CpuLatency {
+    /// No samples.
+    pub const EMPTY: CpuLatency =
+        CpuLatency { buckets: [0; LATENCY_BUCKETS], over: 0, over_sum_us: 0, over_min_us: u64::MAX, over_max_us: 0 };
+
+    /// Counts one interrupt of `us` whole microseconds.
+    #[inline]
+    pub fn add(&mut self, us: u64) {
+        if us < LATENCY_BUCKETS as u64 {
+            self.buckets[us as usize] += 1;
+        } else {
+            self.add_over(us);
+        }
+    }
+
+    #[cold]
+    fn add_over(&mut self, us: u64) {
+        self.over += 1;
+        self.over_sum_us += us;
+        self.over_min_us = self.over_min_us.min(us);
+        self.over_max_us = self.over_max_us.max(us);
+    }
+
+    /// Adds every sample of `other`.
+    pub fn merge(&mut self, other: &CpuLatency) {
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+        self.over += other.over;
+        self.over_sum_us += other.over_sum_us;
+        self.over_min_us = self.over_min_us.min(other.over_min_us);
+        self.over_max_us = self.over_max_us.max(other.over_max_us);
+    }
+
+    /// Interrupts counted.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum::<u64>() + self.over
+    }
+
+    /// The sum of their microseconds.
+    pub fn sum_us(&self) -> u64 {
+        self.buckets.iter().enumerate().map(|(us, &n)| us as u64 * n).sum::<u64>() + self.over_sum_us
+    }
+
+    /// The least (`None` without samples).
+    pub fn min_us(&self) -> Option<u64> {
+        match self.buckets.iter().position(|&n| n > 0) {
+            Some(us) => Some(us as u64),
+            None => (self.over > 0).then_some(self.over_min_us),
+        }
+    }
+
+    /// The most (`None` without samples).
+    pub fn max_us(&self) -> Option<u64> {
+        if self.over > 0 {
+            return Some(self.over_max_us);
+        }
+        self.buckets.iter().rposition(|&n| n > 0).map(|us| us as u64)
+    }
+}
+
+/// Everything counted per CPU during the run.
+#[derive(Debug, Clone)]
+pub(super) struct IrqStats {
+    /// Host handler runs by queue and host CPU.
+    pub host: RunCounts,
+    /// Guest handler runs by queue and vCPU (`None` without guests).
+    pub guest: Option<RunCounts>,
+    /// End-to-end latency by host CPU.
+    latency: Vec<CpuLatency>,
+    /// The queues whose interrupt was requested at setup (a working interrupt: the kernel
+    /// shows its line even while its counts are zero), one bit each.
+    requested: Vec<u64>,
+}
+
+impl IrqStats {
+    /// Nothing counted, for `queues` queues on `cpus` host CPUs and `vcpus` vCPUs.
+    pub fn new(queues: usize, cpus: usize, vcpus: usize) -> IrqStats {
+        IrqStats {
+            host: RunCounts::new(queues, cpus),
+            guest: (vcpus > 0).then(|| RunCounts::new(queues, vcpus)),
+            latency: vec![CpuLatency::EMPTY; cpus],
+            requested: vec![0; queues.div_ceil(64)],
+        }
+    }
+
+    /// The interrupt of `queue` works at the end of setup.
+    pub fn set_requested(&mut self, queue: u32) {
+        self.requested[queue as usize / 64] |= 1 << (queue % 64);
+    }
+
+    /// Whether the interrupt of `queue` worked at the end of setup.
+    pub fn requested(&self, queue: u32) -> bool {
+        self.requested[queue as usize / 64] & (1 << (queue % 64)) != 0
+    }
+
+    /// An interrupt was delivered `latency_ps` after its raise by a handler on host CPU `cpu`
+    /// (or on a vCPU running there).
+    #[inline]
+    pub fn delivered(&mut self, cpu: u32, latency_ps: u64) {
+        self.latency[cpu as usize].add(latency_ps / 1_000_000);
+    }
+
+    /// The latency histogram of each host CPU.
+    pub fn latency(&self) -> &[CpuLatency] {
+        &self.latency
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_follow_an_interrupt_across_cpus_without_a_matrix() {
+        let mut runs = RunCounts::new(3, 4);
+        for cpu in [2, 2, 1, 1, 1, 2, 3, 2] {
+            runs.record(0, cpu);
+        }
+        runs.record(2, 0);
+        assert_eq!(runs.of(0), [(1, 3), (2, 4), (3, 1)]);
+        assert_eq!((runs.total(0), runs.total(1), runs.total(2)), (8, 0, 1));
+        assert_eq!(runs.of(1), []);
+        assert_eq!(runs.per_cpu(), [1, 3, 4, 1]);
+        // Only the CPUs queue 0 left are in the side map: (0, 1) and (0, 3).
+        assert_eq!(runs.earlier.len(), 2);
+    }
+
+    #[test]
+    fn latency_is_bucketed_in_truncated_microseconds() {
+        let mut stats = IrqStats::new(1, 2, 0);
+        for ps in [999_999, 1_000_000, 2_500_000, 64_000_000, 1_000_000_000] {
+            stats.delivered(1, ps);
+        }
+        let h = stats.latency()[1];
+        assert_eq!((h.buckets[0], h.buckets[1], h.buckets[2], h.over), (1, 1, 1, 2));
+        assert_eq!((h.count(), h.min_us(), h.max_us(), h.sum_us()), (5, Some(0), Some(1000), 1067));
+        let empty = stats.latency()[0];
+        assert_eq!((empty.count(), empty.min_us(), empty.max_us(), empty.sum_us()), (0, None, None, 0));
+        // Only over-bucket values: the least and most come from them.
+        let mut slow = CpuLatency::EMPTY;
+        slow.add(70);
+        slow.add(65);
+        assert_eq!((slow.min_us(), slow.max_us(), slow.sum_us()), (Some(65), Some(70), 135));
+        let mut merged = h;
+        merged.merge(&slow);
+        assert_eq!((merged.count(), merged.min_us(), merged.max_us(), merged.sum_us()), (7, Some(0), Some(1000), 1202));
+    }
+}
