@@ -295,7 +295,12 @@ mod tests {
                     limit: 203,
                 }],
                 counters: vec![],
-                tables: vec![TextTable { name: "matrix".into(), text: "| CPU | avl |".into() }],
+                tables: vec![TextTable {
+                    name: "matrix".into(),
+                    text: "| CPU | avl |".into(),
+                    columns: Vec::new(),
+                    rows: Vec::new(),
+                }],
             }],
         }
     }

@@ -202,6 +202,13 @@ pub struct TextTable {
     pub name: String,
     /// The table, lines separated by newlines.
     pub text: String,
+    /// The same table as data, where the model gives it so (the interrupt sources, the
+    /// vector matrix's per-CPU rows): the column names…
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// …and the rows, each a value per column, as text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<Vec<String>>,
 }
 
 /// How a point's run ended.

@@ -136,7 +136,23 @@ pub fn run_point_with_progress(
         failures,
         resources,
         counters,
-        tables: platform.tables().into_iter().map(|(name, text)| TextTable { name, text }).collect(),
+        tables: {
+            let mut data = platform.table_rows();
+            platform
+                .tables()
+                .into_iter()
+                .map(|(name, text)| {
+                    let (columns, rows) = match data.iter().position(|(n, _, _)| *n == name) {
+                        Some(i) => {
+                            let (_, columns, rows) = data.swap_remove(i);
+                            (columns, rows)
+                        }
+                        None => (Vec::new(), Vec::new()),
+                    };
+                    TextTable { name, text, columns, rows }
+                })
+                .collect()
+        },
     };
     Ok((point, platform, queue))
 }

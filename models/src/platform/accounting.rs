@@ -251,12 +251,39 @@ impl Platform {
         out
     }
 
+    /// The tables of [`Platform::tables`] that are also data, by the same name: the column
+    /// names and the rows (the interrupt sources, and on x86 the vector matrix's per-CPU
+    /// rows), for reports that give them as structured data.
+    pub fn table_rows(&self) -> Vec<(String, Vec<String>, Vec<Vec<String>>)> {
+        let (columns, rows) = self.sources_rows();
+        let mut out = vec![("Interrupt sources".to_owned(), columns, rows)];
+        if let IrqChip::X86(chip) = &self.chip {
+            let (columns, rows) = chip.domain().debug_rows();
+            out.push((
+                "x86 vector matrix at the end (the layout of /sys/kernel/debug/irq/domains/VECTOR)".to_owned(),
+                columns,
+                rows,
+            ));
+        }
+        out
+    }
+
     /// The interrupt sources: one line per function or ADI with its requester id (as
     /// `bus:dev.fn`), PASID, store and how many of its queues have a working interrupt.
     pub fn sources_table(&self) -> String {
+        let (columns, rows) = self.sources_rows();
+        let mut out = format!("| {} |\n", columns.join(" | "));
+        for row in rows {
+            out.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+        out
+    }
+
+    /// The rows of [`Platform::sources_table`], with its column names.
+    fn sources_rows(&self) -> (Vec<String>, Vec<Vec<String>>) {
         let arm = matches!(self.chip, IrqChip::Arm(_));
-        let mut out =
-            String::from("| source | requester id | pasid | store | entries | queues | routed | guest delivery |\n");
+        let columns = ["source", "requester id", "pasid", "store", "entries", "queues", "routed", "guest delivery"];
+        let mut rows = Vec::new();
         for device in self.devices.all() {
             let p = &device.params;
             let rid = p.requester_id;
@@ -274,18 +301,17 @@ impl Platform {
                 }
                 _ => "-".to_owned(),
             };
-            out.push_str(&format!(
-                "| {} | {:02x}:{:02x}.{} | {} | {} | {} | {} | {routed} | {delivery} |\n",
-                p.name,
-                rid >> 8,
-                (rid >> 3) & 0x1f,
-                rid & 0x7,
+            rows.push(vec![
+                p.name.clone(),
+                format!("{:02x}:{:02x}.{}", rid >> 8, (rid >> 3) & 0x1f, rid & 0x7),
                 p.pasid.map_or("-".to_owned(), |v| v.to_string()),
-                device.store.kind().as_str(),
-                device.store.len(),
-                p.queue_count,
-            ));
+                device.store.kind().as_str().to_owned(),
+                device.store.len().to_string(),
+                p.queue_count.to_string(),
+                routed.to_string(),
+                delivery,
+            ]);
         }
-        out
+        (columns.iter().map(|c| (*c).to_owned()).collect(), rows)
     }
 }

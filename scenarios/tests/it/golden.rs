@@ -114,3 +114,46 @@ fn event_traces_match_the_committed_hashes() {
     let diff = check(&golden_dir().join("event-traces.txt"), &actual);
     assert!(diff.is_none(), "event traces differ: {}\nnow:\n{actual}", diff.unwrap());
 }
+
+#[test]
+fn structured_tables_say_what_their_text_says() {
+    let (mut checked, mut expected) = (0, 0);
+    for (name, _) in catalog::CATALOG {
+        let report = reports::read_report(&golden_dir().join(name).join("report.json")).unwrap();
+        // Every sources and matrix table carries its rows.
+        expected += report
+            .points
+            .iter()
+            .flat_map(|p| &p.tables)
+            .filter(|t| t.name == "Interrupt sources" || t.name.starts_with("x86 vector matrix"))
+            .count();
+        for table in report.points.iter().flat_map(|p| &p.tables).filter(|t| !t.rows.is_empty()) {
+            assert!(table.rows.iter().all(|r| r.len() == table.columns.len()), "{name}: {}", table.name);
+            if table.name == "Interrupt sources" {
+                // The text is the rows as a pipe table.
+                let mut text = format!("| {} |\n", table.columns.join(" | "));
+                for row in &table.rows {
+                    text.push_str(&format!("| {} |\n", row.join(" | ")));
+                }
+                assert_eq!(text, table.text, "{name}");
+            } else {
+                // The matrix: one row per CPU line of the kernel's layout, same numbers.
+                let lines: Vec<Vec<&str>> = table
+                    .text
+                    .lines()
+                    .skip_while(|l| !l.contains("| CPU |"))
+                    .skip(1)
+                    .map(|l| l.split_whitespace().collect())
+                    .collect();
+                assert_eq!(lines.len(), table.rows.len(), "{name}: {}", table.name);
+                for (line, row) in lines.iter().zip(&table.rows) {
+                    assert_eq!(&line[..5], &row[..5].iter().map(String::as_str).collect::<Vec<_>>()[..], "{name}");
+                    assert_eq!(line.get(5).copied().unwrap_or(""), row[5], "{name}: vectors");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, expected, "every sources and matrix table has its rows");
+    assert!(expected > catalog::CATALOG.len(), "{expected}");
+}

@@ -621,4 +621,9 @@ impl VectorDomain {
     pub fn debug_table(&self) -> String {
         self.matrix.debug_table()
     }
+
+    /// The matrix's per-CPU rows as data ([`VectorMatrix::debug_rows`]).
+    pub fn debug_rows(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        self.matrix.debug_rows()
+    }
 }

@@ -1,6 +1,7 @@
 //! The matrix as `irq_matrix_debug_show` prints it in
 //! `/sys/kernel/debug/irq/domains/VECTOR`
-//! ([`VectorMatrix::debug_table`]).
+//! ([`VectorMatrix::debug_table`]), and its per-CPU rows as data
+//! ([`VectorMatrix::debug_rows`]).
 
 use super::VectorMatrix;
 use crate::x86::vector_matrix::cpuset::bitmap_list;
@@ -33,6 +34,30 @@ impl VectorMatrix {
             ));
         }
         out
+    }
+
+    /// The per-CPU rows of [`VectorMatrix::debug_table`] as data: the column names and one
+    /// row per online CPU (CPU number, available, managed, managed allocated, allocated, and
+    /// the allocated vectors as a bitmap list such as `32-39,48`).
+    pub fn debug_rows(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        let columns = ["cpu", "available", "managed", "managed_allocated", "allocated", "vectors"];
+        let rows = self
+            .maps
+            .iter()
+            .enumerate()
+            .filter(|(_, cm)| cm.online)
+            .map(|(cpu, cm)| {
+                vec![
+                    cpu.to_string(),
+                    cm.available.to_string(),
+                    cm.managed.to_string(),
+                    cm.managed_allocated.to_string(),
+                    cm.allocated.to_string(),
+                    bitmap_list(cm.alloc_map.iter()),
+                ]
+            })
+            .collect();
+        (columns.iter().map(|c| (*c).to_owned()).collect(), rows)
     }
 }
 
