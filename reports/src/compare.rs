@@ -174,10 +174,9 @@ pub fn compare(a: &RunReport, a_label: &str, b: &RunReport, b_label: &str) -> Re
             some(&cb)
         ));
     }
-    let same_seeds = match (&a.sweep, &b.sweep) {
-        (Some(x), Some(y)) => !x.seeds.is_empty() && x.seeds == y.seeds,
-        _ => false,
-    };
+    // The replications' seeds; a report without a sweep ran one replication with its seed.
+    let seeds = |r: &RunReport| r.sweep.as_ref().map_or_else(|| vec![r.seed], |s| s.seeds.clone());
+    let same_seeds = !seeds(a).is_empty() && seeds(a) == seeds(b);
 
     let mut s = String::from("irqsim compare, B against A:\n");
     s.push_str(&describe("A", a_label, a));

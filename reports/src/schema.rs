@@ -1,4 +1,4 @@
-//! The report.json schema (version 1) and its construction from an engine metrics snapshot.
+//! The report.json schema (version 3; versions 1 and 2 still read) and its construction from an engine metrics snapshot.
 
 use std::path::Path;
 

@@ -113,3 +113,35 @@ fn email_and_compare_print_72_column_text_from_report_folders() {
     assert_eq!(missing.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn report_and_compare_read_every_earlier_report_version() {
+    let dir = out_dir("versions");
+    let fixtures = crate::workspace_root().join("reports/tests/fixtures");
+    for v in [1, 2] {
+        let folder = dir.join(format!("v{v}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(fixtures.join(format!("v{v}-interrupt-storm.json")), folder.join("report.json")).unwrap();
+        let report = reports::read_report(&folder.join("report.json")).unwrap();
+        // A point of an earlier version gets the run seed.
+        assert!(report.points.iter().all(|p| p.seed == report.seed));
+        let out = irqsim().arg("report").arg(&folder).output().unwrap();
+        assert!(out.status.success(), "v{v}: {}", String::from_utf8_lossy(&out.stderr));
+        for file in ["summary.md", "summary.txt", "points.csv", "index.html"] {
+            assert!(folder.join(file).is_file(), "v{v}: {file}");
+        }
+        let mail = irqsim().arg("report").arg(&folder).arg("--email").output().unwrap();
+        assert!(mail.status.success() && String::from_utf8_lossy(&mail.stdout).contains("interrupt-storm"));
+    }
+    // This version's run of the same scenario and seed against both: the same numbers.
+    let now = irqsim().args(["run", "--builtin", "interrupt-storm", "-q", "--out"]).arg(dir.join("v3")).output();
+    assert!(now.unwrap().status.success());
+    for old in ["v1", "v2"] {
+        let out = irqsim().arg("compare").arg(dir.join(old)).arg(dir.join("v3")).output().unwrap();
+        let table = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{old}: {}", String::from_utf8_lossy(&out.stderr));
+        let p99 = table.lines().find(|l| l.starts_with("end_to_end p99 ")).expect("a p99 row");
+        assert!(p99.contains(" 0%") || p99.contains("+0.0%"), "{old}: the same run, no change: {p99}\n{table}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
