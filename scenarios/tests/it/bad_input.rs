@@ -160,6 +160,18 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "guests[0].posted.notify_running",
         &["guest `vm0` needs posted.notify_running on x86", "no published figure"],
     ),
+    ("lpi-id-bits-out-of-range", "6:135", "platform.gic.lpi_id_bits", &["30 is outside 14 to 24"]),
+    ("v2m-spis-out-of-range", "6:70", "platform.gic.v2m_spis", &["2000 is outside 1 to 988"]),
+    ("too-many-cpus", "4:9", "platform.cpus", &["70000 exceeds the limit of 65536 CPUs"]),
+    ("hotplug-on-arm", "8:11", "actions[0]", &["CPU hotplug is not modelled on arm yet"]),
+    ("zero-vcpus", "8:12", "guests[0].vcpus", &["0 vCPUs: a guest needs at least 1"]),
+    (
+        "guest-msi-destinations-out-of-range",
+        "19:49",
+        "devices[0].guest_msi.destinations",
+        &["3 destinations; the guest has 2 vCPUs (1 to 2)"],
+    ),
+    ("guest-msi-on-arm", "19:16", "devices[0].guest_msi", &["guest_msi applies to VT-d posting (x86)"]),
     ("alias-bomb", "10:16", "templates.b5[1][1][3][8][7]", &["aliases (`*name`) here expand to more values"]),
 ];
 
