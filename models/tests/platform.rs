@@ -3,63 +3,18 @@
 //! IRTE lock, the ITS and v2m, host posted MSI against its closed form, VT-d posted and
 //! GICv4 guests.
 
+mod common;
+use common::one_device;
+
 use models::arm::its::{GicVersion, ItsCosts};
 use models::ids::{CpuId, DeviceId, QueueId};
 use models::iommu::posted::{MsiDeliveryMode, PostedParams};
-use models::iommu::remap::{RemapParams, RemapUnsourced};
 use models::kernel::KernelVersion;
 use models::pci::store::StoreKind;
 use models::platform::*;
 use models::workload::ArrivalParams;
 use models::x86::msi::{self, MsiMessage};
 use sim::{DurationDist, EventQueue, Observed, RunLimits, SimDuration, SimTime, run};
-
-fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
-    PlatformParams {
-        cpu_count: cpus,
-        remapping: remap.then(|| IommuParams {
-            remap: RemapParams::linux_defaults(RemapUnsourced {
-                max_handle_mask: 15,
-                fault_recording_registers: 1,
-                iec_entries: 0,
-                iec_hit_latency: SimDuration::from_ns(100),
-                iec_miss_latency: SimDuration::from_ns(100),
-                irte_write: SimDuration::ZERO,
-                irte_write_posted: SimDuration::ZERO,
-                iec_invalidation: SimDuration::ZERO,
-                irte_alloc: SimDuration::ZERO,
-            }),
-            posted_msi: None,
-        }),
-        devices: vec![DeviceParams {
-            name: "d".into(),
-            queue_count,
-            msi_write_latency: SimDuration::from_ns(500),
-            arrival: ArrivalParams::Constant { rate_per_s: 1_000.0 },
-            service: DurationDist::constant(SimDuration::from_ns(1_000)),
-            eoi_cost: SimDuration::from_ns(50),
-            affinity: (0..cpus).map(CpuId).collect(),
-            irq_mode: IrqMode::NonManaged,
-            numa_node: None,
-            store: StoreKind::Msix,
-            ims_pool: None,
-            store_update_latency: SimDuration::ZERO,
-            requester_id: 0x0100,
-            pasid: None,
-            assigned_to: None,
-            guest_msi: GuestMsiParams::UNICAST,
-            iommu_unit: 0,
-        }],
-        kernel: KernelParams { version: KernelVersion::new(6, 10), legacy_pic: false, ia32_emulation: true, hz: 250 },
-        numa_node_count: 1,
-        actions: Vec::new(),
-        ims_pools: Vec::new(),
-        gic: None,
-        cpu_costs: CpuCostParams::default(),
-        guests: Vec::new(),
-        queueing: HostQueueing::Lapic,
-    }
-}
 
 fn posted_costs() -> PostedParams {
     PostedParams {

@@ -8,25 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use super::{irqsim, workspace_root};
-
-/// A scratch folder under the system temp folder, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("irqsim-files-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use super::{Scratch, irqsim, workspace_root};
 
 /// A small valid scenario lasting `duration`.
 fn scenario(duration: &str) -> String {
@@ -54,7 +36,7 @@ fn assert_bad_input(out: &Output, what: &str, words: &[&str]) {
 #[cfg(unix)]
 #[test]
 fn inputs_that_are_not_regular_files_are_refused_without_reading() {
-    let tmp = Scratch::new("fifo");
+    let tmp = Scratch::new("files-fifo");
     let fifo = tmp.0.join("pipe.yaml");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     // Old behaviour: opening the pipe blocks forever (or reads /dev/zero forever); a child
@@ -91,7 +73,7 @@ fn output_within(command: &mut Command, limit: Duration) -> Output {
 
 #[test]
 fn an_oversized_input_is_refused_before_it_is_read() {
-    let tmp = Scratch::new("large");
+    let tmp = Scratch::new("files-large");
     let file = tmp.0.join("huge.yaml");
     let f = std::fs::File::create(&file).unwrap();
     f.set_len(17 << 20).unwrap(); // sparse: 17 MiB that take no disk space
@@ -106,7 +88,7 @@ fn an_oversized_input_is_refused_before_it_is_read() {
 
 #[test]
 fn an_output_folder_that_cannot_take_the_report_is_refused_before_the_run() {
-    let tmp = Scratch::new("out");
+    let tmp = Scratch::new("files-out");
     let file = tmp.0.join("s.yaml");
     std::fs::write(&file, scenario("1ms")).unwrap();
     let run = |out: &Path| irqsim().arg("run").arg(&file).arg("--out").arg(out).output().unwrap();
@@ -168,7 +150,7 @@ fn a_full_standard_output_says_disk_full() {
 
 #[test]
 fn a_report_of_a_newer_format_names_both_versions() {
-    let tmp = Scratch::new("newer");
+    let tmp = Scratch::new("files-newer");
     let golden = workspace_root().join("scenarios/tests/golden/interrupt-storm/report.json");
     let text = std::fs::read_to_string(golden).unwrap();
     let this = reports::FORMAT_VERSION;
@@ -191,7 +173,7 @@ fn a_report_of_a_newer_format_names_both_versions() {
 #[cfg(unix)]
 #[test]
 fn the_reproduce_line_survives_a_shell() {
-    let tmp = Scratch::new("reproduce");
+    let tmp = Scratch::new("files-reproduce");
     let name = "my scenario; rm -rf it's.yaml";
     std::fs::write(tmp.0.join(name), scenario("1ms")).unwrap();
     let out = irqsim().current_dir(&tmp.0).args(["run", name, "--seed", "3", "--out", "a"]).output().unwrap();
@@ -251,7 +233,7 @@ fn kill_at(file: &Path, out: &Path, pause: Option<&str>, marker: &str) -> String
 
 #[test]
 fn a_killed_run_leaves_the_old_report_intact_and_a_finished_one_replaces_it_whole() {
-    let tmp = Scratch::new("atomic");
+    let tmp = Scratch::new("files-atomic");
     let short = tmp.0.join("short.yaml");
     let long = tmp.0.join("long.yaml");
     std::fs::write(&short, scenario("1ms")).unwrap();
@@ -294,7 +276,7 @@ fn a_killed_run_leaves_the_old_report_intact_and_a_finished_one_replaces_it_whol
 
 #[test]
 fn two_runs_into_one_folder_leave_one_whole_report() {
-    let tmp = Scratch::new("concurrent");
+    let tmp = Scratch::new("files-concurrent");
     let file = tmp.0.join("s.yaml");
     std::fs::write(&file, scenario("2ms")).unwrap();
     let out = tmp.0.join("out");

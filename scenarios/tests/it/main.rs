@@ -27,3 +27,22 @@ fn workspace_root() -> PathBuf {
 fn irqsim() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_irqsim"))
 }
+
+/// A scratch folder under the system temp folder, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    /// `irqsim-NAME-PID` under the temp folder, empty.
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("irqsim-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -7,25 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::irqsim;
-
-/// A scratch folder under the system temp folder, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("irqsim-sweep-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::{Scratch, irqsim};
 
 /// A small scenario with `rate` and `sweep` (YAML text appended at the end).
 fn scenario(rate: &str, tail: &str) -> String {
@@ -61,7 +43,7 @@ fn write(dir: &Path, text: &str) -> PathBuf {
 
 #[test]
 fn a_sweep_point_is_the_scenario_with_its_values_written_in() {
-    let tmp = Scratch::new("point");
+    let tmp = Scratch::new("sweep-point");
     let file = write(&tmp.0, &scenario("10k/s", SWEEP));
     ok(&run(&tmp.0, &file, "sweep", &["--threads", "2"]), "sweep");
     let sweep = reports::read_report(&tmp.0.join("sweep/report.json")).unwrap();
@@ -97,7 +79,7 @@ fn a_sweep_point_is_the_scenario_with_its_values_written_in() {
 
 #[test]
 fn reports_are_the_same_bytes_with_one_or_two_threads_and_in_shards() {
-    let tmp = Scratch::new("threads");
+    let tmp = Scratch::new("sweep-threads");
     let file = write(&tmp.0, &scenario("10k/s", SWEEP));
     ok(&run(&tmp.0, &file, "one", &["--threads", "1"]), "one thread");
     ok(&run(&tmp.0, &file, "two", &["--threads", "2"]), "two threads");
@@ -145,7 +127,7 @@ fn reports_are_the_same_bytes_with_one_or_two_threads_and_in_shards() {
 
 #[test]
 fn merge_refuses_shards_that_do_not_make_one_whole_run() {
-    let tmp = Scratch::new("merge");
+    let tmp = Scratch::new("sweep-merge");
     let file = write(&tmp.0, &scenario("10k/s", SWEEP));
     for (name, args) in [
         ("a0", &["--shard", "0/2"][..]),
@@ -182,7 +164,7 @@ fn merge_refuses_shards_that_do_not_make_one_whole_run() {
 
 #[test]
 fn an_interrupted_sweep_resumes_without_losing_or_repeating_runs() {
-    let tmp = Scratch::new("resume");
+    let tmp = Scratch::new("sweep-resume");
     let file = write(&tmp.0, &scenario("10k/s", SWEEP));
     ok(&run(&tmp.0, &file, "whole", &["--threads", "1"]), "whole");
     let out = irqsim()
@@ -224,7 +206,7 @@ fn an_interrupted_sweep_resumes_without_losing_or_repeating_runs() {
 
 #[test]
 fn an_invalid_point_names_the_axis_value_that_made_it_so() {
-    let tmp = Scratch::new("invalid");
+    let tmp = Scratch::new("sweep-invalid");
     let cases = [
         (
             "sweep:\n  axes:\n    - path: platform.cpus\n      values: [4, 0]\n",
@@ -262,7 +244,7 @@ fn an_invalid_point_names_the_axis_value_that_made_it_so() {
 
 #[test]
 fn failed_expectations_exit_3_with_the_report_written() {
-    let tmp = Scratch::new("expect");
+    let tmp = Scratch::new("sweep-expect");
     let tail = format!("{SWEEP}expect:\n  end_to_end.p99: < 3us\n  conservation.lost: == 0\n");
     let file = write(&tmp.0, &scenario("10k/s", &tail));
     let out = run(&tmp.0, &file, "out", &[]);
