@@ -387,7 +387,7 @@ fn check_size(plan: &sweep::Plan, label: &str, max_memory: Option<u64>, threads:
         Some(limit) => (limit, "--max-memory"),
         None => (estimate::default_max_memory_bytes(), "--max-memory's default, half the machine's memory,"),
     };
-    let events: f64 = plan.runs.iter().map(|r| estimate::event_count(&plan.cells[r.cell].scenario)).sum();
+    let events: f64 = plan.runs.iter().map(|r| plan.cells[r.cell].event_count).sum();
     if events > estimate::EVENT_COUNT_WARN {
         eprintln!(
             "irqsim: {label}: about {events:.2e} events to simulate (4 per interrupt: the queues' rates x {} over {} runs); this will take long (a few million events per second per thread); set event_limit or a shorter duration to stop earlier",
@@ -395,7 +395,7 @@ fn check_size(plan: &sweep::Plan, label: &str, max_memory: Option<u64>, threads:
             plan.runs.len()
         );
     }
-    let one = plan.cells.iter().map(|c| estimate::memory_bytes(&c.scenario)).max().unwrap_or(0);
+    let one = plan.cells.iter().map(|c| c.memory_bytes).max().unwrap_or(0);
     let at_once = threads.min(plan.runs.len()).max(1) as u64;
     let need = one.saturating_mul(at_once);
     if need > limit {

@@ -189,7 +189,9 @@ pub fn shard_ordinals(run_count: u32, shard: Option<ShardInfo>) -> Vec<u32> {
 /// Runs one run of the plan into its report entry, calling `progress` along the way.
 pub fn run_one(plan: &Plan, run: &Run, progress: &dyn Fn(f64)) -> Result<PointReport, String> {
     let cell = &plan.cells[run.cell];
-    let (mut point, _, _) = run_point_with_progress(&cell.scenario, run.seed, cell.index, progress)?;
+    // The first cell's scenario is kept; any other is built again from its overrides.
+    let scenario = if cell.overrides == plan.cells[0].overrides { plan.first().clone() } else { plan.scenario(cell)? };
+    let (mut point, _, _) = run_point_with_progress(&scenario, run.seed, cell.index, progress)?;
     point.parameters = cell.parameters.clone();
     point.variant = cell.variant.clone();
     point.replication = run.replication;

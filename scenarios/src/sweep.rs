@@ -31,7 +31,9 @@ pub const REPLICATIONS_MAX: u32 = 1_000;
 /// How many invalid points are shown in full before the rest are counted.
 const INVALID_SHOWN: usize = 3;
 
-/// One (point, variant) of a sweep, validated.
+/// One (point, variant) of a sweep, validated. Its scenario is not kept (a sweep of many
+/// points of a large scenario would hold them all at once): [`Plan::scenario`] builds it
+/// again for its runs, from the same text and overrides, so it is the same.
 #[derive(Debug, Clone)]
 pub struct Cell {
     /// The point's index.
@@ -40,8 +42,13 @@ pub struct Cell {
     pub parameters: Vec<(String, String)>,
     /// The variant's name, if the sweep has variants.
     pub variant: Option<String>,
-    /// The scenario with the point's and the variant's values set.
-    pub scenario: Scenario,
+    /// The overrides that make the cell's scenario from the file: the point's axis values,
+    /// then the variant's fields.
+    pub overrides: Vec<(String, String)>,
+    /// The cell's estimated memory for one run ([`crate::estimate::memory_bytes`]).
+    pub memory_bytes: u64,
+    /// The cell's estimated events for one run ([`crate::estimate::event_count`]).
+    pub event_count: f64,
 }
 
 /// One run: a cell in one replication.
@@ -60,6 +67,13 @@ pub struct Run {
 /// Everything a scenario file asks to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The file's name in messages.
+    pub file: String,
+    /// The file's text.
+    pub source: String,
+    /// The first cell's scenario: what the sweep's points share (name, description, the
+    /// expectations).
+    pub first: Scenario,
     /// The sweep as the report records it; `None` without a `sweep` section.
     pub sweep: Option<SweepInfo>,
     /// The run seed: the one given, else the scenario's `seed`, else 1.
@@ -76,9 +90,21 @@ impl Plan {
     /// The scenario of the first cell: what the sweep's points share (name, description,
     /// the default seed).
     pub fn first(&self) -> &Scenario {
-        &self.cells[0].scenario
+        &self.first
+    }
+
+    /// The scenario of `cell`, built again from the text and the cell's overrides. It was
+    /// valid when the plan was made, so an error here is a bug.
+    pub fn scenario(&self, cell: &Cell) -> Result<Scenario, String> {
+        load_with_overrides(&self.file, &self.source, &cell.overrides)
+            .map_err(|e| format!("a sweep point that validated no longer does: {e}"))
     }
 }
+
+/// The most scenario text a sweep's validation parses in all (each (point, variant) parses
+/// the file once): 256 MiB, a few seconds of parsing. A sweep of a 3 KiB file reaches the
+/// run limit first; one of a 16 MiB file may have 16 (point, variant) pairs.
+pub const PARSED_BYTES_MAX: u64 = 256 << 20;
 
 /// The seeds of `replications` replications from the run seed `seed` (see the module
 /// documentation).
@@ -111,8 +137,18 @@ pub fn plan(file: &str, source: &str, seed: Option<u64>) -> Result<Plan, String>
     let Some(spec) = raw.sweep.as_ref() else {
         let scenario = crate::load(file, source).map_err(|e| e.to_string())?;
         let warnings = scenario.warnings.clone();
-        let cells = vec![Cell { index: 0, parameters: Vec::new(), variant: None, scenario }];
+        let cells = vec![Cell {
+            index: 0,
+            parameters: Vec::new(),
+            variant: None,
+            overrides: Vec::new(),
+            memory_bytes: crate::estimate::memory_bytes(&scenario),
+            event_count: crate::estimate::event_count(&scenario),
+        }];
         return Ok(Plan {
+            file: file.to_owned(),
+            source: source.to_owned(),
+            first: scenario,
             seed,
             sweep: None,
             cells,
@@ -123,7 +159,17 @@ pub fn plan(file: &str, source: &str, seed: Option<u64>) -> Result<Plan, String>
     let (info, points) = expand(spec, seed).map_err(|d| error(file, source, d))?;
     let variants: Vec<Option<&VariantInfo>> =
         if info.variants.is_empty() { vec![None] } else { info.variants.iter().map(Some).collect() };
+    let pairs = (points.len() * variants.len()) as u64;
+    let parsed = pairs.saturating_mul(source.len() as u64);
+    if parsed > PARSED_BYTES_MAX {
+        return Err(format!(
+            "error: {file}: the sweep has {pairs} (point, variant) pairs, each validated from the whole file ({} bytes): {parsed} bytes to parse, more than the {PARSED_BYTES_MAX} a sweep may; use fewer points or variants, or a smaller file",
+            source.len()
+        ));
+    }
     let mut cells = Vec::new();
+    let mut first = None;
+    let mut warnings: Vec<String> = Vec::new();
     let mut invalid = Vec::new();
     let mut invalid_count = 0usize;
     for (index, point) in points.iter().enumerate() {
@@ -135,12 +181,22 @@ pub fn plan(file: &str, source: &str, seed: Option<u64>) -> Result<Plan, String>
             }
             let parameters: Vec<(String, String)> = point.iter().map(|(p, s, _)| (p.clone(), s.clone())).collect();
             match load_with_overrides(file, source, &overrides) {
-                Ok(scenario) => cells.push(Cell {
-                    index: index as u32,
-                    parameters,
-                    variant: variant.map(|v| v.name.clone()),
-                    scenario,
-                }),
+                Ok(scenario) => {
+                    for w in &scenario.warnings {
+                        if !warnings.contains(w) {
+                            warnings.push(w.clone());
+                        }
+                    }
+                    cells.push(Cell {
+                        index: index as u32,
+                        parameters,
+                        variant: variant.map(|v| v.name.clone()),
+                        overrides,
+                        memory_bytes: crate::estimate::memory_bytes(&scenario),
+                        event_count: crate::estimate::event_count(&scenario),
+                    });
+                    first.get_or_insert(scenario);
+                }
                 Err(e) => {
                     invalid_count += 1;
                     if invalid.len() < INVALID_SHOWN {
@@ -167,13 +223,8 @@ pub fn plan(file: &str, source: &str, seed: Option<u64>) -> Result<Plan, String>
             runs.push(Run { ordinal: runs.len() as u32, cell, replication: replication as u32, seed });
         }
     }
-    let mut warnings: Vec<String> = Vec::new();
-    for w in cells.iter().flat_map(|c| &c.scenario.warnings) {
-        if !warnings.contains(w) {
-            warnings.push(w.clone());
-        }
-    }
-    Ok(Plan { seed, sweep: Some(info), cells, runs, warnings })
+    let first = first.expect("a sweep has at least one point and every one is valid");
+    Ok(Plan { file: file.to_owned(), source: source.to_owned(), first, seed, sweep: Some(info), cells, runs, warnings })
 }
 
 /// `sweep point 3 (devices[0].queues=64, variant ims)`.

@@ -447,7 +447,8 @@ fn check(text: &str) -> Result<Outcome, String> {
     };
     let last = plan.cells.len() - 1;
     for cell in [&plan.cells[0], &plan.cells[last]] {
-        let mut s = cell.scenario.clone();
+        let mut s = catch_unwind(AssertUnwindSafe(|| plan.scenario(cell)))
+            .map_err(|p| format!("building a sweep point again panicked: {}", panic_text(&*p)))??;
         if estimate::memory_bytes(&s) > RUN_MEMORY_MAX {
             return Ok(Outcome::TooLarge);
         }

@@ -264,3 +264,25 @@ fn failed_expectations_exit_3_with_the_report_written() {
     assert!(report.verdicts.iter().any(|v| !v.held));
     assert!(report.verdicts.iter().filter(|v| v.metric == "conservation.lost").all(|v| v.held));
 }
+
+#[test]
+fn a_sweep_that_would_parse_too_much_text_is_refused_up_front() {
+    let tmp = Scratch::new("sweep-parse");
+    // 3 MiB of comment and 100 points: 300 MiB to parse, over the 256 MiB a sweep may.
+    let padding = "# padding\n".repeat(300_000);
+    let values: Vec<String> = (1..=100).map(|i| format!("{i}k/s")).collect();
+    let tail = format!(
+        "{padding}sweep:\n  axes:\n    - path: devices[0].arrival.rate\n      values: [{}]\n",
+        values.join(", ")
+    );
+    let file = write(&tmp.0, &scenario("10k/s", &tail));
+    let started = std::time::Instant::now();
+    let out = irqsim().arg("validate").arg(&file).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the sweep has 100 (point, variant) pairs") && err.contains("more than the 268435456"),
+        "{err}"
+    );
+    assert!(started.elapsed().as_secs() < 10, "refused before parsing every point");
+}
