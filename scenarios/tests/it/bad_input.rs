@@ -173,6 +173,11 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ),
     ("guest-msi-on-arm", "19:16", "devices[0].guest_msi", &["guest_msi applies to VT-d posting (x86)"]),
     ("alias-bomb", "10:16", "templates.b5[1][1][3][8][7]", &["aliases (`*name`) here expand to more values"]),
+    ("zero-service-mean", "11:43", "devices[0].handler.service.mean", &["`0ns` is zero; it must be positive"]),
+    ("zero-lognormal-stddev", "11:54", "devices[0].handler.service.stddev", &["`0us` is zero; it must be positive"]),
+    ("on-off-zero-on", "9:50", "devices[0].arrival.on", &["`0us` is zero; it must be positive"]),
+    ("zero-host-burst-gap", "11:25", "guests[0].host_bursts.gap", &["`0us` is zero; it must be positive"]),
+    ("numa-nodes-over-cpus", "5:15", "platform.numa_nodes", &["8 NUMA nodes for 4 CPUs; allowed 1 to 4"]),
 ];
 
 #[test]
