@@ -172,6 +172,13 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         &["3 destinations; the guest has 2 vCPUs (1 to 2)"],
     ),
     ("guest-msi-on-arm", "19:16", "devices[0].guest_msi", &["guest_msi applies to VT-d posting (x86)"]),
+    ("zero-host-burst-length", "11:40", "guests[0].host_bursts.length", &["`0us` is zero; it must be positive"]),
+    (
+        "posted-msi-zero-loop-cap",
+        "5:102",
+        "platform.iommu.posted_msi.loop_cap",
+        &["0 passes: the demux loop cap must be at least 1"],
+    ),
     ("alias-bomb", "10:16", "templates.b5[1][1][3][8][7]", &["aliases (`*name`) here expand to more values"]),
     ("zero-service-mean", "11:43", "devices[0].handler.service.mean", &["`0ns` is zero; it must be positive"]),
     ("zero-lognormal-stddev", "11:54", "devices[0].handler.service.stddev", &["`0us` is zero; it must be positive"]),
