@@ -158,8 +158,9 @@ impl std::fmt::Display for Number {
 }
 
 /// Every metric of a run by name, in a fixed order: `conservation.*`, then
-/// `latency.<stage>.{count,mean_ns,p50_ns,p90_ns,p99_ns,p999_ns,max_ns}` for each stage
-/// with samples, `resource.<name>.{used_min,used_mean,used_max,limit}`, `failures.total`
+/// `latency.<stage>.count` for every stage and
+/// `latency.<stage>.{mean_ns,p50_ns,p90_ns,p99_ns,p999_ns,max_ns}` for each stage with
+/// samples, `resource.<name>.{used_min,used_mean,used_max,limit}`, `failures.total`
 /// and every counter by its name.
 pub fn metrics(p: &PointReport) -> Vec<(String, Number)> {
     let mut out = Vec::new();
@@ -173,9 +174,14 @@ pub fn metrics(p: &PointReport) -> Vec<(String, Number)> {
     ] {
         out.push((format!("conservation.{name}"), Number::Count(value)));
     }
-    for st in p.stages.iter().filter(|st| st.count > 0) {
+    for st in &p.stages {
         let stage = &st.stage;
+        // A count is always a number (0 for a stage with no samples); its statistics exist
+        // only with samples.
         out.push((format!("latency.{stage}.count"), Number::Count(st.count)));
+        if st.count == 0 {
+            continue;
+        }
         for (name, value) in [
             ("mean_ns", st.mean_ns),
             ("p50_ns", st.p50_ns),

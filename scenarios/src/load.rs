@@ -234,7 +234,15 @@ pub(crate) fn deserialize<T: DeserializeOwned>(text: &str, base: &str) -> Result
         if result.is_err() {
             // `Spanned` adds a `value` step to the path; the root may be one (an override's value).
             let p = track.path().to_string();
-            path = if p == "." { p } else { format!(".{p}").replace(".value", "").trim_start_matches('.').to_owned() };
+            // Whole `value` segments only: a field named `values` keeps its name.
+            path = if p == "." {
+                p
+            } else {
+                let kept: Vec<&str> = p.split('.').filter(|s| *s != "value").collect();
+                let joined = kept.join(".");
+                // `value[3]` (a Spanned list's items) keeps its index.
+                joined.replace(".value[", "[").replace("value[", "[").trim_start_matches('.').to_owned()
+            };
         }
         result
     });

@@ -587,7 +587,7 @@ fn run(args: RunArgs, ui: Ui) -> Result<(), Failure> {
     if !ui.quiet {
         say(&format!("irqsim: running {} (seed {seed}) from {}{what}", name, source.label));
     }
-    if !finished.is_empty() {
+    if !finished.is_empty() && !ui.quiet {
         say(&format!("irqsim: resuming: {} runs already finished", finished.len()));
     }
     let progress = progress::Progress::new(todo as u64, finished.len() as u64, ui.quiet);

@@ -163,6 +163,22 @@ fn parse_path(path: &str) -> Result<Vec<Segment<'_>>, Problem> {
     }
 }
 
+/// `path`'s steps in a normal form (`devices[00].queues` and `devices[0].queues` are the
+/// same field): field names, and indices as `[n]`; `None` when it is not a path. Two
+/// overrides touch the same value when the steps of one begin with those of the other.
+pub(crate) fn normal_steps(path: &str) -> Option<Vec<String>> {
+    let segments = parse_path(path.trim()).ok()?;
+    Some(
+        segments
+            .iter()
+            .map(|s| match s.step {
+                Step::Field(name) => name.to_owned(),
+                Step::Index(i) => format!("[{i}]"),
+            })
+            .collect(),
+    )
+}
+
 /// The path up to (not including) step `at`, for messages.
 fn prefix(path: &[Segment<'_>], at: usize, full: &str) -> String {
     match path.get(at) {

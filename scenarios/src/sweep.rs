@@ -291,6 +291,12 @@ fn expand(spec: &SweepSpec, seed: u64) -> Result<(SweepInfo, Vec<Point>), Vec<Di
         let path = at.value.trim();
         if axes.iter().any(|(p, _, _)| p == path) {
             c.error(at, &here, format!("`{path}` is already an axis; each field is swept by one axis"));
+        } else if !label && let Some(other) = overlapping(path, axes.iter().filter(|a| !a.2).map(|a| a.0.as_str())) {
+            c.error(
+                at,
+                &here,
+                format!("`{path}` and the axis `{other}` set the same field or one sets a part of the other; each field is swept by one axis"),
+            );
         }
         if axis.values.value.is_empty() {
             c.error(&axis.values, format!("{here}.values"), "an axis needs at least one value");
@@ -319,7 +325,29 @@ fn expand(spec: &SweepSpec, seed: u64) -> Result<(SweepInfo, Vec<Point>), Vec<Di
         Some(r) => r.value,
         None => 1,
     };
+    let point_count: u64 = match combine {
+        _ if axes.is_empty() => 1,
+        CombineSpec::Zip => axes[0].1.len() as u64,
+        CombineSpec::Grid => axes.iter().fold(1u64, |n, (_, v, _)| n.saturating_mul(v.len().max(1) as u64)),
+    };
+    let variant_count = spec.variants.len().max(1) as u64;
+    let run_count = point_count.saturating_mul(variant_count).saturating_mul(u64::from(replications));
+    if run_count > RUN_COUNT_MAX {
+        let message = format!(
+            "the sweep has {run_count} runs ({point_count} points x {variant_count} variants x {replications} replications); at most {RUN_COUNT_MAX}: split it into several sweeps or use fewer values"
+        );
+        // Anchored at the first thing that multiplies the runs.
+        match (spec.axes.first(), &spec.replications, spec.variants.first()) {
+            (Some(a), _, _) => c.error(&a.values, "sweep", message),
+            (None, Some(r), _) => c.error(r, "sweep", message),
+            (None, None, Some(v)) => c.error(&v.name, "sweep", message),
+            (None, None, None) => {}
+        }
+        // Checking each of that many variants would only take long.
+        return Err(c.diagnostics);
+    }
     let mut variants = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
     for (i, v) in spec.variants.iter().enumerate() {
         let here = format!("sweep.variants[{i}]");
         let name = v.name.value.as_str();
@@ -333,17 +361,17 @@ fn expand(spec: &SweepSpec, seed: u64) -> Result<(SweepInfo, Vec<Point>), Vec<Di
                 format!("`{name}`: a variant name is 1 to 64 letters, digits, '-' and '_'"),
             );
         }
-        if spec.variants[..i].iter().any(|w| w.name.value == name) {
+        if !names.insert(name) {
             c.error(&v.name, format!("{here}.name"), format!("`{name}` is already a variant's name"));
         }
         let mut set = Vec::new();
         for (path, value) in &v.set.0 {
             let path = path.trim();
-            if axes.iter().any(|(a, _, _)| a == path) {
+            if let Some(axis) = overlapping(path, axes.iter().filter(|a| !a.2).map(|a| a.0.as_str())) {
                 c.error(
                     &v.name,
                     format!("{here}.set"),
-                    format!("`{path}` is a sweep axis; a variant sets other fields"),
+                    format!("`{path}` sets the field of the sweep axis `{axis}` (or a part of it, or a block around it); a variant sets other fields"),
                 );
             }
             if let Some(why) = path_refused(path) {
@@ -352,24 +380,6 @@ fn expand(spec: &SweepSpec, seed: u64) -> Result<(SweepInfo, Vec<Point>), Vec<Di
             set.push((path.to_owned(), yaml_text(value)));
         }
         variants.push(VariantInfo { name: name.to_owned(), set });
-    }
-    let point_count: u64 = match combine {
-        _ if axes.is_empty() => 1,
-        CombineSpec::Zip => axes[0].1.len() as u64,
-        CombineSpec::Grid => axes.iter().fold(1u64, |n, (_, v, _)| n.saturating_mul(v.len().max(1) as u64)),
-    };
-    let run_count = point_count.saturating_mul(variants.len().max(1) as u64).saturating_mul(u64::from(replications));
-    if run_count > RUN_COUNT_MAX {
-        let at = spec.axes.first().map(|a| &a.values);
-        let message = format!(
-            "the sweep has {run_count} runs ({point_count} points x {} variants x {replications} replications); at most {RUN_COUNT_MAX}: split it into several sweeps or use fewer values",
-            variants.len().max(1)
-        );
-        match (at, &spec.replications) {
-            (Some(at), _) => c.error(at, "sweep", message),
-            (None, Some(r)) => c.error(r, "sweep", message),
-            (None, None) => {}
-        }
     }
     if !c.is_clean() {
         return Err(c.diagnostics);
@@ -409,6 +419,16 @@ fn expand(spec: &SweepSpec, seed: u64) -> Result<(SweepInfo, Vec<Point>), Vec<Di
         variants,
     };
     Ok((info, points))
+}
+
+/// The first of `others` that sets the same value as `path`, a part of it or a block
+/// around it (one's steps begin with the other's), compared in normal form.
+fn overlapping<'a>(path: &str, others: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mine = crate::overrides::normal_steps(path)?;
+    others.into_iter().find(|other| {
+        crate::overrides::normal_steps(other)
+            .is_some_and(|theirs| mine.starts_with(&theirs) || theirs.starts_with(&mine))
+    })
 }
 
 /// Why a field may not be swept, if it may not.

@@ -120,7 +120,8 @@ const QUARTER_OCTAVE: [u64; 4] = [1_000_000, 1_189_207, 1_414_214, 1_681_793];
 /// k = 0, 1, … up to 2^50 ns, in integers so that every platform draws the same edges
 /// (the first bucket also holds everything below 1 ns).
 pub(crate) fn quarter_octave_bounds_ps() -> impl Iterator<Item = u64> {
-    (0..50u32).flat_map(|octave| QUARTER_OCTAVE.iter().map(move |&c| (c << octave) / 1_000))
+    // In u128: 1.68 × 10^6 × 2^49 overflows u64 before the division by 1,000.
+    (0..50u32).flat_map(|octave| QUARTER_OCTAVE.iter().map(move |&c| ((u128::from(c) << octave) / 1_000) as u64))
 }
 
 /// The quantiles every histogram summary carries: p50, p90, p99, p99.9.
@@ -309,6 +310,10 @@ mod tests {
     fn quarter_octave_buckets_count_each_value_once() {
         let bounds: Vec<u64> = quarter_octave_bounds_ps().take(6).collect();
         assert_eq!(bounds, vec![1000, 1189, 1414, 1681, 2000, 2378]);
+        // Sorted to the last bound, 1.68 × 2^49 ns.
+        let all: Vec<u64> = quarter_octave_bounds_ps().collect();
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(all.last().copied(), Some((1_681_793u128 * (1 << 49) / 1000) as u64));
         let mut m = Metrics::new();
         let h = m.histogram("latency.x_ps", Unit::Picoseconds, "x");
         // 0 and 1000 ps fall in the first bucket; 1001 in the second; 2000 on a bound.

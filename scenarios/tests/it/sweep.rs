@@ -229,6 +229,17 @@ fn an_invalid_point_names_the_axis_value_that_made_it_so() {
             &["sweep.axes[0].label", "a label axis names the points of `combine: zip`"],
         ),
         ("sweep:\n  axes:\n    - values: [1, 2]\n", &["an axis needs `path`"]),
+        (
+            "sweep:\n  axes:\n    - path: devices[0].queues\n      values: [2, 4]\n    - path: devices[00].queues\n      values: [8]\n",
+            &["sweep.axes[1]", "`devices[00].queues` and the axis `devices[0].queues` set the same field"],
+        ),
+        (
+            "sweep:\n  axes:\n    - path: devices[0].arrival.rate\n      values: [10k/s]\n  variants:\n    - name: a\n    - name: b\n      set:\n        devices[0].arrival: { process: poisson, rate: 50k/s }\n",
+            &[
+                "sweep.variants[1].set",
+                "`devices[0].arrival` sets the field of the sweep axis `devices[0].arrival.rate`",
+            ],
+        ),
     ];
     for (tail, words) in cases {
         let file = write(&tmp.0, &scenario("10k/s", tail));
@@ -263,6 +274,22 @@ fn failed_expectations_exit_3_with_the_report_written() {
     // A 3 us mean handler cannot keep p99 under 3 us; nothing is lost.
     assert!(report.verdicts.iter().any(|v| !v.held));
     assert!(report.verdicts.iter().filter(|v| v.metric == "conservation.lost").all(|v| v.held));
+}
+
+#[test]
+fn a_sweep_of_many_variants_is_held_to_the_run_limit_quickly() {
+    let tmp = Scratch::new("sweep-variants");
+    // 60,000 variants x 2 replications: over the limit, refused before the variants are
+    // checked one against another.
+    let names: String = (0..60_000).map(|i| format!("    - name: v{i}\n")).collect();
+    let file = write(&tmp.0, &scenario("10k/s", &format!("sweep:\n  replications: 2\n  variants:\n{names}")));
+    let started = std::time::Instant::now();
+    let out = irqsim().arg("validate").arg(&file).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the sweep has 120000 runs (1 points x 60000 variants x 2 replications)"), "{err}");
+    assert!(err.contains("s.yaml:14:17: sweep:"), "anchored at the replications: {err}");
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
 }
 
 #[test]
