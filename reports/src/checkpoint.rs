@@ -1,8 +1,10 @@
 //! A sweep's finished runs kept on disk while it runs, so that an interrupted sweep
 //! resumes (`irqsim run --resume`) without losing or repeating a run.
 //!
-//! The checkpoint is a hidden folder beside the report folder, `.NAME.irqsim-partial`:
-//! `key.json` says which run it belongs to ([`CheckpointKey`]: scenario hash, seed, irqsim
+//! The checkpoint is a hidden folder beside the report folder, `.NAME.irqsim-partial`,
+//! locked by the process that runs into it (`lock`, an exclusive `flock`, so a second
+//! irqsim on the same folder is refused while the first lives): `key.json` says which run
+//! it belongs to ([`CheckpointKey`]: scenario hash, seed, irqsim
 //! and format versions, run count, shard), and each finished run is `run-NNNNNN.json` (its
 //! report entry, by ordinal), written whole or not at all as it finishes. A resumed run
 //! reads the entries back (exactly: floats round-trip), runs only the others, and the
@@ -34,10 +36,14 @@ pub struct CheckpointKey {
     pub shard: Option<ShardInfo>,
 }
 
-/// An open checkpoint folder.
+/// An open checkpoint folder, locked for this process while it lives.
 #[derive(Debug)]
 pub struct Checkpoint {
     dir: PathBuf,
+    /// `lock` in the folder, exclusively locked (`flock`): a second irqsim running the
+    /// same sweep into the same folder (a retried pod while the first still runs) is
+    /// refused instead of repeating its runs and removing its checkpoint.
+    _lock: std::fs::File,
 }
 
 /// The checkpoint folder of the report folder `target`.
@@ -57,11 +63,36 @@ impl Checkpoint {
         let shown = dir.display().to_string();
         let key_file = dir.join("key.json");
         let cannot = |e: &std::io::Error| format!("cannot use the checkpoint folder {shown}: {}", io_reason(e));
-        if std::fs::symlink_metadata(&dir).is_err() {
-            std::fs::create_dir(&dir).map_err(|e| cannot(&e))?;
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(cannot(&e)),
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .map_err(|e| cannot(&e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(format!(
+                    "another irqsim is running into {} now (it holds {shown}); wait for it to finish, or stop it and then use --resume",
+                    target.display()
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(cannot(&e)),
+        }
+        // No key: a new checkpoint (or one whose creator died before writing its key, which
+        // holds no run it could vouch for).
+        if std::fs::symlink_metadata(&key_file).is_err() {
+            for (_, stale) in Self::entries(&dir)? {
+                let _ = std::fs::remove_file(stale);
+            }
             let json = serde_json::to_string_pretty(key).map_err(|e| e.to_string())? + "\n";
             write_atomic(&key_file, json.as_bytes()).map_err(|e| cannot(&e))?;
-            return Ok((Self { dir }, Vec::new()));
+            return Ok((Self { dir, _lock: lock }, Vec::new()));
         }
         let existing: CheckpointKey = read_limited(&key_file, 1 << 20, "a checkpoint key is a few lines")
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", key_file.display())))
@@ -100,7 +131,7 @@ impl Checkpoint {
                 finished.push((ordinal, point));
             }
         }
-        Ok((Self { dir }, finished))
+        Ok((Self { dir, _lock: lock }, finished))
     }
 
     /// The run entries in `dir`, by ordinal.
@@ -127,9 +158,13 @@ impl Checkpoint {
         write_atomic(&path, &json).map_err(|e| format!("cannot write {}: {}", path.display(), io_reason(&e)))
     }
 
-    /// Removes the checkpoint (the report is in place).
+    /// Removes the checkpoint (the report is in place); one already gone is fine.
     pub fn remove(self) -> Result<(), String> {
-        std::fs::remove_dir_all(&self.dir)
-            .map_err(|e| format!("cannot remove the checkpoint folder {}: {}", self.dir.display(), io_reason(&e)))
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("cannot remove the checkpoint folder {}: {}", self.dir.display(), io_reason(&e)))
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -43,7 +43,7 @@ pub use csv::csv;
 pub use email::email;
 pub use files::{REPORT_FILES, ReportDir, io_reason, is_plot_file, read_limited, write_atomic};
 pub use html::html;
-pub use merge::{merge, run_ordinal};
+pub use merge::{RUN_COUNT_MAX, merge, run_ordinal};
 pub use plot::{Plot, plots};
 pub use render::{markdown, text};
 pub use schema::{

@@ -25,12 +25,21 @@ pub fn run_ordinal(sweep: Option<&SweepInfo>, p: &PointReport) -> Option<u32> {
     u32::try_from(ordinal).ok()
 }
 
-/// Runs in the whole sweep of `report`.
-fn run_count(report: &RunReport) -> u64 {
-    report
-        .sweep
-        .as_ref()
-        .map_or(1, |s| u64::from(s.point_count) * s.variants.len().max(1) as u64 * u64::from(s.replications))
+/// The most runs a sweep may have (points × variants × replications), and so the most
+/// shards worth merging: what `irqsim run` refuses beyond, and what a shard report claiming
+/// more (an edited or damaged file) is refused for here before anything is allocated.
+pub const RUN_COUNT_MAX: u64 = 100_000;
+
+/// Runs in the whole sweep of `report`, if the sweep is one `irqsim run` could have run.
+fn run_count(report: &RunReport) -> Option<u64> {
+    let Some(s) = report.sweep.as_ref() else { return Some(1) };
+    if s.seeds.len() != s.replications as usize {
+        return None;
+    }
+    u64::from(s.point_count)
+        .checked_mul(s.variants.len().max(1) as u64)?
+        .checked_mul(u64::from(s.replications))
+        .filter(|&n| n <= RUN_COUNT_MAX)
 }
 
 /// Joins shard reports, each labelled with where it was read from, into the whole report.
@@ -40,6 +49,16 @@ pub fn merge(shards: Vec<(String, RunReport)>) -> Result<RunReport, String> {
     };
     let Some(count) = first.shard.map(|s| s.count) else {
         return Err(format!("{first_label} is not a shard: it holds a whole run (written without --shard)"));
+    };
+    if count == 0 || u64::from(count) > RUN_COUNT_MAX {
+        return Err(format!(
+            "{first_label} claims to be one of {count} shards; irqsim writes 1 to {RUN_COUNT_MAX} (the most runs a sweep has): the file is damaged or edited"
+        ));
+    }
+    let Some(total) = run_count(first) else {
+        return Err(format!(
+            "{first_label}: its sweep is not one irqsim runs (more than {RUN_COUNT_MAX} runs, or seeds not one per replication): the file is damaged or edited"
+        ));
     };
     let mut seen: Vec<Option<&str>> = vec![None; count as usize];
     for (label, r) in &shards {
@@ -80,7 +99,6 @@ pub fn merge(shards: Vec<(String, RunReport)>) -> Result<RunReport, String> {
     if !missing.is_empty() {
         return Err(format!("shards {} of {count} are missing; merge all {count} shards", missing.join(", ")));
     }
-    let total = run_count(first);
     let mut slots: Vec<Option<(&str, &PointReport)>> = vec![None; total as usize];
     for (label, r) in &shards {
         // Every shard has its index (checked above).

@@ -23,9 +23,8 @@ use crate::schema::{CombineSpec, SweepSpec};
 use crate::validate::Checker;
 
 /// The most runs one sweep may have (points × variants × replications): far more than a
-/// machine runs in a day at the catalog's sizes, and each (point, variant)'s validated
-/// scenario is held in memory during the run.
-pub const RUN_COUNT_MAX: u64 = 100_000;
+/// machine runs in a day at the catalog's sizes; `irqsim merge` holds shards to the same.
+pub const RUN_COUNT_MAX: u64 = reports::RUN_COUNT_MAX;
 /// The most replications: 1,000 already narrow a t interval to 3% of one run's spread.
 pub const REPLICATIONS_MAX: u32 = 1_000;
 /// How many invalid points are shown in full before the rest are counted.

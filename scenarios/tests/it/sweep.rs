@@ -158,6 +158,21 @@ fn merge_refuses_shards_that_do_not_make_one_whole_run() {
         assert_eq!(out.status.code(), Some(2), "{names:?}: {err}");
         assert!(err.contains(words), "{names:?}: expected `{words}` in {err}");
     }
+    // A damaged or edited shard is refused before anything is allocated for it.
+    let text = std::fs::read_to_string(tmp.0.join("a0/report.json")).unwrap();
+    for (name, from, to) in [
+        ("huge-count", "\"count\": 2", "\"count\": 4000000000"),
+        ("huge-sweep", "\"point_count\": 2", "\"point_count\": 4000000000"),
+    ] {
+        let edited = text.replacen(from, to, 1);
+        assert_ne!(edited, text, "{name}");
+        std::fs::create_dir_all(tmp.0.join(name)).unwrap();
+        std::fs::write(tmp.0.join(name).join("report.json"), edited).unwrap();
+        let out = merge(&[name]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains("damaged or edited"), "{name}: {err}");
+    }
     assert!(!tmp.0.join("m").exists(), "a refused merge writes nothing");
     ok(&merge(&["a1", "a0"]), "the two halves, in any order");
 }
@@ -312,4 +327,39 @@ fn a_sweep_that_would_parse_too_much_text_is_refused_up_front() {
         "{err}"
     );
     assert!(started.elapsed().as_secs() < 10, "refused before parsing every point");
+}
+
+#[test]
+fn a_second_irqsim_on_the_same_folder_is_refused_while_the_first_runs() {
+    use std::io::BufRead as _;
+    let tmp = Scratch::new("sweep-lock");
+    let file = write(&tmp.0, &scenario("10k/s", SWEEP));
+    // The first pauses after writing its first report file, its checkpoint still held.
+    let mut first = irqsim()
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(tmp.0.join("out"))
+        .env("IRQSIM_TEST_PAUSE_AT", "write")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(first.stderr.take().unwrap());
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 && !line.contains("test pause at write") {
+        line.clear();
+    }
+    assert!(line.contains("test pause at write"), "the first run did not reach its pause");
+    for args in [&["--resume"][..], &[]] {
+        let second = run(&tmp.0, &file, "out", args);
+        let err = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("another irqsim is running into"), "{args:?}: {err}");
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Killed, it let go of the lock: the sweep resumes and finishes.
+    ok(&run(&tmp.0, &file, "out", &["--resume"]), "resume after the kill");
+    assert!(!reports::checkpoint_dir(&tmp.0.join("out")).exists());
 }
