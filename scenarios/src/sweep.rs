@@ -156,6 +156,7 @@ pub fn plan(file: &str, source: &str, seed: Option<u64>) -> Result<Plan, String>
         });
     };
     let (info, points) = expand(spec, seed).map_err(|d| error(file, source, d))?;
+    check_paths(spec, source).map_err(|d| error(file, source, d))?;
     let variants: Vec<Option<&VariantInfo>> =
         if info.variants.is_empty() { vec![None] } else { info.variants.iter().map(Some).collect() };
     let pairs = (points.len() * variants.len()) as u64;
@@ -224,6 +225,44 @@ pub fn plan(file: &str, source: &str, seed: Option<u64>) -> Result<Plan, String>
     }
     let first = first.expect("a sweep has at least one point and every one is valid");
     Ok(Plan { file: file.to_owned(), source: source.to_owned(), first, seed, sweep: Some(info), cells, runs, warnings })
+}
+
+/// Checks once that every axis path and every variant field names a field of the
+/// scenario, so that a misspelt path is reported at its place in the file rather than once
+/// per point: each is applied alone (with its first value) to the parsed document, and a
+/// problem with the path itself is given the axis's (or the variant's) location.
+fn check_paths(spec: &SweepSpec, source: &str) -> Result<(), Vec<Diagnostic>> {
+    let mut c = Checker::default();
+    let mut try_path = |at_line: u64, at_column: u64, field: String, path: &str, value: String| {
+        let Ok(mut raw) = parse(source) else { return };
+        let o = crate::diagnostic::Override { path: path.to_owned(), value };
+        if let Err(problems) = crate::overrides::apply(&mut raw, source, &[o]) {
+            // Path problems carry line 0 (the override's path); value problems are each
+            // point's, reported with the point.
+            for d in problems.into_iter().filter(|d| d.line == 0) {
+                c.diagnostics.push(Diagnostic {
+                    line: at_line,
+                    column: at_column,
+                    path: field.clone(),
+                    message: d.message,
+                    from_override: None,
+                });
+            }
+        }
+    };
+    for (i, axis) in spec.axes.iter().enumerate() {
+        if let (Some(path), Some(first)) = (&axis.path, axis.values.value.first()) {
+            let (line, column) = (path.referenced.line(), path.referenced.column());
+            try_path(line, column, format!("sweep.axes[{i}].path"), path.value.trim(), yaml_text(first));
+        }
+    }
+    for (i, v) in spec.variants.iter().enumerate() {
+        for (path, value) in &v.set.0 {
+            let (line, column) = (v.name.referenced.line(), v.name.referenced.column());
+            try_path(line, column, format!("sweep.variants[{i}].set"), path.trim(), yaml_text(value));
+        }
+    }
+    if c.diagnostics.is_empty() { Ok(()) } else { Err(c.diagnostics) }
 }
 
 /// `sweep point 3 (devices[0].queues=64, variant ims)`.
