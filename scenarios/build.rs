@@ -1,6 +1,7 @@
 //! Build script: puts the git commit the binary is built from into `IRQSIM_COMMIT`
-//! (`unknown` outside a git checkout), for `irqsim --version` and every report's
-//! `irqsim_version`, so that a report names the exact code that wrote it.
+//! (`unknown` outside a git checkout; `-dirty` appended when tracked files differ from the
+//! commit), for `irqsim --version` and every report's `irqsim_version`, so that a report
+//! names the exact code that wrote it (and a checkpoint or shard of other code is refused).
 
 use std::process::Command;
 
@@ -11,7 +12,10 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
+    let mut commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
+    if git(&["status", "--porcelain", "--untracked-files=no"]).is_some() {
+        commit.push_str("-dirty");
+    }
     println!("cargo:rustc-env=IRQSIM_COMMIT={commit}");
     // Rebuilt when HEAD moves: HEAD itself, the branch it points to, and packed refs.
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
@@ -27,5 +31,8 @@ fn main() {
             println!("cargo:rerun-if-changed={}", dir.join(reference).display());
         }
     }
-    println!("cargo:rerun-if-changed=build.rs");
+    // And when the workspace's code changes, so that `-dirty` follows the working tree.
+    for dir in ["src", "../sim/src", "../models/src", "../reports/src", "build.rs"] {
+        println!("cargo:rerun-if-changed={dir}");
+    }
 }
