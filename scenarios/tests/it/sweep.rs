@@ -232,7 +232,10 @@ fn an_invalid_point_names_the_axis_value_that_made_it_so() {
             &["s.yaml:", "sweep.axes[1].values", "needs as many values as the first (2); this one has 1"],
         ),
         ("sweep:\n  axes:\n    - path: seed\n      values: [1, 2]\n", &["sweep.axes[0].path", "the seed is not swept"]),
-        ("sweep:\n  axes:\n    - path: devices[0].colour\n      values: [1]\n", &["s.yaml:15:13: sweep.axes[0].path: `devices[0]` has no field `colour`", "1 error in"]),
+        (
+            "sweep:\n  axes:\n    - path: devices[0].colour\n      values: [1]\n",
+            &["s.yaml:15:13: sweep.axes[0].path: `devices[0]` has no field `colour`", "1 error in"],
+        ),
         ("sweep:\n  replications: 0\n", &["sweep.replications", "expected 1 to 1000"]),
         (
             "sweep:\n  axes:\n    - path: platform.cpus\n      values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n  replications: 1000\n  variants:\n    - name: a\n    - name: b\n    - name: c\n    - name: d\n    - name: e\n    - name: f\n    - name: g\n    - name: h\n    - name: i\n    - name: j\n    - name: k\n",
