@@ -54,10 +54,52 @@ pub struct MetricInfo {
 #[derive(Debug, Clone)]
 struct HistogramSlot {
     info: MetricInfo,
+    /// Every value recorded but the pending run below.
     histogram: Histogram<u64>,
     sum: u128,
     min: u64,
     max: u64,
+    /// A run of equal values not yet in `histogram`: (value, how many). Many stages take
+    /// the same time for every interrupt (a constant MSI write or EOI), so a run is counted
+    /// and recorded once (`record_n`) when the value changes or the histogram is read; the
+    /// histogram, sum, min and max come out the same as recording each value.
+    run: (u64, u64),
+}
+
+impl HistogramSlot {
+    /// Moves the pending run into the histogram.
+    #[inline]
+    fn flush(&mut self) {
+        let (value, n) = self.run;
+        if n > 0 {
+            // The histogram auto-resizes; only values above u64::MAX / 2 could fail, and no
+            // simulated duration gets near that.
+            self.histogram.record_n(value, n).expect("histogram value out of range");
+            self.sum += u128::from(value) * u128::from(n);
+            self.min = self.min.min(value);
+            self.max = self.max.max(value);
+            self.run = (0, 0);
+        }
+    }
+
+    /// The histogram with the pending run in it.
+    fn whole(&self) -> Histogram<u64> {
+        let mut h = self.histogram.clone();
+        let (value, n) = self.run;
+        if n > 0 {
+            h.record_n(value, n).expect("histogram value out of range");
+        }
+        h
+    }
+
+    /// Sum, min and max with the pending run in them.
+    fn totals(&self) -> (u128, u64, u64) {
+        let (value, n) = self.run;
+        if n == 0 {
+            return (self.sum, self.min, self.max);
+        }
+        (self.sum + u128::from(value) * u128::from(n), self.min.min(value), self.max.max(value))
+    }
 }
 
 /// All metrics of one run.
@@ -194,7 +236,7 @@ impl Metrics {
         self.assert_new_name(name);
         let info = MetricInfo { name: name.to_owned(), unit, description: description.to_owned(), failure: false };
         let histogram = Histogram::new(3).expect("3 significant digits is a valid precision");
-        self.histograms.push(HistogramSlot { info, histogram, sum: 0, min: u64::MAX, max: 0 });
+        self.histograms.push(HistogramSlot { info, histogram, sum: 0, min: u64::MAX, max: 0, run: (0, 0) });
         HistogramId(u32::try_from(self.histograms.len() - 1).expect("fewer than 2^32 histograms"))
     }
 
@@ -234,17 +276,18 @@ impl Metrics {
     #[inline]
     pub fn record(&mut self, id: HistogramId, value: u64) {
         let slot = &mut self.histograms[id.0 as usize];
-        // The histogram auto-resizes; only values above u64::MAX / 2 could fail, and no
-        // simulated duration gets near that.
-        slot.histogram.record(value).expect("histogram value out of range");
-        slot.sum += u128::from(value);
-        slot.min = slot.min.min(value);
-        slot.max = slot.max.max(value);
+        if slot.run.0 == value && slot.run.1 > 0 {
+            slot.run.1 += 1;
+        } else {
+            slot.flush();
+            slot.run = (value, 1);
+        }
     }
 
     /// Number of values recorded in a histogram.
     pub fn histogram_count(&self, id: HistogramId) -> u64 {
-        self.histograms[id.0 as usize].histogram.len()
+        let slot = &self.histograms[id.0 as usize];
+        slot.histogram.len() + slot.run.1
     }
 
     /// Adds every value of `other` into this registry. Both must have registered the same
@@ -267,10 +310,12 @@ impl Metrics {
         }
         for (slot, other_slot) in self.histograms.iter_mut().zip(&other.histograms) {
             assert_eq!(slot.info.name, other_slot.info.name, "merging different metric sets");
-            slot.histogram.add(&other_slot.histogram).expect("auto-resizing histograms always merge");
-            slot.sum += other_slot.sum;
-            slot.min = slot.min.min(other_slot.min);
-            slot.max = slot.max.max(other_slot.max);
+            slot.flush();
+            slot.histogram.add(other_slot.whole()).expect("auto-resizing histograms always merge");
+            let (sum, min, max) = other_slot.totals();
+            slot.sum += sum;
+            slot.min = slot.min.min(min);
+            slot.max = slot.max.max(max);
         }
     }
 
@@ -280,17 +325,18 @@ impl Metrics {
             .histograms
             .iter()
             .map(|slot| {
-                let h = &slot.histogram;
+                let h = &slot.whole();
+                let (sum, min, max) = slot.totals();
                 let empty = h.is_empty();
                 HistogramSummary {
                     info: slot.info.clone(),
                     count: h.len(),
-                    sum: slot.sum,
-                    min: if empty { 0 } else { slot.min },
-                    max: slot.max,
+                    sum,
+                    min: if empty { 0 } else { min },
+                    max,
                     quantiles: SUMMARY_QUANTILES
                         .iter()
-                        .map(|&q| if empty { 0 } else { h.value_at_quantile(q).clamp(slot.min, slot.max) })
+                        .map(|&q| if empty { 0 } else { h.value_at_quantile(q).clamp(min, max) })
                         .collect(),
                     buckets: buckets(h),
                 }
@@ -305,6 +351,36 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_of_equal_values_summarise_as_each_value_recorded() {
+        // Runs, changes, a repeat after a change, a merge with a pending run on both sides.
+        let values = [500u64, 500, 500, 7, 7, 500, 1_000_000, 1_000_000, 3, 500];
+        let mut m = Metrics::new();
+        let h = m.histogram("x_ps", Unit::Picoseconds, "x");
+        let mut reference = Histogram::<u64>::new(3).unwrap();
+        for &v in &values {
+            m.record(h, v);
+            reference.record(v).unwrap();
+        }
+        assert_eq!(m.histogram_count(h), values.len() as u64);
+        let mut other = Metrics::new();
+        let oh = other.histogram("x_ps", Unit::Picoseconds, "x");
+        for v in [9u64, 9, 9] {
+            other.record(oh, v);
+            reference.record(v).unwrap();
+        }
+        m.merge(&other);
+        m.record(h, 9);
+        reference.record(9).unwrap();
+        let s = &m.snapshot().histograms[0];
+        assert_eq!((s.count, s.min, s.max), (reference.len(), 3, 1_000_000));
+        assert_eq!(s.sum, values.iter().map(|&v| u128::from(v)).sum::<u128>() + 36);
+        let q: Vec<u64> =
+            SUMMARY_QUANTILES.iter().map(|&p| reference.value_at_quantile(p).clamp(3, 1_000_000)).collect();
+        assert_eq!(s.quantiles, q);
+        assert_eq!(s.buckets, buckets(&reference));
+    }
 
     #[test]
     fn quarter_octave_buckets_count_each_value_once() {
