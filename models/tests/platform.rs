@@ -4,9 +4,9 @@
 //! GICv4 guests.
 
 mod common;
-use common::one_device;
+use common::{arm_its, counter, one_device, run_to};
 
-use models::arm::its::{GicVersion, ItsCosts};
+use models::arm::its::GicVersion;
 use models::ids::{CpuId, DeviceId, QueueId};
 use models::iommu::posted::{MsiDeliveryMode, PostedParams};
 use models::kernel::KernelVersion;
@@ -38,31 +38,6 @@ fn with_guest(mut params: PlatformParams, vcpus: u32, pcpus: &[u32]) -> Platform
     }];
     params.devices[0].assigned_to = Some(0);
     params
-}
-
-fn arm_its(queue_count: u32, cpus: u32) -> PlatformParams {
-    let mut params = one_device(queue_count, cpus, false);
-    params.gic = Some(GicParams {
-        version: GicVersion::V3,
-        msi: GicMsiParams::Its {
-            costs: ItsCosts {
-                command: SimDuration::from_ns(100),
-                sync: SimDuration::from_ns(400),
-                direct_inv: SimDuration::from_ns(200),
-            },
-            translation_latency: SimDuration::from_ns(80),
-            lpi_id_bits: 16,
-        },
-    });
-    params
-}
-
-fn run_to(p: &mut Platform, q: &mut EventQueue<Event>, ps: u64) {
-    run(p, q, RunLimits { time_end: SimTime::from_ps(ps), event_count_max: u64::MAX });
-}
-
-fn counter(p: &Platform, name: &str) -> u64 {
-    p.metrics().snapshot().counters.iter().find(|(i, _)| i.name == name).map(|(_, v)| *v).unwrap()
 }
 
 fn histogram(p: &Platform, name: &str) -> sim::HistogramSummary {

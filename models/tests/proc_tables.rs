@@ -5,16 +5,16 @@
 //! entry stages, wake-ups, doorbells, VFIO's forwards).
 
 mod common;
-use common::one_device;
+use common::{arm_its, counter, one_device, run_to};
 
-use models::arm::its::{GicVersion, ItsCosts};
+use models::arm::its::GicVersion;
 use models::ids::CpuId;
 use models::iommu::posted::{MsiDeliveryMode, PostedParams};
 use models::kernel::KernelVersion;
 use models::pci::store::StoreKind;
 use models::platform::*;
 use models::workload::ArrivalParams;
-use sim::{EventQueue, RunLimits, SimDuration, SimTime, run};
+use sim::{EventQueue, SimDuration};
 
 /// One guest of `vcpus` vCPUs on pCPUs `pcpus`, with the device assigned to it.
 fn with_guest(mut params: PlatformParams, vcpus: u32, pcpus: &[u32]) -> PlatformParams {
@@ -36,30 +36,11 @@ fn with_guest(mut params: PlatformParams, vcpus: u32, pcpus: &[u32]) -> Platform
     params
 }
 
-fn arm_its(queue_count: u32, cpus: u32, version: KernelVersion) -> PlatformParams {
-    let mut params = one_device(queue_count, cpus, false);
+/// [`common::arm_its`] on kernel `version` (the chip names change with it).
+fn arm_its_on(queue_count: u32, cpus: u32, version: KernelVersion) -> PlatformParams {
+    let mut params = arm_its(queue_count, cpus);
     params.kernel.version = version;
-    params.gic = Some(GicParams {
-        version: GicVersion::V3,
-        msi: GicMsiParams::Its {
-            costs: ItsCosts {
-                command: SimDuration::from_ns(100),
-                sync: SimDuration::from_ns(400),
-                direct_inv: SimDuration::from_ns(200),
-            },
-            translation_latency: SimDuration::from_ns(80),
-            lpi_id_bits: 16,
-        },
-    });
     params
-}
-
-fn run_to(p: &mut Platform, q: &mut EventQueue<Event>, ps: u64) {
-    run(p, q, RunLimits { time_end: SimTime::from_ps(ps), event_count_max: u64::MAX });
-}
-
-fn counter(p: &Platform, name: &str) -> u64 {
-    p.metrics().snapshot().counters.iter().find(|(i, _)| i.name == name).map(|(_, v)| *v).unwrap()
 }
 
 fn stage_count(p: &Platform, name: &str) -> u64 {
@@ -316,7 +297,7 @@ fn forwarded_guest_interrupts_run_vfio_on_the_host() {
 #[test]
 fn gicv4_doorbells_are_host_interrupts_of_their_own() {
     for (version, chip) in [(GicVersion::V4_0, "GICv4-vpe"), (GicVersion::V4_1, "GICv4.1-vpe")] {
-        let mut params = with_guest(arm_its(1, 2, KernelVersion::new(6, 11)), 1, &[1]);
+        let mut params = with_guest(arm_its_on(1, 2, KernelVersion::new(6, 11)), 1, &[1]);
         params.gic.as_mut().unwrap().version = version;
         let (mut p, mut q) = Platform::new(&params, 1);
         run_to(&mut p, &mut q, sim::PS_PER_S / 100);
@@ -356,8 +337,8 @@ fn chip_names_and_hwirqs_follow_the_kernel_release() {
     assert_eq!(line(&with(one_device(1, 1, true), (6, 1))), "IR-PCI-MSI 524288-edge      dq0");
     assert_eq!(line(&with(one_device(1, 1, false), (6, 10))), "PCI-MSIX-0000:01:00.0   0-edge      dq0");
     // ARM: the ITS's per-device domains from 6.11; arm64 prints the trigger.
-    assert_eq!(line(&arm_its(1, 1, KernelVersion::new(6, 11))), "ITS-PCI-MSIX-0000:01:00.0   0 Edge      dq0");
-    assert_eq!(line(&arm_its(1, 1, KernelVersion::new(6, 10))), "ITS-MSI 524288 Edge      dq0");
+    assert_eq!(line(&arm_its_on(1, 1, KernelVersion::new(6, 11))), "ITS-PCI-MSIX-0000:01:00.0   0 Edge      dq0");
+    assert_eq!(line(&arm_its_on(1, 1, KernelVersion::new(6, 10))), "ITS-MSI 524288 Edge      dq0");
     // Multi-MSI without remapping: one vector shared by every queue, one line, each action.
     let mut shared = one_device(6, 1, false);
     shared.devices[0].store = StoreKind::Msi;

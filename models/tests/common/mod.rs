@@ -1,12 +1,14 @@
-//! What the platform's integration tests share: a platform of one MSI-X device.
+//! What the platform's integration tests share: a platform of one MSI-X device (on x86, or
+//! behind an ARM GICv3 ITS), running it to a time, and reading a counter.
 
+use models::arm::its::{GicVersion, ItsCosts};
 use models::ids::CpuId;
 use models::iommu::remap::{RemapParams, RemapUnsourced};
 use models::kernel::KernelVersion;
 use models::pci::store::StoreKind;
 use models::platform::*;
 use models::workload::ArrivalParams;
-use sim::{DurationDist, SimDuration};
+use sim::{DurationDist, EventQueue, RunLimits, SimDuration, SimTime, run};
 
 /// One device of `queue_count` MSI-X queues at a constant 1k/s each, with a 1 us handler, spread
 /// over `cpus` CPUs; VT-d remapping when `remap`.
@@ -55,4 +57,32 @@ pub fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
         guests: Vec::new(),
         queueing: HostQueueing::Lapic,
     }
+}
+
+/// [`one_device`] behind a GICv3 ITS (16 LPI id bits, placeholder command costs).
+pub fn arm_its(queue_count: u32, cpus: u32) -> PlatformParams {
+    let mut params = one_device(queue_count, cpus, false);
+    params.gic = Some(GicParams {
+        version: GicVersion::V3,
+        msi: GicMsiParams::Its {
+            costs: ItsCosts {
+                command: SimDuration::from_ns(100),
+                sync: SimDuration::from_ns(400),
+                direct_inv: SimDuration::from_ns(200),
+            },
+            translation_latency: SimDuration::from_ns(80),
+            lpi_id_bits: 16,
+        },
+    });
+    params
+}
+
+/// Runs `p` until `ps` picoseconds of simulated time.
+pub fn run_to(p: &mut Platform, q: &mut EventQueue<Event>, ps: u64) {
+    run(p, q, RunLimits { time_end: SimTime::from_ps(ps), event_count_max: u64::MAX });
+}
+
+/// The counter `name` of `p` now.
+pub fn counter(p: &Platform, name: &str) -> u64 {
+    p.metrics().snapshot().counters.iter().find(|(i, _)| i.name == name).map(|(_, v)| *v).unwrap()
 }
