@@ -36,10 +36,7 @@ fn run_count(report: &RunReport) -> Option<u64> {
     if s.seeds.len() != s.replications as usize {
         return None;
     }
-    u64::from(s.point_count)
-        .checked_mul(s.variants.len().max(1) as u64)?
-        .checked_mul(u64::from(s.replications))
-        .filter(|&n| n <= RUN_COUNT_MAX)
+    s.run_count().filter(|&n| n <= RUN_COUNT_MAX)
 }
 
 /// Joins shard reports, each labelled with where it was read from, into the whole report.

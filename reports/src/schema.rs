@@ -100,6 +100,16 @@ pub struct Verdict {
     pub held: bool,
 }
 
+impl SweepInfo {
+    /// Runs of the whole sweep (points × variants × replications), `None` past `u64` (only
+    /// an edited report gets there).
+    pub fn run_count(&self) -> Option<u64> {
+        u64::from(self.point_count)
+            .checked_mul(self.variants.len().max(1) as u64)?
+            .checked_mul(u64::from(self.replications))
+    }
+}
+
 /// One sweep axis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

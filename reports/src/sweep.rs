@@ -84,7 +84,7 @@ pub(crate) fn axis_headers(sweep: &SweepInfo) -> Vec<String> {
 
 /// Every run of the whole sweep (of every shard).
 fn run_total(sweep: &SweepInfo) -> u64 {
-    u64::from(sweep.point_count) * sweep.variants.len().max(1) as u64 * u64::from(sweep.replications)
+    sweep.run_count().unwrap_or(u64::MAX)
 }
 
 /// `3 points x 2 variants x 4 replications = 24 runs` (with `sep` for the times sign).
