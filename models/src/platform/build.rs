@@ -73,7 +73,13 @@ impl Platform {
             if chip.routed(devices.owner(queue)) {
                 stats.set_requested(devices.owner(queue).0);
                 metrics.add(ids.core.setup_routed, 1);
-                event_queue.schedule_at(devices.first_arrival(queue), Event::Raise { queue });
+            }
+        }
+        // Each device's first raises, devices in order (a device's Poisson queues share one
+        // stream and one pending raise).
+        for device in 0..params.devices.len() {
+            for (at, queue) in devices.first_raises(DeviceId(device as u32), |owner| chip.routed(owner)) {
+                event_queue.schedule_at(at, Event::Raise { queue });
             }
         }
         if let Some(guests) = guests.as_mut() {
