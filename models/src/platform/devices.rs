@@ -266,6 +266,20 @@ impl Devices {
         }
     }
 
+    /// Whether the queue raises (it was routed at setup).
+    pub fn raises(&self, queue: QueueId) -> bool {
+        self.queues[queue.0 as usize].raises
+    }
+
+    /// The MSI write of a raise whose path is computed at once (`cpu::lindley`): recorded as
+    /// [`Devices::send`] records it; returns its latency.
+    #[inline]
+    pub fn send_at_once(&self, queue_id: QueueId, m: &mut Metrics) -> sim::SimDuration {
+        let latency = self.params_of(queue_id).msi_write_latency;
+        m.record(self.ids.msi_write, latency.as_ps());
+        latency
+    }
+
     /// The device writes the queue's message: it reaches the interrupt chip after the
     /// device's MSI write latency.
     #[inline]
