@@ -64,6 +64,7 @@ pub use params::{
 
 use chip::IrqChip;
 use cpu::Cpus;
+use cpu::lindley::Lindley;
 use devices::{Devices, HostHandler};
 use guest::Guests;
 use metrics::Ids;
@@ -216,6 +217,8 @@ pub struct Platform {
     devices: Devices,
     chip: IrqChip,
     cpus: Cpus,
+    /// The CPUs (of `cpus`, FIFO) whose interrupts take Lindley's recursion instead of events.
+    lindley: Lindley,
     /// Guests and their vCPUs (none on a host without VMs).
     guests: Option<Guests>,
     actions: Vec<Action>,
@@ -453,6 +456,15 @@ impl Platform {
         }
     }
 
+    /// A raise on Lindley's recursion: its MSI write, its arrival at `cpu` and its handler's
+    /// work (drawn now, in the order its handlers start) are known at once.
+    #[inline]
+    fn planned(&mut self, queue: QueueId, cpu: CpuId, handler: QueueId, now: SimTime) {
+        let latency = self.devices.send_at_once(queue, &mut self.metrics);
+        let work = self.devices.driver_work(handler);
+        self.lindley.plan_job(cpu, handler, now, now + latency, work, &mut self.metrics, &mut self.stats);
+    }
+
     fn on_posted_step(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
         let Cpus::PostedMsi(cpus) = &mut self.cpus else { unreachable!("posted MSI steps") };
         let (done, start) = cpus.step(cpu, q, &mut self.metrics);
@@ -511,7 +523,10 @@ impl World for Platform {
         match event {
             Event::Raise { queue } => {
                 if self.devices.raise(queue, q, &mut self.metrics) {
-                    self.devices.send(queue, q.now(), q, &mut self.metrics);
+                    match self.lindley.route(queue) {
+                        Some((cpu, handler)) => self.planned(queue, cpu, handler, q.now()),
+                        None => self.devices.send(queue, q.now(), q, &mut self.metrics),
+                    }
                 }
             }
             Event::MsiWrite { queue, raised_at } => {
@@ -572,5 +587,10 @@ impl World for Platform {
             Event::HostBurst { vcpu } => self.guest_step(q, |g, q, m, _| g.on_host_burst(vcpu, q, m)),
             Event::HostBurstEnd { vcpu } => self.guest_step(q, |g, q, m, d| g.on_host_burst_end(vcpu, q, m, d)),
         }
+    }
+
+    /// Records what the CPUs on Lindley's recursion did up to `now`.
+    fn settle(&mut self, now: SimTime) {
+        self.lindley.settle(now, &mut self.metrics, &mut self.stats);
     }
 }

@@ -1,9 +1,15 @@
 //! Workloads: when each queue raises its interrupts (Poisson, constant rate, on/off bursts).
 //!
 //! # What is modelled
-//! One arrival process per queue, each with its own random stream, so changing one queue's
-//! load leaves every other queue's arrival times unchanged.
-//! - **Poisson**: exponential gaps at `rate_per_s`.
+//! One arrival process per queue. Constant and on/off queues each draw from their own random
+//! stream. A device's Poisson queues (all at the device's rate) are drawn together as one
+//! superposed stream ([`Superposed`]): the union of n independent Poisson processes at rate
+//! λ is a Poisson process at n·λ in which each arrival belongs to a queue chosen uniformly
+//! and independently of everything before (the superposition and thinning theorems), so
+//! the device needs one pending event instead of n. Changing one device's load or queue
+//! count leaves every other device's arrival times unchanged.
+//! - **Poisson**: exponential gaps at `rate_per_s` per queue (the device's stream: gaps at
+//!   n × `rate_per_s`, then the queue).
 //! - **Constant**: gaps of exactly `1/rate_per_s`, with a random phase per queue so that
 //!   queues do not all fire at the same instant.
 //! - **On/off**: Poisson at `rate_per_s` during `on`, silent during `off`, repeating with
@@ -49,6 +55,43 @@ impl ArrivalParams {
             ArrivalParams::Poisson { rate_per_s } | ArrivalParams::Constant { rate_per_s } => rate_per_s,
             ArrivalParams::OnOff { rate_per_s, on, off } => {
                 rate_per_s * on.as_ps() as f64 / (on.as_ps() + off.as_ps()) as f64
+            }
+        }
+    }
+}
+
+/// The Poisson queues of one device as one stream: exponential gaps at the sum of their
+/// rates, each arrival's queue drawn uniformly (all queues of a device share its rate). Each
+/// arrival draws its gap, then its queue (no draw with one queue). Queues that do not raise
+/// (not routed at setup) are thinned out: their draws are made and skipped, so the queues
+/// that do raise see the same times whichever others are routed.
+#[derive(Debug, Clone)]
+pub struct Superposed {
+    gap: DurationDist,
+    queue_count: u32,
+    rng: RngStream,
+}
+
+impl Superposed {
+    /// `queue_count` queues, each Poisson at `rate_per_s`, drawing from `rng`.
+    pub fn new(rate_per_s: f64, queue_count: u32, rng: RngStream) -> Superposed {
+        assert!(queue_count > 0, "a superposed stream needs a queue");
+        let gap = DurationDist::exponential(mean_gap(rate_per_s * f64::from(queue_count)));
+        Superposed { gap, queue_count, rng }
+    }
+
+    /// The first arrival after `now` of a queue `raises` accepts: its time and the queue's
+    /// index (`0..queue_count`). `raises` must accept at least one index (else this never
+    /// returns); a queue accepted with probability p stays Poisson at p × the rate.
+    #[inline]
+    pub fn next_after(&mut self, now: SimTime, raises: impl Fn(u32) -> bool) -> (SimTime, u32) {
+        let mut t = now;
+        // Bounded in probability: each pass ends with chance (queues raising) / queue_count.
+        loop {
+            t += self.gap.sample(&mut self.rng);
+            let index = if self.queue_count == 1 { 0 } else { self.rng.below(u64::from(self.queue_count)) as u32 };
+            if raises(index) {
+                return (t, index);
             }
         }
     }
@@ -143,6 +186,34 @@ mod tests {
         assert!((n as f64 - 100_000.0).abs() < 1_600.0, "poisson {n}");
         let (n, _) = count_until(&ArrivalParams::Constant { rate_per_s: 100_000.0 }, end);
         assert!((99_999..=100_001).contains(&n), "constant {n}");
+    }
+
+    #[test]
+    fn a_superposed_stream_is_each_queue_at_its_rate_and_thinning_keeps_the_others() {
+        // 4 queues at 25,000/s each for 1 s: each count Poisson with mean 25,000 (sd 158);
+        // allow 5 sd.
+        let end = SimTime::from_ps(PS_PER_S);
+        let times = |raises: &dyn Fn(u32) -> bool| {
+            let mut stream = Superposed::new(25_000.0, 4, RngStream::new(5, "d"));
+            let mut out = vec![Vec::new(); 4];
+            let mut t = SimTime::ZERO;
+            loop {
+                let (next, queue) = stream.next_after(t, raises);
+                if next > end {
+                    break out;
+                }
+                out[queue as usize].push(next);
+                t = next;
+            }
+        };
+        let all = times(&|_| true);
+        for queue in &all {
+            assert!((queue.len() as f64 - 25_000.0).abs() < 5.0 * 158.0, "{}", queue.len());
+        }
+        // Without queue 1 (not routed), the others raise at exactly the same times.
+        let thinned = times(&|q| q != 1);
+        assert!(thinned[1].is_empty());
+        assert_eq!([&thinned[0], &thinned[2], &thinned[3]], [&all[0], &all[2], &all[3]]);
     }
 
     #[test]

@@ -215,7 +215,15 @@ fn managed_interrupts_shut_down_and_restart_with_their_cpu() {
         assert_eq!(counter(&p, "interrupt.merged_pending_count"), masked(&log, 200_000_000) - 1, "remap={remap}");
         let c = p.conservation(&q);
         assert!(c.holds() && c.pending == 0, "{c:?}");
-        assert_eq!(counter(&p, "interrupt.lost_count"), 0, "remap={remap}");
+        // Lost: queue 2's raises still on their way to CPU 2 when it goes offline at 100 us
+        // (raised in the last 500 ns of MSI write before it, 600 ns with the remapping
+        // lookup): the LAPIC of an offline CPU has no handler for them, and the managed
+        // interrupt has no other CPU to be re-sent to.
+        let path = if remap { 600_000 } else { 500_000 };
+        let on_the_way =
+            raise_times(&log, Some(QueueId(2))).iter().filter(|&&t| t <= 100_000_000 && t + path > 100_000_000).count()
+                as u64;
+        assert_eq!(counter(&p, "interrupt.lost_count"), on_the_way, "remap={remap}");
         p.vector_domain().unwrap().check_invariants().unwrap();
     }
 }
@@ -310,7 +318,7 @@ fn multi_msi_needs_remapping_else_one_shared_vector() {
     for remap in [false, true] {
         let mut params = one_device(8, 4, remap);
         params.devices[0].store = StoreKind::Msi;
-        params.devices[0].arrival = ArrivalParams::Poisson { rate_per_s: 100_000.0 };
+        params.devices[0].arrival = ArrivalParams::Poisson { rate_per_s: 50_000.0 };
         let (mut p, mut q) = Platform::new(&params, 2);
         let raises = raise_times(&run_logged(&mut p, &mut q, 1_000_000_000), None);
         let vectors: u32 = (0..4).map(|c| p.vector_domain().unwrap().matrix().allocated(CpuId(c))).sum();
@@ -320,8 +328,8 @@ fn multi_msi_needs_remapping_else_one_shared_vector() {
         assert_eq!(counter(&p, "setup.queue_routed_count"), 8);
         let c = p.conservation(&q);
         assert!(c.holds() && (c.lost, c.merged, c.pending) == (0, 0, 0), "{c:?}");
-        // 8 × 100 k/s × 1 ms = 800 raises expected (Poisson, sd √800 = 28): within 5 sd.
-        assert!(c.raised.abs_diff(800) <= 5 * 28, "{c:?}");
+        // 8 × 50 k/s × 1 ms = 400 raises expected (Poisson, sd √400 = 20): within 5 sd.
+        assert!(c.raised.abs_diff(400) <= 5 * 20, "{c:?}");
         // Handled, all of them: in the quietest stretch of the run (no raise for the longest
         // time), the CPUs finish the work they hold at its start — at most 1,050 ns of
         // handler and EOI for each raise not yet delivered, after its path of up to 600 ns —
@@ -940,9 +948,11 @@ fn gicv4_injects_directly_into_a_resident_vpe_and_holds_vlpis_of_a_preempted_one
     ]
     .map(|name| counter(&p, name));
     assert_eq!(got, expected);
+    // Every raise has written its message or is about to (its write in the queue).
     let writes = log.iter().filter(|(_, e)| write(e).is_some()).count() as u64;
+    let writing = q.iter().filter(|(_, e)| write(e).is_some()).count() as u64;
     let c = p.conservation(&q);
-    assert_eq!(c.raised, writes + c.in_transit);
+    assert_eq!(c.raised, writes + writing);
     assert_eq!(histogram(&p, "latency.posted_delivery_ps").count, paths.running + paths.wakeups);
     never_rests_after_its_last_wake_up(&params, &p, &log);
     assert_eq!(counter(&p, "kvm.hlt_exit_count"), paths.wakeups - 1);

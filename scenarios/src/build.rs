@@ -31,6 +31,7 @@ pub(crate) fn build(v: Validated) -> Scenario {
             cpu_costs: p.cpu_costs,
             guests: v.guests,
             queueing: p.queueing,
+            event_path_only: false,
         },
         warnings: Vec::new(),
         expect: v.expect,

@@ -14,6 +14,12 @@ pub trait World {
 
     /// Handles one event at `queue.now()`. May schedule more events, never into the past.
     fn handle(&mut self, event: Self::Event, queue: &mut EventQueue<Self::Event>);
+
+    /// Called when [`run`] stops, with the clock where it stopped: a world that computes
+    /// ahead of the clock (what will happen at a known future instant, without an event for
+    /// it) records here what happened up to `now`, so that its state is read as of the stop.
+    /// Nothing by default.
+    fn settle(&mut self, _now: SimTime) {}
 }
 
 /// When a run must stop.
@@ -77,6 +83,7 @@ pub fn run<W: World>(world: &mut W, queue: &mut EventQueue<W::Event>, limits: Ru
             }
         }
     };
+    world.settle(queue.now());
     RunOutcome { stop_reason, event_count, time_stop: queue.now() }
 }
 
@@ -100,6 +107,10 @@ impl<W: World, F: FnMut(SimTime, W::Event)> World for Observed<'_, W, F> {
     fn handle(&mut self, event: W::Event, queue: &mut EventQueue<W::Event>) {
         (self.observe)(queue.now(), event);
         self.world.handle(event, queue);
+    }
+
+    fn settle(&mut self, now: SimTime) {
+        self.world.settle(now);
     }
 }
 

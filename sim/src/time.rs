@@ -87,8 +87,16 @@ impl SimDuration {
     /// picosecond. Used to turn samples of continuous distributions into time.
     pub fn from_ps_f64(ps: f64) -> SimDuration {
         assert!(ps.is_finite() && ps >= 0.0, "invalid duration sample {ps} ps");
-        // `as` saturates at u64::MAX, which is far beyond any run length.
-        SimDuration(ps.round() as u64)
+        // `ps.round()`, half away from zero, without its libm call (x86-64's baseline has no
+        // rounding instruction; this runs twice per interrupt): `as` truncates (and saturates
+        // at u64::MAX, far beyond any run length), and below 2^53 the fraction `ps − trunc`
+        // is exact, so the result is the same for every non-negative input (a test compares).
+        // From 2^53 on every f64 is a whole number.
+        if ps >= (1u64 << 53) as f64 {
+            return SimDuration(ps as u64);
+        }
+        let whole = ps as u64;
+        SimDuration(if ps - whole as f64 >= 0.5 { whole + 1 } else { whole })
     }
 
     /// This span `n` times (a per-item cost times a count). Panics on overflow, which
@@ -175,6 +183,22 @@ impl fmt::Display for SimTime {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn from_ps_f64_rounds_as_round_does() {
+        let mut rng = crate::SplitMix64::new(3);
+        let mut values =
+            vec![0.0, 0.49999999999999994, 0.5, 1.5, 2.5, 1e15 + 0.5, 4503599627370495.5, 9.1e15, 1.8e19, 1e30];
+        for _ in 0..100_000 {
+            let bits = rng.next_u64();
+            // Spread over magnitudes from 2^-10 to 2^60 ps, and some halves.
+            let x = f64::from_bits((bits >> 12) | ((1013 + (bits & 63)) << 52));
+            values.push(x);
+            values.push(x.trunc() + 0.5);
+        }
+        for x in values {
+            assert_eq!(SimDuration::from_ps_f64(x).as_ps(), x.round() as u64, "{x}");
+        }
+    }
     use super::*;
 
     #[test]

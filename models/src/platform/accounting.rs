@@ -208,14 +208,15 @@ impl Platform {
     /// store pending bits and the CPUs' and vCPUs' queues.
     pub fn conservation(&self, queue: &EventQueue<Event>) -> Conservation {
         let (ids, m) = (&self.ids, &self.metrics);
+        let (planned_on_the_way, planned_at_cpu) = self.lindley.in_flight(queue.now());
         Conservation {
             raised: m.get(ids.devices.raised),
             delivered: m.get(ids.core.delivered),
             lost: m.get(ids.core.lost),
             merged: m.get(ids.devices.pending_merged) + m.get(ids.core.merged_pir),
-            in_transit: queue.iter().map(|(_, e)| carried(e)).sum(),
+            in_transit: queue.iter().map(|(_, e)| carried(e)).sum::<u64>() + planned_on_the_way,
             pending: self.devices.pending_count(),
-            at_cpu: self.cpus.at_cpu() + self.guests.as_ref().map_or(0, |g| g.at_vcpus()),
+            at_cpu: self.cpus.at_cpu() + planned_at_cpu + self.guests.as_ref().map_or(0, |g| g.at_vcpus()),
         }
     }
 

@@ -8,6 +8,7 @@ use super::chip::IrqChip;
 use super::chip::arm::ArmChip;
 use super::chip::x86::X86Chip;
 use super::cpu::lapic::LapicCpus;
+use super::cpu::lindley::Lindley;
 use super::cpu::posted_msi::PostedMsiCpus;
 use super::cpu::{Cpus, FifoCpus};
 use super::devices::Devices;
@@ -73,9 +74,17 @@ impl Platform {
             if chip.routed(devices.owner(queue)) {
                 stats.set_requested(devices.owner(queue).0);
                 metrics.add(ids.core.setup_routed, 1);
-                event_queue.schedule_at(devices.first_arrival(queue), Event::Raise { queue });
             }
         }
+        // Each device's first raises, devices in order (a device's Poisson queues share one
+        // stream and one pending raise).
+        for device in 0..params.devices.len() {
+            for (at, queue) in devices.first_raises(DeviceId(device as u32), |owner| chip.routed(owner)) {
+                event_queue.schedule_at(at, Event::Raise { queue });
+            }
+        }
+        let lindley = lindley(params, &chip, &cpus, &devices, entry, &ids);
+        metrics.add(ids.cpu.lindley_cpus, lindley.cpu_count());
         if let Some(guests) = guests.as_mut() {
             for (at, vcpu) in guests.first_bursts() {
                 event_queue.schedule_at(at, Event::HostBurst { vcpu });
@@ -85,10 +94,59 @@ impl Platform {
             event_queue.schedule_at(action.at, Event::Action { index: index as u32 });
         }
         let view = View::of(params);
-        let platform =
-            Platform { devices, chip, cpus, guests, actions: params.actions.clone(), metrics, ids, stats, view };
+        let platform = Platform {
+            devices,
+            chip,
+            cpus,
+            lindley,
+            guests,
+            actions: params.actions.clone(),
+            metrics,
+            ids,
+            stats,
+            view,
+        };
         (platform, event_queue)
     }
+}
+
+/// The CPUs that take Lindley's recursion (see `cpu::lindley` for when a CPU may): none
+/// unless the CPUs are FIFO servers on x86 without remapping, guests or actions; then each
+/// CPU whose every raising queue has a fixed route ([`X86Chip::fixed_route`]) with one MSI
+/// write latency.
+fn lindley(
+    params: &PlatformParams,
+    chip: &IrqChip,
+    cpus: &Cpus,
+    devices: &Devices,
+    entry: sim::SimDuration,
+    ids: &metrics::Ids,
+) -> Lindley {
+    let IrqChip::X86(x86) = chip else { return Lindley::none(ids.cpu, ids.core) };
+    let eligible = !params.event_path_only
+        && matches!(cpus, Cpus::Fifo(_))
+        && params.remapping.is_none()
+        && params.guests.is_empty()
+        && params.actions.is_empty();
+    if !eligible {
+        return Lindley::none(ids.cpu, ids.core);
+    }
+    let mut event_cpus = Vec::new();
+    let routes: Vec<_> = (0..devices.queue_count() as u32)
+        .map(QueueId)
+        .map(|queue| {
+            if !devices.raises(queue) {
+                return None;
+            }
+            let route = x86.fixed_route(devices.message(queue));
+            if route.is_none() {
+                // It reaches its CPU on events: that CPU stays on events.
+                event_cpus.extend(x86.target(devices.owner(queue)).map(|(cpu, _)| cpu));
+            }
+            route.map(|(cpu, handler)| (cpu, handler, devices.params_of(queue).msi_write_latency))
+        })
+        .collect();
+    Lindley::plan(params.cpu_count, entry, &routes, &event_cpus, ids.cpu, ids.core)
 }
 
 /// KVM creates each VM's vPEs (VMAPP); each vCPU starts halted in WFI with its doorbell

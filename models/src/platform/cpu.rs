@@ -9,6 +9,7 @@
 //! costs ([`Work`]) and hands it back.
 
 pub(super) mod lapic;
+pub(super) mod lindley;
 pub(super) mod posted_msi;
 
 use std::collections::VecDeque;

@@ -13,7 +13,7 @@ use super::route::{HandlerWork, Work, WorkKind};
 use super::{Event, ResourceUse};
 use crate::ids::{DeviceId, QueueId, Vector};
 use crate::pci::store::{MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, MessageStore, Raise, StoreKind};
-use crate::workload::Arrivals;
+use crate::workload::{ArrivalParams, Arrivals, Superposed};
 
 /// Who handles a queue's interrupt when it reaches a host CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,11 @@ struct Queue {
     /// A message on its way to an IMS store in queue memory.
     message_in_flight: Option<(u64, u32)>,
     host_handler: HostHandler,
-    arrivals: Arrivals,
+    /// Its own arrival process; `None` for a Poisson queue, drawn with its device's others
+    /// ([`Device::arrivals`]).
+    arrivals: Option<Arrivals>,
+    /// Whether it raises at all (routed at setup).
+    raises: bool,
     service_rng: RngStream,
 }
 
@@ -43,6 +47,8 @@ pub(super) struct Device {
     pub store: MessageStore,
     /// The first queue of this device (queue ids are contiguous per device).
     pub first_queue: u32,
+    /// The arrivals of all its queues when they are Poisson (one stream, one pending raise).
+    arrivals: Option<Superposed>,
 }
 
 /// What the interrupt chip needs to translate a queue's MSI write.
@@ -84,19 +90,33 @@ impl Devices {
         }
     }
 
-    /// Adds a device's queues, each with its own arrival and service random streams, and the
-    /// device with a store of `store_entries` entries (queue q uses entry min(q, entries − 1):
-    /// a shared vector when there are fewer entries than queues). Returns the first queue.
+    /// Adds a device's queues, each with its own service random stream, and the device with
+    /// a store of `store_entries` entries (queue q uses entry min(q, entries − 1): a shared
+    /// vector when there are fewer entries than queues). Poisson queues share the device's
+    /// arrival stream (`device/NAME/arrival`, see [`Superposed`]); other processes get one
+    /// per queue (`device/NAME/queue/Q/arrival`). Returns the first queue.
     pub fn push(&mut self, device: DeviceId, dp: &DeviceParams, store_entries: u32, seed: u64) -> u32 {
         let first_queue = self.queues.len() as u32;
+        let superposed = match dp.arrival {
+            ArrivalParams::Poisson { rate_per_s } if dp.queue_count > 0 => Some(Superposed::new(
+                rate_per_s,
+                dp.queue_count,
+                RngStream::new(seed, &format!("device/{}/arrival", dp.name)),
+            )),
+            _ => None,
+        };
         for q in 0..dp.queue_count {
             let path = format!("device/{}/queue/{q}", dp.name);
+            let arrivals = superposed
+                .is_none()
+                .then(|| Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))));
             self.queues.push(Queue {
                 device,
                 entry: q.min(store_entries - 1),
                 message_in_flight: None,
                 host_handler: HostHandler::Driver,
-                arrivals: Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))),
+                arrivals,
+                raises: false,
                 service_rng: RngStream::new(seed, &format!("{path}/service")),
             });
         }
@@ -104,6 +124,7 @@ impl Devices {
             params: dp.clone(),
             store: MessageStore::new(dp.store, store_entries),
             first_queue,
+            arrivals: superposed,
         });
         first_queue
     }
@@ -153,9 +174,40 @@ impl Devices {
         QueueId(self.devices[q.device.0 as usize].first_queue + q.entry)
     }
 
-    /// When the queue first raises.
-    pub fn first_arrival(&mut self, queue: QueueId) -> SimTime {
-        self.queues[queue.0 as usize].arrivals.first()
+    /// The first raises of a run: each of `device`'s queues whose interrupt (that of the
+    /// queue owning its vector) `routed` accepts raises from now on; returns the pending raises to schedule, one per
+    /// such queue, or one for the device when its queues share a stream (none when no queue
+    /// raises).
+    pub fn first_raises(&mut self, device: DeviceId, routed: impl Fn(QueueId) -> bool) -> Vec<(SimTime, QueueId)> {
+        let (first, count) = {
+            let d = &self.devices[device.0 as usize];
+            (d.first_queue, d.params.queue_count)
+        };
+        let mut any = false;
+        for index in first..first + count {
+            let r = routed(self.owner(QueueId(index)));
+            self.queues[index as usize].raises = r;
+            any |= r;
+        }
+        let d = &mut self.devices[device.0 as usize];
+        if !any {
+            return Vec::new();
+        }
+        let queues = &mut self.queues[first as usize..(first + count) as usize];
+        match d.arrivals.as_mut() {
+            Some(stream) => {
+                let (at, index) = stream.next_after(SimTime::ZERO, |i| queues[i as usize].raises);
+                vec![(at, QueueId(first + index))]
+            }
+            None => queues
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, q)| q.raises)
+                .map(|(i, q)| {
+                    (q.arrivals.as_mut().expect("a queue of its own stream").first(), QueueId(first + i as u32))
+                })
+                .collect(),
+        }
     }
 
     /// Takes one slot from the device's IMS pool, if it draws from one.
@@ -189,9 +241,21 @@ impl Devices {
     #[inline]
     pub fn raise(&mut self, queue_id: QueueId, q: &mut EventQueue<Event>, m: &mut Metrics) -> bool {
         let queue = &mut self.queues[queue_id.0 as usize];
-        let next = queue.arrivals.next_after(q.now());
-        q.schedule_at(next, Event::Raise { queue: queue_id });
+        let device = queue.device.0 as usize;
+        let (next, next_queue) = match queue.arrivals.as_mut() {
+            Some(arrivals) => (arrivals.next_after(q.now()), queue_id),
+            None => {
+                let d = &mut self.devices[device];
+                let first = d.first_queue as usize;
+                let queues = &self.queues[first..first + d.params.queue_count as usize];
+                let stream = d.arrivals.as_mut().expect("a Poisson device has its stream");
+                let (at, index) = stream.next_after(q.now(), |i| queues[i as usize].raises);
+                (at, QueueId(first as u32 + index))
+            }
+        };
+        q.schedule_at(next, Event::Raise { queue: next_queue });
         m.add(self.ids.raised, 1);
+        let queue = &self.queues[queue_id.0 as usize];
         match self.devices[queue.device.0 as usize].store.raise(queue.entry) {
             Raise::Send => true,
             Raise::Pending => false,
@@ -200,6 +264,20 @@ impl Devices {
                 false
             }
         }
+    }
+
+    /// Whether the queue raises (it was routed at setup).
+    pub fn raises(&self, queue: QueueId) -> bool {
+        self.queues[queue.0 as usize].raises
+    }
+
+    /// The MSI write of a raise whose path is computed at once (`cpu::lindley`): recorded as
+    /// [`Devices::send`] records it; returns its latency.
+    #[inline]
+    pub fn send_at_once(&self, queue_id: QueueId, m: &mut Metrics) -> sim::SimDuration {
+        let latency = self.params_of(queue_id).msi_write_latency;
+        m.record(self.ids.msi_write, latency.as_ps());
+        latency
     }
 
     /// The device writes the queue's message: it reaches the interrupt chip after the

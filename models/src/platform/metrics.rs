@@ -73,6 +73,8 @@ pub(super) struct X86Ids {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct CpuIds {
     pub cpu_busy_ps: CounterId,
+    /// Host CPUs on Lindley's recursion (`cpu::lindley`).
+    pub lindley_cpus: CounterId,
     pub irq_entry: HistogramId,
     pub vfio_forward: HistogramId,
     pub merged_irr: CounterId,
@@ -165,6 +167,11 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
         "interrupts that reached a CPU after it went offline and were re-sent to the new target",
     );
     let cpu_busy_ps = m.counter("cpu.busy_ps", Unit::Picoseconds, "CPU time spent in handlers and EOIs, all CPUs");
+    let lindley_cpus = c(
+        m,
+        "cpu.lindley_path_count",
+        "host CPUs whose FIFO handlers were computed by Lindley's recursion (one event per interrupt); the others ran on events",
+    );
     let setup_routed = c(m, "setup.queue_routed_count", "queues with a working interrupt at the start");
     let setup_reserve_fail = f(
         m,
@@ -355,7 +362,7 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
             irte_lock_wait,
             irte_update,
         },
-        cpu: CpuIds { cpu_busy_ps, irq_entry, vfio_forward, merged_irr },
+        cpu: CpuIds { cpu_busy_ps, lindley_cpus, irq_entry, vfio_forward, merged_irr },
         guest: GuestIds {
             posted_delivery,
             kvm_notified,

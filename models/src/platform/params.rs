@@ -253,6 +253,9 @@ pub struct PlatformParams {
     pub guests: Vec<GuestParams>,
     /// How a host CPU queues the interrupts that reach it (x86; ARM is always FIFO).
     pub queueing: HostQueueing,
+    /// Every CPU on the event path, none on Lindley's recursion (`cpu::lindley`): the same
+    /// answers in more events, for tests that compare the two.
+    pub event_path_only: bool,
 }
 
 /// How a host CPU queues the interrupts that reach it.

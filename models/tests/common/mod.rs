@@ -56,6 +56,7 @@ pub fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
         cpu_costs: CpuCostParams::default(),
         guests: Vec::new(),
         queueing: HostQueueing::Lapic,
+        event_path_only: false,
     }
 }
 

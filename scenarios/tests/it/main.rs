@@ -10,6 +10,7 @@ mod determinism;
 mod files;
 mod generated;
 mod golden;
+mod lindley;
 mod oracle;
 mod overrides;
 mod sweep;

@@ -545,6 +545,28 @@ impl X86Chip {
         Accept::Handler(QueueId(queue))
     }
 
+    /// Where an interrupt of `queue` is handled when nothing on its way depends on state or
+    /// time: without a remapping unit its compatibility-format message names a CPU and
+    /// vector, the CPU is online and the vector's handler has no move pending (so
+    /// [`X86Chip::accept`] would hand it to that handler and schedule nothing). Returns the
+    /// CPU and the queue whose handler runs; `None` otherwise.
+    pub fn fixed_route(&self, write: MsiWrite) -> Option<(CpuId, QueueId)> {
+        if self.remap.is_some() {
+            return None;
+        }
+        let MsiMessage::Compat { dest_apic_id, vector } = msi::decode(write.address, write.data) else { return None };
+        let cpu = CpuId(u32::from(dest_apic_id));
+        let handler = *self.vector_queue.get(cpu.0 as usize)?.get(usize::from(vector))?;
+        if handler == NO_QUEUE || !self.domain.cpu_online_mask().contains(cpu) {
+            return None;
+        }
+        let irq = self.queues[handler as usize].irq?;
+        if self.domain.irq(irq).and_then(|d| d.prev_vector()).is_some() {
+            return None;
+        }
+        Some((cpu, QueueId(handler)))
+    }
+
     /// The move of `queue`'s interrupt is done at `at` (its IRTE points at the new vector,
     /// or the first interrupt arrived there): its old vector goes on the old CPU's cleanup
     /// list, freed by the era's mechanism from `at` on; at once when that CPU is offline.

@@ -1,0 +1,242 @@
+//! Lindley's recursion for FIFO CPUs that nothing preempts: one event per interrupt.
+//!
+//! # What is modelled
+//! A CPU that runs its handlers one at a time in arrival order ([`super::FifoCpus`]) is a
+//! FIFO single server: an interrupt that reaches it at `a` starts its handler at
+//! `max(a, d)`, `d` the previous interrupt's departure, and departs `entry + service + eoi`
+//! later (Lindley's recursion). When the path from the raise to the CPU is fixed (a constant
+//! MSI write latency, a compatibility-format message decoded straight to a LAPIC, the
+//! vector's handler never moving), an interrupt's whole path is known at its raise: this
+//! computes it then, with no event for the MSI write, the arrival or the handler's end. The
+//! handler's work is drawn at the raise from the queue's service stream, in the same order
+//! as on the event path (a queue's raises reach its one CPU in raise order, and handlers
+//! start in arrival order), so both paths draw the same values.
+//!
+//! What the event path records when its events run (the handler's stages when it starts;
+//! delivery, end-to-end latency and the kernel's counts when it ends) is recorded here when
+//! the clock passes those instants: at the CPU's next raise, and when a run stops
+//! ([`sim::World::settle`]). An interrupt planned but not yet departed is at the CPU
+//! (arrived) or in transit (its MSI write still on the way), as on the event path; at the end
+//! of a run those departing after the end are not delivered. The report is the same
+//! (stages, counters, tables) apart from the event count and the `cpu.lindley_path_count`
+//! counter (a test runs scenarios both ways).
+//!
+//! # What is not modelled (and why)
+//! A CPU takes this path only where nothing can reorder or preempt its arrivals: FIFO
+//! queueing on x86 without a remapping unit (the IRTE cache's hit and miss latencies can
+//! reorder arrivals), no guests (VFIO's forward hands interrupts on to vCPUs at the
+//! handler's end), no scheduled actions (hotplug and affinity changes move interrupts and
+//! mask entries), one MSI write latency for every queue it serves, and every queue's vector
+//! settled (no move pending). Every other CPU runs on events, as does everything on ARM
+//! (the ITS's translation latency depends on its caches) and the LAPIC model (IRR
+//! coalescing: which handler runs next depends on what is pending then).
+//!
+//! # Parameters and their sources
+//! None of its own: the CPU's entry cost and each device's latencies and handler work, as
+//! on the event path.
+
+use std::collections::VecDeque;
+
+use sim::{Metrics, SimDuration, SimTime};
+
+use super::super::metrics::{CoreIds, CpuIds};
+use super::super::route::Work;
+use super::super::stats::IrqStats;
+use crate::ids::{CpuId, QueueId};
+
+/// No route: the queue's interrupts take the event path.
+const EVENT_PATH: u32 = u32::MAX;
+
+/// One interrupt planned on a CPU: its path computed at its raise.
+#[derive(Debug, Clone, Copy)]
+struct Planned {
+    /// The queue whose handler runs it.
+    queue: QueueId,
+    raised_at: SimTime,
+    arrived_at: SimTime,
+    /// When its handler starts: max(arrival, the previous departure).
+    start: SimTime,
+    service: SimDuration,
+    eoi: SimDuration,
+    /// When its handler and EOI are done.
+    departs: SimTime,
+}
+
+/// One CPU on the recursion.
+#[derive(Debug, Clone, Default)]
+struct LindleyCpu {
+    /// The last planned departure (the CPU is free from then on).
+    free_at: SimTime,
+    /// Planned interrupts not yet departed, in arrival order.
+    jobs: VecDeque<Planned>,
+    /// Whether the front job's start has been recorded (the clock passed it).
+    front_started: bool,
+}
+
+/// The CPUs on Lindley's recursion and the route of each queue whose interrupts go there.
+#[derive(Debug, Clone)]
+pub(in crate::platform) struct Lindley {
+    /// Per raising queue: the CPU (`EVENT_PATH`: none) and the queue whose handler runs.
+    routes: Vec<(u32, QueueId)>,
+    /// Per CPU (empty when no CPU takes this path).
+    cpus: Vec<LindleyCpu>,
+    /// Per CPU: whether it takes this path.
+    on_path: Vec<bool>,
+    /// Taking one interrupt: the notification and the IDT entry/exit.
+    entry: SimDuration,
+    ids: CpuIds,
+    core: CoreIds,
+}
+
+impl Lindley {
+    /// No CPU on the recursion: every interrupt takes the event path.
+    pub fn none(ids: CpuIds, core: CoreIds) -> Lindley {
+        Lindley { routes: Vec::new(), cpus: Vec::new(), on_path: Vec::new(), entry: SimDuration::ZERO, ids, core }
+    }
+
+    /// The CPUs that take the recursion given each raising queue's fixed route (`None`: not
+    /// routed, or its path is not fixed) and MSI write latency, and the CPUs that queues
+    /// without a fixed route reach (`event_cpus`): a CPU takes it when every queue reaching it
+    /// has a fixed route and all share one latency (so its arrivals come in raise order).
+    pub fn plan(
+        cpu_count: u32,
+        entry: SimDuration,
+        routes: &[Option<(CpuId, QueueId, SimDuration)>],
+        event_cpus: &[CpuId],
+        ids: CpuIds,
+        core: CoreIds,
+    ) -> Lindley {
+        // Per CPU: the latency every queue seen so far agrees on; `Err` once one does not.
+        let mut latency: Vec<Option<Result<SimDuration, ()>>> = vec![None; cpu_count as usize];
+        for &(cpu, _, l) in routes.iter().flatten() {
+            let Some(seen) = latency.get_mut(cpu.0 as usize) else { continue };
+            *seen = match *seen {
+                None => Some(Ok(l)),
+                Some(Ok(before)) if before == l => Some(Ok(l)),
+                _ => Some(Err(())),
+            };
+        }
+        for cpu in event_cpus {
+            if let Some(seen) = latency.get_mut(cpu.0 as usize) {
+                *seen = Some(Err(()));
+            }
+        }
+        let on_path: Vec<bool> = latency.iter().map(|l| matches!(l, Some(Ok(_)))).collect();
+        let routes = routes
+            .iter()
+            .map(|r| match r {
+                Some((cpu, handler, _)) if on_path.get(cpu.0 as usize) == Some(&true) => (cpu.0, *handler),
+                _ => (EVENT_PATH, QueueId(0)),
+            })
+            .collect();
+        let cpus = (0..cpu_count).map(|_| LindleyCpu::default()).collect();
+        Lindley { routes, cpus, on_path, entry, ids, core }
+    }
+
+    /// How many CPUs take the recursion.
+    pub fn cpu_count(&self) -> u64 {
+        self.on_path.iter().filter(|&&on| on).count() as u64
+    }
+
+    /// Where `queue`'s interrupt is handled when it takes the recursion: its CPU and the
+    /// queue whose handler runs (the owner of a shared vector).
+    #[inline]
+    pub fn route(&self, queue: QueueId) -> Option<(CpuId, QueueId)> {
+        match self.routes.get(queue.0 as usize) {
+            Some(&(cpu, handler)) if cpu != EVENT_PATH => Some((CpuId(cpu), handler)),
+            _ => None,
+        }
+    }
+
+    /// Plans an interrupt of `queue` raised at `raised_at` reaching `cpu` at `arrived_at`
+    /// with `work`, after recording what the CPU did up to `now`.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan_job(
+        &mut self,
+        cpu: CpuId,
+        queue: QueueId,
+        now: SimTime,
+        arrived_at: SimTime,
+        work: Work,
+        m: &mut Metrics,
+        stats: &mut IrqStats,
+    ) {
+        self.settle_cpu(cpu, now, m, stats);
+        let entry = self.entry;
+        let state = &mut self.cpus[cpu.0 as usize];
+        let start = arrived_at.max(state.free_at);
+        let departs = start + entry + work.service + work.eoi;
+        state.free_at = departs;
+        state.jobs.push_back(Planned {
+            queue,
+            raised_at: now,
+            arrived_at,
+            start,
+            service: work.service,
+            eoi: work.eoi,
+            departs,
+        });
+        if state.jobs.len() == 1 {
+            state.front_started = false;
+        }
+    }
+
+    /// Records what every CPU on the recursion did up to `now`.
+    pub fn settle(&mut self, now: SimTime, m: &mut Metrics, stats: &mut IrqStats) {
+        for c in 0..self.cpus.len() {
+            if !self.cpus[c].jobs.is_empty() {
+                self.settle_cpu(CpuId(c as u32), now, m, stats);
+            }
+        }
+    }
+
+    /// Records the handler starts and ends on `cpu` at or before `now`, in order.
+    #[inline]
+    fn settle_cpu(&mut self, cpu: CpuId, now: SimTime, m: &mut Metrics, stats: &mut IrqStats) {
+        let (entry, ids, core) = (self.entry, self.ids, self.core);
+        let state = &mut self.cpus[cpu.0 as usize];
+        // Bounded by the jobs planned on this CPU.
+        while let Some(&job) = state.jobs.front() {
+            if job.start > now {
+                break;
+            }
+            if !state.front_started {
+                state.front_started = true;
+                if entry > SimDuration::ZERO {
+                    m.record(ids.irq_entry, entry.as_ps());
+                }
+                m.record(core.queue_wait, job.start.since(job.arrived_at).as_ps());
+                m.record(core.handler, job.service.as_ps());
+                m.record(core.eoi, job.eoi.as_ps());
+                m.add(ids.cpu_busy_ps, (entry + job.service + job.eoi).as_ps());
+            }
+            if job.departs > now {
+                break;
+            }
+            state.jobs.pop_front();
+            state.front_started = false;
+            stats.host.record(job.queue.0, cpu.0);
+            let latency = job.departs.since(job.raised_at).as_ps();
+            m.add(core.delivered, 1);
+            m.record(core.end_to_end, latency);
+            stats.delivered(cpu.0, latency);
+        }
+    }
+
+    /// Planned interrupts not yet departed: (still on their way at `now`, at their CPU).
+    pub fn in_flight(&self, now: SimTime) -> (u64, u64) {
+        let mut on_the_way = 0;
+        let mut at_cpu = 0;
+        for state in &self.cpus {
+            for job in &state.jobs {
+                if job.arrived_at > now {
+                    on_the_way += 1;
+                } else {
+                    at_cpu += 1;
+                }
+            }
+        }
+        (on_the_way, at_cpu)
+    }
+}

@@ -1,0 +1,116 @@
+//! Lindley's recursion (`models::platform` `cpu::lindley`) against the event path: the same
+//! scenario run both ways (`PlatformParams::event_path_only`) gives the same report (every
+//! stage, counter, resource row and table), apart from the event count and the counter
+//! that says how many CPUs took the recursion.
+
+use scenarios::runner::run_point;
+
+/// A report entry as JSON with the two values the paths may differ in taken out: the event
+/// count and `cpu.lindley_path_count`. Returns them too.
+fn without_path(point: &reports::PointReport) -> (String, u64, u64) {
+    let mut point = point.clone();
+    let events = std::mem::take(&mut point.run.event_count);
+    let path = point.counters.iter_mut().find(|c| c.name == "cpu.lindley_path_count").expect("the path counter");
+    let cpus = std::mem::take(&mut path.value);
+    (serde_json::to_string_pretty(&point).expect("a report serialises"), events, cpus)
+}
+
+/// Runs `yaml` on the recursion and on events; asserts the same report and returns (CPUs on
+/// the recursion, events on the recursion, events on events, raised).
+fn both_ways(yaml: &str) -> (u64, u64, u64, u64) {
+    let s = scenarios::load("lindley.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
+    let mut events_only = s.clone();
+    events_only.platform.event_path_only = true;
+    let (fast, _, _) = run_point(&s, 7, 0).expect("conservation holds");
+    let (slow, _, _) = run_point(&events_only, 7, 0).expect("conservation holds");
+    let (fast_text, fast_events, cpus) = without_path(&fast);
+    let (slow_text, slow_events, slow_cpus) = without_path(&slow);
+    assert_eq!(slow_cpus, 0, "forced onto events");
+    if fast_text != slow_text {
+        let line = fast_text.lines().zip(slow_text.lines()).position(|(a, b)| a != b).unwrap_or(0);
+        panic!(
+            "the paths differ from line {line}:\nrecursion: {}\nevents:    {}",
+            fast_text.lines().nth(line).unwrap_or(""),
+            slow_text.lines().nth(line).unwrap_or("")
+        );
+    }
+    (cpus, fast_events, slow_events, fast.conservation.raised)
+}
+
+const HEADER: &str = "name: lindley\nduration: 5ms\n";
+
+#[test]
+fn the_mm1_comparison_takes_one_event_per_interrupt_with_the_same_report() {
+    // benches/peers/mm1-1024.yaml, 5 ms: 16 CPUs, each an M/M/1 queue at rho 0.5.
+    let yaml = std::fs::read_to_string(crate::workspace_root().join("benches/peers/mm1-1024.yaml")).unwrap();
+    let (cpus, fast, slow, raised) = both_ways(&yaml.replace("duration: 50ms", "duration: 5ms"));
+    assert_eq!(cpus, 16);
+    // One event per interrupt raised (its raise); three on events (raise, MSI write, handler
+    // done) for every interrupt but those the end cuts short.
+    assert_eq!(fast, raised);
+    assert!(slow > 2 * raised && slow <= 3 * raised, "{slow} events for {raised} raises");
+}
+
+#[test]
+fn entry_costs_constant_and_lognormal_handlers_overload_and_the_end_of_the_run() {
+    // Two devices on 4 CPUs, entry costs, an EOI, a CPU in overload (device b's 2 queues
+    // pinned to CPU 3 at rho = 2 × 400k/s × 1.3 us = 1.04: its queue grows, and at the end
+    // interrupts are waiting, in service and on their way).
+    let yaml = format!(
+        "{HEADER}platform:\n  cpus: 4\n  queueing: fifo\n  cpu_costs: {{ irq_entry_exit: 45ns, notification: 40ns }}\n\
+         devices:\n  - name: a\n    queues: 6\n    msi_write_latency: 500ns\n    affinity: 0-2\n\
+         \x20   arrival: {{ process: poisson, rate: 200k/s }}\n\
+         \x20   handler: {{ service: {{ dist: lognormal, mean: 1.2us, stddev: 600ns }}, eoi: 100ns }}\n\
+         \x20 - name: b\n    queues: 2\n    msi_write_latency: 500ns\n    affinity: 3\n\
+         \x20   arrival: {{ process: poisson, rate: 400k/s }}\n\
+         \x20   handler: {{ service: {{ dist: constant, mean: 1.115us }}, eoi: 100ns }}\n"
+    );
+    let (cpus, fast, _, raised) = both_ways(&yaml);
+    assert_eq!((cpus, fast), (4, raised));
+}
+
+#[test]
+fn a_cpu_whose_queues_differ_in_latency_stays_on_events() {
+    // Device b (300 ns) shares CPU 1 with device a (500 ns): b's later raise may reach CPU 1
+    // first, so CPU 1 runs on events and CPU 0 on the recursion, in one run.
+    let yaml = format!(
+        "{HEADER}platform:\n  cpus: 2\n  queueing: fifo\n\
+         devices:\n  - name: a\n    queues: 2\n    msi_write_latency: 500ns\n    affinity: 0-1\n\
+         \x20   arrival: {{ process: poisson, rate: 300k/s }}\n    handler: {{ service: {{ dist: exponential, mean: 1us }} }}\n\
+         \x20 - name: b\n    queues: 1\n    msi_write_latency: 300ns\n    affinity: 1\n\
+         \x20   arrival: {{ process: poisson, rate: 300k/s }}\n    handler: {{ service: {{ dist: exponential, mean: 1us }} }}\n"
+    );
+    let (cpus, fast, slow, raised) = both_ways(&yaml);
+    assert_eq!(cpus, 1);
+    assert!(fast > raised && fast < slow, "{fast} events on the recursion, {slow} on events, {raised} raised");
+}
+
+#[test]
+fn queues_sharing_one_msi_vector_run_their_owners_handler() {
+    // Multi-vector MSI without remapping: the 4 queues share queue 0's vector (and handler,
+    // whose service stream every raise draws from).
+    let yaml = format!(
+        "{HEADER}platform:\n  cpus: 2\n  queueing: fifo\n\
+         devices:\n  - name: m\n    interrupt_store: msi\n    queues: 4\n    msi_write_latency: 500ns\n\
+         \x20   arrival: {{ process: poisson, rate: 100k/s }}\n    handler: {{ service: {{ dist: exponential, mean: 1us }} }}\n"
+    );
+    let (cpus, fast, _, raised) = both_ways(&yaml);
+    assert_eq!((cpus, fast), (1, raised));
+}
+
+#[test]
+fn remapping_lapic_queueing_and_actions_keep_the_event_path() {
+    for (queueing, extra, actions) in [
+        ("fifo", "  iommu: { interrupt_remapping: true, lookup_latency: 100ns }\n", ""),
+        ("lapic", "", ""),
+        ("fifo", "", "actions:\n  - { at: 2ms, set_affinity: { device: a, cpus: \"1\" } }\n"),
+    ] {
+        let yaml = format!(
+            "{HEADER}platform:\n  cpus: 2\n  queueing: {queueing}\n{extra}\
+             devices:\n  - name: a\n    queues: 2\n    msi_write_latency: 500ns\n\
+             \x20   arrival: {{ process: poisson, rate: 100k/s }}\n    handler: {{ service: {{ dist: exponential, mean: 1us }} }}\n{actions}"
+        );
+        let (cpus, fast, slow, _) = both_ways(&yaml);
+        assert_eq!((cpus, fast), (0, slow), "{yaml}");
+    }
+}
