@@ -1,5 +1,7 @@
-//! `cargo run -p benches --release [-- NAME]`: runs the full-size benchmarks and prints a
-//! Markdown table (median of 5 runs) to paste into benches/runs/DATE-MACHINE.md.
+//! `cargo run -p benches --release [-- NAME [OPS]]`: runs the full-size benchmarks and prints
+//! a Markdown table (median of 5 runs) to paste into benches/runs/DATE-MACHINE.md. `NAME`
+//! selects the benchmarks whose name contains it; `OPS` (default 10,000,000) sets the hold
+//! models' operations per run (small for callgrind).
 
 use benches::{BenchResult, hold_bare, hold_bare_peek_mut, hold_engine, scenario, sweep};
 
@@ -23,11 +25,11 @@ fn main() {
             println!("| {name} | {:.2} | {:.2} | {:.2} | {checksum:016x} |", med / 1e6, min / 1e6, max / 1e6);
         }
     };
-    const OPS: u64 = 10_000_000;
+    let ops: u64 = std::env::args().nth(2).map_or(10_000_000, |s| s.parse().expect("OPS is a count"));
     for pending in [1_000u64, 65_536, 1_048_576] {
-        row(&format!("hold_bare_binaryheap_{pending}"), &mut || hold_bare(pending, OPS));
-        row(&format!("hold_bare_peek_mut_{pending}"), &mut || hold_bare_peek_mut(pending, OPS));
-        row(&format!("hold_engine_{pending}"), &mut || hold_engine(pending, OPS));
+        row(&format!("hold_bare_binaryheap_{pending}"), &mut || hold_bare(pending, ops));
+        row(&format!("hold_bare_peek_mut_{pending}"), &mut || hold_bare_peek_mut(pending, ops));
+        row(&format!("hold_engine_{pending}"), &mut || hold_engine(pending, ops));
     }
     row("scenario_nvme-bare-metal", &mut || scenario("nvme-bare-metal", None));
     row("scenario_interrupt-storm", &mut || scenario("interrupt-storm", None));

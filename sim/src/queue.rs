@@ -1,57 +1,54 @@
-//! The pending-event set: a binary min-heap (the standard library's `BinaryHeap`) ordered by
-//! (time, sequence number).
+//! The pending-event set: a 4-ary min-heap ordered by (time, sequence number), with entries
+//! of 8 bytes of time, 4 of sequence and the event.
 //!
 //! # Ordering contract
 //! Events run in order of their time; events scheduled for the same time run in the
 //! order they were scheduled (FIFO), because each one gets the next value of a sequence
-//! counter and the heap key is `(time << 64) | seq`, compared as one `u128`. Keys are
-//! unique, so the order never depends on the heap's layout.
+//! counter and entries compare by `(time, seq)`. Keys are unique, so the order never depends
+//! on the heap's layout.
+//!
+//! # A 32-bit sequence number
+//! The sequence number only orders events of equal time, so it needs only to be increasing
+//! among the pending ones. It is 32 bits (an entry with a `u32` event is 16 bytes, four to a
+//! cache line, where `(u64 time, u64 seq, u32)` takes 24). When the counter would wrap, the
+//! pending entries are renumbered 0, 1, 2, … in their `(time, seq)` order: a map that keeps
+//! the order keeps the heap valid, so nothing moves. That happens once per 2^32 schedules.
 //!
 //! # Why the root is removed lazily
 //! A discrete-event loop nearly always pops the earliest event and then schedules a
 //! successor. The popped root therefore stays in place: the next `schedule_*` call
-//! overwrites it through `BinaryHeap::peek_mut` and sifts it down once, instead of a
-//! sift-down for the pop plus a sift-up for the push. A hand-written 4-ary heap did the same
-//! before (crates.md §7 measured the pattern at 1.6–1.7× the plain pop+push rate); the
-//! standard library's binary heap, with its hole-based sifts, runs the engine's hold model
-//! faster at every size measured (benches/runs/2026-11-30-rust-2core.md).
-
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+//! overwrites it and sifts it down once, instead of a sift-down for the pop plus a sift-up
+//! for the push (crates.md §7 measured the pattern at 1.6–1.7× the plain pop+push rate).
+//!
+//! # Why a 4-ary heap, sifted to the bottom
+//! A successor is usually later than most pending events, so it sinks nearly to the leaves.
+//! The sift therefore moves the smallest child up at every level without comparing it to the
+//! sinking entry, and compares only on the way back up from the leaf (Floyd's trick, as
+//! `std`'s `BinaryHeap::pop` does). Four children per node halve the depth of a binary heap,
+//! and four 16-byte entries share a cache line. Indexing goes through slices whose length the
+//! compiler knows, so the bounds checks fold away without `unsafe`.
+//! benches/runs/2026-11-30-rust-2core.md has the measurements against `std`'s heap.
 
 use crate::time::{SimDuration, SimTime};
 
+/// Children per node.
+const ARITY: usize = 4;
+
 #[derive(Clone, Copy, Debug)]
 struct Entry<E> {
-    /// `(time_ps << 64) | seq`: the whole ordering in one integer.
-    key: u128,
+    /// Picoseconds.
+    time: u64,
+    /// Orders equal times: scheduling order among the pending entries.
+    seq: u32,
     event: E,
 }
 
 impl<E> Entry<E> {
-    fn time(&self) -> SimTime {
-        SimTime::from_ps((self.key >> 64) as u64)
-    }
-}
-
-// `BinaryHeap` is a max-heap: the smallest key must compare greatest.
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-
-impl<E> Eq for Entry<E> {}
-
-impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<E> Ord for Entry<E> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.key.cmp(&self.key)
+    /// `(time, seq)` as one integer: time in the high word, so no shift is needed and two
+    /// keys compare with two instructions, no branch.
+    #[inline(always)]
+    fn key(&self) -> u128 {
+        (u128::from(self.time) << 64) | u128::from(self.seq)
     }
 }
 
@@ -60,8 +57,11 @@ impl<E> Ord for Entry<E> {
 #[derive(Debug, Clone)]
 pub struct EventQueue<E: Copy> {
     now: SimTime,
-    seq_next: u64,
-    heap: BinaryHeap<Entry<E>>,
+    seq_next: u32,
+    /// The value of `seq_next` at which the pending entries are renumbered (`u32::MAX`; tests
+    /// lower it).
+    seq_limit: u32,
+    heap: Vec<Entry<E>>,
     /// The root was handed out by a pop and is logically gone; it is physically removed
     /// (or overwritten by the next schedule) later.
     root_taken: bool,
@@ -85,7 +85,8 @@ impl<E: Copy> EventQueue<E> {
         EventQueue {
             now: SimTime::ZERO,
             seq_next: 0,
-            heap: BinaryHeap::with_capacity(capacity),
+            seq_limit: u32::MAX,
+            heap: Vec::with_capacity(capacity),
             root_taken: false,
             scheduled_count: 0,
         }
@@ -121,15 +122,18 @@ impl<E: Copy> EventQueue<E> {
     #[inline]
     pub fn schedule_at(&mut self, time: SimTime, event: E) {
         assert!(time >= self.now, "event scheduled into the past: {time} < now {}", self.now);
-        let entry = Entry { key: (u128::from(time.as_ps()) << 64) | u128::from(self.seq_next), event };
+        if self.seq_next == self.seq_limit {
+            self.renumber();
+        }
+        let entry = Entry { time: time.as_ps(), seq: self.seq_next, event };
         self.seq_next += 1;
         self.scheduled_count += 1;
         if self.root_taken {
             self.root_taken = false;
-            // Overwrites the taken root; dropping the guard sifts the new entry down.
-            *self.heap.peek_mut().expect("a taken root implies a non-empty heap") = entry;
+            self.sift_down_from_root(entry);
         } else {
             self.heap.push(entry);
+            self.sift_up(self.heap.len() - 1, entry);
         }
     }
 
@@ -143,8 +147,8 @@ impl<E: Copy> EventQueue<E> {
     #[inline]
     pub fn pop_until(&mut self, limit: SimTime) -> Option<(SimTime, E)> {
         self.settle_root();
-        let root = self.heap.peek()?;
-        let time = root.time();
+        let root = self.heap.first()?;
+        let time = SimTime::from_ps(root.time);
         if time > limit {
             return None;
         }
@@ -157,7 +161,7 @@ impl<E: Copy> EventQueue<E> {
     /// The time of the earliest pending event.
     pub fn peek_time(&mut self) -> Option<SimTime> {
         self.settle_root();
-        self.heap.peek().map(Entry::time)
+        self.heap.first().map(|e| SimTime::from_ps(e.time))
     }
 
     /// Advances `now` to `time` without running anything (the run loop does this when it
@@ -172,18 +176,88 @@ impl<E: Copy> EventQueue<E> {
 
     /// Pending events in no particular order (for conservation checks and debugging).
     pub fn iter(&self) -> impl Iterator<Item = (SimTime, &E)> {
-        // Keys are unique: the taken root is the one entry with the heap's top key.
-        let taken = if self.root_taken { self.heap.peek().map(|e| e.key) } else { None };
-        self.heap.iter().filter(move |e| Some(e.key) != taken).map(|e| (e.time(), &e.event))
+        // The taken root is at index 0.
+        let skip = usize::from(self.root_taken);
+        self.heap[skip..].iter().map(|e| (SimTime::from_ps(e.time), &e.event))
     }
 
-    /// Physically removes a root that a pop handed out.
+    /// Physically removes a root that a pop handed out: the last entry takes its place.
     #[inline]
     fn settle_root(&mut self) {
         if self.root_taken {
             self.root_taken = false;
-            self.heap.pop();
+            let last = self.heap.pop().expect("a taken root implies a non-empty heap");
+            if !self.heap.is_empty() {
+                self.sift_down_from_root(last);
+            }
         }
+    }
+
+    /// Puts `entry` at the root's place (whose old content is gone) and restores the heap:
+    /// the hole at the root moves down along the smallest children to a leaf, then `entry`
+    /// moves up from there to its place.
+    #[inline]
+    fn sift_down_from_root(&mut self, entry: Entry<E>) {
+        let heap = self.heap.as_mut_slice();
+        let len = heap.len();
+        let mut hole = 0usize;
+        loop {
+            let first = ARITY * hole + 1;
+            if first + ARITY <= len {
+                let kids: &[Entry<E>; ARITY] = heap[first..first + ARITY].try_into().expect("ARITY entries");
+                let (k0, k1, k2, k3) = (kids[0].key(), kids[1].key(), kids[2].key(), kids[3].key());
+                let (i01, m01) = if k1 < k0 { (1, k1) } else { (0, k0) };
+                let (i23, m23) = if k3 < k2 { (3, k3) } else { (2, k2) };
+                let child = first + if m23 < m01 { i23 } else { i01 };
+                heap[hole] = heap[child];
+                hole = child;
+            } else {
+                // The last, partly filled node (or none): the smallest of what is there.
+                if first < len {
+                    let mut child = first;
+                    for c in first + 1..len {
+                        if heap[c].key() < heap[child].key() {
+                            child = c;
+                        }
+                    }
+                    heap[hole] = heap[child];
+                    hole = child;
+                }
+                break;
+            }
+        }
+        self.sift_up(hole, entry);
+    }
+
+    /// Writes `entry` into the hole at `hole`, moving it up past larger parents first.
+    #[inline]
+    fn sift_up(&mut self, mut hole: usize, entry: Entry<E>) {
+        let heap = self.heap.as_mut_slice();
+        let key = entry.key();
+        while hole > 0 {
+            let parent = (hole - 1) / ARITY;
+            if key >= heap[parent].key() {
+                break;
+            }
+            heap[hole] = heap[parent];
+            hole = parent;
+        }
+        heap[hole] = entry;
+    }
+
+    /// Renumbers the pending entries' sequence numbers 0, 1, 2, … in `(time, seq)` order,
+    /// so that the counter can go on from their count. The order is kept, so the heap stays
+    /// valid.
+    #[cold]
+    fn renumber(&mut self) {
+        self.settle_root();
+        let mut order: Vec<usize> = (0..self.heap.len()).collect();
+        order.sort_unstable_by_key(|&i| self.heap[i].key());
+        for (seq, &i) in order.iter().enumerate() {
+            self.heap[i].seq = u32::try_from(seq).expect("fewer than 2^32 pending events");
+        }
+        self.seq_next = u32::try_from(order.len()).expect("fewer than 2^32 pending events");
+        assert!(self.seq_next < self.seq_limit, "more pending events than sequence numbers");
     }
 }
 
@@ -235,16 +309,53 @@ mod tests {
             Err(_) => (0..300).collect(),
         };
         for seed in seeds {
-            let result = std::panic::catch_unwind(|| check_against_reference(seed));
+            let result = std::panic::catch_unwind(|| check_against_reference(seed, u32::MAX, 5));
             if result.is_err() {
                 panic!("event queue diverged from the reference; replay with SEED={seed}");
             }
         }
     }
 
-    fn check_against_reference(seed: u64) {
+    /// The same property when the 32-bit sequence counter wraps every few hundred
+    /// schedules (the renumbering of the pending entries), with ties common.
+    #[test]
+    fn matches_reference_across_sequence_renumbering() {
+        for seed in 0..200 {
+            let result = std::panic::catch_unwind(|| check_against_reference(seed, 97, 4));
+            if result.is_err() {
+                panic!("event queue diverged from the reference across a renumbering; seed {seed}");
+            }
+        }
+    }
+
+    /// Renumbering keeps the order of equal times scheduled on either side of it.
+    #[test]
+    fn equal_times_keep_schedule_order_across_a_renumbering() {
+        let mut q = EventQueue::new();
+        q.seq_limit = 12;
+        // Sequence numbers 0..5 at time 7, then 5..12 scheduled and run at time 1.
+        for i in 0..5 {
+            q.schedule_at(SimTime::from_ps(7), i);
+        }
+        for i in 0..7 {
+            q.schedule_at(SimTime::from_ps(1), 100 + i);
+            assert_eq!(q.pop(), Some((SimTime::from_ps(1), 100 + i)));
+        }
+        // The next schedule renumbers the five pending entries 0..5 and takes 5.
+        for i in 5..10 {
+            q.schedule_at(SimTime::from_ps(7), i);
+        }
+        assert_eq!(q.seq_next, 10);
+        let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|(_, e)| e)).collect();
+        assert_eq!(order, (0..10).collect::<Vec<_>>());
+    }
+
+    /// Random schedules (`schedule_in_10` out of 10 operations), pops and bounded pops
+    /// against the reference, the sequence counter renumbered at `seq_limit`.
+    fn check_against_reference(seed: u64, seq_limit: u32, schedule_in_10: u64) {
         let mut rng = RngStream::new(seed, "queue-property-test");
         let mut q: EventQueue<u64> = EventQueue::new();
+        q.seq_limit = seq_limit;
         let mut reference: BTreeMap<(u64, u64), u64> = BTreeMap::new();
         let mut seq = 0u64;
         let ops = 200 + rng.below(800);
@@ -252,7 +363,7 @@ mod tests {
         let spread = 1 + rng.below(50);
         for _ in 0..ops {
             let op = rng.below(10);
-            if op < 5 {
+            if op < schedule_in_10 {
                 let time = q.now().as_ps() + rng.below(spread);
                 let payload = rng.next_u64();
                 q.schedule_at(SimTime::from_ps(time), payload);
