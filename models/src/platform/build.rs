@@ -77,8 +77,8 @@ impl Platform {
             }
         }
         if let Some(guests) = guests.as_mut() {
-            for (at, vcpu) in guests.first_bursts() {
-                event_queue.schedule_at(at, Event::HostBurst { vcpu });
+            for (at, cpu) in guests.first_bursts() {
+                event_queue.schedule_at(at, Event::HostBurst { cpu });
             }
         }
         for (index, action) in params.actions.iter().enumerate() {
