@@ -101,7 +101,8 @@ pub fn run_point_with_progress(
             return Err(format!("pCPU {} busy intervals overlap at point {index}: {p:?} in {elapsed} ps", p.cpu.0));
         }
     }
-    let (stages, counters, failures) = reports::point_from_metrics(&platform.metrics().snapshot());
+    let snapshot = platform.metrics().snapshot();
+    let (stages, counters, failures) = reports::point_from_metrics(&snapshot);
     let resources = platform
         .resources()
         .into_iter()
@@ -157,6 +158,7 @@ pub fn run_point_with_progress(
                     };
                     TextTable { name, text, columns, rows }
                 })
+                .chain(reports::kvm_exit_table(&snapshot))
                 .collect()
         },
     };
