@@ -60,6 +60,11 @@
 //! - EEVDF's virtual deadlines and lag: the scheduler is round robin with a fixed slice and
 //!   a wake-up preemption switch, what it does for equal-weight vCPU threads that use up
 //!   their slices. The scheduler wake-up (`wake_to_vm_entry`) is latency, not pCPU time.
+//! - An EXTERNAL_INTERRUPT exit is treated like a preemption: x86 SN = 1 (ARM: the vPE
+//!   non-resident) until the entry. KVM keeps the vCPU loaded through such an exit (SN = 0),
+//!   so a posting meanwhile sends a notification the host handles, and the PIR is synced at
+//!   the entry all the same: the latency is the one modelled, the interrupt is counted as
+//!   accumulated rather than notified.
 //! - IPIs between vCPUs (so IPIv), MMIO, hypercalls and the userspace VMM's exits: no
 //!   modelled source raises them here. The host CPU server's handler is not delayed by the
 //!   EXTERNAL_INTERRUPT exit's cost (the vCPU is, by the whole of it).

@@ -259,7 +259,11 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
         c(m, "kvm.wakeup_list_entries_walked_count", "wake-up list entries the wake-up handler visited");
     let kvm_entries = c(m, "kvm.vm_entry_count", "VM entries of halted or preempted vCPUs");
     let kvm_hlt_exits = c(m, "kvm.hlt_exit_count", "VM exits on HLT: an idle vCPU blocked");
-    let kvm_preemptions = c(m, "kvm.preemption_count", "running vCPUs preempted by host work (a VM exit each)");
+    let kvm_preemptions = c(
+        m,
+        "kvm.preemption_count",
+        "running vCPUs that left the guest for host work (a burst, a host interrupt) or another vCPU (a VM exit each)",
+    );
     let setup_guest_vector_fail = f(m, "setup.guest_vector_fail_count", "a guest vCPU ran out of device vectors");
     let kvm_remapped_fallback = c(
         m,
