@@ -7,13 +7,15 @@
 //!                                                     ├─ Vlpi ───────────▶ guests (GICv4 vPE)
 //!                                                     └─ Lost(reason)
 //!  host CPU server: FIFO handler (HandlerDone) or posted-MSI demux (PostedStep)
+//!     ├─ the CPU time of each handler it starts ─▶ guests (host work on that pCPU)
 //!     └─ VFIO's handler for a non-postable guest interrupt ─▶ guests (KVM injection)
 //! ```
 //!
 //! The components, each in its own module and each built once from the parameters:
 //! `devices` (queues, stores, IMS pools, the host handler of each queue), `chip` (x86:
 //! vector domain + VT-d; ARM: ITS or v2m), `cpu` (FIFO servers or the posted-MSI demux),
-//! `guest` (vCPUs, posted delivery, vLPIs, host bursts), `control` (actions and the
+//! `guest` (vCPUs, the pCPUs as servers, posted delivery, vLPIs, host bursts, VM exits),
+//! `control` (actions and the
 //! resync after a move) and `build` (setup); `stats` counts what the kernel and rtla would
 //! (handler runs and latency per CPU) and `procfs` prints their views of the run (with the
 //! layouts of `tables`). A stage takes an interrupt and returns
@@ -23,12 +25,15 @@
 //! device for its cost through `route::HandlerWork` (the device's random stream, drawn in
 //! the order handlers start), and the guests queue what they need of the chip (vPE
 //! residency, the programming of an assigned queue: `guest::ChipOp`), which the router
-//! applies after each guest step.
+//! applies after each guest step. A host CPU server returns the CPU time of each handler it
+//! starts and the router passes it to the guests (`Guests::host_interrupt`), which decide
+//! what it means for the vCPUs on that pCPU.
 //!
 //! # What is modelled
 //! See each component. Interrupts are conserved: at the end, raised = delivered + lost +
 //! merged + in flight, counted from the event queue, the stores' pending bits and the
-//! servers' queues ([`Platform::conservation`]).
+//! servers' queues ([`Platform::conservation`]). A pCPU that runs vCPUs is one server: its busy
+//! intervals never overlap ([`Platform::pcpu_busy`]).
 //!
 //! # What is not modelled (and why)
 //! - LAPIC IRR coalescing in remappable mode: every raise is a FIFO job on its CPU, the
