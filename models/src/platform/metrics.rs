@@ -244,7 +244,7 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
     let posted_delivery = h(
         m,
         "latency.posted_delivery_ps",
-        "posting to the guest seeing the interrupt (notification to a running vCPU, or wake-up, kick and scheduling)",
+        "posting to the guest seeing the interrupt (notification to a running vCPU), or to a halted vCPU being runnable again (wake-up, kick and scheduling; the wait for its pCPU is in end_to_end)",
     );
     let kvm_notified =
         c(m, "kvm.posted_notified_running_count", "posted interrupts notified to a running vCPU (no VM exit)");
