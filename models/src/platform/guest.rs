@@ -77,6 +77,11 @@
 //! docs/sources.md#posted-vectors). The slice's default is EEVDF's base slice
 //! (docs/sources.md#sched-base-slice); exit costs docs/sources.md#exit-costs, the PV EOI
 //! rule docs/sources.md#pv-eoi.
+//!
+//! Host bursts draw from one stream per pCPU, `pcpu/<cpu>/host` (they drew from one per
+//! vCPU, `guest/<name>/vcpu/<v>/host`, before a pCPU was one server): a pCPU's bursts do not
+//! move when guests or vCPUs are added on other pCPUs, and the length and the next gap are
+//! drawn together when a burst starts.
 
 use std::collections::VecDeque;
 
