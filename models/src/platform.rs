@@ -7,13 +7,15 @@
 //!                                                     ├─ Vlpi ───────────▶ guests (GICv4 vPE)
 //!                                                     └─ Lost(reason)
 //!  host CPU server: FIFO handler (HandlerDone) or posted-MSI demux (PostedStep)
+//!     ├─ the CPU time of each handler it starts ─▶ guests (host work on that pCPU)
 //!     └─ VFIO's handler for a non-postable guest interrupt ─▶ guests (KVM injection)
 //! ```
 //!
 //! The components, each in its own module and each built once from the parameters:
 //! `devices` (queues, stores, IMS pools, the host handler of each queue), `chip` (x86:
 //! vector domain + VT-d; ARM: ITS or v2m), `cpu` (FIFO servers or the posted-MSI demux),
-//! `guest` (vCPUs, posted delivery, vLPIs, host bursts), `control` (actions and the
+//! `guest` (vCPUs, the pCPUs as servers, posted delivery, vLPIs, host bursts, VM exits),
+//! `control` (actions and the
 //! resync after a move) and `build` (setup); `stats` counts what the kernel and rtla would
 //! (handler runs and latency per CPU) and `procfs` prints their views of the run (with the
 //! layouts of `tables`). A stage takes an interrupt and returns
@@ -23,12 +25,15 @@
 //! device for its cost through `route::HandlerWork` (the device's random stream, drawn in
 //! the order handlers start), and the guests queue what they need of the chip (vPE
 //! residency, the programming of an assigned queue: `guest::ChipOp`), which the router
-//! applies after each guest step.
+//! applies after each guest step. A host CPU server returns the CPU time of each handler it
+//! starts and the router passes it to the guests (`Guests::host_interrupt`), which decide
+//! what it means for the vCPUs on that pCPU.
 //!
 //! # What is modelled
 //! See each component. Interrupts are conserved: at the end, raised = delivered + lost +
 //! merged + in flight, counted from the event queue, the stores' pending bits and the
-//! servers' queues ([`Platform::conservation`]).
+//! servers' queues ([`Platform::conservation`]). A pCPU that runs vCPUs is one server: its busy
+//! intervals never overlap ([`Platform::pcpu_busy`]).
 //!
 //! # What is not modelled (and why)
 //! - LAPIC IRR coalescing in remappable mode: every raise is a FIFO job on its CPU, the
@@ -57,9 +62,11 @@ mod tables;
 use sim::{EventQueue, Metrics, SimDuration, SimTime, World};
 
 pub use accounting::{Conservation, ResourceUse};
+pub use guest::PcpuBusy;
 pub use params::{
-    Action, ActionKind, CpuCostParams, DeviceParams, GicMsiParams, GicParams, GuestMsiParams, GuestParams,
-    HostQueueing, ImsPoolParams, IommuParams, IrqMode, KernelParams, PlatformParams, PostedMsiConfig, spread_mask,
+    Action, ActionKind, CpuCostParams, DeviceParams, ExitCosts, GicMsiParams, GicParams, GuestMsiParams, GuestParams,
+    HostQueueing, ImsPoolParams, IommuParams, IrqMode, KernelParams, KvmParams, PlatformParams, PostedMsiConfig,
+    spread_mask,
 };
 
 use chip::IrqChip;
@@ -133,8 +140,7 @@ pub enum Event {
         /// The vCPU.
         vcpu: u32,
     },
-    /// A vCPU enters the guest (after a wake-up); stale if `generation` is old (the end of
-    /// a host burst entered it first).
+    /// A woken vCPU becomes runnable on its pCPU; stale if `generation` is old.
     VcpuEntry {
         /// The vCPU.
         vcpu: u32,
@@ -148,15 +154,25 @@ pub enum Event {
         /// Handler generation.
         generation: u32,
     },
-    /// Host work takes a vCPU's pCPU.
+    /// A burst of host work takes a pCPU that runs vCPUs.
     HostBurst {
-        /// The vCPU.
-        vcpu: u32,
+        /// The pCPU.
+        cpu: CpuId,
     },
-    /// That host work ends.
-    HostBurstEnd {
-        /// The vCPU.
-        vcpu: u32,
+    /// The host work holding a pCPU that runs vCPUs ends (stale if `generation` is old: it
+    /// was extended).
+    HostWorkEnd {
+        /// The pCPU.
+        cpu: CpuId,
+        /// Which end this is.
+        generation: u32,
+    },
+    /// The slice of the vCPU running on a pCPU ends (stale if `generation` is old).
+    SliceEnd {
+        /// The pCPU.
+        cpu: CpuId,
+        /// Which slice end this is.
+        generation: u32,
     },
     /// The next step of a CPU's posted-MSI notification handler.
     PostedStep {
@@ -194,7 +210,8 @@ impl Event {
             Event::VcpuEntry { .. } => "vcpu_entry",
             Event::GuestHandlerDone { .. } => "guest_handler_done",
             Event::HostBurst { .. } => "host_burst",
-            Event::HostBurstEnd { .. } => "host_burst_end",
+            Event::HostWorkEnd { .. } => "host_work_end",
+            Event::SliceEnd { .. } => "slice_end",
             Event::PostedStep { .. } => "posted_step",
             Event::StoreWrite { .. } => "store_write",
             Event::ItsCommandDone => "its_command_done",
@@ -355,7 +372,23 @@ impl Platform {
                     self.start_host_handler(cpu, q);
                 }
             }
-            Cpus::PostedMsi(cpus) => cpus.post(cpu, vector, queue, raised_at, q, &mut self.metrics),
+            Cpus::PostedMsi(cpus) => {
+                let busy = cpus.post(cpu, vector, queue, raised_at, q, &mut self.metrics);
+                self.host_took(cpu, busy, q);
+            }
+        }
+    }
+
+    /// The host CPU server started `busy` of work on `cpu`: the guests learn it (it preempts
+    /// the vCPU running there) and the chip applies what that asked of it.
+    #[inline]
+    fn host_took(&mut self, cpu: CpuId, busy: SimDuration, q: &mut EventQueue<Event>) {
+        if busy == SimDuration::ZERO {
+            return;
+        }
+        if let Some(guests) = self.guests.as_mut() {
+            guests.host_interrupt(cpu, busy, q, &mut self.metrics);
+            self.apply_chip_ops(q.now());
         }
     }
 
@@ -391,13 +424,15 @@ impl Platform {
                 let (queue, raises) = (run.job.queue, run.raises());
                 let work = self.host_work(queue, raises);
                 let Cpus::Lapic(cpus) = &mut self.cpus else { unreachable!() };
-                cpus.start(cpu, work, q, &mut self.metrics);
+                let busy = cpus.start(cpu, work, q, &mut self.metrics);
+                self.host_took(cpu, busy, q);
             }
             Cpus::Fifo(cpus) => {
                 let job = cpus.current(cpu);
                 let work = self.host_work(job.queue, 1);
                 let Cpus::Fifo(cpus) = &mut self.cpus else { unreachable!() };
-                cpus.start(cpu, job, work, q, &mut self.metrics);
+                let busy = cpus.start(cpu, job, work, q, &mut self.metrics);
+                self.host_took(cpu, busy, q);
             }
             Cpus::PostedMsi(_) => unreachable!("posted MSI runs its own handlers"),
         }
@@ -467,7 +502,8 @@ impl Platform {
 
     fn on_posted_step(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
         let Cpus::PostedMsi(cpus) = &mut self.cpus else { unreachable!("posted MSI steps") };
-        let (done, start) = cpus.step(cpu, q, &mut self.metrics);
+        let (done, start, busy) = cpus.step(cpu, q, &mut self.metrics);
+        self.host_took(cpu, busy, q);
         if let Some(job) = done {
             self.stats.host.record(job.queue.0, cpu.0);
             self.host_handled(job.queue, job.raised_at, cpu, q);
@@ -475,7 +511,8 @@ impl Platform {
         if let Some(job) = start {
             let work = self.host_work(job.queue, 1);
             let Cpus::PostedMsi(cpus) = &mut self.cpus else { unreachable!("posted MSI steps") };
-            cpus.start_handler(cpu, job, work, q, &mut self.metrics);
+            let busy = cpus.start_handler(cpu, job, work, q, &mut self.metrics);
+            self.host_took(cpu, busy, q);
         }
     }
 
@@ -584,8 +621,13 @@ impl World for Platform {
                     self.guest_handled(vcpu, job, q.now());
                 }
             }
-            Event::HostBurst { vcpu } => self.guest_step(q, |g, q, m, _| g.on_host_burst(vcpu, q, m)),
-            Event::HostBurstEnd { vcpu } => self.guest_step(q, |g, q, m, d| g.on_host_burst_end(vcpu, q, m, d)),
+            Event::HostBurst { cpu } => self.guest_step(q, |g, q, m, _| g.on_host_burst(cpu, q, m)),
+            Event::HostWorkEnd { cpu, generation } => {
+                self.guest_step(q, |g, q, m, d| g.on_host_work_end(cpu, generation, q, m, d))
+            }
+            Event::SliceEnd { cpu, generation } => {
+                self.guest_step(q, |g, q, m, d| g.on_slice_end(cpu, generation, q, m, d))
+            }
         }
     }
 

@@ -31,6 +31,7 @@ fn with_guest(mut params: PlatformParams, vcpus: u32, pcpus: &[u32]) -> Platform
             wake_to_vm_entry: SimDuration::from_ns(3_000),
         },
         remapped_forward: SimDuration::from_ns(1_500),
+        kvm: common::kvm_free_exits(),
     }];
     params.devices[0].assigned_to = Some(0);
     params

@@ -13,10 +13,13 @@
 //! replications and each variant against the baseline, and only the first run of each
 //! variant in full); [`email()`] and [`compare()`] write 72-column text for a mailing list;
 //! [`plot::plots`] draws every plot the report has data for and [`html::html`] puts them
-//! on one page with the tables.
+//! on one page with the tables. [`kvm_exit_table`] turns the `kvm.exit.<reason>`
+//! histograms into the layout of `perf kvm stat report` (a point's table; the text
+//! renderings print it in 72 columns).
 //!
 //! **Invariant:** this crate never names a model type. It speaks metric names, units and
-//! generic resource rows; a stage is a histogram named `latency.<stage>_ps`.
+//! generic resource rows; a stage is a histogram named `latency.<stage>_ps`, a VM exit
+//! reason one named `kvm.exit.<reason>`.
 //! **Invariant:** a report is deterministic: no wall-clock value ever enters `report.json`
 //! (those go to `perf.json`, see [`PerfInfo`]).
 
@@ -28,6 +31,7 @@ mod csv;
 mod email;
 mod files;
 pub mod html;
+mod kvm_exits;
 mod merge;
 mod plain;
 pub mod plot;
@@ -43,6 +47,7 @@ pub use csv::csv;
 pub use email::email;
 pub use files::{REPORT_FILES, ReportDir, io_reason, is_plot_file, read_limited, write_atomic};
 pub use html::html;
+pub use kvm_exits::{TABLE_NAME as KVM_EXIT_TABLE, table as kvm_exit_table};
 pub use merge::{RUN_COUNT_MAX, merge, run_ordinal};
 pub use plot::{Plot, plots};
 pub use render::{markdown, text};

@@ -210,6 +210,9 @@ pub(crate) fn text_point(s: &mut String, p: &PointReport, title: &str) {
             fmt_ns_short(st.max_ns)
         );
     }
+    if let Some(t) = p.tables.iter().find(|t| t.name == crate::kvm_exits::TABLE_NAME) {
+        let _ = write!(s, "\n{}", crate::kvm_exits::text_lines(t));
+    }
     if !p.resources.is_empty() {
         let _ = writeln!(s, "\n{:<32}{:>10}{:>10}{:>10}", "resource (per instance)", "max used", "limit", "instances");
         for r in &p.resources {

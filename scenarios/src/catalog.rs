@@ -16,6 +16,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("remappable-msi", include_str!("../catalog/remappable-msi.yaml")),
     ("posted-guest", include_str!("../catalog/posted-guest.yaml")),
     ("gicv4-guest", include_str!("../catalog/gicv4-guest.yaml")),
+    ("guest-exits", include_str!("../catalog/guest-exits.yaml")),
     ("queue-scaling", include_str!("../catalog/queue-scaling.yaml")),
 ];
 

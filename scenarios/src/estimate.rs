@@ -52,19 +52,25 @@ pub fn memory_bytes(scenario: &Scenario) -> u64 {
 pub const EVENTS_PER_INTERRUPT: f64 = 4.0;
 
 /// A run's estimated event count: [`EVENTS_PER_INTERRUPT`] × the sum over queues of their
-/// long-run rate × the duration, plus two per host burst of every vCPU (start and end) and
+/// long-run rate × the duration, plus two per host burst of every pCPU that runs vCPUs (start and end) and
 /// one per action; capped by the scenario's `event_limit`.
 pub fn event_count(scenario: &Scenario) -> f64 {
     let p = &scenario.platform;
     let seconds = scenario.duration.as_secs_f64();
     let interrupts: f64 =
         p.devices.iter().map(|d| f64::from(d.queue_count) * d.arrival.mean_rate_per_s() * seconds).sum();
-    let bursts: f64 = p
-        .guests
-        .iter()
-        .filter_map(|g| g.host_bursts.map(|(gap, length)| (g, gap + length)))
-        .map(|(g, period)| 2.0 * f64::from(g.vcpu_count) * seconds / period.as_secs_f64())
-        .sum();
+    // One renewal process per pCPU that runs vCPUs, the first guest on it with bursts
+    // setting its period (as the guests' model does).
+    let mut pcpus: Vec<(u32, f64)> = Vec::new();
+    for g in &p.guests {
+        let Some((gap, length)) = g.host_bursts else { continue };
+        for cpu in g.pcpus.iter().take(g.vcpu_count as usize) {
+            if !pcpus.iter().any(|&(c, _)| c == cpu.0) {
+                pcpus.push((cpu.0, (gap + length).as_secs_f64()));
+            }
+        }
+    }
+    let bursts: f64 = pcpus.iter().map(|&(_, period)| 2.0 * seconds / period).sum();
     let events = EVENTS_PER_INTERRUPT * interrupts + bursts + p.actions.len() as f64;
     scenario.event_limit.map_or(events, |limit| events.min(limit as f64))
 }

@@ -14,10 +14,10 @@ use serde_saphyr::Spanned;
 use crate::diagnostic::{Diagnostic, Override};
 use crate::load::deserialize;
 use crate::schema::{
-    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec,
-    GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec,
-    IrteCacheSpec, IrteUpdateSpec, KernelSpec, PlatformSpec, PostedCostsSpec, PostedMsiSpec, Process, QueueingSpec,
-    ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
+    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, ExitCostsSpec, ExpectMap, GicMsiSpec, GicSpec,
+    GicVersionSpec, GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec,
+    IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec, PlatformSpec, PostedCostsSpec, PostedMsiSpec,
+    Process, QueueingSpec, ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -355,7 +355,9 @@ mappings! {
     ScenarioFile {
         name, description, seed, duration, event_limit, platform, devices, actions, guests, templates, expect, sweep
     }
-    GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward }
+    GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward, kvm }
+    KvmSpec { apicv, pv_eoi, slice, wakeup_preemption, exit_costs }
+    ExitCostsSpec { external_interrupt, hlt, eoi, preemption }
     GuestMsiSpec { delivery, destinations, vector_hashing }
     HostBurstSpec { gap, length }
     PostedCostsSpec { notify_running, wakeup_irq_entry, wakeup_list_entry, kick, wake_to_vm_entry }
@@ -422,6 +424,8 @@ mod tests {
         same!(
             ScenarioFile,
             GuestSpec,
+            KvmSpec,
+            ExitCostsSpec,
             GuestMsiSpec,
             HostBurstSpec,
             PostedCostsSpec,

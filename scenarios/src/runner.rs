@@ -95,7 +95,14 @@ pub fn run_point_with_progress(
     if !c.holds() {
         return Err(format!("interrupt conservation violated at point {index}: {c:?}"));
     }
-    let (stages, counters, failures) = reports::point_from_metrics(&platform.metrics().snapshot());
+    let elapsed = outcome.time_stop.elapsed().as_ps();
+    for p in platform.pcpu_busy(outcome.time_stop) {
+        if p.overlaps > 0 || p.busy_ps > elapsed {
+            return Err(format!("pCPU {} busy intervals overlap at point {index}: {p:?} in {elapsed} ps", p.cpu.0));
+        }
+    }
+    let snapshot = platform.metrics().snapshot();
+    let (stages, counters, failures) = reports::point_from_metrics(&snapshot);
     let resources = platform
         .resources()
         .into_iter()
@@ -151,6 +158,7 @@ pub fn run_point_with_progress(
                     };
                     TextTable { name, text, columns, rows }
                 })
+                .chain(reports::kvm_exit_table(&snapshot))
                 .collect()
         },
     };

@@ -200,6 +200,59 @@ pub struct GuestSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub remapped_forward: Option<Spanned<String>>,
+    /// KVM's interrupt virtualization (APICv, PV EOI), the host scheduler's time slice for
+    /// vCPUs sharing a pCPU, and the VM exits' costs (docs/parameters.md#guests).
+    #[serde(default)]
+    pub kvm: Option<KvmSpec>,
+}
+
+/// KVM and the host scheduler for a guest's vCPUs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KvmSpec {
+    /// APICv: virtual-interrupt delivery and posted interrupts (default true, KVM's
+    /// `enable_apicv`; x86 only). Without it nothing is posted and every EOI exits.
+    #[serde(default)]
+    pub apicv: Option<bool>,
+    /// PV EOI (default false): without APICv, KVM lets the guest skip the EOI exit when
+    /// nothing else is pending.
+    #[serde(default)]
+    pub pv_eoi: Option<bool>,
+    /// The host scheduler's slice for vCPUs sharing a pCPU (default EEVDF's base slice,
+    /// 0.75 ms x (1 + log2 of the CPUs, at most 8)).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub slice: Option<Spanned<String>>,
+    /// A woken vCPU preempts the one running on its pCPU (default true: the scheduler's
+    /// WAKEUP_PREEMPTION feature).
+    #[serde(default)]
+    pub wakeup_preemption: Option<bool>,
+    /// What each VM exit costs on the pCPU.
+    #[serde(default)]
+    pub exit_costs: Option<ExitCostsSpec>,
+}
+
+/// The pCPU time of one VM exit of each reason (exit, KVM's handling, entry).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExitCostsSpec {
+    /// EXTERNAL_INTERRUPT (default 683 ns: the exit-and-entry world switch alone, SplitX).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub external_interrupt: Option<Spanned<String>>,
+    /// HLT (default 683 ns, the world switch alone).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub hlt: Option<Spanned<String>>,
+    /// The EOI's MSR_WRITE exit without APICv (no published figure: required when apicv is
+    /// false and never used otherwise).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub eoi: Option<Spanned<String>>,
+    /// Preemption by host work or another vCPU (default 683 ns, the world switch alone).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub preemption: Option<Spanned<String>>,
 }
 
 /// Guest MSI delivery modes.

@@ -144,6 +144,9 @@ pub struct HistogramSummary {
     pub min: u64,
     /// Largest value, exact (0 when empty).
     pub max: u64,
+    /// Population standard deviation of the values, from the HDR buckets (each value at its
+    /// bucket's representative, within 0.1%; 0 when empty).
+    pub stddev: f64,
     /// Values at the quantiles of [`SUMMARY_QUANTILES`], in that order (0 when empty),
     /// within 0.1% and clamped to the exact [min, max] (a bucket's upper edge can
     /// otherwise exceed the largest value recorded).
@@ -334,6 +337,7 @@ impl Metrics {
                     sum,
                     min: if empty { 0 } else { min },
                     max,
+                    stddev: if empty { 0.0 } else { h.stdev() },
                     quantiles: SUMMARY_QUANTILES
                         .iter()
                         .map(|&q| if empty { 0 } else { h.value_at_quantile(q).clamp(min, max) })

@@ -6,6 +6,7 @@ use sim::{EventQueue, SimDuration};
 
 use super::chip::IrqChip;
 use super::devices::HostHandler;
+use super::guest::PcpuBusy;
 use super::params::GuestMsiParams;
 use super::{Event, Platform};
 use crate::ids::QueueId;
@@ -52,7 +53,8 @@ fn carried(event: &Event) -> u64 {
         | Event::VcpuEntry { .. }
         | Event::GuestHandlerDone { .. }
         | Event::HostBurst { .. }
-        | Event::HostBurstEnd { .. }
+        | Event::HostWorkEnd { .. }
+        | Event::SliceEnd { .. }
         | Event::PostedStep { .. }
         | Event::StoreWrite { .. }
         | Event::ItsCommandDone
@@ -142,6 +144,14 @@ impl Offered {
 }
 
 impl Platform {
+    /// Each pCPU that runs vCPUs: its busy time (host work and guest execution) until `now`
+    /// and how many of its busy intervals overlapped the previous one. The invariant,
+    /// checked before a report is written like conservation: no overlap, and busy time at
+    /// most `now` (one pCPU is one server).
+    pub fn pcpu_busy(&self, now: sim::SimTime) -> Vec<PcpuBusy> {
+        self.guests.as_ref().map_or_else(Vec::new, |g| g.pcpu_busy(now))
+    }
+
     /// What a reader must know before taking the point's latencies as steady-state values:
     /// host CPUs offered more work than they can do (ρ ≥ 1: queues grow for the whole run)
     /// and CPUs whose queues relax more slowly than a tenth of the run (the start-up

@@ -86,8 +86,8 @@ impl Platform {
         let lindley = lindley(params, &chip, &cpus, &devices, entry, &ids);
         metrics.add(ids.cpu.lindley_cpus, lindley.cpu_count());
         if let Some(guests) = guests.as_mut() {
-            for (at, vcpu) in guests.first_bursts() {
-                event_queue.schedule_at(at, Event::HostBurst { vcpu });
+            for (at, cpu) in guests.first_bursts() {
+                event_queue.schedule_at(at, Event::HostBurst { cpu });
             }
         }
         for (index, action) in params.actions.iter().enumerate() {

@@ -54,8 +54,8 @@ impl IrqChip {
     pub fn apply(&mut self, ops: Vec<ChipOp>, now: SimTime, devices: &mut Devices, m: &mut Metrics) {
         for op in ops {
             match (op, &mut *self) {
-                (ChipOp::Assign { queue, vcpu, vector, pcpu, .. }, IrqChip::X86(chip)) => {
-                    chip.assign(queue, devices.source(queue), vcpu, vector, pcpu, devices, m);
+                (ChipOp::Assign { queue, vcpu, vector, pcpu, posting, .. }, IrqChip::X86(chip)) => {
+                    chip.assign(queue, devices.source(queue), vcpu, vector, pcpu, posting, devices, m);
                 }
                 (ChipOp::Assign { queue, vector, pcpu, vpe, .. }, IrqChip::Arm(chip)) => {
                     let vpe = vpe.expect("ARM guests have vPEs");

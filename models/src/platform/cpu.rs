@@ -94,8 +94,16 @@ impl FifoCpus {
     }
 
     /// Starts the handler of `job` (the current one) with `work`; it ends with a `HandlerDone`.
+    /// Returns the CPU time it takes.
     #[inline]
-    pub fn start(&mut self, cpu: CpuId, job: Job, work: Work, q: &mut EventQueue<Event>, m: &mut Metrics) {
+    pub fn start(
+        &mut self,
+        cpu: CpuId,
+        job: Job,
+        work: Work,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+    ) -> SimDuration {
         let busy = self.entry + work.service + work.eoi;
         if self.entry > SimDuration::ZERO {
             m.record(self.ids.irq_entry, self.entry.as_ps());
@@ -111,6 +119,7 @@ impl FifoCpus {
         }
         m.add(self.ids.cpu_busy_ps, busy.as_ps());
         q.schedule_in(busy, Event::HandlerDone { cpu });
+        busy
     }
 
     /// The current handler finished: its interrupt, and whether another one waits.

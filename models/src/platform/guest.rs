@@ -1,27 +1,54 @@
-//! Guests: vCPUs pinned to pCPUs that halt when idle and are preempted by host work, and
-//! the interrupts of their assigned devices, posted (x86 VT-d posted interrupts, KVM
+//! Guests: vCPUs pinned to pCPUs that halt when idle, each pCPU one server shared by its
+//! vCPUs and the host's work there, the VM exits that costs (timed by reason), and the
+//! interrupts of their assigned devices, posted (x86 VT-d posted interrupts, KVM
 //! irq-bypass) into the vCPUs' descriptors or forwarded as vLPIs (ARM GICv4) to their vPEs.
 //!
 //! Who programs an assigned device's interrupts, and when, is the guests' decision
 //! ([`Guests::provision`]); the programming itself (host vectors, IRTEs, ITS events, vPE
 //! residency) is the chip's. The guests never call the chip: they queue [`ChipOp`]s that
-//! the router applies after each guest step.
+//! the router applies after each guest step. Nor do they call the host CPU server: when a
+//! host handler starts on a CPU, the router tells the guests ([`Guests::host_interrupt`],
+//! with the handler's CPU time) and they schedule what it means for that pCPU.
 //!
 //! # What is modelled
-//! - Each vCPU runs on one pCPU. It starts halted (blocked: NV = the wake-up vector 0xf1, on
-//!   its pCPU's wake-up list). Interrupts it has to handle become guest jobs, served FIFO by
-//!   the guest's handler (the device's service time and EOI cost; with APICv the EOI of an
-//!   edge interrupt exits nothing). When its queue empties the vCPU halts again (a HLT VM
-//!   exit), unless ON is set, in which case KVM refuses to block and it goes on.
-//! - Host contention: optional bursts of host work on each vCPU's pCPU (a renewal process:
-//!   exponential gaps and durations). A running vCPU is preempted (a VM exit; SN = 1), its
-//!   current handler paused until the burst ends, when it is loaded again and the PIR is
-//!   synced into the guest.
+//! - **A pCPU is one server.** At any time it runs host work or one of its vCPUs (or is
+//!   idle). Host work: bursts (a renewal process per pCPU: exponential lengths and gaps),
+//!   host interrupt handlers the host CPU server runs there (a host device's, VFIO's
+//!   forward of a non-postable guest interrupt), the wake-up IRQ 0xf1 with its list walk
+//!   and kicks (x86), the doorbell and its kick (ARM), and KVM's handling of each exit.
+//!   Host work preempts the running vCPU at once (an interrupt: EXTERNAL_INTERRUPT; a
+//!   burst: preemption); x86: SN = 1, the PIR accumulates; its handler pauses and resumes,
+//!   with the PIR synced into the guest, when the host work ends. Host work arriving while
+//!   host work runs extends it (an interrupt preempts a burst, which resumes after it).
+//! - **vCPUs sharing a pCPU** take turns (the host scheduler): a runnable vCPU waits in the
+//!   pCPU's run queue; at the end of a slice ([`KvmParams::slice`]) the running vCPU goes
+//!   to the back of the queue if another is runnable (round robin); a woken vCPU preempts
+//!   the running one when wake-up preemption is on, and otherwise waits. A switch is a
+//!   preemption exit of the vCPU switched out.
+//! - Each vCPU starts halted (blocked: NV = the wake-up vector 0xf1, on its pCPU's wake-up
+//!   list). Interrupts it has to handle become guest jobs, served FIFO by the guest's
+//!   handler (the device's service time and EOI cost). When its queue empties the vCPU
+//!   halts (a HLT exit, whose cost the pCPU pays before it runs anything else), unless ON
+//!   is set, in which case KVM refuses to block and it goes on.
 //! - Delivery of a posted IRTE (`iommu::posted::PostedDelivery`): to a running vCPU, a
-//!   notification on 0xf2 and no VM exit; to a preempted one, the PIR accumulates (a vector
-//!   already pending merges) and is injected at the next VM entry; to a blocked one, the
-//!   wake-up IRQ on its pCPU walks the pCPU's wake-up list and kicks the vCPU, which enters
-//!   the guest after the scheduler wake-up (later if a host burst holds the pCPU).
+//!   notification on 0xf2 and no VM exit; to a preempted or waiting one, the PIR
+//!   accumulates (a vector already pending merges) and is injected at its next VM entry;
+//!   to a blocked one, the wake-up IRQ on its pCPU walks the pCPU's wake-up list and kicks
+//!   the vCPU, which is runnable after the scheduler wake-up.
+//! - **VM exits by reason** (`kvm.exit.<reason>` histograms, VMX spelling): each sample is
+//!   the time from the exit to the vCPU's next VM entry, as `perf kvm stat` times them (a
+//!   HLT's includes the halted time; exits not re-entered by the end are not recorded).
+//!   EXTERNAL_INTERRUPT, HLT and preemption cost [`ExitCosts`](super::ExitCosts) of pCPU time on top of the
+//!   host work; without APICv every EOI is an MSR_WRITE exit (x2APIC) whose cost lengthens
+//!   the guest handler, unless PV EOI skips it by KVM's rule in `apic_sync_pv_eoi_to_guest`
+//!   (nothing else pending in the IRR, one vector in service, and not a level-triggered
+//!   IOAPIC vector: MSIs are edge). With APICv's virtual-interrupt delivery an edge EOI
+//!   does not exit (EOI_INDUCED is for level-triggered vectors, which no modelled source
+//!   raises). VT-d posting needs APICv: without it every assigned interrupt is remapped to
+//!   VFIO's host vector on the vCPU's pCPU, forwarded and injected by KVM.
+//! - The busy ledger: per pCPU, the end of the last busy interval (host work, or a vCPU's
+//!   guest execution) and the busy time; an interval that starts before the last one ended
+//!   is counted as an overlap, which the run's check ([`Guests::pcpu_busy`]) refuses.
 //!
 //! # What is not modelled (and why)
 //! - Remapped (non-postable) delivery: multicast and lowest-priority with several
@@ -30,21 +57,39 @@
 //!   through the posted descriptor ([`Guests::post_to_vcpu`]).
 //! - Halt polling, vCPU migration between pCPUs, vIRR merging of the same vector while the
 //!   guest has not yet handled it (each notified interrupt is a guest job).
+//! - EEVDF's virtual deadlines and lag: the scheduler is round robin with a fixed slice and
+//!   a wake-up preemption switch, what it does for equal-weight vCPU threads that use up
+//!   their slices. The scheduler wake-up (`wake_to_vm_entry`) is latency, not pCPU time.
+//! - An EXTERNAL_INTERRUPT exit is treated like a preemption: x86 SN = 1 (ARM: the vPE
+//!   non-resident) until the entry. KVM keeps the vCPU loaded through such an exit (SN = 0),
+//!   so a posting meanwhile sends a notification the host handles, and the PIR is synced at
+//!   the entry all the same: the latency is the one modelled, the interrupt is counted as
+//!   accumulated rather than notified.
+//! - IPIs between vCPUs (so IPIv), MMIO, hypercalls and the userspace VMM's exits: no
+//!   modelled source raises them here. The host CPU server's handler is not delayed by the
+//!   EXTERNAL_INTERRUPT exit's cost (the vCPU is, by the whole of it).
 //!
 //! # Parameters and their sources
 //! The posting costs (`iommu::posted::PostedParams`) have no published figures
 //! (docs/sources.md#posted-costs: no number for the wake-up; halt polling saves "a few
 //! micro-seconds"); scenarios must give them. Vector numbers: POSTED_INTR_VECTOR 0xf2,
 //! POSTED_INTR_WAKEUP_VECTOR 0xf1 (arch/x86/include/asm/irq_vectors.h;
-//! docs/sources.md#posted-vectors).
+//! docs/sources.md#posted-vectors). The slice's default is EEVDF's base slice
+//! (docs/sources.md#sched-base-slice); exit costs docs/sources.md#exit-costs, the PV EOI
+//! rule docs/sources.md#pv-eoi.
+//!
+//! Host bursts draw from one stream per pCPU, `pcpu/<cpu>/host` (they drew from one per
+//! vCPU, `guest/<name>/vcpu/<v>/host`, before a pCPU was one server): a pCPU's bursts do not
+//! move when guests or vCPUs are added on other pCPUs, and the length and the next gap are
+//! drawn together when a burst starts.
 
 use std::collections::VecDeque;
 
-use sim::{DurationDist, EventQueue, Metrics, RngStream, SimDuration, SimTime};
+use sim::{DurationDist, EventQueue, HistogramId, Metrics, RngStream, SimDuration, SimTime};
 
 use super::Event;
 use super::metrics::{CoreIds, GuestIds};
-use super::params::{GuestParams, spread_mask};
+use super::params::{GuestParams, KvmParams, spread_mask};
 use super::route::{HandlerWork, Job, Pending, VlpiOutcome};
 use crate::arm::its::VpeId;
 use crate::ids::{CpuId, QueueId, Vector};
@@ -58,6 +103,8 @@ const GUEST_FIRST_VECTOR: u8 = 0x30;
 const GUEST_LAST_VECTOR: u8 = 0xec;
 /// No queue behind a guest vector.
 const NO_QUEUE: u32 = u32::MAX;
+/// A CPU that runs no vCPU.
+const NO_PCPU: u32 = u32::MAX;
 
 /// What a guest step asks of the interrupt chip. The guests never call the chip: they queue
 /// these, and the router applies them in order after each step.
@@ -71,15 +118,29 @@ pub(super) enum ChipOp {
     VpeDoorbellHandled { vpe: VpeId },
     /// VFIO and KVM program an assigned queue's interrupt for guest `vector` on `vcpu`
     /// (running on `pcpu`). x86: a host vector on the pCPU and an IRTE that posts to the
-    /// vCPU's descriptor (or, not postable, stays remapped to the host vector and VFIO
-    /// forwards). ARM GICv4: the event mapped to the pCPU and forwarded to `vpe` as a vLPI.
-    Assign { queue: QueueId, vcpu: u32, vector: Vector, pcpu: CpuId, vpe: Option<VpeId> },
+    /// vCPU's descriptor (or, not postable or without APICv (`posting` false), stays
+    /// remapped to the host vector and VFIO forwards). ARM GICv4: the event mapped to the
+    /// pCPU and forwarded to `vpe` as a vLPI.
+    Assign { queue: QueueId, vcpu: u32, vector: Vector, pcpu: CpuId, vpe: Option<VpeId>, posting: bool },
+}
+
+/// Why a vCPU left guest mode (the `kvm.exit.*` histogram its exit is timed in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExitReason {
+    /// A host interrupt on its pCPU.
+    ExternalInterrupt,
+    /// It halted, idle.
+    Hlt,
+    /// Host work or another vCPU took its pCPU.
+    Preemption,
 }
 
 /// One vCPU.
 #[derive(Debug, Clone)]
 struct Vcpu {
     pcpu: CpuId,
+    /// Its pCPU's index in `Guests::pcpus`.
+    slot: u32,
     guest: u32,
     /// Guest interrupts waiting for, or in, the guest handler (front).
     jobs: VecDeque<Job>,
@@ -97,19 +158,81 @@ struct Vcpu {
     /// Generation of the running handler's completion event; a pause bumps it.
     handler_gen: u32,
     handler_done_at: SimTime,
-    /// The rest of a handler paused by a host burst.
+    /// The rest of a handler paused when the vCPU stopped running.
     paused_remaining: Option<SimDuration>,
-    /// A host burst holds the pCPU until then.
-    host_busy_until: Option<SimTime>,
-    /// A VM entry is scheduled (after a wake-up).
+    /// In guest mode on its pCPU now.
+    running: bool,
+    /// Runnable: its pCPU's current vCPU or in its run queue.
+    runnable: bool,
+    /// A wake-up is on its way (the scheduler makes it runnable then).
     entry_scheduled: bool,
-    /// Generation of the scheduled entry event; an entry made otherwise bumps it.
+    /// Generation of the scheduled wake-up event; a stale one is ignored.
     entry_gen: u32,
-    host_rng: RngStream,
+    /// The exit it has not yet re-entered from: why, and when.
+    exited: Option<(ExitReason, SimTime)>,
     /// Posted-interrupt wake-up IRQs (vector 0xf1) its pCPU took for it (x86).
     wakeup_irqs: u64,
     /// Doorbell interrupts its vPE rang on its pCPU (ARM GICv4).
     doorbell_irqs: u64,
+}
+
+/// The busy intervals of one pCPU, checked as they close: one must not start before the
+/// previous one ended.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ledger {
+    last_end: SimTime,
+    busy_ps: u64,
+    overlaps: u64,
+}
+
+impl Ledger {
+    fn claim(&mut self, from: SimTime, to: SimTime) {
+        if from < self.last_end {
+            self.overlaps += 1;
+        }
+        self.last_end = self.last_end.max(to);
+        self.busy_ps += to.since(from).as_ps();
+    }
+}
+
+/// A pCPU that runs vCPUs: one server for its host work and its vCPUs.
+#[derive(Debug, Clone)]
+struct Pcpu {
+    cpu: CpuId,
+    /// The vCPU that holds the pCPU: running, or preempted by host work and resuming after.
+    current: Option<u32>,
+    /// Runnable vCPUs waiting for the pCPU, in order.
+    runq: VecDeque<u32>,
+    /// Host work holds the pCPU until then.
+    host_until: Option<SimTime>,
+    /// Since when host work has held it (without a break).
+    host_from: SimTime,
+    /// Generation of the host work's end event; an extension bumps it.
+    host_gen: u32,
+    /// Whether a slice end is scheduled, and its generation.
+    slice_armed: bool,
+    slice_gen: u32,
+    /// When the current vCPU got the pCPU.
+    stint_from: SimTime,
+    /// When the running vCPU last entered guest mode.
+    running_from: SimTime,
+    /// The scheduler's slice and wake-up preemption (of the first guest on this pCPU).
+    kvm: KvmParams,
+    /// Host bursts: (gap, length) distributions, and the pCPU's stream.
+    bursts: Option<(DurationDist, DurationDist)>,
+    rng: RngStream,
+    ledger: Ledger,
+}
+
+/// What one pCPU was busy with over a run (the invariant's inputs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PcpuBusy {
+    /// The pCPU.
+    pub cpu: CpuId,
+    /// Busy time (host work and guest execution) until the run's end, in picoseconds.
+    pub busy_ps: u64,
+    /// Busy intervals that started before the previous one ended (must be 0).
+    pub overlaps: u64,
 }
 
 /// Where the vCPUs' interrupt state lives: VT-d posted-interrupt descriptors (x86) or GICv4
@@ -125,13 +248,16 @@ enum Backend {
     },
 }
 
-/// All guests' vCPUs and the host side of posting.
+/// All guests' vCPUs, their pCPUs, and the host side of posting.
 #[derive(Debug, Clone)]
 pub(super) struct Guests {
     backend: Backend,
     vcpus: Vec<Vcpu>,
+    /// The pCPUs that run vCPUs, by CPU id.
+    pcpus: Vec<Pcpu>,
+    /// Each CPU's index in `pcpus` (`NO_PCPU`: it runs no vCPU).
+    slot_of: Vec<u32>,
     params: Vec<GuestParams>,
-    host_gap: Vec<Option<(DurationDist, DurationDist)>>,
     /// Operations for the chip, applied by the router after each guest step.
     chip_ops: Vec<ChipOp>,
     ids: GuestIds,
@@ -145,6 +271,7 @@ impl Guests {
             for v in 0..params.vcpu_count {
                 vcpus.push(Vcpu {
                     pcpu: params.pcpus[v as usize % params.pcpus.len()],
+                    slot: NO_PCPU,
                     guest: g as u32,
                     jobs: VecDeque::new(),
                     waiting: Pending::new(),
@@ -155,14 +282,54 @@ impl Guests {
                     handler_gen: 0,
                     handler_done_at: SimTime::ZERO,
                     paused_remaining: None,
-                    host_busy_until: None,
+                    running: false,
+                    runnable: false,
                     entry_scheduled: false,
                     entry_gen: 0,
-                    host_rng: RngStream::new(seed, &format!("guest/{}/vcpu/{v}/host", params.name)),
+                    exited: None,
                     wakeup_irqs: 0,
                     doorbell_irqs: 0,
                 });
             }
+        }
+        // The pCPUs that run vCPUs, ascending; the first guest on a pCPU sets its scheduler,
+        // the first with bursts its host bursts.
+        let mut used: Vec<CpuId> = vcpus.iter().map(|v| v.pcpu).collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut slot_of = vec![NO_PCPU; pcpu_count.max(used.last().map_or(0, |c| c.0 + 1)) as usize];
+        let pcpus: Vec<Pcpu> = used
+            .iter()
+            .enumerate()
+            .map(|(i, &cpu)| {
+                slot_of[cpu.0 as usize] = i as u32;
+                let on = |g: &&GuestParams| g.pcpus.iter().take(g.vcpu_count as usize).any(|&c| c == cpu);
+                let first = guests.iter().find(on).expect("a used pCPU has a guest");
+                let bursts = guests
+                    .iter()
+                    .filter(on)
+                    .find_map(|g| g.host_bursts)
+                    .map(|(gap, length)| (DurationDist::exponential(gap), DurationDist::exponential(length)));
+                Pcpu {
+                    cpu,
+                    current: None,
+                    runq: VecDeque::new(),
+                    host_until: None,
+                    host_from: SimTime::ZERO,
+                    host_gen: 0,
+                    slice_armed: false,
+                    slice_gen: 0,
+                    stint_from: SimTime::ZERO,
+                    running_from: SimTime::ZERO,
+                    kvm: first.kvm,
+                    bursts,
+                    rng: RngStream::new(seed, &format!("pcpu/{}/host", cpu.0)),
+                    ledger: Ledger::default(),
+                }
+            })
+            .collect();
+        for v in &mut vcpus {
+            v.slot = slot_of[v.pcpu.0 as usize];
         }
         let backend = if arm {
             // The vPEs come from the ITS (`attach_vpes`); every vCPU starts halted in WFI.
@@ -181,13 +348,7 @@ impl Guests {
             }
             Backend::X86(pi)
         };
-        let host_gap = guests
-            .iter()
-            .map(|g| {
-                g.host_bursts.map(|(gap, length)| (DurationDist::exponential(gap), DurationDist::exponential(length)))
-            })
-            .collect();
-        Guests { backend, vcpus, params: guests.to_vec(), host_gap, chip_ops: Vec::new(), ids, core }
+        Guests { backend, vcpus, pcpus, slot_of, params: guests.to_vec(), chip_ops: Vec::new(), ids, core }
     }
 
     /// The first vCPU of guest `guest`, and how many it has.
@@ -270,10 +431,12 @@ impl Guests {
     /// Each queue is placed on a vCPU the way the guest kernel spreads managed interrupts
     /// (over all its vCPUs, the least-loaded of the queue's group, so several devices'
     /// queues cover every vCPU) with a guest vector there, and the chip is asked to program
-    /// it; a vCPU whose vectors ran out leaves the queue without an interrupt (counted).
+    /// it (posted only with APICv); a vCPU whose vectors ran out leaves the queue without
+    /// an interrupt (counted).
     pub fn provision(&mut self, guest: u32, first_queue: u32, queue_count: u32, m: &mut Metrics) {
         let (first, count) = self.vcpus_of(guest);
         let vcpus: Vec<CpuId> = (first..first + count).map(CpuId).collect();
+        let posting = self.params[guest as usize].kvm.apicv;
         for q in 0..queue_count {
             let queue = QueueId(first_queue + q);
             // The guest kernel's managed spread (group_cpus_evenly over its vCPUs), and within
@@ -292,7 +455,7 @@ impl Guests {
                 Backend::X86(_) => None,
                 Backend::Arm { vpes, .. } => Some(vpes[vcpu as usize]),
             };
-            self.chip_ops.push(ChipOp::Assign { queue, vcpu, vector, pcpu: self.pcpu_of(vcpu), vpe });
+            self.chip_ops.push(ChipOp::Assign { queue, vcpu, vector, pcpu: self.pcpu_of(vcpu), vpe, posting });
         }
     }
 
@@ -316,15 +479,35 @@ impl Guests {
         self.vcpus.iter().map(|v| v.jobs.len() as u64 + v.waiting.count()).sum()
     }
 
-    /// Scheduled starts of host bursts (one per vCPU whose guest has them).
-    pub fn first_bursts(&mut self) -> Vec<(SimTime, u32)> {
+    /// Scheduled starts of host bursts (one renewal process per pCPU whose guests have them).
+    pub fn first_bursts(&mut self) -> Vec<(SimTime, CpuId)> {
         let mut out = Vec::new();
-        for (i, v) in self.vcpus.iter_mut().enumerate() {
-            if let Some((gap, _)) = &self.host_gap[v.guest as usize] {
-                out.push((SimTime::ZERO + gap.sample(&mut v.host_rng), i as u32));
+        for p in &mut self.pcpus {
+            if let Some((gap, _)) = &p.bursts {
+                out.push((SimTime::ZERO + gap.sample(&mut p.rng), p.cpu));
             }
         }
         out
+    }
+
+    /// Each pCPU's busy time and overlapping intervals until `now` (the run's end): the
+    /// invariant is no overlap and busy time at most the run's length.
+    pub fn pcpu_busy(&self, now: SimTime) -> Vec<PcpuBusy> {
+        self.pcpus
+            .iter()
+            .map(|p| {
+                let mut ledger = p.ledger;
+                if let Some(until) = p.host_until {
+                    ledger.claim(p.host_from.min(now), until.min(now));
+                }
+                if let Some(c) = p.current
+                    && self.vcpus[c as usize].running
+                {
+                    ledger.claim(p.running_from, now);
+                }
+                PcpuBusy { cpu: p.cpu, busy_ps: ledger.busy_ps, overlaps: ledger.overlaps }
+            })
+            .collect()
     }
 
     fn vcpu_state(&self, vcpu: u32) -> VcpuState {
@@ -372,13 +555,6 @@ impl Guests {
                 self.chip_ops.push(ChipOp::VpePut { vpe: vpes[vcpu as usize], doorbell: true });
                 BlockOutcome::Blocked { pcpu }
             }
-        }
-    }
-
-    fn vcpu_has_pending(&self, vcpu: u32) -> bool {
-        match &self.backend {
-            Backend::X86(pi) => pi.has_pending_interrupt(VcpuId(vcpu)),
-            Backend::Arm { .. } => self.vcpus[vcpu as usize].waiting.any(),
         }
     }
 
@@ -438,10 +614,9 @@ impl Guests {
         };
         let v = &self.vcpus[vcpu as usize];
         let params = self.params[v.guest as usize].posted;
-        let next_entry = v.host_busy_until.unwrap_or(now);
         let Backend::X86(pi) = &mut self.backend else { panic!("VT-d posting is x86") };
         let delivery =
-            PostedDelivery { params }.deliver(pi, PostedIrte { vcpu: VcpuId(vcpu), vector, urgent }, now, next_entry);
+            PostedDelivery { params }.deliver(pi, PostedIrte { vcpu: VcpuId(vcpu), vector, urgent }, now, now);
         match delivery.path {
             DeliveryPath::NotifiedRunning => {
                 let visible = delivery.visible_at.expect("a running vCPU sees it");
@@ -455,12 +630,16 @@ impl Guests {
                 // ON was already set (a wake-up is on its way): the new bit is synced with it.
                 self.vcpus[vcpu as usize].waiting.post(vector, job);
             }
-            DeliveryPath::Wakeup { walk, .. } => {
+            DeliveryPath::Wakeup { pcpu, walk } => {
                 let visible = delivery.visible_at.expect("a woken vCPU enters");
                 self.vcpus[vcpu as usize].waiting.post(vector, job);
                 self.vcpus[vcpu as usize].wakeup_irqs += 1;
                 m.add(self.ids.kvm_wakeups, 1);
                 m.add(self.ids.kvm_wakeup_walked, walk.walked as u64);
+                // The wake-up handler (entry, list walk, kicks) is host work on that pCPU;
+                // the scheduler wake-up after it is latency only.
+                let handler = visible.since(now) - params.wake_to_vm_entry;
+                self.host_interrupt(pcpu, handler, q, m);
                 self.schedule_entry(vcpu, visible, q, m);
             }
         }
@@ -509,16 +688,14 @@ impl Guests {
         true
     }
 
-    /// A woken vCPU enters the guest at `visible`, or when the host burst holding its pCPU
-    /// ends, unless an entry is already scheduled.
+    /// A woken vCPU becomes runnable at `visible`, unless a wake-up is already on its way.
     fn schedule_entry(&mut self, vcpu: u32, visible: SimTime, q: &mut EventQueue<Event>, m: &mut Metrics) {
         let v = &mut self.vcpus[vcpu as usize];
-        if !v.entry_scheduled {
+        if !v.entry_scheduled && !v.runnable {
             v.entry_scheduled = true;
-            let at = v.host_busy_until.map_or(visible, |busy| busy.max(visible));
-            m.record(self.ids.posted_delivery, at.since(q.now()).as_ps());
+            m.record(self.ids.posted_delivery, visible.since(q.now()).as_ps());
             v.entry_gen += 1;
-            q.schedule_at(at, Event::VcpuEntry { vcpu, generation: v.entry_gen });
+            q.schedule_at(visible, Event::VcpuEntry { vcpu, generation: v.entry_gen });
         }
     }
 
@@ -553,11 +730,14 @@ impl Guests {
             m.add(self.ids.kvm_vlpi_pending, 1);
             return true;
         }
-        // The doorbell (a physical LPI) reaches the host; KVM's handler kicks the vCPU.
+        // The doorbell (a physical LPI) reaches the host; KVM's handler kicks the vCPU. The
+        // handler (its entry and the kick) is host work on the pCPU.
         m.add(self.ids.kvm_vlpi_doorbell, 1);
         self.vcpus[vcpu as usize].doorbell_irqs += 1;
         let vpe = self.vpe_of(vcpu);
         self.chip_ops.push(ChipOp::VpeDoorbellHandled { vpe });
+        let pcpu = self.pcpu_of(vcpu);
+        self.host_interrupt(pcpu, params.wakeup_irq_entry + params.kick, q, m);
         let visible = now + translation + params.wakeup_irq_entry + params.kick + params.wake_to_vm_entry;
         self.schedule_entry(vcpu, visible, q, m);
         true
@@ -578,9 +758,9 @@ impl Guests {
         self.run_guest(vcpu, q, m, work);
     }
 
-    /// A scheduled entry (after a wake-up) is due. It is stale when the end of a host burst
-    /// overtook it (`generation` is old or no entry is scheduled): the vCPU already entered,
-    /// and may have halted again since.
+    /// A woken vCPU is due to become runnable (stale if `generation` is old): it takes its
+    /// pCPU if the pCPU is idle, preempts the running vCPU with wake-up preemption on, or
+    /// waits in the run queue.
     pub fn on_vcpu_entry_event(
         &mut self,
         vcpu: u32,
@@ -589,25 +769,245 @@ impl Guests {
         m: &mut Metrics,
         work: &mut impl HandlerWork,
     ) {
-        let v = &self.vcpus[vcpu as usize];
-        if v.entry_scheduled && v.entry_gen == generation {
-            self.on_vcpu_entry(vcpu, q, m, work);
+        let v = &mut self.vcpus[vcpu as usize];
+        if !v.entry_scheduled || v.entry_gen != generation {
+            return;
+        }
+        v.entry_scheduled = false;
+        v.runnable = true;
+        let slot = v.slot as usize;
+        let p = &mut self.pcpus[slot];
+        match p.current {
+            None => {
+                p.current = Some(vcpu);
+                p.stint_from = q.now();
+                self.dispatch(slot, q, m, work);
+            }
+            Some(c) if p.kvm.wakeup_preemption && self.vcpus[c as usize].running => {
+                p.runq.push_back(c);
+                self.switch_to(slot, vcpu, q, m, work);
+            }
+            Some(_) => {
+                p.runq.push_back(vcpu);
+                self.arm_slice(slot, q);
+            }
         }
     }
 
-    /// The vCPU enters the guest (after a wake-up, or when a host burst ends): it is loaded
-    /// and its PIR synced into the guest.
-    fn on_vcpu_entry(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics, work: &mut impl HandlerWork) {
-        let now = q.now();
-        let v = &mut self.vcpus[vcpu as usize];
-        if v.host_busy_until.is_some_and(|busy| busy > now) {
-            return; // the burst's end enters it
+    /// The exit cost of `reason` for `vcpu`'s guest.
+    fn exit_cost(&self, vcpu: u32, reason: ExitReason) -> SimDuration {
+        let costs = self.params[self.vcpus[vcpu as usize].guest as usize].kvm.exit_costs;
+        match reason {
+            ExitReason::ExternalInterrupt => costs.external_interrupt,
+            ExitReason::Hlt => costs.hlt,
+            ExitReason::Preemption => costs.preemption,
         }
-        v.entry_scheduled = false;
+    }
+
+    fn exit_histogram(&self, reason: ExitReason) -> HistogramId {
+        match reason {
+            ExitReason::ExternalInterrupt => self.ids.exits.external_interrupt,
+            ExitReason::Hlt => self.ids.exits.hlt,
+            ExitReason::Preemption => self.ids.exits.preemption,
+        }
+    }
+
+    /// The running vCPU leaves guest mode at `now`: its guest execution closes in the ledger
+    /// and its handler pauses.
+    fn stop_running(&mut self, vcpu: u32, reason: ExitReason, now: SimTime) {
+        let v = &mut self.vcpus[vcpu as usize];
+        debug_assert!(v.running, "only a running vCPU exits");
+        v.running = false;
+        v.exited = Some((reason, now));
+        if v.handling {
+            v.handling = false;
+            v.paused_remaining = Some(v.handler_done_at.since(now));
+        }
+        let p = &mut self.pcpus[v.slot as usize];
+        p.ledger.claim(p.running_from, now);
+    }
+
+    /// Host work of `length` takes pCPU `slot` now: the running vCPU exits (`reason`) and
+    /// the exit's cost is host work too; host work already running is extended.
+    fn take_pcpu(
+        &mut self,
+        slot: usize,
+        length: SimDuration,
+        reason: ExitReason,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+    ) {
+        let now = q.now();
+        let mut length = length;
+        let p = &self.pcpus[slot];
+        let until = match p.host_until {
+            Some(until) => until + length,
+            None => {
+                if let Some(c) = p.current.filter(|&c| self.vcpus[c as usize].running) {
+                    self.stop_running(c, reason, now);
+                    self.vcpu_preempt(c);
+                    m.add(self.ids.kvm_preemptions, 1);
+                    length = length + self.exit_cost(c, reason);
+                }
+                self.pcpus[slot].host_from = now;
+                now + length
+            }
+        };
+        let p = &mut self.pcpus[slot];
+        p.host_until = Some(until);
+        p.host_gen += 1;
+        q.schedule_at(until, Event::HostWorkEnd { cpu: p.cpu, generation: p.host_gen });
+    }
+
+    /// The host CPU server started a handler of `length` on `cpu` (a host device's, VFIO's
+    /// forward), or the wake-up IRQ or a doorbell arrived there: on a pCPU that runs vCPUs
+    /// it is host work that preempts the running vCPU (EXTERNAL_INTERRUPT).
+    pub fn host_interrupt(&mut self, cpu: CpuId, length: SimDuration, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        match self.slot_of.get(cpu.0 as usize) {
+            Some(&slot) if slot != NO_PCPU => {
+                self.take_pcpu(slot as usize, length, ExitReason::ExternalInterrupt, q, m)
+            }
+            _ => {}
+        }
+    }
+
+    /// A burst of host work takes the pCPU; the next is drawn now (a renewal process of
+    /// burst plus gap).
+    pub fn on_host_burst(&mut self, cpu: CpuId, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        let slot = self.slot_of[cpu.0 as usize] as usize;
+        let p = &mut self.pcpus[slot];
+        let (gap, length) = p.bursts.clone().expect("bursts configured");
+        let length = length.sample(&mut p.rng);
+        let next = q.now() + length + gap.sample(&mut p.rng);
+        q.schedule_at(next, Event::HostBurst { cpu });
+        self.take_pcpu(slot, length, ExitReason::Preemption, q, m);
+    }
+
+    /// The host work on `cpu` ends (unless `generation` is stale: it was extended): the
+    /// pCPU runs its current vCPU again, or the next runnable one.
+    pub fn on_host_work_end(
+        &mut self,
+        cpu: CpuId,
+        generation: u32,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+        work: &mut impl HandlerWork,
+    ) {
+        let slot = self.slot_of[cpu.0 as usize] as usize;
+        let p = &mut self.pcpus[slot];
+        if p.host_gen != generation || p.host_until.is_none() {
+            return;
+        }
+        let until = p.host_until.take().expect("host work");
+        p.ledger.claim(p.host_from, until);
+        self.dispatch(slot, q, m, work);
+    }
+
+    /// The slice of the vCPU running on `cpu` ends (unless stale): the next runnable vCPU
+    /// takes the pCPU, the current one goes to the back of the run queue.
+    pub fn on_slice_end(
+        &mut self,
+        cpu: CpuId,
+        generation: u32,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+        work: &mut impl HandlerWork,
+    ) {
+        let slot = self.slot_of[cpu.0 as usize] as usize;
+        let p = &mut self.pcpus[slot];
+        if p.slice_gen != generation || !p.slice_armed {
+            return;
+        }
+        p.slice_armed = false;
+        if p.host_until.is_some() || p.runq.is_empty() {
+            return; // the end of the host work re-arms it
+        }
+        let (Some(current), Some(next)) = (p.current, p.runq.pop_front()) else { return };
+        p.runq.push_back(current);
+        self.switch_to(slot, next, q, m, work);
+    }
+
+    /// Schedules the end of the current vCPU's slice if another vCPU waits for the pCPU.
+    fn arm_slice(&mut self, slot: usize, q: &mut EventQueue<Event>) {
+        let p = &mut self.pcpus[slot];
+        if p.slice_armed || p.runq.is_empty() || p.current.is_none() || p.host_until.is_some() {
+            return;
+        }
+        p.slice_armed = true;
+        p.slice_gen += 1;
+        let at = (p.stint_from + p.kvm.slice).max(q.now());
+        q.schedule_at(at, Event::SliceEnd { cpu: p.cpu, generation: p.slice_gen });
+    }
+
+    /// `next` takes pCPU `slot` from the current vCPU (already put back in the run queue by
+    /// the caller): a preemption exit if it was running, whose cost the pCPU pays before
+    /// `next` enters.
+    fn switch_to(
+        &mut self,
+        slot: usize,
+        next: u32,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+        work: &mut impl HandlerWork,
+    ) {
+        let now = q.now();
+        let mut cost = SimDuration::ZERO;
+        if let Some(c) = self.pcpus[slot].current.filter(|&c| self.vcpus[c as usize].running) {
+            self.stop_running(c, ExitReason::Preemption, now);
+            self.vcpu_preempt(c);
+            m.add(self.ids.kvm_preemptions, 1);
+            cost = self.exit_cost(c, ExitReason::Preemption);
+        }
+        let p = &mut self.pcpus[slot];
+        p.current = Some(next);
+        p.stint_from = now;
+        p.slice_armed = false;
+        p.slice_gen += 1;
+        if cost > SimDuration::ZERO {
+            self.take_pcpu(slot, cost, ExitReason::Preemption, q, m);
+        } else {
+            self.dispatch(slot, q, m, work);
+        }
+    }
+
+    /// The pCPU is free of host work: its current vCPU (or the first runnable one) enters
+    /// the guest.
+    fn dispatch(&mut self, slot: usize, q: &mut EventQueue<Event>, m: &mut Metrics, work: &mut impl HandlerWork) {
+        let now = q.now();
+        let p = &mut self.pcpus[slot];
+        if p.host_until.is_some() {
+            return;
+        }
+        let vcpu = match p.current {
+            Some(c) => c,
+            None => {
+                let Some(next) = p.runq.pop_front() else { return };
+                p.current = Some(next);
+                p.stint_from = now;
+                next
+            }
+        };
+        if self.vcpus[vcpu as usize].running {
+            return;
+        }
+        self.arm_slice(slot, q);
+        self.enter_guest(vcpu, q, m, work);
+    }
+
+    /// The vCPU enters the guest: it is loaded, its exit (if any) is timed, its PIR synced
+    /// into the guest, and its paused handler resumes.
+    fn enter_guest(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics, work: &mut impl HandlerWork) {
+        let now = q.now();
         if !matches!(self.vcpu_state(vcpu), VcpuState::Running { .. }) {
             self.vcpu_load(vcpu);
             m.add(self.ids.kvm_entries, 1);
         }
+        if let Some((reason, at)) = self.vcpus[vcpu as usize].exited.take() {
+            m.record(self.exit_histogram(reason), now.since(at).as_ps());
+        }
+        let v = &mut self.vcpus[vcpu as usize];
+        v.running = true;
+        self.pcpus[v.slot as usize].running_from = now;
         self.sync_into_guest(vcpu, now);
         let v = &mut self.vcpus[vcpu as usize];
         if let Some(rest) = v.paused_remaining.take() {
@@ -646,11 +1046,25 @@ impl Guests {
         }
     }
 
+    /// Whether the EOI of the handler starting on `vcpu` exits (x86 without APICv: an
+    /// x2APIC MSR write), or PV EOI lets the guest skip it: KVM arms PV EOI before the entry
+    /// only when no other interrupt is pending in the IRR (`apic_sync_pv_eoi_to_guest`;
+    /// MSIs are edge, so never an IOAPIC-handled vector).
+    fn eoi_exits(&self, vcpu: u32) -> bool {
+        let v = &self.vcpus[vcpu as usize];
+        let kvm = self.params[v.guest as usize].kvm;
+        if kvm.apicv || !matches!(self.backend, Backend::X86(_)) {
+            return false;
+        }
+        let others_pending = v.jobs.len() > 1 || v.waiting.any() || !v.notified.is_empty();
+        !kvm.pv_eoi || others_pending
+    }
+
     /// Starts the next guest handler, or halts the idle vCPU.
     fn run_guest(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics, work: &mut impl HandlerWork) {
         let now = q.now();
         let v = &mut self.vcpus[vcpu as usize];
-        if v.handling || v.paused_remaining.is_some() || v.host_busy_until.is_some() {
+        if !v.running || v.handling || v.paused_remaining.is_some() {
             return;
         }
         let Some(job) = v.jobs.front().copied() else {
@@ -659,7 +1073,7 @@ impl Guests {
             }
             // Idle: the guest halts (HLT exit); KVM refuses to block with ON set.
             match self.vcpu_block(vcpu) {
-                BlockOutcome::Blocked { .. } => m.add(self.ids.kvm_hlt_exits, 1),
+                BlockOutcome::Blocked { .. } => self.halt(vcpu, q, m, work),
                 BlockOutcome::Refused => {
                     self.sync_into_guest(vcpu, now);
                     self.run_guest(vcpu, q, m, work);
@@ -668,19 +1082,47 @@ impl Guests {
             return;
         };
         let w = work.driver_work(job.queue);
+        let eoi_exit = if self.eoi_exits(vcpu) {
+            let cost = self.params[self.vcpus[vcpu as usize].guest as usize].kvm.exit_costs.eoi;
+            m.record(self.ids.exits.msr_write, cost.as_ps());
+            cost
+        } else {
+            SimDuration::ZERO
+        };
         m.record(self.core.queue_wait, now.since(job.arrived_at).as_ps());
         m.record(self.core.handler, w.service.as_ps());
         m.record(self.core.eoi, w.eoi.as_ps());
         let v = &mut self.vcpus[vcpu as usize];
         v.handling = true;
         v.handler_gen += 1;
-        v.handler_done_at = now + w.service + w.eoi;
+        let busy = w.service + w.eoi + eoi_exit;
+        v.handler_done_at = now + busy;
         let generation = v.handler_gen;
-        q.schedule_in(w.service + w.eoi, Event::GuestHandlerDone { vcpu, generation });
+        q.schedule_in(busy, Event::GuestHandlerDone { vcpu, generation });
     }
 
-    /// The guest handler on `vcpu` finished (unless `generation` is stale: paused by a host
-    /// burst and resumed under a new one): returns the interrupt it delivered.
+    /// The vCPU blocked (HLT): it leaves its pCPU, which pays the exit's cost and then runs
+    /// the next runnable vCPU.
+    fn halt(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics, work: &mut impl HandlerWork) {
+        m.add(self.ids.kvm_hlt_exits, 1);
+        self.stop_running(vcpu, ExitReason::Hlt, q.now());
+        let v = &mut self.vcpus[vcpu as usize];
+        v.runnable = false;
+        let slot = v.slot as usize;
+        let p = &mut self.pcpus[slot];
+        p.current = None;
+        p.slice_armed = false;
+        p.slice_gen += 1;
+        let cost = self.exit_cost(vcpu, ExitReason::Hlt);
+        if cost > SimDuration::ZERO {
+            self.take_pcpu(slot, cost, ExitReason::Hlt, q, m);
+        } else {
+            self.dispatch(slot, q, m, work);
+        }
+    }
+
+    /// The guest handler on `vcpu` finished (unless `generation` is stale: paused and
+    /// resumed under a new one): returns the interrupt it delivered.
     pub fn on_guest_handler_done(
         &mut self,
         vcpu: u32,
@@ -699,47 +1141,6 @@ impl Guests {
         m.record(self.core.end_to_end, q.now().since(job.raised_at).as_ps());
         self.run_guest(vcpu, q, m, work);
         Some(job)
-    }
-
-    /// A burst of host work takes the vCPU's pCPU.
-    pub fn on_host_burst(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics) {
-        let now = q.now();
-        let (_, length) = self.host_gap[self.vcpus[vcpu as usize].guest as usize].clone().expect("bursts configured");
-        let v = &mut self.vcpus[vcpu as usize];
-        let until = now + length.sample(&mut v.host_rng);
-        v.host_busy_until = Some(until);
-        if v.handling {
-            v.handling = false;
-            v.paused_remaining = Some(v.handler_done_at.since(now));
-        }
-        if matches!(self.vcpu_state(vcpu), VcpuState::Running { .. }) {
-            self.vcpu_preempt(vcpu);
-            m.add(self.ids.kvm_preemptions, 1);
-        }
-        q.schedule_at(until, Event::HostBurstEnd { vcpu });
-    }
-
-    /// The host burst ends: a vCPU that was running (or was kicked meanwhile) enters again;
-    /// the next burst is scheduled.
-    pub fn on_host_burst_end(
-        &mut self,
-        vcpu: u32,
-        q: &mut EventQueue<Event>,
-        m: &mut Metrics,
-        work: &mut impl HandlerWork,
-    ) {
-        let now = q.now();
-        let (gap, _) = self.host_gap[self.vcpus[vcpu as usize].guest as usize].clone().expect("bursts configured");
-        let v = &mut self.vcpus[vcpu as usize];
-        v.host_busy_until = None;
-        let next = now + gap.sample(&mut v.host_rng);
-        q.schedule_at(next, Event::HostBurst { vcpu });
-        let entry_scheduled = v.entry_scheduled;
-        let state = self.vcpu_state(vcpu);
-        let woken = entry_scheduled || self.vcpu_has_pending(vcpu);
-        if state == VcpuState::Preempted || (woken && !matches!(state, VcpuState::Running { .. })) {
-            self.on_vcpu_entry(vcpu, q, m, work);
-        }
     }
 }
 
@@ -762,6 +1163,18 @@ mod tests {
                 wake_to_vm_entry: SimDuration::ZERO,
             },
             remapped_forward: SimDuration::ZERO,
+            kvm: KvmParams {
+                apicv: true,
+                pv_eoi: false,
+                slice: SimDuration::from_us(3_000),
+                wakeup_preemption: true,
+                exit_costs: crate::platform::ExitCosts {
+                    external_interrupt: SimDuration::ZERO,
+                    hlt: SimDuration::ZERO,
+                    eoi: SimDuration::ZERO,
+                    preemption: SimDuration::ZERO,
+                },
+            },
         }
     }
 

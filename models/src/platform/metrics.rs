@@ -98,6 +98,18 @@ pub(super) struct GuestIds {
     pub kvm_vlpi_pending: CounterId,
     pub kvm_injected_notified: CounterId,
     pub kvm_injected_wakeup: CounterId,
+    /// VM exits by reason (`kvm.exit.<reason>`, VMX spelling): each sample is the time from
+    /// the exit to the vCPU's next VM entry, as `perf kvm stat` times them.
+    pub exits: ExitIds,
+}
+
+/// One histogram per VM exit reason.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ExitIds {
+    pub external_interrupt: HistogramId,
+    pub hlt: HistogramId,
+    pub msr_write: HistogramId,
+    pub preemption: HistogramId,
 }
 
 /// Updated by the ARM chip: the ITS or the v2m frame.
@@ -239,7 +251,7 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
     let posted_delivery = h(
         m,
         "latency.posted_delivery_ps",
-        "posting to the guest seeing the interrupt (notification to a running vCPU, or wake-up, kick and scheduling)",
+        "posting to the guest seeing the interrupt (notification to a running vCPU), or to a halted vCPU being runnable again (wake-up, kick and scheduling; the wait for its pCPU is in end_to_end)",
     );
     let kvm_notified =
         c(m, "kvm.posted_notified_running_count", "posted interrupts notified to a running vCPU (no VM exit)");
@@ -254,13 +266,39 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
         c(m, "kvm.wakeup_list_entries_walked_count", "wake-up list entries the wake-up handler visited");
     let kvm_entries = c(m, "kvm.vm_entry_count", "VM entries of halted or preempted vCPUs");
     let kvm_hlt_exits = c(m, "kvm.hlt_exit_count", "VM exits on HLT: an idle vCPU blocked");
-    let kvm_preemptions = c(m, "kvm.preemption_count", "running vCPUs preempted by host work (a VM exit each)");
+    let kvm_preemptions = c(
+        m,
+        "kvm.preemption_count",
+        "running vCPUs that left the guest for host work (a burst, a host interrupt) or another vCPU (a VM exit each)",
+    );
     let setup_guest_vector_fail = f(m, "setup.guest_vector_fail_count", "a guest vCPU ran out of device vectors");
     let kvm_remapped_fallback = c(
         m,
         "kvm.remapped_fallback_count",
         "guest interrupts that could not be posted (multicast, lowest priority to several vCPUs, broadcast): remapped to the host, forwarded by VFIO and injected by KVM",
     );
+    let exits = ExitIds {
+        external_interrupt: h(
+            m,
+            "kvm.exit.external_interrupt",
+            "EXTERNAL_INTERRUPT exits: a host interrupt (a device's, VFIO's forward, the wake-up vector 0xf1, a doorbell) took the pCPU from a running vCPU; exit to re-entry",
+        ),
+        hlt: h(
+            m,
+            "kvm.exit.hlt",
+            "HLT exits (ARM: WFI): the idle vCPU blocked; exit to re-entry, halted time included",
+        ),
+        msr_write: h(
+            m,
+            "kvm.exit.msr_write",
+            "MSR_WRITE exits of the x2APIC EOI without APICv (not skipped by PV EOI); exit to re-entry",
+        ),
+        preemption: h(
+            m,
+            "kvm.exit.preemption",
+            "host work (a burst, another vCPU's slice or wake-up) took the pCPU from a running vCPU; exit to re-entry",
+        ),
+    };
     let kvm_vlpi_direct = c(m, "kvm.vlpi_direct_count", "ARM GICv4: vLPIs injected into a resident vPE (no exit)");
     let kvm_vlpi_doorbell =
         c(m, "kvm.vlpi_doorbell_count", "ARM GICv4: vLPIs for a non-resident vPE that rang its doorbell");
@@ -379,6 +417,7 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
             kvm_vlpi_pending,
             kvm_injected_notified,
             kvm_injected_wakeup,
+            exits,
         },
         arm: ArmIds {
             its_translate,

@@ -85,13 +85,51 @@ pub struct GuestParams {
     pub vcpu_count: u32,
     /// pCPUs; vCPU i runs on `pcpus[i mod len]`.
     pub pcpus: Vec<CpuId>,
-    /// Host work preempting the vCPUs: (mean gap, mean length) of bursts on each pCPU.
+    /// Host work preempting the vCPUs: (mean gap, mean length) of bursts on each of its
+    /// pCPUs: one renewal process per pCPU, not per vCPU (where guests share a pCPU, the
+    /// first guest with bursts decides).
     pub host_bursts: Option<(SimDuration, SimDuration)>,
     /// Posting and wake-up costs.
     pub posted: PostedParams,
     /// CPU time on the pCPU for an interrupt that could not be posted: VFIO's host handler
     /// and KVM's injection (irqfd), before the vCPU is notified.
     pub remapped_forward: SimDuration,
+    /// KVM's interrupt virtualization, the host scheduler and the VM exits' costs.
+    pub kvm: KvmParams,
+}
+
+/// KVM and the host scheduler for one guest's vCPUs: APICv and PV EOI, the time slice of
+/// vCPUs sharing a pCPU, and what each VM exit costs on the pCPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvmParams {
+    /// APICv (virtual-interrupt delivery and posted interrupts). Without it nothing is
+    /// posted: every assigned interrupt is remapped to VFIO's host vector and injected by
+    /// KVM, and every EOI exits.
+    pub apicv: bool,
+    /// PV EOI (`MSR_KVM_PV_EOI_EN`): without APICv, the EOI exit is skipped when nothing
+    /// else is pending (`apic_sync_pv_eoi_to_guest`).
+    pub pv_eoi: bool,
+    /// The host scheduler's slice for vCPUs sharing a pCPU (EEVDF `sysctl_sched_base_slice`).
+    pub slice: SimDuration,
+    /// A woken vCPU preempts the vCPU running on its pCPU (wake-up preemption) instead of
+    /// waiting for its slice to end.
+    pub wakeup_preemption: bool,
+    /// Each exit's cost on the pCPU: exit, KVM's handling, entry.
+    pub exit_costs: ExitCosts,
+}
+
+/// What one VM exit of each reason costs on the pCPU (exit, handling and entry), besides
+/// the host work it makes room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitCosts {
+    /// EXTERNAL_INTERRUPT: a host interrupt on the pCPU.
+    pub external_interrupt: SimDuration,
+    /// HLT: the idle vCPU blocks (`kvm_vcpu_halt` and the switch away).
+    pub hlt: SimDuration,
+    /// The EOI write without APICv (x2APIC: an MSR_WRITE exit).
+    pub eoi: SimDuration,
+    /// Host work (a burst, another vCPU's slice or wake-up) takes the pCPU.
+    pub preemption: SimDuration,
 }
 
 /// How a guest programmed an assigned device's MSIs: KVM posts them only with a single

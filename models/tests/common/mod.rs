@@ -61,6 +61,7 @@ pub fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
 }
 
 /// [`one_device`] behind a GICv3 ITS (16 LPI id bits, placeholder command costs).
+#[allow(dead_code)] // not every test file runs on arm
 pub fn arm_its(queue_count: u32, cpus: u32) -> PlatformParams {
     let mut params = one_device(queue_count, cpus, false);
     params.gic = Some(GicParams {
@@ -86,4 +87,18 @@ pub fn run_to(p: &mut Platform, q: &mut EventQueue<Event>, ps: u64) {
 /// The counter `name` of `p` now.
 pub fn counter(p: &Platform, name: &str) -> u64 {
     p.metrics().snapshot().counters.iter().find(|(i, _)| i.name == name).map(|(_, v)| *v).unwrap()
+}
+
+/// KVM with APICv, the scheduler's 3 ms slice with wake-up preemption, and free exits: the
+/// guest tests' costs stay those of posting.
+#[allow(dead_code)] // not every test file has guests
+pub fn kvm_free_exits() -> models::platform::KvmParams {
+    let zero = sim::SimDuration::ZERO;
+    models::platform::KvmParams {
+        apicv: true,
+        pv_eoi: false,
+        slice: sim::SimDuration::from_us(3_000),
+        wakeup_preemption: true,
+        exit_costs: models::platform::ExitCosts { external_interrupt: zero, hlt: zero, eoi: zero, preemption: zero },
+    }
 }

@@ -7,7 +7,7 @@ use sim::SimDuration;
 
 use models::arm::its::{GicVersion, ITS_MAX_LPI_NRBITS, LPI_INTID_BASE};
 use models::iommu::posted::PostedParams;
-use models::platform::{GicMsiParams, GicParams, GuestParams};
+use models::platform::{ExitCosts, GicMsiParams, GicParams, GuestParams, KvmParams};
 
 use super::checker::{Checker, parse_cpu_list};
 use super::platform::{ARCH, PlatformChecked};
@@ -129,19 +129,96 @@ pub(crate) fn check_guests(
             Some(v) => c.duration(v, &format!("{p}.remapped_forward")),
             None => Some(SimDuration::ZERO),
         };
-        match (pcpus, host_bursts, posted) {
-            (Some(pcpus), Some(host_bursts), Some(posted)) => guests.push(GuestParams {
+        let kvm = check_kvm(g, cpu_count, arm, &p, c);
+        if kvm.is_some_and(|k| !k.apicv) && g.remapped_forward.is_none() {
+            c.error(
+                &g.name,
+                format!("{p}.remapped_forward"),
+                "without APICv nothing is posted: VFIO forwards every assigned interrupt and KVM injects it, so the guest needs remapped_forward (e.g. 2us; no published figure)",
+            );
+            ok = false;
+        }
+        match (pcpus, host_bursts, posted, kvm) {
+            (Some(pcpus), Some(host_bursts), Some(posted), Some(kvm)) => guests.push(GuestParams {
                 name: g.name.value.clone(),
                 vcpu_count: g.vcpus.value,
                 pcpus,
                 host_bursts,
                 posted,
                 remapped_forward: remapped_forward?,
+                kvm,
             }),
             _ => ok = false,
         }
     }
     ok.then_some(guests)
+}
+
+/// The world switch of one VM exit and entry, the default of the exit costs that have no
+/// published figure of their own: about 2,000 cycles at 2.93 GHz = 682.6 ns, rounded to
+/// 683 ns (SplitX, docs/sources.md#exit-costs). It leaves out KVM's handling, so it is a
+/// lower bound.
+pub const WORLD_SWITCH: SimDuration = SimDuration::from_ps(683_000);
+
+/// EEVDF's base slice for `cpus` CPUs: `sysctl_sched_base_slice` = 0.75 ms scaled by
+/// 1 + ilog2(min(cpus, 8)) (SCHED_TUNABLESCALING_LOG, the default;
+/// docs/sources.md#sched-base-slice).
+pub fn base_slice(cpus: u32) -> SimDuration {
+    let factor = 1 + u64::from(cpus.clamp(1, 8).ilog2());
+    SimDuration::from_ps(750_000_000 * factor)
+}
+
+/// The `kvm` section: APICv (x86 only), PV EOI, the slice and wake-up preemption, the exit
+/// costs (the EOI exit's required without APICv).
+fn check_kvm(g: &GuestSpec, cpu_count: u32, arm: bool, p: &str, c: &mut Checker) -> Option<KvmParams> {
+    let spec = g.kvm.as_ref();
+    let apicv = spec.and_then(|k| k.apicv).unwrap_or(true);
+    if arm && !apicv {
+        c.error(
+            &g.name,
+            format!("{p}.kvm.apicv"),
+            "APICv is x86's: on arm the GICv4 vPE takes vLPIs; remove kvm.apicv (or use arch: x86)",
+        );
+        return None;
+    }
+    let pv_eoi = spec.and_then(|k| k.pv_eoi).unwrap_or(false);
+    let slice = match spec.and_then(|k| k.slice.as_ref()) {
+        Some(v) => c.positive_period(v, &format!("{p}.kvm.slice")),
+        None => Some(base_slice(cpu_count)),
+    };
+    let wakeup_preemption = spec.and_then(|k| k.wakeup_preemption).unwrap_or(true);
+    let costs = spec.and_then(|k| k.exit_costs.as_ref());
+    let mut cost = |v: Option<&Spanned<String>>, field: &str| match v {
+        Some(v) => c.duration(v, &format!("{p}.kvm.exit_costs.{field}")),
+        None => Some(WORLD_SWITCH),
+    };
+    let external_interrupt = cost(costs.and_then(|e| e.external_interrupt.as_ref()), "external_interrupt");
+    let hlt = cost(costs.and_then(|e| e.hlt.as_ref()), "hlt");
+    let preemption = cost(costs.and_then(|e| e.preemption.as_ref()), "preemption");
+    let eoi = match costs.and_then(|e| e.eoi.as_ref()) {
+        Some(v) => c.duration(v, &format!("{p}.kvm.exit_costs.eoi")),
+        None if !apicv => {
+            c.error(
+                &g.name,
+                format!("{p}.kvm.exit_costs.eoi"),
+                format!("guest `{}` has no APICv, so its EOIs exit: it needs kvm.exit_costs.eoi (no published figure to default to; docs/sources.md#exit-costs)", g.name.value),
+            );
+            None
+        }
+        None => Some(SimDuration::ZERO),
+    };
+    Some(KvmParams {
+        apicv,
+        pv_eoi,
+        slice: slice?,
+        wakeup_preemption,
+        exit_costs: ExitCosts {
+            external_interrupt: external_interrupt?,
+            hlt: hlt?,
+            eoi: eoi?,
+            preemption: preemption?,
+        },
+    })
 }
 
 /// The posted-interrupt costs (required: no published figures). On arm (GICv4 vLPIs) the two

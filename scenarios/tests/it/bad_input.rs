@@ -185,6 +185,20 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ("on-off-zero-on", "9:50", "devices[0].arrival.on", &["`0us` is zero; it must be positive"]),
     ("zero-host-burst-gap", "11:25", "guests[0].host_bursts.gap", &["`0us` is zero; it must be positive"]),
     ("numa-nodes-over-cpus", "5:15", "platform.numa_nodes", &["8 NUMA nodes for 4 CPUs; allowed 1 to 4"]),
+    (
+        "no-apicv-without-eoi-cost",
+        "7:11",
+        "guests[0].kvm.exit_costs.eoi",
+        &["guest `vm0` has no APICv, so its EOIs exit", "needs kvm.exit_costs.eoi", "no published figure"],
+    ),
+    (
+        "no-apicv-without-forward",
+        "7:11",
+        "guests[0].remapped_forward",
+        &["without APICv nothing is posted", "the guest needs remapped_forward"],
+    ),
+    ("apicv-off-on-arm", "8:11", "guests[0].kvm.apicv", &["APICv is x86's", "remove kvm.apicv"]),
+    ("zero-slice", "12:19", "guests[0].kvm.slice", &["`0us` is zero; it must be positive"]),
 ];
 
 #[test]

@@ -125,7 +125,11 @@ fn structured_tables_say_what_their_text_says() {
             .points
             .iter()
             .flat_map(|p| &p.tables)
-            .filter(|t| t.name == "Interrupt sources" || t.name.starts_with("x86 vector matrix"))
+            .filter(|t| {
+                t.name == "Interrupt sources"
+                    || t.name.starts_with("x86 vector matrix")
+                    || t.name == reports::KVM_EXIT_TABLE
+            })
             .count();
         for table in report.points.iter().flat_map(|p| &p.tables).filter(|t| !t.rows.is_empty()) {
             assert!(table.rows.iter().all(|r| r.len() == table.columns.len()), "{name}: {}", table.name);
@@ -136,6 +140,18 @@ fn structured_tables_say_what_their_text_says() {
                     text.push_str(&format!("| {} |\n", row.join(" | ")));
                 }
                 assert_eq!(text, table.text, "{name}");
+            } else if table.name == reports::KVM_EXIT_TABLE {
+                // perf kvm stat's layout: after the title and the header, one line per row in
+                // the same order: reason, samples, shares, min and max (us, 2 decimals).
+                let lines: Vec<Vec<&str>> =
+                    table.text.lines().skip(4).take(table.rows.len()).map(|l| l.split_whitespace().collect()).collect();
+                assert_eq!(lines.len(), table.rows.len(), "{name}: {}", table.name);
+                let us = |ns: &str| format!("{:.2}us", ns.parse::<f64>().unwrap() / 1e3);
+                for (line, row) in lines.iter().zip(&table.rows) {
+                    assert_eq!(&line[..2], &[row[0].as_str(), row[1].as_str()], "{name}");
+                    assert_eq!((line[2], line[3]), (&*format!("{}%", row[2]), &*format!("{}%", row[3])), "{name}");
+                    assert_eq!((line[4], line[5]), (&*us(&row[4]), &*us(&row[5])), "{name}");
+                }
             } else {
                 // The matrix: one row per CPU line of the kernel's layout, same numbers.
                 let lines: Vec<Vec<&str>> = table

@@ -295,7 +295,9 @@ impl X86Chip {
     /// VFIO programs an assigned queue for guest `vector` on `vcpu` (on `pcpu`): a host vector
     /// (VFIO still `request_irq()`s one before irq-bypass switches the IRTE to posted mode;
     /// docs/sources.md#vfio-host-vector, unverified) and an IRTE that posts to the vCPU's
-    /// descriptor; a non-postable one stays remapped to the host vector and VFIO forwards it.
+    /// descriptor; a non-postable one, or any without APICv (`posting` false: KVM's
+    /// irq-bypass posts only with APICv), stays remapped to the host vector and VFIO
+    /// forwards it.
     #[allow(clippy::too_many_arguments)] // the queue, its source and guest target, and the components it programs
     pub fn assign(
         &mut self,
@@ -304,6 +306,7 @@ impl X86Chip {
         vcpu: u32,
         vector: Vector,
         pcpu: CpuId,
+        posting: bool,
         devices: &mut Devices,
         m: &mut Metrics,
     ) {
@@ -316,7 +319,7 @@ impl X86Chip {
             });
             return;
         };
-        let posted = matches!(source.guest_msi.postability(), Postability::Posted);
+        let posted = posting && matches!(source.guest_msi.postability(), Postability::Posted);
         let entry = if posted {
             IrteEntry::posted(PiDescId(vcpu), vector, false)
         } else {

@@ -112,8 +112,8 @@ impl LapicCpus {
     }
 
     /// Starts the run in service with `work` (all its raises' handler time and one EOI);
-    /// it ends with a `HandlerDone`.
-    pub fn start(&mut self, cpu: CpuId, work: Work, q: &mut EventQueue<Event>, m: &mut Metrics) {
+    /// it ends with a `HandlerDone`. Returns the CPU time it takes.
+    pub fn start(&mut self, cpu: CpuId, work: Work, q: &mut EventQueue<Event>, m: &mut Metrics) -> SimDuration {
         let run = self.cpus[cpu.0 as usize].in_service.as_ref().expect("a run in service");
         let busy = self.entry + work.service + work.eoi;
         if self.entry > SimDuration::ZERO {
@@ -132,6 +132,7 @@ impl LapicCpus {
         }
         m.add(self.ids.cpu_busy_ps, busy.as_ps());
         q.schedule_in(busy, Event::HandlerDone { cpu });
+        busy
     }
 
     /// The run in service finished: it is returned; whether another vector is pending.

@@ -98,7 +98,7 @@ impl PostedMsiCpus {
     }
 
     /// The IOMMU posts `vector` into the CPU's descriptor; only the posting that sets ON
-    /// sends a notification.
+    /// sends a notification. Returns the CPU time of the step it started (zero: none).
     pub fn post(
         &mut self,
         cpu: CpuId,
@@ -107,23 +107,24 @@ impl PostedMsiCpus {
         raised_at: SimTime,
         q: &mut EventQueue<Event>,
         m: &mut Metrics,
-    ) {
+    ) -> SimDuration {
         let pc = &mut self.cpus[cpu.0 as usize];
         if !pc.pir.post(vector, Job { queue, raised_at, arrived_at: q.now() }) {
             m.add(self.core.merged_pir, 1);
-            return;
+            return SimDuration::ZERO;
         }
         if !pc.on {
             pc.on = true;
             pc.notification_pending = true;
             if pc.phase == Phase::Idle {
-                self.start_notification(cpu, q, m);
+                return self.start_notification(cpu, q, m);
             }
         }
+        SimDuration::ZERO
     }
 
     /// The CPU takes the posted-MSI notification (POSTED_MSI_NOTIFICATION_VECTOR).
-    fn start_notification(&mut self, cpu: CpuId, q: &mut EventQueue<Event>, m: &mut Metrics) {
+    fn start_notification(&mut self, cpu: CpuId, q: &mut EventQueue<Event>, m: &mut Metrics) -> SimDuration {
         let pc = &mut self.cpus[cpu.0 as usize];
         pc.notification_pending = false;
         pc.notifications += 1;
@@ -133,18 +134,19 @@ impl PostedMsiCpus {
         m.record(self.ids.irq_entry, self.entry.as_ps());
         m.add(self.ids.cpu_busy_ps, self.entry.as_ps());
         q.schedule_in(self.entry, Event::PostedStep { cpu });
+        self.entry
     }
 
     /// Starts a demux pass: a loop pass while the cap allows, else clear ON and the final
     /// pass; after the final pass, the EOI.
-    fn begin_pass(&mut self, cpu: CpuId, found_last: bool, q: &mut EventQueue<Event>, m: &mut Metrics) {
+    fn begin_pass(&mut self, cpu: CpuId, found_last: bool, q: &mut EventQueue<Event>, m: &mut Metrics) -> SimDuration {
         let pc = &mut self.cpus[cpu.0 as usize];
         if pc.final_pass {
             pc.phase = Phase::Eoi;
             m.record(self.core.eoi, self.eoi.as_ps());
             m.add(self.ids.cpu_busy_ps, self.eoi.as_ps());
             q.schedule_in(self.eoi, Event::PostedStep { cpu });
-            return;
+            return self.eoi;
         }
         if !(found_last && pc.passes < self.config.loop_cap.saturating_sub(1)) {
             pc.on = false;
@@ -154,17 +156,25 @@ impl PostedMsiCpus {
         pc.passes += 1;
         m.add(self.ids.cpu_busy_ps, self.config.pir_scan.as_ps());
         q.schedule_in(self.config.pir_scan, Event::PostedStep { cpu });
+        self.config.pir_scan
     }
 
     /// The next step of the notification handler. Returns the interrupt whose handler just
     /// finished (the router delivers it, or VFIO forwards it) and the one whose handler must
-    /// start now (the router asks for its work and calls [`Self::start_handler`]).
-    pub fn step(&mut self, cpu: CpuId, q: &mut EventQueue<Event>, m: &mut Metrics) -> (Option<Job>, Option<Job>) {
+    /// start now (the router asks for its work and calls [`Self::start_handler`]), and the
+    /// CPU time of the step it started (zero: none, or the handler's, which
+    /// [`Self::start_handler`] returns).
+    pub fn step(
+        &mut self,
+        cpu: CpuId,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+    ) -> (Option<Job>, Option<Job>, SimDuration) {
         let pc = &mut self.cpus[cpu.0 as usize];
         match pc.phase {
             Phase::Idle => unreachable!("a posted step on an idle CPU"),
             // The first pass always runs (found_last = true lets it count as a loop pass).
-            Phase::Entry => self.begin_pass(cpu, true, q, m),
+            Phase::Entry => return (None, None, self.begin_pass(cpu, true, q, m)),
             Phase::Scan => {
                 let mut batch = std::mem::take(&mut pc.batch);
                 batch.clear();
@@ -172,34 +182,39 @@ impl PostedMsiCpus {
                 pc.batch = batch;
                 pc.next = 0;
                 if pc.batch.is_empty() {
-                    self.begin_pass(cpu, false, q, m);
-                } else {
-                    pc.phase = Phase::Handler;
-                    return (None, Some(pc.batch[0]));
+                    return (None, None, self.begin_pass(cpu, false, q, m));
                 }
+                pc.phase = Phase::Handler;
+                return (None, Some(pc.batch[0]), SimDuration::ZERO);
             }
             Phase::Handler => {
                 let job = pc.batch[pc.next];
                 pc.next += 1;
                 if pc.next < pc.batch.len() {
-                    return (Some(job), Some(pc.batch[pc.next]));
+                    return (Some(job), Some(pc.batch[pc.next]), SimDuration::ZERO);
                 }
-                self.begin_pass(cpu, true, q, m);
-                return (Some(job), None);
+                return (Some(job), None, self.begin_pass(cpu, true, q, m));
             }
             Phase::Eoi => {
                 pc.phase = Phase::Idle;
                 if pc.notification_pending {
-                    self.start_notification(cpu, q, m);
+                    return (None, None, self.start_notification(cpu, q, m));
                 }
             }
         }
-        (None, None)
+        (None, None, SimDuration::ZERO)
     }
 
     /// Runs the handler of `job` (the batch's next) for `work.service`; the EOI comes once,
-    /// at the end of the notification.
-    pub fn start_handler(&mut self, cpu: CpuId, job: Job, work: Work, q: &mut EventQueue<Event>, m: &mut Metrics) {
+    /// at the end of the notification. Returns its CPU time.
+    pub fn start_handler(
+        &mut self,
+        cpu: CpuId,
+        job: Job,
+        work: Work,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+    ) -> SimDuration {
         match work.kind {
             WorkKind::Driver => {
                 m.record(self.core.queue_wait, q.now().since(job.arrived_at).as_ps());
@@ -212,5 +227,6 @@ impl PostedMsiCpus {
         }
         m.add(self.ids.cpu_busy_ps, work.service.as_ps());
         q.schedule_in(work.service, Event::PostedStep { cpu });
+        work.service
     }
 }
