@@ -1,26 +1,44 @@
 //! `cargo run -p benches --release [-- NAME]`: runs the full-size benchmarks and prints a
 //! Markdown table (median of 5 runs) to paste into benches/runs/DATE-MACHINE.md.
 
-use benches::{BenchResult, hold_bare, hold_bare_peek_mut, hold_engine, scenario, sweep};
+use benches::{BenchResult, hold_bare, hold_bare_peek_mut, hold_engine, peers_mm1, scenario, sweep};
+use sim::SimDuration;
 
 const RUNS: usize = 5;
 
-fn median(mut f: impl FnMut() -> BenchResult) -> (f64, f64, f64, u64) {
+/// The median, slowest and fastest of the runs by events per second, the checksum, and the
+/// median run (its interrupts, events per interrupt and memory).
+fn median(mut f: impl FnMut() -> BenchResult) -> (f64, f64, f64, u64, BenchResult) {
     let mut results: Vec<BenchResult> = (0..RUNS).map(|_| f()).collect();
     results.sort_by(|a, b| a.events_per_s().total_cmp(&b.events_per_s()));
     let checksum = results[0].checksum;
     assert!(results.iter().all(|r| r.checksum == checksum), "a benchmark computed different results between runs");
-    (results[RUNS / 2].events_per_s(), results[0].events_per_s(), results[RUNS - 1].events_per_s(), checksum)
+    let mid = results[RUNS / 2];
+    (mid.events_per_s(), results[0].events_per_s(), results[RUNS - 1].events_per_s(), checksum, mid)
+}
+
+/// The interrupt columns of a row: M interrupts/s, events per interrupt, bytes per queue
+/// (`-` where they do not apply).
+fn interrupt_columns(r: &BenchResult) -> String {
+    if r.interrupts == 0 {
+        return "- | - | -".to_owned();
+    }
+    let bytes = r.bytes_per_queue().map_or("-".to_owned(), |b| format!("{b:.0}"));
+    format!("{:.2} | {:.3} | {bytes}", r.interrupts as f64 / r.wall_s / 1e6, r.events_per_interrupt())
 }
 
 fn main() {
     let only = std::env::args().nth(1).unwrap_or_default();
     let want = |name: &str| only.is_empty() || name.contains(&only);
-    println!("| benchmark | median M events/s | min | max | checksum |\n|---|---:|---:|---:|---|");
+    println!(
+        "| benchmark | median M events/s | min | max | M interrupts/s | events/interrupt | bytes/queue | checksum |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|"
+    );
     let row = |name: &str, f: &mut dyn FnMut() -> BenchResult| {
         if want(name) {
-            let (med, min, max, checksum) = median(f);
-            println!("| {name} | {:.2} | {:.2} | {:.2} | {checksum:016x} |", med / 1e6, min / 1e6, max / 1e6);
+            let (med, min, max, checksum, mid) = median(f);
+            let extra = interrupt_columns(&mid);
+            println!("| {name} | {:.2} | {:.2} | {:.2} | {extra} | {checksum:016x} |", med / 1e6, min / 1e6, max / 1e6);
         }
     };
     const OPS: u64 = 10_000_000;
@@ -31,14 +49,16 @@ fn main() {
     }
     row("scenario_nvme-bare-metal", &mut || scenario("nvme-bare-metal", None));
     row("scenario_interrupt-storm", &mut || scenario("interrupt-storm", None));
+    row("scenario_peers-mm1-1024_500ms", &mut || peers_mm1(Some(SimDuration::from_ms(500))));
     // A sweep's runs in parallel: the speed-up from 1 to 2 threads (same report bytes).
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut speed = Vec::new();
     for n in [1, 2, threads].into_iter().filter(|&n| n <= threads.max(2)) {
         let name = format!("sweep_queue-scaling_{n}_threads");
         if want(&name) && !speed.iter().any(|(m, _)| *m == n) {
-            let (med, min, max, checksum) = median(&mut || sweep("queue-scaling", n));
-            println!("| {name} | {:.2} | {:.2} | {:.2} | {checksum:016x} |", med / 1e6, min / 1e6, max / 1e6);
+            let (med, min, max, checksum, mid) = median(&mut || sweep("queue-scaling", n));
+            let extra = interrupt_columns(&mid);
+            println!("| {name} | {:.2} | {:.2} | {:.2} | {extra} | {checksum:016x} |", med / 1e6, min / 1e6, max / 1e6);
             speed.push((n, med));
         }
     }
