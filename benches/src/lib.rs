@@ -33,8 +33,8 @@ pub struct BenchResult {
     pub interrupts: u64,
     /// Its queues.
     pub queues: u64,
-    /// For a scenario: how much the process's peak resident memory grew while it was built
-    /// and run, in bytes (`None` where the OS does not say).
+    /// For a scenario: the peak resident memory of a process that ran only it, in bytes
+    /// (`None` until measured, or where the OS does not say; see [`peak_rss_bytes`]).
     pub memory_bytes: Option<u64>,
 }
 
@@ -60,18 +60,14 @@ impl BenchResult {
     }
 }
 
-/// A figure of this process's memory (Linux `/proc/self/status` field `field`, in bytes).
-fn status_bytes(field: &str) -> Option<u64> {
+/// This process's peak resident memory (Linux `VmHWM`), in bytes: the benchmark binary
+/// measures a scenario's memory in a child process that runs only it (memory freed by one
+/// run stays with the allocator, so a second run in the same process would not show its
+/// own), as `irqsim`'s perf.json does for its own run.
+pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-}
-
-/// Resets the peak resident memory to the current (Linux: `5` to `/proc/self/clear_refs`)
-/// and returns the current; `None` where that cannot be done.
-fn reset_peak_rss() -> Option<u64> {
-    std::fs::write("/proc/self/clear_refs", "5").ok()?;
-    status_bytes("VmRSS:")
 }
 
 /// Mean increment of the hold model: 1 µs in picoseconds, so ties are rare (crates.md §7).
@@ -196,12 +192,9 @@ fn scenario_text(name: &str, text: &str, duration: Option<SimDuration>) -> Bench
     if let Some(d) = duration {
         s.duration = d;
     }
-    let before = reset_peak_rss();
     let started = Instant::now();
-    let (point, platform, queue) = scenarios::runner::run_point(&s, s.seed, 0).expect("conservation holds");
+    let (point, _, _) = scenarios::runner::run_point(&s, s.seed, 0).expect("conservation holds");
     let wall_s = started.elapsed().as_secs_f64();
-    let memory_bytes = before.zip(status_bytes("VmHWM:")).map(|(b, peak)| peak.saturating_sub(b));
-    drop((platform, queue));
     let e2e = point.stages.iter().find(|st| st.stage == "end_to_end").expect("end_to_end stage");
     BenchResult {
         event_count: point.run.event_count,
@@ -209,7 +202,7 @@ fn scenario_text(name: &str, text: &str, duration: Option<SimDuration>) -> Bench
         checksum: mix64(e2e.mean_ns.to_bits() ^ e2e.count),
         interrupts: point.conservation.raised,
         queues: s.platform.devices.iter().map(|d| u64::from(d.queue_count)).sum(),
-        memory_bytes,
+        memory_bytes: None,
     }
 }
 

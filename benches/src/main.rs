@@ -1,7 +1,7 @@
 //! `cargo run -p benches --release [-- NAME]`: runs the full-size benchmarks and prints a
 //! Markdown table (median of 5 runs) to paste into benches/runs/DATE-MACHINE.md.
 
-use benches::{BenchResult, hold_bare, hold_bare_peek_mut, hold_engine, peers_mm1, scenario, sweep};
+use benches::{BenchResult, hold_bare, hold_bare_peek_mut, hold_engine, peak_rss_bytes, peers_mm1, scenario, sweep};
 use sim::SimDuration;
 
 const RUNS: usize = 5;
@@ -27,8 +27,34 @@ fn interrupt_columns(r: &BenchResult) -> String {
     format!("{:.2} | {:.3} | {bytes}", r.interrupts as f64 / r.wall_s / 1e6, r.events_per_interrupt())
 }
 
+/// A scenario row: its name and its run.
+type ScenarioRow = (&'static str, fn() -> BenchResult);
+
+/// The scenario rows.
+fn scenario_rows() -> [ScenarioRow; 3] {
+    [
+        ("scenario_nvme-bare-metal", || scenario("nvme-bare-metal", None)),
+        ("scenario_interrupt-storm", || scenario("interrupt-storm", None)),
+        ("scenario_peers-mm1-1024_500ms", || peers_mm1(Some(SimDuration::from_ms(500)))),
+    ]
+}
+
+/// The peak memory of a process that runs only scenario row `name` once: this binary again,
+/// as `benches --peak-rss NAME`.
+fn peak_rss_of(name: &str) -> Option<u64> {
+    let out = std::process::Command::new(std::env::current_exe().ok()?).args(["--peak-rss", name]).output().ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
 fn main() {
     let only = std::env::args().nth(1).unwrap_or_default();
+    if only == "--peak-rss" {
+        let name = std::env::args().nth(2).unwrap_or_default();
+        let (_, run) = scenario_rows().into_iter().find(|(n, _)| *n == name).expect("a scenario row's name");
+        run();
+        println!("{}", peak_rss_bytes().expect("the OS tells the peak memory"));
+        return;
+    }
     let want = |name: &str| only.is_empty() || name.contains(&only);
     println!(
         "| benchmark | median M events/s | min | max | M interrupts/s | events/interrupt | bytes/queue | checksum |\n\
@@ -47,9 +73,10 @@ fn main() {
         row(&format!("hold_bare_peek_mut_{pending}"), &mut || hold_bare_peek_mut(pending, OPS));
         row(&format!("hold_engine_{pending}"), &mut || hold_engine(pending, OPS));
     }
-    row("scenario_nvme-bare-metal", &mut || scenario("nvme-bare-metal", None));
-    row("scenario_interrupt-storm", &mut || scenario("interrupt-storm", None));
-    row("scenario_peers-mm1-1024_500ms", &mut || peers_mm1(Some(SimDuration::from_ms(500))));
+    for (name, run) in scenario_rows() {
+        let memory_bytes = if want(name) { peak_rss_of(name) } else { None };
+        row(name, &mut || BenchResult { memory_bytes, ..run() });
+    }
     // A sweep's runs in parallel: the speed-up from 1 to 2 threads (same report bytes).
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut speed = Vec::new();
