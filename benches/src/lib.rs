@@ -9,7 +9,8 @@
 //! - [`hold_bare_peek_mut`]: the same, replacing the top through `peek_mut`: the bar.
 //! - [`hold_engine`]: the same hold model through `sim::run` and `sim::EventQueue`. Same
 //!   random increments, so both must pop the same sequence (equal checksums).
-//! - [`scenario`]: a catalog scenario's events per second, as `irqsim` reports it.
+//! - [`scenario`]: a catalog scenario's events per second, as `irqsim` reports it, with its
+//!   interrupts per second, events per interrupt and peak memory per queue.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -27,6 +28,14 @@ pub struct BenchResult {
     pub wall_s: f64,
     /// Digest of what was computed.
     pub checksum: u64,
+    /// For a scenario: interrupts raised, and the queues of its devices (0 for the hold
+    /// model).
+    pub interrupts: u64,
+    /// Its queues.
+    pub queues: u64,
+    /// For a scenario: the peak resident memory of a process that ran only it, in bytes
+    /// (`None` until measured, or where the OS does not say; see [`peak_rss_bytes`]).
+    pub memory_bytes: Option<u64>,
 }
 
 impl BenchResult {
@@ -34,6 +43,31 @@ impl BenchResult {
     pub fn events_per_s(&self) -> f64 {
         self.event_count as f64 / self.wall_s
     }
+
+    /// Events per interrupt raised (0 for the hold model).
+    pub fn events_per_interrupt(&self) -> f64 {
+        if self.interrupts == 0 { 0.0 } else { self.event_count as f64 / self.interrupts as f64 }
+    }
+
+    /// Peak memory growth per queue, in bytes.
+    pub fn bytes_per_queue(&self) -> Option<f64> {
+        self.memory_bytes.filter(|_| self.queues > 0).map(|b| b as f64 / self.queues as f64)
+    }
+
+    /// The hold model's result (no interrupts or queues).
+    fn hold(event_count: u64, wall_s: f64, checksum: u64) -> BenchResult {
+        BenchResult { event_count, wall_s, checksum, interrupts: 0, queues: 0, memory_bytes: None }
+    }
+}
+
+/// This process's peak resident memory (Linux `VmHWM`), in bytes: the benchmark binary
+/// measures a scenario's memory in a child process that runs only it (memory freed by one
+/// run stays with the allocator, so a second run in the same process would not show its
+/// own), as `irqsim`'s perf.json does for its own run.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
 
 /// Mean increment of the hold model: 1 µs in picoseconds, so ties are rare (crates.md §7).
@@ -69,7 +103,7 @@ pub fn hold_bare(pending: u64, ops: u64) -> BenchResult {
     }
     let wall_s = started.elapsed().as_secs_f64();
     black_box(&heap);
-    BenchResult { event_count: ops, wall_s, checksum }
+    BenchResult::hold(ops, wall_s, checksum)
 }
 
 /// The hold model on a bare `BinaryHeap` that replaces the top through `peek_mut` (one
@@ -88,7 +122,7 @@ pub fn hold_bare_peek_mut(pending: u64, ops: u64) -> BenchResult {
     }
     let wall_s = started.elapsed().as_secs_f64();
     black_box(&heap);
-    BenchResult { event_count: ops, wall_s, checksum }
+    BenchResult::hold(ops, wall_s, checksum)
 }
 
 /// The hold model as a `sim::World`.
@@ -123,7 +157,7 @@ pub fn hold_engine(pending: u64, ops: u64) -> BenchResult {
     let outcome = sim::run(&mut world, &mut queue, RunLimits { time_end: SimTime::MAX, event_count_max: ops });
     let wall_s = started.elapsed().as_secs_f64();
     assert_eq!(outcome.event_count, ops);
-    BenchResult { event_count: ops, wall_s, checksum: world.checksum }
+    BenchResult::hold(ops, wall_s, world.checksum)
 }
 
 /// The same checksum as [`hold_engine`] computed on a bare heap, to prove both pop the same
@@ -143,8 +177,18 @@ pub fn hold_bare_checksum_without_seq(pending: u64, ops: u64) -> u64 {
 /// Runs catalog scenario `name` for `duration` of simulated time (its own duration when
 /// `None`) and reports its throughput; the checksum digests the end-to-end latency sum.
 pub fn scenario(name: &str, duration: Option<SimDuration>) -> BenchResult {
-    let text = scenarios::catalog::get(name).expect("a catalog scenario");
-    let mut s = scenarios::load(name, text).expect("catalog scenarios are valid");
+    scenario_text(name, scenarios::catalog::get(name).expect("a catalog scenario"), duration)
+}
+
+/// The SimPy comparison model (`benches/peers/mm1-1024.yaml`: FIFO CPUs on Lindley's
+/// recursion), as [`scenario`] runs a catalog scenario.
+pub fn peers_mm1(duration: Option<SimDuration>) -> BenchResult {
+    scenario_text("mm1-1024", include_str!("../peers/mm1-1024.yaml"), duration)
+}
+
+/// [`scenario`] for a scenario's text.
+fn scenario_text(name: &str, text: &str, duration: Option<SimDuration>) -> BenchResult {
+    let mut s = scenarios::load(name, text).expect("bench scenarios are valid");
     if let Some(d) = duration {
         s.duration = d;
     }
@@ -152,7 +196,14 @@ pub fn scenario(name: &str, duration: Option<SimDuration>) -> BenchResult {
     let (point, _, _) = scenarios::runner::run_point(&s, s.seed, 0).expect("conservation holds");
     let wall_s = started.elapsed().as_secs_f64();
     let e2e = point.stages.iter().find(|st| st.stage == "end_to_end").expect("end_to_end stage");
-    BenchResult { event_count: point.run.event_count, wall_s, checksum: mix64(e2e.mean_ns.to_bits() ^ e2e.count) }
+    BenchResult {
+        event_count: point.run.event_count,
+        wall_s,
+        checksum: mix64(e2e.mean_ns.to_bits() ^ e2e.count),
+        interrupts: point.conservation.raised,
+        queues: s.platform.devices.iter().map(|d| u64::from(d.queue_count)).sum(),
+        memory_bytes: None,
+    }
 }
 
 /// Runs every run of catalog sweep `name` on `threads` worker threads and reports the
@@ -170,7 +221,15 @@ pub fn sweep(name: &str, threads: usize) -> BenchResult {
     let result = scenarios::runner::run_all(&plan, &source, threads).expect("conservation holds");
     let wall_s = started.elapsed().as_secs_f64();
     let json = serde_json::to_vec(&result.report).expect("a report serialises");
-    BenchResult { event_count: result.perf.event_count, wall_s, checksum: sim::fnv1a64(&json) }
+    let interrupts = result.report.points.iter().map(|p| p.conservation.raised).sum();
+    BenchResult {
+        event_count: result.perf.event_count,
+        wall_s,
+        checksum: sim::fnv1a64(&json),
+        interrupts,
+        queues: 0,
+        memory_bytes: None,
+    }
 }
 
 #[cfg(test)]
@@ -190,6 +249,14 @@ mod tests {
     #[test]
     fn a_sweep_is_the_same_report_on_one_or_two_threads() {
         assert_eq!(sweep("queue-scaling", 1).checksum, sweep("queue-scaling", 2).checksum);
+    }
+
+    #[test]
+    fn smoke_peers_model_takes_one_event_per_interrupt() {
+        let r = peers_mm1(Some(SimDuration::from_ms(1)));
+        // 1,024 queues at 7,812.5/s for 1 ms: about 8,000 interrupts, each one event.
+        assert_eq!(r.event_count, r.interrupts);
+        assert_eq!(r.queues, 1024);
     }
 
     #[test]

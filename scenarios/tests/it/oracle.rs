@@ -171,6 +171,32 @@ fn md1_mean_matches_pollaczek_khinchine() {
 }
 
 #[test]
+fn mm1_on_lindleys_recursion_matches_closed_form() {
+    // The same M/M/1 queues without the remapping unit: 12 CPUs x 8 queues at rho = 0.7, every
+    // CPU on Lindley's recursion (one event per interrupt), behind the 500 ns MSI write only.
+    let (mu, rho) = (1e6, 0.7);
+    let yaml = format!(
+        "name: oracle\nduration: 10ms\nplatform:\n  cpus: 12\n  queueing: fifo\n\
+         devices:\n  - name: d\n    queues: 96\n    msi_write_latency: 500ns\n    arrival: {{ process: poisson, rate: {}/s }}\n\
+         \x20   handler: {{ service: {{ dist: exponential, mean: 1us }} }}\n",
+        rho * mu / 8.0
+    );
+    let s = scenarios::load("oracle.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let (point, _, _) = run_point(&s, 1, 0).expect("conservation holds");
+    let on_path = point.counters.iter().find(|c| c.name == "cpu.lindley_path_count").unwrap().value;
+    assert_eq!((on_path, point.run.event_count), (12, point.conservation.raised));
+    let (e, n) = replicate(&s, "latency.end_to_end_ps", &[mean]);
+    assert_close(
+        "Lindley, 12 CPUs x 8 queues, rho=0.7, mean",
+        e[0],
+        500.0 + 1e9 / (mu - rho * mu),
+        0.0,
+        MEAN_SE_MAX,
+        n,
+    );
+}
+
+#[test]
 fn many_queues_over_many_cpus_match_per_cpu_mm1() {
     // 96 queues spread over 12 CPUs: 8 Poisson queues per CPU merge into one Poisson stream,
     // so each CPU is an M/M/1 queue at rho = 8 * lambda_q / mu.

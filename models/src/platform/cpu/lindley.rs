@@ -19,7 +19,10 @@
 //! (arrived) or in transit (its MSI write still on the way), as on the event path; at the end
 //! of a run those departing after the end are not delivered. The report is the same
 //! (stages, counters, tables) apart from the event count and the `cpu.lindley_path_count`
-//! counter (a test runs scenarios both ways).
+//! counter (a test runs scenarios both ways). A run stopped by its event limit is the
+//! exception: the two paths count different events, so they stop at different instants
+//! (and at the stop, this path records every departure at that instant, where the event
+//! path may have run only some of the events due then).
 //!
 //! # What is not modelled (and why)
 //! A CPU takes this path only where nothing can reorder or preempt its arrivals: FIFO
