@@ -46,8 +46,10 @@ impl CpuSet {
     pub fn insert(&mut self, cpu: CpuId) {
         let word_index = cpu.0 / 64;
         if self.words.is_empty() {
+            // Room for exactly one word: most masks are a few neighbouring CPUs, and
+            // `from_iter` then has nothing to shrink.
             self.first_word = word_index;
-            self.words.push(0);
+            self.words = vec![0];
         } else if word_index < self.first_word {
             let missing = (self.first_word - word_index) as usize;
             self.words.splice(0..0, std::iter::repeat_n(0, missing));
