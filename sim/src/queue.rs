@@ -25,8 +25,8 @@
 //! The sift therefore moves the smallest child up at every level without comparing it to the
 //! sinking entry, and compares only on the way back up from the leaf (Floyd's trick, as
 //! `std`'s `BinaryHeap::pop` does). Four children per node halve the depth of a binary heap,
-//! and four 16-byte entries share a cache line. Indexing goes through slices whose length the
-//! compiler knows, so the bounds checks fold away without `unsafe`.
+//! and four 16-byte entries share a cache line. The four children are read as one array
+//! (one bounds check per level, no `unsafe`).
 //! benches/runs/2026-11-30-rust-2core.md has the measurements against `std`'s heap.
 
 use crate::time::{SimDuration, SimTime};

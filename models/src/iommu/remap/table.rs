@@ -120,6 +120,9 @@ pub struct IrteTable {
     bitmap: Vec<u64>,
     /// `mask + 1` at the base of every allocated block, 0 elsewhere.
     block_heads: Vec<u8>,
+    /// Every bitmap word below this index is full: the search for a free block starts here
+    /// (a full table of 65,536 entries made each allocation scan up to 1,024 words).
+    full_below: u32,
     used: u32,
     pub(super) max_handle_mask: u8,
     access_errors: BTreeSet<u32>,
@@ -145,6 +148,7 @@ impl IrteTable {
             entries: vec![IrteEntry::NOT_PRESENT; entry_count as usize],
             bitmap: vec![0; entry_count.div_ceil(64) as usize],
             block_heads: vec![0; entry_count as usize],
+            full_below: 0,
             used: 0,
             max_handle_mask,
             access_errors: BTreeSet::new(),
@@ -187,6 +191,9 @@ impl IrteTable {
         self.set_region(block, true);
         self.block_heads[base as usize] = mask + 1;
         self.used += block.count();
+        while self.bitmap.get(self.full_below as usize) == Some(&u64::MAX) {
+            self.full_below += 1;
+        }
         Ok(block)
     }
 
@@ -305,6 +312,9 @@ impl IrteTable {
         if expected != self.bitmap {
             return Err("bitmap differs from the union of the blocks".into());
         }
+        if let Some(w) = self.bitmap[..self.full_below as usize].iter().position(|&w| w != u64::MAX) {
+            return Err(format!("bitmap word {w} is not full, below the search start {}", self.full_below));
+        }
         let population: u32 = self.bitmap.iter().map(|w| w.count_ones()).sum();
         if population != self.used || total != self.used {
             return Err(format!("used {} but bitmap holds {population} and blocks {total}", self.used));
@@ -330,13 +340,15 @@ impl IrteTable {
         }
     }
 
-    /// `bitmap_find_free_region()`: the lowest aligned free block of 2^`mask` entries.
+    /// `bitmap_find_free_region()`: the lowest aligned free block of 2^`mask` entries. The
+    /// search starts at the first word that is not full: no free block lies below it.
     fn find_free_region(&self, mask: u8) -> Option<u32> {
         let size = 1u32 << mask;
         let cap = self.capacity();
         if size >= 64 {
             let words = (size / 64) as usize;
-            let mut pos = 0u32;
+            // The aligned block that holds the first entry of the first word that is not full.
+            let mut pos = (self.full_below * 64) & !(size - 1);
             while pos + size <= cap {
                 let w = (pos / 64) as usize;
                 if self.bitmap[w..w + words].iter().all(|&x| x == 0) {
@@ -347,9 +359,14 @@ impl IrteTable {
             return None;
         }
         let block_bits = (1u64 << size) - 1;
-        for (w, &word) in self.bitmap.iter().enumerate() {
+        for (w, &word) in self.bitmap.iter().enumerate().skip(self.full_below as usize) {
             if word == u64::MAX {
                 continue;
+            }
+            if size == 1 {
+                // The lowest zero bit, without trying each offset.
+                let pos = w as u32 * 64 + word.trailing_ones();
+                return (pos < cap).then_some(pos);
             }
             let mut offset = 0u32;
             while offset < 64 {
@@ -392,6 +409,7 @@ impl IrteTable {
         self.set_region(block, false);
         self.block_heads[block.base as usize] = 0;
         self.used -= block.count();
+        self.full_below = self.full_below.min(block.base / 64);
         Ok(())
     }
 

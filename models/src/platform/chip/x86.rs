@@ -542,7 +542,13 @@ impl X86Chip {
                 _ => Accept::Lost(self.ids.lost_no_handler),
             };
         }
-        if self.remap.is_none() && target == Some((cpu, vector)) && !self.queues[queue as usize].cleanup_scheduled {
+        // The first interrupt on a moved vector completes the move: looked up only while the
+        // domain has a move pending.
+        if self.remap.is_none()
+            && self.domain.moves_pending() > 0
+            && target == Some((cpu, vector))
+            && !self.queues[queue as usize].cleanup_scheduled
+        {
             self.schedule_cleanup(QueueId(queue), q.now(), q, m);
         }
         Accept::Handler(QueueId(queue))

@@ -77,7 +77,7 @@ impl VectorDomain {
         let irq = IrqId(index as u32);
         let managed = self.irqs[index].is_managed;
         // irq_force_complete_move()
-        if let Some((prev_cpu, prev_vector)) = self.irqs[index].prev_vector.take() {
+        if let Some((prev_cpu, prev_vector)) = self.take_prev_vector(index) {
             self.free_vector(prev_cpu, prev_vector, managed);
         }
         let mut affinity = self.irqs[index].affinity.clone();
