@@ -200,3 +200,35 @@ fn a_vcpu_woken_behind_a_running_one_waits_for_the_slice() {
     assert_eq!(histogram(&p, "kvm.exit.hlt").count, 0);
     busy_of_pcpu_1(&p, end);
 }
+
+#[test]
+fn a_vcpu_woken_while_its_pcpu_pays_the_hlt_exit_enters_after_it() {
+    // One vCPU on pCPU 1, APICv, exits as in `exit_costs` (HLT 400 ns), and the scheduler
+    // wake-up free (wake_to_vm_entry 0), so a woken vCPU is due on its pCPU the moment the
+    // wake-up IRQ's handler would end if nothing else ran there. Queue 0 raised at 0 and at
+    // 1,600 ns; the device's own arrivals (1 per 1,000 s) come after the run.
+    let mut params = guest_on_pcpu_1(1, 1, kvm(true, false));
+    params.guests[0].posted.wake_to_vm_entry = SimDuration::ZERO;
+    params.devices[0].arrival = ArrivalParams::Constant { rate_per_s: 0.001 };
+    let (mut p, mut q) = Platform::new(&params, 3);
+    let end = 10_000 * NS;
+    assert!(first_raise(&q, QueueId(0)) > end);
+    q.schedule_at(SimTime::ZERO, Event::Raise { queue: QueueId(0) });
+    q.schedule_at(SimTime::from_ps(1_600 * NS), Event::Raise { queue: QueueId(0) });
+    run_to(&mut p, &mut q, end);
+    // First: posted at 600 ns (MSI write 500, IRTE lookup 100); the wake-up IRQ (300 + one
+    // list entry 20 + one kick 200 = 520 ns) runs [600, 1,120); the vCPU enters at 1,120,
+    // its handler (1,050 ns) ends at 2,170, end to end 2,170 ns; then HLT, whose 400 ns the
+    // pCPU pays over [2,170, 2,570).
+    // Second: posted at 2,200, during the HLT exit: its wake-up IRQ (520 ns) follows the
+    // host work already there, [2,570, 3,090). The vCPU is due at 2,200 + 520 = 2,720 but the
+    // pCPU is not free until 3,090: it enters then, and its handler ends at 4,140, end to
+    // end 4,140 - 1,600 = 2,540 ns (entering at 2,720 ran it during host work: 2,170 ns).
+    let e2e = histogram(&p, "latency.end_to_end_ps");
+    assert_eq!((e2e.count, e2e.min, e2e.max), (2, 2_170 * NS, 2_540 * NS));
+    // The HLT re-entered: from 2,170 to 3,090.
+    let hlt = histogram(&p, "kvm.exit.hlt");
+    assert_eq!((hlt.count, hlt.min), (1, 920 * NS));
+    // Busy: two wake-up IRQs, two handlers, two HLT exits, none overlapping.
+    assert_eq!(busy_of_pcpu_1(&p, end), 2 * (520 + 1_050 + 400) * NS);
+}
