@@ -38,6 +38,9 @@
 //! - **VM exits by reason** (`kvm.exit.<reason>` histograms, VMX spelling): each sample is
 //!   the time from the exit to the vCPU's next VM entry, as `perf kvm stat` times them (a
 //!   HLT's includes the halted time; exits not re-entered by the end are not recorded).
+//!   A preemption (host work or another vCPU takes the pCPU) is timed as EXTERNAL_INTERRUPT,
+//!   as perf counts it: VMX has no preemption exit; the host's tick or reschedule IPI makes
+//!   the vCPU exit and the scheduler switches before the entry.
 //!   EXTERNAL_INTERRUPT, HLT and preemption cost [`ExitCosts`](super::ExitCosts) of pCPU time on top of the
 //!   host work; without APICv every EOI is an MSR_WRITE exit (x2APIC) whose cost lengthens
 //!   the guest handler, unless PV EOI skips it by KVM's rule in `apic_sync_pv_eoi_to_guest`
@@ -131,7 +134,8 @@ enum ExitReason {
     ExternalInterrupt,
     /// It halted, idle.
     Hlt,
-    /// Host work or another vCPU took its pCPU.
+    /// Host work or another vCPU took its pCPU (timed as EXTERNAL_INTERRUPT: the host's
+    /// tick or reschedule IPI is the exit; its cost is [`ExitCosts::preemption`](super::ExitCosts)).
     Preemption,
 }
 
@@ -806,9 +810,10 @@ impl Guests {
 
     fn exit_histogram(&self, reason: ExitReason) -> HistogramId {
         match reason {
-            ExitReason::ExternalInterrupt => self.ids.exits.external_interrupt,
+            // VMX has no preemption exit: the host's tick or reschedule IPI makes the vCPU
+            // exit (EXTERNAL_INTERRUPT) and the scheduler switches before the entry.
+            ExitReason::ExternalInterrupt | ExitReason::Preemption => self.ids.exits.external_interrupt,
             ExitReason::Hlt => self.ids.exits.hlt,
-            ExitReason::Preemption => self.ids.exits.preemption,
         }
     }
 
