@@ -255,3 +255,36 @@ fn a_vcpu_woken_while_its_pcpu_pays_the_hlt_exit_enters_after_it() {
     // Busy: two wake-up IRQs, two handlers, two HLT exits, none overlapping.
     assert_eq!(busy_of_pcpu_1(&p, end), 2 * (520 + 1_050 + 400) * NS);
 }
+
+#[test]
+fn pv_eoi_is_decided_at_each_entry_so_an_interrupt_behind_a_paused_handler_makes_its_eoi_exit() {
+    // No APICv, PV EOI on, one vCPU on pCPU 1; queue 0 raised at 0 and at 5,000 ns (the
+    // device's own arrivals, 1 per 1,000 s, come after the run).
+    let mut params = guest_on_pcpu_1(1, 1, kvm(false, true));
+    params.devices[0].arrival = ArrivalParams::Constant { rate_per_s: 0.001 };
+    let (mut p, mut q) = Platform::new(&params, 3);
+    let end = 20_000 * NS;
+    assert!(first_raise(&q, QueueId(0)) > end);
+    q.schedule_at(SimTime::ZERO, Event::Raise { queue: QueueId(0) });
+    q.schedule_at(SimTime::from_ps(5_000 * NS), Event::Raise { queue: QueueId(0) });
+    run_to(&mut p, &mut q, end);
+    // A: VFIO's host vector on pCPU 1 at 600 ns (MSI write 500, IRTE lookup 100); the
+    // forward (1,500 ns) injects at 2,100 into the halted vCPU: kick 200 ns, 3 us to the
+    // entry at 5,300. Nothing else pending: KVM arms PV EOI; the handler (1,050 ns) would
+    // end at 6,350 with no exit.
+    // B at 5,600: the forward takes pCPU 1 from the running vCPU (EXTERNAL_INTERRUPT,
+    // 700 ns) until 5,600 + 1,500 + 700 = 7,800; B is injected at 7,100 (accumulated). At
+    // the entry at 7,800 B is in the IRR behind A in service: KVM does not arm PV EOI
+    // (`apic_sync_pv_eoi_to_guest`), so A's EOI exits (MSR_WRITE, 300 ns): A's remaining
+    // 6,350 - 5,600 = 750 ns plus 300 end at 8,850. B alone then: PV EOI, no exit, its
+    // handler ends at 9,900, end to end 4,900 ns. (Deciding PV EOI only when a handler
+    // starts: A ended at 8,550, B at 9,600, no MSR_WRITE.)
+    let e2e = histogram(&p, "latency.end_to_end_ps");
+    assert_eq!((e2e.count, e2e.min, e2e.max), (2, 4_900 * NS, 8_850 * NS));
+    let eoi = histogram(&p, "kvm.exit.msr_write");
+    assert_eq!((eoi.count, eoi.min), (1, 300 * NS));
+    assert_eq!(histogram(&p, "kvm.exit.external_interrupt").count, 1);
+    // Busy: two forwards, one EXTERNAL_INTERRUPT exit, two handlers, one EOI exit, and the
+    // HLT after B (400 ns).
+    assert_eq!(busy_of_pcpu_1(&p, end), (2 * 1_500 + 700 + 2 * 1_050 + 300 + 400) * NS);
+}

@@ -45,7 +45,8 @@
 //!   host work; without APICv every EOI is an MSR_WRITE exit (x2APIC) whose cost lengthens
 //!   the guest handler, unless PV EOI skips it by KVM's rule in `apic_sync_pv_eoi_to_guest`
 //!   (nothing else pending in the IRR, one vector in service, and not a level-triggered
-//!   IOAPIC vector: MSIs are edge). With APICv's virtual-interrupt delivery an edge EOI
+//!   IOAPIC vector: MSIs are edge), decided at each entry: a handler resumed with another
+//!   interrupt now pending exits on its EOI after all. With APICv's virtual-interrupt delivery an edge EOI
 //!   does not exit (EOI_INDUCED is for level-triggered vectors, which no modelled source
 //!   raises). VT-d posting needs APICv: without it every assigned interrupt is remapped to
 //!   VFIO's host vector on the vCPU's pCPU, forwarded and injected by KVM.
@@ -164,6 +165,8 @@ struct Vcpu {
     handler_done_at: SimTime,
     /// The rest of a handler paused when the vCPU stopped running.
     paused_remaining: Option<SimDuration>,
+    /// The running handler's EOI exits (x86 without APICv; PV EOI not armed).
+    eoi_exit: bool,
     /// In guest mode on its pCPU now.
     running: bool,
     /// Runnable: its pCPU's current vCPU or in its run queue.
@@ -286,6 +289,7 @@ impl Guests {
                     handler_gen: 0,
                     handler_done_at: SimTime::ZERO,
                     paused_remaining: None,
+                    eoi_exit: false,
                     running: false,
                     runnable: false,
                     entry_scheduled: false,
@@ -1014,8 +1018,19 @@ impl Guests {
         v.running = true;
         self.pcpus[v.slot as usize].running_from = now;
         self.sync_into_guest(vcpu, now);
+        // KVM re-decides PV EOI at every entry (`apic_sync_pv_eoi_from_guest` at the exit
+        // cleared it): an interrupt now pending behind the paused handler makes its EOI exit.
+        let eoi_exit_now = self.vcpus[vcpu as usize].paused_remaining.is_some()
+            && !self.vcpus[vcpu as usize].eoi_exit
+            && self.eoi_exits(vcpu);
         let v = &mut self.vcpus[vcpu as usize];
-        if let Some(rest) = v.paused_remaining.take() {
+        if let Some(mut rest) = v.paused_remaining.take() {
+            if eoi_exit_now {
+                let cost = self.params[v.guest as usize].kvm.exit_costs.eoi;
+                m.record(self.ids.exits.msr_write, cost.as_ps());
+                v.eoi_exit = true;
+                rest = rest + cost;
+            }
             v.handling = true;
             v.handler_gen += 1;
             v.handler_done_at = now + rest;
@@ -1087,7 +1102,9 @@ impl Guests {
             return;
         };
         let w = work.driver_work(job.queue);
-        let eoi_exit = if self.eoi_exits(vcpu) {
+        let eoi_exits = self.eoi_exits(vcpu);
+        self.vcpus[vcpu as usize].eoi_exit = eoi_exits;
+        let eoi_exit = if eoi_exits {
             let cost = self.params[self.vcpus[vcpu as usize].guest as usize].kvm.exit_costs.eoi;
             m.record(self.ids.exits.msr_write, cost.as_ps());
             cost
