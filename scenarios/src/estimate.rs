@@ -47,13 +47,38 @@ pub fn memory_bytes(scenario: &Scenario) -> u64 {
     BASE_BYTES + queues * QUEUE_BYTES + u64::from(p.cpu_count) * CPU_BYTES + vcpus * VCPU_BYTES + irtes * IRTE_BYTES
 }
 
-/// Events per interrupt: the raise, the MSI write's arrival (or the remap lookup), the
-/// handler's start and its end.
-pub const EVENTS_PER_INTERRUPT: f64 = 4.0;
+/// Events per interrupt on Lindley's recursion (`models::platform::cpu::lindley`): the
+/// raise; the MSI write, the arrival and the handler are computed at it.
+pub const EVENTS_PER_INTERRUPT_RECURSION: f64 = 1.0;
 
-/// A run's estimated event count: [`EVENTS_PER_INTERRUPT`] × the sum over queues of their
-/// long-run rate × the duration, plus two per host burst of every pCPU that runs vCPUs (start and end) and
-/// one per action; capped by the scenario's `event_limit`.
+/// Events per interrupt on the event path: the raise, the MSI write's arrival (the message
+/// decoded straight to the LAPIC without a remapping unit) and the handler's end; a remapping
+/// unit adds one (the delivery after the IRTE lookup). Guests and posted MSI add their own
+/// steps, which this leaves out (a floor).
+pub fn events_per_interrupt_on_events(remapping: bool) -> f64 {
+    if remapping { 4.0 } else { 3.0 }
+}
+
+/// Events per interrupt of the scenario's interrupts, by the path their CPUs take: the
+/// recursion when the platform allows it ([`models::platform::PlatformParams::recursion_possible`])
+/// and every raising device has the same MSI write latency (devices' queues spread over the
+/// same CPUs, and a CPU takes the recursion only when every queue reaching it shares one
+/// latency); the event path otherwise. Superposed arrivals keep one pending raise per
+/// device rather than per queue, but still one raise event per interrupt.
+pub fn events_per_interrupt(scenario: &Scenario) -> f64 {
+    let p = &scenario.platform;
+    let mut latencies = p.devices.iter().filter(|d| d.queue_count > 0).map(|d| d.msi_write_latency);
+    let first = latencies.next();
+    if p.recursion_possible() && latencies.all(|l| Some(l) == first) {
+        EVENTS_PER_INTERRUPT_RECURSION
+    } else {
+        events_per_interrupt_on_events(p.remapping.is_some())
+    }
+}
+
+/// A run's estimated event count: [`events_per_interrupt`] × the sum over queues of their
+/// long-run rate × the duration, plus two per host burst of every pCPU that runs vCPUs (start
+/// and end) and one per action; capped by the scenario's `event_limit`.
 pub fn event_count(scenario: &Scenario) -> f64 {
     let p = &scenario.platform;
     let seconds = scenario.duration.as_secs_f64();
@@ -71,7 +96,7 @@ pub fn event_count(scenario: &Scenario) -> f64 {
         }
     }
     let bursts: f64 = pcpus.iter().map(|&(_, period)| 2.0 * seconds / period).sum();
-    let events = EVENTS_PER_INTERRUPT * interrupts + bursts + p.actions.len() as f64;
+    let events = events_per_interrupt(scenario) * interrupts + bursts + p.actions.len() as f64;
     scenario.event_limit.map_or(events, |limit| events.min(limit as f64))
 }
 
@@ -137,6 +162,51 @@ mod tests {
         assert!(parse_memory_size("4 parsecs").is_err());
         assert!(parse_memory_size("0").is_err());
         assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+    }
+
+    /// A FIFO platform of two devices (no remapping), their MSI write latencies given.
+    fn fifo(first: &str, second: &str, remapping: bool) -> Scenario {
+        let remap = if remapping { "\n  iommu: { interrupt_remapping: true, lookup_latency: 100ns }" } else { "" };
+        let yaml = format!(
+            "name: fifo\nseed: 1\nduration: 2ms\nplatform:\n  arch: x86\n  cpus: 4\n  queueing: fifo{remap}\n\
+             devices:\n\
+             \x20 - {{ name: a, queues: 8, msi_write_latency: {first}, arrival: {{ process: poisson, rate: 10000/s }},\
+             \x20handler: {{ service: {{ dist: exponential, mean: 1us }}, eoi: 0ns }} }}\n\
+             \x20 - {{ name: b, queues: 8, msi_write_latency: {second}, arrival: {{ process: poisson, rate: 10000/s }},\
+             \x20handler: {{ service: {{ dist: exponential, mean: 1us }}, eoi: 0ns }} }}\n"
+        );
+        crate::load("fifo.yaml", &yaml).expect("valid")
+    }
+
+    /// Runs `s` and returns (events run, interrupts raised).
+    fn events_and_raises(s: &Scenario) -> (u64, u64) {
+        let (point, _, _) = crate::runner::run_point(s, s.seed, 0).expect("conserved");
+        (point.run.event_count, point.conservation.raised)
+    }
+
+    #[test]
+    fn the_estimate_follows_the_path_each_cpu_takes() {
+        // 16 queues x 10,000/s x 2 ms = 320 interrupts expected.
+        let same = fifo("500ns", "500ns", false);
+        assert_eq!(events_per_interrupt(&same), 1.0);
+        assert_eq!(event_count(&same), 320.0);
+        // On the recursion a run's events are its raises: exactly one per interrupt.
+        let (events, raised) = events_and_raises(&same);
+        assert_eq!(events, raised);
+        // Two latencies on the same CPUs: every CPU stays on events (raise, MSI write, the
+        // handler's end), 3 x 320.
+        let mixed = fifo("500ns", "700ns", false);
+        assert_eq!(events_per_interrupt(&mixed), 3.0);
+        assert_eq!(event_count(&mixed), 960.0);
+        // The event path: each raise ran, each MSI write that arrived ran, each handler that
+        // ended ran: 3 per delivered interrupt, 2 per one waiting at its CPU, 1 per one still
+        // in transit at the end.
+        let (point, platform, queue) = crate::runner::run_point(&mixed, mixed.seed, 0).expect("conserved");
+        let c = platform.conservation(&queue);
+        assert_eq!((c.lost, c.merged, c.pending), (0, 0, 0));
+        assert_eq!(point.run.event_count, 3 * c.delivered + 2 * c.at_cpu + c.in_transit);
+        // A remapping unit adds the delivery after the IRTE lookup.
+        assert_eq!(events_per_interrupt(&fifo("500ns", "500ns", true)), 4.0);
     }
 
     #[test]

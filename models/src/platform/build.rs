@@ -123,12 +123,7 @@ fn lindley(
     ids: &metrics::Ids,
 ) -> Lindley {
     let IrqChip::X86(x86) = chip else { return Lindley::none(ids.cpu, ids.core) };
-    let eligible = !params.event_path_only
-        && matches!(cpus, Cpus::Fifo(_))
-        && params.remapping.is_none()
-        && params.guests.is_empty()
-        && params.actions.is_empty();
-    if !eligible {
+    if !params.recursion_possible() || !matches!(cpus, Cpus::Fifo(_)) {
         return Lindley::none(ids.cpu, ids.core);
     }
     let mut event_cpus = Vec::new();

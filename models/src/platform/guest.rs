@@ -38,11 +38,15 @@
 //! - **VM exits by reason** (`kvm.exit.<reason>` histograms, VMX spelling): each sample is
 //!   the time from the exit to the vCPU's next VM entry, as `perf kvm stat` times them (a
 //!   HLT's includes the halted time; exits not re-entered by the end are not recorded).
+//!   A preemption (host work or another vCPU takes the pCPU) is timed as EXTERNAL_INTERRUPT,
+//!   as perf counts it: VMX has no preemption exit; the host's tick or reschedule IPI makes
+//!   the vCPU exit and the scheduler switches before the entry.
 //!   EXTERNAL_INTERRUPT, HLT and preemption cost [`ExitCosts`](super::ExitCosts) of pCPU time on top of the
 //!   host work; without APICv every EOI is an MSR_WRITE exit (x2APIC) whose cost lengthens
 //!   the guest handler, unless PV EOI skips it by KVM's rule in `apic_sync_pv_eoi_to_guest`
 //!   (nothing else pending in the IRR, one vector in service, and not a level-triggered
-//!   IOAPIC vector: MSIs are edge). With APICv's virtual-interrupt delivery an edge EOI
+//!   IOAPIC vector: MSIs are edge), decided at each entry: a handler resumed with another
+//!   interrupt now pending exits on its EOI after all. With APICv's virtual-interrupt delivery an edge EOI
 //!   does not exit (EOI_INDUCED is for level-triggered vectors, which no modelled source
 //!   raises). VT-d posting needs APICv: without it every assigned interrupt is remapped to
 //!   VFIO's host vector on the vCPU's pCPU, forwarded and injected by KVM.
@@ -131,7 +135,8 @@ enum ExitReason {
     ExternalInterrupt,
     /// It halted, idle.
     Hlt,
-    /// Host work or another vCPU took its pCPU.
+    /// Host work or another vCPU took its pCPU (timed as EXTERNAL_INTERRUPT: the host's
+    /// tick or reschedule IPI is the exit; its cost is [`ExitCosts::preemption`](super::ExitCosts)).
     Preemption,
 }
 
@@ -160,6 +165,8 @@ struct Vcpu {
     handler_done_at: SimTime,
     /// The rest of a handler paused when the vCPU stopped running.
     paused_remaining: Option<SimDuration>,
+    /// The running handler's EOI exits (x86 without APICv; PV EOI not armed).
+    eoi_exit: bool,
     /// In guest mode on its pCPU now.
     running: bool,
     /// Runnable: its pCPU's current vCPU or in its run queue.
@@ -282,6 +289,7 @@ impl Guests {
                     handler_gen: 0,
                     handler_done_at: SimTime::ZERO,
                     paused_remaining: None,
+                    eoi_exit: false,
                     running: false,
                     runnable: false,
                     entry_scheduled: false,
@@ -806,9 +814,10 @@ impl Guests {
 
     fn exit_histogram(&self, reason: ExitReason) -> HistogramId {
         match reason {
-            ExitReason::ExternalInterrupt => self.ids.exits.external_interrupt,
+            // VMX has no preemption exit: the host's tick or reschedule IPI makes the vCPU
+            // exit (EXTERNAL_INTERRUPT) and the scheduler switches before the entry.
+            ExitReason::ExternalInterrupt | ExitReason::Preemption => self.ids.exits.external_interrupt,
             ExitReason::Hlt => self.ids.exits.hlt,
-            ExitReason::Preemption => self.ids.exits.preemption,
         }
     }
 
@@ -1009,8 +1018,19 @@ impl Guests {
         v.running = true;
         self.pcpus[v.slot as usize].running_from = now;
         self.sync_into_guest(vcpu, now);
+        // KVM re-decides PV EOI at every entry (`apic_sync_pv_eoi_from_guest` at the exit
+        // cleared it): an interrupt now pending behind the paused handler makes its EOI exit.
+        let eoi_exit_now = self.vcpus[vcpu as usize].paused_remaining.is_some()
+            && !self.vcpus[vcpu as usize].eoi_exit
+            && self.eoi_exits(vcpu);
         let v = &mut self.vcpus[vcpu as usize];
-        if let Some(rest) = v.paused_remaining.take() {
+        if let Some(mut rest) = v.paused_remaining.take() {
+            if eoi_exit_now {
+                let cost = self.params[v.guest as usize].kvm.exit_costs.eoi;
+                m.record(self.ids.exits.msr_write, cost.as_ps());
+                v.eoi_exit = true;
+                rest = rest + cost;
+            }
             v.handling = true;
             v.handler_gen += 1;
             v.handler_done_at = now + rest;
@@ -1082,7 +1102,9 @@ impl Guests {
             return;
         };
         let w = work.driver_work(job.queue);
-        let eoi_exit = if self.eoi_exits(vcpu) {
+        let eoi_exits = self.eoi_exits(vcpu);
+        self.vcpus[vcpu as usize].eoi_exit = eoi_exits;
+        let eoi_exit = if eoi_exits {
             let cost = self.params[self.vcpus[vcpu as usize].guest as usize].kvm.exit_costs.eoi;
             m.record(self.ids.exits.msr_write, cost.as_ps());
             cost

@@ -109,7 +109,6 @@ pub(super) struct ExitIds {
     pub external_interrupt: HistogramId,
     pub hlt: HistogramId,
     pub msr_write: HistogramId,
-    pub preemption: HistogramId,
 }
 
 /// Updated by the ARM chip: the ITS or the v2m frame.
@@ -281,7 +280,7 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
         external_interrupt: h(
             m,
             "kvm.exit.external_interrupt",
-            "EXTERNAL_INTERRUPT exits: a host interrupt (a device's, VFIO's forward, the wake-up vector 0xf1, a doorbell) took the pCPU from a running vCPU; exit to re-entry",
+            "EXTERNAL_INTERRUPT exits: a host interrupt (a device's, VFIO's forward, the wake-up vector 0xf1, a doorbell, or the tick or reschedule IPI behind a host burst, another vCPU's slice or wake-up) took the pCPU from a running vCPU; exit to re-entry",
         ),
         hlt: h(
             m,
@@ -292,11 +291,6 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
             m,
             "kvm.exit.msr_write",
             "MSR_WRITE exits of the x2APIC EOI without APICv (not skipped by PV EOI); exit to re-entry",
-        ),
-        preemption: h(
-            m,
-            "kvm.exit.preemption",
-            "host work (a burst, another vCPU's slice or wake-up) took the pCPU from a running vCPU; exit to re-entry",
         ),
     };
     let kvm_vlpi_direct = c(m, "kvm.vlpi_direct_count", "ARM GICv4: vLPIs injected into a resident vPE (no exit)");

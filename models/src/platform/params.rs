@@ -306,6 +306,18 @@ pub enum HostQueueing {
 }
 
 impl PlatformParams {
+    /// Whether any CPU may take Lindley's recursion (`cpu::lindley`): FIFO CPUs on x86
+    /// without a remapping unit, guests or actions. Which CPUs do then depends on the routes
+    /// (each CPU whose raising queues share one MSI write latency).
+    pub fn recursion_possible(&self) -> bool {
+        !self.event_path_only
+            && self.gic.is_none()
+            && self.queueing == HostQueueing::Fifo
+            && self.remapping.is_none()
+            && self.guests.is_empty()
+            && self.actions.is_empty()
+    }
+
     /// The CPUs of each NUMA node (contiguous, as even as possible).
     pub fn node_cpus(&self) -> Vec<Vec<CpuId>> {
         let nodes = self.numa_node_count.max(1);
