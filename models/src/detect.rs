@@ -37,6 +37,7 @@ pub mod matrix;
 pub mod population;
 pub mod presets;
 pub mod rules;
+pub mod section;
 pub mod view;
 
 pub use view::{

@@ -17,6 +17,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("posted-guest", include_str!("../catalog/posted-guest.yaml")),
     ("gicv4-guest", include_str!("../catalog/gicv4-guest.yaml")),
     ("queue-scaling", include_str!("../catalog/queue-scaling.yaml")),
+    ("detect-matrix", include_str!("../catalog/detect-matrix.yaml")),
 ];
 
 /// The flagship scenario's name.

@@ -12,6 +12,8 @@ use crate::kernel::KernelVersion;
 /// is [`Policy::Mainline`] (6.2–6.9 vs 6.10+).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Column {
+    /// The name scenario files use (`acpi_opt_in`, `linux_6_2_to_6_9`, …).
+    pub name: &'static str,
     /// The header in the narrow table (at most 6 characters).
     pub key: &'static str,
     /// What it is, in words.
@@ -26,6 +28,11 @@ impl Column {
     /// The column of `policy` (for [`Policy::Mainline`], the 6.2–6.9 one).
     pub fn of(policy: Policy) -> Column {
         *COLUMNS.iter().find(|c| c.policy == policy).expect("every policy has a column")
+    }
+
+    /// The column of a scenario file's name.
+    pub fn by_name(name: &str) -> Option<Column> {
+        COLUMNS.iter().find(|c| c.name == name).copied()
     }
 
     /// The guest kernel this column evaluates `kernel` as.
@@ -45,20 +52,57 @@ const WITH_IMS: KernelVersion = KernelVersion::new(6, 9);
 /// option 3 with and without the IR-parent rule), mainline 6.2–6.9 and 6.10+, and the
 /// `ims=auto` hybrid. The proposals are evaluated on a release with the IMS API (6.9).
 pub const COLUMNS: [Column; 9] = [
-    Column { key: "1in", title: "Opt1 ACPI flag, opt-in", policy: Policy::AcpiOptIn, version: WITH_IMS },
-    Column { key: "1out", title: "Opt1 ACPI flag, opt-out", policy: Policy::AcpiOptOut, version: WITH_IMS },
-    Column { key: "2", title: "Opt2 DMAR/IORT flag", policy: Policy::DmarIort, version: WITH_IMS },
-    Column { key: "3", title: "Opt3 caching mode", policy: Policy::CachingMode, version: WITH_IMS },
-    Column { key: "3+IR", title: "Opt3 + IR parent required", policy: Policy::CachingModeIrParent, version: WITH_IMS },
-    Column { key: "4", title: "Opt4 CPUID + DMI", policy: Policy::CpuidDmi, version: WITH_IMS },
-    Column { key: "6.9", title: "Linux 6.2-6.9 as merged", policy: Policy::Mainline, version: WITH_IMS },
     Column {
+        name: "acpi_opt_in",
+        key: "1in",
+        title: "Opt1 ACPI flag, opt-in",
+        policy: Policy::AcpiOptIn,
+        version: WITH_IMS,
+    },
+    Column {
+        name: "acpi_opt_out",
+        key: "1out",
+        title: "Opt1 ACPI flag, opt-out",
+        policy: Policy::AcpiOptOut,
+        version: WITH_IMS,
+    },
+    Column { name: "dmar_iort", key: "2", title: "Opt2 DMAR/IORT flag", policy: Policy::DmarIort, version: WITH_IMS },
+    Column {
+        name: "caching_mode",
+        key: "3",
+        title: "Opt3 caching mode",
+        policy: Policy::CachingMode,
+        version: WITH_IMS,
+    },
+    Column {
+        name: "caching_mode_ir_parent",
+        key: "3+IR",
+        title: "Opt3 + IR parent required",
+        policy: Policy::CachingModeIrParent,
+        version: WITH_IMS,
+    },
+    Column { name: "cpuid_dmi", key: "4", title: "Opt4 CPUID + DMI", policy: Policy::CpuidDmi, version: WITH_IMS },
+    Column {
+        name: "linux_6_2_to_6_9",
+        key: "6.9",
+        title: "Linux 6.2-6.9 as merged",
+        policy: Policy::Mainline,
+        version: WITH_IMS,
+    },
+    Column {
+        name: "linux_6_10",
         key: "6.10",
         title: "Linux 6.10+ (IMS removed)",
         policy: Policy::Mainline,
         version: KernelVersion::new(6, 10),
     },
-    Column { key: "auto", title: "hybrid ims=auto", policy: Policy::HybridAuto, version: WITH_IMS },
+    Column {
+        name: "hybrid_auto",
+        key: "auto",
+        title: "hybrid ims=auto",
+        policy: Policy::HybridAuto,
+        version: WITH_IMS,
+    },
 ];
 
 /// The cells of `presets` × `columns`, row by row.

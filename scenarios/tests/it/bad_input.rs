@@ -185,6 +185,15 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ("on-off-zero-on", "9:50", "devices[0].arrival.on", &["`0us` is zero; it must be positive"]),
     ("zero-host-burst-gap", "11:25", "guests[0].host_bursts.gap", &["`0us` is zero; it must be positive"]),
     ("numa-nodes-over-cpus", "5:15", "platform.numa_nodes", &["8 NUMA nodes for 4 CPUs; allowed 1 to 4"]),
+    (
+        "detection-unknown-preset",
+        "13:24",
+        "detection.configurations[1]",
+        &["`r99` is not a configuration preset", "allowed: r1, r1-old-firmware"],
+    ),
+    ("detection-unknown-policy", "13:14", "detection.policies[0]", &["`mainline` is not a policy", "linux_6_10"]),
+    ("detection-zero-weight", "14:36", "detection.population[0].weight", &["0 is not a weight", "1 to 1000000000"]),
+    ("detection-unknown-driver", "16:17", "detection.drivers[0].driver", &["`ims` is not a driver", "ims_aware"]),
 ];
 
 #[test]
