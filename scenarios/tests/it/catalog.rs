@@ -203,6 +203,21 @@ fn detect_matrix_shares_are_the_weighted_cells() {
     }
 }
 
+/// The sensitivity the issue asks for: the weight of R8 (the one row that breaks the merged
+/// policy) set from 1 to 20 by an override, as a sweep axis would. Configurations then weigh
+/// 200 − 1 + 20 = 219, × 4 driver weight = 876; BRK = 20 × 2 IMS-aware drivers = 40/876 =
+/// 10/219, and R1's native IMS is also 20 × 2 = 40/876.
+#[test]
+fn detect_matrix_r8_weight_drives_the_merged_policys_breakage() {
+    let overrides = [("detection.population[5].weight".to_owned(), "20".to_owned())];
+    let s = scenarios::load_with_overrides("d", catalog::get("detect-matrix").unwrap(), &overrides).unwrap();
+    let population = s.detection.as_ref().unwrap().population.as_ref().unwrap();
+    assert_eq!(population.configurations[5].0.name, "r8");
+    let merged = models::detect::matrix::Column::by_name("linux_6_2_to_6_9").unwrap();
+    let shares: Vec<String> = population.shares(&merged).iter().map(|s| s.to_string()).collect();
+    assert_eq!(shares, ["10/219", "0/1", "0/1", "65/73", "4/219", "10/219"]);
+}
+
 #[test]
 fn quiet_remapped_interrupts_release_their_old_vectors_without_an_interrupt() {
     // The same 2,048 moves with queues that almost never raise: with remapping the cleanup
