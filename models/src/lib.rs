@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod arm;
+pub mod detect;
 pub mod ids;
 pub mod iommu;
 pub mod kernel;

@@ -99,7 +99,13 @@ pub fn table(snapshot: &MetricsSnapshot) -> Option<TextTable> {
         ]);
     }
     let _ = write!(text, "\nTotal Samples:{samples}, Total events handled time:{:.2}us.", us(time as f64));
-    Some(TextTable { name: TABLE_NAME.to_owned(), text, columns: COLUMNS.map(str::to_owned).to_vec(), rows: data })
+    Some(TextTable {
+        name: TABLE_NAME.to_owned(),
+        text,
+        columns: COLUMNS.map(str::to_owned).to_vec(),
+        rows: data,
+        narrow: false,
+    })
 }
 
 /// The table's rows in at most 72 columns (the plain and mail text): the reason, samples,

@@ -232,6 +232,9 @@ pub(crate) fn text_point(s: &mut String, p: &PointReport, title: &str) {
             }
         }
     }
+    for t in p.tables.iter().filter(|t| t.narrow) {
+        let _ = write!(s, "\n{}\n{}\n", wrap(&format!("{}:", t.name), MAIL_WIDTH, "  "), t.text.trim_end());
+    }
 }
 
 #[cfg(test)]
@@ -303,6 +306,7 @@ mod tests {
                     text: "| CPU | avl |".into(),
                     columns: Vec::new(),
                     rows: Vec::new(),
+                    narrow: false,
                 }],
             }],
         }

@@ -219,6 +219,10 @@ pub struct TextTable {
     /// …and the rows, each a value per column, as text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<Vec<String>>,
+    /// The text is at most 72 columns wide, so the plain-text summary and the mail show it
+    /// too (the other tables are in `summary.md` and `index.html` only).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub narrow: bool,
 }
 
 /// How a point's run ended.

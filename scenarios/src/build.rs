@@ -35,6 +35,7 @@ pub(crate) fn build(v: Validated) -> Scenario {
         },
         warnings: Vec::new(),
         expect: v.expect,
+        detection: v.detection,
     }
 }
 

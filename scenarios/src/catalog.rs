@@ -18,6 +18,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("gicv4-guest", include_str!("../catalog/gicv4-guest.yaml")),
     ("guest-exits", include_str!("../catalog/guest-exits.yaml")),
     ("queue-scaling", include_str!("../catalog/queue-scaling.yaml")),
+    ("detect-matrix", include_str!("../catalog/detect-matrix.yaml")),
 ];
 
 /// The flagship scenario's name.

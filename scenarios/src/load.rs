@@ -40,6 +40,8 @@ pub struct Scenario {
     pub warnings: Vec<String>,
     /// The `expect` section, judged after the run.
     pub expect: Vec<reports::Expectation>,
+    /// The `detection` section: its tables join every run's report.
+    pub detection: Option<models::detect::section::Detection>,
 }
 
 /// Reads and validates a scenario. `file` names it in errors.

@@ -14,10 +14,11 @@ use serde_saphyr::Spanned;
 use crate::diagnostic::{Diagnostic, Override};
 use crate::load::deserialize;
 use crate::schema::{
-    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, ExitCostsSpec, ExpectMap, GicMsiSpec, GicSpec,
-    GicVersionSpec, GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec,
-    IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec, PlatformSpec, PostedCostsSpec, PostedMsiSpec,
-    Process, QueueingSpec, ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
+    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec, ExitCostsSpec,
+    ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec,
+    HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec,
+    PlatformSpec, PopulationSpec, PostedCostsSpec, PostedMsiSpec, Process, QueueingSpec, ScenarioFile, ServiceSpec,
+    SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -353,8 +354,12 @@ macro_rules! mappings {
 
 mappings! {
     ScenarioFile {
-        name, description, seed, duration, event_limit, platform, devices, actions, guests, templates, expect, sweep
+        name, description, seed, duration, event_limit, platform, devices, actions, guests, templates, expect, sweep,
+        detection
     }
+    DetectionSpec { configurations, policies, population, drivers }
+    PopulationSpec { configuration, weight }
+    DriverWeightSpec { driver, weight }
     GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward, kvm }
     KvmSpec { apicv, pv_eoi, slice, wakeup_preemption, exit_costs }
     ExitCostsSpec { external_interrupt, hlt, eoi, preemption }
@@ -423,6 +428,9 @@ mod tests {
         }
         same!(
             ScenarioFile,
+            DetectionSpec,
+            PopulationSpec,
+            DriverWeightSpec,
             GuestSpec,
             KvmSpec,
             ExitCostsSpec,

@@ -115,53 +115,61 @@ pub fn run_point_with_progress(
             limit: r.limit,
         })
         .collect();
-    let point = PointReport {
-        index,
-        parameters: Vec::new(),
-        variant: None,
-        replication: 0,
-        seed,
-        run: RunInfo {
-            stop_reason: outcome.stop_reason.as_str().to_owned(),
-            event_count: outcome.event_count,
-            simulated_ns: outcome.time_stop.elapsed().as_ps() as f64 / 1000.0,
-            warnings: scenario
-                .warnings
-                .iter()
-                .cloned()
-                .chain(platform.load_warnings(outcome.time_stop.elapsed()))
-                .collect(),
-        },
-        conservation: Conservation {
-            raised: c.raised,
-            delivered: c.delivered,
-            lost: c.lost,
-            merged: c.merged,
-            in_flight: c.in_transit + c.pending + c.at_cpu,
-        },
-        stages,
-        failures,
-        resources,
-        counters,
-        tables: {
-            let mut data = platform.table_rows();
-            platform
-                .tables()
-                .into_iter()
-                .map(|(name, text)| {
-                    let (columns, rows) = match data.iter().position(|(n, _, _)| *n == name) {
-                        Some(i) => {
-                            let (_, columns, rows) = data.swap_remove(i);
-                            (columns, rows)
-                        }
-                        None => (Vec::new(), Vec::new()),
-                    };
-                    TextTable { name, text, columns, rows }
-                })
-                .chain(reports::kvm_exit_table(&snapshot))
-                .collect()
-        },
-    };
+    let point =
+        PointReport {
+            index,
+            parameters: Vec::new(),
+            variant: None,
+            replication: 0,
+            seed,
+            run: RunInfo {
+                stop_reason: outcome.stop_reason.as_str().to_owned(),
+                event_count: outcome.event_count,
+                simulated_ns: outcome.time_stop.elapsed().as_ps() as f64 / 1000.0,
+                warnings: scenario
+                    .warnings
+                    .iter()
+                    .cloned()
+                    .chain(platform.load_warnings(outcome.time_stop.elapsed()))
+                    .collect(),
+            },
+            conservation: Conservation {
+                raised: c.raised,
+                delivered: c.delivered,
+                lost: c.lost,
+                merged: c.merged,
+                in_flight: c.in_transit + c.pending + c.at_cpu,
+            },
+            stages,
+            failures,
+            resources,
+            counters,
+            tables: {
+                let mut data = platform.table_rows();
+                platform
+                    .tables()
+                    .into_iter()
+                    .map(|(name, text)| {
+                        let (columns, rows) = match data.iter().position(|(n, _, _)| *n == name) {
+                            Some(i) => {
+                                let (_, columns, rows) = data.swap_remove(i);
+                                (columns, rows)
+                            }
+                            None => (Vec::new(), Vec::new()),
+                        };
+                        TextTable { name, text, columns, rows, narrow: false }
+                    })
+                    .chain(
+                        scenario
+                            .detection
+                            .iter()
+                            .flat_map(|d| d.tables())
+                            .map(|(name, text, columns, rows)| TextTable { name, text, columns, rows, narrow: true }),
+                    )
+                    .chain(reports::kvm_exit_table(&snapshot))
+                    .collect()
+            },
+        };
     Ok((point, platform, queue))
 }
 

@@ -58,6 +58,61 @@ pub struct ScenarioFile {
     /// (replications), in several named variants compared pairwise (common random numbers).
     #[serde(default)]
     pub sweep: Option<SweepSpec>,
+    /// Guest IMS detection: the decision matrix of the chosen configurations (rows) and
+    /// policies (columns), and a weighted population whose outcome shares per policy are
+    /// reported (docs/detection.md). Computed from the model, not simulated: it adds tables
+    /// to the report and changes nothing in the run.
+    #[serde(default)]
+    pub detection: Option<DetectionSpec>,
+}
+
+/// The `detection` section.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionSpec {
+    /// The matrix's rows: configuration presets by name (`r1`, `r8-hidden`, …; `irqsim
+    /// validate` lists them). Default: all of them.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub configurations: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The matrix's columns: `acpi_opt_in`, `acpi_opt_out`, `dmar_iort`, `caching_mode`,
+    /// `caching_mode_ir_parent`, `cpuid_dmi`, `linux_6_2_to_6_9`, `linux_6_10`,
+    /// `hybrid_auto`. Default: all of them.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub policies: Option<Spanned<Vec<Spanned<String>>>>,
+    /// A weighted population of configurations: each a preset and an integer weight.
+    #[serde(default)]
+    pub population: Vec<PopulationSpec>,
+    /// The guest drivers' mix in the population, each with an integer weight (drawn
+    /// independently of the configuration). Default: every guest IMS-aware.
+    #[serde(default)]
+    pub drivers: Vec<DriverWeightSpec>,
+}
+
+/// A configuration of the population and its weight.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PopulationSpec {
+    /// A configuration preset by name.
+    #[schemars(with = "String")]
+    pub configuration: Spanned<String>,
+    /// Its weight, an integer from 1 to 1,000,000,000.
+    #[schemars(with = "u64")]
+    pub weight: Spanned<u64>,
+}
+
+/// A guest driver of the population's mix and its weight.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriverWeightSpec {
+    /// `unaware` (MSI-X only), `ims_aware` (IMS where the kernel allows, composing its own
+    /// messages) or `ims_hypercall` (also the hypervisor's compose hypercall).
+    #[schemars(with = "String")]
+    pub driver: Spanned<String>,
+    /// Its weight, an integer from 1 to 1,000,000,000.
+    #[schemars(with = "u64")]
+    pub weight: Spanned<u64>,
 }
 
 /// A sweep: the scenario run at every point of its axes, in each variant, each

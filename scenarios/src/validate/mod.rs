@@ -5,6 +5,7 @@
 
 mod actions;
 mod checker;
+mod detection;
 mod devices;
 mod expect;
 mod gic;
@@ -46,6 +47,8 @@ pub(crate) struct Validated {
     pub(crate) actions: Vec<Action>,
     /// Expectations, in file order.
     pub(crate) expect: Vec<reports::Expectation>,
+    /// The detection section, if any.
+    pub(crate) detection: Option<models::detect::section::Detection>,
 }
 
 /// Checks the whole document; `Some` only when nothing was wrong. The sections run in a
@@ -68,6 +71,7 @@ pub(crate) fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Validated> {
     let (devices, function_names) = devices::check_devices(&raw.devices, &raw.guests, &platform, c);
     let actions = actions::check_actions(&raw.actions, cpu_count, duration, &function_names, c);
     let expect = expect::check_expect(&raw.expect, c);
+    let detection = detection::check_detection(&raw.detection, c);
     let validated = Validated {
         name: raw.name.value.clone(),
         description: raw.description.clone(),
@@ -79,6 +83,7 @@ pub(crate) fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Validated> {
         guests: guests?,
         actions: actions?,
         expect,
+        detection: detection?,
     };
     c.is_clean().then_some(validated)
 }

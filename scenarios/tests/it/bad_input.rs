@@ -199,6 +199,15 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ),
     ("apicv-off-on-arm", "8:11", "guests[0].kvm.apicv", &["APICv is x86's", "remove kvm.apicv"]),
     ("zero-slice", "12:19", "guests[0].kvm.slice", &["`0us` is zero; it must be positive"]),
+    (
+        "detection-unknown-preset",
+        "13:24",
+        "detection.configurations[1]",
+        &["`r99` is not a configuration preset", "allowed: r1, r1-old-firmware"],
+    ),
+    ("detection-unknown-policy", "13:14", "detection.policies[0]", &["`mainline` is not a policy", "linux_6_10"]),
+    ("detection-zero-weight", "14:36", "detection.population[0].weight", &["0 is not a weight", "1 to 1000000000"]),
+    ("detection-unknown-driver", "16:17", "detection.drivers[0].driver", &["`ims` is not a driver", "ims_aware"]),
 ];
 
 #[test]

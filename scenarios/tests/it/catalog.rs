@@ -157,6 +157,67 @@ fn dsa_ims_density_runs_out_of_slots_not_vectors() {
     assert!(point.tables[0].text.contains("| dsa-adi299 | 01:00.0 | 300 | ims_device |"), "{}", point.tables[0].text);
 }
 
+/// detect-matrix's population (weights r4 60, r5 60, r3 40, r6 6, r7 4, r8 1, r10 1, r1 20,
+/// r2 8: 200; drivers unaware 2, ims_aware 1, ims_hypercall 1: 4; 800 in all; none of these
+/// hypervisors offers the hypercall, so both IMS drivers decide alike and an unaware one is
+/// FB everywhere). Shares (IMS, IMS-h, IMS-t, FB, FB*, BRK) from the matrix's cells:
+/// - caching_mode: BRK r3 + r6 + r8 + r10 = 48, × 2 IMS drivers = 96/800 = 3/25; IMS on bare
+///   metal (r1 + r2) 28 × 2 = 56/800 = 7/100; FB the rest, 648/800 = 81/100.
+/// - linux_6_2_to_6_9: BRK r8 only, 2/800 = 1/400; IMS r1 40/800 = 1/20; FB* r2 16/800 =
+///   1/50; FB 742/800 = 371/400.
+/// - linux_6_10: FB* bare metal 56/800 = 7/100; FB 744/800 = 93/100.
+/// - cpuid_dmi: BRK r6 + r7 + r10 = 11 × 2 = 22/800 = 11/400; IMS 7/100; FB 722/800 = 361/400.
+/// - hybrid_auto: BRK r6 + r10 = 7 × 2 = 14/800 = 7/400; IMS 7/100; FB 730/800 = 73/80.
+#[test]
+fn detect_matrix_shares_are_the_weighted_cells() {
+    let s = scenarios::load("d", catalog::get("detect-matrix").unwrap()).unwrap();
+    let (point, _, _) = run_point(&s, 1, 0).unwrap();
+    let shares = point.tables.iter().find(|t| t.name.contains("outcome shares")).expect("the shares table");
+    assert!(shares.narrow);
+    assert_eq!(shares.columns, ["policy", "IMS", "IMS-h", "IMS-t", "FB", "FB*", "BRK"]);
+    let row = |title: &str| {
+        shares.rows.iter().find(|r| r[0] == title).unwrap_or_else(|| panic!("no row {title}"))[1..].to_vec()
+    };
+    assert_eq!(row("Opt3 caching mode"), ["7/100", "0/1", "0/1", "81/100", "0/1", "3/25"]);
+    assert_eq!(row("Linux 6.2-6.9 as merged"), ["1/20", "0/1", "0/1", "371/400", "1/50", "1/400"]);
+    assert_eq!(row("Linux 6.10+ (IMS removed)"), ["0/1", "0/1", "0/1", "93/100", "7/100", "0/1"]);
+    assert_eq!(row("Opt4 CPUID + DMI"), ["7/100", "0/1", "0/1", "361/400", "0/1", "11/400"]);
+    assert_eq!(row("hybrid ims=auto"), ["7/100", "0/1", "0/1", "73/80", "0/1", "7/400"]);
+    assert!(shares.text.contains("3           7.00    0.00    0.00   81.00    0.00   12.00\n"), "{}", shares.text);
+    // The matrix: every preset, every column; R8 breaks under the merged policy.
+    let matrix = point.tables.iter().find(|t| t.name.contains("decision matrix")).expect("the matrix");
+    assert_eq!(matrix.rows.len(), 33);
+    assert_eq!(matrix.columns.len(), 2 + 9);
+    let r8 = matrix.rows.iter().find(|r| r[1] == "r8").unwrap();
+    assert_eq!(r8[2 + 6], "BRK: IR parent with MSI_FLAG_PCI_IMS");
+    // The text summary (and the mail) carries both tables, at most 72 columns wide.
+    let out = std::env::temp_dir().join(format!("irqsim-detect-matrix-{}", std::process::id()));
+    let run = super::irqsim().args(["run", "--builtin", "detect-matrix", "--out"]).arg(&out).output().unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!(run.status.code(), Some(0));
+    let text = String::from_utf8(run.stdout).unwrap();
+    assert!(text.contains("Guest IMS detection: the decision matrix:"), "{text}");
+    assert!(text.contains("Guest IMS detection: outcome shares of the population (%):"), "{text}");
+    for line in text.lines().filter(|l| !l.starts_with("reproduce")) {
+        assert!(line.chars().count() <= 72, "{line}");
+    }
+}
+
+/// The sensitivity the issue asks for: the weight of R8 (the one row that breaks the merged
+/// policy) set from 1 to 20 by an override, as a sweep axis would. Configurations then weigh
+/// 200 − 1 + 20 = 219, × 4 driver weight = 876; BRK = 20 × 2 IMS-aware drivers = 40/876 =
+/// 10/219, and R1's native IMS is also 20 × 2 = 40/876.
+#[test]
+fn detect_matrix_r8_weight_drives_the_merged_policys_breakage() {
+    let overrides = [("detection.population[5].weight".to_owned(), "20".to_owned())];
+    let s = scenarios::load_with_overrides("d", catalog::get("detect-matrix").unwrap(), &overrides).unwrap();
+    let population = s.detection.as_ref().unwrap().population.as_ref().unwrap();
+    assert_eq!(population.configurations[5].0.name, "r8");
+    let merged = models::detect::matrix::Column::by_name("linux_6_2_to_6_9").unwrap();
+    let shares: Vec<String> = population.shares(&merged).iter().map(|s| s.to_string()).collect();
+    assert_eq!(shares, ["10/219", "0/1", "0/1", "65/73", "4/219", "10/219"]);
+}
+
 #[test]
 fn quiet_remapped_interrupts_release_their_old_vectors_without_an_interrupt() {
     // The same 2,048 moves with queues that almost never raise: with remapping the cleanup

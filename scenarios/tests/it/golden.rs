@@ -129,6 +129,7 @@ fn structured_tables_say_what_their_text_says() {
                 t.name == "Interrupt sources"
                     || t.name.starts_with("x86 vector matrix")
                     || t.name == reports::KVM_EXIT_TABLE
+                    || t.name.starts_with("Guest IMS detection")
             })
             .count();
         for table in report.points.iter().flat_map(|p| &p.tables).filter(|t| !t.rows.is_empty()) {
@@ -152,6 +153,34 @@ fn structured_tables_say_what_their_text_says() {
                     assert_eq!((line[2], line[3]), (&*format!("{}%", row[2]), &*format!("{}%", row[3])), "{name}");
                     assert_eq!((line[4], line[5]), (&*us(&row[4]), &*us(&row[5])), "{name}");
                 }
+            } else if table.name == "Guest IMS detection: the decision matrix" {
+                // One text line per row (its id first), each cell the outcome and its reason's key.
+                for row in &table.rows {
+                    let line = table.text.lines().find(|l| l.split_whitespace().next() == Some(row[0].as_str()));
+                    let cells: Vec<&str> =
+                        line.unwrap_or_else(|| panic!("{name}: no line {}", row[0])).split_whitespace().collect();
+                    assert_eq!(cells.len(), row.len() - 1, "{name}: {}", row[0]);
+                    for (cell, data) in cells[1..].iter().zip(&row[2..]) {
+                        let outcome = data.split(':').next().unwrap();
+                        assert_eq!(cell.len(), outcome.len() + 1, "{name}: {cell} vs {data}");
+                        assert!(cell.starts_with(outcome), "{name}: {cell} vs {data}");
+                    }
+                }
+            } else if table.name.starts_with("Guest IMS detection: outcome shares") {
+                // The text's percentages are the exact fractions rounded half up to 0.01.
+                let lines: Vec<&str> = table.text.lines().skip(1).take(table.rows.len()).collect();
+                for (line, row) in lines.iter().zip(&table.rows) {
+                    let percents: Vec<String> = row[1..]
+                        .iter()
+                        .map(|f| {
+                            let (n, d) = f.split_once('/').unwrap();
+                            let (n, d): (u128, u128) = (n.parse().unwrap(), d.parse().unwrap());
+                            let h = (20_000 * n + d) / (2 * d);
+                            format!("{}.{:02}", h / 100, h % 100)
+                        })
+                        .collect();
+                    assert_eq!(line.split_whitespace().skip(1).collect::<Vec<_>>(), percents, "{name}: {line}");
+                }
             } else {
                 // The matrix: one row per CPU line of the kernel's layout, same numbers.
                 let lines: Vec<Vec<&str>> = table
@@ -170,6 +199,6 @@ fn structured_tables_say_what_their_text_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, expected, "every sources and matrix table has its rows");
+    assert_eq!(checked, expected, "every sources, matrix and detection table has its rows");
     assert!(expected > catalog::CATALOG.len(), "{expected}");
 }
