@@ -17,6 +17,8 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("posted-guest", include_str!("../catalog/posted-guest.yaml")),
     ("gicv4-guest", include_str!("../catalog/gicv4-guest.yaml")),
     ("queue-scaling", include_str!("../catalog/queue-scaling.yaml")),
+    ("msix-trapped", include_str!("../catalog/msix-trapped.yaml")),
+    ("msix-growth", include_str!("../catalog/msix-growth.yaml")),
 ];
 
 /// The flagship scenario's name.

@@ -16,8 +16,9 @@ use crate::load::deserialize;
 use crate::schema::{
     ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec,
     GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec,
-    IrteCacheSpec, IrteUpdateSpec, KernelSpec, PlatformSpec, PostedCostsSpec, PostedMsiSpec, Process, QueueingSpec,
-    ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
+    IrteCacheSpec, IrteUpdateSpec, KernelSpec, PlatformSpec, PostedCostsSpec, PostedMsiSpec, Process,
+    ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec, ScenarioFile, ServiceSpec,
+    SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -322,7 +323,9 @@ single_values!(
     IrqModeSpec,
     Process,
     Dist,
-    QueueingSpec
+    QueueingSpec,
+    ProvisionModeSpec,
+    RoutesPerSpec
 );
 
 /// Mappings: each listed field can be descended into. The lists must name every field of
@@ -374,8 +377,11 @@ mappings! {
     IrteUpdateSpec { irte_write, iec_invalidation }
     DeviceSpec {
         name, count, interrupt_store, ims_slots, ims_update_latency, sriov_vfs, siov_adis, queues,
-        msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, numa_node, arrival, handler
+        msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, provisioning, numa_node, arrival,
+        handler
     }
+    ProvisioningSpec { mode, dynamic_msix, start, message_exits, gsi_routes, routes_per, costs }
+    ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq }
     ArrivalSpec { process, rate, on, off }
     HandlerSpec { service, eoi }
     ServiceSpec { dist, mean, stddev }
@@ -436,6 +442,8 @@ mod tests {
             IrteCacheSpec,
             IrteUpdateSpec,
             DeviceSpec,
+            ProvisioningSpec,
+            ProvisionCostsSpec,
             ArrivalSpec,
             HandlerSpec,
             ServiceSpec

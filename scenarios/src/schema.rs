@@ -623,6 +623,12 @@ pub struct DeviceSpec {
     #[serde(default)]
     #[schemars(with = "Option<u16>")]
     pub iommu_unit: Option<Spanned<u16>>,
+    /// How the guest's interrupts of this assigned device are provisioned, in time (the
+    /// guest's trapped writes, the VMM, VFIO and the host's IRTE updates). Left out, every
+    /// queue is programmed when the VM starts, for free. See docs/provisioning.md.
+    #[serde(default)]
+    #[schemars(with = "Option<ProvisioningSpec>")]
+    pub provisioning: Option<Spanned<ProvisioningSpec>>,
     /// The device's NUMA node (non-managed fallback: node ∩ affinity first).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
@@ -631,6 +637,85 @@ pub struct DeviceSpec {
     pub arrival: ArrivalSpec,
     /// What each interrupt costs the CPU.
     pub handler: HandlerSpec,
+}
+
+/// Ways to provision a guest's interrupts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionModeSpec {
+    /// The guest programs the MSI-X table; the VMM traps each write (VFIO/QEMU).
+    MsixTrapped,
+}
+
+/// When the VMM takes a KVM route for a vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutesPerSpec {
+    /// When the guest enables (unmasks) the vector, as QEMU does.
+    EnabledVector,
+    /// For every table entry, when the guest starts using the table.
+    AdvertisedEntry,
+}
+
+/// Timed provisioning of an assigned device's interrupts.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningSpec {
+    /// The mode.
+    #[schemars(with = "ProvisionModeSpec")]
+    pub mode: Spanned<ProvisionModeSpec>,
+    /// The host can add a vector to enabled MSI-X (Linux 6.5+ with QEMU 8.2+; default
+    /// true). false: `VFIO_IRQ_INFO_NORESIZE` (hosts before 6.5, arm64), where enabling
+    /// vector N+1 disables and re-enables all N.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub dynamic_msix: Option<Spanned<bool>>,
+    /// When the guest driver writes its first entry (default `0s`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub start: Option<Spanned<String>>,
+    /// Trapped accesses per message (default 4: Linux writes address low, high and data and
+    /// reads data back to flush them, `pci_write_msg_msix`); the unmask is one more exit.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub message_exits: Option<Spanned<u32>>,
+    /// The guest's KVM GSI routing table size (default 4096, x86's `KVM_MAX_IRQ_ROUTES`).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub gsi_routes: Option<Spanned<u32>>,
+    /// When routes are taken (default `enabled_vector`, as QEMU).
+    #[serde(default)]
+    #[schemars(with = "Option<RoutesPerSpec>")]
+    pub routes_per: Option<Spanned<RoutesPerSpec>>,
+    /// The costs on the path; each is required (no published L1 figure,
+    /// docs/sources.md#provision-costs).
+    pub costs: ProvisionCostsSpec,
+}
+
+/// Costs of the provisioning path (no published L1 figures: each is required).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionCostsSpec {
+    /// One MMIO write exit handled by the userspace VMM (exit, QEMU's handler, entry).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub mmio_exit_user: Option<Spanned<String>>,
+    /// The VMM's KVM route update (`KVM_SET_GSI_ROUTING`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub route_update: Option<Spanned<String>>,
+    /// One `VFIO_DEVICE_SET_IRQS` ioctl, besides its work per vector.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub set_irqs: Option<Spanned<String>>,
+    /// Host CPU time of `request_irq` and the irq-bypass registration, besides the IRTE lock.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub request_irq: Option<Spanned<String>>,
+    /// Host CPU time of `free_irq` and the irq-bypass removal, besides the IRTE lock.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub free_irq: Option<Spanned<String>>,
 }
 
 /// Interrupt allocation modes.

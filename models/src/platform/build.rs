@@ -12,6 +12,7 @@ use super::cpu::posted_msi::PostedMsiCpus;
 use super::cpu::{Cpus, FifoCpus};
 use super::devices::Devices;
 use super::guest::Guests;
+use super::guest::provision::Provisioning;
 use super::params::{HostQueueing, PlatformParams};
 use super::procfs::View;
 use super::stats::IrqStats;
@@ -52,12 +53,26 @@ impl Platform {
             create_vpes(params, guests, chip);
         }
         let mut devices = Devices::new(&params.ims_pools, params.devices.len(), ids.devices);
+        let mut provisioning = params
+            .devices
+            .iter()
+            .any(|d| d.provisioning.is_some())
+            .then(|| Provisioning::new(params.guests.len() as u32, &mut metrics, ids.core.lost));
+        // Provisioned functions: their first steps and their queues (raising from the start,
+        // held in their masked entries until their vectors are usable).
+        let mut timed = Vec::new();
         for (index, dp) in params.devices.iter().enumerate() {
             let assigned = chip.add_device(DeviceId(index as u32), dp, seed, &mut devices, &mut metrics);
             if let (Some(first_queue), Some(g)) = (assigned, dp.assigned_to) {
                 let guests = guests.as_mut().expect("assigned devices need guests");
                 guests.provision(g, first_queue, dp.queue_count, &mut metrics);
-                chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics);
+                match (dp.provisioning, provisioning.as_mut()) {
+                    (Some(p), Some(prov)) => {
+                        let first = prov.add(DeviceId(index as u32), g, p, guests.take_chip_ops());
+                        timed.push((first, first_queue..first_queue + dp.queue_count));
+                    }
+                    _ => chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics),
+                }
             }
         }
         match &mut chip {
@@ -76,6 +91,14 @@ impl Platform {
                 event_queue.schedule_at(devices.first_arrival(queue), Event::Raise { queue });
             }
         }
+        for ((at, event), queues) in timed {
+            event_queue.schedule_at(at, event);
+            for index in queues {
+                let queue = QueueId(index);
+                stats.set_requested(queue.0);
+                event_queue.schedule_at(devices.first_arrival(queue), Event::Raise { queue });
+            }
+        }
         if let Some(guests) = guests.as_mut() {
             for (at, vcpu) in guests.first_bursts() {
                 event_queue.schedule_at(at, Event::HostBurst { vcpu });
@@ -85,8 +108,18 @@ impl Platform {
             event_queue.schedule_at(action.at, Event::Action { index: index as u32 });
         }
         let view = View::of(params);
-        let platform =
-            Platform { devices, chip, cpus, guests, actions: params.actions.clone(), metrics, ids, stats, view };
+        let platform = Platform {
+            devices,
+            chip,
+            cpus,
+            guests,
+            provisioning,
+            actions: params.actions.clone(),
+            metrics,
+            ids,
+            stats,
+            view,
+        };
         (platform, event_queue)
     }
 }

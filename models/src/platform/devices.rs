@@ -184,22 +184,29 @@ impl Devices {
         self.queues[queue.0 as usize].host_handler
     }
 
-    /// The queue's arrival process fires: the next raise is scheduled and the store decides.
-    /// Returns whether the message is sent now.
+    /// The queue's arrival process fires: the next raise is scheduled and the store decides:
+    /// sent now, held (pending or merged), or dropped (the function's MSI-X is disabled).
     #[inline]
-    pub fn raise(&mut self, queue_id: QueueId, q: &mut EventQueue<Event>, m: &mut Metrics) -> bool {
+    pub fn raise(&mut self, queue_id: QueueId, q: &mut EventQueue<Event>, m: &mut Metrics) -> Raise {
         let queue = &mut self.queues[queue_id.0 as usize];
         let next = queue.arrivals.next_after(q.now());
         q.schedule_at(next, Event::Raise { queue: queue_id });
         m.add(self.ids.raised, 1);
-        match self.devices[queue.device.0 as usize].store.raise(queue.entry) {
-            Raise::Send => true,
-            Raise::Pending => false,
-            Raise::Merged => {
-                m.add(self.ids.pending_merged, 1);
-                false
-            }
+        let raise = self.devices[queue.device.0 as usize].store.raise(queue.entry);
+        if raise == Raise::Merged {
+            m.add(self.ids.pending_merged, 1);
         }
+        raise
+    }
+
+    /// Clears a device's MSI-X Enable bit; returns the pending bits that were dropped.
+    pub fn disable_msix(&mut self, device: DeviceId) -> u32 {
+        self.devices[device.0 as usize].store.disable()
+    }
+
+    /// Sets a device's MSI-X Enable bit again.
+    pub fn enable_msix(&mut self, device: DeviceId) {
+        self.devices[device.0 as usize].store.enable();
     }
 
     /// The device writes the queue's message: it reaches the interrupt chip after the

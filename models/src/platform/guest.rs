@@ -38,6 +38,8 @@
 //! POSTED_INTR_WAKEUP_VECTOR 0xf1 (arch/x86/include/asm/irq_vectors.h;
 //! docs/sources.md#posted-vectors).
 
+pub(super) mod provision;
+
 use std::collections::VecDeque;
 
 use sim::{DurationDist, EventQueue, Metrics, RngStream, SimDuration, SimTime};

@@ -11,6 +11,7 @@ mod gic;
 mod guests;
 mod iommu;
 mod platform;
+mod provisioning;
 
 use sim::SimDuration;
 

@@ -3,6 +3,8 @@
 //! interrupts the way Linux does, translates MSI writes into a [`Route`], accepts interrupts
 //! at a CPU's LAPIC, and retargets interrupts when the control plane moves them.
 
+mod vfio;
+
 use sim::{EventQueue, Metrics, SimDuration, SimTime};
 
 use super::super::devices::{Devices, HostHandler, MsiWrite, Source};
@@ -38,6 +40,9 @@ struct QueueIrq {
     target: Option<(CpuId, Vector)>,
     /// Its old vector is on a CPU's cleanup list (the kernel clears `move_in_progress`).
     cleanup_scheduled: bool,
+    /// The host interrupt VFIO requested for it, when a guest's provisioning set it up
+    /// in time (`vfio::X86Chip::vfio_setup`).
+    vfio_irq: Option<IrqId>,
 }
 
 /// A CPU's list of old vectors to free (the kernel's per-CPU `vector_cleanup`).

@@ -1,0 +1,426 @@
+//! Timed provisioning of an assigned function's interrupts: the guest driver brings its
+//! vectors up one by one, each trapped write exits to the userspace VMM, and VFIO and the
+//! host set each vector up on the global IRTE lock; a vector is usable only when that is
+//! done. The mode is MSI-X trapped (the VFIO/QEMU path), on a host with or without dynamic
+//! MSI-X.
+//!
+//! # What is modelled
+//! - The guest (Linux's order: `msix_capability_init`, then per vector the message write
+//!   and the unmask of `request_irq`): per vector, `message_exits` trapped accesses (the
+//!   three dword writes of address low, high and data, and the read that flushes them:
+//!   `pci_write_msg_msix`) and the unmask write, each an MMIO exit handled by the userspace
+//!   VMM (`kvm.exit.ept_misconfig_user`). The vCPU waits for each exit, so the vectors come
+//!   up one after the other.
+//! - QEMU on the unmask (`msix_handle_mask_update` → `vfio_msix_vector_do_use`): a KVM
+//!   GSI route for the vector (`kvm_irqchip_add_msi_route` and `kvm_irqchip_commit_routes`,
+//!   `route_update`), from the guest's routing table (`gsi_routes`, 4,096 on x86 =
+//!   `KVM_MAX_IRQ_ROUTES`; a route per enabled vector as QEMU does, or per advertised entry
+//!   at the first write as VMMs that route the whole table do; a full table leaves the
+//!   vector without interrupts, counted); then one `VFIO_DEVICE_SET_IRQS` (`set_irqs`).
+//! - The host: with dynamic MSI-X (Linux 6.5+ without `VFIO_IRQ_INFO_NORESIZE`, QEMU 8.2+),
+//!   one vector set up per ioctl (`vfio_msix_vector_do_use` → `vfio_set_irq_signaling` for
+//!   `nr`). Without it (hosts before 6.5, arm64 today), a vector beyond the enabled count
+//!   makes QEMU disable the whole MSI-X index (`vfio_disable_irqindex`) and enable `nr + 1`
+//!   vectors (`vfio_enable_vectors`): every enabled vector is released and set up again, so
+//!   N vectors cost N(N+1)/2 setups. While VFIO tears the old vectors down the function's
+//!   MSI-X is disabled: raises are lost and pending bits dropped (counted, with the
+//!   window's length). Each setup and release is the chip's (`X86Chip::vfio_setup`,
+//!   `vfio_release`): host vector, IRTE allocation and writes under the global lock with
+//!   their IEC flush, the posted-IRTE bypass; plus `request_irq` / `free_irq` CPU time.
+//! - Before its vector is usable a queue's entry is masked: raises set its pending bit and
+//!   merge into it (QEMU's emulated PBA while a vector is masked: nothing is lost), and the
+//!   pending message is sent when the vector is unmasked.
+//!
+//! # What is not modelled (and why)
+//! - QEMU's first MSI-X enable (`vfio_msix_enable` enables vector 0 with a userspace
+//!   trigger and releases it): one extra host setup per enable, left out so that the count
+//!   is the N(N+1)/2 the debate argued about (claim C11).
+//! - QEMU's userspace fallback when KVM has no route left (the vector then goes through
+//!   QEMU's eventfd handler): here the vector stays without interrupts.
+//! - The provisioning work does not occupy a pCPU server: it runs on the vCPU's thread,
+//!   and the time it takes is reported (`provision.host_cpu_ps`), not charged to the
+//!   pCPU's other work.
+//! - ARM (GICv4 vPEs): not yet; validation refuses a `provisioning` section there.
+//!
+//! # Parameters and their sources
+//! No exit or ioctl cost has a published L1 figure (docs/sources.md#provision-costs): the
+//! scenario must give `mmio_exit_user`, `route_update`, `set_irqs`, `request_irq` and
+//! `free_irq`. `message_exits` = 4 (`pci_write_msg_msix`, docs/sources.md#msix-message-exits),
+//! `gsi_routes` = 4,096 (`KVM_MAX_IRQ_ROUTES`, docs/sources.md#kvm-max-irq-routes).
+
+use sim::{CounterId, EventQueue, HistogramId, Metrics, SimDuration, SimTime, Unit};
+
+use super::super::chip::IrqChip;
+use super::super::{Event, Platform, ResourceUse};
+use super::ChipOp;
+use crate::ids::{CpuId, DeviceId, QueueId, Vector};
+
+/// KVM's routing-table size on x86 (`KVM_MAX_IRQ_ROUTES`).
+pub const KVM_MAX_IRQ_ROUTES: u32 = 4096;
+/// Trapped accesses per MSI-X message: Linux's `pci_write_msg_msix` writes address low,
+/// address high and data, then reads data back to flush the writes (since 5.14).
+pub const MSIX_MESSAGE_EXITS: u32 = 4;
+
+/// How an assigned function's interrupts are provisioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProvisionMode {
+    /// The guest programs an MSI-X table that the VMM traps (VFIO/QEMU).
+    MsixTrapped {
+        /// The host can add a vector to enabled MSI-X (Linux 6.5+; no
+        /// `VFIO_IRQ_INFO_NORESIZE`); without it the table is disabled and re-enabled.
+        dynamic_msix: bool,
+    },
+}
+
+/// Whether the VMM holds a KVM route per enabled vector or per advertised table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutesPer {
+    /// A route when the guest enables (unmasks) a vector (QEMU).
+    EnabledVector,
+    /// A route for every entry of the table when the guest starts using it.
+    AdvertisedEntry,
+}
+
+/// The costs on the path (no published L1 figures; required in a scenario).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProvisionCosts {
+    /// One MMIO write exit handled by the userspace VMM: exit, QEMU's handler, entry.
+    pub mmio_exit_user: SimDuration,
+    /// The VMM's KVM route update (`KVM_SET_GSI_ROUTING`).
+    pub route_update: SimDuration,
+    /// One `VFIO_DEVICE_SET_IRQS` ioctl, besides the work per vector.
+    pub set_irqs: SimDuration,
+    /// Host CPU time of `request_irq` and the bypass registration, besides the IRTE lock.
+    pub request_irq: SimDuration,
+    /// Host CPU time of `free_irq` and the bypass removal, besides the IRTE lock.
+    pub free_irq: SimDuration,
+}
+
+/// A function's provisioning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProvisionParams {
+    /// The mode.
+    pub mode: ProvisionMode,
+    /// When the guest driver writes the first entry.
+    pub start: SimTime,
+    /// Trapped accesses per message (the unmask is one more exit).
+    pub message_exits: u32,
+    /// The guest's KVM routing-table size (the first provisioned function's counts for its
+    /// guest).
+    pub gsi_routes: u32,
+    /// When routes are taken.
+    pub routes_per: RoutesPer,
+    /// Costs.
+    pub costs: ProvisionCosts,
+}
+
+/// The metrics of provisioning, registered only when a scenario provisions (so reports of
+/// scenarios without it are unchanged).
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    exit_user: HistogramId,
+    setup_time: HistogramId,
+    disabled_window: HistogramId,
+    set_irqs: CounterId,
+    request_irq: CounterId,
+    free_irq: CounterId,
+    irte_writes: CounterId,
+    host_cpu: CounterId,
+    usable: CounterId,
+    route_fail: CounterId,
+    lost_disabled: CounterId,
+    lost: CounterId,
+}
+
+impl Ids {
+    fn register(m: &mut Metrics, lost: CounterId) -> Ids {
+        let c = |m: &mut Metrics, name: &str, desc: &str| m.counter(name, Unit::Count, desc);
+        let h = |m: &mut Metrics, name: &str, desc: &str| m.histogram(name, Unit::Picoseconds, desc);
+        Ids {
+            exit_user: h(m, "kvm.exit.ept_misconfig_user", "VM exits: MMIO write handled by the userspace VMM"),
+            setup_time: h(
+                m,
+                "provision.setup_time_ps",
+                "per function: the guest's first trapped write to its last vector usable",
+            ),
+            disabled_window: h(
+                m,
+                "provision.msix_disabled_window_ps",
+                "per resize without dynamic MSI-X: how long the function's MSI-X stayed disabled",
+            ),
+            set_irqs: c(m, "provision.vfio_set_irqs_count", "VFIO_DEVICE_SET_IRQS ioctls"),
+            request_irq: c(m, "provision.request_irq_count", "host vector setups (request_irq and IRTE)"),
+            free_irq: c(m, "provision.free_irq_count", "host vector releases (free_irq and IRTE free)"),
+            irte_writes: c(m, "provision.irte_write_count", "IRTE writes for provisioning (modify_irte and clears)"),
+            host_cpu: m.counter(
+                "provision.host_cpu_ps",
+                Unit::Picoseconds,
+                "host time spent provisioning: exits, VMM, ioctls, request_irq/free_irq, IRTE lock waits and holds",
+            ),
+            usable: c(m, "provision.vector_usable_count", "guest vectors made usable (again, after a resize)"),
+            route_fail: m.failure_counter(
+                "provision.gsi_route_fail_count",
+                "kvm: no free GSI route (KVM_MAX_IRQ_ROUTES): the vector gets no interrupt",
+            ),
+            lost_disabled: m.failure_counter(
+                "interrupt.lost.msix_disabled_count",
+                "raised while VFIO had the function's MSI-X disabled to resize it (VFIO_IRQ_INFO_NORESIZE)",
+            ),
+            lost,
+        }
+    }
+}
+
+/// One guest vector of a provisioned function.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    queue: QueueId,
+    vcpu: u32,
+    vector: Vector,
+    pcpu: CpuId,
+    /// It has a KVM route.
+    routed: bool,
+    /// The guest enabled it (and the VMM passes its eventfd to VFIO).
+    used: bool,
+    /// The host has it set up.
+    host_on: bool,
+}
+
+/// Where a function's provisioning stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The guest writes the next vector's entry and unmasks it.
+    Guest,
+    /// The `VFIO_DEVICE_SET_IRQS` for vector `vector` reaches the host.
+    Host { vector: u32 },
+    /// Releasing the enabled vectors from slot `from` on (MSI-X disabled).
+    Teardown { from: u32, vector: u32 },
+    /// Setting up the used vectors of slots `from..end` not yet on.
+    Setup { from: u32, end: u32 },
+    /// Slot `slot`'s setup is done: it is unmasked.
+    SetupDone { slot: u32, end: u32 },
+    /// Every vector has been handled.
+    Done,
+}
+
+#[derive(Debug, Clone)]
+struct Function {
+    device: DeviceId,
+    guest: u32,
+    params: ProvisionParams,
+    slots: Vec<Slot>,
+    /// The next slot the guest brings up.
+    next: u32,
+    /// The host's enabled vector count (QEMU's `nr_vectors`).
+    host_vectors: u32,
+    step: Step,
+    window_start: SimTime,
+}
+
+/// Every provisioned function.
+#[derive(Debug, Clone)]
+pub(in crate::platform) struct Provisioning {
+    functions: Vec<Function>,
+    /// Routes in use and the limit, per guest.
+    routes: Vec<(u32, u32)>,
+    ids: Ids,
+}
+
+impl Provisioning {
+    /// Empty, with its metrics registered; `lost` is the platform's lost counter.
+    pub fn new(guest_count: u32, m: &mut Metrics, lost: CounterId) -> Provisioning {
+        Provisioning {
+            functions: Vec::new(),
+            routes: vec![(0, KVM_MAX_IRQ_ROUTES); guest_count as usize],
+            ids: Ids::register(m, lost),
+        }
+    }
+
+    /// Takes over the programming the guest asked for a device (`ChipOp::Assign`s from
+    /// `Guests::provision`); returns the first step's event and time.
+    pub fn add(&mut self, device: DeviceId, guest: u32, params: ProvisionParams, ops: Vec<ChipOp>) -> (SimTime, Event) {
+        let slots = ops
+            .into_iter()
+            .map(|op| match op {
+                ChipOp::Assign { queue, vcpu, vector, pcpu, .. } => {
+                    Slot { queue, vcpu, vector, pcpu, routed: false, used: false, host_on: false }
+                }
+                other => panic!("provisioning takes assignments, not {other:?}"),
+            })
+            .collect();
+        if !self.functions.iter().any(|f| f.guest == guest) {
+            self.routes[guest as usize].1 = params.gsi_routes;
+        }
+        let index = self.functions.len() as u32;
+        self.functions.push(Function {
+            device,
+            guest,
+            params,
+            slots,
+            next: 0,
+            host_vectors: 0,
+            step: Step::Guest,
+            window_start: SimTime::ZERO,
+        });
+        (params.start, Event::Provision { index })
+    }
+
+    /// The lost-interrupt reason of a raise while MSI-X was disabled.
+    pub fn lost_disabled(&self) -> CounterId {
+        self.ids.lost_disabled
+    }
+
+    /// KVM routes used per guest against the limit.
+    pub fn resources(&self) -> Vec<ResourceUse> {
+        let limit = self.routes.iter().map(|r| r.1).max().unwrap_or(KVM_MAX_IRQ_ROUTES);
+        vec![ResourceUse::over("kvm.gsi_routes_per_guest", limit, self.routes.iter().map(|r| r.0))]
+    }
+
+    /// Takes a route for `slot` of function `f`; `false` (counted) when the table is full.
+    fn take_route(&mut self, f: usize, slot: usize, now: SimTime, m: &mut Metrics) -> bool {
+        let function = &mut self.functions[f];
+        if function.slots[slot].routed {
+            return true;
+        }
+        let (used, limit) = &mut self.routes[function.guest as usize];
+        if *used >= *limit {
+            let (queue, limit) = (function.slots[slot].queue, *limit);
+            m.fail(self.ids.route_fail, now, || {
+                format!("queue id {}: kvm_irqchip_add_msi_route: all {limit} GSI routes in use (-ENOSPC)", queue.0)
+            });
+            return false;
+        }
+        *used += 1;
+        function.slots[slot].routed = true;
+        true
+    }
+}
+
+impl Platform {
+    /// The next step of function `index`'s provisioning.
+    pub(in crate::platform) fn on_provision(&mut self, index: u32, q: &mut EventQueue<Event>) {
+        let now = q.now();
+        let f = index as usize;
+        let prov = self.provisioning.as_mut().expect("provisioning events need provisioning");
+        let IrqChip::X86(chip) = &mut self.chip else { unreachable!("validation keeps provisioning on x86") };
+        let m = &mut self.metrics;
+        let ids = prov.ids;
+        loop {
+            let function = &mut prov.functions[f];
+            let p = function.params;
+            let ProvisionMode::MsixTrapped { dynamic_msix } = p.mode;
+            match function.step {
+                Step::Done => return,
+                Step::Guest => {
+                    let v = function.next;
+                    if v as usize == function.slots.len() {
+                        function.step = Step::Done;
+                        m.record(ids.setup_time, now.since(p.start).as_ps());
+                        return;
+                    }
+                    if v == 0 && p.routes_per == RoutesPer::AdvertisedEntry {
+                        for slot in 0..prov.functions[f].slots.len() {
+                            prov.take_route(f, slot, now, m);
+                        }
+                    }
+                    let exits = p.message_exits + 1;
+                    for _ in 0..exits {
+                        m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
+                    }
+                    let mut at = now + p.costs.mmio_exit_user.times(u64::from(exits));
+                    // Advertised entries were all routed (or counted as failed) at the first write.
+                    let routed = match p.routes_per {
+                        RoutesPer::EnabledVector => prov.take_route(f, v as usize, now, m),
+                        RoutesPer::AdvertisedEntry => prov.functions[f].slots[v as usize].routed,
+                    };
+                    let function = &mut prov.functions[f];
+                    if routed {
+                        at = at + p.costs.route_update + p.costs.set_irqs;
+                        m.add(ids.set_irqs, 1);
+                        function.slots[v as usize].used = true;
+                        function.step = Step::Host { vector: v };
+                    } else {
+                        function.next += 1;
+                    }
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::Host { vector } => {
+                    let grow = !dynamic_msix && vector >= function.host_vectors;
+                    function.host_vectors = function.host_vectors.max(vector + 1);
+                    let any_on = function.slots.iter().any(|s| s.host_on);
+                    if grow && any_on {
+                        // vfio_disable_irqindex: MSI-X off while the old vectors go.
+                        let dropped = self.devices.disable_msix(function.device);
+                        m.add(ids.lost, u64::from(dropped));
+                        m.add(ids.lost_disabled, u64::from(dropped));
+                        function.window_start = now;
+                        for slot in function.slots.iter().filter(|s| s.host_on) {
+                            self.devices.mask(slot.queue);
+                        }
+                        function.step = Step::Teardown { from: 0, vector };
+                    } else if grow {
+                        function.step = Step::Setup { from: 0, end: vector + 1 };
+                    } else {
+                        function.step = Step::Setup { from: vector, end: vector + 1 };
+                    }
+                }
+                Step::Teardown { from, vector } => {
+                    let next = (from as usize..function.slots.len()).find(|&j| function.slots[j].host_on);
+                    let Some(j) = next else {
+                        self.devices.enable_msix(function.device);
+                        m.record(ids.disabled_window, now.since(function.window_start).as_ps());
+                        function.step = Step::Setup { from: 0, end: vector + 1 };
+                        continue;
+                    };
+                    let slot = function.slots[j];
+                    let step = chip.vfio_release(now, slot.queue, self.devices.source(slot.queue), m);
+                    function.slots[j].host_on = false;
+                    m.add(ids.free_irq, 1);
+                    m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    let at = step.done + p.costs.free_irq;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    function.step = Step::Teardown { from: j as u32 + 1, vector };
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::Setup { from, end } => {
+                    let next = (from..end).find(|&j| {
+                        let s = function.slots[j as usize];
+                        s.used && !s.host_on
+                    });
+                    let Some(j) = next else {
+                        function.next += 1;
+                        function.step = Step::Guest;
+                        continue;
+                    };
+                    let s = function.slots[j as usize];
+                    let source = self.devices.source(s.queue);
+                    let setup = chip.vfio_setup(now, s.queue, source, s.vcpu, s.vector, s.pcpu, &mut self.devices, m);
+                    chip.take_domain_warnings(now, &self.devices, m);
+                    let Some(step) = setup else {
+                        function.step = Step::Setup { from: j + 1, end };
+                        continue;
+                    };
+                    function.slots[j as usize].host_on = true;
+                    m.add(ids.request_irq, 1);
+                    m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    let at = step.done + p.costs.request_irq;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    function.step = Step::SetupDone { slot: j, end };
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::SetupDone { slot, end } => {
+                    let queue = function.slots[slot as usize].queue;
+                    m.add(ids.usable, 1);
+                    if self.devices.unmask(queue) {
+                        self.devices.send(queue, now, q, m);
+                    }
+                    function.step = Step::Setup { from: slot + 1, end };
+                }
+            }
+        }
+    }
+}
