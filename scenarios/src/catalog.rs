@@ -19,6 +19,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("queue-scaling", include_str!("../catalog/queue-scaling.yaml")),
     ("msix-trapped", include_str!("../catalog/msix-trapped.yaml")),
     ("msix-growth", include_str!("../catalog/msix-growth.yaml")),
+    ("ims-provisioning", include_str!("../catalog/ims-provisioning.yaml")),
 ];
 
 /// The flagship scenario's name.

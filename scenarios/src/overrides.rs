@@ -15,8 +15,8 @@ use crate::diagnostic::{Diagnostic, Override};
 use crate::load::deserialize;
 use crate::schema::{
     ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec,
-    GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec,
-    IrteCacheSpec, IrteUpdateSpec, KernelSpec, PlatformSpec, PostedCostsSpec, PostedMsiSpec, Process,
+    GuestDeliverySpec, GuestImsSpec, GuestMsiSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec,
+    IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec, PlatformSpec, PostedCostsSpec, PostedMsiSpec, Process,
     ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec, ScenarioFile, ServiceSpec,
     SetAffinitySpec, SweepSpec,
 };
@@ -325,7 +325,8 @@ single_values!(
     Dist,
     QueueingSpec,
     ProvisionModeSpec,
-    RoutesPerSpec
+    RoutesPerSpec,
+    GuestImsSpec
 );
 
 /// Mappings: each listed field can be descended into. The lists must name every field of
@@ -380,8 +381,8 @@ mappings! {
         msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, provisioning, numa_node, arrival,
         handler
     }
-    ProvisioningSpec { mode, dynamic_msix, start, message_exits, gsi_routes, routes_per, costs }
-    ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq }
+    ProvisioningSpec { mode, dynamic_msix, guest_ims, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
+    ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq, vmcall }
     ArrivalSpec { process, rate, on, off }
     HandlerSpec { service, eoi }
     ServiceSpec { dist, mean, stddev }

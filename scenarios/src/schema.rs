@@ -645,6 +645,26 @@ pub struct DeviceSpec {
 pub enum ProvisionModeSpec {
     /// The guest programs the MSI-X table; the VMM traps each write (VFIO/QEMU).
     MsixTrapped,
+    /// The guest programs an emulated MSI-X table (trapped); the host backs each vector with
+    /// one of the device's IMS slots (VFIO PCI IMS). Needs `interrupt_store: ims_device`.
+    MsixOverIms,
+    /// The guest programs the device-memory IMS slots, trapped slot by slot (IDXD-like).
+    /// Needs `interrupt_store: ims_device`: queue-memory IMS cannot be trapped.
+    ImsTrapped,
+    /// One hypercall per vector returns a host-composed message that the guest writes into
+    /// its IMS untrapped (device memory: a store; queue memory: a device command).
+    ImsHypercall,
+}
+
+/// Whether the guest kernel creates an IMS domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestImsSpec {
+    /// Linux as merged (`guest_kernel`): PCI/IMS in 6.2 to 6.9 only, and never under a
+    /// guest's virtual remapping unit: the driver falls back to MSI-X.
+    Linux,
+    /// A policy never merged: the guest creates its IMS domain.
+    Hypothetical,
 }
 
 /// When the VMM takes a KVM route for a vector.
@@ -664,12 +684,20 @@ pub struct ProvisioningSpec {
     /// The mode.
     #[schemars(with = "ProvisionModeSpec")]
     pub mode: Spanned<ProvisionModeSpec>,
-    /// The host can add a vector to enabled MSI-X (Linux 6.5+ with QEMU 8.2+; default
-    /// true). false: `VFIO_IRQ_INFO_NORESIZE` (hosts before 6.5, arm64), where enabling
-    /// vector N+1 disables and re-enables all N.
+    /// The host can add a vector to enabled MSI-X (default: whether the host kernel has VFIO
+    /// dynamic MSI-X, 6.5+; with QEMU 8.2+). false: `VFIO_IRQ_INFO_NORESIZE` (hosts before
+    /// 6.5, arm64), where enabling vector N+1 disables and re-enables all N.
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub dynamic_msix: Option<Spanned<bool>>,
+    /// Whether the guest kernel creates the IMS domain an IMS mode needs (default `linux`).
+    #[serde(default)]
+    #[schemars(with = "Option<GuestImsSpec>")]
+    pub guest_ims: Option<Spanned<GuestImsSpec>>,
+    /// The guest's kernel release for `guest_ims: linux` (default: the host's).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub guest_kernel: Option<Spanned<String>>,
     /// When the guest driver writes its first entry (default `0s`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -716,6 +744,11 @@ pub struct ProvisionCostsSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub free_irq: Option<Spanned<String>>,
+    /// One hypercall composing a message, besides the host's vector setup (required with
+    /// `ims_hypercall`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub vmcall: Option<Spanned<String>>,
 }
 
 /// Interrupt allocation modes.

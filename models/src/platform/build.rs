@@ -68,7 +68,9 @@ impl Platform {
                 guests.provision(g, first_queue, dp.queue_count, &mut metrics);
                 match (dp.provisioning, provisioning.as_mut()) {
                     (Some(p), Some(prov)) => {
-                        let first = prov.add(DeviceId(index as u32), g, p, guests.take_chip_ops());
+                        let store = (dp.store, dp.store_update_latency);
+                        let ops = guests.take_chip_ops();
+                        let first = prov.add(DeviceId(index as u32), &dp.name, g, p, ops, store, &mut metrics);
                         timed.push((first, first_queue..first_queue + dp.queue_count));
                     }
                     _ => chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics),

@@ -160,12 +160,24 @@ impl Devices {
 
     /// Takes one slot from the device's IMS pool, if it draws from one.
     pub fn take_ims_slot(&mut self, dp: &DeviceParams, m: &mut Metrics) -> bool {
-        let Some(pool) = dp.ims_pool else { return true };
+        self.take_ims_slot_at(dp.ims_pool, &dp.name, SimTime::ZERO, m)
+    }
+
+    /// Takes one slot at `now` from the IMS pool of device `device` (an assigned one whose
+    /// guest's vector is set up), if it draws from one.
+    pub fn take_device_ims_slot(&mut self, device: DeviceId, now: SimTime, m: &mut Metrics) -> bool {
+        let dp = &self.devices[device.0 as usize].params;
+        let (pool, name) = (dp.ims_pool, dp.name.clone());
+        self.take_ims_slot_at(pool, &name, now, m)
+    }
+
+    fn take_ims_slot_at(&mut self, pool: Option<u32>, name: &str, now: SimTime, m: &mut Metrics) -> bool {
+        let Some(pool) = pool else { return true };
         let free = &mut self.ims_free[pool as usize];
         if *free == 0 {
             let slots = self.ims_pools[pool as usize].slots;
-            m.fail(self.ids.setup_ims_slot_fail, SimTime::ZERO, || {
-                format!("{}: all {slots} IMS slots of {} are in use", dp.name, self.ims_pools[pool as usize].name)
+            m.fail(self.ids.setup_ims_slot_fail, now, || {
+                format!("{name}: all {slots} IMS slots of {} are in use", self.ims_pools[pool as usize].name)
             });
             return false;
         }

@@ -246,7 +246,9 @@ fn check_device(
     let provisioning = match &d.provisioning {
         None => None,
         Some(spec) => {
-            Some(super::provisioning::check_provisioning(spec, d.assigned_to.is_some(), platform.arm, store, p, c)?)
+            let host = platform.kernel.map(|k| k.version);
+            let assigned = d.assigned_to.is_some();
+            Some(super::provisioning::check_provisioning(spec, assigned, platform.arm, store, host, p, c)?)
         }
     };
     Some(DeviceSection {

@@ -1,29 +1,33 @@
 //! Validation of an assigned device's `provisioning` section: the mode and where it
-//! applies (an assigned device, x86, an MSI-X store), its defaults (`dynamic_msix` true,
-//! `start` 0, 4 exits per message, 4,096 KVM routes per enabled vector), and its costs, each
-//! required (no published L1 figure).
+//! applies (an assigned device, x86, the store the mode needs), its defaults
+//! (`dynamic_msix` from the host kernel, a Linux guest of the host's release, `start` 0, 4
+//! exits per message, 4,096 KVM routes per enabled vector), and its costs, each required (no
+//! published L1 figure; `vmcall` only with `ims_hypercall`).
 
 use serde_saphyr::Spanned;
 use sim::SimTime;
 
+use models::kernel::KernelVersion;
 use models::pci::store::StoreKind;
 use models::platform::{
-    KVM_MAX_IRQ_ROUTES, MSIX_MESSAGE_EXITS, ProvisionCosts, ProvisionMode, ProvisionParams, RoutesPer,
+    GuestIms, KVM_MAX_IRQ_ROUTES, MSIX_MESSAGE_EXITS, ProvisionCosts, ProvisionMode, ProvisionParams, RoutesPer,
 };
 
 use super::checker::Checker;
-use crate::schema::{ProvisionModeSpec, ProvisioningSpec, RoutesPerSpec};
+use crate::schema::{GuestImsSpec, ProvisionModeSpec, ProvisioningSpec, RoutesPerSpec};
 
 /// Most KVM routes a scenario may give a guest (a hypothetical kernel built with a larger
 /// `KVM_MAX_IRQ_ROUTES`; the field is a u32 index space in `kvm_irq_routing`).
 const GSI_ROUTES_MAX: u32 = 1 << 20;
 
-/// Checks `p.provisioning`: `assigned` is whether the device has `assigned_to`.
+/// Checks `p.provisioning`: `assigned` is whether the device has `assigned_to`; `host` the
+/// host kernel (`None` when its version was wrong).
 pub(super) fn check_provisioning(
     spec: &Spanned<ProvisioningSpec>,
     assigned: bool,
     arm: bool,
     store: StoreKind,
+    host: Option<KernelVersion>,
     p: &str,
     c: &mut Checker,
 ) -> Option<ProvisionParams> {
@@ -41,17 +45,57 @@ pub(super) fn check_provisioning(
         c.error(spec, &path, "timed provisioning is modelled on x86 (VT-d) only; on arm the guest's interrupts are programmed when the VM starts: remove provisioning (or use arch: x86)");
         return None;
     }
-    let ProvisionModeSpec::MsixTrapped = s.mode.value;
-    if store != StoreKind::Msix {
+    let (mode, name) = match s.mode.value {
+        ProvisionModeSpec::MsixTrapped => (ProvisionMode::MsixTrapped, "msix_trapped"),
+        ProvisionModeSpec::MsixOverIms => (ProvisionMode::MsixOverIms, "msix_over_ims"),
+        ProvisionModeSpec::ImsTrapped => (ProvisionMode::ImsTrapped, "ims_trapped"),
+        ProvisionModeSpec::ImsHypercall => (ProvisionMode::ImsHypercall, "ims_hypercall"),
+    };
+    let store_ok = match mode {
+        ProvisionMode::MsixTrapped => store == StoreKind::Msix,
+        ProvisionMode::MsixOverIms | ProvisionMode::ImsTrapped => store == StoreKind::ImsDevice,
+        ProvisionMode::ImsHypercall => matches!(store, StoreKind::ImsDevice | StoreKind::ImsQueue),
+    };
+    if !store_ok {
+        let hint = if store == StoreKind::ImsQueue {
+            " (host memory written through a device command queue: the VMM cannot trap it; use ims_hypercall)"
+        } else {
+            ""
+        };
+        let needs = match mode {
+            ProvisionMode::MsixTrapped => "an MSI-X table (interrupt_store: msix)",
+            ProvisionMode::MsixOverIms => "the device's IMS to back the guest's MSI-X (interrupt_store: ims_device)",
+            ProvisionMode::ImsTrapped => "IMS in device memory (interrupt_store: ims_device)",
+            ProvisionMode::ImsHypercall => "an IMS store (interrupt_store: ims_device or ims_queue)",
+        };
         c.error(
             &s.mode,
             format!("{path}.mode"),
-            format!(
-                "msix_trapped needs an MSI-X table, and this device's interrupt_store is {}; use interrupt_store: msix",
-                store.as_str()
-            ),
+            format!("{name} needs {needs}; this device's interrupt_store is {}{hint}", store.as_str()),
         );
     }
+    let guest_kernel = match &s.guest_kernel {
+        None => host,
+        Some(text) => {
+            let parsed = text
+                .value
+                .trim()
+                .split_once('.')
+                .and_then(|(a, b)| Some(KernelVersion::new(a.parse().ok()?, b.parse().ok()?)));
+            if parsed.is_none() {
+                c.error(
+                    text,
+                    format!("{path}.guest_kernel"),
+                    format!("`{}` is not a MAJOR.MINOR release such as \"6.8\"", text.value),
+                );
+            }
+            parsed
+        }
+    };
+    let guest_ims = match s.guest_ims.as_ref().map_or(GuestImsSpec::Linux, |g| g.value) {
+        GuestImsSpec::Hypothetical => Some(GuestIms::Hypothetical),
+        GuestImsSpec::Linux => guest_kernel.map(GuestIms::Linux),
+    };
     let start = s
         .start
         .as_ref()
@@ -93,16 +137,36 @@ pub(super) fn check_provisioning(
     let set_irqs = cost(&k.set_irqs, "set_irqs", "a VFIO_DEVICE_SET_IRQS ioctl");
     let request_irq = cost(&k.request_irq, "request_irq", "the host's request_irq and irq-bypass registration");
     let free_irq = cost(&k.free_irq, "free_irq", "the host's free_irq and irq-bypass removal");
+    let vmcall = match (&k.vmcall, mode) {
+        (None, ProvisionMode::ImsHypercall) => {
+            cost(&k.vmcall, "vmcall", "a hypercall on an L1 guest (13.2k cycles is a nested L2 figure)")
+        }
+        (Some(v), ProvisionMode::ImsHypercall) => c.duration(v, &format!("{path}.costs.vmcall")),
+        (Some(v), _) => {
+            c.error(
+                v,
+                format!("{path}.costs.vmcall"),
+                format!("{name} makes no hypercall: vmcall applies to mode: ims_hypercall only (remove it)"),
+            );
+            None
+        }
+        (None, _) => Some(sim::SimDuration::ZERO),
+    };
     let costs = ProvisionCosts {
         mmio_exit_user: mmio_exit_user?,
         route_update: route_update?,
         set_irqs: set_irqs?,
         request_irq: request_irq?,
         free_irq: free_irq?,
+        vmcall: vmcall?,
     };
-    let dynamic_msix = s.dynamic_msix.as_ref().is_none_or(|d| d.value);
+    // The host kernel's VFIO decides unless the scenario says (a QEMU without Jing Liu's
+    // series resizes whatever the kernel).
+    let dynamic_msix = s.dynamic_msix.as_ref().map_or(host.is_none_or(|h| h.vfio_dynamic_msix()), |d| d.value);
     Some(ProvisionParams {
-        mode: ProvisionMode::MsixTrapped { dynamic_msix },
+        mode,
+        dynamic_msix,
+        guest_ims: guest_ims?,
         start: start?,
         message_exits,
         gsi_routes,

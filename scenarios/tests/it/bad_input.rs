@@ -185,6 +185,24 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ("on-off-zero-on", "9:50", "devices[0].arrival.on", &["`0us` is zero; it must be positive"]),
     ("zero-host-burst-gap", "11:25", "guests[0].host_bursts.gap", &["`0us` is zero; it must be positive"]),
     ("numa-nodes-over-cpus", "5:15", "platform.numa_nodes", &["8 NUMA nodes for 4 CPUs; allowed 1 to 4"]),
+    (
+        "provisioning-cost-missing",
+        "20:7",
+        "devices[0].provisioning.costs.route_update",
+        &["costs.route_update is required", "no published figure", "docs/sources.md#provision-costs"],
+    ),
+    (
+        "ims-trapped-in-queue-memory",
+        "22:13",
+        "devices[0].provisioning.mode",
+        &["ims_trapped needs IMS in device memory", "the VMM cannot trap it; use ims_hypercall"],
+    ),
+    (
+        "provisioning-without-assigned-to",
+        "19:7",
+        "devices[0].provisioning",
+        &["applies to a device assigned to a guest: add assigned_to"],
+    ),
 ];
 
 #[test]

@@ -312,6 +312,10 @@ impl X86Chip {
         devices: &mut Devices,
         m: &mut Metrics,
     ) {
+        // An IMS-backed function's interrupt takes a slot of its device's IMS first.
+        if !devices.take_device_ims_slot(devices.device_of(queue_id), SimTime::ZERO, m) {
+            return;
+        }
         let Some(host) = self.vfio_host_vector(queue_id, pcpu, m) else { return };
         let unit = self.remap.as_mut().expect("guests need interrupt remapping");
         let table = unit.table_mut(IommuId(source.iommu_unit));

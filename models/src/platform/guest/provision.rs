@@ -1,8 +1,9 @@
 //! Timed provisioning of an assigned function's interrupts: the guest driver brings its
 //! vectors up one by one, each trapped write exits to the userspace VMM, and VFIO and the
 //! host set each vector up on the global IRTE lock; a vector is usable only when that is
-//! done. The mode is MSI-X trapped (the VFIO/QEMU path), on a host with or without dynamic
-//! MSI-X.
+//! done. Modes: MSI-X trapped (the VFIO/QEMU path) on a host with or without dynamic
+//! MSI-X; guest MSI-X over host IMS; IMS trapped; IMS through a hypercall
+//! (docs/provisioning.md).
 //!
 //! # What is modelled
 //! - The guest (Linux's order: `msix_capability_init`, then per vector the message write
@@ -30,6 +31,15 @@
 //! - Before its vector is usable a queue's entry is masked: raises set its pending bit and
 //!   merge into it (QEMU's emulated PBA while a vector is masked: nothing is lost), and the
 //!   pending message is sent when the vector is unmasked.
+//! - IMS-backed modes (`MsixOverIms`, `ImsTrapped`, `ImsHypercall` in device memory) take a
+//!   slot of the device's IMS pool per vector (counted when none is left) and never
+//!   resize. `ImsTrapped` traps the guest's slot writes as MSI-X is trapped; `ImsHypercall`
+//!   replaces the trapped accesses, the route update and the ioctl by one `vmcall` exit
+//!   (`kvm.exit.vmcall`), after which the guest writes the message and unmasks untrapped
+//!   (queue-memory IMS: two device commands of `store_update_latency`).
+//! - The guest kernel's IMS domain (`GuestIms`): Linux creates none in a guest (no PCI/IMS
+//!   outside 6.2–6.9, and a virtual remapping parent never allows it), so the IMS modes
+//!   fall back to MSI-X trapped, counted once per function with the kernel's reason.
 //!
 //! # What is not modelled (and why)
 //! - QEMU's first MSI-X enable (`vfio_msix_enable` enables vector 0 with a userspace
@@ -41,11 +51,15 @@
 //!   and the time it takes is reported (`provision.host_cpu_ps`), not charged to the
 //!   pCPU's other work.
 //! - ARM (GICv4 vPEs): not yet; validation refuses a `provisioning` section there.
+//! - A guest's own composed message in queue-memory IMS (faulted or misrouted by the host's
+//!   remapping unit), mask/unmask and affinity changes at a rate, vCPU migration: not yet.
+//! - After a fallback to MSI-X, the function's store keeps its IMS kind (its MSI-X table is
+//!   taken to have the entries it needs).
 //!
 //! # Parameters and their sources
 //! No exit or ioctl cost has a published L1 figure (docs/sources.md#provision-costs): the
-//! scenario must give `mmio_exit_user`, `route_update`, `set_irqs`, `request_irq` and
-//! `free_irq`. `message_exits` = 4 (`pci_write_msg_msix`, docs/sources.md#msix-message-exits),
+//! scenario must give `mmio_exit_user`, `route_update`, `set_irqs`, `request_irq`,
+//! `free_irq` and, for a hypercall, `vmcall`. `message_exits` = 4 (`pci_write_msg_msix`, docs/sources.md#msix-message-exits),
 //! `gsi_routes` = 4,096 (`KVM_MAX_IRQ_ROUTES`, docs/sources.md#kvm-max-irq-routes).
 
 use sim::{CounterId, EventQueue, HistogramId, Metrics, SimDuration, SimTime, Unit};
@@ -54,6 +68,8 @@ use super::super::chip::IrqChip;
 use super::super::{Event, Platform, ResourceUse};
 use super::ChipOp;
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
+use crate::kernel::KernelVersion;
+use crate::pci::store::StoreKind;
 
 /// KVM's routing-table size on x86 (`KVM_MAX_IRQ_ROUTES`).
 pub const KVM_MAX_IRQ_ROUTES: u32 = 4096;
@@ -64,12 +80,51 @@ pub const MSIX_MESSAGE_EXITS: u32 = 4;
 /// How an assigned function's interrupts are provisioned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProvisionMode {
-    /// The guest programs an MSI-X table that the VMM traps (VFIO/QEMU).
-    MsixTrapped {
-        /// The host can add a vector to enabled MSI-X (Linux 6.5+; no
-        /// `VFIO_IRQ_INFO_NORESIZE`); without it the table is disabled and re-enabled.
-        dynamic_msix: bool,
-    },
+    /// The guest programs an MSI-X table that the VMM traps (VFIO/QEMU); the host sets up an
+    /// MSI-X vector for each, all N again per new vector without dynamic MSI-X.
+    MsixTrapped,
+    /// The guest programs an emulated MSI-X table (trapped as above); the host backs each
+    /// vector with a slot of the device's IMS (VFIO PCI IMS, claim C38): no resize.
+    MsixOverIms,
+    /// The guest programs the device-memory IMS slots (IDXD-like), which the VMM traps slot
+    /// by slot; the host backs each with one of the device's IMS slots.
+    ImsTrapped,
+    /// One hypercall per vector: the host allocates the vector, IRTE (and IMS slot) and
+    /// returns a remappable message, which the guest writes into its IMS untrapped.
+    ImsHypercall,
+}
+
+impl ProvisionMode {
+    /// Whether the guest's driver needs an IMS domain of its own kernel.
+    pub fn guest_needs_ims(self) -> bool {
+        matches!(self, ProvisionMode::ImsTrapped | ProvisionMode::ImsHypercall)
+    }
+}
+
+/// Whether the guest kernel creates the IMS domain a guest IMS mode needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestIms {
+    /// Linux as merged: the PCI/IMS API exists in 6.2 to 6.9 only, and an IMS domain is
+    /// created only under a remapping parent that allows it, which a guest's (virtual, in
+    /// caching mode) remapping unit never does: the driver falls back to MSI-X.
+    Linux(KernelVersion),
+    /// A policy never merged: the guest creates the IMS domain.
+    Hypothetical,
+}
+
+impl GuestIms {
+    /// `None` when the guest gets its IMS domain, else the kernel's reason why not.
+    pub fn refusal(self) -> Option<String> {
+        match self {
+            GuestIms::Hypothetical => None,
+            GuestIms::Linux(v) if !v.has_ims_infrastructure() => {
+                Some(format!("guest Linux {v} has no PCI/IMS (6.2 to 6.9 only)"))
+            }
+            GuestIms::Linux(v) => Some(format!(
+                "guest Linux {v}: pci_create_ims_domain fails: its remapping parent is virtual (vIR, caching mode), which does not set MSI_FLAG_PCI_IMS"
+            )),
+        }
+    }
 }
 
 /// Whether the VMM holds a KVM route per enabled vector or per advertised table entry.
@@ -94,6 +149,9 @@ pub struct ProvisionCosts {
     pub request_irq: SimDuration,
     /// Host CPU time of `free_irq` and the bypass removal, besides the IRTE lock.
     pub free_irq: SimDuration,
+    /// One hypercall (`vmcall`) that composes a message, besides the host's setup of the
+    /// vector (`ImsHypercall` only).
+    pub vmcall: SimDuration,
 }
 
 /// A function's provisioning.
@@ -101,6 +159,11 @@ pub struct ProvisionCosts {
 pub struct ProvisionParams {
     /// The mode.
     pub mode: ProvisionMode,
+    /// The host can add a vector to enabled MSI-X (Linux 6.5+; no `VFIO_IRQ_INFO_NORESIZE`);
+    /// without it the table is disabled and re-enabled (`MsixTrapped`, or a fallback to it).
+    pub dynamic_msix: bool,
+    /// Whether the guest kernel creates an IMS domain (the IMS modes).
+    pub guest_ims: GuestIms,
     /// When the guest driver writes the first entry.
     pub start: SimTime,
     /// Trapped accesses per message (the unmask is one more exit).
@@ -119,6 +182,7 @@ pub struct ProvisionParams {
 #[derive(Debug, Clone, Copy)]
 struct Ids {
     exit_user: HistogramId,
+    exit_vmcall: HistogramId,
     setup_time: HistogramId,
     disabled_window: HistogramId,
     set_irqs: CounterId,
@@ -128,6 +192,7 @@ struct Ids {
     host_cpu: CounterId,
     usable: CounterId,
     route_fail: CounterId,
+    ims_fallback: CounterId,
     lost_disabled: CounterId,
     lost: CounterId,
 }
@@ -137,15 +202,16 @@ impl Ids {
         let c = |m: &mut Metrics, name: &str, desc: &str| m.counter(name, Unit::Count, desc);
         let h = |m: &mut Metrics, name: &str, desc: &str| m.histogram(name, Unit::Picoseconds, desc);
         Ids {
-            exit_user: h(m, "kvm.exit.ept_misconfig_user", "VM exits: MMIO write handled by the userspace VMM"),
+            exit_user: h(m, "kvm.exit.ept_misconfig_user", "VM exits: MMIO access handled by the userspace VMM"),
+            exit_vmcall: h(m, "kvm.exit.vmcall", "VM exits: hypercall (vmcall)"),
             setup_time: h(
                 m,
-                "provision.setup_time_ps",
+                "latency.provision_setup_ps",
                 "per function: the guest's first trapped write to its last vector usable",
             ),
             disabled_window: h(
                 m,
-                "provision.msix_disabled_window_ps",
+                "latency.msix_disabled_window_ps",
                 "per resize without dynamic MSI-X: how long the function's MSI-X stayed disabled",
             ),
             set_irqs: c(m, "provision.vfio_set_irqs_count", "VFIO_DEVICE_SET_IRQS ioctls"),
@@ -161,6 +227,10 @@ impl Ids {
             route_fail: m.failure_counter(
                 "provision.gsi_route_fail_count",
                 "kvm: no free GSI route (KVM_MAX_IRQ_ROUTES): the vector gets no interrupt",
+            ),
+            ims_fallback: m.failure_counter(
+                "provision.ims_fallback_count",
+                "the guest kernel created no IMS domain; the driver fell back to MSI-X (per function)",
             ),
             lost_disabled: m.failure_counter(
                 "interrupt.lost.msix_disabled_count",
@@ -208,6 +278,12 @@ struct Function {
     device: DeviceId,
     guest: u32,
     params: ProvisionParams,
+    /// The mode in effect: the scenario's, or MSI-X trapped where the guest could not create
+    /// its IMS domain.
+    mode: ProvisionMode,
+    /// The device's store, and the command-queue latency of a queue-memory IMS update.
+    store: StoreKind,
+    store_latency: SimDuration,
     slots: Vec<Slot>,
     /// The next slot the guest brings up.
     next: u32,
@@ -237,8 +313,20 @@ impl Provisioning {
     }
 
     /// Takes over the programming the guest asked for a device (`ChipOp::Assign`s from
-    /// `Guests::provision`); returns the first step's event and time.
-    pub fn add(&mut self, device: DeviceId, guest: u32, params: ProvisionParams, ops: Vec<ChipOp>) -> (SimTime, Event) {
+    /// `Guests::provision`) whose store is `store` (`store_latency`: a queue-memory IMS
+    /// update); returns the first step's event and time. An IMS mode whose guest kernel
+    /// creates no IMS domain falls back to MSI-X trapped (counted, with the kernel's reason).
+    #[allow(clippy::too_many_arguments)] // the function, its guest, its parameters and store
+    pub fn add(
+        &mut self,
+        device: DeviceId,
+        name: &str,
+        guest: u32,
+        params: ProvisionParams,
+        ops: Vec<ChipOp>,
+        (store, store_latency): (StoreKind, SimDuration),
+        m: &mut Metrics,
+    ) -> (SimTime, Event) {
         let slots = ops
             .into_iter()
             .map(|op| match op {
@@ -251,11 +339,19 @@ impl Provisioning {
         if !self.functions.iter().any(|f| f.guest == guest) {
             self.routes[guest as usize].1 = params.gsi_routes;
         }
+        let mut mode = params.mode;
+        if let Some(why) = params.guest_ims.refusal().filter(|_| mode.guest_needs_ims()) {
+            m.fail(self.ids.ims_fallback, params.start, || format!("{name}: {why}; falling back to MSI-X"));
+            mode = ProvisionMode::MsixTrapped;
+        }
         let index = self.functions.len() as u32;
         self.functions.push(Function {
             device,
             guest,
             params,
+            mode,
+            store,
+            store_latency,
             slots,
             next: 0,
             host_vectors: 0,
@@ -308,7 +404,7 @@ impl Platform {
         loop {
             let function = &mut prov.functions[f];
             let p = function.params;
-            let ProvisionMode::MsixTrapped { dynamic_msix } = p.mode;
+            let mode = function.mode;
             match function.step {
                 Step::Done => return,
                 Step::Guest => {
@@ -323,11 +419,17 @@ impl Platform {
                             prov.take_route(f, slot, now, m);
                         }
                     }
-                    let exits = p.message_exits + 1;
-                    for _ in 0..exits {
-                        m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
-                    }
-                    let mut at = now + p.costs.mmio_exit_user.times(u64::from(exits));
+                    let mut at = if mode == ProvisionMode::ImsHypercall {
+                        // One hypercall: KVM routes the vector and the host composes its message.
+                        m.record(ids.exit_vmcall, p.costs.vmcall.as_ps());
+                        now + p.costs.vmcall
+                    } else {
+                        let exits = p.message_exits + 1;
+                        for _ in 0..exits {
+                            m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
+                        }
+                        now + p.costs.mmio_exit_user.times(u64::from(exits))
+                    };
                     // Advertised entries were all routed (or counted as failed) at the first write.
                     let routed = match p.routes_per {
                         RoutesPer::EnabledVector => prov.take_route(f, v as usize, now, m),
@@ -335,8 +437,10 @@ impl Platform {
                     };
                     let function = &mut prov.functions[f];
                     if routed {
-                        at = at + p.costs.route_update + p.costs.set_irqs;
-                        m.add(ids.set_irqs, 1);
+                        if mode != ProvisionMode::ImsHypercall {
+                            at = at + p.costs.route_update + p.costs.set_irqs;
+                            m.add(ids.set_irqs, 1);
+                        }
                         function.slots[v as usize].used = true;
                         function.step = Step::Host { vector: v };
                     } else {
@@ -347,7 +451,8 @@ impl Platform {
                     return;
                 }
                 Step::Host { vector } => {
-                    let grow = !dynamic_msix && vector >= function.host_vectors;
+                    // Only MSI-X without dynamic allocation resizes; IMS allocates per vector.
+                    let grow = mode == ProvisionMode::MsixTrapped && !p.dynamic_msix && vector >= function.host_vectors;
                     function.host_vectors = function.host_vectors.max(vector + 1);
                     let any_on = function.slots.iter().any(|s| s.host_on);
                     if grow && any_on {
@@ -396,6 +501,12 @@ impl Platform {
                         continue;
                     };
                     let s = function.slots[j as usize];
+                    // A host IMS slot per vector where the device's IMS backs it.
+                    let ims = mode != ProvisionMode::MsixTrapped && function.store == StoreKind::ImsDevice;
+                    if ims && !self.devices.take_device_ims_slot(function.device, now, m) {
+                        function.step = Step::Setup { from: j + 1, end };
+                        continue;
+                    }
                     let source = self.devices.source(s.queue);
                     let setup = chip.vfio_setup(now, s.queue, source, s.vcpu, s.vector, s.pcpu, &mut self.devices, m);
                     chip.take_domain_warnings(now, &self.devices, m);
@@ -408,8 +519,14 @@ impl Platform {
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
                     let at = step.done + p.costs.request_irq;
                     m.add(ids.host_cpu, at.since(now).as_ps());
+                    // After a hypercall the guest writes the message and unmasks: in
+                    // queue memory, two device commands; in device memory, two stores.
+                    let guest_writes = match (mode, function.store) {
+                        (ProvisionMode::ImsHypercall, StoreKind::ImsQueue) => function.store_latency.times(2),
+                        _ => SimDuration::ZERO,
+                    };
                     function.step = Step::SetupDone { slot: j, end };
-                    q.schedule_at(at, Event::Provision { index });
+                    q.schedule_at(at + guest_writes, Event::Provision { index });
                     return;
                 }
                 Step::SetupDone { slot, end } => {

@@ -26,7 +26,7 @@
 //! `irte_write_posted`, `iec_invalidation`; no published figures,
 //! docs/sources.md#irte-update-cost).
 
-use sim::{Metrics, SimTime};
+use sim::{Metrics, SimDuration, SimTime};
 
 use super::super::super::devices::{Devices, HostHandler, Source};
 use super::{X86Chip, X86Ids, cpu_set};
@@ -48,12 +48,19 @@ pub(in crate::platform) struct HostStep {
 impl X86Chip {
     /// Counts one timed IRTE operation in the chip's lock metrics. The step's operations are
     /// requested together, each behind the one before: its wait is counted from `ready`, the
-    /// end of the previous one (or the step's start), so it is the wait for other holders.
-    /// Returns its end, the next one's `ready`.
-    fn record_lock(ids: &X86Ids, ready: SimTime, timing: UpdateTiming, m: &mut Metrics) -> SimTime {
+    /// end of the previous one (or the step's start), so it is the wait for other holders;
+    /// `earlier` adds a wait of the step not counted yet (its allocation's). Returns its end,
+    /// the next one's `ready`.
+    fn record_lock(
+        ids: &X86Ids,
+        ready: SimTime,
+        earlier: SimDuration,
+        timing: UpdateTiming,
+        m: &mut Metrics,
+    ) -> SimTime {
         m.add(ids.irte_updates, 1);
-        m.record(ids.irte_lock_wait, timing.start.since(ready).as_ps());
-        m.record(ids.irte_update, timing.done.since(ready).as_ps());
+        m.record(ids.irte_lock_wait, (timing.start.since(ready) + earlier).as_ps());
+        m.record(ids.irte_update, (timing.done.since(ready) + earlier).as_ps());
         timing.done
     }
 
@@ -94,8 +101,9 @@ impl X86Chip {
         let unit = self.remap.as_mut().expect("guests need interrupt remapping");
         let iommu = IommuId(source.iommu_unit);
         let alloc = unit.alloc_block(now, iommu, 1);
-        // The allocation's hold (its wait too) is part of the step; it is not a modify_irte.
-        let ready = alloc.timing.map_or(now, |t| t.done);
+        // The allocation's hold is part of the step; its wait for other holders is counted
+        // with the first write's (the allocation is not a modify_irte of its own).
+        let (ready, alloc_wait) = alloc.timing.map_or((now, SimDuration::ZERO), |t| (t.done, t.lock_wait));
         let Ok(block) = alloc.result else {
             self.domain.deactivate(irq).expect("an allocated interrupt");
             self.domain.free_irq(irq).expect("an allocated interrupt");
@@ -107,13 +115,13 @@ impl X86Chip {
         let sid = SourceValidation::RequesterId { sid: source.requester_id, sq: SourceQualifier::All16 };
         let remapped = IrteEntry::remapped(host.0, host.1).with_source(sid);
         let timing = unit.request_update(now, iommu, block.base, remapped).expect("an allocated IRTE");
-        let mut done = Self::record_lock(&self.ids, ready, timing, m);
+        let mut done = Self::record_lock(&self.ids, ready, alloc_wait, timing, m);
         let posted = matches!(source.guest_msi.postability(), Postability::Posted);
         let unit = self.remap.as_mut().expect("guests need interrupt remapping");
         if posted {
             let entry = IrteEntry::posted(PiDescId(vcpu), vector, false).with_source(sid);
             let timing = unit.request_update(now, iommu, block.base, entry).expect("an allocated IRTE");
-            done = Self::record_lock(&self.ids, done, timing, m);
+            done = Self::record_lock(&self.ids, done, SimDuration::ZERO, timing, m);
         }
         let (address, data) = msi::compose_remappable(block.base as u16);
         let queue = &mut self.queues[queue_id.0 as usize];
@@ -147,7 +155,7 @@ impl X86Chip {
             let sid = SourceValidation::RequesterId { sid: source.requester_id, sq: SourceQualifier::All16 };
             let entry = IrteEntry::remapped(host.0, host.1).with_source(sid);
             let timing = unit.request_update(now, iommu, index, entry).expect("an allocated IRTE");
-            ready = Self::record_lock(&self.ids, ready, timing, m);
+            ready = Self::record_lock(&self.ids, ready, SimDuration::ZERO, timing, m);
             writes += 1;
         }
         let unit = self.remap.as_mut().expect("guests need interrupt remapping");
