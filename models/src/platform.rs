@@ -538,6 +538,9 @@ impl World for Platform {
                     IrqChip::X86(chip) => chip.translate(q.now(), write, &mut self.metrics),
                     IrqChip::Arm(chip) => chip.translate(write, &mut self.metrics),
                 };
+                if let Some(provisioning) = &self.provisioning {
+                    provisioning.observe(queue, matches!(route, Route::Lost(_)), q.now(), &mut self.metrics);
+                }
                 self.follow(route, raised_at, q);
             }
             Event::Deliver { cpu, vector, raised_at } => self.at_lapic(cpu, vector, raised_at, q),

@@ -654,6 +654,20 @@ pub enum ProvisionModeSpec {
     /// One hypercall per vector returns a host-composed message that the guest writes into
     /// its IMS untrapped (device memory: a store; queue memory: a device command).
     ImsHypercall,
+    /// A guest that believes it is on bare metal writes its own composed messages into IMS
+    /// nothing traps: the host's remapping unit faults them or misroutes them.
+    ImsDirect,
+}
+
+/// The message a guest composes itself (`ims_direct`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestMessageSpec {
+    /// Remappable format naming the guest's own IRTE indices (it has a virtual remapping
+    /// unit), from 0 up in the order it programs them.
+    Remappable,
+    /// Compatibility format: the vCPU's APIC id and the guest vector.
+    Compatibility,
 }
 
 /// Whether the guest kernel creates an IMS domain.
@@ -694,6 +708,10 @@ pub struct ProvisioningSpec {
     #[serde(default)]
     #[schemars(with = "Option<GuestImsSpec>")]
     pub guest_ims: Option<Spanned<GuestImsSpec>>,
+    /// The message a guest composes itself (`ims_direct` only; default `remappable`).
+    #[serde(default)]
+    #[schemars(with = "Option<GuestMessageSpec>")]
+    pub guest_message: Option<Spanned<GuestMessageSpec>>,
     /// The guest's kernel release for `guest_ims: linux` (default: the host's).
     #[serde(default)]
     #[schemars(with = "Option<String>")]

@@ -14,7 +14,7 @@ use models::platform::{
 };
 
 use super::checker::Checker;
-use crate::schema::{GuestImsSpec, ProvisionModeSpec, ProvisioningSpec, RoutesPerSpec};
+use crate::schema::{GuestImsSpec, GuestMessageSpec, ProvisionModeSpec, ProvisioningSpec, RoutesPerSpec};
 
 /// Most KVM routes a scenario may give a guest (a hypothetical kernel built with a larger
 /// `KVM_MAX_IRQ_ROUTES`; the field is a u32 index space in `kvm_irq_routing`).
@@ -50,11 +50,26 @@ pub(super) fn check_provisioning(
         ProvisionModeSpec::MsixOverIms => (ProvisionMode::MsixOverIms, "msix_over_ims"),
         ProvisionModeSpec::ImsTrapped => (ProvisionMode::ImsTrapped, "ims_trapped"),
         ProvisionModeSpec::ImsHypercall => (ProvisionMode::ImsHypercall, "ims_hypercall"),
+        ProvisionModeSpec::ImsDirect => {
+            let remappable = s.guest_message.as_ref().is_none_or(|g| g.value == GuestMessageSpec::Remappable);
+            (ProvisionMode::ImsDirect { remappable }, "ims_direct")
+        }
     };
+    if let Some(g) = &s.guest_message
+        && !matches!(mode, ProvisionMode::ImsDirect { .. })
+    {
+        c.error(
+            g,
+            format!("{path}.guest_message"),
+            format!("{name} writes host-composed messages; guest_message applies to mode: ims_direct only (remove it)"),
+        );
+    }
     let store_ok = match mode {
         ProvisionMode::MsixTrapped => store == StoreKind::Msix,
         ProvisionMode::MsixOverIms | ProvisionMode::ImsTrapped => store == StoreKind::ImsDevice,
-        ProvisionMode::ImsHypercall => matches!(store, StoreKind::ImsDevice | StoreKind::ImsQueue),
+        ProvisionMode::ImsHypercall | ProvisionMode::ImsDirect { .. } => {
+            matches!(store, StoreKind::ImsDevice | StoreKind::ImsQueue)
+        }
     };
     if !store_ok {
         let hint = if store == StoreKind::ImsQueue {
@@ -66,7 +81,9 @@ pub(super) fn check_provisioning(
             ProvisionMode::MsixTrapped => "an MSI-X table (interrupt_store: msix)",
             ProvisionMode::MsixOverIms => "the device's IMS to back the guest's MSI-X (interrupt_store: ims_device)",
             ProvisionMode::ImsTrapped => "IMS in device memory (interrupt_store: ims_device)",
-            ProvisionMode::ImsHypercall => "an IMS store (interrupt_store: ims_device or ims_queue)",
+            ProvisionMode::ImsHypercall | ProvisionMode::ImsDirect { .. } => {
+                "an IMS store (interrupt_store: ims_device or ims_queue)"
+            }
         };
         c.error(
             &s.mode,

@@ -92,12 +92,25 @@ pub enum ProvisionMode {
     /// One hypercall per vector: the host allocates the vector, IRTE (and IMS slot) and
     /// returns a remappable message, which the guest writes into its IMS untrapped.
     ImsHypercall,
+    /// The guest believes it is on bare metal and writes its own composed message into IMS
+    /// that nothing traps (queue memory): the host's remapping unit faults it or, where the
+    /// IRTE it names belongs to the same requester id, delivers it to the wrong target.
+    ImsDirect {
+        /// The guest composes remappable messages (it has a virtual remapping unit) naming
+        /// its own IRTE indices; `false`: compatibility format (vCPU APIC id, guest vector).
+        remappable: bool,
+    },
 }
 
 impl ProvisionMode {
     /// Whether the guest's driver needs an IMS domain of its own kernel.
     pub fn guest_needs_ims(self) -> bool {
         matches!(self, ProvisionMode::ImsTrapped | ProvisionMode::ImsHypercall)
+    }
+
+    /// Whether the host takes part (not a guest writing its own messages).
+    fn host_programs(self) -> bool {
+        !matches!(self, ProvisionMode::ImsDirect { .. })
     }
 }
 
@@ -195,6 +208,13 @@ struct Ids {
     ims_fallback: CounterId,
     lost_disabled: CounterId,
     lost: CounterId,
+}
+
+/// Per guest: what became of the messages it composed itself (`ImsDirect`).
+#[derive(Debug, Clone, Copy)]
+struct DirectIds {
+    lost: CounterId,
+    misrouted: CounterId,
 }
 
 impl Ids {
@@ -300,7 +320,16 @@ pub(in crate::platform) struct Provisioning {
     /// Routes in use and the limit, per guest.
     routes: Vec<(u32, u32)>,
     ids: Ids,
+    /// Per guest, registered when a function of it writes its own messages.
+    direct_ids: Vec<Option<DirectIds>>,
+    /// The guest of each queue whose message its guest composed (`NO_GUEST`: none), and
+    /// each guest's next IRTE index of its own (virtual) remapping table.
+    direct_guest: Vec<u32>,
+    guest_irte_next: Vec<u32>,
 }
+
+/// No guest composed the queue's message.
+const NO_GUEST: u32 = u32::MAX;
 
 impl Provisioning {
     /// Empty, with its metrics registered; `lost` is the platform's lost counter.
@@ -309,6 +338,9 @@ impl Provisioning {
             functions: Vec::new(),
             routes: vec![(0, KVM_MAX_IRQ_ROUTES); guest_count as usize],
             ids: Ids::register(m, lost),
+            direct_ids: vec![None; guest_count as usize],
+            direct_guest: Vec::new(),
+            guest_irte_next: vec![0; guest_count as usize],
         }
     }
 
@@ -320,14 +352,14 @@ impl Provisioning {
     pub fn add(
         &mut self,
         device: DeviceId,
-        name: &str,
+        (name, guest_name): (&str, &str),
         guest: u32,
         params: ProvisionParams,
         ops: Vec<ChipOp>,
         (store, store_latency): (StoreKind, SimDuration),
         m: &mut Metrics,
     ) -> (SimTime, Event) {
-        let slots = ops
+        let slots: Vec<Slot> = ops
             .into_iter()
             .map(|op| match op {
                 ChipOp::Assign { queue, vcpu, vector, pcpu, .. } => {
@@ -344,6 +376,27 @@ impl Provisioning {
             m.fail(self.ids.ims_fallback, params.start, || format!("{name}: {why}; falling back to MSI-X"));
             mode = ProvisionMode::MsixTrapped;
         }
+        if !mode.host_programs() {
+            let guest_name = guest_name.to_owned();
+            self.direct_ids[guest as usize].get_or_insert_with(|| DirectIds {
+                lost: m.counter(
+                    &format!("guest.{guest_name}.direct_lost_count"),
+                    Unit::Count,
+                    "interrupts whose message the guest composed itself, blocked by the host's remapping unit",
+                ),
+                misrouted: m.failure_counter(
+                    &format!("guest.{guest_name}.direct_misrouted_count"),
+                    "a message the guest composed itself named an IRTE of the same requester id: delivered to that IRTE's target, not the guest's",
+                ),
+            });
+            for slot in &slots {
+                let q = slot.queue.0 as usize;
+                if self.direct_guest.len() <= q {
+                    self.direct_guest.resize(q + 1, NO_GUEST);
+                }
+                self.direct_guest[q] = guest;
+            }
+        }
         let index = self.functions.len() as u32;
         self.functions.push(Function {
             device,
@@ -359,6 +412,22 @@ impl Provisioning {
             window_start: SimTime::ZERO,
         });
         (params.start, Event::Provision { index })
+    }
+
+    /// A queue's MSI write was translated: where the guest composed the message itself, a
+    /// blocked one is counted against the guest, and one that went anywhere is misrouted
+    /// (the host never programmed an IRTE for it, so whatever it named is someone else's).
+    #[inline]
+    pub fn observe(&self, queue: QueueId, lost: bool, now: SimTime, m: &mut Metrics) {
+        let Some(&guest) = self.direct_guest.get(queue.0 as usize) else { return };
+        let Some(ids) = self.direct_ids.get(guest as usize).copied().flatten() else { return };
+        if lost {
+            m.add(ids.lost, 1);
+        } else {
+            m.fail(ids.misrouted, now, || {
+                format!("queue id {}: the guest's own message reached another IRTE's target", queue.0)
+            });
+        }
     }
 
     /// The lost-interrupt reason of a raise while MSI-X was disabled.
@@ -412,6 +481,27 @@ impl Platform {
                     if v as usize == function.slots.len() {
                         function.step = Step::Done;
                         m.record(ids.setup_time, now.since(p.start).as_ps());
+                        return;
+                    }
+                    if let ProvisionMode::ImsDirect { remappable } = mode {
+                        // The guest composes the message itself and writes it, then the
+                        // unmask, into its IMS: two device commands in queue memory.
+                        let slot = function.slots[v as usize];
+                        let (address, data) = if remappable {
+                            let index = &mut prov.guest_irte_next[function.guest as usize];
+                            let handle = *index as u16;
+                            *index += 1;
+                            crate::x86::msi::compose_remappable(handle)
+                        } else {
+                            crate::x86::msi::compose_compat(slot.vcpu.min(255) as u8, slot.vector.0)
+                        };
+                        self.devices.reprogram(slot.queue, address, data, q);
+                        let writes = match function.store {
+                            StoreKind::ImsQueue => function.store_latency.times(2),
+                            _ => SimDuration::ZERO,
+                        };
+                        function.step = Step::SetupDone { slot: v, end: v + 1 };
+                        q.schedule_at(now + writes, Event::Provision { index });
                         return;
                     }
                     if v == 0 && p.routes_per == RoutesPer::AdvertisedEntry {
@@ -535,7 +625,12 @@ impl Platform {
                     if self.devices.unmask(queue) {
                         self.devices.send(queue, now, q, m);
                     }
-                    function.step = Step::Setup { from: slot + 1, end };
+                    function.step = if mode.host_programs() {
+                        Step::Setup { from: slot + 1, end }
+                    } else {
+                        function.next += 1;
+                        Step::Guest
+                    };
                 }
             }
         }
