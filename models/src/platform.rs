@@ -58,7 +58,8 @@ use sim::{EventQueue, Metrics, SimDuration, SimTime, World};
 
 pub use accounting::{Conservation, ResourceUse};
 pub use guest::provision::{
-    GuestIms, KVM_MAX_IRQ_ROUTES, MSIX_MESSAGE_EXITS, ProvisionCosts, ProvisionMode, ProvisionParams, RoutesPer,
+    GuestIms, GuestOrder, KVM_MAX_IRQ_ROUTES, MSIX_MESSAGE_EXITS, ProvisionCosts, ProvisionMode, ProvisionParams,
+    RoutesPer,
 };
 pub use params::{
     Action, ActionKind, CpuCostParams, DeviceParams, GicMsiParams, GicParams, GuestMsiParams, GuestParams,

@@ -659,6 +659,17 @@ pub enum ProvisionModeSpec {
     ImsDirect,
 }
 
+/// The order a guest driver programs a trapped table in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestOrderSpec {
+    /// Linux: MSI-X enabled with the entries masked, then per vector its message and unmask.
+    PerVector,
+    /// Every entry written and unmasked first, then MSI-X enabled (Windows-like; a VM
+    /// restored after migration).
+    TableFirst,
+}
+
 /// The message a guest composes itself (`ims_direct`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -708,6 +719,16 @@ pub struct ProvisioningSpec {
     #[serde(default)]
     #[schemars(with = "Option<GuestImsSpec>")]
     pub guest_ims: Option<Spanned<GuestImsSpec>>,
+    /// The order the guest programs a trapped table in (default `per_vector`, Linux's).
+    #[serde(default)]
+    #[schemars(with = "Option<GuestOrderSpec>")]
+    pub guest_order: Option<Spanned<GuestOrderSpec>>,
+    /// QEMU enables every vector unmasked before the MSI-X enable with one
+    /// `VFIO_DEVICE_SET_IRQS` and one route commit (default true, current QEMU); false:
+    /// one after the other, as older QEMU did.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub qemu_batch_enable: Option<Spanned<bool>>,
     /// The message a guest composes itself (`ims_direct` only; default `remappable`).
     #[serde(default)]
     #[schemars(with = "Option<GuestMessageSpec>")]

@@ -10,11 +10,14 @@ use sim::SimTime;
 use models::kernel::KernelVersion;
 use models::pci::store::StoreKind;
 use models::platform::{
-    GuestIms, KVM_MAX_IRQ_ROUTES, MSIX_MESSAGE_EXITS, ProvisionCosts, ProvisionMode, ProvisionParams, RoutesPer,
+    GuestIms, GuestOrder, KVM_MAX_IRQ_ROUTES, MSIX_MESSAGE_EXITS, ProvisionCosts, ProvisionMode, ProvisionParams,
+    RoutesPer,
 };
 
 use super::checker::Checker;
-use crate::schema::{GuestImsSpec, GuestMessageSpec, ProvisionModeSpec, ProvisioningSpec, RoutesPerSpec};
+use crate::schema::{
+    GuestImsSpec, GuestMessageSpec, GuestOrderSpec, ProvisionModeSpec, ProvisioningSpec, RoutesPerSpec,
+};
 
 /// Most KVM routes a scenario may give a guest (a hypothetical kernel built with a larger
 /// `KVM_MAX_IRQ_ROUTES`; the field is a u32 index space in `kvm_irq_routing`).
@@ -91,6 +94,17 @@ pub(super) fn check_provisioning(
             format!("{name} needs {needs}; this device's interrupt_store is {}{hint}", store.as_str()),
         );
     }
+    let trapped = matches!(mode, ProvisionMode::MsixTrapped | ProvisionMode::MsixOverIms | ProvisionMode::ImsTrapped);
+    if let Some(o) = &s.guest_order
+        && !trapped
+    {
+        c.error(o, format!("{path}.guest_order"), format!("{name} traps no table write; guest_order applies to the trapped modes (msix_trapped, msix_over_ims, ims_trapped): remove it"));
+    }
+    let guest_order = match s.guest_order.as_ref().map_or(GuestOrderSpec::PerVector, |o| o.value) {
+        GuestOrderSpec::PerVector => GuestOrder::PerVector,
+        GuestOrderSpec::TableFirst => GuestOrder::TableFirst,
+    };
+    let qemu_batch_enable = s.qemu_batch_enable.as_ref().is_none_or(|b| b.value);
     let guest_kernel = match &s.guest_kernel {
         None => host,
         Some(text) => {
@@ -188,6 +202,8 @@ pub(super) fn check_provisioning(
         message_exits,
         gsi_routes,
         routes_per,
+        guest_order,
+        qemu_batch_enable,
         costs,
     })
 }

@@ -28,6 +28,12 @@
 //!   window's length). Each setup and release is the chip's (`X86Chip::vfio_setup`,
 //!   `vfio_release`): host vector, IRTE allocation and writes under the global lock with
 //!   their IEC flush, the posted-IRTE bypass; plus `request_irq` / `free_irq` CPU time.
+//! - The guest's order (`GuestOrder`): Linux's, or the whole table written and unmasked
+//!   before MSI-X is enabled (one more exit for the enable), after which QEMU either uses
+//!   each unmasked vector in turn (as if unmasked one by one, without the guest's exits) or,
+//!   with `qemu_batch_enable` (QEMU's deferred KVM routing at MSI-X enable), routes them all,
+//!   commits once and enables them with one `VFIO_DEVICE_SET_IRQS`: N setups even without
+//!   dynamic MSI-X (claim C14).
 //! - Before its vector is usable a queue's entry is masked: raises set its pending bit and
 //!   merge into it (QEMU's emulated PBA while a vector is masked: nothing is lost), and the
 //!   pending message is sent when the vector is unmasked.
@@ -44,7 +50,8 @@
 //! # What is not modelled (and why)
 //! - QEMU's first MSI-X enable (`vfio_msix_enable` enables vector 0 with a userspace
 //!   trigger and releases it): one extra host setup per enable, left out so that the count
-//!   is the N(N+1)/2 the debate argued about (claim C11).
+//!   is the N(N+1)/2 the debate argued about (claim C11). Which QEMU release first batched
+//!   the enable is not pinned down here (docs/sources.md#qemu-batch-enable).
 //! - QEMU's userspace fallback when KVM has no route left (the vector then goes through
 //!   QEMU's eventfd handler): here the vector stays without interrupts.
 //! - The provisioning work does not occupy a pCPU server: it runs on the vCPU's thread,
@@ -186,8 +193,24 @@ pub struct ProvisionParams {
     pub gsi_routes: u32,
     /// When routes are taken.
     pub routes_per: RoutesPer,
+    /// The order the guest driver writes the table in (trapped modes).
+    pub guest_order: GuestOrder,
+    /// QEMU enables every vector unmasked before MSI-X is enabled with one
+    /// `VFIO_DEVICE_SET_IRQS` (and one route commit); without it, one after the other.
+    pub qemu_batch_enable: bool,
     /// Costs.
     pub costs: ProvisionCosts,
+}
+
+/// The order a guest driver programs a trapped table in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestOrder {
+    /// Linux: MSI-X enabled with every entry masked, then per vector its message and its
+    /// unmask (`request_irq`).
+    PerVector,
+    /// Every entry written and unmasked first, then MSI-X enabled (a config-space write, one
+    /// more exit), as some guests do (Windows, and a VM restored after migration).
+    TableFirst,
 }
 
 /// The metrics of provisioning, registered only when a scenario provisions (so reports of
@@ -311,6 +334,8 @@ struct Function {
     host_vectors: u32,
     step: Step,
     window_start: SimTime,
+    /// The guest wrote (and unmasked) the whole table before enabling MSI-X.
+    table_written: bool,
 }
 
 /// Every provisioned function.
@@ -410,6 +435,7 @@ impl Provisioning {
             host_vectors: 0,
             step: Step::Guest,
             window_start: SimTime::ZERO,
+            table_written: false,
         });
         (params.start, Event::Provision { index })
     }
@@ -483,6 +509,42 @@ impl Platform {
                         m.record(ids.setup_time, now.since(p.start).as_ps());
                         return;
                     }
+                    let trapped = !matches!(mode, ProvisionMode::ImsHypercall | ProvisionMode::ImsDirect { .. });
+                    if trapped && p.guest_order == GuestOrder::TableFirst && !function.table_written {
+                        // Every entry and its unmask, MSI-X still disabled: QEMU only
+                        // records them (no vector notifier fires); then the enable.
+                        let n = function.slots.len() as u64;
+                        let exits = n * u64::from(p.message_exits + 1) + 1;
+                        for _ in 0..exits {
+                            m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
+                        }
+                        let at = now + p.costs.mmio_exit_user.times(exits);
+                        function.table_written = true;
+                        m.add(ids.host_cpu, at.since(now).as_ps());
+                        q.schedule_at(at, Event::Provision { index });
+                        return;
+                    }
+                    if function.table_written && p.qemu_batch_enable {
+                        // vfio_msix_enable with the KVM routes deferred: every unmasked vector
+                        // routed, one commit, one VFIO_DEVICE_SET_IRQS for all of them.
+                        let n = function.slots.len();
+                        for slot in 0..n {
+                            if prov.take_route(f, slot, now, m) {
+                                prov.functions[f].slots[slot].used = true;
+                            }
+                        }
+                        let function = &mut prov.functions[f];
+                        let at = now + p.costs.route_update + p.costs.set_irqs;
+                        m.add(ids.set_irqs, 1);
+                        m.add(ids.host_cpu, at.since(now).as_ps());
+                        function.host_vectors = n as u32;
+                        // The batch ends the guest's work: when its setups are done, the
+                        // step after the last one finds every vector handled.
+                        function.next = n as u32 - 1;
+                        function.step = Step::Setup { from: 0, end: n as u32 };
+                        q.schedule_at(at, Event::Provision { index });
+                        return;
+                    }
                     if let ProvisionMode::ImsDirect { remappable } = mode {
                         // The guest composes the message itself and writes it, then the
                         // unmask, into its IMS: two device commands in queue memory.
@@ -504,6 +566,7 @@ impl Platform {
                         q.schedule_at(now + writes, Event::Provision { index });
                         return;
                     }
+                    let table_written = function.table_written;
                     if v == 0 && p.routes_per == RoutesPer::AdvertisedEntry {
                         for slot in 0..prov.functions[f].slots.len() {
                             prov.take_route(f, slot, now, m);
@@ -513,6 +576,10 @@ impl Platform {
                         // One hypercall: KVM routes the vector and the host composes its message.
                         m.record(ids.exit_vmcall, p.costs.vmcall.as_ps());
                         now + p.costs.vmcall
+                    } else if table_written {
+                        // The table was written before the enable: QEMU now uses each
+                        // unmasked vector in turn (msix_set_vector_notifiers), no exit.
+                        now
                     } else {
                         let exits = p.message_exits + 1;
                         for _ in 0..exits {
