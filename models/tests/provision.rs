@@ -124,6 +124,7 @@ fn the_setup_time_of_n_vectors_under_the_irte_lock_is_its_closed_form() {
     assert_eq!(histogram(&p, "latency.provision_setup_ps").max, dynamic);
     assert_eq!(counter(&p, "provision.host_cpu_ps"), dynamic, "one function: the vCPU thread waits throughout");
     assert_eq!(histogram(&p, "kvm.exit.ept_misconfig_user").count, 5 * n);
+    assert_eq!(counter(&p, "provision.exit_count"), 5 * n);
     // Without: n guest paths, n(n+1)/2 setups and n(n-1)/2 releases (lock holds + 2 us free_irq).
     let (p, _) = run(&provisioned(n as u32, false, 2 * US), 10_000 * US);
     let noresize = n * GUEST_PER_VECTOR + n * (n + 1) / 2 * SETUP + n * (n - 1) / 2 * (RELEASE_LOCK + 2 * US);
@@ -261,6 +262,7 @@ fn a_hypercall_per_vector_against_the_trap_path_by_arithmetic() {
     assert_eq!(hcall_time, n * (15 * US + SETUP));
     assert_eq!(trap_time * 237, hcall_time * 667, "66.7 us against 23.7 us per vector");
     assert_eq!(histogram(&hcall, "kvm.exit.vmcall").count, n);
+    assert_eq!(counter(&hcall, "provision.exit_count"), n);
     assert_eq!(histogram(&hcall, "kvm.exit.ept_misconfig_user").count, 0);
     assert_eq!(counter(&hcall, "provision.vfio_set_irqs_count"), 0, "no VMM ioctl on the hypercall path");
     // Queue-memory IMS: the guest's message and unmask go through the device's command queue

@@ -221,6 +221,7 @@ struct Ids {
     exit_vmcall: HistogramId,
     setup_time: HistogramId,
     disabled_window: HistogramId,
+    exits: CounterId,
     set_irqs: CounterId,
     request_irq: CounterId,
     free_irq: CounterId,
@@ -257,6 +258,7 @@ impl Ids {
                 "latency.msix_disabled_window_ps",
                 "per resize without dynamic MSI-X: how long the function's MSI-X stayed disabled",
             ),
+            exits: c(m, "provision.exit_count", "VM exits for provisioning (trapped accesses and hypercalls)"),
             set_irqs: c(m, "provision.vfio_set_irqs_count", "VFIO_DEVICE_SET_IRQS ioctls"),
             request_irq: c(m, "provision.request_irq_count", "host vector setups (request_irq and IRTE)"),
             free_irq: c(m, "provision.free_irq_count", "host vector releases (free_irq and IRTE free)"),
@@ -518,6 +520,7 @@ impl Platform {
                         for _ in 0..exits {
                             m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
                         }
+                        m.add(ids.exits, exits);
                         let at = now + p.costs.mmio_exit_user.times(exits);
                         function.table_written = true;
                         m.add(ids.host_cpu, at.since(now).as_ps());
@@ -575,6 +578,7 @@ impl Platform {
                     let mut at = if mode == ProvisionMode::ImsHypercall {
                         // One hypercall: KVM routes the vector and the host composes its message.
                         m.record(ids.exit_vmcall, p.costs.vmcall.as_ps());
+                        m.add(ids.exits, 1);
                         now + p.costs.vmcall
                     } else if table_written {
                         // The table was written before the enable: QEMU now uses each
@@ -585,6 +589,7 @@ impl Platform {
                         for _ in 0..exits {
                             m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
                         }
+                        m.add(ids.exits, u64::from(exits));
                         now + p.costs.mmio_exit_user.times(u64::from(exits))
                     };
                     // Advertised entries were all routed (or counted as failed) at the first write.
