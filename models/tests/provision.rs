@@ -65,6 +65,7 @@ fn provisioned(n: u32, dynamic_msix: bool, free_irq_ps: u64) -> PlatformParams {
         gsi_routes: KVM_MAX_IRQ_ROUTES,
         routes_per: RoutesPer::EnabledVector,
         guest_order: GuestOrder::PerVector,
+        masking: None,
         qemu_batch_enable: true,
         costs: costs(free_irq_ps),
     });
@@ -372,4 +373,26 @@ fn a_table_written_before_the_enable_costs_n_setups_with_qemus_batch_and_n_n_plu
     assert_eq!(counter(&p, "provision.vfio_set_irqs_count"), n);
     assert_eq!(counter(&p, "provision.request_irq_count"), n * (n + 1) / 2);
     assert_eq!(histogram(&p, "kvm.exit.ept_misconfig_user").count, n * 5 + 1);
+}
+
+#[test]
+fn masking_a_vector_at_a_rate_costs_two_exits_two_ioctls_and_two_irte_writes_per_cycle() {
+    // One vector, up at 66.7 us. From then on every 1 ms the guest masks it and unmasks it
+    // 100 us later: per cycle 2 exits, 2 ioctls (the trigger to QEMU and back), a route
+    // update, 2 IRTE writes (posted -> remapped -> posted, 2.2 us each), and free_irq +
+    // request_irq (6 us) twice. In 3.5 ms after the setup, 3 cycles.
+    let mut params = provisioned(1, true, 2 * US);
+    params.devices[0].provisioning.as_mut().unwrap().masking =
+        Some((SimDuration::from_ms(1), SimDuration::from_us(100)));
+    let up = GUEST_PER_VECTOR + SETUP;
+    let (p, q) = run(&params, up + 3_500 * US);
+    assert_eq!(counter(&p, "provision.mask_count"), 3);
+    assert_eq!(counter(&p, "provision.exit_count"), 5 + 2 * 3);
+    assert_eq!(counter(&p, "provision.vfio_set_irqs_count"), 1 + 2 * 3);
+    assert_eq!(counter(&p, "provision.irte_write_count"), 2 + 2 * 3);
+    // Host time: the setup, then per cycle the mask (10 + 3 us, 2.2 us + 6 us on the host)
+    // and the unmask (10 + 5 + 3 us, 2.2 us + 6 us).
+    let cycle = 13 * US + 8_200_000 + 18 * US + 8_200_000;
+    assert_eq!(counter(&p, "provision.host_cpu_ps"), up + 3 * cycle);
+    assert_eq!(p.conservation(&q).lost, 0, "raises while masked wait in the pending bit");
 }

@@ -16,9 +16,9 @@ use crate::load::deserialize;
 use crate::schema::{
     ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DeviceSpec, Dist, ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec,
     GuestDeliverySpec, GuestImsSpec, GuestMessageSpec, GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec,
-    HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec, PlatformSpec,
-    PostedCostsSpec, PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec,
-    RoutesPerSpec, ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
+    HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec, MaskingSpec,
+    PlatformSpec, PostedCostsSpec, PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec,
+    QueueingSpec, RoutesPerSpec, ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -383,7 +383,8 @@ mappings! {
         msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, provisioning, numa_node, arrival,
         handler
     }
-    ProvisioningSpec { mode, dynamic_msix, guest_ims, guest_message, guest_order, qemu_batch_enable, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
+    ProvisioningSpec { mode, dynamic_msix, guest_ims, guest_message, guest_order, qemu_batch_enable, masking, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
+    MaskingSpec { every, hold }
     ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq, vmcall }
     ArrivalSpec { process, rate, on, off }
     HandlerSpec { service, eoi }
@@ -446,6 +447,7 @@ mod tests {
             IrteUpdateSpec,
             DeviceSpec,
             ProvisioningSpec,
+            MaskingSpec,
             ProvisionCostsSpec,
             ArrivalSpec,
             HandlerSpec,

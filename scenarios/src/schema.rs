@@ -729,6 +729,10 @@ pub struct ProvisioningSpec {
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub qemu_batch_enable: Option<Spanned<bool>>,
+    /// The control plane after setup (trapped modes): every `every` the guest masks its next
+    /// vector (round robin) and unmasks it `hold` later, each on its trapped path.
+    #[serde(default)]
+    pub masking: Option<MaskingSpec>,
     /// The message a guest composes itself (`ims_direct` only; default `remappable`).
     #[serde(default)]
     #[schemars(with = "Option<GuestMessageSpec>")]
@@ -757,6 +761,18 @@ pub struct ProvisioningSpec {
     /// The costs on the path; each is required (no published L1 figure,
     /// docs/sources.md#provision-costs).
     pub costs: ProvisionCostsSpec,
+}
+
+/// Masking at a rate after setup.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingSpec {
+    /// Time between two masks (of successive vectors).
+    #[schemars(with = "String")]
+    pub every: Spanned<String>,
+    /// How long a vector stays masked.
+    #[schemars(with = "String")]
+    pub hold: Spanned<String>,
 }
 
 /// Costs of the provisioning path (no published L1 figures: each is required).

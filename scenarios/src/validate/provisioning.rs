@@ -105,6 +105,18 @@ pub(super) fn check_provisioning(
         GuestOrderSpec::TableFirst => GuestOrder::TableFirst,
     };
     let qemu_batch_enable = s.qemu_batch_enable.as_ref().is_none_or(|b| b.value);
+    let masking = match &s.masking {
+        None => Some(None),
+        Some(k) if !trapped => {
+            c.error(&k.every, format!("{path}.masking"), format!("{name} traps no mask write; masking applies to the trapped modes (msix_trapped, msix_over_ims, ims_trapped): remove it"));
+            None
+        }
+        Some(k) => {
+            let every = c.positive_period(&k.every, &format!("{path}.masking.every"));
+            let hold = c.duration(&k.hold, &format!("{path}.masking.hold"));
+            every.zip(hold).map(Some)
+        }
+    };
     let guest_kernel = match &s.guest_kernel {
         None => host,
         Some(text) => {
@@ -204,6 +216,7 @@ pub(super) fn check_provisioning(
         routes_per,
         guest_order,
         qemu_batch_enable,
+        masking: masking?,
         costs,
     })
 }

@@ -419,6 +419,9 @@ fn msix_growth_costs_n_setups_with_dynamic_msix_and_n_n_plus_1_over_2_without() 
 fn msix_trapped_runs_out_of_kvm_routes_at_16384_vectors_in_one_guest() {
     assert_eq!(sweep_counter("msix-trapped", "provision.gsi_route_fail_count"), [0, 0, 16384 - 4096]);
     assert_eq!(sweep_counter("msix-trapped", "provision.request_irq_count"), [64, 1024, 4096]);
+    // 64 vectors are up at 64 x 66.4 us = 4.2496 ms; then a mask every 1 ms: at 5.2496 ms,
+    // 6.2496 ms, ..., 149.2496 ms before the end at 150 ms: 145.
+    assert_eq!(sweep_counter("msix-trapped", "provision.mask_count")[0], 145);
 }
 
 #[test]

@@ -37,6 +37,12 @@
 //! - Before its vector is usable a queue's entry is masked: raises set its pending bit and
 //!   merge into it (QEMU's emulated PBA while a vector is masked: nothing is lost), and the
 //!   pending message is sent when the vector is unmasked.
+//! - The control plane after setup (`masking`): every period the guest masks the next
+//!   vector (round robin) and unmasks it a hold later, each a trapped write; QEMU moves
+//!   VFIO's trigger to its own eventfd and back (`vfio_msix_vector_release`, then `_use`
+//!   with a route update), which the host does with `free_irq` and `request_irq` and the
+//!   bypass's IRTE rewrite (remapped, then posted again) on the global lock. Raises while
+//!   masked wait in the pending bit (QEMU's emulated PBA).
 //! - IMS-backed modes (`MsixOverIms`, `ImsTrapped`, `ImsHypercall` in device memory) take a
 //!   slot of the device's IMS pool per vector (counted when none is left) and never
 //!   resize. `ImsTrapped` traps the guest's slot writes as MSI-X is trapped; `ImsHypercall`
@@ -195,6 +201,9 @@ pub struct ProvisionParams {
     pub routes_per: RoutesPer,
     /// The order the guest driver writes the table in (trapped modes).
     pub guest_order: GuestOrder,
+    /// Once every vector is up, the guest masks one vector (round robin) every `.0` and
+    /// unmasks it `.1` later (trapped modes): the control plane as a workload.
+    pub masking: Option<(SimDuration, SimDuration)>,
     /// QEMU enables every vector unmasked before MSI-X is enabled with one
     /// `VFIO_DEVICE_SET_IRQS` (and one route commit); without it, one after the other.
     pub qemu_batch_enable: bool,
@@ -222,6 +231,7 @@ struct Ids {
     setup_time: HistogramId,
     disabled_window: HistogramId,
     exits: CounterId,
+    masks: CounterId,
     set_irqs: CounterId,
     request_irq: CounterId,
     free_irq: CounterId,
@@ -259,6 +269,11 @@ impl Ids {
                 "per resize without dynamic MSI-X: how long the function's MSI-X stayed disabled",
             ),
             exits: c(m, "provision.exit_count", "VM exits for provisioning (trapped accesses and hypercalls)"),
+            masks: c(
+                m,
+                "provision.mask_count",
+                "vectors the guest masked and unmasked again after setup (the control plane)",
+            ),
             set_irqs: c(m, "provision.vfio_set_irqs_count", "VFIO_DEVICE_SET_IRQS ioctls"),
             request_irq: c(m, "provision.request_irq_count", "host vector setups (request_irq and IRTE)"),
             free_irq: c(m, "provision.free_irq_count", "host vector releases (free_irq and IRTE free)"),
@@ -314,6 +329,16 @@ enum Step {
     Setup { from: u32, end: u32 },
     /// Slot `slot`'s setup is done: it is unmasked.
     SetupDone { slot: u32, end: u32 },
+    /// The control plane: the guest masks the next vector (a cycle starts).
+    Mask,
+    /// The mask's ioctl reaches the host: the bypass is removed.
+    MaskHost { slot: u32 },
+    /// The guest unmasks it.
+    Unmask { slot: u32 },
+    /// The unmask's ioctl reaches the host: the bypass is restored.
+    UnmaskHost { slot: u32 },
+    /// The vector is usable again.
+    Unmasked { slot: u32 },
     /// Every vector has been handled.
     Done,
 }
@@ -338,6 +363,9 @@ struct Function {
     window_start: SimTime,
     /// The guest wrote (and unmasked) the whole table before enabling MSI-X.
     table_written: bool,
+    /// The control plane's next vector and the start of its current cycle.
+    mask_next: u32,
+    cycle_start: SimTime,
 }
 
 /// Every provisioned function.
@@ -438,6 +466,8 @@ impl Provisioning {
             step: Step::Guest,
             window_start: SimTime::ZERO,
             table_written: false,
+            mask_next: 0,
+            cycle_start: SimTime::ZERO,
         });
         (params.start, Event::Provision { index })
     }
@@ -507,8 +537,12 @@ impl Platform {
                 Step::Guest => {
                     let v = function.next;
                     if v as usize == function.slots.len() {
-                        function.step = Step::Done;
                         m.record(ids.setup_time, now.since(p.start).as_ps());
+                        function.step = Step::Done;
+                        if let Some((every, _)) = p.masking {
+                            function.step = Step::Mask;
+                            q.schedule_at(now + every, Event::Provision { index });
+                        }
                         return;
                     }
                     let trapped = !matches!(mode, ProvisionMode::ImsHypercall | ProvisionMode::ImsDirect { .. });
@@ -689,6 +723,74 @@ impl Platform {
                     };
                     function.step = Step::SetupDone { slot: j, end };
                     q.schedule_at(at + guest_writes, Event::Provision { index });
+                    return;
+                }
+                Step::Mask => {
+                    // Round robin over the vectors the host set up.
+                    let n = function.slots.len() as u32;
+                    let Some(slot) =
+                        (0..n).map(|k| (function.mask_next + k) % n).find(|&j| function.slots[j as usize].host_on)
+                    else {
+                        function.step = Step::Done;
+                        return;
+                    };
+                    function.mask_next = (slot + 1) % n;
+                    function.cycle_start = now;
+                    // The mask write exits; QEMU masks the vector (raises are held: its PBA)
+                    // and moves VFIO's trigger to its own eventfd.
+                    self.devices.mask(function.slots[slot as usize].queue);
+                    m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
+                    m.add(ids.exits, 1);
+                    m.add(ids.masks, 1);
+                    m.add(ids.set_irqs, 1);
+                    let at = now + p.costs.mmio_exit_user + p.costs.set_irqs;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    function.step = Step::MaskHost { slot };
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::MaskHost { slot } => {
+                    let s = function.slots[slot as usize];
+                    let source = self.devices.source(s.queue);
+                    let step = chip.vfio_bypass(now, s.queue, source, s.vcpu, s.vector, false, m);
+                    m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    // The trigger's change: free_irq and request_irq of the host interrupt.
+                    let at = step.done + p.costs.free_irq + p.costs.request_irq;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    let (_, hold) = p.masking.expect("masking steps have masking");
+                    function.step = Step::Unmask { slot };
+                    q.schedule_at(at.max(function.cycle_start + hold), Event::Provision { index });
+                    return;
+                }
+                Step::Unmask { slot } => {
+                    m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
+                    m.add(ids.exits, 1);
+                    m.add(ids.set_irqs, 1);
+                    let at = now + p.costs.mmio_exit_user + p.costs.route_update + p.costs.set_irqs;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    function.step = Step::UnmaskHost { slot };
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::UnmaskHost { slot } => {
+                    let s = function.slots[slot as usize];
+                    let source = self.devices.source(s.queue);
+                    let step = chip.vfio_bypass(now, s.queue, source, s.vcpu, s.vector, true, m);
+                    m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    let at = step.done + p.costs.free_irq + p.costs.request_irq;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    function.step = Step::Unmasked { slot };
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::Unmasked { slot } => {
+                    let queue = function.slots[slot as usize].queue;
+                    if self.devices.unmask(queue) {
+                        self.devices.send(queue, now, q, m);
+                    }
+                    let (every, _) = p.masking.expect("masking steps have masking");
+                    function.step = Step::Mask;
+                    q.schedule_at(now.max(function.cycle_start + every), Event::Provision { index });
                     return;
                 }
                 Step::SetupDone { slot, end } => {

@@ -169,4 +169,38 @@ impl X86Chip {
         }
         HostStep { done: timing.done, irte_writes: writes }
     }
+
+    /// The guest masked (`posted: false`) or unmasked a set-up vector: QEMU switches VFIO's
+    /// trigger between its own eventfd and KVM's irqfd, so irq-bypass removes or restores the
+    /// posted IRTE (one `modify_irte` and its flush; the host interrupt and the IRTE stay
+    /// allocated). A vector KVM cannot post stays remapped: no write.
+    #[allow(clippy::too_many_arguments)] // the queue, its source and guest target, the direction
+    pub fn vfio_bypass(
+        &mut self,
+        now: SimTime,
+        queue_id: QueueId,
+        source: Source,
+        vcpu: u32,
+        vector: Vector,
+        posted: bool,
+        m: &mut Metrics,
+    ) -> HostStep {
+        if !matches!(source.guest_msi.postability(), Postability::Posted) {
+            return HostStep { done: now, irte_writes: 0 };
+        }
+        let queue = &self.queues[queue_id.0 as usize];
+        let (Some(index), Some(irq)) = (queue.irte, queue.vfio_irq) else {
+            return HostStep { done: now, irte_writes: 0 };
+        };
+        let host = self.domain.irq(irq).and_then(|d| d.vector()).expect("an active host interrupt");
+        let sid = SourceValidation::RequesterId { sid: source.requester_id, sq: SourceQualifier::All16 };
+        let entry =
+            if posted { IrteEntry::posted(PiDescId(vcpu), vector, false) } else { IrteEntry::remapped(host.0, host.1) };
+        let unit = self.remap.as_mut().expect("guests need interrupt remapping");
+        let timing = unit
+            .request_update(now, IommuId(source.iommu_unit), index, entry.with_source(sid))
+            .expect("an allocated IRTE");
+        let done = Self::record_lock(&self.ids, now, SimDuration::ZERO, timing, m);
+        HostStep { done, irte_writes: 1 }
+    }
 }
