@@ -87,7 +87,8 @@ use crate::pci::store::StoreKind;
 /// KVM's routing-table size on x86 (`KVM_MAX_IRQ_ROUTES`).
 pub const KVM_MAX_IRQ_ROUTES: u32 = 4096;
 /// Trapped accesses per MSI-X message: Linux's `pci_write_msg_msix` writes address low,
-/// address high and data, then reads data back to flush the writes (since 5.14).
+/// address high and data, then reads data back to flush the writes
+/// (docs/sources.md#msix-message-exits).
 pub const MSIX_MESSAGE_EXITS: u32 = 4;
 
 /// How an assigned function's interrupts are provisioned.
