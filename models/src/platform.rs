@@ -63,6 +63,10 @@ use sim::{EventQueue, Metrics, SimDuration, SimTime, World};
 
 pub use accounting::{Conservation, ResourceUse};
 pub use guest::PcpuBusy;
+pub use guest::provision::{
+    GuestIms, GuestOrder, KVM_MAX_IRQ_ROUTES, MSIX_MESSAGE_EXITS, ProvisionCosts, ProvisionMode, ProvisionParams,
+    RoutesPer,
+};
 pub use params::{
     Action, ActionKind, CpuCostParams, DeviceParams, ExitCosts, GicMsiParams, GicParams, GuestMsiParams, GuestParams,
     HostQueueing, ImsPoolParams, IommuParams, IrqMode, KernelParams, KvmParams, PlatformParams, PostedMsiConfig,
@@ -74,11 +78,13 @@ use cpu::Cpus;
 use cpu::lindley::Lindley;
 use devices::{Devices, HostHandler};
 use guest::Guests;
+use guest::provision::Provisioning;
 use metrics::Ids;
 use route::{Accept, HandlerWork, Job, Route, Work, WorkKind};
 
 use crate::arm::its::LPI_INTID_BASE;
 use crate::ids::{CpuId, QueueId, Vector};
+use crate::pci::store::Raise;
 use crate::x86::vector_matrix::VectorDomain;
 
 /// Everything that happens on the platform.
@@ -186,6 +192,12 @@ pub enum Event {
     },
     /// The oldest ITS command in flight (an affinity change) completed.
     ItsCommandDone,
+    /// The next step of an assigned function's timed provisioning (a trapped write, a VFIO
+    /// ioctl reaching the host, a vector's host setup or release done).
+    Provision {
+        /// The provisioned function (index in the provisioning's list).
+        index: u32,
+    },
     /// The cleanup of moved interrupts' old vectors runs on a CPU (the IPI up to 6.5, the
     /// timer from 6.6).
     VectorCleanup {
@@ -216,6 +228,7 @@ impl Event {
             Event::StoreWrite { .. } => "store_write",
             Event::ItsCommandDone => "its_command_done",
             Event::VectorCleanup { .. } => "vector_cleanup",
+            Event::Provision { .. } => "provision",
         }
     }
 }
@@ -238,6 +251,9 @@ pub struct Platform {
     lindley: Lindley,
     /// Guests and their vCPUs (none on a host without VMs).
     guests: Option<Guests>,
+    /// Assigned functions whose interrupts are provisioned in time (none: all programmed
+    /// when the VM starts).
+    provisioning: Option<Provisioning>,
     actions: Vec<Action>,
     metrics: Metrics,
     ids: Ids,
@@ -558,20 +574,26 @@ impl World for Platform {
     // Long: one arm per event kind, kept together so that the dispatch is read in one place.
     fn handle(&mut self, event: Event, q: &mut EventQueue<Event>) {
         match event {
-            Event::Raise { queue } => {
-                if self.devices.raise(queue, q, &mut self.metrics) {
-                    match self.lindley.route(queue) {
-                        Some((cpu, handler)) => self.planned(queue, cpu, handler, q.now()),
-                        None => self.devices.send(queue, q.now(), q, &mut self.metrics),
-                    }
+            Event::Raise { queue } => match self.devices.raise(queue, q, &mut self.metrics) {
+                Raise::Send => match self.lindley.route(queue) {
+                    Some((cpu, handler)) => self.planned(queue, cpu, handler, q.now()),
+                    None => self.devices.send(queue, q.now(), q, &mut self.metrics),
+                },
+                Raise::Pending | Raise::Merged => {}
+                Raise::Dropped => {
+                    let reason = self.provisioning.as_ref().expect("only provisioning disables MSI-X").lost_disabled();
+                    self.lose(reason);
                 }
-            }
+            },
             Event::MsiWrite { queue, raised_at } => {
                 let write = self.devices.message(queue);
                 let route = match &mut self.chip {
                     IrqChip::X86(chip) => chip.translate(q.now(), write, &mut self.metrics),
                     IrqChip::Arm(chip) => chip.translate(write, &mut self.metrics),
                 };
+                if let Some(provisioning) = &self.provisioning {
+                    provisioning.observe(queue, matches!(route, Route::Lost(_)), q.now(), &mut self.metrics);
+                }
                 self.follow(route, raised_at, q);
             }
             Event::Deliver { cpu, vector, raised_at } => self.at_lapic(cpu, vector, raised_at, q),
@@ -607,6 +629,7 @@ impl World for Platform {
                 let IrqChip::Arm(chip) = &mut self.chip else { unreachable!("ITS commands are ARM") };
                 chip.on_command_done(q.now(), &mut self.metrics);
             }
+            Event::Provision { index } => self.on_provision(index, q),
             Event::PostToVcpu { vcpu, vector, urgent, raised_at } => {
                 self.post_to_vcpu(vcpu, vector, urgent, raised_at, q)
             }

@@ -140,5 +140,6 @@ fn function(
         assigned_to: d.assigned_to,
         guest_msi: d.guest_msi,
         iommu_unit: d.iommu_unit,
+        provisioning: d.provisioning,
     }
 }

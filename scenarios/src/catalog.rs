@@ -19,6 +19,9 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("guest-exits", include_str!("../catalog/guest-exits.yaml")),
     ("queue-scaling", include_str!("../catalog/queue-scaling.yaml")),
     ("detect-matrix", include_str!("../catalog/detect-matrix.yaml")),
+    ("msix-trapped", include_str!("../catalog/msix-trapped.yaml")),
+    ("msix-growth", include_str!("../catalog/msix-growth.yaml")),
+    ("ims-provisioning", include_str!("../catalog/ims-provisioning.yaml")),
 ];
 
 /// The flagship scenario's name.

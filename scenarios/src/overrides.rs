@@ -15,10 +15,11 @@ use crate::diagnostic::{Diagnostic, Override};
 use crate::load::deserialize;
 use crate::schema::{
     ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec, ExitCostsSpec,
-    ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec,
-    HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec,
-    PlatformSpec, PopulationSpec, PostedCostsSpec, PostedMsiSpec, Process, QueueingSpec, ScenarioFile, ServiceSpec,
-    SetAffinitySpec, SweepSpec,
+    ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec, GuestMsiSpec,
+    GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec,
+    IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, PlatformSpec, PopulationSpec, PostedCostsSpec, PostedMsiSpec,
+    Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec, ScenarioFile,
+    ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -323,7 +324,12 @@ single_values!(
     IrqModeSpec,
     Process,
     Dist,
-    QueueingSpec
+    QueueingSpec,
+    ProvisionModeSpec,
+    RoutesPerSpec,
+    GuestImsSpec,
+    GuestMessageSpec,
+    GuestOrderSpec
 );
 
 /// Mappings: each listed field can be descended into. The lists must name every field of
@@ -381,8 +387,12 @@ mappings! {
     IrteUpdateSpec { irte_write, iec_invalidation }
     DeviceSpec {
         name, count, interrupt_store, ims_slots, ims_update_latency, sriov_vfs, siov_adis, queues,
-        msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, numa_node, arrival, handler
+        msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, provisioning, numa_node, arrival,
+        handler
     }
+    ProvisioningSpec { mode, dynamic_msix, guest_ims, guest_message, guest_order, qemu_batch_enable, masking, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
+    MaskingSpec { every, hold }
+    ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq, vmcall }
     ArrivalSpec { process, rate, on, off }
     HandlerSpec { service, eoi }
     ServiceSpec { dist, mean, stddev }
@@ -448,6 +458,9 @@ mod tests {
             IrteCacheSpec,
             IrteUpdateSpec,
             DeviceSpec,
+            ProvisioningSpec,
+            MaskingSpec,
+            ProvisionCostsSpec,
             ArrivalSpec,
             HandlerSpec,
             ServiceSpec

@@ -731,6 +731,12 @@ pub struct DeviceSpec {
     #[serde(default)]
     #[schemars(with = "Option<u16>")]
     pub iommu_unit: Option<Spanned<u16>>,
+    /// How the guest's interrupts of this assigned device are provisioned, in time (the
+    /// guest's trapped writes, the VMM, VFIO and the host's IRTE updates). Left out, every
+    /// queue is programmed when the VM starts, for free. See docs/provisioning.md.
+    #[serde(default)]
+    #[schemars(with = "Option<ProvisioningSpec>")]
+    pub provisioning: Option<Spanned<ProvisioningSpec>>,
     /// The device's NUMA node (non-managed fallback: node ∩ affinity first).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
@@ -739,6 +745,173 @@ pub struct DeviceSpec {
     pub arrival: ArrivalSpec,
     /// What each interrupt costs the CPU.
     pub handler: HandlerSpec,
+}
+
+/// Ways to provision a guest's interrupts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionModeSpec {
+    /// The guest programs the MSI-X table; the VMM traps each write (VFIO/QEMU).
+    MsixTrapped,
+    /// The guest programs an emulated MSI-X table (trapped); the host backs each vector with
+    /// one of the device's IMS slots (VFIO PCI IMS). Needs `interrupt_store: ims_device`.
+    MsixOverIms,
+    /// The guest programs the device-memory IMS slots, trapped slot by slot (IDXD-like).
+    /// Needs `interrupt_store: ims_device`: queue-memory IMS cannot be trapped.
+    ImsTrapped,
+    /// One hypercall per vector returns a host-composed message that the guest writes into
+    /// its IMS untrapped (device memory: a store; queue memory: a device command).
+    ImsHypercall,
+    /// A guest that believes it is on bare metal writes its own composed messages into IMS
+    /// nothing traps: the host's remapping unit faults them or misroutes them.
+    ImsDirect,
+}
+
+/// The order a guest driver programs a trapped table in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestOrderSpec {
+    /// Linux: MSI-X enabled with the entries masked, then per vector its message and unmask.
+    PerVector,
+    /// Every entry written and unmasked first, then MSI-X enabled (Windows-like; a VM
+    /// restored after migration).
+    TableFirst,
+}
+
+/// The message a guest composes itself (`ims_direct`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestMessageSpec {
+    /// Remappable format naming the guest's own IRTE indices (it has a virtual remapping
+    /// unit), from 0 up in the order it programs them.
+    Remappable,
+    /// Compatibility format: the vCPU's APIC id and the guest vector.
+    Compatibility,
+}
+
+/// Whether the guest kernel creates an IMS domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestImsSpec {
+    /// Linux as merged (`guest_kernel`): PCI/IMS in 6.2 to 6.9 only, and never under a
+    /// guest's virtual remapping unit: the driver falls back to MSI-X.
+    Linux,
+    /// A policy never merged: the guest creates its IMS domain.
+    Hypothetical,
+}
+
+/// When the VMM takes a KVM route for a vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutesPerSpec {
+    /// When the guest enables (unmasks) the vector, as QEMU does.
+    EnabledVector,
+    /// For every table entry, when the guest starts using the table.
+    AdvertisedEntry,
+}
+
+/// Timed provisioning of an assigned device's interrupts.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningSpec {
+    /// The mode.
+    #[schemars(with = "ProvisionModeSpec")]
+    pub mode: Spanned<ProvisionModeSpec>,
+    /// The host can add a vector to enabled MSI-X (default: whether the host kernel has VFIO
+    /// dynamic MSI-X, 6.5+; with QEMU 8.2+). false: `VFIO_IRQ_INFO_NORESIZE` (hosts before
+    /// 6.5, arm64), where enabling vector N+1 disables and re-enables all N.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub dynamic_msix: Option<Spanned<bool>>,
+    /// Whether the guest kernel creates the IMS domain an IMS mode needs (default `linux`).
+    #[serde(default)]
+    #[schemars(with = "Option<GuestImsSpec>")]
+    pub guest_ims: Option<Spanned<GuestImsSpec>>,
+    /// The order the guest programs a trapped table in (default `per_vector`, Linux's).
+    #[serde(default)]
+    #[schemars(with = "Option<GuestOrderSpec>")]
+    pub guest_order: Option<Spanned<GuestOrderSpec>>,
+    /// QEMU enables every vector unmasked before the MSI-X enable with one
+    /// `VFIO_DEVICE_SET_IRQS` and one route commit (default true, current QEMU); false:
+    /// one after the other, as older QEMU did.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub qemu_batch_enable: Option<Spanned<bool>>,
+    /// The control plane after setup (trapped modes): every `every` the guest masks its next
+    /// vector (round robin) and unmasks it `hold` later, each on its trapped path.
+    #[serde(default)]
+    pub masking: Option<MaskingSpec>,
+    /// The message a guest composes itself (`ims_direct` only; default `remappable`).
+    #[serde(default)]
+    #[schemars(with = "Option<GuestMessageSpec>")]
+    pub guest_message: Option<Spanned<GuestMessageSpec>>,
+    /// The guest's kernel release for `guest_ims: linux` (default: the host's).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub guest_kernel: Option<Spanned<String>>,
+    /// When the guest driver writes its first entry (default `0s`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub start: Option<Spanned<String>>,
+    /// Trapped accesses per message (default 4: Linux writes address low, high and data and
+    /// reads data back to flush them, `pci_write_msg_msix`); the unmask is one more exit.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub message_exits: Option<Spanned<u32>>,
+    /// The guest's KVM GSI routing table size (default 4096, x86's `KVM_MAX_IRQ_ROUTES`).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub gsi_routes: Option<Spanned<u32>>,
+    /// When routes are taken (default `enabled_vector`, as QEMU).
+    #[serde(default)]
+    #[schemars(with = "Option<RoutesPerSpec>")]
+    pub routes_per: Option<Spanned<RoutesPerSpec>>,
+    /// The costs on the path; each is required (no published L1 figure,
+    /// docs/sources.md#provision-costs).
+    pub costs: ProvisionCostsSpec,
+}
+
+/// Masking at a rate after setup.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingSpec {
+    /// Time between two masks (of successive vectors).
+    #[schemars(with = "String")]
+    pub every: Spanned<String>,
+    /// How long a vector stays masked.
+    #[schemars(with = "String")]
+    pub hold: Spanned<String>,
+}
+
+/// Costs of the provisioning path (no published L1 figures: each is required).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionCostsSpec {
+    /// One MMIO write exit handled by the userspace VMM (exit, QEMU's handler, entry).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub mmio_exit_user: Option<Spanned<String>>,
+    /// The VMM's KVM route update (`KVM_SET_GSI_ROUTING`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub route_update: Option<Spanned<String>>,
+    /// One `VFIO_DEVICE_SET_IRQS` ioctl, besides its work per vector.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub set_irqs: Option<Spanned<String>>,
+    /// Host CPU time of `request_irq` and the irq-bypass registration, besides the IRTE lock.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub request_irq: Option<Spanned<String>>,
+    /// Host CPU time of `free_irq` and the irq-bypass removal, besides the IRTE lock.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub free_irq: Option<Spanned<String>>,
+    /// One hypercall composing a message, besides the host's vector setup (required with
+    /// `ims_hypercall`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub vmcall: Option<Spanned<String>>,
 }
 
 /// Interrupt allocation modes.

@@ -15,6 +15,9 @@
 //!   command queue with its own latency; cannot be trapped.
 //! - The Pending Bit Array semantics for every kind: a raise on a masked entry sets its
 //!   pending bit; further raises merge into it; unmasking sends the message once.
+//! - The function's MSI-X Enable bit: while it is clear (VFIO disables MSI-X to resize a
+//!   table on a host without dynamic MSI-X) the function sends no message and a raise is
+//!   dropped; clearing it drops the pending bits too. A store starts enabled.
 //!
 //! # What is not modelled (and why)
 //! The function-level mask, and MSI's optional per-vector masking capability (every MSI
@@ -97,6 +100,8 @@ pub enum Raise {
     Pending,
     /// Masked with the pending bit already set: merged into it.
     Merged,
+    /// The function's MSI-X is disabled: the raise is dropped.
+    Dropped,
 }
 
 /// The interrupt-message store of one function (or one ADI's share of an IMS).
@@ -104,6 +109,8 @@ pub enum Raise {
 pub struct MessageStore {
     kind: StoreKind,
     entries: Vec<StoreEntry>,
+    /// The MSI-X Enable bit is clear: no message is sent, raises are dropped.
+    disabled: bool,
 }
 
 impl MessageStore {
@@ -114,7 +121,11 @@ impl MessageStore {
             "{} store of {entry_count} entries: validation should have caught it",
             kind.as_str()
         );
-        MessageStore { kind, entries: vec![StoreEntry { masked: true, ..StoreEntry::default() }; entry_count as usize] }
+        MessageStore {
+            kind,
+            entries: vec![StoreEntry { masked: true, ..StoreEntry::default() }; entry_count as usize],
+            disabled: false,
+        }
     }
 
     /// The store's kind.
@@ -158,8 +169,27 @@ impl MessageStore {
         std::mem::take(&mut entry.pending)
     }
 
+    /// Clears the function's MSI-X Enable bit: from now on raises are dropped, and the
+    /// pending bits set so far are cleared. Returns how many were (their interrupts are lost).
+    pub fn disable(&mut self) -> u32 {
+        self.disabled = true;
+        let mut cleared = 0;
+        for entry in &mut self.entries {
+            cleared += u32::from(std::mem::take(&mut entry.pending));
+        }
+        cleared
+    }
+
+    /// Sets the MSI-X Enable bit again (the entries keep their mask bits).
+    pub fn enable(&mut self) {
+        self.disabled = false;
+    }
+
     /// The device raises entry `index`.
     pub fn raise(&mut self, index: u32) -> Raise {
+        if self.disabled {
+            return Raise::Dropped;
+        }
         let entry = &mut self.entries[index as usize];
         match (entry.masked, entry.pending) {
             (false, _) => Raise::Send,
@@ -194,6 +224,18 @@ mod tests {
         assert_eq!(t.pending_count(), 0);
         assert_eq!(t.raise(0), Raise::Send);
         assert!(!t.unmask(1), "nothing pending on entry 1");
+    }
+
+    #[test]
+    fn a_disabled_function_drops_raises_and_its_pending_bits() {
+        let mut t = MessageStore::new(StoreKind::Msix, 3);
+        assert_eq!(t.raise(0), Raise::Pending);
+        assert_eq!(t.raise(1), Raise::Pending);
+        assert_eq!(t.disable(), 2, "both pending bits are cleared");
+        assert_eq!(t.raise(0), Raise::Dropped);
+        assert_eq!(t.pending_count(), 0);
+        t.enable();
+        assert_eq!(t.raise(0), Raise::Pending, "enabled again, a masked entry holds its raise");
     }
 
     #[test]

@@ -58,7 +58,8 @@ fn carried(event: &Event) -> u64 {
         | Event::PostedStep { .. }
         | Event::StoreWrite { .. }
         | Event::ItsCommandDone
-        | Event::VectorCleanup { .. } => 0,
+        | Event::VectorCleanup { .. }
+        | Event::Provision { .. } => 0,
     }
 }
 
@@ -234,6 +235,9 @@ impl Platform {
     pub fn resources(&self) -> Vec<ResourceUse> {
         let mut out = self.chip.resources();
         out.extend(self.devices.resources());
+        if let Some(provisioning) = &self.provisioning {
+            out.extend(provisioning.resources());
+        }
         out
     }
 

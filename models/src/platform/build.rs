@@ -13,6 +13,7 @@ use super::cpu::posted_msi::PostedMsiCpus;
 use super::cpu::{Cpus, FifoCpus};
 use super::devices::Devices;
 use super::guest::Guests;
+use super::guest::provision::Provisioning;
 use super::params::{HostQueueing, PlatformParams};
 use super::procfs::View;
 use super::stats::IrqStats;
@@ -53,12 +54,29 @@ impl Platform {
             create_vpes(params, guests, chip);
         }
         let mut devices = Devices::new(&params.ims_pools, params.devices.len(), ids.devices);
+        let mut provisioning = params
+            .devices
+            .iter()
+            .any(|d| d.provisioning.is_some())
+            .then(|| Provisioning::new(params.guests.len() as u32, &mut metrics, ids.core.lost));
+        // Provisioned functions: their first steps and their queues (raising from the start,
+        // held in their masked entries until their vectors are usable).
+        let mut timed = Vec::new();
         for (index, dp) in params.devices.iter().enumerate() {
             let assigned = chip.add_device(DeviceId(index as u32), dp, seed, &mut devices, &mut metrics);
             if let (Some(first_queue), Some(g)) = (assigned, dp.assigned_to) {
                 let guests = guests.as_mut().expect("assigned devices need guests");
                 guests.provision(g, first_queue, dp.queue_count, &mut metrics);
-                chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics);
+                match (dp.provisioning, provisioning.as_mut()) {
+                    (Some(p), Some(prov)) => {
+                        let store = (dp.store, dp.store_update_latency);
+                        let ops = guests.take_chip_ops();
+                        let names = (dp.name.as_str(), params.guests[g as usize].name.as_str());
+                        let first = prov.add(DeviceId(index as u32), names, g, p, ops, store, &mut metrics);
+                        timed.push((index, first, first_queue..first_queue + dp.queue_count));
+                    }
+                    _ => chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics),
+                }
             }
         }
         match &mut chip {
@@ -76,10 +94,20 @@ impl Platform {
                 metrics.add(ids.core.setup_routed, 1);
             }
         }
+        // Provisioned functions' first steps; their queues raise from the start, held in their
+        // masked entries until their vectors are usable.
+        let mut provisioned = vec![false; params.devices.len()];
+        for (device, (at, event), queues) in timed {
+            event_queue.schedule_at(at, event);
+            provisioned[device] = true;
+            for index in queues {
+                stats.set_requested(index);
+            }
+        }
         // Each device's first raises, devices in order (a device's Poisson queues share one
         // stream and one pending raise).
-        for device in 0..params.devices.len() {
-            for (at, queue) in devices.first_raises(DeviceId(device as u32), |owner| chip.routed(owner)) {
+        for (device, &all) in provisioned.iter().enumerate() {
+            for (at, queue) in devices.first_raises(DeviceId(device as u32), |owner| all || chip.routed(owner)) {
                 event_queue.schedule_at(at, Event::Raise { queue });
             }
         }
@@ -100,6 +128,7 @@ impl Platform {
             cpus,
             lindley,
             guests,
+            provisioning,
             actions: params.actions.clone(),
             metrics,
             ids,

@@ -218,12 +218,24 @@ impl Devices {
 
     /// Takes one slot from the device's IMS pool, if it draws from one.
     pub fn take_ims_slot(&mut self, dp: &DeviceParams, m: &mut Metrics) -> bool {
-        let Some(pool) = dp.ims_pool else { return true };
+        self.take_ims_slot_at(dp.ims_pool, &dp.name, SimTime::ZERO, m)
+    }
+
+    /// Takes one slot at `now` from the IMS pool of device `device` (an assigned one whose
+    /// guest's vector is set up), if it draws from one.
+    pub fn take_device_ims_slot(&mut self, device: DeviceId, now: SimTime, m: &mut Metrics) -> bool {
+        let dp = &self.devices[device.0 as usize].params;
+        let (pool, name) = (dp.ims_pool, dp.name.clone());
+        self.take_ims_slot_at(pool, &name, now, m)
+    }
+
+    fn take_ims_slot_at(&mut self, pool: Option<u32>, name: &str, now: SimTime, m: &mut Metrics) -> bool {
+        let Some(pool) = pool else { return true };
         let free = &mut self.ims_free[pool as usize];
         if *free == 0 {
             let slots = self.ims_pools[pool as usize].slots;
-            m.fail(self.ids.setup_ims_slot_fail, SimTime::ZERO, || {
-                format!("{}: all {slots} IMS slots of {} are in use", dp.name, self.ims_pools[pool as usize].name)
+            m.fail(self.ids.setup_ims_slot_fail, now, || {
+                format!("{name}: all {slots} IMS slots of {} are in use", self.ims_pools[pool as usize].name)
             });
             return false;
         }
@@ -242,10 +254,10 @@ impl Devices {
         self.queues[queue.0 as usize].host_handler
     }
 
-    /// The queue's arrival process fires: the next raise is scheduled and the store decides.
-    /// Returns whether the message is sent now.
+    /// The queue's arrival process fires: the next raise is scheduled and the store decides:
+    /// sent now, held (pending or merged), or dropped (the function's MSI-X is disabled).
     #[inline]
-    pub fn raise(&mut self, queue_id: QueueId, q: &mut EventQueue<Event>, m: &mut Metrics) -> bool {
+    pub fn raise(&mut self, queue_id: QueueId, q: &mut EventQueue<Event>, m: &mut Metrics) -> Raise {
         let queue = &mut self.queues[queue_id.0 as usize];
         let device = queue.device.0 as usize;
         let (next, next_queue) = match queue.arrivals.as_mut() {
@@ -263,14 +275,21 @@ impl Devices {
         q.schedule_at(next, Event::Raise { queue: next_queue });
         m.add(self.ids.raised, 1);
         let queue = &self.queues[queue_id.0 as usize];
-        match self.devices[queue.device.0 as usize].store.raise(queue.entry) {
-            Raise::Send => true,
-            Raise::Pending => false,
-            Raise::Merged => {
-                m.add(self.ids.pending_merged, 1);
-                false
-            }
+        let raise = self.devices[queue.device.0 as usize].store.raise(queue.entry);
+        if raise == Raise::Merged {
+            m.add(self.ids.pending_merged, 1);
         }
+        raise
+    }
+
+    /// Clears a device's MSI-X Enable bit; returns the pending bits that were dropped.
+    pub fn disable_msix(&mut self, device: DeviceId) -> u32 {
+        self.devices[device.0 as usize].store.disable()
+    }
+
+    /// Sets a device's MSI-X Enable bit again.
+    pub fn enable_msix(&mut self, device: DeviceId) {
+        self.devices[device.0 as usize].store.enable();
     }
 
     /// Whether the queue raises (it was routed at setup).

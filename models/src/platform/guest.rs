@@ -87,6 +87,8 @@
 //! move when guests or vCPUs are added on other pCPUs, and the length and the next gap are
 //! drawn together when a burst starts.
 
+pub(super) mod provision;
+
 use std::collections::VecDeque;
 
 use sim::{DurationDist, EventQueue, HistogramId, Metrics, RngStream, SimDuration, SimTime};

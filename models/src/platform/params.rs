@@ -4,6 +4,7 @@
 
 use sim::{DurationDist, SimDuration, SimTime};
 
+use super::guest::provision::ProvisionParams;
 use crate::arm::its::{GicVersion, ItsCosts};
 use crate::ids::{CpuId, DeviceId};
 use crate::iommu::posted::{GuestDestination, MsiDeliveryMode, Postability, PostedParams, VectorHashing, is_postable};
@@ -254,6 +255,9 @@ pub struct DeviceParams {
     pub guest_msi: GuestMsiParams,
     /// The remapping unit (DRHD) whose scope holds the device.
     pub iommu_unit: u16,
+    /// How the guest's interrupts are provisioned (assigned devices); `None`: every queue
+    /// programmed when the VM starts, for free.
+    pub provisioning: Option<ProvisionParams>,
 }
 
 /// A device's IMS slot array, shared by the functions and ADIs that use it.

@@ -12,7 +12,7 @@ use sim::{DurationDist, SimDuration};
 use models::ids::CpuId;
 use models::iommu::posted::{MsiDeliveryMode, Postability};
 use models::pci::store::{IMS_DEVICE_SLOTS_MAX, MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, StoreKind};
-use models::platform::{GuestMsiParams, IrqMode};
+use models::platform::{GuestMsiParams, IrqMode, ProvisionParams};
 use models::workload::ArrivalParams;
 
 use super::checker::{Checker, parse_cpu_list};
@@ -87,6 +87,8 @@ pub(crate) struct DeviceSection {
     pub(crate) guest_msi: GuestMsiParams,
     /// Its remapping unit.
     pub(crate) iommu_unit: u16,
+    /// Timed provisioning of its guest's interrupts, if given.
+    pub(crate) provisioning: Option<ProvisionParams>,
 }
 
 /// Checks every device entry. Returns the valid entries and the names of the functions
@@ -241,6 +243,14 @@ fn check_device(
         _ => check_iommu_unit(d.iommu_unit.as_ref(), platform.iommu_units(), p, c),
     };
     let update_latency = d.ims_update_latency.as_ref().and_then(|l| c.duration(l, &format!("{p}.ims_update_latency")));
+    let provisioning = match &d.provisioning {
+        None => None,
+        Some(spec) => {
+            let host = platform.kernel.map(|k| k.version);
+            let assigned = d.assigned_to.is_some();
+            Some(super::provisioning::check_provisioning(spec, assigned, platform.arm, store, host, p, c)?)
+        }
+    };
     Some(DeviceSection {
         name: d.name.value.clone(),
         count,
@@ -259,6 +269,7 @@ fn check_device(
         assigned_to,
         guest_msi,
         iommu_unit,
+        provisioning,
     })
 }
 

@@ -181,7 +181,7 @@ fn check_update(
             write.zip(iec)
         }
         None if has_actions => {
-            c.error(anchor, format!("{P}.irte_update"), "is required when actions move interrupts: each move rewrites an IRTE under the global lock (e.g. { irte_write: 200ns, iec_invalidation: 2us }; no published figure, docs/sources.md#irte-update-cost)");
+            c.error(anchor, format!("{P}.irte_update"), "is required when actions move interrupts or a device's provisioning is timed: each move or vector setup rewrites an IRTE under the global lock (e.g. { irte_write: 200ns, iec_invalidation: 2us }; no published figure, docs/sources.md#irte-update-cost)");
             None
         }
         None => Some((SimDuration::ZERO, SimDuration::ZERO)),

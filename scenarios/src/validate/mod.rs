@@ -12,6 +12,7 @@ mod gic;
 mod guests;
 mod iommu;
 mod platform;
+mod provisioning;
 
 use sim::SimDuration;
 

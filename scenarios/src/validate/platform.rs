@@ -102,7 +102,7 @@ pub(crate) fn check_platform(raw: &ScenarioFile, c: &mut Checker) -> PlatformChe
     let cpu_costs = check_cpu_costs(platform.cpu_costs.as_ref(), c);
     let remapping = match &platform.iommu {
         Some(spec) if spec.interrupt_remapping => {
-            iommu::check_iommu(spec, !raw.actions.is_empty(), kernel.map(|k| k.version), cpus, c).map(Some)
+            iommu::check_iommu(spec, rewrites_irtes(raw), kernel.map(|k| k.version), cpus, c).map(Some)
         }
         Some(spec) => {
             iommu::check_switched_off(spec, c);
@@ -227,4 +227,10 @@ fn check_cpu_costs(spec: Option<&CpuCostsSpec>, c: &mut Checker) -> Option<CpuCo
     let irq_entry_exit = field(&spec.irq_entry_exit, "irq_entry_exit");
     let notification = field(&spec.notification, "notification");
     Some(CpuCostParams { irq_entry_exit: irq_entry_exit?, notification: notification? })
+}
+
+/// Whether the run rewrites IRTEs after setup, so their update costs are needed: actions
+/// move interrupts, or a device's provisioning sets its guest's vectors up in time.
+fn rewrites_irtes(raw: &ScenarioFile) -> bool {
+    !raw.actions.is_empty() || raw.devices.value.iter().any(|d| d.provisioning.is_some())
 }

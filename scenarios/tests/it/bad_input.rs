@@ -208,6 +208,24 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ("detection-unknown-policy", "13:14", "detection.policies[0]", &["`mainline` is not a policy", "linux_6_10"]),
     ("detection-zero-weight", "14:36", "detection.population[0].weight", &["0 is not a weight", "1 to 1000000000"]),
     ("detection-unknown-driver", "16:17", "detection.drivers[0].driver", &["`ims` is not a driver", "ims_aware"]),
+    (
+        "provisioning-cost-missing",
+        "20:7",
+        "devices[0].provisioning.costs.route_update",
+        &["costs.route_update is required", "no published figure", "docs/sources.md#provision-costs"],
+    ),
+    (
+        "ims-trapped-in-queue-memory",
+        "22:13",
+        "devices[0].provisioning.mode",
+        &["ims_trapped needs IMS in device memory", "the VMM cannot trap it; use ims_hypercall"],
+    ),
+    (
+        "provisioning-without-assigned-to",
+        "19:7",
+        "devices[0].provisioning",
+        &["applies to a device assigned to a guest: add assigned_to"],
+    ),
 ];
 
 #[test]

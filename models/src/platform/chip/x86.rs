@@ -3,6 +3,8 @@
 //! interrupts the way Linux does, translates MSI writes into a [`Route`], accepts interrupts
 //! at a CPU's LAPIC, and retargets interrupts when the control plane moves them.
 
+mod vfio;
+
 use sim::{EventQueue, Metrics, SimDuration, SimTime};
 
 use super::super::devices::{Devices, HostHandler, MsiWrite, Source};
@@ -38,6 +40,9 @@ struct QueueIrq {
     target: Option<(CpuId, Vector)>,
     /// Its old vector is on a CPU's cleanup list (the kernel clears `move_in_progress`).
     cleanup_scheduled: bool,
+    /// The host interrupt VFIO requested for it, when a guest's provisioning set it up
+    /// in time (`vfio::X86Chip::vfio_setup`).
+    vfio_irq: Option<IrqId>,
 }
 
 /// A CPU's list of old vectors to free (the kernel's per-CPU `vector_cleanup`).
@@ -310,6 +315,10 @@ impl X86Chip {
         devices: &mut Devices,
         m: &mut Metrics,
     ) {
+        // An IMS-backed function's interrupt takes a slot of its device's IMS first.
+        if !devices.take_device_ims_slot(devices.device_of(queue_id), SimTime::ZERO, m) {
+            return;
+        }
         let Some(host) = self.vfio_host_vector(queue_id, pcpu, m) else { return };
         let unit = self.remap.as_mut().expect("guests need interrupt remapping");
         let table = unit.table_mut(IommuId(source.iommu_unit));

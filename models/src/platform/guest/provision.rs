@@ -1,0 +1,817 @@
+//! Timed provisioning of an assigned function's interrupts: the guest driver brings its
+//! vectors up one by one, each trapped write exits to the userspace VMM, and VFIO and the
+//! host set each vector up on the global IRTE lock; a vector is usable only when that is
+//! done. Modes: MSI-X trapped (the VFIO/QEMU path) on a host with or without dynamic
+//! MSI-X; guest MSI-X over host IMS; IMS trapped; IMS through a hypercall
+//! (docs/provisioning.md).
+//!
+//! # What is modelled
+//! - The guest (Linux's order: `msix_capability_init`, then per vector the message write
+//!   and the unmask of `request_irq`): per vector, `message_exits` trapped accesses (the
+//!   three dword writes of address low, high and data, and the read that flushes them:
+//!   `pci_write_msg_msix`) and the unmask write, each an MMIO exit handled by the userspace
+//!   VMM (`kvm.exit.ept_misconfig`). The vCPU waits for each exit, so the vectors come
+//!   up one after the other.
+//! - QEMU on the unmask (`msix_handle_mask_update` → `vfio_msix_vector_do_use`): a KVM
+//!   GSI route for the vector (`kvm_irqchip_add_msi_route` and `kvm_irqchip_commit_routes`,
+//!   `route_update`), from the guest's routing table (`gsi_routes`, 4,096 on x86 =
+//!   `KVM_MAX_IRQ_ROUTES`; a route per enabled vector as QEMU does, or per advertised entry
+//!   at the first write as VMMs that route the whole table do; a full table leaves the
+//!   vector without interrupts, counted); then one `VFIO_DEVICE_SET_IRQS` (`set_irqs`).
+//! - The host: with dynamic MSI-X (Linux 6.5+ without `VFIO_IRQ_INFO_NORESIZE`, QEMU 8.2+),
+//!   one vector set up per ioctl (`vfio_msix_vector_do_use` → `vfio_set_irq_signaling` for
+//!   `nr`). Without it (hosts before 6.5, arm64 today), a vector beyond the enabled count
+//!   makes QEMU disable the whole MSI-X index (`vfio_disable_irqindex`) and enable `nr + 1`
+//!   vectors (`vfio_enable_vectors`): every enabled vector is released and set up again, so
+//!   N vectors cost N(N+1)/2 setups. While VFIO tears the old vectors down the function's
+//!   MSI-X is disabled: raises are lost and pending bits dropped (counted, with the
+//!   window's length). Each setup and release is the chip's (`X86Chip::vfio_setup`,
+//!   `vfio_release`): host vector, IRTE allocation and writes under the global lock with
+//!   their IEC flush, the posted-IRTE bypass; plus `request_irq` / `free_irq` CPU time.
+//! - The guest's order (`GuestOrder`): Linux's, or the whole table written and unmasked
+//!   before MSI-X is enabled (one more exit for the enable), after which QEMU either uses
+//!   each unmasked vector in turn (as if unmasked one by one, without the guest's exits) or,
+//!   with `qemu_batch_enable` (QEMU's deferred KVM routing at MSI-X enable), routes them all,
+//!   commits once and enables them with one `VFIO_DEVICE_SET_IRQS`: N setups even without
+//!   dynamic MSI-X (claim C14).
+//! - Before its vector is usable a queue's entry is masked: raises set its pending bit and
+//!   merge into it (QEMU's emulated PBA while a vector is masked: nothing is lost), and the
+//!   pending message is sent when the vector is unmasked.
+//! - The control plane after setup (`masking`): every period the guest masks the next
+//!   vector (round robin) and unmasks it a hold later, each a trapped write; QEMU moves
+//!   VFIO's trigger to its own eventfd and back (`vfio_msix_vector_release`, then `_use`
+//!   with a route update), which the host does with `free_irq` and `request_irq` and the
+//!   bypass's IRTE rewrite (remapped, then posted again) on the global lock. Raises while
+//!   masked wait in the pending bit (QEMU's emulated PBA).
+//! - IMS-backed modes (`MsixOverIms`, `ImsTrapped`, `ImsHypercall` in device memory) take a
+//!   slot of the device's IMS pool per vector (counted when none is left) and never
+//!   resize. `ImsTrapped` traps the guest's slot writes as MSI-X is trapped; `ImsHypercall`
+//!   replaces the trapped accesses, the route update and the ioctl by one `vmcall` exit
+//!   (`kvm.exit.vmcall`), after which the guest writes the message and unmasks untrapped
+//!   (queue-memory IMS: two device commands of `store_update_latency`).
+//! - The guest kernel's IMS domain (`GuestIms`): Linux creates none in a guest (no PCI/IMS
+//!   outside 6.2–6.9, and a virtual remapping parent never allows it), so the IMS modes
+//!   fall back to MSI-X trapped, counted once per function with the kernel's reason.
+//!
+//! # What is not modelled (and why)
+//! - QEMU's first MSI-X enable (`vfio_msix_enable` enables vector 0 with a userspace
+//!   trigger and releases it): one extra host setup per enable, left out so that the count
+//!   is the N(N+1)/2 the debate argued about (claim C11). Which QEMU release first batched
+//!   the enable is not pinned down here (docs/sources.md#qemu-batch-enable).
+//! - QEMU's userspace fallback when KVM has no route left (the vector then goes through
+//!   QEMU's eventfd handler): here the vector stays without interrupts.
+//! - The provisioning work does not occupy a pCPU server: it runs on the vCPU's thread,
+//!   and the time it takes is reported (`provision.host_cpu_ps`), not charged to the
+//!   pCPU's other work.
+//! - ARM (GICv4 vPEs): not yet; validation refuses a `provisioning` section there.
+//! - A guest's own composed message in queue-memory IMS (faulted or misrouted by the host's
+//!   remapping unit), mask/unmask and affinity changes at a rate, vCPU migration: not yet.
+//! - After a fallback to MSI-X, the function's store keeps its IMS kind (its MSI-X table is
+//!   taken to have the entries it needs).
+//!
+//! # Parameters and their sources
+//! No exit or ioctl cost has a published L1 figure (docs/sources.md#provision-costs): the
+//! scenario must give `mmio_exit_user`, `route_update`, `set_irqs`, `request_irq`,
+//! `free_irq` and, for a hypercall, `vmcall`. `message_exits` = 4 (`pci_write_msg_msix`, docs/sources.md#msix-message-exits),
+//! `gsi_routes` = 4,096 (`KVM_MAX_IRQ_ROUTES`, docs/sources.md#kvm-max-irq-routes).
+
+use sim::{CounterId, EventQueue, HistogramId, Metrics, SimDuration, SimTime, Unit};
+
+use super::super::chip::IrqChip;
+use super::super::{Event, Platform, ResourceUse};
+use super::ChipOp;
+use crate::ids::{CpuId, DeviceId, QueueId, Vector};
+use crate::kernel::KernelVersion;
+use crate::pci::store::StoreKind;
+
+/// KVM's routing-table size on x86 (`KVM_MAX_IRQ_ROUTES`).
+pub const KVM_MAX_IRQ_ROUTES: u32 = 4096;
+/// Trapped accesses per MSI-X message: Linux's `pci_write_msg_msix` writes address low,
+/// address high and data, then reads data back to flush the writes
+/// (docs/sources.md#msix-message-exits).
+pub const MSIX_MESSAGE_EXITS: u32 = 4;
+
+/// How an assigned function's interrupts are provisioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProvisionMode {
+    /// The guest programs an MSI-X table that the VMM traps (VFIO/QEMU); the host sets up an
+    /// MSI-X vector for each, all N again per new vector without dynamic MSI-X.
+    MsixTrapped,
+    /// The guest programs an emulated MSI-X table (trapped as above); the host backs each
+    /// vector with a slot of the device's IMS (VFIO PCI IMS, claim C38): no resize.
+    MsixOverIms,
+    /// The guest programs the device-memory IMS slots (IDXD-like), which the VMM traps slot
+    /// by slot; the host backs each with one of the device's IMS slots.
+    ImsTrapped,
+    /// One hypercall per vector: the host allocates the vector, IRTE (and IMS slot) and
+    /// returns a remappable message, which the guest writes into its IMS untrapped.
+    ImsHypercall,
+    /// The guest believes it is on bare metal and writes its own composed message into IMS
+    /// that nothing traps (queue memory): the host's remapping unit faults it or, where the
+    /// IRTE it names belongs to the same requester id, delivers it to the wrong target.
+    ImsDirect {
+        /// The guest composes remappable messages (it has a virtual remapping unit) naming
+        /// its own IRTE indices; `false`: compatibility format (vCPU APIC id, guest vector).
+        remappable: bool,
+    },
+}
+
+impl ProvisionMode {
+    /// Whether the guest's driver needs an IMS domain of its own kernel.
+    pub fn guest_needs_ims(self) -> bool {
+        matches!(self, ProvisionMode::ImsTrapped | ProvisionMode::ImsHypercall)
+    }
+
+    /// Whether the host takes part (not a guest writing its own messages).
+    fn host_programs(self) -> bool {
+        !matches!(self, ProvisionMode::ImsDirect { .. })
+    }
+}
+
+/// Whether the guest kernel creates the IMS domain a guest IMS mode needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestIms {
+    /// Linux as merged: the PCI/IMS API exists in 6.2 to 6.9 only, and an IMS domain is
+    /// created only under a remapping parent that allows it, which a guest's (virtual, in
+    /// caching mode) remapping unit never does: the driver falls back to MSI-X.
+    Linux(KernelVersion),
+    /// A policy never merged: the guest creates the IMS domain.
+    Hypothetical,
+}
+
+impl GuestIms {
+    /// `None` when the guest gets its IMS domain, else the kernel's reason why not.
+    pub fn refusal(self) -> Option<String> {
+        match self {
+            GuestIms::Hypothetical => None,
+            GuestIms::Linux(v) if !v.has_ims_infrastructure() => {
+                Some(format!("guest Linux {v} has no PCI/IMS (6.2 to 6.9 only)"))
+            }
+            GuestIms::Linux(v) => Some(format!(
+                "guest Linux {v}: pci_create_ims_domain fails: its remapping parent is virtual (vIR, caching mode), which does not set MSI_FLAG_PCI_IMS"
+            )),
+        }
+    }
+}
+
+/// Whether the VMM holds a KVM route per enabled vector or per advertised table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutesPer {
+    /// A route when the guest enables (unmasks) a vector (QEMU).
+    EnabledVector,
+    /// A route for every entry of the table when the guest starts using it.
+    AdvertisedEntry,
+}
+
+/// The costs on the path (no published L1 figures; required in a scenario).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProvisionCosts {
+    /// One MMIO write exit handled by the userspace VMM: exit, QEMU's handler, entry.
+    pub mmio_exit_user: SimDuration,
+    /// The VMM's KVM route update (`KVM_SET_GSI_ROUTING`).
+    pub route_update: SimDuration,
+    /// One `VFIO_DEVICE_SET_IRQS` ioctl, besides the work per vector.
+    pub set_irqs: SimDuration,
+    /// Host CPU time of `request_irq` and the bypass registration, besides the IRTE lock.
+    pub request_irq: SimDuration,
+    /// Host CPU time of `free_irq` and the bypass removal, besides the IRTE lock.
+    pub free_irq: SimDuration,
+    /// One hypercall (`vmcall`) that composes a message, besides the host's setup of the
+    /// vector (`ImsHypercall` only).
+    pub vmcall: SimDuration,
+}
+
+/// A function's provisioning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProvisionParams {
+    /// The mode.
+    pub mode: ProvisionMode,
+    /// The host can add a vector to enabled MSI-X (Linux 6.5+; no `VFIO_IRQ_INFO_NORESIZE`);
+    /// without it the table is disabled and re-enabled (`MsixTrapped`, or a fallback to it).
+    pub dynamic_msix: bool,
+    /// Whether the guest kernel creates an IMS domain (the IMS modes).
+    pub guest_ims: GuestIms,
+    /// When the guest driver writes the first entry.
+    pub start: SimTime,
+    /// Trapped accesses per message (the unmask is one more exit).
+    pub message_exits: u32,
+    /// The guest's KVM routing-table size (the first provisioned function's counts for its
+    /// guest).
+    pub gsi_routes: u32,
+    /// When routes are taken.
+    pub routes_per: RoutesPer,
+    /// The order the guest driver writes the table in (trapped modes).
+    pub guest_order: GuestOrder,
+    /// Once every vector is up, the guest masks one vector (round robin) every `.0` and
+    /// unmasks it `.1` later (trapped modes): the control plane as a workload.
+    pub masking: Option<(SimDuration, SimDuration)>,
+    /// QEMU enables every vector unmasked before MSI-X is enabled with one
+    /// `VFIO_DEVICE_SET_IRQS` (and one route commit); without it, one after the other.
+    pub qemu_batch_enable: bool,
+    /// Costs.
+    pub costs: ProvisionCosts,
+}
+
+/// The order a guest driver programs a trapped table in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestOrder {
+    /// Linux: MSI-X enabled with every entry masked, then per vector its message and its
+    /// unmask (`request_irq`).
+    PerVector,
+    /// Every entry written and unmasked first, then MSI-X enabled (a config-space write, one
+    /// more exit), as some guests do (Windows, and a VM restored after migration).
+    TableFirst,
+}
+
+/// The metrics of provisioning, registered only when a scenario provisions (so reports of
+/// scenarios without it are unchanged).
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    exit_user: HistogramId,
+    exit_vmcall: HistogramId,
+    setup_time: HistogramId,
+    disabled_window: HistogramId,
+    exits: CounterId,
+    masks: CounterId,
+    set_irqs: CounterId,
+    request_irq: CounterId,
+    free_irq: CounterId,
+    irte_writes: CounterId,
+    host_cpu: CounterId,
+    usable: CounterId,
+    route_fail: CounterId,
+    ims_fallback: CounterId,
+    lost_disabled: CounterId,
+    lost: CounterId,
+}
+
+/// Per guest: what became of the messages it composed itself (`ImsDirect`).
+#[derive(Debug, Clone, Copy)]
+struct DirectIds {
+    lost: CounterId,
+    misrouted: CounterId,
+}
+
+impl Ids {
+    fn register(m: &mut Metrics, lost: CounterId) -> Ids {
+        let c = |m: &mut Metrics, name: &str, desc: &str| m.counter(name, Unit::Count, desc);
+        let h = |m: &mut Metrics, name: &str, desc: &str| m.histogram(name, Unit::Picoseconds, desc);
+        Ids {
+            exit_user: h(
+                m,
+                "kvm.exit.ept_misconfig",
+                "VM exits: MMIO access (EPT_MISCONFIG, as perf kvm stat names it) handled by the userspace VMM",
+            ),
+            exit_vmcall: h(m, "kvm.exit.vmcall", "VM exits: hypercall (vmcall)"),
+            setup_time: h(
+                m,
+                "latency.provision_setup_ps",
+                "per function: the guest's first trapped write to its last vector usable",
+            ),
+            disabled_window: h(
+                m,
+                "latency.msix_disabled_window_ps",
+                "per resize without dynamic MSI-X: how long the function's MSI-X stayed disabled",
+            ),
+            exits: c(m, "provision.exit_count", "VM exits for provisioning (trapped accesses and hypercalls)"),
+            masks: c(
+                m,
+                "provision.mask_count",
+                "vectors the guest masked and unmasked again after setup (the control plane)",
+            ),
+            set_irqs: c(m, "provision.vfio_set_irqs_count", "VFIO_DEVICE_SET_IRQS ioctls"),
+            request_irq: c(m, "provision.request_irq_count", "host vector setups (request_irq and IRTE)"),
+            free_irq: c(m, "provision.free_irq_count", "host vector releases (free_irq and IRTE free)"),
+            irte_writes: c(m, "provision.irte_write_count", "IRTE writes for provisioning (modify_irte and clears)"),
+            host_cpu: m.counter(
+                "provision.host_cpu_ps",
+                Unit::Picoseconds,
+                "host time spent provisioning: exits, VMM, ioctls, request_irq/free_irq, IRTE lock waits and holds",
+            ),
+            usable: c(m, "provision.vector_usable_count", "guest vectors made usable (again, after a resize)"),
+            route_fail: m.failure_counter(
+                "provision.gsi_route_fail_count",
+                "kvm: no free GSI route (KVM_MAX_IRQ_ROUTES): the vector gets no interrupt",
+            ),
+            ims_fallback: m.failure_counter(
+                "provision.ims_fallback_count",
+                "the guest kernel created no IMS domain; the driver fell back to MSI-X (per function)",
+            ),
+            lost_disabled: m.failure_counter(
+                "interrupt.lost.msix_disabled_count",
+                "raised while VFIO had the function's MSI-X disabled to resize it (VFIO_IRQ_INFO_NORESIZE)",
+            ),
+            lost,
+        }
+    }
+}
+
+/// One guest vector of a provisioned function.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    queue: QueueId,
+    vcpu: u32,
+    vector: Vector,
+    pcpu: CpuId,
+    /// It has a KVM route.
+    routed: bool,
+    /// The guest enabled it (and the VMM passes its eventfd to VFIO).
+    used: bool,
+    /// The host has it set up.
+    host_on: bool,
+}
+
+/// Where a function's provisioning stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The guest writes the next vector's entry and unmasks it.
+    Guest,
+    /// The `VFIO_DEVICE_SET_IRQS` for vector `vector` reaches the host.
+    Host { vector: u32 },
+    /// Releasing the enabled vectors from slot `from` on (MSI-X disabled).
+    Teardown { from: u32, vector: u32 },
+    /// Setting up the used vectors of slots `from..end` not yet on.
+    Setup { from: u32, end: u32 },
+    /// Slot `slot`'s setup is done: it is unmasked.
+    SetupDone { slot: u32, end: u32 },
+    /// The control plane: the guest masks the next vector (a cycle starts).
+    Mask,
+    /// The mask's ioctl reaches the host: the bypass is removed.
+    MaskHost { slot: u32 },
+    /// The guest unmasks it.
+    Unmask { slot: u32 },
+    /// The unmask's ioctl reaches the host: the bypass is restored.
+    UnmaskHost { slot: u32 },
+    /// The vector is usable again.
+    Unmasked { slot: u32 },
+    /// Every vector has been handled.
+    Done,
+}
+
+#[derive(Debug, Clone)]
+struct Function {
+    device: DeviceId,
+    guest: u32,
+    params: ProvisionParams,
+    /// The mode in effect: the scenario's, or MSI-X trapped where the guest could not create
+    /// its IMS domain.
+    mode: ProvisionMode,
+    /// The device's store, and the command-queue latency of a queue-memory IMS update.
+    store: StoreKind,
+    store_latency: SimDuration,
+    slots: Vec<Slot>,
+    /// The next slot the guest brings up.
+    next: u32,
+    /// The host's enabled vector count (QEMU's `nr_vectors`).
+    host_vectors: u32,
+    step: Step,
+    window_start: SimTime,
+    /// The guest wrote (and unmasked) the whole table before enabling MSI-X.
+    table_written: bool,
+    /// The control plane's next vector and the start of its current cycle.
+    mask_next: u32,
+    cycle_start: SimTime,
+}
+
+/// Every provisioned function.
+#[derive(Debug, Clone)]
+pub(in crate::platform) struct Provisioning {
+    functions: Vec<Function>,
+    /// Routes in use and the limit, per guest.
+    routes: Vec<(u32, u32)>,
+    ids: Ids,
+    /// Per guest, registered when a function of it writes its own messages.
+    direct_ids: Vec<Option<DirectIds>>,
+    /// The guest of each queue whose message its guest composed (`NO_GUEST`: none), and
+    /// each guest's next IRTE index of its own (virtual) remapping table.
+    direct_guest: Vec<u32>,
+    guest_irte_next: Vec<u32>,
+}
+
+/// No guest composed the queue's message.
+const NO_GUEST: u32 = u32::MAX;
+
+impl Provisioning {
+    /// Empty, with its metrics registered; `lost` is the platform's lost counter.
+    pub fn new(guest_count: u32, m: &mut Metrics, lost: CounterId) -> Provisioning {
+        Provisioning {
+            functions: Vec::new(),
+            routes: vec![(0, KVM_MAX_IRQ_ROUTES); guest_count as usize],
+            ids: Ids::register(m, lost),
+            direct_ids: vec![None; guest_count as usize],
+            direct_guest: Vec::new(),
+            guest_irte_next: vec![0; guest_count as usize],
+        }
+    }
+
+    /// Takes over the programming the guest asked for a device (`ChipOp::Assign`s from
+    /// `Guests::provision`) whose store is `store` (`store_latency`: a queue-memory IMS
+    /// update); returns the first step's event and time. An IMS mode whose guest kernel
+    /// creates no IMS domain falls back to MSI-X trapped (counted, with the kernel's reason).
+    #[allow(clippy::too_many_arguments)] // the function, its guest, its parameters and store
+    pub fn add(
+        &mut self,
+        device: DeviceId,
+        (name, guest_name): (&str, &str),
+        guest: u32,
+        params: ProvisionParams,
+        ops: Vec<ChipOp>,
+        (store, store_latency): (StoreKind, SimDuration),
+        m: &mut Metrics,
+    ) -> (SimTime, Event) {
+        let slots: Vec<Slot> = ops
+            .into_iter()
+            .map(|op| match op {
+                ChipOp::Assign { queue, vcpu, vector, pcpu, .. } => {
+                    Slot { queue, vcpu, vector, pcpu, routed: false, used: false, host_on: false }
+                }
+                other => panic!("provisioning takes assignments, not {other:?}"),
+            })
+            .collect();
+        if !self.functions.iter().any(|f| f.guest == guest) {
+            self.routes[guest as usize].1 = params.gsi_routes;
+        }
+        let mut mode = params.mode;
+        if let Some(why) = params.guest_ims.refusal().filter(|_| mode.guest_needs_ims()) {
+            m.fail(self.ids.ims_fallback, params.start, || format!("{name}: {why}; falling back to MSI-X"));
+            mode = ProvisionMode::MsixTrapped;
+        }
+        if !mode.host_programs() {
+            let guest_name = guest_name.to_owned();
+            self.direct_ids[guest as usize].get_or_insert_with(|| DirectIds {
+                lost: m.counter(
+                    &format!("guest.{guest_name}.direct_lost_count"),
+                    Unit::Count,
+                    "interrupts whose message the guest composed itself, blocked by the host's remapping unit",
+                ),
+                misrouted: m.failure_counter(
+                    &format!("guest.{guest_name}.direct_misrouted_count"),
+                    "a message the guest composed itself named an IRTE of the same requester id: delivered to that IRTE's target, not the guest's",
+                ),
+            });
+            for slot in &slots {
+                let q = slot.queue.0 as usize;
+                if self.direct_guest.len() <= q {
+                    self.direct_guest.resize(q + 1, NO_GUEST);
+                }
+                self.direct_guest[q] = guest;
+            }
+        }
+        let index = self.functions.len() as u32;
+        self.functions.push(Function {
+            device,
+            guest,
+            params,
+            mode,
+            store,
+            store_latency,
+            slots,
+            next: 0,
+            host_vectors: 0,
+            step: Step::Guest,
+            window_start: SimTime::ZERO,
+            table_written: false,
+            mask_next: 0,
+            cycle_start: SimTime::ZERO,
+        });
+        (params.start, Event::Provision { index })
+    }
+
+    /// A queue's MSI write was translated: where the guest composed the message itself, a
+    /// blocked one is counted against the guest, and one that went anywhere is misrouted
+    /// (the host never programmed an IRTE for it, so whatever it named is someone else's).
+    #[inline]
+    pub fn observe(&self, queue: QueueId, lost: bool, now: SimTime, m: &mut Metrics) {
+        let Some(&guest) = self.direct_guest.get(queue.0 as usize) else { return };
+        let Some(ids) = self.direct_ids.get(guest as usize).copied().flatten() else { return };
+        if lost {
+            m.add(ids.lost, 1);
+        } else {
+            m.fail(ids.misrouted, now, || {
+                format!("queue id {}: the guest's own message reached another IRTE's target", queue.0)
+            });
+        }
+    }
+
+    /// The lost-interrupt reason of a raise while MSI-X was disabled.
+    pub fn lost_disabled(&self) -> CounterId {
+        self.ids.lost_disabled
+    }
+
+    /// KVM routes used per guest against the limit.
+    pub fn resources(&self) -> Vec<ResourceUse> {
+        let limit = self.routes.iter().map(|r| r.1).max().unwrap_or(KVM_MAX_IRQ_ROUTES);
+        vec![ResourceUse::over("kvm.gsi_routes_per_guest", limit, self.routes.iter().map(|r| r.0))]
+    }
+
+    /// Takes a route for `slot` of function `f`; `false` (counted) when the table is full.
+    fn take_route(&mut self, f: usize, slot: usize, now: SimTime, m: &mut Metrics) -> bool {
+        let function = &mut self.functions[f];
+        if function.slots[slot].routed {
+            return true;
+        }
+        let (used, limit) = &mut self.routes[function.guest as usize];
+        if *used >= *limit {
+            let (queue, limit) = (function.slots[slot].queue, *limit);
+            m.fail(self.ids.route_fail, now, || {
+                format!("queue id {}: kvm_irqchip_add_msi_route: all {limit} GSI routes in use (-ENOSPC)", queue.0)
+            });
+            return false;
+        }
+        *used += 1;
+        function.slots[slot].routed = true;
+        true
+    }
+}
+
+impl Platform {
+    /// The next step of function `index`'s provisioning.
+    pub(in crate::platform) fn on_provision(&mut self, index: u32, q: &mut EventQueue<Event>) {
+        let now = q.now();
+        let f = index as usize;
+        let prov = self.provisioning.as_mut().expect("provisioning events need provisioning");
+        let IrqChip::X86(chip) = &mut self.chip else { unreachable!("validation keeps provisioning on x86") };
+        let m = &mut self.metrics;
+        let ids = prov.ids;
+        loop {
+            let function = &mut prov.functions[f];
+            let p = function.params;
+            let mode = function.mode;
+            match function.step {
+                Step::Done => return,
+                Step::Guest => {
+                    let v = function.next;
+                    if v as usize == function.slots.len() {
+                        m.record(ids.setup_time, now.since(p.start).as_ps());
+                        function.step = Step::Done;
+                        if let Some((every, _)) = p.masking {
+                            function.step = Step::Mask;
+                            q.schedule_at(now + every, Event::Provision { index });
+                        }
+                        return;
+                    }
+                    let trapped = !matches!(mode, ProvisionMode::ImsHypercall | ProvisionMode::ImsDirect { .. });
+                    if trapped && p.guest_order == GuestOrder::TableFirst && !function.table_written {
+                        // Every entry and its unmask, MSI-X still disabled: QEMU only
+                        // records them (no vector notifier fires); then the enable.
+                        let n = function.slots.len() as u64;
+                        let exits = n * u64::from(p.message_exits + 1) + 1;
+                        for _ in 0..exits {
+                            m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
+                        }
+                        m.add(ids.exits, exits);
+                        let at = now + p.costs.mmio_exit_user.times(exits);
+                        function.table_written = true;
+                        m.add(ids.host_cpu, at.since(now).as_ps());
+                        q.schedule_at(at, Event::Provision { index });
+                        return;
+                    }
+                    if function.table_written && p.qemu_batch_enable {
+                        // vfio_msix_enable with the KVM routes deferred: every unmasked vector
+                        // routed, one commit, one VFIO_DEVICE_SET_IRQS for all of them.
+                        let n = function.slots.len();
+                        for slot in 0..n {
+                            if prov.take_route(f, slot, now, m) {
+                                prov.functions[f].slots[slot].used = true;
+                            }
+                        }
+                        let function = &mut prov.functions[f];
+                        let at = now + p.costs.route_update + p.costs.set_irqs;
+                        m.add(ids.set_irqs, 1);
+                        m.add(ids.host_cpu, at.since(now).as_ps());
+                        function.host_vectors = n as u32;
+                        // The batch ends the guest's work: when its setups are done, the
+                        // step after the last one finds every vector handled.
+                        function.next = n as u32 - 1;
+                        function.step = Step::Setup { from: 0, end: n as u32 };
+                        q.schedule_at(at, Event::Provision { index });
+                        return;
+                    }
+                    if let ProvisionMode::ImsDirect { remappable } = mode {
+                        // The guest composes the message itself and writes it, then the
+                        // unmask, into its IMS: two device commands in queue memory.
+                        let slot = function.slots[v as usize];
+                        let (address, data) = if remappable {
+                            let index = &mut prov.guest_irte_next[function.guest as usize];
+                            let handle = *index as u16;
+                            *index += 1;
+                            crate::x86::msi::compose_remappable(handle)
+                        } else {
+                            crate::x86::msi::compose_compat(slot.vcpu.min(255) as u8, slot.vector.0)
+                        };
+                        self.devices.reprogram(slot.queue, address, data, q);
+                        let writes = match function.store {
+                            StoreKind::ImsQueue => function.store_latency.times(2),
+                            _ => SimDuration::ZERO,
+                        };
+                        function.step = Step::SetupDone { slot: v, end: v + 1 };
+                        q.schedule_at(now + writes, Event::Provision { index });
+                        return;
+                    }
+                    let table_written = function.table_written;
+                    if v == 0 && p.routes_per == RoutesPer::AdvertisedEntry {
+                        for slot in 0..prov.functions[f].slots.len() {
+                            prov.take_route(f, slot, now, m);
+                        }
+                    }
+                    let mut at = if mode == ProvisionMode::ImsHypercall {
+                        // One hypercall: KVM routes the vector and the host composes its message.
+                        m.record(ids.exit_vmcall, p.costs.vmcall.as_ps());
+                        m.add(ids.exits, 1);
+                        now + p.costs.vmcall
+                    } else if table_written {
+                        // The table was written before the enable: QEMU now uses each
+                        // unmasked vector in turn (msix_set_vector_notifiers), no exit.
+                        now
+                    } else {
+                        let exits = p.message_exits + 1;
+                        for _ in 0..exits {
+                            m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
+                        }
+                        m.add(ids.exits, u64::from(exits));
+                        now + p.costs.mmio_exit_user.times(u64::from(exits))
+                    };
+                    // Advertised entries were all routed (or counted as failed) at the first write.
+                    let routed = match p.routes_per {
+                        RoutesPer::EnabledVector => prov.take_route(f, v as usize, now, m),
+                        RoutesPer::AdvertisedEntry => prov.functions[f].slots[v as usize].routed,
+                    };
+                    let function = &mut prov.functions[f];
+                    if routed {
+                        if mode != ProvisionMode::ImsHypercall {
+                            at = at + p.costs.route_update + p.costs.set_irqs;
+                            m.add(ids.set_irqs, 1);
+                        }
+                        function.slots[v as usize].used = true;
+                        function.step = Step::Host { vector: v };
+                    } else {
+                        function.next += 1;
+                    }
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::Host { vector } => {
+                    // Only MSI-X without dynamic allocation resizes; IMS allocates per vector.
+                    let grow = mode == ProvisionMode::MsixTrapped && !p.dynamic_msix && vector >= function.host_vectors;
+                    function.host_vectors = function.host_vectors.max(vector + 1);
+                    let any_on = function.slots.iter().any(|s| s.host_on);
+                    if grow && any_on {
+                        // vfio_disable_irqindex: MSI-X off while the old vectors go.
+                        let dropped = self.devices.disable_msix(function.device);
+                        m.add(ids.lost, u64::from(dropped));
+                        m.add(ids.lost_disabled, u64::from(dropped));
+                        function.window_start = now;
+                        for slot in function.slots.iter().filter(|s| s.host_on) {
+                            self.devices.mask(slot.queue);
+                        }
+                        function.step = Step::Teardown { from: 0, vector };
+                    } else if grow {
+                        function.step = Step::Setup { from: 0, end: vector + 1 };
+                    } else {
+                        function.step = Step::Setup { from: vector, end: vector + 1 };
+                    }
+                }
+                Step::Teardown { from, vector } => {
+                    let next = (from as usize..function.slots.len()).find(|&j| function.slots[j].host_on);
+                    let Some(j) = next else {
+                        self.devices.enable_msix(function.device);
+                        m.record(ids.disabled_window, now.since(function.window_start).as_ps());
+                        function.step = Step::Setup { from: 0, end: vector + 1 };
+                        continue;
+                    };
+                    let slot = function.slots[j];
+                    let step = chip.vfio_release(now, slot.queue, self.devices.source(slot.queue), m);
+                    function.slots[j].host_on = false;
+                    m.add(ids.free_irq, 1);
+                    m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    let at = step.done + p.costs.free_irq;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    function.step = Step::Teardown { from: j as u32 + 1, vector };
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::Setup { from, end } => {
+                    let next = (from..end).find(|&j| {
+                        let s = function.slots[j as usize];
+                        s.used && !s.host_on
+                    });
+                    let Some(j) = next else {
+                        function.next += 1;
+                        function.step = Step::Guest;
+                        continue;
+                    };
+                    let s = function.slots[j as usize];
+                    // A host IMS slot per vector where the device's IMS backs it.
+                    let ims = mode != ProvisionMode::MsixTrapped && function.store == StoreKind::ImsDevice;
+                    if ims && !self.devices.take_device_ims_slot(function.device, now, m) {
+                        function.step = Step::Setup { from: j + 1, end };
+                        continue;
+                    }
+                    let source = self.devices.source(s.queue);
+                    let setup = chip.vfio_setup(now, s.queue, source, s.vcpu, s.vector, s.pcpu, &mut self.devices, m);
+                    chip.take_domain_warnings(now, &self.devices, m);
+                    let Some(step) = setup else {
+                        function.step = Step::Setup { from: j + 1, end };
+                        continue;
+                    };
+                    function.slots[j as usize].host_on = true;
+                    m.add(ids.request_irq, 1);
+                    m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    let at = step.done + p.costs.request_irq;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    // After a hypercall the guest writes the message and unmasks: in
+                    // queue memory, two device commands; in device memory, two stores.
+                    let guest_writes = match (mode, function.store) {
+                        (ProvisionMode::ImsHypercall, StoreKind::ImsQueue) => function.store_latency.times(2),
+                        _ => SimDuration::ZERO,
+                    };
+                    function.step = Step::SetupDone { slot: j, end };
+                    q.schedule_at(at + guest_writes, Event::Provision { index });
+                    return;
+                }
+                Step::Mask => {
+                    // Round robin over the vectors the host set up.
+                    let n = function.slots.len() as u32;
+                    let Some(slot) =
+                        (0..n).map(|k| (function.mask_next + k) % n).find(|&j| function.slots[j as usize].host_on)
+                    else {
+                        function.step = Step::Done;
+                        return;
+                    };
+                    function.mask_next = (slot + 1) % n;
+                    function.cycle_start = now;
+                    // The mask write exits; QEMU masks the vector (raises are held: its PBA)
+                    // and moves VFIO's trigger to its own eventfd.
+                    self.devices.mask(function.slots[slot as usize].queue);
+                    m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
+                    m.add(ids.exits, 1);
+                    m.add(ids.masks, 1);
+                    m.add(ids.set_irqs, 1);
+                    let at = now + p.costs.mmio_exit_user + p.costs.set_irqs;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    function.step = Step::MaskHost { slot };
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::MaskHost { slot } => {
+                    let s = function.slots[slot as usize];
+                    let source = self.devices.source(s.queue);
+                    let step = chip.vfio_bypass(now, s.queue, source, s.vcpu, s.vector, false, m);
+                    m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    // The trigger's change: free_irq and request_irq of the host interrupt.
+                    let at = step.done + p.costs.free_irq + p.costs.request_irq;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    let (_, hold) = p.masking.expect("masking steps have masking");
+                    function.step = Step::Unmask { slot };
+                    q.schedule_at(at.max(function.cycle_start + hold), Event::Provision { index });
+                    return;
+                }
+                Step::Unmask { slot } => {
+                    m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
+                    m.add(ids.exits, 1);
+                    m.add(ids.set_irqs, 1);
+                    let at = now + p.costs.mmio_exit_user + p.costs.route_update + p.costs.set_irqs;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    function.step = Step::UnmaskHost { slot };
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::UnmaskHost { slot } => {
+                    let s = function.slots[slot as usize];
+                    let source = self.devices.source(s.queue);
+                    let step = chip.vfio_bypass(now, s.queue, source, s.vcpu, s.vector, true, m);
+                    m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    let at = step.done + p.costs.free_irq + p.costs.request_irq;
+                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    function.step = Step::Unmasked { slot };
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::Unmasked { slot } => {
+                    let queue = function.slots[slot as usize].queue;
+                    if self.devices.unmask(queue) {
+                        self.devices.send(queue, now, q, m);
+                    }
+                    let (every, _) = p.masking.expect("masking steps have masking");
+                    function.step = Step::Mask;
+                    q.schedule_at(now.max(function.cycle_start + every), Event::Provision { index });
+                    return;
+                }
+                Step::SetupDone { slot, end } => {
+                    let queue = function.slots[slot as usize].queue;
+                    m.add(ids.usable, 1);
+                    if self.devices.unmask(queue) {
+                        self.devices.send(queue, now, q, m);
+                    }
+                    function.step = if mode.host_programs() {
+                        Step::Setup { from: slot + 1, end }
+                    } else {
+                        function.next += 1;
+                        Step::Guest
+                    };
+                }
+            }
+        }
+    }
+}
