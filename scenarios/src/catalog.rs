@@ -22,6 +22,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("msix-trapped", include_str!("../catalog/msix-trapped.yaml")),
     ("msix-growth", include_str!("../catalog/msix-growth.yaml")),
     ("ims-provisioning", include_str!("../catalog/ims-provisioning.yaml")),
+    ("misdetect-outcome", include_str!("../catalog/misdetect-outcome.yaml")),
 ];
 
 /// The flagship scenario's name.

@@ -3,6 +3,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use models::detect::population::Share;
 use models::ids::{CpuId, QueueId};
 use models::platform::{Event, Platform};
 use models::x86::vector_matrix::{MatrixParams, VectorMatrix};
@@ -567,4 +568,51 @@ fn committed_json_schema_is_current() {
         committed == scenarios::schema::json_schema(),
         "scenarios/scenario.schema.json is stale: run `cargo run -p irqsim -- schema > scenarios/scenario.schema.json`"
     );
+}
+
+/// misdetect-outcome runs the provisionings the detection cells yield on one assigned
+/// queue-memory IMS queue at a constant 10k/s for 10 ms: 10 ms × 10,000/s = 100 raises
+/// whatever the random phase (one every 100 us). The guest's own write (and unmask) takes
+/// 2 × 1 us; a raise before it waits in the pending bit and is sent at the unmask. So in
+/// the BRK runs every raise is faulted: 100 lost, 0 delivered, 0 misrouted (one function per
+/// requester id: no IRTE of another guest to land in), a remappable message for IRTE 0 the
+/// host never wrote (0x22) and a compatibility-format one blocked (0x25), all counted
+/// against the guest. The hypercall and the MSI-X fallback (FB: a Linux 6.6 guest) lose
+/// none. Variants in run order: ims-direct, ims-direct-compat, ims-hypercall, msix-fallback.
+///
+/// Per policy the expected loss over the population is Σ weight × the cell's lost
+/// fraction: BRK cells lose 100/100, every other cell 0/100, so it is the BRK share
+/// (detect-matrix's population, derived in `detect_matrix_shares_are_the_weighted_cells`):
+/// × 100 raises per guest in 10 ms, caching mode 3/25 × 100 = 12, the merged policy 1/400 ×
+/// 100 = 1/4, 6.10 0, CPUID + DMI 11/400 × 100 = 11/4, hybrid 7/400 × 100 = 7/4.
+#[test]
+fn misdetect_outcome_loses_every_interrupt_in_brk_cells_and_none_in_fb_cells() {
+    let name = "misdetect-outcome";
+    assert_eq!(sweep_counter(name, "interrupt.raised_count"), [100, 100, 100, 100]);
+    assert_eq!(sweep_counter(name, "interrupt.delivered_count"), [0, 0, 100, 100]);
+    let lost = sweep_counter(name, "interrupt.lost_count");
+    assert_eq!(lost, [100, 100, 0, 0]);
+    assert_eq!(sweep_counter(name, "guest.vm0.direct_lost_count"), [100, 100, 0, 0]);
+    assert_eq!(sweep_counter(name, "guest.vm0.direct_misrouted_count"), [0, 0, 0, 0]);
+    assert_eq!(sweep_counter(name, "interrupt.lost.remap_fault_0x22_count"), [100, 0, 0, 0]);
+    assert_eq!(sweep_counter(name, "interrupt.lost.remap_fault_0x25_count"), [0, 100, 0, 0]);
+    assert_eq!(sweep_counter(name, "provision.ims_fallback_count"), [0, 0, 0, 1]);
+    // The population-weighted loss: the BRK share times the ims-direct run's lost count.
+    let s = scenarios::load(name, catalog::get(name).unwrap()).unwrap();
+    let detection = s.detection.as_ref().unwrap();
+    let population = detection.population.as_ref().unwrap();
+    let expected: Vec<(String, Share)> = detection
+        .columns
+        .iter()
+        .map(|col| {
+            let brk = population.shares(col)[5];
+            (col.name.to_owned(), Share::new(brk.num * u128::from(lost[0]), brk.den))
+        })
+        .collect();
+    let at = |key: &str| expected.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("no column {key}")).1;
+    assert_eq!(at("caching_mode"), Share::new(12, 1));
+    assert_eq!(at("linux_6_2_to_6_9"), Share::new(1, 4));
+    assert_eq!(at("linux_6_10"), Share::new(0, 1));
+    assert_eq!(at("cpuid_dmi"), Share::new(11, 4));
+    assert_eq!(at("hybrid_auto"), Share::new(7, 4));
 }
