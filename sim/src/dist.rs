@@ -83,6 +83,7 @@ impl DurationDist {
     }
 
     /// One sample.
+    #[inline]
     pub fn sample(&self, rng: &mut RngStream) -> SimDuration {
         match self {
             DurationDist::Constant(v) => *v,

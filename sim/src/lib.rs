@@ -86,6 +86,6 @@ pub use metrics::{
     SUMMARY_QUANTILES, Unit,
 };
 pub use queue::EventQueue;
-pub use rng::{RngStream, SplitMix64, fnv1a64, fnv1a64_extend, mix64};
+pub use rng::{RngStream, SplitMix64, fnv1a64, fnv1a64_extend, fnv1a64_extend_u32, mix64};
 pub use run::{Observed, RunLimits, RunOutcome, StopReason, World, run};
 pub use time::{PS_PER_MS, PS_PER_NS, PS_PER_S, PS_PER_US, SimDuration, SimTime};

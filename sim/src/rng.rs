@@ -69,10 +69,36 @@ pub const fn fnv1a64_extend(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
+/// FNV-1a continued from `hash` over the decimal digits of `n` (as `format!("{n}")` writes
+/// them): `fnv1a64_extend_u32(fnv1a64(b"queue/"), 17) == fnv1a64(b"queue/17")`.
+pub const fn fnv1a64_extend_u32(hash: u64, n: u32) -> u64 {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    let mut rest = n;
+    loop {
+        digits[digits.len() - 1 - len] = b'0' + (rest % 10) as u8;
+        len += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let (_, tail) = digits.split_at(digits.len() - len);
+    fnv1a64_extend(hash, tail)
+}
+
 impl RngStream {
     /// The stream of component `path` in a run with `seed`.
     pub fn new(seed: u64, path: &str) -> RngStream {
-        let mut state = mix64(seed ^ mix64(fnv1a64(path.as_bytes())));
+        RngStream::from_path_hash(seed, fnv1a64(path.as_bytes()))
+    }
+
+    /// The stream whose path hashes to `path_hash` ([`fnv1a64`] of the path): the same
+    /// stream as [`RngStream::new`] with that path, for callers that hash a common prefix
+    /// once and extend it per component ([`fnv1a64_extend`], [`fnv1a64_extend_u32`])
+    /// instead of formatting a string per component (a million queues' set-up).
+    pub fn from_path_hash(seed: u64, path_hash: u64) -> RngStream {
+        let mut state = mix64(seed ^ mix64(path_hash));
         let mut key = [0u8; 32];
         for chunk in key.chunks_mut(8) {
             state = mix64(state);
@@ -134,6 +160,20 @@ mod tests {
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
         assert_eq!(fnv1a64_extend(fnv1a64(b"foo"), b"bar"), fnv1a64(b"foobar"));
+    }
+
+    /// A path hashed piece by piece, digits included, is the path hashed whole, so the
+    /// stream is the same.
+    #[test]
+    fn streams_from_a_hashed_prefix_are_the_named_streams() {
+        for n in [0u32, 7, 10, 17, 999, 1_048_575, u32::MAX] {
+            let prefix = fnv1a64(b"device/nvme0/queue/");
+            let hash = fnv1a64_extend(fnv1a64_extend_u32(prefix, n), b"/service");
+            assert_eq!(hash, fnv1a64(format!("device/nvme0/queue/{n}/service").as_bytes()));
+            let mut a = RngStream::from_path_hash(42, hash);
+            let mut b = RngStream::new(42, &format!("device/nvme0/queue/{n}/service"));
+            assert_eq!(a.next_u64(), b.next_u64());
+        }
     }
 
     #[test]

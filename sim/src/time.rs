@@ -41,6 +41,7 @@ impl SimTime {
     }
 
     /// The span from `earlier` to `self`. Panics if `earlier` is later: that is a bug.
+    #[inline]
     pub fn since(self, earlier: SimTime) -> SimDuration {
         assert!(earlier <= self, "time went backwards: {earlier} > {self}");
         SimDuration(self.0 - earlier.0)
@@ -85,6 +86,7 @@ impl SimDuration {
 
     /// A span from a (non-negative, finite) number of picoseconds, rounded to the nearest
     /// picosecond. Used to turn samples of continuous distributions into time.
+    #[inline]
     pub fn from_ps_f64(ps: f64) -> SimDuration {
         assert!(ps.is_finite() && ps >= 0.0, "invalid duration sample {ps} ps");
         // `ps.round()`, half away from zero, without its libm call (x86-64's baseline has no
@@ -124,12 +126,14 @@ impl SimDuration {
 
 impl Add<SimDuration> for SimTime {
     type Output = SimTime;
+    #[inline]
     fn add(self, rhs: SimDuration) -> SimTime {
         SimTime(self.0.checked_add(rhs.0).expect("simulated time overflows u64 picoseconds"))
     }
 }
 
 impl AddAssign<SimDuration> for SimTime {
+    #[inline]
     fn add_assign(&mut self, rhs: SimDuration) {
         *self = *self + rhs;
     }
@@ -137,6 +141,7 @@ impl AddAssign<SimDuration> for SimTime {
 
 impl Add for SimDuration {
     type Output = SimDuration;
+    #[inline]
     fn add(self, rhs: SimDuration) -> SimDuration {
         SimDuration(self.0.checked_add(rhs.0).expect("duration overflows u64 picoseconds"))
     }
@@ -144,6 +149,7 @@ impl Add for SimDuration {
 
 impl Sub for SimDuration {
     type Output = SimDuration;
+    #[inline]
     fn sub(self, rhs: SimDuration) -> SimDuration {
         SimDuration(self.0.checked_sub(rhs.0).expect("negative duration"))
     }

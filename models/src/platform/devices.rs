@@ -5,7 +5,7 @@
 //! A raise is the devices' stage: the store decides whether the message is sent now, held
 //! in a pending bit or merged, and the MSI write leaves after the device's latency.
 
-use sim::{EventQueue, Metrics, RngStream, SimTime};
+use sim::{EventQueue, Metrics, RngStream, SimTime, fnv1a64, fnv1a64_extend, fnv1a64_extend_u32};
 
 use super::metrics::DeviceIds;
 use super::params::{DeviceParams, GuestMsiParams, ImsPoolParams};
@@ -108,11 +108,14 @@ impl Devices {
             )),
             _ => None,
         };
+        // The path `device/NAME/queue/Q/...` hashed once up to `queue/` and extended per
+        // queue: the same streams as formatting each path (`RngStream::from_path_hash`).
+        let prefix = fnv1a64(format!("device/{}/queue/", dp.name).as_bytes());
         for q in 0..dp.queue_count {
-            let path = format!("device/{}/queue/{q}", dp.name);
-            let arrivals = superposed
-                .is_none()
-                .then(|| Arrivals::new(&dp.arrival, RngStream::new(seed, &format!("{path}/arrival"))));
+            let path = fnv1a64_extend_u32(prefix, q);
+            let arrivals = superposed.is_none().then(|| {
+                Arrivals::new(&dp.arrival, RngStream::from_path_hash(seed, fnv1a64_extend(path, b"/arrival")))
+            });
             self.queues.push(Queue {
                 device,
                 entry: q.min(store_entries - 1),
@@ -120,7 +123,7 @@ impl Devices {
                 host_handler: HostHandler::Driver,
                 arrivals,
                 raises: false,
-                service_rng: RngStream::new(seed, &format!("{path}/service")),
+                service_rng: RngStream::from_path_hash(seed, fnv1a64_extend(path, b"/service")),
             });
         }
         self.devices.push(Device {

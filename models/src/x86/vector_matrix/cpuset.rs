@@ -44,7 +44,12 @@ impl CpuSet {
 
     /// Adds `cpu`.
     pub fn insert(&mut self, cpu: CpuId) {
-        let word_index = cpu.0 / 64;
+        self.insert_word(cpu.0 / 64, 1 << (cpu.0 % 64));
+    }
+
+    /// Adds the CPUs `64 * word_index + b` for each bit `b` set in `bits` (not zero).
+    fn insert_word(&mut self, word_index: u32, bits: u64) {
+        debug_assert!(bits != 0, "an empty word would break the normalisation");
         if self.words.is_empty() {
             // Room for exactly one word: most masks are a few neighbouring CPUs, and
             // `from_iter` then has nothing to shrink.
@@ -57,7 +62,7 @@ impl CpuSet {
         } else if word_index >= self.end_word() {
             self.words.resize((word_index - self.first_word) as usize + 1, 0);
         }
-        self.words[(word_index - self.first_word) as usize] |= 1 << (cpu.0 % 64);
+        self.words[(word_index - self.first_word) as usize] |= bits;
     }
 
     /// Removes `cpu`.
@@ -151,9 +156,25 @@ impl CpuSet {
 
 impl FromIterator<CpuId> for CpuSet {
     fn from_iter<I: IntoIterator<Item = CpuId>>(iter: I) -> CpuSet {
+        // The bits of one word gathered before they are stored: a mask of neighbouring
+        // CPUs (a spread mask, a node) is one store per word, not one per CPU. Any order
+        // gives the same set.
         let mut set = CpuSet::new();
+        let mut pending: Option<(u32, u64)> = None;
         for cpu in iter {
-            set.insert(cpu);
+            let (word_index, bit) = (cpu.0 / 64, 1u64 << (cpu.0 % 64));
+            match &mut pending {
+                Some((index, bits)) if *index == word_index => *bits |= bit,
+                _ => {
+                    if let Some((index, bits)) = pending {
+                        set.insert_word(index, bits);
+                    }
+                    pending = Some((word_index, bit));
+                }
+            }
+        }
+        if let Some((index, bits)) = pending {
+            set.insert_word(index, bits);
         }
         set.words.shrink_to_fit();
         set
@@ -201,6 +222,26 @@ mod tests {
         assert_eq!(set.union(&cpus(&[0])).len(), 3);
         assert!(set.intersection(&cpus(&[0])).is_empty());
         assert_eq!(format!("{:?}", cpus(&[0, 1, 2, 5, 7, 8])), "CpuSet[0-2,5,7-8]");
+    }
+
+    /// Collecting gathers one word's bits before storing them: in any order (descending,
+    /// back and forth between words, repeats) the set is the one inserted CPU by CPU.
+    #[test]
+    fn collecting_in_any_order_is_inserting_one_by_one() {
+        use sim::SplitMix64;
+        let mut rng = SplitMix64::new(5);
+        for _ in 0..500 {
+            let count = rng.next_u64() % 12;
+            let order: Vec<u32> = (0..count).map(|_| (rng.next_u64() % 400) as u32).collect();
+            let mut one_by_one = CpuSet::new();
+            for &cpu in &order {
+                one_by_one.insert(CpuId(cpu));
+            }
+            let collected: CpuSet = order.iter().map(|&cpu| CpuId(cpu)).collect();
+            assert_eq!(collected, one_by_one, "{order:?}");
+        }
+        let descending: CpuSet = [130, 129, 65, 64, 63, 2].into_iter().map(CpuId).collect();
+        assert_eq!(format!("{descending:?}"), "CpuSet[2,63-65,129-130]");
     }
 
     /// Every operation against a `BTreeSet` of the same CPUs, on random sets that start and
