@@ -137,9 +137,10 @@ pub fn html(report: &RunReport, plots: &[Plot]) -> String {
         for p in plots {
             let _ = writeln!(
                 s,
-                "<figure id=\"{}\">\n{}\n<figcaption><code>{}.svg</code>, <code>{}.png</code></figcaption>\n</figure>",
+                "<figure id=\"{}\">\n{}\n<figcaption>{}: <code>{}.svg</code>, <code>{}.png</code></figcaption>\n</figure>",
                 escape(&p.name),
                 inline_svg(&p.svg, &p.title),
+                escape(&p.title),
                 escape(&p.name),
                 escape(&p.name)
             );

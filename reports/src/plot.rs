@@ -1,7 +1,9 @@
 //! Plots of a report, each as a PNG and an SVG drawn from the same description: latency
 //! percentiles against the swept parameter, the end-to-end latency CDF, where each cell's p99
-//! goes stage by stage, resource use against every limit, and exits and busy CPUs against
-//! the interrupt rate. A plot is drawn only when the report has its data.
+//! goes stage by stage, resource use against every limit, exits and busy CPUs against the
+//! interrupt rate, and the per-function setup time (the `provision_setup` stage) and host
+//! setup counters against the swept parameter. A plot is drawn only when the report has
+//! its data.
 //!
 //! Text is drawn with DejaVu Sans embedded in the binary (registered once with plotters'
 //! `ab_glyph` font table), so a machine without any system font draws the same pictures.
@@ -78,7 +80,8 @@ impl fmt::Debug for Plot {
 
 /// Every plot the report has data for, in the order a reader wants them: latency
 /// percentiles against the swept parameter, the latency CDF, the per-stage p99 breakdown,
-/// resource use against the limits, and exits or busy CPUs against the interrupt rate.
+/// resource use against the limits, exits or busy CPUs against the interrupt rate, and the
+/// setup time and host setups against the swept parameter.
 pub fn plots(report: &RunReport) -> Result<Vec<Plot>, String> {
     register_font()?;
     charts(report).iter().map(render).collect()
@@ -104,6 +107,8 @@ fn charts(report: &RunReport) -> Vec<Chart> {
         stage_chart(report, &cells),
         resource_chart(report),
         rate_chart(report, &cells),
+        setup_chart(report, &cells),
+        host_setup_chart(report, &cells),
     ]
     .into_iter()
     .flatten()
@@ -1083,8 +1088,167 @@ fn rate_chart(report: &RunReport, cells: &[Cell<'_>]) -> Option<Chart> {
     })
 }
 
+/// The stage whose samples are per-function setup times (first trapped access or hypercall
+/// to the last vector usable).
+const SETUP_STAGE: &str = "provision_setup";
+
+/// The counters of host-side setup work, with their legend names: host vectors requested,
+/// VFIO interrupt ioctls and IRTE writes.
+const HOST_SETUP_COUNTERS: [(&str, &str, Marker); 3] = [
+    ("provision.request_irq_count", "request_irq", Marker::Circle),
+    ("provision.vfio_set_irqs_count", "VFIO SET_IRQS", Marker::Triangle),
+    ("provision.irte_write_count", "IRTE writes", Marker::Square),
+];
+
+/// Whether any run of the report has samples of the setup stage.
+fn has_setup_samples(report: &RunReport) -> bool {
+    report.points.iter().any(|p| p.stages.iter().any(|s| s.stage == SETUP_STAGE && s.count > 0))
+}
+
+/// Drops what a log axis cannot show: points at or below zero, and band ends below the
+/// axis (clamped to it). Returns whether the series kept any point.
+fn fit_to_log(s: &mut Series, y: &Axis) -> bool {
+    if y.log {
+        s.points.retain(|p| p.1 > 0.0);
+        s.band.retain(|b| b.2 > 0.0);
+        s.band.iter_mut().for_each(|b| b.1 = b.1.max(y.lo));
+    }
+    !s.points.is_empty()
+}
+
+/// The y axis over every series' points and bands (positive values decide whether it is
+/// log), then each series fitted to it; the labels of series left with nothing to draw.
+fn value_axis_for(desc: &str, all: &mut Vec<Series>) -> (Axis, Vec<String>) {
+    let values: Vec<f64> =
+        all.iter().flat_map(|s| s.points.iter().map(|p| p.1).chain(s.band.iter().flat_map(|b| [b.1, b.2]))).collect();
+    let positive: Vec<f64> = values.iter().copied().filter(|v| *v > 0.0).collect();
+    let y = if positive.is_empty() { Axis::fit(desc, values, true) } else { Axis::fit(desc, positive, true) };
+    let mut dropped = Vec::new();
+    all.retain_mut(|s| {
+        let kept = fit_to_log(s, &y);
+        if !kept {
+            dropped.push(s.label.clone());
+        }
+        kept
+    });
+    (y, dropped)
+}
+
+/// The legend of `all`, then one line per series left out for being 0 on a log axis.
+fn legend_with_zeros(all: &[Series], dropped: &[String], categorical: bool) -> Vec<LegendItem> {
+    let drawn = all.iter().map(|s| LegendItem {
+        label: s.label.clone(),
+        color: s.color,
+        swatch: if categorical { Swatch::Mark(s.marker) } else { Swatch::Line(s.marker, s.dashed) },
+    });
+    let zeros = dropped.iter().map(|l| LegendItem {
+        label: format!("{l}: all 0"),
+        color: BLACK,
+        swatch: Swatch::Mark(Marker::None),
+    });
+    drawn.chain(zeros).collect()
+}
+
+/// Per-function setup time (the setup stage's mean and max over the functions of a run)
+/// against the first sweep axis, one colour per variant (and other-axis values), the max
+/// dashed; 95% bands with replications. Only for a sweep whose runs have setup samples.
+fn setup_chart(report: &RunReport, cells: &[Cell<'_>]) -> Option<Chart> {
+    if !has_setup_samples(report) {
+        return None;
+    }
+    let sweep = Sweep::new(report, cells)?;
+    let shown_groups = sweep.groups.len().min(GROUPS_MAX);
+    let mut all = Vec::new();
+    for (g, group) in sweep.groups.iter().enumerate().take(shown_groups) {
+        for (what, stat, dashed, marker) in
+            [("mean", "mean_ns", false, Marker::Circle), ("max", "max_ns", true, Marker::None)]
+        {
+            let points = sweep.line(g, &format!("latency.{SETUP_STAGE}.{stat}"));
+            if points.is_empty() {
+                continue;
+            }
+            let label = if group.is_empty() { what.to_owned() } else { format!("{group} {what}") };
+            let mut s = series(&points, label, color(g), marker);
+            s.dashed = dashed;
+            all.push(s);
+        }
+    }
+    if all.is_empty() {
+        return None;
+    }
+    let (y, dropped) = value_axis_for("setup time per function (ns)", &mut all);
+    let mut subtitle = format!(
+        "{SETUP_STAGE}, first trap or hypercall to last vector usable: solid mean, dashed max over functions; {}",
+        replication_note(report)
+    );
+    if shown_groups < sweep.groups.len() {
+        subtitle.push_str(&format!("; the first {shown_groups} of {} line groups", sweep.groups.len()));
+    }
+    let legend = legend_with_zeros(&all, &dropped, sweep.x.categorical);
+    let path = sweep.x.desc.split(" (").next().unwrap_or_default().to_owned();
+    Some(Chart {
+        name: "plot-setup",
+        title: format!("{}: setup time vs {path}", report.scenario.name),
+        subtitle,
+        kind: Kind::Lines(Lines { x: sweep.x.clone(), y, y2: None, series: all }),
+        legend_header: (!sweep.group_desc.is_empty()).then(|| sweep.group_desc.clone()),
+        legend,
+    })
+}
+
+/// Host setup work (vectors requested, VFIO interrupt ioctls, IRTE writes) against the
+/// first sweep axis, one colour per variant and one marker per counter; drawn with the
+/// setup plot, where those counters are non-zero somewhere.
+fn host_setup_chart(report: &RunReport, cells: &[Cell<'_>]) -> Option<Chart> {
+    if !has_setup_samples(report) {
+        return None;
+    }
+    let counted: Vec<(&str, &str, Marker)> = HOST_SETUP_COUNTERS
+        .into_iter()
+        .filter(|(name, _, _)| report.points.iter().any(|p| p.counters.iter().any(|c| c.name == *name && c.value > 0)))
+        .collect();
+    if counted.is_empty() {
+        return None;
+    }
+    let sweep = Sweep::new(report, cells)?;
+    let shown_groups = sweep.groups.len().min(GROUPS_MAX);
+    let mut all = Vec::new();
+    for (g, group) in sweep.groups.iter().enumerate().take(shown_groups) {
+        for (k, (name, what, marker)) in counted.iter().enumerate() {
+            let points = sweep.line(g, name);
+            if points.is_empty() {
+                continue;
+            }
+            let label = if group.is_empty() { (*what).to_owned() } else { format!("{group}: {what}") };
+            // One group: a colour per counter; several: a colour per group.
+            let c = if shown_groups == 1 { color(k) } else { color(g) };
+            all.push(series(&points, label, c, *marker));
+        }
+    }
+    let (y, dropped) = value_axis_for("host setups per run (count)", &mut all);
+    if all.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = counted.iter().map(|c| c.0).collect();
+    let mut subtitle = format!("{} per run; {}", names.join(", "), replication_note(report));
+    if shown_groups < sweep.groups.len() {
+        subtitle.push_str(&format!("; the first {shown_groups} of {} line groups", sweep.groups.len()));
+    }
+    let legend = legend_with_zeros(&all, &dropped, sweep.x.categorical);
+    let path = sweep.x.desc.split(" (").next().unwrap_or_default().to_owned();
+    Some(Chart {
+        name: "plot-setup-host",
+        title: format!("{}: host setups vs {path}", report.scenario.name),
+        subtitle,
+        kind: Kind::Lines(Lines { x: sweep.x.clone(), y, y2: None, series: all }),
+        legend_header: (!sweep.group_desc.is_empty()).then(|| sweep.group_desc.clone()),
+        legend,
+    })
+}
+
 // ---------------------------------------------------------------------------------------
 // Drawing
+
 // ---------------------------------------------------------------------------------------
 
 /// A backend's error as text.
@@ -2032,5 +2196,164 @@ mod tests {
         let p = render(&chart).unwrap();
         assert_eq!(png_size(&p.png), (960, 868));
         assert!(p.svg.starts_with("<svg width=\"960\" height=\"868\""));
+    }
+
+    /// The fixture with a setup stage and host-setup counters in every run, from closed
+    /// forms: N = 16 (index + 1) vectors; mean setup 10^(5 + index) ns plus 1 µs in the
+    /// second replication, max = mean + 500 ns; request_irq N (lapic) or N(N+1)/2 (fifo);
+    /// VFIO SET_IRQS 0 (lapic) or N (fifo); IRTE writes 2N.
+    fn with_setup() -> RunReport {
+        let mut r = sweep();
+        for p in &mut r.points {
+            let n = 16 * u64::from(p.index + 1);
+            let rep = if p.seed == 1 { 0.0 } else { 1000.0 };
+            let mean = 10f64.powi(5 + p.index as i32) + rep;
+            let mut stage = p.stages[0].clone();
+            stage.stage = SETUP_STAGE.to_owned();
+            (stage.count, stage.mean_ns, stage.max_ns) = (4, mean, mean + 500.0);
+            p.stages.push(stage);
+            let fifo = p.variant.as_deref() == Some("fifo");
+            for (name, value) in [
+                ("provision.request_irq_count", if fifo { n * (n + 1) / 2 } else { n }),
+                ("provision.vfio_set_irqs_count", if fifo { n } else { 0 }),
+                ("provision.irte_write_count", 2 * n),
+            ] {
+                p.counters.push(CounterRow {
+                    name: name.into(),
+                    unit: "count".into(),
+                    value,
+                    description: String::new(),
+                });
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn setup_plots_exist_exactly_when_the_stage_has_samples() {
+        let r = sweep();
+        let c = cells(&r);
+        assert!(setup_chart(&r, &c).is_none() && host_setup_chart(&r, &c).is_none(), "no setup stage");
+        // The stage present without samples (as in a run that provisions nothing).
+        let mut empty = with_setup();
+        for p in &mut empty.points {
+            let s = p.stages.iter_mut().find(|s| s.stage == SETUP_STAGE).unwrap();
+            (s.count, s.mean_ns, s.max_ns) = (0, f64::NAN, f64::NAN);
+        }
+        let ec = cells(&empty);
+        assert!(setup_chart(&empty, &ec).is_none() && host_setup_chart(&empty, &ec).is_none());
+        let names: Vec<String> = plots(&empty).unwrap().into_iter().map(|p| p.name).collect();
+        assert!(!names.iter().any(|n| n.starts_with("plot-setup")), "{names:?}");
+        // With samples: both, after the other plots.
+        let full = with_setup();
+        let names: Vec<String> = plots(&full).unwrap().into_iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            [
+                "plot-latency",
+                "plot-cdf",
+                "plot-stages",
+                "plot-resources",
+                "plot-exits",
+                "plot-setup",
+                "plot-setup-host"
+            ]
+        );
+        // No host-setup counters: the setup plot alone.
+        let mut bare = with_setup();
+        bare.points.iter_mut().for_each(|p| p.counters.retain(|c| !c.name.starts_with("provision.")));
+        let bc = cells(&bare);
+        assert!(setup_chart(&bare, &bc).is_some() && host_setup_chart(&bare, &bc).is_none());
+        // Without a sweep there is no axis to plot against.
+        let mut one = with_setup();
+        one.sweep = None;
+        one.points.truncate(1);
+        (one.points[0].variant, one.points[0].parameters) = (None, Vec::new());
+        assert!(setup_chart(&one, &cells(&one)).is_none());
+    }
+
+    #[test]
+    fn setup_plot_points_are_the_reports_numbers() {
+        let r = with_setup();
+        let c = cells(&r);
+        let chart = setup_chart(&r, &c).unwrap();
+        assert_eq!(chart.title, "nvme-bare-metal: setup time vs devices[0].arrival.rate");
+        assert_eq!(chart.legend_header.as_deref(), Some("variant"));
+        let Kind::Lines(lines) = &chart.kind else { panic!("lines") };
+        let labels: Vec<(&str, bool)> = lines.series.iter().map(|s| (s.label.as_str(), s.dashed)).collect();
+        assert_eq!(labels, [("lapic mean", false), ("lapic max", true), ("fifo mean", false), ("fifo max", true)]);
+        assert_eq!(lines.y.desc, "setup time per function (ns)");
+        // 1e5 to 1e7 ns: log; the rates 20k..120k: less than a decade, linear.
+        assert!(lines.y.log && !lines.x.log);
+        let of = |index: u32, variant: &str, field: fn(&crate::schema::StageSummary) -> f64| {
+            mean(
+                r.points
+                    .iter()
+                    .filter(|p| p.index == index && p.variant.as_deref() == Some(variant))
+                    .map(|p| field(p.stages.iter().find(|s| s.stage == SETUP_STAGE).unwrap())),
+            )
+        };
+        for (s, variant, field) in [
+            (&lines.series[0], "lapic", (|s: &crate::schema::StageSummary| s.mean_ns) as fn(&_) -> f64),
+            (&lines.series[1], "lapic", |s| s.max_ns),
+            (&lines.series[3], "fifo", |s| s.max_ns),
+        ] {
+            let xs: Vec<f64> = s.points.iter().map(|p| p.0).collect();
+            assert_eq!(xs, [20_000.0, 60_000.0, 120_000.0], "{}", s.label);
+            for (i, (_, y)) in s.points.iter().enumerate() {
+                assert_eq!(*y, of(i as u32, variant, field), "{} at {i}", s.label);
+            }
+            // Two replications: a band around every point.
+            assert_eq!(s.band.len(), 3);
+            assert!(s.band.iter().zip(&s.points).all(|((_, lo, hi), (_, y))| lo < y && y < hi), "{}", s.label);
+        }
+        // The closed form: 10^(5 + i) + (0 + 1000) / 2.
+        assert_eq!(lines.series[0].points[2].1, 1e7 + 500.0);
+        assert_eq!(lines.series[1].points[0].1, 1e5 + 500.0 + 500.0);
+
+        let host = host_setup_chart(&r, &c).unwrap();
+        assert_eq!(host.title, "nvme-bare-metal: host setups vs devices[0].arrival.rate");
+        let Kind::Lines(lines) = &host.kind else { panic!("lines") };
+        let labels: Vec<&str> = lines.series.iter().map(|s| s.label.as_str()).collect();
+        // lapic's VFIO count is 0 everywhere: not on the log axis, said in the legend.
+        assert_eq!(
+            labels,
+            [
+                "lapic: request_irq",
+                "lapic: IRTE writes",
+                "fifo: request_irq",
+                "fifo: VFIO SET_IRQS",
+                "fifo: IRTE writes"
+            ]
+        );
+        assert_eq!(host.legend.last().unwrap().label, "lapic: VFIO SET_IRQS: all 0");
+        assert!(lines.y.log);
+        let counter = |index: u32, variant: &str, name: &str| {
+            mean(
+                r.points
+                    .iter()
+                    .filter(|p| p.index == index && p.variant.as_deref() == Some(variant))
+                    .map(|p| p.counters.iter().find(|c| c.name == name).unwrap().value as f64),
+            )
+        };
+        for (s, variant, name) in [
+            (&lines.series[0], "lapic", "provision.request_irq_count"),
+            (&lines.series[2], "fifo", "provision.request_irq_count"),
+            (&lines.series[3], "fifo", "provision.vfio_set_irqs_count"),
+        ] {
+            let ys: Vec<f64> = s.points.iter().map(|p| p.1).collect();
+            assert_eq!(ys, (0..3).map(|i| counter(i, variant, name)).collect::<Vec<_>>(), "{}", s.label);
+        }
+        // N(N+1)/2 against N for N = 16, 32, 48.
+        assert_eq!(lines.series[2].points.iter().map(|p| p.1).collect::<Vec<_>>(), [136.0, 528.0, 1176.0]);
+        assert_eq!(lines.series[0].points.iter().map(|p| p.1).collect::<Vec<_>>(), [16.0, 32.0, 48.0]);
+
+        // Drawn with their text.
+        register_font().unwrap();
+        for chart in [chart, host] {
+            let p = render(&chart).unwrap();
+            assert_eq!(png_size(&p.png), chart.size());
+            assert!(p.svg.contains(&format!("\n{}\n", p.title)), "{}", p.name);
+        }
     }
 }
