@@ -390,7 +390,7 @@ mappings! {
         msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, provisioning, numa_node, arrival,
         handler
     }
-    ProvisioningSpec { mode, dynamic_msix, guest_ims, guest_message, guest_order, qemu_batch_enable, masking, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
+    ProvisioningSpec { mode, dynamic_msix, guest_ims, guest_message, guest_order, qemu_batch_enable, masking, affinity_every, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
     MaskingSpec { every, hold }
     ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq, vmcall }
     ArrivalSpec { process, rate, on, off }

@@ -841,6 +841,12 @@ pub struct ProvisioningSpec {
     /// vector (round robin) and unmasks it `hold` later, each on its trapped path.
     #[serde(default)]
     pub masking: Option<MaskingSpec>,
+    /// The control plane after setup (trapped modes and `ims_hypercall`; not with
+    /// `masking`): every `affinity_every` the guest moves its next vector (round robin) to
+    /// the next vCPU, irqbalance-like, on its trapped path or by a hypercall.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub affinity_every: Option<Spanned<String>>,
     /// The message a guest composes itself (`ims_direct` only; default `remappable`).
     #[serde(default)]
     #[schemars(with = "Option<GuestMessageSpec>")]

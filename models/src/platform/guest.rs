@@ -484,6 +484,24 @@ impl Guests {
         Some(Vector(vector))
     }
 
+    /// An affinity change: queue `queue`, now on `vcpu`, moves to the next vCPU of its guest
+    /// (round robin) and gets a vector there: the one it had when it last ran there, else a
+    /// new one. Its vector on `vcpu` stays registered, so interrupts already posted there
+    /// are handled (Linux frees it once the move completes, `irq_complete_move`: not
+    /// modelled, so a queue keeps one vector per vCPU it ran on). `None` when the new vCPU
+    /// has no vector left.
+    pub fn next_affinity(&mut self, vcpu: u32, queue: QueueId) -> Option<(u32, Vector, CpuId)> {
+        let guest = self.vcpus[vcpu as usize].guest;
+        let (first, count) = self.vcpus_of(guest);
+        let to = first + (vcpu - first + 1) % count;
+        let had = self.vcpus[to as usize].vector_queue.iter().position(|&q| q == queue.0);
+        let vector = match had {
+            Some(v) => Vector(v as u8),
+            None => self.alloc_vector(to, queue)?,
+        };
+        Some((to, vector, self.pcpu_of(to)))
+    }
+
     /// Interrupts held by vCPUs: queued, in service, or waiting in a PIR.
     pub fn at_vcpus(&self) -> u64 {
         self.vcpus.iter().map(|v| v.jobs.len() as u64 + v.waiting.count()).sum()

@@ -117,6 +117,22 @@ pub(super) fn check_provisioning(
             every.zip(hold).map(Some)
         }
     };
+    let affinity = match (&s.affinity_every, &s.masking) {
+        (None, _) => Some(None),
+        (Some(a), _) if !trapped && mode != ProvisionMode::ImsHypercall => {
+            c.error(a, format!("{path}.affinity_every"), format!("{name} leaves the host out of the guest's messages; affinity_every applies to msix_trapped, msix_over_ims, ims_trapped and ims_hypercall: remove it"));
+            None
+        }
+        (Some(a), Some(_)) => {
+            c.error(
+                a,
+                format!("{path}.affinity_every"),
+                "one control plane per function: give masking or affinity_every, not both".to_string(),
+            );
+            None
+        }
+        (Some(a), None) => c.positive_period(a, &format!("{path}.affinity_every")).map(Some),
+    };
     let guest_kernel = match &s.guest_kernel {
         None => host,
         Some(text) => {
@@ -217,6 +233,7 @@ pub(super) fn check_provisioning(
         guest_order,
         qemu_batch_enable,
         masking: masking?,
+        affinity: affinity?,
         costs,
     })
 }

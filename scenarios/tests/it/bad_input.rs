@@ -226,6 +226,12 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "devices[0].provisioning",
         &["applies to a device assigned to a guest: add assigned_to"],
     ),
+    (
+        "affinity-with-masking",
+        "22:23",
+        "devices[0].provisioning.affinity_every",
+        &["one control plane per function: give masking or affinity_every, not both"],
+    ),
 ];
 
 #[test]

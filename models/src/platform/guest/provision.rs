@@ -43,6 +43,15 @@
 //!   with a route update), which the host does with `free_irq` and `request_irq` and the
 //!   bypass's IRTE rewrite (remapped, then posted again) on the global lock. Raises while
 //!   masked wait in the pending bit (QEMU's emulated PBA).
+//! - Affinity changes after setup (`affinity`, instead of `masking`): every period the
+//!   guest moves the next vector (round robin) to the next vCPU with a vector there
+//!   (`Guests::next_affinity`). Trapped: Linux's `__pci_write_msi_msg` masks the entry
+//!   around the message, so a change is the masking cycle with the message's
+//!   `message_exits` written while masked and the bypass posted to the new vCPU on the
+//!   unmask (`vmx_pi_update_irte`). `ImsHypercall`: one `vmcall` in which KVM updates the
+//!   route and the posted IRTE (one write), nothing masked. Raises during a change wait in
+//!   the pending bit (trapped) or, translated before the IRTE write, go to the old vCPU,
+//!   whose vector stays registered: none is lost.
 //! - IMS-backed modes (`MsixOverIms`, `ImsTrapped`, `ImsHypercall` in device memory) take a
 //!   slot of the device's IMS pool per vector (counted when none is left) and never
 //!   resize. `ImsTrapped` traps the guest's slot writes as MSI-X is trapped; `ImsHypercall`
@@ -64,8 +73,12 @@
 //!   and the time it takes is reported (`provision.host_cpu_ps`), not charged to the
 //!   pCPU's other work.
 //! - ARM (GICv4 vPEs): not yet; validation refuses a `provisioning` section there.
-//! - A guest's own composed message in queue-memory IMS (faulted or misrouted by the host's
-//!   remapping unit), mask/unmask and affinity changes at a rate, vCPU migration: not yet.
+//! - vCPU migration (the posted descriptor's NDST update) and device hot-add as
+//!   control-plane workloads: not yet.
+//! - An affinity change's old guest vector is not freed (Linux frees it once the move
+//!   completes, `irq_complete_move`): a queue keeps one vector per vCPU it ran on, reused
+//!   when it comes back. x86's two-step update when both vector and destination change
+//!   without remapping (`msi_set_affinity`) is not modelled: one message write per change.
 //! - After a fallback to MSI-X, the function's store keeps its IMS kind (its MSI-X table is
 //!   taken to have the entries it needs).
 //!
@@ -205,11 +218,21 @@ pub struct ProvisionParams {
     /// Once every vector is up, the guest masks one vector (round robin) every `.0` and
     /// unmasks it `.1` later (trapped modes): the control plane as a workload.
     pub masking: Option<(SimDuration, SimDuration)>,
+    /// Once every vector is up, the guest moves one vector (round robin) to the next vCPU
+    /// every period (irqbalance-like; trapped modes and `ImsHypercall`, not with `masking`).
+    pub affinity: Option<SimDuration>,
     /// QEMU enables every vector unmasked before MSI-X is enabled with one
     /// `VFIO_DEVICE_SET_IRQS` (and one route commit); without it, one after the other.
     pub qemu_batch_enable: bool,
     /// Costs.
     pub costs: ProvisionCosts,
+}
+
+impl ProvisionParams {
+    /// The period of the control plane after setup (masking or affinity changes).
+    fn control_period(&self) -> Option<SimDuration> {
+        self.masking.map(|(every, _)| every).or(self.affinity)
+    }
 }
 
 /// The order a guest driver programs a trapped table in.
@@ -243,6 +266,29 @@ struct Ids {
     ims_fallback: CounterId,
     lost_disabled: CounterId,
     lost: CounterId,
+}
+
+/// The metrics of affinity changes, registered only when a function has them.
+#[derive(Debug, Clone, Copy)]
+struct AffinityIds {
+    changes: CounterId,
+    fail: CounterId,
+}
+
+impl AffinityIds {
+    fn register(m: &mut Metrics) -> AffinityIds {
+        AffinityIds {
+            changes: m.counter(
+                "provision.affinity_count",
+                Unit::Count,
+                "vectors the guest moved to another vCPU after setup (the control plane)",
+            ),
+            fail: m.failure_counter(
+                "provision.affinity_vector_fail_count",
+                "an affinity change found no free guest vector on the new vCPU: the vector stays",
+            ),
+        }
+    }
 }
 
 /// Per guest: what became of the messages it composed itself (`ImsDirect`).
@@ -342,6 +388,9 @@ enum Step {
     Unmask { slot: u32 },
     /// The unmask's ioctl reaches the host: the bypass is restored.
     UnmaskHost { slot: u32 },
+    /// The hypercall of an affinity change (`ImsHypercall`) reaches the host: the posted
+    /// IRTE is rewritten for the new vCPU.
+    RetargetHost { slot: u32 },
     /// The vector is usable again.
     Unmasked { slot: u32 },
     /// Every vector has been handled.
@@ -371,6 +420,8 @@ struct Function {
     /// The control plane's next vector and the start of its current cycle.
     mask_next: u32,
     cycle_start: SimTime,
+    /// The control-plane cycle in progress moves its vector to this vCPU, vector and pCPU.
+    retarget: Option<(u32, Vector, CpuId)>,
 }
 
 /// Every provisioned function.
@@ -380,6 +431,8 @@ pub(in crate::platform) struct Provisioning {
     /// Routes in use and the limit, per guest.
     routes: Vec<(u32, u32)>,
     ids: Ids,
+    /// Registered when a function changes affinities.
+    affinity_ids: Option<AffinityIds>,
     /// Per guest, registered when a function of it writes its own messages.
     direct_ids: Vec<Option<DirectIds>>,
     /// The guest of each queue whose message its guest composed (`NO_GUEST`: none), and
@@ -398,6 +451,7 @@ impl Provisioning {
             functions: Vec::new(),
             routes: vec![(0, KVM_MAX_IRQ_ROUTES); guest_count as usize],
             ids: Ids::register(m, lost),
+            affinity_ids: None,
             direct_ids: vec![None; guest_count as usize],
             direct_guest: Vec::new(),
             guest_irte_next: vec![0; guest_count as usize],
@@ -430,6 +484,9 @@ impl Provisioning {
             .collect();
         if !self.functions.iter().any(|f| f.guest == guest) {
             self.routes[guest as usize].1 = params.gsi_routes;
+        }
+        if params.affinity.is_some() {
+            self.affinity_ids.get_or_insert_with(|| AffinityIds::register(m));
         }
         let mut mode = params.mode;
         if let Some(why) = params.guest_ims.refusal().filter(|_| mode.guest_needs_ims()) {
@@ -473,6 +530,7 @@ impl Provisioning {
             table_written: false,
             mask_next: 0,
             cycle_start: SimTime::ZERO,
+            retarget: None,
         });
         (params.start, Event::Provision { index })
     }
@@ -544,7 +602,7 @@ impl Platform {
                     if v as usize == function.slots.len() {
                         m.record(ids.setup_time, now.since(p.start).as_ps());
                         function.step = Step::Done;
-                        if let Some((every, _)) = p.masking {
+                        if let Some(every) = p.control_period() {
                             function.step = Step::Mask;
                             q.schedule_at(now + every, Event::Provision { index });
                         }
@@ -741,12 +799,46 @@ impl Platform {
                     };
                     function.mask_next = (slot + 1) % n;
                     function.cycle_start = now;
-                    // The mask write exits; QEMU masks the vector (raises are held: its PBA)
-                    // and moves VFIO's trigger to its own eventfd.
-                    self.devices.mask(function.slots[slot as usize].queue);
+                    let every = p.control_period().expect("control steps have a period");
+                    let s = function.slots[slot as usize];
+                    if p.masking.is_none() {
+                        // An affinity change: the guest's vector matrix gives the queue a
+                        // vector on the next vCPU (msi_set_affinity), then the message.
+                        let aff = prov.affinity_ids.expect("registered with the function's affinity");
+                        let guests = self.guests.as_mut().expect("provisioned devices are assigned");
+                        let Some(to) = guests.next_affinity(s.vcpu, s.queue) else {
+                            m.fail(aff.fail, now, || {
+                                format!(
+                                    "queue id {}: irq_matrix_alloc: no free vector on the next vCPU (-ENOSPC)",
+                                    s.queue.0
+                                )
+                            });
+                            q.schedule_at(now + every, Event::Provision { index });
+                            return;
+                        };
+                        function.retarget = Some(to);
+                        m.add(aff.changes, 1);
+                        if mode == ProvisionMode::ImsHypercall {
+                            // One hypercall: KVM updates the route and, through the
+                            // bypass, the posted IRTE (no mask: the IRTE's update is atomic).
+                            m.record(ids.exit_vmcall, p.costs.vmcall.as_ps());
+                            m.add(ids.exits, 1);
+                            let at = now + p.costs.vmcall + p.costs.route_update;
+                            m.add(ids.host_cpu, at.since(now).as_ps());
+                            function.step = Step::RetargetHost { slot };
+                            q.schedule_at(at, Event::Provision { index });
+                            return;
+                        }
+                    } else {
+                        m.add(ids.masks, 1);
+                    }
+                    // The mask write exits (for an affinity change, Linux's
+                    // __pci_write_msi_msg masks the unmasked entry around the message); QEMU
+                    // masks the vector (raises are held: its PBA) and moves VFIO's trigger
+                    // to its own eventfd.
+                    self.devices.mask(s.queue);
                     m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
                     m.add(ids.exits, 1);
-                    m.add(ids.masks, 1);
                     m.add(ids.set_irqs, 1);
                     let at = now + p.costs.mmio_exit_user + p.costs.set_irqs;
                     m.add(ids.host_cpu, at.since(now).as_ps());
@@ -762,27 +854,44 @@ impl Platform {
                     // The trigger's change: free_irq and request_irq of the host interrupt.
                     let at = step.done + p.costs.free_irq + p.costs.request_irq;
                     m.add(ids.host_cpu, at.since(now).as_ps());
-                    let (_, hold) = p.masking.expect("masking steps have masking");
+                    let hold = p.masking.map_or(SimDuration::ZERO, |(_, hold)| hold);
                     function.step = Step::Unmask { slot };
                     q.schedule_at(at.max(function.cycle_start + hold), Event::Provision { index });
                     return;
                 }
                 Step::Unmask { slot } => {
-                    m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
-                    m.add(ids.exits, 1);
+                    // An affinity change writes the message while masked (address low,
+                    // high, data and the flushing read: QEMU only stores them), then unmasks.
+                    let exits = 1 + if function.retarget.is_some() { p.message_exits } else { 0 };
+                    for _ in 0..exits {
+                        m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
+                    }
+                    m.add(ids.exits, u64::from(exits));
                     m.add(ids.set_irqs, 1);
-                    let at = now + p.costs.mmio_exit_user + p.costs.route_update + p.costs.set_irqs;
+                    // QEMU's unmask: kvm_irqchip_update_msi_route and the commit, then the
+                    // trigger back to KVM's irqfd.
+                    let at =
+                        now + p.costs.mmio_exit_user.times(u64::from(exits)) + p.costs.route_update + p.costs.set_irqs;
                     m.add(ids.host_cpu, at.since(now).as_ps());
                     function.step = Step::UnmaskHost { slot };
                     q.schedule_at(at, Event::Provision { index });
                     return;
                 }
-                Step::UnmaskHost { slot } => {
+                Step::UnmaskHost { slot } | Step::RetargetHost { slot } => {
+                    let retarget = function.retarget.take();
+                    if let Some((vcpu, vector, pcpu)) = retarget {
+                        let s = &mut function.slots[slot as usize];
+                        (s.vcpu, s.vector, s.pcpu) = (vcpu, vector, pcpu);
+                    }
                     let s = function.slots[slot as usize];
                     let source = self.devices.source(s.queue);
+                    // The bypass (vmx_pi_update_irte): the IRTE posted to the vCPU's descriptor.
                     let step = chip.vfio_bypass(now, s.queue, source, s.vcpu, s.vector, true, m);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
-                    let at = step.done + p.costs.free_irq + p.costs.request_irq;
+                    let at = match function.step {
+                        Step::RetargetHost { .. } => step.done,
+                        _ => step.done + p.costs.free_irq + p.costs.request_irq,
+                    };
                     m.add(ids.host_cpu, at.since(now).as_ps());
                     function.step = Step::Unmasked { slot };
                     q.schedule_at(at, Event::Provision { index });
@@ -793,7 +902,7 @@ impl Platform {
                     if self.devices.unmask(queue) {
                         self.devices.send(queue, now, q, m);
                     }
-                    let (every, _) = p.masking.expect("masking steps have masking");
+                    let every = p.control_period().expect("control steps have a period");
                     function.step = Step::Mask;
                     q.schedule_at(now.max(function.cycle_start + every), Event::Provision { index });
                     return;
