@@ -6,24 +6,11 @@ mod common;
 use common::{counter, one_device, run_to};
 
 use models::ids::{CpuId, QueueId};
-use models::iommu::posted::PostedParams;
 use models::platform::*;
 use models::workload::ArrivalParams;
 use sim::{DurationDist, EventQueue, SimDuration, SimTime};
 
 const NS: u64 = 1_000;
-
-/// Posting costs: a wake-up IRQ of 300 ns, 20 ns per wake-up list entry, 200 ns per kick,
-/// 3 us from the kick to the VM entry.
-fn posted_costs() -> PostedParams {
-    PostedParams {
-        notify_running: SimDuration::from_ns(50),
-        wakeup_irq_entry: SimDuration::from_ns(300),
-        wakeup_list_entry: SimDuration::from_ns(20),
-        kick: SimDuration::from_ns(200),
-        wake_to_vm_entry: SimDuration::from_ns(3_000),
-    }
-}
 
 /// Exit costs: EXTERNAL_INTERRUPT 700 ns, HLT 400 ns, the EOI exit 300 ns, preemption 500 ns.
 fn exit_costs() -> ExitCosts {
@@ -44,7 +31,7 @@ fn guest_on_pcpu_1(queues: u32, vcpus: u32, kvm: KvmParams) -> PlatformParams {
         vcpu_count: vcpus,
         pcpus: vec![CpuId(1)],
         host_bursts: None,
-        posted: posted_costs(),
+        posted: common::posted_costs(),
         remapped_forward: SimDuration::from_ns(1_500),
         kvm,
     }];

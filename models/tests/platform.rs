@@ -8,23 +8,13 @@ use common::{arm_its, counter, one_device, run_to};
 
 use models::arm::its::GicVersion;
 use models::ids::{CpuId, DeviceId, QueueId};
-use models::iommu::posted::{MsiDeliveryMode, PostedParams};
+use models::iommu::posted::MsiDeliveryMode;
 use models::kernel::KernelVersion;
 use models::pci::store::StoreKind;
 use models::platform::*;
 use models::workload::ArrivalParams;
 use models::x86::msi::{self, MsiMessage};
 use sim::{DurationDist, EventQueue, Observed, RunLimits, SimDuration, SimTime, run};
-
-fn posted_costs() -> PostedParams {
-    PostedParams {
-        notify_running: SimDuration::from_ns(50),
-        wakeup_irq_entry: SimDuration::from_ns(300),
-        wakeup_list_entry: SimDuration::from_ns(20),
-        kick: SimDuration::from_ns(200),
-        wake_to_vm_entry: SimDuration::from_ns(3_000),
-    }
-}
 
 /// One guest of `vcpus` vCPUs on pCPUs `pcpus`, with the device assigned to it.
 fn with_guest(mut params: PlatformParams, vcpus: u32, pcpus: &[u32]) -> PlatformParams {
@@ -33,7 +23,7 @@ fn with_guest(mut params: PlatformParams, vcpus: u32, pcpus: &[u32]) -> Platform
         vcpu_count: vcpus,
         pcpus: pcpus.iter().map(|&c| CpuId(c)).collect(),
         host_bursts: None,
-        posted: posted_costs(),
+        posted: common::posted_costs(),
         remapped_forward: SimDuration::from_ns(1_500),
         kvm: common::kvm_free_exits(),
     }];
@@ -647,7 +637,7 @@ fn posted_to_a_halted_vcpu_takes_the_wakeup_path() {
     let (mut p, mut q) = Platform::new(&with_guest(one_device(1, 2, true), 1, &[1]), 1);
     let [(_, phase)] = first_raises(&q)[..] else { panic!("one queue") };
     run_to(&mut p, &mut q, sim::PS_PER_S / 100);
-    let c = posted_costs();
+    let c = common::posted_costs();
     let wake = c.wakeup_irq_entry + c.wakeup_list_entry + c.kick + c.wake_to_vm_entry;
     let expected = (SimDuration::from_ns(500 + 100 + 1_000 + 50) + wake).as_ps();
     let e2e = histogram(&p, "latency.end_to_end_ps");
@@ -812,7 +802,7 @@ fn a_busy_vcpu_is_notified_without_exits_and_a_preempted_one_accumulates() {
     let (p, q, log) = run_busy_vcpu(&params);
     // A wake-up enters the guest after the wake-up IRQ, one list entry, one kick and the
     // scheduler (3,520 ns after the posting).
-    let c = posted_costs();
+    let c = common::posted_costs();
     let wake = c.wakeup_irq_entry + c.wakeup_list_entry + c.kick + c.wake_to_vm_entry;
     let posting = |e: &Event| match e {
         Event::PostToVcpu { vector, .. } => Some(u32::from(vector.0)),
@@ -849,7 +839,7 @@ fn a_busy_vcpu_is_notified_without_exits_and_a_preempted_one_accumulates() {
 #[test]
 fn interrupts_that_cannot_be_posted_fall_back_to_remapped_delivery() {
     let guest_msi = |mode, destinations, vector_hashing| GuestMsiParams { mode, destinations, vector_hashing };
-    let c = posted_costs();
+    let c = common::posted_costs();
     let wake = c.wakeup_irq_entry + c.wakeup_list_entry + c.kick + c.wake_to_vm_entry;
     let base = SimDuration::from_ns(500 + 100 + 1_000 + 50) + wake;
     let forward = SimDuration::from_ns(1_500);
@@ -910,7 +900,7 @@ fn gicv4_doorbell_wakes_a_halted_vcpu() {
         let (mut p, mut q) = Platform::new(&arm_guest(version), 1);
         let [(_, phase)] = first_raises(&q)[..] else { panic!("one queue") };
         run_to(&mut p, &mut q, sim::PS_PER_S / 100);
-        let c = posted_costs();
+        let c = common::posted_costs();
         let wake = c.wakeup_irq_entry + c.kick + c.wake_to_vm_entry;
         let expected = (SimDuration::from_ns(500 + 80 + 1_000 + 50) + wake).as_ps();
         let e2e = histogram(&p, "latency.end_to_end_ps");
@@ -933,7 +923,7 @@ fn gicv4_injects_directly_into_a_resident_vpe_and_holds_vlpis_of_a_preempted_one
     // The ITS decides when the write lands; a doorbell enters the guest after the 80 ns
     // translation, the doorbell IRQ, one kick and the scheduler (3,580 ns). Each queue has
     // its own vINTID.
-    let c = posted_costs();
+    let c = common::posted_costs();
     let wake = SimDuration::from_ns(80) + c.wakeup_irq_entry + c.kick + c.wake_to_vm_entry;
     let write = |e: &Event| match e {
         Event::MsiWrite { queue, .. } => Some(queue.0),

@@ -9,7 +9,7 @@ use common::{arm_its, counter, one_device, run_to};
 
 use models::arm::its::GicVersion;
 use models::ids::CpuId;
-use models::iommu::posted::{MsiDeliveryMode, PostedParams};
+use models::iommu::posted::MsiDeliveryMode;
 use models::kernel::KernelVersion;
 use models::pci::store::StoreKind;
 use models::platform::*;
@@ -23,13 +23,7 @@ fn with_guest(mut params: PlatformParams, vcpus: u32, pcpus: &[u32]) -> Platform
         vcpu_count: vcpus,
         pcpus: pcpus.iter().map(|&c| CpuId(c)).collect(),
         host_bursts: None,
-        posted: PostedParams {
-            notify_running: SimDuration::from_ns(50),
-            wakeup_irq_entry: SimDuration::from_ns(300),
-            wakeup_list_entry: SimDuration::from_ns(20),
-            kick: SimDuration::from_ns(200),
-            wake_to_vm_entry: SimDuration::from_ns(3_000),
-        },
+        posted: common::posted_costs(),
         remapped_forward: SimDuration::from_ns(1_500),
         kvm: common::kvm_free_exits(),
     }];

@@ -8,7 +8,6 @@ mod common;
 use common::{counter, one_device, run_to};
 
 use models::ids::CpuId;
-use models::iommu::posted::PostedParams;
 use models::pci::store::StoreKind;
 use models::platform::*;
 use models::workload::ArrivalParams;
@@ -44,13 +43,7 @@ fn provisioned(n: u32, dynamic_msix: bool, free_irq_ps: u64) -> PlatformParams {
         vcpu_count: 4,
         pcpus: (4..8).map(CpuId).collect(),
         host_bursts: None,
-        posted: PostedParams {
-            notify_running: SimDuration::from_ns(50),
-            wakeup_irq_entry: SimDuration::from_ns(300),
-            wakeup_list_entry: SimDuration::from_ns(20),
-            kick: SimDuration::from_ns(200),
-            wake_to_vm_entry: SimDuration::from_us(3),
-        },
+        posted: common::posted_costs(),
         remapped_forward: SimDuration::from_ns(1_500),
         kvm: common::kvm_free_exits(),
     }];
