@@ -337,18 +337,35 @@ impl X86Chip {
         };
         let sid = SourceValidation::RequesterId { sid: source.requester_id, sq: SourceQualifier::All16 };
         table.set_entry(block.base, entry.with_source(sid)).expect("an allocated IRTE");
-        let (address, data) = msi::compose_remappable(block.base as u16);
+        self.bind_assigned(queue_id, block.base, posted, (pcpu, vector), host, vcpu, devices);
+        devices.unmask(queue_id);
+    }
+
+    /// Points an assigned queue at IRTE `irte` and its target: the vCPU's pCPU and guest
+    /// vector when `posted`, else VFIO's host vector, whose handler forwards to `vcpu`; the
+    /// queue's store entry gets the remappable message of the IRTE (still masked).
+    #[allow(clippy::too_many_arguments)] // the queue, its IRTE, both targets and the devices
+    fn bind_assigned(
+        &mut self,
+        queue_id: QueueId,
+        irte: u32,
+        posted: bool,
+        guest: (CpuId, Vector),
+        host: (CpuId, Vector),
+        vcpu: u32,
+        devices: &mut Devices,
+    ) {
+        let (address, data) = msi::compose_remappable(irte as u16);
         let queue = &mut self.queues[queue_id.0 as usize];
-        queue.irte = Some(block.base);
+        queue.irte = Some(irte);
         if posted {
-            queue.target = Some((pcpu, vector));
+            queue.target = Some(guest);
         } else {
             queue.target = Some(host);
-            devices.set_host_handler(queue_id, HostHandler::VfioForward { vcpu, vector });
+            devices.set_host_handler(queue_id, HostHandler::VfioForward { vcpu, vector: guest.1 });
             self.vector_queue[host.0.0 as usize][usize::from(host.1.0)] = queue_id.0;
         }
         devices.write_message(queue_id, address, data);
-        devices.unmask(queue_id);
     }
 
     /// The host vector VFIO requests for an assigned queue (non-managed, on the vCPU's pCPU).

@@ -28,12 +28,11 @@
 
 use sim::{Metrics, SimDuration, SimTime};
 
-use super::super::super::devices::{Devices, HostHandler, Source};
+use super::super::super::devices::{Devices, Source};
 use super::{X86Chip, X86Ids, cpu_set};
 use crate::ids::{CpuId, QueueId, Vector};
 use crate::iommu::posted::Postability;
 use crate::iommu::remap::{IommuId, IrteBlock, IrteEntry, PiDescId, SourceQualifier, SourceValidation, UpdateTiming};
-use crate::x86::msi;
 use crate::x86::vector_matrix::Activation;
 
 /// What one host step did: when its last lock hold ended, and how many IRTE writes it made.
@@ -123,18 +122,8 @@ impl X86Chip {
             let timing = unit.request_update(now, iommu, block.base, entry).expect("an allocated IRTE");
             done = Self::record_lock(&self.ids, done, SimDuration::ZERO, timing, m);
         }
-        let (address, data) = msi::compose_remappable(block.base as u16);
-        let queue = &mut self.queues[queue_id.0 as usize];
-        queue.irte = Some(block.base);
-        queue.vfio_irq = Some(irq);
-        if posted {
-            queue.target = Some((pcpu, vector));
-        } else {
-            queue.target = Some(host);
-            devices.set_host_handler(queue_id, HostHandler::VfioForward { vcpu, vector });
-            self.vector_queue[host.0.0 as usize][usize::from(host.1.0)] = queue_id.0;
-        }
-        devices.write_message(queue_id, address, data);
+        self.bind_assigned(queue_id, block.base, posted, (pcpu, vector), host, vcpu, devices);
+        self.queues[queue_id.0 as usize].vfio_irq = Some(irq);
         Some(HostStep { done, irte_writes: 1 + u32::from(posted) })
     }
 
