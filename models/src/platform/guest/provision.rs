@@ -268,6 +268,19 @@ struct Ids {
     lost: CounterId,
 }
 
+impl Ids {
+    /// `n` VM exits of one reason, each taking `cost` of host time: a sample each in the
+    /// reason's `kvm.exit.*` histogram and a count in `provision.exit_count`. Returns their
+    /// time.
+    fn exits(&self, histogram: HistogramId, cost: SimDuration, n: u64, m: &mut Metrics) -> SimDuration {
+        for _ in 0..n {
+            m.record(histogram, cost.as_ps());
+        }
+        m.add(self.exits, n);
+        cost.times(n)
+    }
+}
+
 /// The metrics of affinity changes, registered only when a function has them.
 #[derive(Debug, Clone, Copy)]
 struct AffinityIds {
@@ -614,11 +627,7 @@ impl Platform {
                         // records them (no vector notifier fires); then the enable.
                         let n = function.slots.len() as u64;
                         let exits = n * u64::from(p.message_exits + 1) + 1;
-                        for _ in 0..exits {
-                            m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
-                        }
-                        m.add(ids.exits, exits);
-                        let at = now + p.costs.mmio_exit_user.times(exits);
+                        let at = now + ids.exits(ids.exit_user, p.costs.mmio_exit_user, exits, m);
                         function.table_written = true;
                         m.add(ids.host_cpu, at.since(now).as_ps());
                         q.schedule_at(at, Event::Provision { index });
@@ -674,20 +683,13 @@ impl Platform {
                     }
                     let mut at = if mode == ProvisionMode::ImsHypercall {
                         // One hypercall: KVM routes the vector and the host composes its message.
-                        m.record(ids.exit_vmcall, p.costs.vmcall.as_ps());
-                        m.add(ids.exits, 1);
-                        now + p.costs.vmcall
+                        now + ids.exits(ids.exit_vmcall, p.costs.vmcall, 1, m)
                     } else if table_written {
                         // The table was written before the enable: QEMU now uses each
                         // unmasked vector in turn (msix_set_vector_notifiers), no exit.
                         now
                     } else {
-                        let exits = p.message_exits + 1;
-                        for _ in 0..exits {
-                            m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
-                        }
-                        m.add(ids.exits, u64::from(exits));
-                        now + p.costs.mmio_exit_user.times(u64::from(exits))
+                        now + ids.exits(ids.exit_user, p.costs.mmio_exit_user, u64::from(p.message_exits + 1), m)
                     };
                     // Advertised entries were all routed (or counted as failed) at the first write.
                     let routed = match p.routes_per {
@@ -821,9 +823,7 @@ impl Platform {
                         if mode == ProvisionMode::ImsHypercall {
                             // One hypercall: KVM updates the route and, through the
                             // bypass, the posted IRTE (no mask: the IRTE's update is atomic).
-                            m.record(ids.exit_vmcall, p.costs.vmcall.as_ps());
-                            m.add(ids.exits, 1);
-                            let at = now + p.costs.vmcall + p.costs.route_update;
+                            let at = now + ids.exits(ids.exit_vmcall, p.costs.vmcall, 1, m) + p.costs.route_update;
                             m.add(ids.host_cpu, at.since(now).as_ps());
                             function.step = Step::RetargetHost { slot };
                             q.schedule_at(at, Event::Provision { index });
@@ -837,10 +837,8 @@ impl Platform {
                     // masks the vector (raises are held: its PBA) and moves VFIO's trigger
                     // to its own eventfd.
                     self.devices.mask(s.queue);
-                    m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
-                    m.add(ids.exits, 1);
+                    let at = now + ids.exits(ids.exit_user, p.costs.mmio_exit_user, 1, m) + p.costs.set_irqs;
                     m.add(ids.set_irqs, 1);
-                    let at = now + p.costs.mmio_exit_user + p.costs.set_irqs;
                     m.add(ids.host_cpu, at.since(now).as_ps());
                     function.step = Step::MaskHost { slot };
                     q.schedule_at(at, Event::Provision { index });
@@ -863,15 +861,11 @@ impl Platform {
                     // An affinity change writes the message while masked (address low,
                     // high, data and the flushing read: QEMU only stores them), then unmasks.
                     let exits = 1 + if function.retarget.is_some() { p.message_exits } else { 0 };
-                    for _ in 0..exits {
-                        m.record(ids.exit_user, p.costs.mmio_exit_user.as_ps());
-                    }
-                    m.add(ids.exits, u64::from(exits));
+                    let exit_time = ids.exits(ids.exit_user, p.costs.mmio_exit_user, u64::from(exits), m);
                     m.add(ids.set_irqs, 1);
                     // QEMU's unmask: kvm_irqchip_update_msi_route and the commit, then the
                     // trigger back to KVM's irqfd.
-                    let at =
-                        now + p.costs.mmio_exit_user.times(u64::from(exits)) + p.costs.route_update + p.costs.set_irqs;
+                    let at = now + exit_time + p.costs.route_update + p.costs.set_irqs;
                     m.add(ids.host_cpu, at.since(now).as_ps());
                     function.step = Step::UnmaskHost { slot };
                     q.schedule_at(at, Event::Provision { index });
