@@ -199,7 +199,8 @@ fn facts(s: &mut String, report: &RunReport) {
         }
     }
     if let Some(sh) = &report.shard {
-        row("shard", format!("{} of {} (this report holds only this shard's runs)", sh.index + 1, sh.count));
+        // 0-based, as `irqsim run --shard I/N` takes it and the text and summary print it.
+        row("shard", format!("{}/{} (this report holds only this shard's runs)", sh.index, sh.count));
     }
     row("runs", report.points.len().to_string());
     let _ = writeln!(s, "</table>");

@@ -133,18 +133,18 @@ fn variant_sets(set: &[(String, String)]) -> String {
     set.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
 
+/// Which shard of the sweep a report holds (`shard 2/4, 3 of the 12 runs`), if it is one.
+fn shard_line(report: &RunReport, sweep: &SweepInfo) -> Option<String> {
+    report.shard.map(|shard| {
+        format!("shard {}/{}, {} of the {} runs", shard.index, shard.count, report.points.len(), run_total(sweep))
+    })
+}
+
 /// The sweep's shape, axes, variants and seeds, for the plain text.
 pub(crate) fn text_overview(report: &RunReport, sweep: &SweepInfo) -> String {
     let mut s = wrap(&format!("sweep: {}", shape(sweep, " x ")), MAIL_WIDTH, "  ");
-    if let Some(shard) = report.shard {
-        let line = format!(
-            "this report: shard {}/{}, {} of the {} runs",
-            shard.index,
-            shard.count,
-            report.points.len(),
-            run_total(sweep)
-        );
-        s.push_str(&wrap(&line, MAIL_WIDTH, "  "));
+    if let Some(shard) = shard_line(report, sweep) {
+        s.push_str(&wrap(&format!("this report: {shard}"), MAIL_WIDTH, "  "));
     }
     for axis in &sweep.axes {
         s.push_str(&wrap_items(&format!("axis {}: ", axis.path), &axis.values, ",", MAIL_WIDTH, "  "));
@@ -588,15 +588,8 @@ fn md_table(head: &[String], right: &[bool], rows: &[Vec<String>]) -> String {
 pub(crate) fn markdown_section(report: &RunReport, sweep: &SweepInfo) -> String {
     let mut s = String::from("## Sweep\n\n");
     let _ = write!(s, "{}.", shape(sweep, " × "));
-    if let Some(shard) = report.shard {
-        let _ = write!(
-            s,
-            " This report is shard {}/{}: {} of the {} runs.",
-            shard.index,
-            shard.count,
-            report.points.len(),
-            run_total(sweep)
-        );
+    if let Some(shard) = shard_line(report, sweep) {
+        let _ = write!(s, " This report: {shard}.");
     }
     s.push_str("\n\n");
     let axes: Vec<Vec<String>> =
