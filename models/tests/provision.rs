@@ -46,6 +46,7 @@ fn provisioned(n: u32, dynamic_msix: bool, free_irq_ps: u64) -> PlatformParams {
         posted: common::posted_costs(),
         remapped_forward: SimDuration::from_ns(1_500),
         kvm: common::kvm_free_exits(),
+        migration: None,
     }];
     let d = &mut params.devices[0];
     d.assigned_to = Some(0);

@@ -117,6 +117,9 @@ impl Platform {
             for (at, cpu) in guests.first_bursts() {
                 event_queue.schedule_at(at, Event::HostBurst { cpu });
             }
+            for (at, guest) in guests.first_migrations(&mut metrics) {
+                event_queue.schedule_at(at, Event::Migrate { guest });
+            }
         }
         for (index, action) in params.actions.iter().enumerate() {
             event_queue.schedule_at(action.at, Event::Action { index: index as u32 });

@@ -73,8 +73,8 @@
 //!   and the time it takes is reported (`provision.host_cpu_ps`), not charged to the
 //!   pCPU's other work.
 //! - ARM (GICv4 vPEs): not yet; validation refuses a `provisioning` section there.
-//! - vCPU migration (the posted descriptor's NDST update) and device hot-add as
-//!   control-plane workloads: not yet.
+//! - Device hot-add as a control-plane workload: not yet (vCPU migration is the guests'
+//!   scheduling, `GuestParams::migration`).
 //! - An affinity change's old guest vector is not freed (Linux frees it once the move
 //!   completes, `irq_complete_move`): a queue keeps one vector per vCPU it ran on, reused
 //!   when it comes back. x86's two-step update when both vector and destination change
