@@ -282,6 +282,8 @@ pub(super) struct Guests {
     core: CoreIds,
     /// Per guest, the vCPU (index in the guest) its next migration moves.
     migrate_next: Vec<u32>,
+    /// Provisioning steps waiting for a vCPU to have no guest work: (vCPU, function index).
+    idle_waiters: Vec<(u32, u32)>,
     /// `kvm.vcpu_migration_count`, registered when a guest migrates.
     migration_count: Option<CounterId>,
 }
@@ -387,6 +389,7 @@ impl Guests {
             core,
             migrate_next: vec![0; guests.len()],
             migration_count: None,
+            idle_waiters: Vec::new(),
         }
     }
 
@@ -1000,6 +1003,35 @@ impl Guests {
         }
     }
 
+    /// Whether `vcpu` has guest interrupts to handle: queued or in service, pending in its
+    /// PIR or vPE, notified on their way, or a wake-up on its way.
+    pub fn has_guest_work(&self, vcpu: u32) -> bool {
+        let v = &self.vcpus[vcpu as usize];
+        !v.jobs.is_empty() || v.waiting.any() || !v.notified.is_empty() || v.entry_scheduled
+    }
+
+    /// Provisioning step `index` waits until `vcpu` has no guest work (the guest driver goes
+    /// on with interrupts enabled only once they are handled): an `Event::Provision` is
+    /// scheduled when the vCPU next goes idle.
+    pub fn wait_idle(&mut self, vcpu: u32, index: u32) {
+        self.idle_waiters.push((vcpu, index));
+    }
+
+    /// Host work of `length` that is not an interrupt (provisioning's exits, ioctls and host
+    /// setup on the exiting vCPU's thread) takes `cpu`, a pCPU that runs vCPUs: it preempts
+    /// the running vCPU, or extends the host work there. Returns when it ends.
+    pub fn host_work(
+        &mut self,
+        cpu: CpuId,
+        length: SimDuration,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+    ) -> SimTime {
+        let slot = self.slot_of[cpu.0 as usize] as usize;
+        self.take_pcpu(slot, length, ExitReason::Preemption, q, m);
+        self.pcpus[slot].host_until.expect("host work holds the pCPU")
+    }
+
     /// A burst of host work takes the pCPU; the next is drawn now (a renewal process of
     /// burst plus gap).
     pub fn on_host_burst(&mut self, cpu: CpuId, q: &mut EventQueue<Event>, m: &mut Metrics) {
@@ -1210,6 +1242,13 @@ impl Guests {
         let Some(job) = v.jobs.front().copied() else {
             if !v.notified.is_empty() {
                 return; // a notified interrupt is on its way into vIRR: HLT would not block
+            }
+            if self.idle_waiters.iter().any(|&(w, _)| w == vcpu) {
+                // The driver goes on: its next exit follows (the vCPU halts meanwhile).
+                for &(_, index) in self.idle_waiters.iter().filter(|&&(w, _)| w == vcpu) {
+                    q.schedule_at(now, Event::Provision { index });
+                }
+                self.idle_waiters.retain(|&(w, _)| w != vcpu);
             }
             // Idle: the guest halts (HLT exit); KVM refuses to block with ON set.
             match self.vcpu_block(vcpu) {
