@@ -69,8 +69,8 @@ pub use guest::provision::{
 };
 pub use params::{
     Action, ActionKind, CpuCostParams, DeviceParams, ExitCosts, GicMsiParams, GicParams, GuestMsiParams, GuestParams,
-    HostQueueing, ImsPoolParams, IommuParams, IrqMode, KernelParams, KvmParams, PlatformParams, PostedMsiConfig,
-    spread_mask,
+    HostQueueing, ImsPoolParams, IommuParams, IrqMode, KernelParams, KvmParams, MigrationParams, PlatformParams,
+    PostedMsiConfig, spread_mask,
 };
 
 use chip::IrqChip;
@@ -204,6 +204,11 @@ pub enum Event {
         /// The CPU whose old vectors are freed.
         cpu: CpuId,
     },
+    /// The host scheduler migrates a guest's next vCPU to another pCPU (its `migration`).
+    Migrate {
+        /// The guest.
+        guest: u32,
+    },
 }
 
 impl Event {
@@ -229,6 +234,7 @@ impl Event {
             Event::ItsCommandDone => "its_command_done",
             Event::VectorCleanup { .. } => "vector_cleanup",
             Event::Provision { .. } => "provision",
+            Event::Migrate { .. } => "migrate",
         }
     }
 }
@@ -651,6 +657,7 @@ impl World for Platform {
             Event::SliceEnd { cpu, generation } => {
                 self.guest_step(q, |g, q, m, d| g.on_slice_end(cpu, generation, q, m, d))
             }
+            Event::Migrate { guest } => self.guest_step(q, |g, q, m, _| g.on_migrate(guest, q, m)),
         }
     }
 

@@ -34,6 +34,7 @@ fn guest_on_pcpu_1(queues: u32, vcpus: u32, kvm: KvmParams) -> PlatformParams {
         posted: common::posted_costs(),
         remapped_forward: SimDuration::from_ns(1_500),
         kvm,
+        migration: None,
     }];
     params.devices[0].assigned_to = Some(0);
     params

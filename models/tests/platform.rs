@@ -26,6 +26,7 @@ fn with_guest(mut params: PlatformParams, vcpus: u32, pcpus: &[u32]) -> Platform
         posted: common::posted_costs(),
         remapped_forward: SimDuration::from_ns(1_500),
         kvm: common::kvm_free_exits(),
+        migration: None,
     }];
     params.devices[0].assigned_to = Some(0);
     params

@@ -17,9 +17,9 @@ use crate::schema::{
     ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec, ExitCostsSpec,
     ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec, GuestMsiSpec,
     GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec,
-    IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, PlatformSpec, PopulationSpec, PostedCostsSpec, PostedMsiSpec,
-    Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec, ScenarioFile,
-    ServiceSpec, SetAffinitySpec, SweepSpec,
+    IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec, PopulationSpec, PostedCostsSpec,
+    PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec,
+    ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -366,11 +366,12 @@ mappings! {
     DetectionSpec { configurations, policies, population, drivers }
     PopulationSpec { configuration, weight }
     DriverWeightSpec { driver, weight }
-    GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward, kvm }
+    GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward, kvm, migration }
     KvmSpec { apicv, pv_eoi, slice, wakeup_preemption, exit_costs }
     ExitCostsSpec { external_interrupt, hlt, eoi, preemption }
     GuestMsiSpec { delivery, destinations, vector_hashing }
     HostBurstSpec { gap, length }
+    MigrationSpec { every, cost }
     PostedCostsSpec { notify_running, wakeup_irq_entry, wakeup_list_entry, kick, wake_to_vm_entry }
     PlatformSpec { arch, cpus, iommu, numa_nodes, kernel, gic, cpu_costs, queueing }
     CpuCostsSpec { irq_entry_exit, notification }

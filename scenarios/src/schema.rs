@@ -259,6 +259,24 @@ pub struct GuestSpec {
     /// vCPUs sharing a pCPU, and the VM exits' costs (docs/parameters.md#guests).
     #[serde(default)]
     pub kvm: Option<KvmSpec>,
+    /// vCPU migration at a rate (x86; default none): every `every` the host scheduler moves
+    /// the next vCPU (round robin) to the next CPU of `pcpus` (ascending, wrapping), at
+    /// `cost` of host work on each of the two pCPUs (docs/provisioning.md#vcpu-migration).
+    #[serde(default)]
+    pub migration: Option<MigrationSpec>,
+}
+
+/// vCPU migration at a rate.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationSpec {
+    /// Time between two migrations (of successive vCPUs).
+    #[schemars(with = "String")]
+    pub every: Spanned<String>,
+    /// The scheduler's work on each pCPU per migration (required: no published figure,
+    /// docs/sources.md#migration-cost).
+    #[schemars(with = "String")]
+    pub cost: Spanned<String>,
 }
 
 /// KVM and the host scheduler for a guest's vCPUs.

@@ -59,7 +59,8 @@ fn carried(event: &Event) -> u64 {
         | Event::StoreWrite { .. }
         | Event::ItsCommandDone
         | Event::VectorCleanup { .. }
-        | Event::Provision { .. } => 0,
+        | Event::Provision { .. }
+        | Event::Migrate { .. } => 0,
     }
 }
 

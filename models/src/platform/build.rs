@@ -72,7 +72,8 @@ impl Platform {
                         let store = (dp.store, dp.store_update_latency);
                         let ops = guests.take_chip_ops();
                         let names = (dp.name.as_str(), params.guests[g as usize].name.as_str());
-                        let first = prov.add(DeviceId(index as u32), names, g, p, ops, store, &mut metrics);
+                        let vcpus = params.guests[g as usize].vcpu_count;
+                        let first = prov.add(DeviceId(index as u32), names, (g, vcpus), p, ops, store, &mut metrics);
                         timed.push((index, first, first_queue..first_queue + dp.queue_count));
                     }
                     _ => chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics),
@@ -116,6 +117,9 @@ impl Platform {
         if let Some(guests) = guests.as_mut() {
             for (at, cpu) in guests.first_bursts() {
                 event_queue.schedule_at(at, Event::HostBurst { cpu });
+            }
+            for (at, guest) in guests.first_migrations(&mut metrics) {
+                event_queue.schedule_at(at, Event::Migrate { guest });
             }
         }
         for (index, action) in params.actions.iter().enumerate() {

@@ -50,6 +50,11 @@
 //!   does not exit (EOI_INDUCED is for level-triggered vectors, which no modelled source
 //!   raises). VT-d posting needs APICv: without it every assigned interrupt is remapped to
 //!   VFIO's host vector on the vCPU's pCPU, forwarded and injected by KVM.
+//! - **vCPU migration at a rate** (`GuestParams::migration`, [`Guests::on_migrate`]): the
+//!   host scheduler moves the next vCPU to the next pCPU of the guest's set, host work on
+//!   both pCPUs; the posted descriptor follows by KVM's rules (`vmx_vcpu_pi_load` rewrites
+//!   NDST at the next load and sets ON for what was posted in flight; a halted vCPU's
+//!   wake-up stays on the pCPU it halted on); no IRTE write.
 //! - The busy ledger: per pCPU, the end of the last busy interval (host work, or a vCPU's
 //!   guest execution) and the busy time; an interval that starts before the last one ended
 //!   is counted as an overlap, which the run's check ([`Guests::pcpu_busy`]) refuses.
@@ -59,8 +64,11 @@
 //!   destinations fall back to it (`iommu::posted::is_postable`); VFIO's host handler
 //!   forwards such an interrupt (the router runs it on the host CPU) and KVM injects it
 //!   through the posted descriptor ([`Guests::post_to_vcpu`]).
-//! - Halt polling, vCPU migration between pCPUs, vIRR merging of the same vector while the
-//!   guest has not yet handled it (each notified interrupt is a guest job).
+//! - Halt polling, vIRR merging of the same vector while the guest has not yet handled it
+//!   (each notified interrupt is a guest job).
+//! - A migration's cheaper path for a sleeping vCPU thread (Linux picks its CPU at the
+//!   wake-up; here both pCPUs pay the cost whatever its state); wake-up preemption by a
+//!   migrated vCPU (it waits in the target's run queue); ARM vPE moves (VMOVP).
 //! - EEVDF's virtual deadlines and lag: the scheduler is round robin with a fixed slice and
 //!   a wake-up preemption switch, what it does for equal-weight vCPU threads that use up
 //!   their slices. The scheduler wake-up (`wake_to_vm_entry`) is latency, not pCPU time.
@@ -80,7 +88,8 @@
 //! POSTED_INTR_WAKEUP_VECTOR 0xf1 (arch/x86/include/asm/irq_vectors.h;
 //! docs/sources.md#posted-vectors). The slice's default is EEVDF's base slice
 //! (docs/sources.md#sched-base-slice); exit costs docs/sources.md#exit-costs, the PV EOI
-//! rule docs/sources.md#pv-eoi.
+//! rule docs/sources.md#pv-eoi; migration: docs/sources.md#vcpu-migration, its cost has no
+//! published figure (docs/sources.md#migration-cost).
 //!
 //! Host bursts draw from one stream per pCPU, `pcpu/<cpu>/host` (they drew from one per
 //! vCPU, `guest/<name>/vcpu/<v>/host`, before a pCPU was one server): a pCPU's bursts do not
@@ -91,7 +100,7 @@ pub(super) mod provision;
 
 use std::collections::VecDeque;
 
-use sim::{DurationDist, EventQueue, HistogramId, Metrics, RngStream, SimDuration, SimTime};
+use sim::{CounterId, DurationDist, EventQueue, HistogramId, Metrics, RngStream, SimDuration, SimTime, Unit};
 
 use super::Event;
 use super::metrics::{CoreIds, GuestIds};
@@ -271,6 +280,12 @@ pub(super) struct Guests {
     chip_ops: Vec<ChipOp>,
     ids: GuestIds,
     core: CoreIds,
+    /// Per guest, the vCPU (index in the guest) its next migration moves.
+    migrate_next: Vec<u32>,
+    /// Provisioning steps waiting for a vCPU to have no guest work: (vCPU, function index).
+    idle_waiters: Vec<(u32, u32)>,
+    /// `kvm.vcpu_migration_count`, registered when a guest migrates.
+    migration_count: Option<CounterId>,
 }
 
 impl Guests {
@@ -302,9 +317,11 @@ impl Guests {
                 });
             }
         }
-        // The pCPUs that run vCPUs, ascending; the first guest on a pCPU sets its scheduler,
-        // the first with bursts its host bursts.
+        // The pCPUs that run vCPUs, ascending (with migration, every CPU of the guest's set:
+        // a vCPU may move to any); the first guest on a pCPU sets its scheduler, the first
+        // with bursts its host bursts.
         let mut used: Vec<CpuId> = vcpus.iter().map(|v| v.pcpu).collect();
+        used.extend(guests.iter().filter(|g| g.migration.is_some()).flat_map(|g| g.pcpus.iter().copied()));
         used.sort_unstable();
         used.dedup();
         let mut slot_of = vec![NO_PCPU; pcpu_count.max(used.last().map_or(0, |c| c.0 + 1)) as usize];
@@ -313,7 +330,10 @@ impl Guests {
             .enumerate()
             .map(|(i, &cpu)| {
                 slot_of[cpu.0 as usize] = i as u32;
-                let on = |g: &&GuestParams| g.pcpus.iter().take(g.vcpu_count as usize).any(|&c| c == cpu);
+                let on = |g: &&GuestParams| {
+                    let runs = if g.migration.is_some() { g.pcpus.len() } else { g.vcpu_count as usize };
+                    g.pcpus.iter().take(runs).any(|&c| c == cpu)
+                };
                 let first = guests.iter().find(on).expect("a used pCPU has a guest");
                 let bursts = guests
                     .iter()
@@ -358,7 +378,90 @@ impl Guests {
             }
             Backend::X86(pi)
         };
-        Guests { backend, vcpus, pcpus, slot_of, params: guests.to_vec(), chip_ops: Vec::new(), ids, core }
+        Guests {
+            backend,
+            vcpus,
+            pcpus,
+            slot_of,
+            params: guests.to_vec(),
+            chip_ops: Vec::new(),
+            ids,
+            core,
+            migrate_next: vec![0; guests.len()],
+            migration_count: None,
+            idle_waiters: Vec::new(),
+        }
+    }
+
+    /// Registers the migration metric and returns each migrating guest's first migration
+    /// (one period after the start); nothing when no guest migrates.
+    pub fn first_migrations(&mut self, m: &mut Metrics) -> Vec<(SimTime, u32)> {
+        let out: Vec<(SimTime, u32)> = (0..self.params.len())
+            .filter_map(|g| self.params[g].migration.map(|mp| (SimTime::ZERO + mp.every, g as u32)))
+            .collect();
+        if !out.is_empty() {
+            self.migration_count = Some(m.counter(
+                "kvm.vcpu_migration_count",
+                Unit::Count,
+                "vCPUs the host scheduler moved to another pCPU (guests[].migration)",
+            ));
+        }
+        out
+    }
+
+    /// The host scheduler moves guest `guest`'s next vCPU (round robin) to the next CPU of
+    /// the guest's pCPU set (ascending, wrapping). Both pCPUs do the scheduler's work
+    /// (`cost` of host work each: the source preempts what runs there, a preemption exit,
+    /// and the vCPU if it ran; the target likewise). A runnable vCPU joins the target's run
+    /// queue (or takes it when idle) as a preempted vCPU (x86: SN = 1, so what is posted
+    /// meanwhile accumulates in the PIR); its next entry loads it there
+    /// (`vmx_vcpu_pi_load`: NDST = the new pCPU, SN = 0, and ON set when the PIR is not
+    /// empty, so what was posted in flight is injected at that entry). A halted vCPU stays
+    /// blocked as KVM left it: NV = the wake-up vector, NDST and the wake-up list those of
+    /// the pCPU it halted on (`pi_enable_wakeup_handler`), so its next wake-up IRQ is taken
+    /// there and the load on the new pCPU takes it off that list. The IRTE is not written:
+    /// it names the descriptor, not a pCPU.
+    pub fn on_migrate(&mut self, guest: u32, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        let now = q.now();
+        let params = self.params[guest as usize].migration.expect("a migrating guest");
+        q.schedule_at(now + params.every, Event::Migrate { guest });
+        let (first, count) = self.vcpus_of(guest);
+        let k = self.migrate_next[guest as usize];
+        self.migrate_next[guest as usize] = (k + 1) % count;
+        let vcpu = first + k;
+        let from = self.vcpus[vcpu as usize].pcpu;
+        let mut set = self.params[guest as usize].pcpus.clone();
+        set.sort_unstable();
+        set.dedup();
+        let to = set.iter().copied().find(|&c| c > from).unwrap_or(set[0]);
+        debug_assert_ne!(to, from, "validation gives a migrating guest two pCPUs at least");
+        m.add(self.migration_count.expect("registered with the first migration"), 1);
+        let (from_slot, to_slot) = (self.vcpus[vcpu as usize].slot as usize, self.slot_of[to.0 as usize] as usize);
+        let runnable = self.vcpus[vcpu as usize].runnable;
+        // The source: the scheduler's work preempts what runs there (the vCPU itself, if it
+        // ran: its exit is timed until its entry on the target).
+        self.take_pcpu(from_slot, params.cost, ExitReason::Preemption, q, m);
+        let p = &mut self.pcpus[from_slot];
+        if p.current == Some(vcpu) {
+            p.current = None;
+            p.slice_armed = false;
+            p.slice_gen += 1;
+        }
+        p.runq.retain(|&c| c != vcpu);
+        let v = &mut self.vcpus[vcpu as usize];
+        v.pcpu = to;
+        v.slot = to_slot as u32;
+        // The target: the enqueue and the switch.
+        self.take_pcpu(to_slot, params.cost, ExitReason::Preemption, q, m);
+        if runnable {
+            let p = &mut self.pcpus[to_slot];
+            if p.current.is_none() {
+                p.current = Some(vcpu);
+                p.stint_from = now;
+            } else {
+                p.runq.push_back(vcpu);
+            }
+        }
     }
 
     /// The first vCPU of guest `guest`, and how many it has.
@@ -900,6 +1003,35 @@ impl Guests {
         }
     }
 
+    /// Whether `vcpu` has guest interrupts to handle: queued or in service, pending in its
+    /// PIR or vPE, notified on their way, or a wake-up on its way.
+    pub fn has_guest_work(&self, vcpu: u32) -> bool {
+        let v = &self.vcpus[vcpu as usize];
+        !v.jobs.is_empty() || v.waiting.any() || !v.notified.is_empty() || v.entry_scheduled
+    }
+
+    /// Provisioning step `index` waits until `vcpu` has no guest work (the guest driver goes
+    /// on with interrupts enabled only once they are handled): an `Event::Provision` is
+    /// scheduled when the vCPU next goes idle.
+    pub fn wait_idle(&mut self, vcpu: u32, index: u32) {
+        self.idle_waiters.push((vcpu, index));
+    }
+
+    /// Host work of `length` that is not an interrupt (provisioning's exits, ioctls and host
+    /// setup on the exiting vCPU's thread) takes `cpu`, a pCPU that runs vCPUs: it preempts
+    /// the running vCPU, or extends the host work there. Returns when it ends.
+    pub fn host_work(
+        &mut self,
+        cpu: CpuId,
+        length: SimDuration,
+        q: &mut EventQueue<Event>,
+        m: &mut Metrics,
+    ) -> SimTime {
+        let slot = self.slot_of[cpu.0 as usize] as usize;
+        self.take_pcpu(slot, length, ExitReason::Preemption, q, m);
+        self.pcpus[slot].host_until.expect("host work holds the pCPU")
+    }
+
     /// A burst of host work takes the pCPU; the next is drawn now (a renewal process of
     /// burst plus gap).
     pub fn on_host_burst(&mut self, cpu: CpuId, q: &mut EventQueue<Event>, m: &mut Metrics) {
@@ -1111,6 +1243,13 @@ impl Guests {
             if !v.notified.is_empty() {
                 return; // a notified interrupt is on its way into vIRR: HLT would not block
             }
+            if self.idle_waiters.iter().any(|&(w, _)| w == vcpu) {
+                // The driver goes on: its next exit follows (the vCPU halts meanwhile).
+                for &(_, index) in self.idle_waiters.iter().filter(|&&(w, _)| w == vcpu) {
+                    q.schedule_at(now, Event::Provision { index });
+                }
+                self.idle_waiters.retain(|&(w, _)| w != vcpu);
+            }
             // Idle: the guest halts (HLT exit); KVM refuses to block with ON set.
             match self.vcpu_block(vcpu) {
                 BlockOutcome::Blocked { .. } => self.halt(vcpu, q, m, work),
@@ -1217,6 +1356,7 @@ mod tests {
                     preemption: SimDuration::ZERO,
                 },
             },
+            migration: None,
         }
     }
 

@@ -97,6 +97,20 @@ pub struct GuestParams {
     pub remapped_forward: SimDuration,
     /// KVM's interrupt virtualization, the host scheduler and the VM exits' costs.
     pub kvm: KvmParams,
+    /// vCPU migration at a rate (the control plane as a workload); `None`: vCPUs stay on
+    /// their pCPUs.
+    pub migration: Option<MigrationParams>,
+}
+
+/// vCPU migration at a rate: every `every` the host scheduler moves the guest's next vCPU
+/// (round robin) to the next CPU of its pCPU set (ascending, wrapping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationParams {
+    /// Time between two migrations (of successive vCPUs).
+    pub every: SimDuration,
+    /// The scheduler's work on each of the two pCPUs (the source's dequeue, the target's
+    /// enqueue and switch): host work there (no published figure).
+    pub cost: SimDuration,
 }
 
 /// KVM and the host scheduler for one guest's vCPUs: APICv and PV EOI, the time slice of

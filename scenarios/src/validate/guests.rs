@@ -7,7 +7,7 @@ use sim::SimDuration;
 
 use models::arm::its::{GicVersion, ITS_MAX_LPI_NRBITS, LPI_INTID_BASE};
 use models::iommu::posted::PostedParams;
-use models::platform::{ExitCosts, GicMsiParams, GicParams, GuestParams, KvmParams};
+use models::platform::{ExitCosts, GicMsiParams, GicParams, GuestParams, KvmParams, MigrationParams};
 
 use super::checker::{Checker, parse_cpu_list};
 use super::platform::{ARCH, PlatformChecked};
@@ -138,8 +138,31 @@ pub(crate) fn check_guests(
             );
             ok = false;
         }
-        match (pcpus, host_bursts, posted, kvm) {
-            (Some(pcpus), Some(host_bursts), Some(posted), Some(kvm)) => guests.push(GuestParams {
+        let migration = match &g.migration {
+            None => Some(None),
+            Some(mg) if arm => {
+                c.error(&mg.every, format!("{p}.migration"), "vCPU migration is modelled on x86 (the posted descriptor's NDST); on arm a vPE move is a VMOVP, not modelled: remove migration (or use arch: x86)");
+                None
+            }
+            Some(mg) => {
+                let distinct = pcpus.as_ref().map(|set: &Vec<models::ids::CpuId>| {
+                    let mut set = set.clone();
+                    set.sort_unstable();
+                    set.dedup();
+                    set.len()
+                });
+                if distinct.is_some_and(|n| n < 2) {
+                    c.error(&g.pcpus, format!("{p}.pcpus"), format!("`{}` is one CPU: a migrating guest needs at least two pCPUs to move its vCPUs between (or remove migration)", g.pcpus.value));
+                    None
+                } else {
+                    let every = c.positive_period(&mg.every, &format!("{p}.migration.every"));
+                    let cost = c.duration(&mg.cost, &format!("{p}.migration.cost"));
+                    every.zip(cost).map(|(every, cost)| Some(MigrationParams { every, cost }))
+                }
+            }
+        };
+        match (pcpus, host_bursts, posted, kvm, migration) {
+            (Some(pcpus), Some(host_bursts), Some(posted), Some(kvm), Some(migration)) => guests.push(GuestParams {
                 name: g.name.value.clone(),
                 vcpu_count: g.vcpus.value,
                 pcpus,
@@ -147,6 +170,7 @@ pub(crate) fn check_guests(
                 posted,
                 remapped_forward: remapped_forward?,
                 kvm,
+                migration,
             }),
             _ => ok = false,
         }

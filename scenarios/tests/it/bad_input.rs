@@ -232,6 +232,7 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "devices[0].provisioning.affinity_every",
         &["one control plane per function: give masking or affinity_every, not both"],
     ),
+    ("migration-one-pcpu", "9:12", "guests[0].pcpus", &["`3` is one CPU: a migrating guest needs at least two pCPUs"]),
 ];
 
 #[test]

@@ -58,6 +58,12 @@
 //!   replaces the trapped accesses, the route update and the ioctl by one `vmcall` exit
 //!   (`kvm.exit.vmcall`), after which the guest writes the message and unmasks untrapped
 //!   (queue-memory IMS: two device commands of `store_update_latency`).
+//! - The host work occupies a pCPU: the exits, the VMM's handling, the ioctls,
+//!   `request_irq` / `free_irq` and the IRTE lock's waits and holds run on the thread of
+//!   the vCPU that exited (the guest's k-th provisioned function on its vCPU k mod n:
+//!   drivers probing asynchronously, the first on vCPU 0), so they are host work on that
+//!   vCPU's pCPU (`Guests::host_work`): behind host work already there, preempting a vCPU
+//!   running there, and other vCPUs and host work on that pCPU wait for them.
 //! - The guest kernel's IMS domain (`GuestIms`): Linux creates none in a guest (no PCI/IMS
 //!   outside 6.2–6.9, and a virtual remapping parent never allows it), so the IMS modes
 //!   fall back to MSI-X trapped, counted once per function with the kernel's reason.
@@ -69,12 +75,19 @@
 //!   the enable is not pinned down here (docs/sources.md#qemu-batch-enable).
 //! - QEMU's userspace fallback when KVM has no route left (the vector then goes through
 //!   QEMU's eventfd handler): here the vector stays without interrupts.
-//! - The provisioning work does not occupy a pCPU server: it runs on the vCPU's thread,
-//!   and the time it takes is reported (`provision.host_cpu_ps`), not charged to the
-//!   pCPU's other work.
+//! - The guest driver's own execution between its exits (none: the next exit follows at
+//!   once), except that between two vectors (after `request_irq` returns, with interrupts
+//!   enabled) the exiting vCPU first handles the guest interrupts pending for it
+//!   (`Guests::wait_idle`); within a vector (the message writes and the unmask run under
+//!   the descriptor's lock with interrupts off) they wait.
+//! - Host work that reaches the exiting vCPU's pCPU while a provisioning step runs there
+//!   is served after the step (FIFO), so it does not lengthen the step (a host interrupt
+//!   would preempt the VMM thread: the pCPU's busy time is the same, the step would end
+//!   that much later). The lock's holds are requested at the step's start even when the
+//!   pCPU is still busy with earlier host work.
 //! - ARM (GICv4 vPEs): not yet; validation refuses a `provisioning` section there.
-//! - vCPU migration (the posted descriptor's NDST update) and device hot-add as
-//!   control-plane workloads: not yet.
+//! - Device hot-add as a control-plane workload: not yet (vCPU migration is the guests'
+//!   scheduling, `GuestParams::migration`).
 //! - An affinity change's old guest vector is not freed (Linux frees it once the move
 //!   completes, `irq_complete_move`): a queue keeps one vector per vCPU it ran on, reused
 //!   when it comes back. x86's two-step update when both vector and destination change
@@ -92,7 +105,7 @@ use sim::{CounterId, EventQueue, HistogramId, Metrics, SimDuration, SimTime, Uni
 
 use super::super::chip::IrqChip;
 use super::super::{Event, Platform, ResourceUse};
-use super::ChipOp;
+use super::{ChipOp, Guests};
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 use crate::kernel::KernelVersion;
 use crate::pci::store::StoreKind;
@@ -414,6 +427,10 @@ enum Step {
 struct Function {
     device: DeviceId,
     guest: u32,
+    /// The vCPU (index in its guest) whose thread exits for the function's setup and control
+    /// plane: the guest's k-th provisioned function on vCPU k mod its vCPUs (drivers probe
+    /// asynchronously, one probe per vCPU in turn; the first on vCPU 0).
+    probe_vcpu: u32,
     params: ProvisionParams,
     /// The mode in effect: the scenario's, or MSI-X trapped where the guest could not create
     /// its IMS domain.
@@ -472,7 +489,7 @@ impl Provisioning {
     }
 
     /// Takes over the programming the guest asked for a device (`ChipOp::Assign`s from
-    /// `Guests::provision`) whose store is `store` (`store_latency`: a queue-memory IMS
+    /// `Guests::provision`) assigned to `guest` of `vcpus` vCPUs, whose store is `store` (`store_latency`: a queue-memory IMS
     /// update); returns the first step's event and time. An IMS mode whose guest kernel
     /// creates no IMS domain falls back to MSI-X trapped (counted, with the kernel's reason).
     #[allow(clippy::too_many_arguments)] // the function, its guest, its parameters and store
@@ -480,7 +497,7 @@ impl Provisioning {
         &mut self,
         device: DeviceId,
         (name, guest_name): (&str, &str),
-        guest: u32,
+        (guest, vcpus): (u32, u32),
         params: ProvisionParams,
         ops: Vec<ChipOp>,
         (store, store_latency): (StoreKind, SimDuration),
@@ -528,9 +545,11 @@ impl Provisioning {
             }
         }
         let index = self.functions.len() as u32;
+        let probe_vcpu = self.functions.iter().filter(|f| f.guest == guest).count() as u32 % vcpus;
         self.functions.push(Function {
             device,
             guest,
+            probe_vcpu,
             params,
             mode,
             store,
@@ -608,6 +627,7 @@ impl Platform {
             let function = &mut prov.functions[f];
             let p = function.params;
             let mode = function.mode;
+            let guest = (function.guest, function.probe_vcpu);
             match function.step {
                 Step::Done => return,
                 Step::Guest => {
@@ -621,6 +641,14 @@ impl Platform {
                         }
                         return;
                     }
+                    // Between two vectors (request_irq returned, interrupts enabled) the
+                    // exiting vCPU handles the guest interrupts pending for it first.
+                    let guests = self.guests.as_mut().expect("provisioned devices are assigned");
+                    let vcpu = guests.vcpus_of(guest.0).0 + guest.1;
+                    if guests.has_guest_work(vcpu) {
+                        guests.wait_idle(vcpu, index);
+                        return;
+                    }
                     let trapped = !matches!(mode, ProvisionMode::ImsHypercall | ProvisionMode::ImsDirect { .. });
                     if trapped && p.guest_order == GuestOrder::TableFirst && !function.table_written {
                         // Every entry and its unmask, MSI-X still disabled: QEMU only
@@ -629,7 +657,7 @@ impl Platform {
                         let exits = n * u64::from(p.message_exits + 1) + 1;
                         let at = now + ids.exits(ids.exit_user, p.costs.mmio_exit_user, exits, m);
                         function.table_written = true;
-                        m.add(ids.host_cpu, at.since(now).as_ps());
+                        let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                         q.schedule_at(at, Event::Provision { index });
                         return;
                     }
@@ -645,7 +673,7 @@ impl Platform {
                         let function = &mut prov.functions[f];
                         let at = now + p.costs.route_update + p.costs.set_irqs;
                         m.add(ids.set_irqs, 1);
-                        m.add(ids.host_cpu, at.since(now).as_ps());
+                        let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                         function.host_vectors = n as u32;
                         // The batch ends the guest's work: when its setups are done, the
                         // step after the last one finds every vector handled.
@@ -707,7 +735,7 @@ impl Platform {
                     } else {
                         function.next += 1;
                     }
-                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                     q.schedule_at(at, Event::Provision { index });
                     return;
                 }
@@ -746,7 +774,7 @@ impl Platform {
                     m.add(ids.free_irq, 1);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
                     let at = step.done + p.costs.free_irq;
-                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                     function.step = Step::Teardown { from: j as u32 + 1, vector };
                     q.schedule_at(at, Event::Provision { index });
                     return;
@@ -779,7 +807,7 @@ impl Platform {
                     m.add(ids.request_irq, 1);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
                     let at = step.done + p.costs.request_irq;
-                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                     // After a hypercall the guest writes the message and unmasks: in
                     // queue memory, two device commands; in device memory, two stores.
                     let guest_writes = match (mode, function.store) {
@@ -824,7 +852,7 @@ impl Platform {
                             // One hypercall: KVM updates the route and, through the
                             // bypass, the posted IRTE (no mask: the IRTE's update is atomic).
                             let at = now + ids.exits(ids.exit_vmcall, p.costs.vmcall, 1, m) + p.costs.route_update;
-                            m.add(ids.host_cpu, at.since(now).as_ps());
+                            let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                             function.step = Step::RetargetHost { slot };
                             q.schedule_at(at, Event::Provision { index });
                             return;
@@ -839,7 +867,7 @@ impl Platform {
                     self.devices.mask(s.queue);
                     let at = now + ids.exits(ids.exit_user, p.costs.mmio_exit_user, 1, m) + p.costs.set_irqs;
                     m.add(ids.set_irqs, 1);
-                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                     function.step = Step::MaskHost { slot };
                     q.schedule_at(at, Event::Provision { index });
                     return;
@@ -851,7 +879,7 @@ impl Platform {
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
                     // The trigger's change: free_irq and request_irq of the host interrupt.
                     let at = step.done + p.costs.free_irq + p.costs.request_irq;
-                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                     let hold = p.masking.map_or(SimDuration::ZERO, |(_, hold)| hold);
                     function.step = Step::Unmask { slot };
                     q.schedule_at(at.max(function.cycle_start + hold), Event::Provision { index });
@@ -866,7 +894,7 @@ impl Platform {
                     // QEMU's unmask: kvm_irqchip_update_msi_route and the commit, then the
                     // trigger back to KVM's irqfd.
                     let at = now + exit_time + p.costs.route_update + p.costs.set_irqs;
-                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                     function.step = Step::UnmaskHost { slot };
                     q.schedule_at(at, Event::Provision { index });
                     return;
@@ -886,7 +914,7 @@ impl Platform {
                         Step::RetargetHost { .. } => step.done,
                         _ => step.done + p.costs.free_irq + p.costs.request_irq,
                     };
-                    m.add(ids.host_cpu, at.since(now).as_ps());
+                    let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                     function.step = Step::Unmasked { slot };
                     q.schedule_at(at, Event::Provision { index });
                     return;
@@ -917,4 +945,29 @@ impl Platform {
             }
         }
     }
+}
+
+/// A step's host work, `now` to `at` as its costs and the IRTE lock make it, runs on the
+/// thread of the vCPU that exited or called (the userspace VMM, the ioctls, `request_irq` /
+/// `free_irq` and the lock's spinning are that thread's): it occupies that vCPU's pCPU
+/// (`Guests::host_work`), behind host work already there, and preempts a vCPU running
+/// there. The exiting vCPU is the function's `probe_vcpu` (`guest` is (guest, that vCPU's
+/// index in it)). Counted in `provision.host_cpu_ps`; returns when the pCPU has done it
+/// (`at` when nothing else was there).
+fn occupy(
+    guests: &mut Option<Guests>,
+    (guest, probe_vcpu): (u32, u32),
+    (now, at): (SimTime, SimTime),
+    host_cpu: CounterId,
+    q: &mut EventQueue<Event>,
+    m: &mut Metrics,
+) -> SimTime {
+    let length = at.since(now);
+    m.add(host_cpu, length.as_ps());
+    if length == SimDuration::ZERO {
+        return at;
+    }
+    let guests = guests.as_mut().expect("provisioned devices are assigned");
+    let (first, _) = guests.vcpus_of(guest);
+    guests.host_work(guests.pcpu_of(first + probe_vcpu), length, q, m)
 }

@@ -1,0 +1,98 @@
+//! vCPU migration at a rate: the host scheduler moves a guest's vCPUs between the pCPUs of
+//! its set, each move costing host work on both pCPUs; posted interrupts follow the vCPU
+//! by KVM's rules (a halted vCPU's wake-up IRQ is still taken on the pCPU it halted on, the
+//! load on the new pCPU rewrites NDST), and without posting VFIO's forward stays on the
+//! host vector's CPU while KVM injects wherever the vCPU runs.
+
+mod common;
+use common::{counter, one_device, run_to};
+
+use models::ids::{CpuId, QueueId};
+use models::platform::*;
+use sim::{EventQueue, SimDuration, SimTime};
+
+const NS: u64 = 1_000;
+const US: u64 = 1_000_000;
+
+/// One vCPU that may run on pCPUs 1 and 2 (it starts on 1), migrated every 10 ms at 5 us
+/// of host work on each pCPU, with the device's one queue (1k/s, 1 us handler, 50 ns EOI)
+/// assigned to it.
+fn migrating_guest(kvm: KvmParams) -> PlatformParams {
+    let mut params = one_device(1, 3, true);
+    params.guests = vec![GuestParams {
+        name: "vm0".into(),
+        vcpu_count: 1,
+        pcpus: vec![CpuId(1), CpuId(2)],
+        host_bursts: None,
+        posted: common::posted_costs(),
+        remapped_forward: SimDuration::from_ns(1_500),
+        kvm,
+        migration: Some(MigrationParams { every: SimDuration::from_ms(10), cost: SimDuration::from_us(5) }),
+    }];
+    params.devices[0].assigned_to = Some(0);
+    params
+}
+
+/// The first raise of the queue (a constant-rate phase, uniform in [0, 1 ms)).
+fn first_raise(q: &EventQueue<Event>) -> u64 {
+    q.iter()
+        .filter_map(|(t, e)| matches!(e, Event::Raise { queue } if *queue == QueueId(0)).then_some(t.as_ps()))
+        .min()
+        .unwrap()
+}
+
+/// Runs to 99.99 ms: raises at φ, φ + 1 ms, …, φ + 99 ms (φ in [10, 980] us, so that no
+/// interrupt's path, about 5 us, meets a migration at 10 ms, 20 ms, …, 90 ms), each
+/// handled. Returns the busy time of pCPUs 1 and 2, checking the invariant.
+fn hundred_interrupts(kvm: KvmParams, seed: u64) -> (Platform, [u64; 2]) {
+    let params = migrating_guest(kvm);
+    let (mut p, mut q) = Platform::new(&params, seed);
+    let phase = first_raise(&q);
+    assert!((10 * US..=980 * US).contains(&phase), "seed {seed}: phase {phase} ps");
+    let end = 99_990 * US;
+    run_to(&mut p, &mut q, end);
+    assert_eq!(counter(&p, "interrupt.raised_count"), 100);
+    assert_eq!(counter(&p, "interrupt.delivered_count"), 100);
+    assert_eq!(counter(&p, "kvm.vcpu_migration_count"), 9, "at 10, 20, …, 90 ms");
+    assert!(p.conservation(&q).holds());
+    let busy = p.pcpu_busy(SimTime::from_ps(end));
+    assert_eq!(busy.iter().map(|b| (b.cpu, b.overlaps)).collect::<Vec<_>>(), [(CpuId(1), 0), (CpuId(2), 0)]);
+    (p, [busy[0].busy_ps, busy[1].busy_ps])
+}
+
+#[test]
+fn posted_interrupts_follow_the_vcpu_and_the_first_wakeup_after_a_move_is_taken_where_it_halted() {
+    let (p, [one, two]) = hundred_interrupts(common::kvm_free_exits(), 1);
+    // An interrupt to the halted vCPU: the wake-up IRQ on the pCPU its descriptor names
+    // (300 ns entry + one list entry 20 ns + one kick 200 ns = 520 ns), then the guest
+    // handler on the pCPU it runs on (1,000 + 50 ns); exits are free.
+    let (wakeup, handler) = (520 * NS, 1_050 * NS);
+    let migrations = 9 * 5 * US;
+    // 0-10 ms on pCPU 1: ten interrupts there. Then the vCPU alternates (2, 1, 2, …): in each
+    // of the nine later periods the first interrupt's wake-up IRQ is taken on the pCPU the
+    // vCPU halted on (NDST and the wake-up list are not moved while it is blocked), its
+    // handler and the nine others' whole paths on the new pCPU, whose load rewrote NDST.
+    let (to_two, to_one) = (5, 4); // periods 1, 3, 5, 7, 9 on pCPU 2; 2, 4, 6, 8 on pCPU 1
+    let period_on = |periods: u64| periods * (handler + 9 * (wakeup + handler));
+    assert_eq!(one, migrations + 10 * (wakeup + handler) + period_on(to_one) + to_two * wakeup);
+    assert_eq!(two, migrations + period_on(to_two) + to_one * wakeup);
+    // Every interrupt woke the vCPU through one wake-up IRQ walking a list of one entry.
+    assert_eq!(counter(&p, "kvm.posted_wakeup_count"), 100);
+    assert_eq!(counter(&p, "kvm.wakeup_list_entries_walked_count"), 100);
+}
+
+#[test]
+fn without_posting_the_forward_stays_on_the_host_vector_cpu_and_the_injection_follows_the_vcpu() {
+    let mut kvm = common::kvm_free_exits();
+    kvm.apicv = false;
+    let (p, [one, two]) = hundred_interrupts(kvm, 1);
+    // VFIO's host vector was set up on pCPU 1 (the vCPU's at boot) and stays there: every
+    // forward (1,500 ns) runs on pCPU 1; KVM injects into the vCPU wherever it is (a
+    // halted one woken by kvm_vcpu_wake_up: no host work), whose handler (1,050 ns; the EOI
+    // exit is free) runs on its pCPU: 50 interrupts in each pCPU's periods.
+    let (forward, handler) = (1_500 * NS, 1_050 * NS);
+    let migrations = 9 * 5 * US;
+    assert_eq!(one, migrations + 100 * forward + 50 * handler);
+    assert_eq!(two, migrations + 50 * handler);
+    assert_eq!(counter(&p, "kvm.remapped_fallback_count"), 100);
+}
