@@ -380,17 +380,17 @@ mappings! {
     SetAffinitySpec { device, cpus }
     IommuSpec {
         interrupt_remapping, lookup_latency, units, irte_entries, irte_cache, irte_update,
-        fault_recording_registers, max_handle_mask, posted_msi
+        fault_recording_registers, max_handle_mask, posted_msi, pasid_checking
     }
     PostedMsiSpec { loop_cap, pir_scan }
     IrteCacheSpec { entries, hit_latency }
     IrteUpdateSpec { irte_write, iec_invalidation }
     DeviceSpec {
         name, count, interrupt_store, ims_slots, ims_update_latency, sriov_vfs, siov_adis, queues,
-        msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, provisioning, numa_node, arrival,
+        msi_write_latency, affinity, irq_mode, assigned_to, tenants, guest_msi, iommu_unit, provisioning, numa_node, arrival,
         handler
     }
-    ProvisioningSpec { mode, dynamic_msix, guest_ims, guest_message, guest_order, qemu_batch_enable, masking, affinity_every, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
+    ProvisioningSpec { mode, dynamic_msix, guest_ims, for_tenants, guest_message, guest_order, qemu_batch_enable, masking, affinity_every, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
     MaskingSpec { every, hold }
     ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq, vmcall }
     ArrivalSpec { process, rate, on, off }
