@@ -24,6 +24,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("ims-provisioning", include_str!("../catalog/ims-provisioning.yaml")),
     ("misdetect-outcome", include_str!("../catalog/misdetect-outcome.yaml")),
     ("blast-radius", include_str!("../catalog/blast-radius.yaml")),
+    ("flag-timing", include_str!("../catalog/flag-timing.yaml")),
 ];
 
 /// The flagship scenario's name.

@@ -15,11 +15,11 @@ use crate::diagnostic::{Diagnostic, Override};
 use crate::load::deserialize;
 use crate::schema::{
     ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec, ExitCostsSpec,
-    ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec, GuestMsiSpec,
-    GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec,
-    IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, PlatformSpec, PopulationSpec, PostedCostsSpec, PostedMsiSpec,
-    Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec, ScenarioFile,
-    ServiceSpec, SetAffinitySpec, SweepSpec,
+    ExpectMap, FlagTimingSpec, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec,
+    GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec,
+    IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, PlatformSpec, PopulationSpec, PostedCostsSpec,
+    PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec,
+    ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -329,7 +329,8 @@ single_values!(
     RoutesPerSpec,
     GuestImsSpec,
     GuestMessageSpec,
-    GuestOrderSpec
+    GuestOrderSpec,
+    FlagTimingSpec
 );
 
 /// Mappings: each listed field can be descended into. The lists must name every field of
@@ -363,7 +364,7 @@ mappings! {
         name, description, seed, duration, event_limit, platform, devices, actions, guests, templates, expect, sweep,
         detection
     }
-    DetectionSpec { configurations, policies, population, drivers }
+    DetectionSpec { configurations, policies, population, drivers, acpi_flag_timing }
     PopulationSpec { configuration, weight }
     DriverWeightSpec { driver, weight }
     GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward, kvm }

@@ -646,3 +646,33 @@ fn blast_radius_crosses_tenants_only_under_siov_without_pasid_checking() {
     assert_eq!(sweep_counter(name, "interrupt.lost.remap_fault_0x26_count"), [0, vm0, vm0, vm0]);
     assert_eq!(sweep_counter(name, "interrupt.lost_count"), [0, vm0, vm0, vm0]);
 }
+
+/// flag-timing: three flag values given at creation (allowed, disallowed, via the
+/// hypercall), weight 1 each, times the drivers unaware 2, IMS-aware 1, hypercall 1: 12
+/// equally likely guests. Shares (IMS, IMS-h, IMS-t, FB, FB*, BRK) under option 1, the same
+/// opt-in and opt-out (every configuration has the flag):
+/// - at creation: the hypercall driver gets IMS-h where the flag is allowed or via the
+///   hypercall (2) and FB* where disallowed (1); the IMS-aware driver breaks where allowed
+///   (1) and falls back elsewhere (2); unaware drivers fall back (6): IMS-h 2/12, FB 8/12,
+///   FB* 1/12, BRK 1/12.
+/// - knowing the guest: the hypercall driver is told "via the hypercall" (3), the others
+///   "disallowed" (9): IMS-h 3/12, FB 9/12, nothing broken or lost.
+#[test]
+fn flag_timing_breaks_the_ims_aware_guest_only_when_the_flag_is_fixed_at_creation() {
+    let name = "flag-timing";
+    let plan = scenarios::sweep::plan(name, catalog::get(name).unwrap(), None).unwrap();
+    let shares: Vec<Vec<[Share; 6]>> = plan
+        .cells
+        .iter()
+        .map(|cell| {
+            let s = plan.scenario(cell).unwrap();
+            let d = s.detection.unwrap();
+            let population = d.population.unwrap();
+            d.columns.iter().map(|c| population.shares(c)).collect()
+        })
+        .collect();
+    let z = Share::new(0, 1);
+    let at_creation = [z, Share::new(2, 12), z, Share::new(8, 12), Share::new(1, 12), Share::new(1, 12)];
+    let known_guest = [z, Share::new(3, 12), z, Share::new(9, 12), z, z];
+    assert_eq!(shares, vec![vec![at_creation; 2], vec![known_guest; 2]]);
+}
