@@ -78,7 +78,7 @@ use cpu::Cpus;
 use cpu::lindley::Lindley;
 use devices::{Devices, HostHandler};
 use guest::Guests;
-use guest::provision::Provisioning;
+use guest::provision::{Provisioning, Reached};
 use metrics::Ids;
 use route::{Accept, HandlerWork, Job, Route, Work, WorkKind};
 
@@ -573,6 +573,27 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// Whose target a translated route reaches: a guest (posted to one of its vCPUs, or a
+    /// host vector whose VFIO handler forwards to it), the host, or nobody (lost).
+    fn reached(&self, route: &Route) -> Reached {
+        let guests = self.guests.as_ref();
+        match *route {
+            Route::Lost(_) => Reached::Lost,
+            Route::PostedVcpu { vcpu, .. } => guests.map_or(Reached::Host, |g| Reached::Guest(g.guest_of_vcpu(vcpu))),
+            Route::HostVector { cpu, vector, .. } | Route::Lapic { cpu, vector } => {
+                let IrqChip::X86(chip) = &self.chip else { return Reached::Host };
+                match chip.queue_at(cpu, vector).and_then(|queue| self.devices.params_of(queue).assigned_to) {
+                    Some(guest) => Reached::Guest(guest),
+                    None => Reached::Host,
+                }
+            }
+            // Validation keeps provisioning on x86.
+            Route::Intid { .. } | Route::Vlpi { .. } => Reached::Host,
+        }
+    }
+}
+
 impl World for Platform {
     type Event = Event;
 
@@ -597,8 +618,10 @@ impl World for Platform {
                     IrqChip::X86(chip) => chip.translate(q.now(), write, &mut self.metrics),
                     IrqChip::Arm(chip) => chip.translate(write, &mut self.metrics),
                 };
-                if let Some(provisioning) = &self.provisioning {
-                    provisioning.observe(queue, matches!(route, Route::Lost(_)), q.now(), &mut self.metrics);
+                if let Some(guest) = self.provisioning.as_ref().and_then(|p| p.direct_guest(queue)) {
+                    let reached = self.reached(&route);
+                    let provisioning = self.provisioning.as_ref().expect("checked above");
+                    provisioning.observe(guest, queue, reached, q.now(), &mut self.metrics);
                 }
                 self.follow(route, raised_at, q);
             }

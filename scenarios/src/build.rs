@@ -107,7 +107,15 @@ fn expand_devices(sections: &[DeviceSection]) -> (Vec<DeviceParams>, Vec<ImsPool
                     Functions::SiovAdis(_) => (requester_id, Some(j as u32 + 1)),
                 };
                 let rid = u16::try_from(rid).expect("a requester id below 0x10000");
-                devices.push(function(d, name, rid, pasid, ims_pool));
+                let mut f = function(d, name, rid, pasid, ims_pool);
+                if let Some(&guest) = d.tenants.get(j) {
+                    f.assigned_to = Some(guest);
+                    if d.provisioned_tenants.as_ref().is_some_and(|only| !only.contains(&guest)) {
+                        // Programmed by the host when the VM starts.
+                        f.provisioning = None;
+                    }
+                }
+                devices.push(f);
             }
         }
     }

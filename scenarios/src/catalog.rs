@@ -23,6 +23,8 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("msix-growth", include_str!("../catalog/msix-growth.yaml")),
     ("ims-provisioning", include_str!("../catalog/ims-provisioning.yaml")),
     ("misdetect-outcome", include_str!("../catalog/misdetect-outcome.yaml")),
+    ("blast-radius", include_str!("../catalog/blast-radius.yaml")),
+    ("flag-timing", include_str!("../catalog/flag-timing.yaml")),
 ];
 
 /// The flagship scenario's name.

@@ -15,11 +15,11 @@ use crate::diagnostic::{Diagnostic, Override};
 use crate::load::deserialize;
 use crate::schema::{
     ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec, ExitCostsSpec,
-    ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec, GuestMsiSpec,
-    GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec,
-    IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec, PopulationSpec, PostedCostsSpec,
-    PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec,
-    ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
+    ExpectMap, FlagTimingSpec, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec,
+    GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec,
+    IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec, PopulationSpec,
+    PostedCostsSpec, PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec,
+    RoutesPerSpec, ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -329,7 +329,8 @@ single_values!(
     RoutesPerSpec,
     GuestImsSpec,
     GuestMessageSpec,
-    GuestOrderSpec
+    GuestOrderSpec,
+    FlagTimingSpec
 );
 
 /// Mappings: each listed field can be descended into. The lists must name every field of
@@ -363,7 +364,7 @@ mappings! {
         name, description, seed, duration, event_limit, platform, devices, actions, guests, templates, expect, sweep,
         detection
     }
-    DetectionSpec { configurations, policies, population, drivers }
+    DetectionSpec { configurations, policies, population, drivers, acpi_flag_timing }
     PopulationSpec { configuration, weight }
     DriverWeightSpec { driver, weight }
     GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward, kvm, migration }
@@ -381,17 +382,17 @@ mappings! {
     SetAffinitySpec { device, cpus }
     IommuSpec {
         interrupt_remapping, lookup_latency, units, irte_entries, irte_cache, irte_update,
-        fault_recording_registers, max_handle_mask, posted_msi
+        fault_recording_registers, max_handle_mask, posted_msi, pasid_checking
     }
     PostedMsiSpec { loop_cap, pir_scan }
     IrteCacheSpec { entries, hit_latency }
     IrteUpdateSpec { irte_write, iec_invalidation }
     DeviceSpec {
         name, count, interrupt_store, ims_slots, ims_update_latency, sriov_vfs, siov_adis, queues,
-        msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, provisioning, numa_node, arrival,
+        msi_write_latency, affinity, irq_mode, assigned_to, tenants, guest_msi, iommu_unit, provisioning, numa_node, arrival,
         handler
     }
-    ProvisioningSpec { mode, dynamic_msix, guest_ims, guest_message, guest_order, qemu_batch_enable, masking, affinity_every, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
+    ProvisioningSpec { mode, dynamic_msix, guest_ims, for_tenants, guest_message, guest_order, qemu_batch_enable, masking, affinity_every, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
     MaskingSpec { every, hold }
     ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq, vmcall }
     ArrivalSpec { process, rate, on, off }

@@ -88,6 +88,23 @@ pub struct DetectionSpec {
     /// independently of the configuration). Default: every guest IMS-aware.
     #[serde(default)]
     pub drivers: Vec<DriverWeightSpec>,
+    /// When a VM's vendor-agnostic ACPI flag is set, for every configuration of the
+    /// section: `at_creation` (default: the preset's value stands, as Kevin Tian said
+    /// hypervisors must) or `known_guest` (hypothetical: set knowing the guest kernel).
+    #[serde(default)]
+    #[schemars(with = "Option<FlagTimingSpec>")]
+    pub acpi_flag_timing: Option<Spanned<FlagTimingSpec>>,
+}
+
+/// When the ACPI flag is set (`detection.acpi_flag_timing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagTimingSpec {
+    /// When the VM is created, before anyone knows the guest: the preset's value.
+    AtCreation,
+    /// Hypothetical: by a hypervisor that knows the guest kernel (allowed where IMS is
+    /// trapped, via the hypercall for a guest with the hypercall driver, else disallowed).
+    KnownGuest,
 }
 
 /// A configuration of the population and its weight.
@@ -631,6 +648,13 @@ pub struct IommuSpec {
     #[serde(default)]
     #[schemars(with = "Option<PostedMsiSpec>")]
     pub posted_msi: Option<Spanned<PostedMsiSpec>>,
+    /// Hypothetical PASID-granular remapping (default false): an IRTE written for an ADI
+    /// carries its PASID and a write tagged with another PASID is blocked (0x26). No VT-d
+    /// unit has it: the IRTE has no PASID field and SIOV MSIs carry no PASID prefix
+    /// (docs/detection.md, "Who else a broken answer hits").
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub pasid_checking: Option<Spanned<bool>>,
 }
 
 /// Host posted MSI.
@@ -740,6 +764,11 @@ pub struct DeviceSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub assigned_to: Option<Spanned<String>>,
+    /// Instead of `assigned_to`: one guest per function of each copy (VF j or ADI j is
+    /// assigned to `tenants[j]`), as many names as `sriov_vfs` or `siov_adis`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub tenants: Option<Spanned<Vec<Spanned<String>>>>,
     /// How the guest programs the assigned device's MSIs (default: fixed, one vCPU). KVM
     /// posts an interrupt only to a single vCPU; the rest go through the host.
     #[serde(default)]
@@ -865,6 +894,12 @@ pub struct ProvisioningSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub affinity_every: Option<Spanned<String>>,
+    /// With the device's `tenants`: the tenants whose functions this provisioning applies
+    /// to (default all); the others' interrupts are programmed by the host when the VM
+    /// starts (e.g. one misbehaving guest writing its own messages among well-behaved ones).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub for_tenants: Option<Spanned<Vec<Spanned<String>>>>,
     /// The message a guest composes itself (`ims_direct` only; default `remappable`).
     #[serde(default)]
     #[schemars(with = "Option<GuestMessageSpec>")]

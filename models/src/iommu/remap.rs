@@ -41,6 +41,11 @@
 //!   2 ignores bits 2:1, 3 ignores bits 2:0); SVT=2 accepts buses from SID\[15:8\] to
 //!   SID\[7:0\] inclusive. A fault always blocks the request; FPD=1 only stops it being
 //!   recorded.
+//! - **PASID-aware checking (hypothetical, off by default)**: with
+//!   [`RemapParams::pasid_checking`] an entry tagged with a PASID ([`IrteEntry::pasid`])
+//!   blocks a request tagged with another (or none) as 0x26, after the requester-id check.
+//!   VT-d has no such field and SIOV interrupts carry no PASID; the switch shows what the
+//!   check would change (docs/sources.md#pasid-remapping-hypothetical).
 //! - **Fault recording**: NFR fault recording registers used as a ring from a hardware
 //!   index. A fault goes into the next register if it is free; otherwise Primary Fault
 //!   Overflow (PFO) is set and the fault is lost. While PFO is set nothing is recorded. A

@@ -54,11 +54,13 @@ impl Platform {
             create_vpes(params, guests, chip);
         }
         let mut devices = Devices::new(&params.ims_pools, params.devices.len(), ids.devices);
-        let mut provisioning = params
-            .devices
-            .iter()
-            .any(|d| d.provisioning.is_some())
-            .then(|| Provisioning::new(params.guests.len() as u32, &mut metrics, ids.core.lost));
+        let mut provisioning = params.devices.iter().any(|d| d.provisioning.is_some()).then(|| {
+            // Tenants: two or more guests with assigned functions.
+            let mut owners: Vec<u32> = params.devices.iter().filter_map(|d| d.assigned_to).collect();
+            owners.sort_unstable();
+            owners.dedup();
+            Provisioning::new(params.guests.len() as u32, owners.len() > 1, &mut metrics, ids.core.lost)
+        });
         // Provisioned functions: their first steps and their queues (raising from the start,
         // held in their masked entries until their vectors are usable).
         let mut timed = Vec::new();
@@ -79,6 +81,10 @@ impl Platform {
                     _ => chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics),
                 }
             }
+        }
+        if let Some(prov) = provisioning.as_mut() {
+            let names: Vec<&str> = params.guests.iter().map(|g| g.name.as_str()).collect();
+            prov.register_received(&names, &mut metrics);
         }
         match &mut chip {
             IrqChip::X86(chip) => chip.take_domain_warnings(SimTime::ZERO, &devices, &mut metrics),

@@ -60,6 +60,8 @@ pub(super) struct MsiWrite {
     pub address: u64,
     pub data: u32,
     pub requester_id: u16,
+    /// An ADI's PASID (compared only by hypothetical PASID-granular remapping).
+    pub pasid: Option<u32>,
     pub iommu_unit: u16,
 }
 
@@ -67,6 +69,7 @@ pub(super) struct MsiWrite {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Source {
     pub requester_id: u16,
+    pub pasid: Option<u32>,
     pub iommu_unit: u16,
     pub guest_msi: GuestMsiParams,
 }
@@ -167,7 +170,7 @@ impl Devices {
     /// Who a queue's interrupt comes from.
     pub fn source(&self, queue: QueueId) -> Source {
         let p = self.params_of(queue);
-        Source { requester_id: p.requester_id, iommu_unit: p.iommu_unit, guest_msi: p.guest_msi }
+        Source { requester_id: p.requester_id, pasid: p.pasid, iommu_unit: p.iommu_unit, guest_msi: p.guest_msi }
     }
 
     /// How many queues all devices have.
@@ -328,6 +331,7 @@ impl Devices {
             address: entry.address,
             data: entry.data,
             requester_id: device.params.requester_id,
+            pasid: device.params.pasid,
             iommu_unit: device.params.iommu_unit,
         }
     }

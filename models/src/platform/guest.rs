@@ -470,6 +470,11 @@ impl Guests {
         (first, self.params[guest as usize].vcpu_count)
     }
 
+    /// The guest vCPU `vcpu` belongs to.
+    pub fn guest_of_vcpu(&self, vcpu: u32) -> u32 {
+        self.vcpus[vcpu as usize].guest
+    }
+
     /// ARM: the vPEs of guest `guest`'s vCPUs, in order (from `Its::create_vm`).
     pub fn attach_vpes(&mut self, guest: u32, vpes: &[VpeId]) {
         let (first, count) = self.vcpus_of(guest);

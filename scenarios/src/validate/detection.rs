@@ -1,16 +1,16 @@
 //! The `detection` section: configuration presets, policy columns, the population's
 //! weights and its driver mix, each name checked against what exists and each weight
-//! against its bounds, into a [`models::detect::section::Detection`].
+//! against its bounds, and when the ACPI flag is set (at creation, or knowing the guest), into a [`models::detect::section::Detection`].
 
-use models::detect::Driver;
 use models::detect::matrix::{COLUMNS, Column};
 use models::detect::population::Population;
 use models::detect::presets::{self, PRESETS, Preset};
 use models::detect::section::Detection;
+use models::detect::{Driver, FlagTiming};
 use serde_saphyr::Spanned;
 
 use super::Checker;
-use crate::schema::DetectionSpec;
+use crate::schema::{DetectionSpec, FlagTimingSpec};
 
 /// The largest weight (so that a population's total, a sum of at most
 /// [`POPULATION_MAX`] products of two weights, stays far inside `u128`).
@@ -142,5 +142,13 @@ pub(crate) fn check_detection(raw: &Option<DetectionSpec>, c: &mut Checker) -> O
         }
         Some(Population { configurations, drivers })
     };
+    let (mut presets, mut population) = (presets, population);
+    if raw.acpi_flag_timing.as_ref().is_some_and(|t| t.value == FlagTimingSpec::KnownGuest) {
+        let known = |p: &mut Preset| p.view.acpi_timing = FlagTiming::KnownGuest;
+        presets.iter_mut().for_each(known);
+        if let Some(pop) = population.as_mut() {
+            pop.configurations.iter_mut().for_each(|(p, _)| known(p));
+        }
+    }
     (c.diagnostics.len() == errors_before).then_some(Some(Detection { presets, columns, population }))
 }

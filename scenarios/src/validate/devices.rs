@@ -83,6 +83,10 @@ pub(crate) struct DeviceSection {
     pub(crate) numa_node: Option<u32>,
     /// Index of the guest it is assigned to.
     pub(crate) assigned_to: Option<u32>,
+    /// Instead: the guest of each function of a copy (`tenants`; empty without).
+    pub(crate) tenants: Vec<u32>,
+    /// With `tenants`: the guests whose functions get `provisioning` (`None`: all).
+    pub(crate) provisioned_tenants: Option<Vec<u32>>,
     /// How that guest programs its MSIs.
     pub(crate) guest_msi: GuestMsiParams,
     /// Its remapping unit.
@@ -223,10 +227,22 @@ fn check_device(
         return None;
     };
     let assigned_to = check_assigned_to(d.assigned_to.as_ref(), guests, p, c);
+    let tenants = check_tenants(d, guests, p, c);
+    // guest_msi's destinations must fit the smallest tenant.
+    let smallest = tenants.iter().copied().min_by_key(|&g| guests[g as usize].vcpus.value);
     let guest_msi = match &d.guest_msi {
         None => GuestMsiParams::UNICAST,
-        Some(spec) => check_guest_msi(spec, d.assigned_to.is_some(), assigned_to, guests, platform.arm, p, c),
+        Some(spec) => check_guest_msi(
+            spec,
+            d.assigned_to.is_some() || d.tenants.is_some(),
+            assigned_to.or(smallest),
+            guests,
+            platform.arm,
+            p,
+            c,
+        ),
     };
+    let provisioned_tenants = check_for_tenants(d, guests, p, c);
     let iommu_unit = match (&d.iommu_unit, &platform.remapping) {
         (Some(unit), Some(None)) => {
             let (switch, why) = if platform.arm {
@@ -247,7 +263,7 @@ fn check_device(
         None => None,
         Some(spec) => {
             let host = platform.kernel.map(|k| k.version);
-            let assigned = d.assigned_to.is_some();
+            let assigned = d.assigned_to.is_some() || d.tenants.is_some();
             Some(super::provisioning::check_provisioning(spec, assigned, platform.arm, store, host, p, c)?)
         }
     };
@@ -267,10 +283,85 @@ fn check_device(
         irq_mode,
         numa_node,
         assigned_to,
+        tenants,
+        provisioned_tenants,
         guest_msi,
         iommu_unit,
         provisioning,
     })
+}
+
+/// `tenants`: instead of `assigned_to`, on a device with VFs or ADIs, one guest that
+/// exists per function. Returns the guests' indices (empty without the field or on error).
+fn check_tenants(d: &DeviceSpec, guests: &[GuestSpec], p: &str, c: &mut Checker) -> Vec<u32> {
+    let Some(list) = &d.tenants else { return Vec::new() };
+    let path = format!("{p}.tenants");
+    if d.assigned_to.is_some() {
+        c.error(list, &path, "a device has either assigned_to (every function to one guest) or tenants (one guest per function); remove one");
+        return Vec::new();
+    }
+    let functions = match functions(d) {
+        Functions::Physical => {
+            c.error(list, &path, "tenants names one guest per VF or ADI; this device has neither (add sriov_vfs or siov_adis, or use assigned_to)");
+            return Vec::new();
+        }
+        Functions::SriovVfs(n) | Functions::SiovAdis(n) => n,
+    };
+    if list.value.len() != functions as usize {
+        c.error(
+            list,
+            &path,
+            format!(
+                "{} names for {functions} functions per copy: give one guest per function, in order",
+                list.value.len()
+            ),
+        );
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (j, name) in list.value.iter().enumerate() {
+        match guests.iter().position(|g| g.name.value == name.value) {
+            Some(g) => out.push(g as u32),
+            None => {
+                let known: Vec<&str> = guests.iter().map(|g| g.name.value.as_str()).collect();
+                let known = if known.is_empty() {
+                    "there are no guests".to_owned()
+                } else {
+                    format!("guests are: {}", known.join(", "))
+                };
+                c.error(name, format!("{path}[{j}]"), format!("no guest named `{}`; {known}", name.value));
+            }
+        }
+    }
+    if out.len() == list.value.len() { out } else { Vec::new() }
+}
+
+/// `provisioning.for_tenants`: needs the device's `tenants`; each name one of them.
+fn check_for_tenants(d: &DeviceSpec, guests: &[GuestSpec], p: &str, c: &mut Checker) -> Option<Vec<u32>> {
+    let list = d.provisioning.as_ref()?.value.for_tenants.as_ref()?;
+    let path = format!("{p}.provisioning.for_tenants");
+    let Some(tenants) = &d.tenants else {
+        c.error(
+            list,
+            &path,
+            "for_tenants chooses among the device's tenants; this device has none (add tenants, or remove for_tenants)",
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    for (j, name) in list.value.iter().enumerate() {
+        if !tenants.value.iter().any(|t| t.value == name.value) {
+            let known: Vec<&str> = tenants.value.iter().map(|t| t.value.as_str()).collect();
+            c.error(
+                name,
+                format!("{path}[{j}]"),
+                format!("`{}` is not a tenant of this device; its tenants are: {}", name.value, known.join(", ")),
+            );
+        } else if let Some(g) = guests.iter().position(|g| g.name.value == name.value) {
+            out.push(g as u32);
+        }
+    }
+    Some(out)
 }
 
 /// What each copy of the entry expands into (VFs win over ADIs: both together were refused).
@@ -335,7 +426,7 @@ fn check_store_fields(d: &DeviceSpec, kind: StoreKind, p: &str, c: &mut Checker)
     ims_slots
 }
 
-/// `sriov_vfs` and `siov_adis`: one or the other, not zero, and on a store that has them.
+/// `sriov_vfs` and `siov_adis`: one or the other, not zero, and ADIs on IMS.
 fn check_virtual_functions(d: &DeviceSpec, kind: StoreKind, p: &str, c: &mut Checker) {
     let kind_name = kind.as_str();
     if let (Some(_), Some(a)) = (&d.sriov_vfs, &d.siov_adis) {
@@ -345,16 +436,12 @@ fn check_virtual_functions(d: &DeviceSpec, kind: StoreKind, p: &str, c: &mut Che
             "a device entry has either sriov_vfs or siov_adis; describe the other in a second entry",
         );
     }
-    if let Some(v) = &d.sriov_vfs {
-        if v.value == 0 {
-            c.error(v, format!("{p}.sriov_vfs"), "0 VFs: leave the field out for the physical function alone");
-        } else if !matches!(kind, StoreKind::Msi | StoreKind::Msix) {
-            c.error(
-                v,
-                format!("{p}.sriov_vfs"),
-                format!("VFs have MSI or MSI-X stores of their own; this device uses {kind_name}"),
-            );
-        }
+    // VFs take any store, IMS included: each has its own requester id, which the remapping
+    // unit checks whatever store the message came from (tglx, claims C19).
+    if let Some(v) = &d.sriov_vfs
+        && v.value == 0
+    {
+        c.error(v, format!("{p}.sriov_vfs"), "0 VFs: leave the field out for the physical function alone");
     }
     if let Some(a) = &d.siov_adis {
         if a.value == 0 {

@@ -52,6 +52,9 @@ pub(crate) fn check_switched_off(iommu: &IommuSpec, c: &mut Checker) {
     if let Some(v) = &iommu.posted_msi {
         report(at(&v.referenced), "posted_msi", "host posted MSI".to_owned());
     }
+    if let Some(v) = &iommu.pasid_checking {
+        report(at(&v.referenced), "pasid_checking", format!("pasid_checking: {}", v.value));
+    }
 }
 
 /// Checks a remapping unit that is on. `has_actions`: actions move interrupts, so IRTE
@@ -114,6 +117,7 @@ pub(crate) fn check_iommu(
     let mut remap = RemapParams::linux_defaults(unsourced);
     remap.table_entries = entries?;
     remap.iommu_count = units?;
+    remap.pasid_checking = iommu.pasid_checking.as_ref().is_some_and(|b| b.value);
     if let Err(e) = remap.validate() {
         c.error(anchor, P, format!("the remapping unit's parameters are inconsistent: {e}"));
         return None;

@@ -68,6 +68,14 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ("its-without-costs", "4:9", "platform.gic.its_command", &["required with msi: its"]),
     ("posted-msi-old-kernel", "6:74", "platform.iommu.posted_msi", &["host posted MSI appeared in Linux 6.10"]),
     ("assigned-to-unknown-guest", "8:18", "devices[0].assigned_to", &["no guest named `vm9`"]),
+    ("tenants-count", "13:14", "devices[0].tenants", &["1 names for 2 functions per copy"]),
+    ("tenants-unknown-guest", "13:20", "devices[0].tenants[1]", &["no guest named `vm1`; guests are: vm0"]),
+    (
+        "for-tenants-not-a-tenant",
+        "14:53",
+        "devices[0].provisioning.for_tenants[0]",
+        &["`vm2` is not a tenant of this device"],
+    ),
     (
         "guest-without-remapping",
         "13:11",

@@ -616,3 +616,63 @@ fn misdetect_outcome_loses_every_interrupt_in_brk_cells_and_none_in_fb_cells() {
     assert_eq!(at("cpuid_dmi"), Share::new(11, 4));
     assert_eq!(at("hybrid_auto"), Share::new(7, 4));
 }
+
+/// blast-radius: four functions of one device, one per guest, 4 queues each at a constant
+/// 10k/s for 10 ms: 4 × 4 × 100 = 1,600 raises, 400 of them vm0's. vm0 writes its own
+/// remappable messages for its IRTEs 0-3 (2 × 1 us per queue, the last done at 8 us,
+/// before any queue's second raise: none merged, each of its 400 raises translated). The
+/// host programmed the other tenants at VM start in function order, 4 IRTEs each: vm1's
+/// function holds IRTEs 0-3, vm2's 4-7, vm3's 8-11. So vm0's handles 0-3 name vm1's entries:
+/// - siov (one requester id, VT-d checks only it): all 400 pass and reach vm1: 400
+///   cross-tenant deliveries, none lost;
+/// - siov-pasid (hypothetical PASID check): the PASID differs: 400 blocked as 0x26;
+/// - sriov, sriov-pasid (a requester id per VF): the source-id check blocks all 400 (0x26).
+///
+/// Variants in run order: siov, siov-pasid, sriov, sriov-pasid.
+#[test]
+fn blast_radius_crosses_tenants_only_under_siov_without_pasid_checking() {
+    let name = "blast-radius";
+    let (queues, raises_per_queue) = (4u64, 10 * 10_000 / 1_000);
+    let vm0 = queues * raises_per_queue;
+    assert_eq!(sweep_counter(name, "interrupt.raised_count"), [4 * vm0; 4]);
+    assert_eq!(sweep_counter(name, "guest.vm0.direct_misrouted_tenant_count"), [vm0, 0, 0, 0]);
+    assert_eq!(sweep_counter(name, "guest.vm1.cross_tenant_received_count"), [vm0, 0, 0, 0]);
+    for other in ["vm0", "vm2", "vm3"] {
+        assert_eq!(sweep_counter(name, &format!("guest.{other}.cross_tenant_received_count")), [0; 4], "{other}");
+    }
+    assert_eq!(sweep_counter(name, "guest.vm0.direct_misrouted_own_count"), [0; 4]);
+    assert_eq!(sweep_counter(name, "guest.vm0.direct_misrouted_host_count"), [0; 4]);
+    assert_eq!(sweep_counter(name, "guest.vm0.direct_lost_count"), [0, vm0, vm0, vm0]);
+    assert_eq!(sweep_counter(name, "interrupt.lost.remap_fault_0x26_count"), [0, vm0, vm0, vm0]);
+    assert_eq!(sweep_counter(name, "interrupt.lost_count"), [0, vm0, vm0, vm0]);
+}
+
+/// flag-timing: three flag values given at creation (allowed, disallowed, via the
+/// hypercall), weight 1 each, times the drivers unaware 2, IMS-aware 1, hypercall 1: 12
+/// equally likely guests. Shares (IMS, IMS-h, IMS-t, FB, FB*, BRK) under option 1, the same
+/// opt-in and opt-out (every configuration has the flag):
+/// - at creation: the hypercall driver gets IMS-h where the flag is allowed or via the
+///   hypercall (2) and FB* where disallowed (1); the IMS-aware driver breaks where allowed
+///   (1) and falls back elsewhere (2); unaware drivers fall back (6): IMS-h 2/12, FB 8/12,
+///   FB* 1/12, BRK 1/12.
+/// - knowing the guest: the hypercall driver is told "via the hypercall" (3), the others
+///   "disallowed" (9): IMS-h 3/12, FB 9/12, nothing broken or lost.
+#[test]
+fn flag_timing_breaks_the_ims_aware_guest_only_when_the_flag_is_fixed_at_creation() {
+    let name = "flag-timing";
+    let plan = scenarios::sweep::plan(name, catalog::get(name).unwrap(), None).unwrap();
+    let shares: Vec<Vec<[Share; 6]>> = plan
+        .cells
+        .iter()
+        .map(|cell| {
+            let s = plan.scenario(cell).unwrap();
+            let d = s.detection.unwrap();
+            let population = d.population.unwrap();
+            d.columns.iter().map(|c| population.shares(c)).collect()
+        })
+        .collect();
+    let z = Share::new(0, 1);
+    let at_creation = [z, Share::new(2, 12), z, Share::new(8, 12), Share::new(1, 12), Share::new(1, 12)];
+    let known_guest = [z, Share::new(3, 12), z, Share::new(9, 12), z, z];
+    assert_eq!(shares, vec![vec![at_creation; 2], vec![known_guest; 2]]);
+}

@@ -155,6 +155,9 @@ pub struct IrteEntry {
     pub source: SourceValidation,
     /// Some reserved bit is non-zero (a software bug the hardware reports as 0x24).
     pub reserved_bits_set: bool,
+    /// The PASID of the function the entry was written for: hypothetical (VT-d's IRTE has
+    /// no such field), checked only under [`super::RemapParams::pasid_checking`].
+    pub pasid: Option<u32>,
 }
 
 impl IrteEntry {
@@ -165,6 +168,7 @@ impl IrteEntry {
         mode: IrteMode::Remapped { dest: CpuId(0), vector: Vector(0) },
         source: SourceValidation::None,
         reserved_bits_set: false,
+        pasid: None,
     };
 
     /// A present remapped-format entry without source verification.
@@ -180,6 +184,11 @@ impl IrteEntry {
     /// The same entry with source verification `source`.
     pub fn with_source(self, source: SourceValidation) -> IrteEntry {
         IrteEntry { source, ..self }
+    }
+
+    /// The same entry tagged with `pasid` (hypothetical PASID-granular remapping).
+    pub fn with_pasid(self, pasid: Option<u32>) -> IrteEntry {
+        IrteEntry { pasid, ..self }
     }
 
     /// The same entry with FPD set to `fpd`.

@@ -57,6 +57,12 @@ pub struct RemapParams {
     /// Drop a fault whose requester already has a pending record (QEMU does; the default is
     /// to record every fault while registers are free).
     pub collapse_same_source: bool,
+    /// Hypothetical PASID-granular remapping: a request whose PASID differs from the one
+    /// the IRTE was written for is blocked (recorded as 0x26, source-id verification). No
+    /// VT-d unit does this: an IRTE has SID/SQ/SVT and no PASID, and SIOV sends MSIs without
+    /// a PASID TLP prefix (docs/sources.md#pasid-remapping-hypothetical). Off in Linux's
+    /// defaults.
+    pub pasid_checking: bool,
     /// IEC capacity in entries (0 = no cache).
     pub iec_entries: u32,
     /// Lookup latency on an IEC hit and for requests blocked before any table read.
@@ -89,6 +95,7 @@ impl RemapParams {
             posting_supported: true,
             compat_format_allowed: false,
             collapse_same_source: false,
+            pasid_checking: false,
             iec_entries: unsourced.iec_entries,
             iec_hit_latency: unsourced.iec_hit_latency,
             iec_miss_latency: unsourced.iec_miss_latency,

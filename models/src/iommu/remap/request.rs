@@ -32,6 +32,9 @@ pub struct RemapRequest {
     pub requester_id: u16,
     /// The decoded message.
     pub message: InterruptMessage,
+    /// The PASID the write was tagged with: hypothetical (SIOV sends MSIs without a PASID
+    /// TLP prefix), compared only under [`super::RemapParams::pasid_checking`].
+    pub pasid: Option<u32>,
 }
 
 impl RemapRequest {
@@ -40,12 +43,18 @@ impl RemapRequest {
         RemapRequest {
             requester_id,
             message: InterruptMessage::Remappable { handle, subhandle, reserved_bits_set: false },
+            pasid: None,
         }
+    }
+
+    /// The same request tagged with `pasid` (hypothetical PASID-tagged interrupts).
+    pub fn with_pasid(self, pasid: Option<u32>) -> RemapRequest {
+        RemapRequest { pasid, ..self }
     }
 
     /// A compatibility-format request.
     pub fn compatibility(requester_id: u16, dest_apic_id: u8, vector: Vector) -> RemapRequest {
-        RemapRequest { requester_id, message: InterruptMessage::Compatibility { dest_apic_id, vector } }
+        RemapRequest { requester_id, message: InterruptMessage::Compatibility { dest_apic_id, vector }, pasid: None }
     }
 }
 

@@ -440,7 +440,8 @@ impl RemapUnit {
         if cache == CacheOutcome::Miss {
             unit.cache.insert(index, entry);
         }
-        if !entry.source.accepts(rid) {
+        // Hypothetical PASID-granular checking extends the source check: the same fault.
+        if !entry.source.accepts(rid) || (p.pasid_checking && entry.pasid != request.pasid) {
             let fault = RemapFault::SourceIdVerification;
             return self.block(i, now, fault, rid, index, entry.fpd, latency, cache);
         }

@@ -270,7 +270,8 @@ impl X86Chip {
         match self.domain.activate(irq).expect("activating an allocated interrupt") {
             // A broken affinity is counted from the domain's warning.
             Activation::Assigned { cpu, vector, .. } => {
-                let (address, data, _) = self.program(queue, cpu, vector, dp.requester_id, dp.iommu_unit, None, m);
+                let (address, data, _) =
+                    self.program(queue, cpu, vector, (dp.requester_id, dp.pasid), dp.iommu_unit, None, m);
                 devices.write_message(queue, address, data);
                 devices.unmask(queue);
             }
@@ -336,7 +337,7 @@ impl X86Chip {
             IrteEntry::remapped(host.0, host.1)
         };
         let sid = SourceValidation::RequesterId { sid: source.requester_id, sq: SourceQualifier::All16 };
-        table.set_entry(block.base, entry.with_source(sid)).expect("an allocated IRTE");
+        table.set_entry(block.base, entry.with_source(sid).with_pasid(source.pasid)).expect("an allocated IRTE");
         self.bind_assigned(queue_id, block.base, posted, (pcpu, vector), host, vcpu, devices);
         devices.unmask(queue_id);
     }
@@ -399,7 +400,7 @@ impl X86Chip {
         queue_id: QueueId,
         cpu: CpuId,
         vector: Vector,
-        requester_id: u16,
+        (requester_id, pasid): (u16, Option<u32>),
         iommu_unit: u16,
         timed: Option<SimTime>,
         m: &mut Metrics,
@@ -413,7 +414,7 @@ impl X86Chip {
             (Some(unit), Some(index), Some((handle, subhandle))) => {
                 // Linux's set_msi_sid: verify the full requester id (SVT=1, SQ=0).
                 let source = SourceValidation::RequesterId { sid: requester_id, sq: SourceQualifier::All16 };
-                let entry = IrteEntry::remapped(cpu, vector).with_source(source);
+                let entry = IrteEntry::remapped(cpu, vector).with_source(source).with_pasid(pasid);
                 match timed {
                     None => unit.table_mut(iommu).set_entry(index, entry).expect("an allocated IRTE"),
                     Some(now) => {
@@ -460,6 +461,12 @@ impl X86Chip {
         }
     }
 
+    /// The queue whose handler is registered on `vector` of `cpu`, if any.
+    pub fn queue_at(&self, cpu: CpuId, vector: Vector) -> Option<QueueId> {
+        let queue = *self.vector_queue.get(cpu.0 as usize)?.get(usize::from(vector.0))?;
+        (queue != NO_QUEUE).then_some(QueueId(queue))
+    }
+
     /// An MSI write reaches the chip: decoded straight to a LAPIC without remapping, or looked
     /// up in the remapping unit (which may block it with a fault).
     #[inline]
@@ -490,7 +497,8 @@ impl X86Chip {
             }
             InterruptMessage::Compatibility { .. } => 0,
         };
-        let translation = unit.translate(now, iommu, &RemapRequest { requester_id: write.requester_id, message });
+        let translation =
+            unit.translate(now, iommu, &RemapRequest { requester_id: write.requester_id, message, pasid: write.pasid });
         m.record(self.ids.remap, translation.latency.as_ps());
         match translation.cache {
             CacheOutcome::Hit => m.add(self.ids.cache_hit, 1),
@@ -776,7 +784,7 @@ impl X86Chip {
         match now_at {
             Some((cpu, vector)) => {
                 let (address, data, done) =
-                    self.program(queue, cpu, vector, dp.requester_id, dp.iommu_unit, Some(now), m);
+                    self.program(queue, cpu, vector, (dp.requester_id, dp.pasid), dp.iommu_unit, Some(now), m);
                 // With remapping the move is done when the IRTE is (intel_ir_set_affinity).
                 if let Some(done) = done {
                     self.schedule_cleanup(queue, done, q, m);

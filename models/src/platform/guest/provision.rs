@@ -64,6 +64,10 @@
 //!   drivers probing asynchronously, the first on vCPU 0), so they are host work on that
 //!   vCPU's pCPU (`Guests::host_work`): behind host work already there, preempting a vCPU
 //!   running there, and other vCPUs and host work on that pCPU wait for them.
+//! - A guest writing its own messages (`ImsDirect`): each translation is observed; a
+//!   blocked one is lost against the guest, one that passed is misrouted and, where two or
+//!   more guests have assigned functions, split by who received it (the same guest,
+//!   another tenant, the host), the receiving tenant counting it too.
 //! - The guest kernel's IMS domain (`GuestIms`): Linux creates none in a guest (no PCI/IMS
 //!   outside 6.2–6.9, and a virtual remapping parent never allows it), so the IMS modes
 //!   fall back to MSI-X trapped, counted once per function with the kernel's reason.
@@ -322,6 +326,30 @@ impl AffinityIds {
 struct DirectIds {
     lost: CounterId,
     misrouted: CounterId,
+    /// Where the misrouted ones went, registered where there are tenants to tell apart.
+    split: Option<SplitIds>,
+}
+
+/// Who received a guest's misrouted messages.
+#[derive(Debug, Clone, Copy)]
+struct SplitIds {
+    /// The same guest (another of its vectors).
+    own: CounterId,
+    /// Another guest (tenant).
+    tenant: CounterId,
+    /// The host (a host driver's vector, or none).
+    host: CounterId,
+}
+
+/// The owner of the target a translated message reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::platform) enum Reached {
+    /// Blocked by the remapping unit (or otherwise lost at translation).
+    Lost,
+    /// A vector of guest `0` (posted to its vCPU, or VFIO's host vector forwarding to it).
+    Guest(u32),
+    /// A host vector of a host driver, or one without a handler.
+    Host,
 }
 
 impl Ids {
@@ -469,14 +497,20 @@ pub(in crate::platform) struct Provisioning {
     /// each guest's next IRTE index of its own (virtual) remapping table.
     direct_guest: Vec<u32>,
     guest_irte_next: Vec<u32>,
+    /// Per guest, messages of another guest delivered to it; registered (with the split of
+    /// each guest's misroutes) when two or more guests have assigned functions.
+    received: Vec<Option<CounterId>>,
+    tenants: bool,
 }
 
 /// No guest composed the queue's message.
 const NO_GUEST: u32 = u32::MAX;
 
 impl Provisioning {
-    /// Empty, with its metrics registered; `lost` is the platform's lost counter.
-    pub fn new(guest_count: u32, m: &mut Metrics, lost: CounterId) -> Provisioning {
+    /// Empty, with its metrics registered; `lost` is the platform's lost counter; `tenants`:
+    /// two or more guests have assigned functions (a guest's misroutes are then split by
+    /// who received them).
+    pub fn new(guest_count: u32, tenants: bool, m: &mut Metrics, lost: CounterId) -> Provisioning {
         Provisioning {
             functions: Vec::new(),
             routes: vec![(0, KVM_MAX_IRQ_ROUTES); guest_count as usize],
@@ -485,6 +519,28 @@ impl Provisioning {
             direct_ids: vec![None; guest_count as usize],
             direct_guest: Vec::new(),
             guest_irte_next: vec![0; guest_count as usize],
+            received: vec![None; guest_count as usize],
+            tenants,
+        }
+    }
+
+    /// The guest that composed queue `queue`'s message itself, if one did.
+    #[inline]
+    pub fn direct_guest(&self, queue: QueueId) -> Option<u32> {
+        self.direct_guest.get(queue.0 as usize).copied().filter(|&g| g != NO_GUEST)
+    }
+
+    /// Registers, in guest order, each guest's count of messages other guests composed
+    /// that reached it (with tenants and a guest composing its own messages).
+    pub fn register_received(&mut self, names: &[&str], m: &mut Metrics) {
+        if !self.tenants || self.direct_ids.iter().all(Option::is_none) {
+            return;
+        }
+        for (g, name) in names.iter().enumerate() {
+            self.received[g] = Some(m.failure_counter(
+                &format!("guest.{name}.cross_tenant_received_count"),
+                "a message another guest composed itself reached this guest's vector (same requester id)",
+            ));
         }
     }
 
@@ -535,6 +591,23 @@ impl Provisioning {
                     &format!("guest.{guest_name}.direct_misrouted_count"),
                     "a message the guest composed itself named an IRTE of the same requester id: delivered to that IRTE's target, not the guest's",
                 ),
+                split: self.tenants.then(|| SplitIds {
+                    own: m.counter(
+                        &format!("guest.{guest_name}.direct_misrouted_own_count"),
+                        Unit::Count,
+                        "misrouted messages of the guest that reached another of its own vectors",
+                    ),
+                    tenant: m.counter(
+                        &format!("guest.{guest_name}.direct_misrouted_tenant_count"),
+                        Unit::Count,
+                        "misrouted messages of the guest that reached another guest's vector (cross-tenant)",
+                    ),
+                    host: m.counter(
+                        &format!("guest.{guest_name}.direct_misrouted_host_count"),
+                        Unit::Count,
+                        "misrouted messages of the guest that reached a host vector",
+                    ),
+                }),
             });
             for slot in &slots {
                 let q = slot.queue.0 as usize;
@@ -567,19 +640,31 @@ impl Provisioning {
         (params.start, Event::Provision { index })
     }
 
-    /// A queue's MSI write was translated: where the guest composed the message itself, a
-    /// blocked one is counted against the guest, and one that went anywhere is misrouted
-    /// (the host never programmed an IRTE for it, so whatever it named is someone else's).
-    #[inline]
-    pub fn observe(&self, queue: QueueId, lost: bool, now: SimTime, m: &mut Metrics) {
-        let Some(&guest) = self.direct_guest.get(queue.0 as usize) else { return };
+    /// A message guest `guest` composed itself (queue `queue`'s) was translated and
+    /// `reached` a target: a blocked one is counted against the guest, and one that went
+    /// anywhere is misrouted (the host never programmed an IRTE for it, so whatever it named
+    /// is someone else's), split by who received it where there are tenants.
+    pub fn observe(&self, guest: u32, queue: QueueId, reached: Reached, now: SimTime, m: &mut Metrics) {
         let Some(ids) = self.direct_ids.get(guest as usize).copied().flatten() else { return };
-        if lost {
+        if reached == Reached::Lost {
             m.add(ids.lost, 1);
-        } else {
-            m.fail(ids.misrouted, now, || {
-                format!("queue id {}: the guest's own message reached another IRTE's target", queue.0)
-            });
+            return;
+        }
+        m.fail(ids.misrouted, now, || {
+            format!("queue id {}: the guest's own message reached another IRTE's target", queue.0)
+        });
+        let Some(split) = ids.split else { return };
+        match reached {
+            Reached::Guest(g) if g == guest => m.add(split.own, 1),
+            Reached::Guest(g) => {
+                m.add(split.tenant, 1);
+                if let Some(received) = self.received[g as usize] {
+                    m.fail(received, now, || {
+                        format!("queue id {}: a message composed by guest {guest} reached this guest", queue.0)
+                    });
+                }
+            }
+            Reached::Host | Reached::Lost => m.add(split.host, 1),
         }
     }
 

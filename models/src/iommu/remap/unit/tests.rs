@@ -20,6 +20,7 @@ fn every_fault_reason_blocks_and_is_recorded() {
             RemapRequest {
                 requester_id: 0x100,
                 message: InterruptMessage::Remappable { handle: 0, subhandle: None, reserved_bits_set: true },
+                pasid: None,
             },
             RemapFault::ReservedFieldsInRequest,
         ),
@@ -126,6 +127,39 @@ fn fpd_stops_recording_but_still_blocks() {
     let c = u.counters();
     assert_eq!((c.fpd_unrecorded, c.recorded, c.blocked_total()), (3, 1, 4));
     assert_eq!(u.fault_registers(IO).pending(), 1);
+}
+
+#[test]
+fn pasid_checking_blocks_another_pasids_entry_of_the_same_requester_id() {
+    // Two ADIs of requester id 0x0100 (PASIDs 1 and 2), one IRTE each with the full-RID
+    // source check. ADI 1's write naming ADI 2's entry passes the RID check: without PASID
+    // checking it is delivered there (what VT-d does); with it, it is blocked as 0x26,
+    // while each ADI's own entry still delivers, and a write without a PASID (the PF) is
+    // blocked on either entry.
+    for checking in [false, true] {
+        let mut p = params();
+        p.pasid_checking = checking;
+        let mut u = unit_with_entries(p, 2);
+        let sid = SourceValidation::RequesterId { sid: 0x0100, sq: SourceQualifier::All16 };
+        for (i, pasid) in [(0u32, 1u32), (1, 2)] {
+            let entry = IrteEntry::remapped(CpuId(i), Vector(0x40 + i as u8)).with_source(sid).with_pasid(Some(pasid));
+            u.table_mut(IO).set_entry(i, entry).unwrap();
+        }
+        let req = |handle: u16, pasid: Option<u32>| RemapRequest::remappable(0x0100, handle, None).with_pasid(pasid);
+        let own = u.translate(ns(1), IO, &req(0, Some(1)));
+        assert_eq!(own.result, Ok(RemapTarget::Remapped { dest: CpuId(0), vector: Vector(0x40) }));
+        let other = u.translate(ns(2), IO, &req(1, Some(1)));
+        let pf = u.translate(ns(3), IO, &req(1, None));
+        if checking {
+            assert_eq!(
+                (fault_of(&other), fault_of(&pf)),
+                (RemapFault::SourceIdVerification, RemapFault::SourceIdVerification)
+            );
+        } else {
+            let target = Ok(RemapTarget::Remapped { dest: CpuId(1), vector: Vector(0x41) });
+            assert_eq!((other.result, pf.result), (target, target));
+        }
+    }
 }
 
 #[test]

@@ -112,13 +112,13 @@ impl X86Chip {
             return None;
         };
         let sid = SourceValidation::RequesterId { sid: source.requester_id, sq: SourceQualifier::All16 };
-        let remapped = IrteEntry::remapped(host.0, host.1).with_source(sid);
+        let remapped = IrteEntry::remapped(host.0, host.1).with_source(sid).with_pasid(source.pasid);
         let timing = unit.request_update(now, iommu, block.base, remapped).expect("an allocated IRTE");
         let mut done = Self::record_lock(&self.ids, ready, alloc_wait, timing, m);
         let posted = matches!(source.guest_msi.postability(), Postability::Posted);
         let unit = self.remap.as_mut().expect("guests need interrupt remapping");
         if posted {
-            let entry = IrteEntry::posted(PiDescId(vcpu), vector, false).with_source(sid);
+            let entry = IrteEntry::posted(PiDescId(vcpu), vector, false).with_source(sid).with_pasid(source.pasid);
             let timing = unit.request_update(now, iommu, block.base, entry).expect("an allocated IRTE");
             done = Self::record_lock(&self.ids, done, SimDuration::ZERO, timing, m);
         }
@@ -142,7 +142,7 @@ impl X86Chip {
         let mut ready = now;
         if matches!(source.guest_msi.postability(), Postability::Posted) {
             let sid = SourceValidation::RequesterId { sid: source.requester_id, sq: SourceQualifier::All16 };
-            let entry = IrteEntry::remapped(host.0, host.1).with_source(sid);
+            let entry = IrteEntry::remapped(host.0, host.1).with_source(sid).with_pasid(source.pasid);
             let timing = unit.request_update(now, iommu, index, entry).expect("an allocated IRTE");
             ready = Self::record_lock(&self.ids, ready, SimDuration::ZERO, timing, m);
             writes += 1;
@@ -187,7 +187,7 @@ impl X86Chip {
             if posted { IrteEntry::posted(PiDescId(vcpu), vector, false) } else { IrteEntry::remapped(host.0, host.1) };
         let unit = self.remap.as_mut().expect("guests need interrupt remapping");
         let timing = unit
-            .request_update(now, IommuId(source.iommu_unit), index, entry.with_source(sid))
+            .request_update(now, IommuId(source.iommu_unit), index, entry.with_source(sid).with_pasid(source.pasid))
             .expect("an allocated IRTE");
         let done = Self::record_lock(&self.ids, now, SimDuration::ZERO, timing, m);
         HostStep { done, irte_writes: 1 }
