@@ -376,7 +376,7 @@ mappings! {
     PostedCostsSpec { notify_running, wakeup_irq_entry, wakeup_list_entry, kick, wake_to_vm_entry }
     PlatformSpec { arch, cpus, iommu, numa_nodes, kernel, gic, cpu_costs, queueing }
     CpuCostsSpec { irq_entry_exit, notification }
-    GicSpec { version, msi, translation_latency, its_command, its_sync, its_direct_inv, lpi_id_bits, v2m_spis }
+    GicSpec { version, msi, translation_latency, its_command, its_sync, its_direct_inv, lpi_id_bits, v2m_spis, vpe_id_bits }
     KernelSpec { version, legacy_pic, ia32_emulation, hz }
     ActionSpec { at, cpu_offline, cpu_online, set_affinity }
     SetAffinitySpec { device, cpus }

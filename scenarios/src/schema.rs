@@ -546,6 +546,12 @@ pub struct GicSpec {
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub v2m_spis: Option<Spanned<u32>>,
+    /// vPE ID bits (`msi: its`): 16 (`ITS_MAX_VPEID_BITS`, the default); on `v4.1` a GIC may
+    /// report fewer in `GICD_TYPER2.VID` (1 to 16). Every VM's vCPUs share the `2^bits` IDs;
+    /// a VM that cannot get one per vCPU fails to start (`arm.vpe_id_fail_count`).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub vpe_id_bits: Option<Spanned<u32>>,
 }
 
 /// The Linux kernel.

@@ -36,6 +36,10 @@
 //!   only while the vCPU blocks) and GICv4.1 fires the vPE's doorbell once until the vPE is
 //!   made resident again. On GICv4.0 without DirectLPI, doorbell INV/CLEAR/MOVI go through the
 //!   kernel's vPE proxy device, including its round-robin slot eviction.
+//! - **The vPE-ID space** ([`ItsParams::vpe_id_bits`]): every VM's vPEs take IDs from one
+//!   host-wide pool of `ITS_MAX_VPEID` = `2^bits` (`its_vpe_id_alloc`); a VM whose vCPUs do
+//!   not all get one fails as a whole ([`ItsError::VpeIdsExhausted`], KVM's "VPE IRQ
+//!   allocation failure"), its doorbell LPIs given back.
 //! - **GICv2m** ([`V2mFrame`]): a fixed pool of SPIs (64 by default), allocated with the
 //!   kernel's aligned bitmap search; a device asking for more gets `-ENOSPC`.
 //! - **Resource summaries** ([`Its::resources`], [`V2mFrame::resources`]).
@@ -77,6 +81,7 @@
 //! | DirectLPI | off, forced on for GICv4.1 (RVPEID implies it) | `__gic_update_rdist_properties` in `irq-gic-v3.c` |
 //! | ITT size | `max(2, nvecs)` entries, `nvecs` a power of two, ≥ 32 for DeviceID 0 | `its_create_device`, `its_pci_msi_prepare` |
 //! | vPE doorbells | `roundup_pow_of_two(vcpus)` LPIs per VM, all or nothing | `its_vpe_irq_domain_alloc` |
+//! | `vpe_id_bits` | 16 (`ITS_MAX_VPEID_BITS`); on GICv4.1 `GICD_TYPER2.VID + 1` when `VIL` is set, 1..=16 | `irq-gic-v3-its.c`, GICv4.1 `GICD_TYPER2` (docs/sources.md#vpe-id-bits) |
 //! | GICv2m SPIs | 64 by default (the gem5 VExpress frame; the pool a Rust VMM found one 128-queue NVMe device exhausts) | docs/sources.md#gicv2m-spis; `irq-gic-v2m.c` |
 
 mod cmdq;
@@ -103,6 +108,9 @@ pub use v2m::{V2mError, V2mFrame, V2mParamError, V2mParams, V2mResources};
 pub const LPI_INTID_BASE: u32 = 8192;
 /// Linux never uses more than this many INTID bits for LPIs (`ITS_MAX_LPI_NRBITS`).
 pub const ITS_MAX_LPI_NRBITS: u32 = 16;
+/// vPE ID bits of the VLPI commands (`ITS_MAX_VPEID_BITS` in `irq-gic-v3-its.c`: 16, the
+/// architecture's vPE ID width; a GICv4.1 redistributor may report fewer in `GICD_TYPER2`).
+pub const ITS_MAX_VPEID_BITS: u32 = 16;
 /// Bytes of the ITS command queue Linux allocates (`ITS_CMD_QUEUE_SZ`).
 pub const ITS_CMD_QUEUE_BYTES: u32 = 64 * 1024;
 /// Bytes per ITS command (`struct its_cmd_block`, four u64).
@@ -201,6 +209,10 @@ pub struct ItsParams {
     /// Whether the redistributors support direct LPI invalidation (`GICR_TYPER.DirectLPI` or
     /// `GICR_CTLR.IR`). GICv4.1 always counts as having it.
     pub direct_lpi: bool,
+    /// vPE ID bits Linux uses (`ITS_MAX_VPEID_BITS`): 16, or on GICv4.1 with
+    /// `GICD_TYPER2.VIL` set, `GICD_TYPER2.VID + 1` (1..=16). Every VM's vPEs share the
+    /// `2^bits` IDs (`its_vpe_id_alloc`: one IDA for the whole host).
+    pub vpe_id_bits: u32,
 }
 
 impl ItsParams {
@@ -216,7 +228,13 @@ impl ItsParams {
             poll_count: ITS_POLL_COUNT,
             collections: cpus,
             direct_lpi: false,
+            vpe_id_bits: ITS_MAX_VPEID_BITS,
         }
+    }
+
+    /// vPE IDs the host can hand out: `ITS_MAX_VPEID` = `2^vpe_id_bits`.
+    pub fn vpe_id_capacity(&self) -> u32 {
+        1u32 << self.vpe_id_bits
     }
 
     /// The INTID bits Linux actually uses: `min(lpi_id_bits, ITS_MAX_LPI_NRBITS)`.
@@ -251,6 +269,13 @@ impl ItsParams {
         if self.poll_count == 0 {
             return Err(ItsParamError::ZeroPollCount);
         }
+        let vpe_bits_ok = match self.gic_version {
+            GicVersion::V4_1 => (1..=ITS_MAX_VPEID_BITS).contains(&self.vpe_id_bits),
+            _ => self.vpe_id_bits == ITS_MAX_VPEID_BITS,
+        };
+        if !vpe_bits_ok {
+            return Err(ItsParamError::VpeIdBits(self.vpe_id_bits));
+        }
         Ok(())
     }
 }
@@ -268,6 +293,8 @@ pub enum ItsParamError {
     ZeroPollInterval,
     /// A zero poll count.
     ZeroPollCount,
+    /// `vpe_id_bits` other than 16 before GICv4.1, or outside 1..=16 on GICv4.1.
+    VpeIdBits(u32),
 }
 
 impl fmt::Display for ItsParamError {
@@ -278,6 +305,7 @@ impl fmt::Display for ItsParamError {
             ItsParamError::NoCollections => f.write_str("no collections (no CPUs)"),
             ItsParamError::ZeroPollInterval => f.write_str("poll interval is zero"),
             ItsParamError::ZeroPollCount => f.write_str("poll count is zero"),
+            ItsParamError::VpeIdBits(b) => write!(f, "vpe_id_bits {b}: 16, or 1..=16 on GICv4.1"),
         }
     }
 }
@@ -358,6 +386,15 @@ pub enum ItsError {
     ProxyClash(ItsDeviceId),
     /// A count of zero was requested.
     ZeroCount,
+    /// `its_vpe_id_alloc` found no free vPE ID for one of the VM's vCPUs: the IDA of
+    /// `ITS_MAX_VPEID` IDs is shared by every VM's vPEs (`-ENOSPC`; the VM's doorbell LPIs
+    /// and the IDs already taken are given back).
+    VpeIdsExhausted {
+        /// vPE IDs asked for (the VM's vCPUs).
+        requested: u32,
+        /// vPE IDs free.
+        free: u32,
+    },
 }
 
 impl ItsError {
@@ -365,7 +402,7 @@ impl ItsError {
     pub fn errno(&self) -> &'static str {
         match self {
             ItsError::LpiExhausted { .. } => "-ENOMEM",
-            ItsError::EventsExhausted { .. } => "-ENOSPC",
+            ItsError::EventsExhausted { .. } | ItsError::VpeIdsExhausted { .. } => "-ENOSPC",
             _ => "-EINVAL",
         }
     }
@@ -376,6 +413,8 @@ impl ItsError {
             // its_lpi_alloc and its_create_device print nothing; its_msi_prepare returns -ENOMEM.
             ItsError::LpiExhausted { .. } | ItsError::EventsExhausted { .. } => None,
             ItsError::ProxyClash(_) => Some("DevId %x clashes with GICv4 VPE proxy device"),
+            // vgic_v4_init, on its_alloc_vcpu_irqs failing.
+            ItsError::VpeIdsExhausted { .. } => Some("VPE IRQ allocation failure"),
             _ => None,
         }
     }
@@ -414,6 +453,9 @@ impl fmt::Display for ItsError {
             ItsError::VmBusy(v) => write!(f, "VM {} still has forwarded vLPIs", v.0),
             ItsError::ProxyClash(d) => write!(f, "DevId {:x} clashes with GICv4 VPE proxy device", d.0),
             ItsError::ZeroCount => f.write_str("zero count"),
+            ItsError::VpeIdsExhausted { requested, free } => {
+                write!(f, "vPE IDs exhausted: {requested} requested, {free} free ({})", self.errno())
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ use super::params::{HostQueueing, PlatformParams};
 use super::procfs::View;
 use super::stats::IrqStats;
 use super::{Event, Platform, metrics};
+use crate::arm::its::ItsError;
 use crate::ids::{DeviceId, QueueId};
 
 impl Platform {
@@ -50,8 +51,9 @@ impl Platform {
         };
         let mut guests = (!params.guests.is_empty())
             .then(|| Guests::new(&params.guests, params.cpu_count, params.gic.is_some(), seed, ids.guest, ids.core));
+        let mut vm_failed = vec![false; params.guests.len()];
         if let (Some(guests), IrqChip::Arm(chip)) = (guests.as_mut(), &mut chip) {
-            create_vpes(params, guests, chip);
+            vm_failed = create_vpes(params, guests, chip, &mut metrics);
         }
         let mut devices = Devices::new(&params.ims_pools, params.devices.len(), ids.devices);
         let mut provisioning = params.devices.iter().any(|d| d.provisioning.is_some()).then(|| {
@@ -61,12 +63,18 @@ impl Platform {
             owners.dedup();
             Provisioning::new(params.guests.len() as u32, owners.len() > 1, &mut metrics, ids.core.lost)
         });
+        if let (Some(prov), IrqChip::Arm(_)) = (provisioning.as_mut(), &chip) {
+            prov.on_arm(&mut metrics);
+        }
         // Provisioned functions: their first steps and their queues (raising from the start,
         // held in their masked entries until their vectors are usable).
         let mut timed = Vec::new();
         for (index, dp) in params.devices.iter().enumerate() {
             let assigned = chip.add_device(DeviceId(index as u32), dp, seed, &mut devices, &mut metrics);
-            if let (Some(first_queue), Some(g)) = (assigned, dp.assigned_to) {
+            // A VM that never runs never enables its devices' MSI-X: their queues stay silent.
+            if let (Some(first_queue), Some(g)) = (assigned, dp.assigned_to)
+                && !vm_failed[g as usize]
+            {
                 let guests = guests.as_mut().expect("assigned devices need guests");
                 guests.provision(g, first_queue, dp.queue_count, &mut metrics);
                 match (dp.provisioning, provisioning.as_mut()) {
@@ -184,11 +192,38 @@ fn lindley(
 }
 
 /// KVM creates each VM's vPEs (VMAPP); each vCPU starts halted in WFI with its doorbell
-/// armed.
-fn create_vpes(params: &PlatformParams, guests: &mut Guests, chip: &mut ArmChip) {
+/// armed. A VM whose vCPUs do not all get a vPE ID (the host-wide `ITS_MAX_VPEID` pool) fails
+/// `vgic_v4_init`, so `vgic_init` fails and the VM never runs (KVM has no fallback to
+/// software injection for it): counted once per VM (`arm.vpe_id_fail_count`, registered at
+/// the first failure); returns, per guest, whether it failed.
+fn create_vpes(params: &PlatformParams, guests: &mut Guests, chip: &mut ArmChip, m: &mut Metrics) -> Vec<bool> {
+    let mut failed = vec![false; params.guests.len()];
+    let mut fail_id = None;
     for (g, guest) in params.guests.iter().enumerate() {
         let its = chip.its_mut();
-        let vm = its.create_vm(SimTime::ZERO, guest.vcpu_count).expect("doorbell LPIs for a VM");
+        let capacity = its.params().vpe_id_capacity();
+        let vm = match its.create_vm(SimTime::ZERO, guest.vcpu_count) {
+            Ok(vm) => vm,
+            Err(error @ ItsError::VpeIdsExhausted { requested, free }) => {
+                let id = *fail_id.get_or_insert_with(|| {
+                    m.failure_counter(
+                        "arm.vpe_id_fail_count",
+                        "VMs that got no vPE ID for every vCPU (ITS_MAX_VPEID): vgic_init fails and the VM does not run",
+                    )
+                });
+                let message = error.kernel_message().expect("KVM prints this one");
+                m.fail(id, SimTime::ZERO, || {
+                    format!(
+                        "{}: kvm: {message}: its_vpe_id_alloc: {requested} vPE IDs asked, {free} of {capacity} free ({}); vgic_init fails, the VM does not run",
+                        guest.name,
+                        error.errno()
+                    )
+                });
+                failed[g] = true;
+                continue;
+            }
+            Err(other) => panic!("validated doorbell LPIs for a VM: {other:?}"),
+        };
         guests.attach_vpes(g as u32, &vm.vpes);
         let (first, _) = guests.vcpus_of(g as u32);
         for (i, &vpe) in vm.vpes.iter().enumerate() {
@@ -197,4 +232,5 @@ fn create_vpes(params: &PlatformParams, guests: &mut Guests, chip: &mut ArmChip)
             its.vcpu_put(SimTime::ZERO, vpe, true).expect("a loaded vPE halts");
         }
     }
+    failed
 }

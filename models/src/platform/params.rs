@@ -66,6 +66,9 @@ pub enum GicMsiParams {
         translation_latency: SimDuration,
         /// INTID bits the GIC reports (Linux uses at most 16).
         lpi_id_bits: u32,
+        /// vPE ID bits (GICv4.1 `GICD_TYPER2.VID + 1`); `None`: Linux's 16
+        /// (`ITS_MAX_VPEID_BITS`), and no `arm.vpe_ids` resource row.
+        vpe_id_bits: Option<u32>,
     },
     /// A GICv2m frame: each MSI sets one SPI of a fixed pool.
     V2m {

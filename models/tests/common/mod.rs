@@ -75,6 +75,7 @@ pub fn arm_its(queue_count: u32, cpus: u32) -> PlatformParams {
             },
             translation_latency: SimDuration::from_ns(80),
             lpi_id_bits: 16,
+            vpe_id_bits: None,
         },
     });
     params

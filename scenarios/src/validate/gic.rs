@@ -5,7 +5,7 @@
 use serde_saphyr::Spanned;
 use sim::SimDuration;
 
-use models::arm::its::{GicVersion, ItsCosts};
+use models::arm::its::{GicVersion, ITS_MAX_VPEID_BITS, ItsCosts};
 use models::platform::{GicMsiParams, GicParams};
 
 use super::checker::Checker;
@@ -104,15 +104,36 @@ fn check_its(
     if let Some(v) = &gic.v2m_spis {
         c.error(v, format!("{P}.v2m_spis"), "only allowed with msi: v2m");
     }
+    let vpe_id_bits = match (&gic.vpe_id_bits, version) {
+        (None, _) => Some(None),
+        (Some(b), GicVersion::V4_1) if (1..=ITS_MAX_VPEID_BITS).contains(&b.value) => Some(Some(b.value)),
+        (Some(b), GicVersion::V4_1) => {
+            c.error(
+                b,
+                format!("{P}.vpe_id_bits"),
+                format!("{} is outside 1 to 16 (GICD_TYPER2.VID + 1; vPE IDs are 16-bit)", b.value),
+            );
+            None
+        }
+        (Some(b), _) if b.value == ITS_MAX_VPEID_BITS => Some(Some(b.value)),
+        (Some(b), _) => {
+            c.error(b, format!("{P}.vpe_id_bits"), format!("{} is not 16: before GICv4.1 Linux always uses 16 vPE ID bits (ITS_MAX_VPEID_BITS); fewer need version: v4.1", b.value));
+            None
+        }
+    };
     Some(GicMsiParams::Its {
         costs: ItsCosts { command: command?, sync: sync?, direct_inv: direct_inv? },
         translation_latency: translation_latency?,
         lpi_id_bits: lpi_id_bits?,
+        vpe_id_bits: vpe_id_bits?,
     })
 }
 
 /// `msi: v2m`: the frame's SPI count; the ITS costs are refused.
 fn check_v2m(gic: &GicSpec, latency: Option<SimDuration>, c: &mut Checker) -> Option<GicMsiParams> {
+    if let Some(b) = &gic.vpe_id_bits {
+        c.error(b, format!("{P}.vpe_id_bits"), "only allowed with msi: its (vPEs live in the ITS)");
+    }
     if let Some(b) = &gic.lpi_id_bits {
         c.ignored(
             b,

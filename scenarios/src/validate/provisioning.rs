@@ -1,5 +1,6 @@
 //! Validation of an assigned device's `provisioning` section: the mode and where it
-//! applies (an assigned device, x86, the store the mode needs), its defaults
+//! applies (an assigned device, the store the mode needs; on arm MSI-X trapped without
+//! dynamic MSI-X or a control plane), its defaults
 //! (`dynamic_msix` from the host kernel, a Linux guest of the host's release, `start` 0, 4
 //! exits per message, 4,096 KVM routes per enabled vector), and its costs, each required (no
 //! published L1 figure; `vmcall` only with `ims_hypercall`).
@@ -44,10 +45,6 @@ pub(super) fn check_provisioning(
         );
         return None;
     }
-    if arm {
-        c.error(spec, &path, "timed provisioning is modelled on x86 (VT-d) only; on arm the guest's interrupts are programmed when the VM starts: remove provisioning (or use arch: x86)");
-        return None;
-    }
     let (mode, name) = match s.mode.value {
         ProvisionModeSpec::MsixTrapped => (ProvisionMode::MsixTrapped, "msix_trapped"),
         ProvisionModeSpec::MsixOverIms => (ProvisionMode::MsixOverIms, "msix_over_ims"),
@@ -58,6 +55,9 @@ pub(super) fn check_provisioning(
             (ProvisionMode::ImsDirect { remappable }, "ims_direct")
         }
     };
+    if arm {
+        check_arm(s, mode, name, &path, c)?;
+    }
     if let Some(g) = &s.guest_message
         && !matches!(mode, ProvisionMode::ImsDirect { .. })
     {
@@ -221,7 +221,8 @@ pub(super) fn check_provisioning(
     };
     // The host kernel's VFIO decides unless the scenario says (a QEMU without Jing Liu's
     // series resizes whatever the kernel).
-    let dynamic_msix = s.dynamic_msix.as_ref().map_or(host.is_none_or(|h| h.vfio_dynamic_msix()), |d| d.value);
+    // arm64: never (check_arm refused `true`).
+    let dynamic_msix = !arm && s.dynamic_msix.as_ref().map_or(host.is_none_or(|h| h.vfio_dynamic_msix()), |d| d.value);
     Some(ProvisionParams {
         mode,
         dynamic_msix,
@@ -236,4 +237,27 @@ pub(super) fn check_provisioning(
         affinity: affinity?,
         costs,
     })
+}
+
+/// On arm (a GICv4 host) only MSI-X trapped exists, without dynamic MSI-X and (in this
+/// model) without a control plane after setup; `None` after reporting what is refused.
+fn check_arm(s: &ProvisioningSpec, mode: ProvisionMode, name: &str, path: &str, c: &mut Checker) -> Option<()> {
+    let mut ok = true;
+    if mode != ProvisionMode::MsixTrapped {
+        c.error(&s.mode, format!("{path}.mode"), format!("{name} needs IMS, which arm64 does not have: the GIC ITS's MSI parent does not set MSI_FLAG_PCI_IMS, so no IMS domain can be created on host or guest (docs/sources.md#arm-msi-parent); use mode: msix_trapped (or arch: x86)"));
+        ok = false;
+    }
+    if let Some(d) = s.dynamic_msix.as_ref().filter(|d| d.value) {
+        c.error(d, format!("{path}.dynamic_msix"), "arm64 has no dynamic MSI-X: the GIC ITS's MSI parent does not set MSI_FLAG_PCI_MSIX_ALLOC_DYN, so VFIO reports VFIO_IRQ_INFO_NORESIZE and N vectors cost N(N+1)/2 setups (docs/sources.md#arm-msi-parent); remove dynamic_msix (or use arch: x86)");
+        ok = false;
+    }
+    for (field, given) in
+        [("masking", s.masking.as_ref().map(|k| &k.every)), ("affinity_every", s.affinity_every.as_ref())]
+    {
+        if let Some(v) = given {
+            c.error(v, format!("{path}.{field}"), format!("the control plane after setup is modelled on x86 only (its arm path, its_unmap_vlpi and kvm_vgic_v4_set_forwarding per cycle, is not built): remove {field} (or use arch: x86)"));
+            ok = false;
+        }
+    }
+    ok.then_some(())
 }

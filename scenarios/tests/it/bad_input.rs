@@ -241,6 +241,19 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         &["one control plane per function: give masking or affinity_every, not both"],
     ),
     ("migration-one-pcpu", "9:12", "guests[0].pcpus", &["`3` is one CPU: a migrating guest needs at least two pCPUs"]),
+    (
+        "arm-provisioning-ims",
+        "21:13",
+        "devices[0].provisioning.mode",
+        &["ims_trapped needs IMS, which arm64 does not have", "MSI_FLAG_PCI_IMS"],
+    ),
+    (
+        "arm-dynamic-msix",
+        "22:21",
+        "devices[0].provisioning.dynamic_msix",
+        &["arm64 has no dynamic MSI-X", "VFIO_IRQ_INFO_NORESIZE"],
+    ),
+    ("vpe-id-bits-on-v4-0", "6:112", "platform.gic.vpe_id_bits", &["8 is not 16", "fewer need version: v4.1"]),
 ];
 
 #[test]

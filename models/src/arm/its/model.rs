@@ -773,6 +773,13 @@ impl Its {
             self.lpis.free(grant.base, grant.granted).expect("returning a block just allocated");
             return Err(ItsError::LpiExhausted { requested: want, granted: grant.granted });
         }
+        // its_vpe_init per vCPU: one ID each from the host-wide IDA; on a failure the
+        // doorbells and the IDs taken go back (its_vpe_irq_domain_free).
+        let free = self.params.vpe_id_capacity() - self.vpe_ids_used();
+        if vcpus > free {
+            self.lpis.free(grant.base, grant.granted).expect("returning a block just allocated");
+            return Err(ItsError::VpeIdsExhausted { requested: vcpus, free });
+        }
         let vm = VmId(self.vms.len() as u32);
         let v41 = self.params.gic_version == GicVersion::V4_1;
         let first = self.vpes.len() as u32;
@@ -805,6 +812,11 @@ impl Its {
             }
         }
         Ok(VmCreated { vm, vpes, doorbell_base: grant.base, timing: self.end(seq) })
+    }
+
+    /// vPE IDs held by live VMs.
+    pub fn vpe_ids_used(&self) -> u32 {
+        self.vpes.iter().filter(|v| v.alive).count() as u32
     }
 
     /// `vgic_v4_teardown`: unmap every vPE (VMAPP V=0 + VSYNC; on GICv4.0 the proxy slot is

@@ -639,3 +639,46 @@ fn setup_is_over_before_the_run_starts() {
     assert!(behind.done.since(t) > one_round_trip, "unsettled, it waits behind setup");
     settled.check_invariants();
 }
+
+#[test]
+fn vpe_ids_run_out_across_vms_and_come_back_when_a_vm_goes() {
+    // GICv4.1 with GICD_TYPER2.VID = 3: 2^4 = 16 vPE IDs for the whole host. VMs of 6 vCPUs:
+    // floor(16 / 6) = 2 fit (12 IDs), the third finds 4 free and fails as a whole.
+    let mut p = ItsParams::new(GicVersion::V4_1, 8, costs());
+    p.vpe_id_bits = 4;
+    assert_eq!(p.vpe_id_capacity(), 16);
+    let mut its = Its::new(p).expect("valid parameters");
+    its.boot(SimTime::ZERO);
+    let lpis_free = |its: &Its| its.resources().lpis_limit - its.resources().lpis_used;
+    let first = its.create_vm(SimTime::ZERO, 6).expect("12 of 16 IDs left");
+    its.create_vm(SimTime::ZERO, 6).expect("4 IDs left after");
+    let before = lpis_free(&its);
+    let err = its.create_vm(SimTime::ZERO, 6).unwrap_err();
+    assert_eq!(err, ItsError::VpeIdsExhausted { requested: 6, free: 4 });
+    assert_eq!(err.errno(), "-ENOSPC");
+    assert_eq!(err.kernel_message(), Some("VPE IRQ allocation failure"));
+    assert_eq!(lpis_free(&its), before, "the failed VM's doorbell LPIs went back");
+    assert_eq!(its.vpe_ids_used(), 12);
+    // A 4-vCPU VM takes the last four; tearing the first VM down frees 6 again.
+    its.create_vm(SimTime::ZERO, 4).expect("exactly the 4 left");
+    assert_eq!(its.vpe_ids_used(), 16);
+    its.destroy_vm(SimTime::ZERO, first.vm).expect("no vLPIs forwarded");
+    assert_eq!(its.vpe_ids_used(), 10);
+    its.create_vm(SimTime::ZERO, 6).expect("the first VM's 6 IDs are free again");
+    its.check_invariants();
+}
+
+#[test]
+fn vpe_id_bits_below_16_need_gicv4_1() {
+    let mut p = ItsParams::new(GicVersion::V4_0, 4, costs());
+    assert_eq!(p.vpe_id_bits, ITS_MAX_VPEID_BITS);
+    assert_eq!(p.vpe_id_capacity(), 65_536);
+    p.vpe_id_bits = 12;
+    assert_eq!(p.validate(), Err(ItsParamError::VpeIdBits(12)));
+    p.gic_version = GicVersion::V4_1;
+    assert_eq!(p.validate(), Ok(()));
+    for bad in [0, 17] {
+        p.vpe_id_bits = bad;
+        assert_eq!(p.validate(), Err(ItsParamError::VpeIdBits(bad)));
+    }
+}

@@ -11,6 +11,9 @@
 //! - Delivery: the device writes its EventID to GITS_TRANSLATER with its requester id as
 //!   DeviceID; the ITS translates it (or drops it, with the fault counted) and the LPI becomes
 //!   pending at the target CPU after the translation latency.
+//! - Timed provisioning of an assigned function (`vfio`): VFIO's setup and release of one
+//!   vector through the ITS command queue (MAPTI, the LPI's enable, DISCARD + VMAPTI; the
+//!   reverse), the ITS device freed and created again around a resize.
 //! - Affinity changes: MOVI + SYNC through the timed ITS command queue (the report shows the
 //!   wait and the round trip); a v2m SPI is rerouted at once (GICD_IROUTER).
 //!
@@ -18,6 +21,8 @@
 //! CPU hotplug on ARM (the generic IRQ migration there is not modelled; the validator refuses
 //! it) and IMS on ARM. There is no interrupt remapping: the SMMU does not remap MSIs, the
 //! ITS provides isolation (docs/sources.md#arm-msi-isolation).
+
+mod vfio;
 
 use std::collections::VecDeque;
 
@@ -70,15 +75,22 @@ pub(in crate::platform) struct ArmChip {
     queues: Vec<QueueIntid>,
     /// Affinity changes in the command queue, in completion order (the queue is FIFO).
     in_flight: VecDeque<CommandTiming>,
+    /// The scenario set the vPE ID bits: the report shows the IDs used.
+    vpe_ids_row: bool,
     ids: ArmIds,
 }
 
 impl ArmChip {
     pub fn new(params: &GicParams, cpu_count: u32, ids: ArmIds) -> ArmChip {
+        let mut vpe_ids_row = false;
         let (msi, latency, intids) = match &params.msi {
-            GicMsiParams::Its { costs, translation_latency, lpi_id_bits } => {
+            GicMsiParams::Its { costs, translation_latency, lpi_id_bits, vpe_id_bits } => {
                 let mut its_params = ItsParams::new(params.version, cpu_count, *costs);
                 its_params.lpi_id_bits = *lpi_id_bits;
+                if let Some(bits) = vpe_id_bits {
+                    its_params.vpe_id_bits = *bits;
+                    vpe_ids_row = true;
+                }
                 let mut its = Its::new(its_params).expect("validated ITS parameters");
                 its.boot(SimTime::ZERO);
                 let intids = 1usize << its_params.effective_lpi_id_bits();
@@ -97,6 +109,7 @@ impl ArmChip {
             intid_queue: vec![NO_QUEUE; intids],
             queues: Vec::new(),
             in_flight: VecDeque::new(),
+            vpe_ids_row,
             ids,
         }
     }
@@ -321,10 +334,14 @@ impl ArmChip {
         match &self.msi {
             ArmMsi::Its(its) => {
                 let r = its.resources();
-                vec![
+                let mut rows = vec![
                     ResourceUse::over("arm.lpis", r.lpis_limit, [r.lpis_used]),
                     ResourceUse::over("arm.its_command_queue_slots", r.cmd_queue_slots, [r.cmd_queue_high_water]),
-                ]
+                ];
+                if self.vpe_ids_row {
+                    rows.push(ResourceUse::over("arm.vpe_ids", its.params().vpe_id_capacity(), [its.vpe_ids_used()]));
+                }
+                rows
             }
             ArmMsi::V2m { frame, .. } => vec![ResourceUse::over("arm.v2m_spis", frame.limit(), [frame.used()])],
         }

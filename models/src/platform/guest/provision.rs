@@ -89,7 +89,8 @@
 //!   would preempt the VMM thread: the pCPU's busy time is the same, the step would end
 //!   that much later). The lock's holds are requested at the step's start even when the
 //!   pCPU is still busy with earlier host work.
-//! - ARM (GICv4 vPEs): not yet; validation refuses a `provisioning` section there.
+//! - On ARM (GICv4) only MSI-X trapped without dynamic MSI-X and without the control plane
+//!   (`host`): each host setup and release is the ITS's (`ArmChip::vfio_setup`).
 //! - Device hot-add as a control-plane workload: not yet (vCPU migration is the guests'
 //!   scheduling, `GuestParams::migration`).
 //! - An affinity change's old guest vector is not freed (Linux frees it once the move
@@ -105,11 +106,13 @@
 //! `free_irq` and, for a hypercall, `vmcall`. `message_exits` = 4 (`pci_write_msg_msix`, docs/sources.md#msix-message-exits),
 //! `gsi_routes` = 4,096 (`KVM_MAX_IRQ_ROUTES`, docs/sources.md#kvm-max-irq-routes).
 
+mod host;
+
 use sim::{CounterId, EventQueue, HistogramId, Metrics, SimDuration, SimTime, Unit};
 
-use super::super::chip::IrqChip;
 use super::super::{Event, Platform, ResourceUse};
 use super::{ChipOp, Guests};
+use crate::arm::its::VpeId;
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 use crate::kernel::KernelVersion;
 use crate::pci::store::StoreKind;
@@ -413,6 +416,8 @@ struct Slot {
     vcpu: u32,
     vector: Vector,
     pcpu: CpuId,
+    /// The vCPU's vPE (ARM).
+    vpe: Option<VpeId>,
     /// It has a KVM route.
     routed: bool,
     /// The guest enabled it (and the VMM passes its eventfd to VFIO).
@@ -501,6 +506,8 @@ pub(in crate::platform) struct Provisioning {
     /// each guest's misroutes) when two or more guests have assigned functions.
     received: Vec<Option<CounterId>>,
     tenants: bool,
+    /// ITS round trips of provisioning, registered on ARM only ([`Provisioning::on_arm`]).
+    its_commands: Option<CounterId>,
 }
 
 /// No guest composed the queue's message.
@@ -521,6 +528,7 @@ impl Provisioning {
             guest_irte_next: vec![0; guest_count as usize],
             received: vec![None; guest_count as usize],
             tenants,
+            its_commands: None,
         }
     }
 
@@ -544,6 +552,15 @@ impl Provisioning {
         }
     }
 
+    /// The host is a GICv4 ARM one: its setups and releases are ITS commands, counted.
+    pub fn on_arm(&mut self, m: &mut Metrics) {
+        self.its_commands = Some(m.counter(
+            "provision.its_command_count",
+            Unit::Count,
+            "ITS round trips (a command and its SYNC, or a direct invalidation) of host setups and releases",
+        ));
+    }
+
     /// Takes over the programming the guest asked for a device (`ChipOp::Assign`s from
     /// `Guests::provision`) assigned to `guest` of `vcpus` vCPUs, whose store is `store` (`store_latency`: a queue-memory IMS
     /// update); returns the first step's event and time. An IMS mode whose guest kernel
@@ -562,8 +579,8 @@ impl Provisioning {
         let slots: Vec<Slot> = ops
             .into_iter()
             .map(|op| match op {
-                ChipOp::Assign { queue, vcpu, vector, pcpu, .. } => {
-                    Slot { queue, vcpu, vector, pcpu, routed: false, used: false, host_on: false }
+                ChipOp::Assign { queue, vcpu, vector, pcpu, vpe, .. } => {
+                    Slot { queue, vcpu, vector, pcpu, vpe, routed: false, used: false, host_on: false }
                 }
                 other => panic!("provisioning takes assignments, not {other:?}"),
             })
@@ -705,7 +722,8 @@ impl Platform {
         let now = q.now();
         let f = index as usize;
         let prov = self.provisioning.as_mut().expect("provisioning events need provisioning");
-        let IrqChip::X86(chip) = &mut self.chip else { unreachable!("validation keeps provisioning on x86") };
+        let mut chip = host::Host::of(&mut self.chip);
+        let its_commands = prov.its_commands;
         let m = &mut self.metrics;
         let ids = prov.ids;
         loop {
@@ -854,10 +872,13 @@ impl Platform {
                         continue;
                     };
                     let slot = function.slots[j];
-                    let step = chip.vfio_release(now, slot.queue, self.devices.source(slot.queue), m);
+                    let step = chip.release(now, slot.queue, &self.devices, m);
                     function.slots[j].host_on = false;
                     m.add(ids.free_irq, 1);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    if let Some(id) = its_commands {
+                        m.add(id, u64::from(step.its_commands));
+                    }
                     let at = step.done + p.costs.free_irq;
                     let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                     function.step = Step::Teardown { from: j as u32 + 1, vector };
@@ -881,16 +902,16 @@ impl Platform {
                         function.step = Step::Setup { from: j + 1, end };
                         continue;
                     }
-                    let source = self.devices.source(s.queue);
-                    let setup = chip.vfio_setup(now, s.queue, source, s.vcpu, s.vector, s.pcpu, &mut self.devices, m);
-                    chip.take_domain_warnings(now, &self.devices, m);
-                    let Some(step) = setup else {
+                    let Some(step) = chip.setup(now, &s, &mut self.devices, m) else {
                         function.step = Step::Setup { from: j + 1, end };
                         continue;
                     };
                     function.slots[j as usize].host_on = true;
                     m.add(ids.request_irq, 1);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    if let Some(id) = its_commands {
+                        m.add(id, u64::from(step.its_commands));
+                    }
                     let at = step.done + p.costs.request_irq;
                     let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                     // After a hypercall the guest writes the message and unmasks: in
@@ -960,7 +981,7 @@ impl Platform {
                 Step::MaskHost { slot } => {
                     let s = function.slots[slot as usize];
                     let source = self.devices.source(s.queue);
-                    let step = chip.vfio_bypass(now, s.queue, source, s.vcpu, s.vector, false, m);
+                    let step = chip.x86().vfio_bypass(now, s.queue, source, s.vcpu, s.vector, false, m);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
                     // The trigger's change: free_irq and request_irq of the host interrupt.
                     let at = step.done + p.costs.free_irq + p.costs.request_irq;
@@ -993,7 +1014,7 @@ impl Platform {
                     let s = function.slots[slot as usize];
                     let source = self.devices.source(s.queue);
                     // The bypass (vmx_pi_update_irte): the IRTE posted to the vCPU's descriptor.
-                    let step = chip.vfio_bypass(now, s.queue, source, s.vcpu, s.vector, true, m);
+                    let step = chip.x86().vfio_bypass(now, s.queue, source, s.vcpu, s.vector, true, m);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
                     let at = match function.step {
                         Step::RetargetHost { .. } => step.done,

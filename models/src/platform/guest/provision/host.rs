@@ -1,0 +1,95 @@
+//! The host side of a provisioned vector, whichever chip the platform has: on x86 VFIO's
+//! host vector and IRTE under the global lock (`X86Chip::vfio_setup`), on a GICv4 host the
+//! ITS commands that map and forward the vector's event (`ArmChip::vfio_setup`). What
+//! provisioning does around them (the guest's exits, QEMU, the resize) is the same on both:
+//! arm64's ITS MSI parent does not offer dynamic MSI-X (no `MSI_FLAG_PCI_MSIX_ALLOC_DYN`),
+//! so VFIO reports `VFIO_IRQ_INFO_NORESIZE` there and N vectors cost N(N+1)/2 setups.
+//!
+//! # What is modelled
+//! - One host setup or release of a vector, dispatched to the chip; the IRTE writes (x86)
+//!   and ITS round trips (ARM) it made, for the provisioning counters.
+//!
+//! # What is not modelled (and why)
+//! - The control plane after setup (masking, affinity changes) on ARM: validation keeps it
+//!   on x86 (its ARM path, `its_unmap_vlpi` and `kvm_vgic_v4_set_forwarding` per mask
+//!   cycle, is not built).
+//! - IMS on ARM: the ITS MSI parent sets no `MSI_FLAG_PCI_IMS`, so no IMS domain exists
+//!   there; validation refuses the IMS modes on ARM.
+//!
+//! # Parameters and their sources
+//! None of its own: the chip's (docs/sources.md#irte-update-cost, docs/sources.md#its-costs).
+
+use sim::{Metrics, SimTime};
+
+use super::super::super::chip::IrqChip;
+use super::super::super::chip::arm::ArmChip;
+use super::super::super::chip::x86::X86Chip;
+use super::super::super::devices::Devices;
+use super::Slot;
+use crate::ids::QueueId;
+
+/// The platform's chip, as provisioning uses it.
+pub(super) enum Host<'a> {
+    X86(&'a mut X86Chip),
+    Arm(&'a mut ArmChip),
+}
+
+/// What one host step did.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HostDone {
+    /// When its last lock hold or ITS command ended.
+    pub done: SimTime,
+    /// IRTE writes (x86).
+    pub irte_writes: u32,
+    /// ITS round trips and direct invalidations (ARM).
+    pub its_commands: u32,
+}
+
+impl<'a> Host<'a> {
+    pub fn of(chip: &'a mut IrqChip) -> Host<'a> {
+        match chip {
+            IrqChip::X86(chip) => Host::X86(chip),
+            IrqChip::Arm(chip) => Host::Arm(chip),
+        }
+    }
+
+    /// VFIO sets up `slot`'s vector at `now`; `None` when a resource ran out (counted).
+    pub fn setup(&mut self, now: SimTime, slot: &Slot, devices: &mut Devices, m: &mut Metrics) -> Option<HostDone> {
+        let source = devices.source(slot.queue);
+        match self {
+            Host::X86(chip) => {
+                let step = chip.vfio_setup(now, slot.queue, source, slot.vcpu, slot.vector, slot.pcpu, devices, m);
+                chip.take_domain_warnings(now, devices, m);
+                step.map(|s| HostDone { done: s.done, irte_writes: s.irte_writes, its_commands: 0 })
+            }
+            Host::Arm(chip) => {
+                let vpe = slot.vpe.expect("ARM guests have vPEs");
+                let step = chip.vfio_setup(now, slot.queue, source, slot.vector, slot.pcpu, vpe, devices, m)?;
+                Some(HostDone { done: step.done, irte_writes: 0, its_commands: step.commands })
+            }
+        }
+    }
+
+    /// VFIO releases `queue`'s vector at `now`.
+    pub fn release(&mut self, now: SimTime, queue: QueueId, devices: &Devices, m: &mut Metrics) -> HostDone {
+        let source = devices.source(queue);
+        match self {
+            Host::X86(chip) => {
+                let step = chip.vfio_release(now, queue, source, m);
+                HostDone { done: step.done, irte_writes: step.irte_writes, its_commands: 0 }
+            }
+            Host::Arm(chip) => {
+                let step = chip.vfio_release(now, queue, source);
+                HostDone { done: step.done, irte_writes: 0, its_commands: step.commands }
+            }
+        }
+    }
+
+    /// The x86 chip, for the control plane (masking, affinity), which validation keeps on x86.
+    pub fn x86(&mut self) -> &mut X86Chip {
+        match self {
+            Host::X86(chip) => chip,
+            Host::Arm(_) => unreachable!("validation keeps the provisioning control plane on x86"),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Timed provisioning on a GICv4.1 host (MSI-X trapped, arm64's VFIO without dynamic MSI-X)
+//! and the host-wide vPE-ID limit, through the platform's public API: the setup and release
+//! counts and the ITS round trips by arithmetic, and the VMs that get no vPE IDs.
+
+#[allow(dead_code)] // the shared helpers this file does not use
+mod common;
+use common::{arm_its, counter, run_to};
+
+use models::arm::its::GicVersion;
+use models::ids::CpuId;
+use models::platform::*;
+use models::workload::ArrivalParams;
+use sim::{EventQueue, SimDuration, SimTime};
+
+const US: u64 = 1_000_000;
+
+/// A GICv4.1 platform of 8 CPUs with `guests` guests of `vcpus` vCPUs each (on pCPUs 4-7,
+/// round robin), each with one assigned `n`-queue MSI-X device (requester ids 0x100, 0x101,
+/// ...) at 100k/s per queue, provisioned MSI-X trapped from time 0 without dynamic MSI-X;
+/// `vpe_id_bits` as given.
+fn gicv4(n: u32, guests: u32, vcpus: u32, vpe_id_bits: Option<u32>) -> PlatformParams {
+    let mut params = arm_its(n, 8);
+    let gic = params.gic.as_mut().unwrap();
+    gic.version = GicVersion::V4_1;
+    let GicMsiParams::Its { vpe_id_bits: bits, .. } = &mut gic.msi else { unreachable!() };
+    *bits = vpe_id_bits;
+    let mut device = params.devices[0].clone();
+    device.arrival = ArrivalParams::Constant { rate_per_s: 100_000.0 };
+    device.provisioning = Some(ProvisionParams {
+        mode: ProvisionMode::MsixTrapped,
+        dynamic_msix: false,
+        guest_ims: GuestIms::Hypothetical,
+        start: SimTime::ZERO,
+        message_exits: MSIX_MESSAGE_EXITS,
+        gsi_routes: KVM_MAX_IRQ_ROUTES,
+        routes_per: RoutesPer::EnabledVector,
+        guest_order: GuestOrder::PerVector,
+        masking: None,
+        affinity: None,
+        qemu_batch_enable: true,
+        costs: ProvisionCosts {
+            mmio_exit_user: SimDuration::from_us(10),
+            route_update: SimDuration::from_us(5),
+            set_irqs: SimDuration::from_us(3),
+            request_irq: SimDuration::from_us(4),
+            free_irq: SimDuration::from_us(2),
+            vmcall: SimDuration::ZERO,
+        },
+    });
+    params.devices.clear();
+    params.guests.clear();
+    for g in 0..guests {
+        params.guests.push(GuestParams {
+            name: format!("vm{g}"),
+            vcpu_count: vcpus,
+            pcpus: (0..vcpus).map(|v| CpuId(4 + (g * vcpus + v) % 4)).collect(),
+            host_bursts: None,
+            posted: common::posted_costs(),
+            remapped_forward: SimDuration::ZERO,
+            kvm: common::kvm_free_exits(),
+            migration: None,
+        });
+        let mut d = device.clone();
+        d.name = format!("d{g}");
+        d.requester_id = 0x100 + g as u16;
+        d.assigned_to = Some(g);
+        params.devices.push(d);
+    }
+    params
+}
+
+fn run(params: &PlatformParams, until_ps: u64) -> (Platform, EventQueue<Event>) {
+    let (mut p, mut q) = Platform::new(params, 1);
+    run_to(&mut p, &mut q, until_ps);
+    let c = p.conservation(&q);
+    assert_eq!(c.raised, c.delivered + c.lost + c.merged + c.in_transit + c.pending + c.at_cpu, "{c:?}");
+    p.check_invariants().unwrap();
+    (p, q)
+}
+
+#[test]
+fn arm_without_dynamic_msix_costs_n_n_plus_1_over_2_setups_each_four_its_round_trips() {
+    for n in [1u32, 8, 20] {
+        let (n64, tri) = (u64::from(n), u64::from(n) * u64::from(n + 1) / 2);
+        let released = tri - n64; // growing to k + 1 releases the k enabled vectors first
+        let (p, _) = run(&gicv4(n, 1, 4, None), 20_000 * US);
+        assert_eq!(counter(&p, "provision.request_irq_count"), tri, "n = {n}: 1 + 2 + ... + n");
+        assert_eq!(counter(&p, "provision.free_irq_count"), released);
+        assert_eq!(counter(&p, "provision.vfio_set_irqs_count"), n64, "one ioctl per guest unmask");
+        assert_eq!(counter(&p, "provision.irte_write_count"), 0, "no IRTE on arm");
+        assert_eq!(counter(&p, "provision.exit_count"), 5 * n64, "4 message exits and the unmask per vector");
+        assert_eq!(counter(&p, "provision.vector_usable_count"), tri);
+        // GICv4.1 (direct LPI invalidation). A setup: MAPTI, the LPI's enable (a direct
+        // invalidation), DISCARD and VMAPTI: 4. A release: DISCARD, MAPTI and the direct
+        // invalidation of its_unmap_vlpi, the mask's invalidation, the DISCARD of the free: 5.
+        // Each of the n - 1 resizes frees the ITS device with its last event (MAPD V=0) and
+        // creates it again (MAPD V=1): 2 more.
+        let its = 4 * tri + 5 * released + 2 * (n64 - 1);
+        assert_eq!(counter(&p, "provision.its_command_count"), its, "n = {n}");
+    }
+}
+
+#[test]
+fn vms_beyond_the_vpe_id_space_fail_to_start_counted_once_each() {
+    // 3 vPE ID bits: 8 IDs for the host. VMs of 3 vCPUs: floor(8 / 3) = 2 start (6 IDs);
+    // the third and fourth find 2 free and fail: vgic_init's "VPE IRQ allocation failure".
+    let params = gicv4(4, 4, 3, Some(3));
+    let (p, _) = run(&params, 2_000 * US);
+    assert_eq!(counter(&p, "arm.vpe_id_fail_count"), 2);
+    // The two VMs that run provision their 4 vectors each (1 + 2 + 3 + 4 setups); the failed
+    // VMs' devices never get MSI-X enabled.
+    assert_eq!(counter(&p, "provision.request_irq_count"), 2 * 10);
+    assert_eq!(counter(&p, "provision.vfio_set_irqs_count"), 2 * 4);
+    let ids = p.resources().into_iter().find(|r| r.name == "arm.vpe_ids").expect("the row, as vpe_id_bits is set");
+    assert_eq!((ids.limit, ids.used_max), (8, 6));
+    // Without the field: Linux's 16 bits fit all four VMs, and no row is shown.
+    let (p, _) = run(&gicv4(4, 4, 3, None), 2_000 * US);
+    assert_eq!(counter(&p, "provision.request_irq_count"), 4 * 10);
+    assert!(p.resources().iter().all(|r| r.name != "arm.vpe_ids"));
+    assert!(p.metrics().snapshot().counters.iter().all(|(i, _)| i.name != "arm.vpe_id_fail_count"));
+}
