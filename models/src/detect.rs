@@ -441,6 +441,13 @@ pub fn evaluate(v: &PlatformView, k: &GuestKernel, policy: Policy) -> Verdict {
     Verdict { outcome: judge(v, k, d), reason: d.reason }
 }
 
+/// The message a guest that composes its own (a BRK cell) writes on `v`: remappable where
+/// it sees a (v)IOMMU with interrupt remapping (it allocates IRTEs in its own table and
+/// names them), compatibility format (its vCPU's APIC id and vector) where it does not.
+pub fn composes_remappable(v: &PlatformView) -> bool {
+    v.iommu.is_some_and(|i| i.interrupt_remapping)
+}
+
 /// The seam to the delivery model: what the guest with `policy` ends up with on `v`.
 /// [`Provisioning::ImsDirect`] exactly where [`evaluate`] says [`Outcome::Broken`] (a VM,
 /// guest-composed messages, an untrappable store); the provisioning engine then writes the

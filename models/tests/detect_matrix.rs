@@ -183,3 +183,39 @@ fn narrow_table_fits_72_columns() {
     }
     assert!(t.starts_with("row   1in    1out   2      3      3+IR   4      6.9    6.10   auto\nR1    IMSd"));
 }
+
+/// The cost tables weigh what a run's broken guests saw by the population's broken pairs.
+/// R8 (a vIOMMU doing remapping: remappable messages) and R3 (none: compatibility format),
+/// weight 1 each, every driver IMS-aware. Option 3 as worded breaks both: per broken guest
+/// lost (10 + 40) / 2 = 25, misrouted 30 / 2 = 15, cross-tenant 20 / 2 = 10; the merged
+/// policy breaks R8 only: 10, 30, 20; 6.10 breaks none: 0. Without a compatibility-format
+/// guest in the run, option 3's row cannot be weighed ("-"), the merged policy's still can.
+#[test]
+fn cost_tables_weigh_each_format_by_the_broken_pairs() {
+    use models::detect::population::Population;
+    use models::detect::section::{Detection, DirectCost};
+    let (r8, r3) = (*by_name("r8").unwrap(), *by_name("r3").unwrap());
+    assert!(models::detect::composes_remappable(&r8.view) && !models::detect::composes_remappable(&r3.view));
+    let column = |name: &str| *COLUMNS.iter().find(|c| c.name == name).unwrap();
+    let d = Detection {
+        presets: vec![r8, r3],
+        columns: vec![column("caching_mode"), column("linux_6_2_to_6_9"), column("linux_6_10")],
+        population: Some(Population { configurations: vec![(r8, 1), (r3, 1)], drivers: vec![(Driver::ImsAware, 1)] }),
+    };
+    let remappable = DirectCost { lost: 10, misrouted: 30, cross_tenant: 20 };
+    let compat = DirectCost { lost: 40, misrouted: 0, cross_tenant: 0 };
+    let tables = d.cost_tables(Some(remappable), Some(compat));
+    assert_eq!(tables.len(), 2);
+    let rows = &tables[0].3;
+    assert_eq!(rows.iter().map(|r| r[3].as_str()).collect::<Vec<_>>(), ["remappable", "compatibility"]);
+    assert_eq!(rows[0][4..], ["10", "30", "20"]);
+    let per_policy: Vec<Vec<String>> = tables[1].3.iter().map(|r| r[1..].to_vec()).collect();
+    assert_eq!(
+        per_policy,
+        [["1/1", "25/1", "15/1", "10/1"], ["1/2", "10/1", "30/1", "20/1"], ["0/1", "0/1", "0/1", "0/1"]]
+    );
+    let partial: Vec<Vec<String>> =
+        d.cost_tables(Some(remappable), None)[1].3.iter().map(|r| r[2..].to_vec()).collect();
+    assert_eq!(partial, [["-", "-", "-"], ["10/1", "30/1", "20/1"], ["0/1", "0/1", "0/1"]]);
+    assert!(d.cost_tables(None, None).is_empty());
+}

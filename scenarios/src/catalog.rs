@@ -25,6 +25,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("misdetect-outcome", include_str!("../catalog/misdetect-outcome.yaml")),
     ("blast-radius", include_str!("../catalog/blast-radius.yaml")),
     ("flag-timing", include_str!("../catalog/flag-timing.yaml")),
+    ("detect-mc", include_str!("../catalog/detect-mc.yaml")),
 ];
 
 /// The flagship scenario's name.

@@ -5,10 +5,12 @@
 
 use std::time::Instant;
 
-use models::platform::{Event, Platform};
+use models::detect::section::DirectCost;
+use models::platform::{Event, Platform, ProvisionMode};
 use rayon::prelude::*;
 use reports::{
-    Conservation, PerfInfo, PointReport, ResourceRow, RunInfo, RunReport, ScenarioInfo, ShardInfo, TextTable,
+    Conservation, CounterRow, PerfInfo, PointReport, ResourceRow, RunInfo, RunReport, ScenarioInfo, ShardInfo,
+    TextTable,
 };
 use sha2::{Digest, Sha256};
 use sim::{EventQueue, RunLimits, SimTime};
@@ -103,6 +105,7 @@ pub fn run_point_with_progress(
     }
     let snapshot = platform.metrics().snapshot();
     let (stages, counters, failures) = reports::point_from_metrics(&snapshot);
+    let (remappable, compat) = direct_costs(scenario, &counters);
     let resources = platform
         .resources()
         .into_iter()
@@ -115,62 +118,83 @@ pub fn run_point_with_progress(
             limit: r.limit,
         })
         .collect();
-    let point =
-        PointReport {
-            index,
-            parameters: Vec::new(),
-            variant: None,
-            replication: 0,
-            seed,
-            run: RunInfo {
-                stop_reason: outcome.stop_reason.as_str().to_owned(),
-                event_count: outcome.event_count,
-                simulated_ns: outcome.time_stop.elapsed().as_ps() as f64 / 1000.0,
-                warnings: scenario
-                    .warnings
-                    .iter()
-                    .cloned()
-                    .chain(platform.load_warnings(outcome.time_stop.elapsed()))
-                    .collect(),
-            },
-            conservation: Conservation {
-                raised: c.raised,
-                delivered: c.delivered,
-                lost: c.lost,
-                merged: c.merged,
-                in_flight: c.in_transit + c.pending + c.at_cpu,
-            },
-            stages,
-            failures,
-            resources,
-            counters,
-            tables: {
-                let mut data = platform.table_rows();
-                platform
-                    .tables()
-                    .into_iter()
-                    .map(|(name, text)| {
-                        let (columns, rows) = match data.iter().position(|(n, _, _)| *n == name) {
-                            Some(i) => {
-                                let (_, columns, rows) = data.swap_remove(i);
-                                (columns, rows)
-                            }
-                            None => (Vec::new(), Vec::new()),
-                        };
-                        TextTable { name, text, columns, rows, narrow: false }
-                    })
-                    .chain(
-                        scenario
-                            .detection
-                            .iter()
-                            .flat_map(|d| d.tables())
-                            .map(|(name, text, columns, rows)| TextTable { name, text, columns, rows, narrow: true }),
-                    )
-                    .chain(reports::kvm_exit_table(&snapshot))
-                    .collect()
-            },
-        };
+    let point = PointReport {
+        index,
+        parameters: Vec::new(),
+        variant: None,
+        replication: 0,
+        seed,
+        run: RunInfo {
+            stop_reason: outcome.stop_reason.as_str().to_owned(),
+            event_count: outcome.event_count,
+            simulated_ns: outcome.time_stop.elapsed().as_ps() as f64 / 1000.0,
+            warnings: scenario
+                .warnings
+                .iter()
+                .cloned()
+                .chain(platform.load_warnings(outcome.time_stop.elapsed()))
+                .collect(),
+        },
+        conservation: Conservation {
+            raised: c.raised,
+            delivered: c.delivered,
+            lost: c.lost,
+            merged: c.merged,
+            in_flight: c.in_transit + c.pending + c.at_cpu,
+        },
+        stages,
+        failures,
+        resources,
+        counters,
+        tables: {
+            let mut data = platform.table_rows();
+            platform
+                .tables()
+                .into_iter()
+                .map(|(name, text)| {
+                    let (columns, rows) = match data.iter().position(|(n, _, _)| *n == name) {
+                        Some(i) => {
+                            let (_, columns, rows) = data.swap_remove(i);
+                            (columns, rows)
+                        }
+                        None => (Vec::new(), Vec::new()),
+                    };
+                    TextTable { name, text, columns, rows, narrow: false }
+                })
+                .chain(
+                    scenario
+                        .detection
+                        .iter()
+                        .flat_map(|d| d.tables().into_iter().chain(d.cost_tables(remappable, compat)))
+                        .map(|(name, text, columns, rows)| TextTable { name, text, columns, rows, narrow: true }),
+                )
+                .chain(reports::kvm_exit_table(&snapshot))
+                .collect()
+        },
+    };
     Ok((point, platform, queue))
+}
+
+/// What the first guest of each message format that wrote its own messages
+/// (`ImsDirect`) saw in the run, from its counters: (remappable, compatibility format).
+/// A guest whose kernel fell back (no such counters) composed nothing.
+fn direct_costs(scenario: &Scenario, counters: &[CounterRow]) -> (Option<DirectCost>, Option<DirectCost>) {
+    let value = |name: String| counters.iter().find(|c| c.name == name).map(|c| c.value);
+    let (mut remappable, mut compat) = (None, None);
+    for d in &scenario.platform.devices {
+        let (Some(p), Some(g)) = (d.provisioning, d.assigned_to) else { continue };
+        let ProvisionMode::ImsDirect { remappable: r } = p.mode else { continue };
+        let guest = &scenario.platform.guests[g as usize].name;
+        let Some(lost) = value(format!("guest.{guest}.direct_lost_count")) else { continue };
+        let cost = DirectCost {
+            lost,
+            misrouted: value(format!("guest.{guest}.direct_misrouted_count")).unwrap_or(0),
+            cross_tenant: value(format!("guest.{guest}.direct_misrouted_tenant_count")).unwrap_or(0),
+        };
+        let slot = if r { &mut remappable } else { &mut compat };
+        slot.get_or_insert(cost);
+    }
+    (remappable, compat)
 }
 
 /// How to run a plan.

@@ -81,6 +81,25 @@ impl Population {
         num.map(|n| Share::new(n, total))
     }
 
+    /// The weight of the broken guests under `column` (Σ w_config × w_driver over the BRK
+    /// pairs), split by the message they compose: (remappable, compatibility format), and
+    /// the population's total weight.
+    pub fn broken_weights(&self, column: &Column) -> (u128, u128, u128) {
+        let total: u128 = self.configurations.iter().map(|&(_, w)| u128::from(w)).sum::<u128>()
+            * self.drivers.iter().map(|&(_, w)| u128::from(w)).sum::<u128>();
+        let (mut remappable, mut compat) = (0u128, 0u128);
+        for (preset, wc) in &self.configurations {
+            for &(driver, wd) in &self.drivers {
+                let kernel = column.kernel(GuestKernel { driver, ..preset.kernel });
+                if super::evaluate(&preset.view, &kernel, column.policy).outcome == Outcome::Broken {
+                    let w = u128::from(*wc) * u128::from(wd);
+                    if super::composes_remappable(&preset.view) { remappable += w } else { compat += w }
+                }
+            }
+        }
+        (remappable, compat, total)
+    }
+
     /// The shares as a text table at most 72 columns wide: a row per column, the percent
     /// of the population in each outcome.
     pub fn text_table(&self, columns: &[Column]) -> String {

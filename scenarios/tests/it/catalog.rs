@@ -676,3 +676,60 @@ fn flag_timing_breaks_the_ims_aware_guest_only_when_the_flag_is_fixed_at_creatio
     let known_guest = [z, Share::new(3, 12), z, Share::new(9, 12), z, z];
     assert_eq!(shares, vec![vec![at_creation; 2], vec![known_guest; 2]]);
 }
+
+/// detect-mc: the population of detect-matrix with R8's weight w swept (1, 2, 5, 10, 20)
+/// and five Poisson replications of a run holding one broken guest of each message
+/// format.
+///
+/// Exact shares: the merged policy breaks only R8 with an IMS-aware or hypercall driver
+/// (2 of 4 driver weights; no hypercall is offered): BRK = 2w / (4 (199 + w)) =
+/// w / (2 (199 + w)): 1/400, 1/201, 5/408, 5/209, 10/219.
+///
+/// Delivery, closed form: every queue raises 10k/s × 10 ms = 100 times on average. vm0's 8
+/// queues name its IRTEs 0-7; the host wrote 0-3 for vm1 (same requester id): 4 × 100 = 400
+/// expected cross-tenant, 400 blocked as 0x22; vm2's 4 queues: 400 blocked as 0x25. Each
+/// mean over the replications has these values inside its 95% t interval. In every run the
+/// per-policy cost per broken guest is the weighted mean of the two guests' counts: the
+/// merged policy's is vm0's (R8 composes remappable messages), option 3's is
+/// (2w·vm0 + 2·47·vm2) / (2w + 2·47) (R8 remappable; R3, R6, R10 with weights 40 + 6 + 1 =
+/// 47 compatibility; 2: the breaking drivers' weight).
+#[test]
+fn detect_mc_costs_per_broken_guest_follow_the_cells_and_the_closed_form() {
+    let name = "detect-mc";
+    let plan = scenarios::sweep::plan(name, catalog::get(name).unwrap(), None).unwrap();
+    assert_eq!(plan.runs.len(), 25);
+    let mut per_point: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(); 5];
+    for (i, run) in plan.runs.iter().enumerate() {
+        let s = plan.scenario(&plan.cells[run.cell]).unwrap();
+        let w = [1u128, 2, 5, 10, 20][i / 5];
+        let d = s.detection.as_ref().unwrap();
+        let merged = d.columns.iter().find(|c| c.name == "linux_6_2_to_6_9").unwrap();
+        assert_eq!(d.population.as_ref().unwrap().shares(merged)[5], Share::new(w, 2 * (199 + w)), "w {w}");
+        let (point, _, _) = run_point(&s, run.seed, run.replication).unwrap();
+        let c = |n: &str| point.counters.iter().find(|c| c.name == n).map_or(0, |c| c.value);
+        let (lost0, mis0, lost2) =
+            (c("guest.vm0.direct_lost_count"), c("guest.vm0.direct_misrouted_count"), c("guest.vm2.direct_lost_count"));
+        assert_eq!(c("guest.vm0.direct_misrouted_tenant_count"), mis0);
+        assert_eq!(c("guest.vm1.cross_tenant_received_count"), mis0);
+        assert_eq!(
+            (c("interrupt.lost.remap_fault_0x22_count"), c("interrupt.lost.remap_fault_0x25_count")),
+            (lost0, lost2)
+        );
+        assert_eq!(c("interrupt.lost_count"), lost0 + lost2);
+        let table = point.tables.iter().find(|t| t.name.contains("broken guests cost per policy")).unwrap();
+        let row = |title: &str| table.rows.iter().find(|r| r[0] == title).unwrap().clone();
+        let merged_row = row(merged.title);
+        assert_eq!(merged_row[2..5], [lost0, mis0, mis0].map(|v| Share::new(v.into(), 1).to_string()));
+        let opt3 = row(d.columns.iter().find(|c| c.name == "caching_mode").unwrap().title);
+        let mix = |v0: u64, v2: u64| Share::new(2 * w * u128::from(v0) + 94 * u128::from(v2), 2 * w + 94).to_string();
+        assert_eq!(opt3[2..5], [mix(lost0, lost2), mix(mis0, 0), mix(mis0, 0)]);
+        per_point[i / 5].push((lost0, mis0, lost2));
+    }
+    // The delivery part does not depend on R8's weight: every point's runs are the same.
+    assert!(per_point.iter().all(|p| *p == per_point[0]));
+    for (k, what) in ["vm0 lost (0x22)", "vm0 cross-tenant", "vm2 lost (0x25)"].iter().enumerate() {
+        let values = per_point[0].iter().map(|v| [v.0, v.1, v.2][k] as f64);
+        let (lo, hi) = reports::stats::Estimate::of(values).unwrap().interval();
+        assert!(lo <= 400.0 && 400.0 <= hi, "{what}: [{lo}, {hi}] leaves out 400");
+    }
+}

@@ -181,6 +181,37 @@ fn structured_tables_say_what_their_text_says() {
                         .collect();
                     assert_eq!(line.split_whitespace().skip(1).collect::<Vec<_>>(), percents, "{name}: {line}");
                 }
+            } else if table.name.starts_with("Guest IMS detection: what a broken configuration costs") {
+                // One text line per row: its id, message, lost, misrouted, cross-tenant.
+                let lines: Vec<Vec<&str>> =
+                    table.text.lines().skip(1).take(table.rows.len()).map(|l| l.split_whitespace().collect()).collect();
+                for (line, row) in lines.iter().zip(&table.rows) {
+                    let want = [&row[0], &row[3], &row[4], &row[5], &row[6]].map(String::as_str);
+                    assert_eq!(line[..], want[..], "{name}");
+                }
+            } else if table.name.starts_with("Guest IMS detection: what the broken guests cost") {
+                // One text line per policy: the BRK share in percent (half up to 0.01) and the
+                // costs' fractions to one decimal.
+                let lines: Vec<Vec<&str>> =
+                    table.text.lines().skip(1).take(table.rows.len()).map(|l| l.split_whitespace().collect()).collect();
+                let fraction = |f: &str| -> (u128, u128) {
+                    let (n, d) = f.split_once('/').unwrap_or((f, "1"));
+                    (n.parse().unwrap(), d.parse().unwrap())
+                };
+                for (line, row) in lines.iter().zip(&table.rows) {
+                    let (n, d) = fraction(&row[1]);
+                    let h = (20_000 * n + d) / (2 * d);
+                    assert_eq!(line[1], format!("{}.{:02}", h / 100, h % 100), "{name}");
+                    for (cell, f) in line[2..].iter().zip(&row[2..]) {
+                        if f == "-" {
+                            // No guest composing this cost's message ran.
+                            assert_eq!(*cell, "-", "{name}");
+                            continue;
+                        }
+                        let (n, d) = fraction(f);
+                        assert_eq!(*cell, format!("{:.1}", n as f64 / d as f64), "{name}: {f}");
+                    }
+                }
             } else {
                 // The matrix: one row per CPU line of the kernel's layout, same numbers.
                 let lines: Vec<Vec<&str>> = table
