@@ -472,3 +472,27 @@ fn provisioning_occupies_the_exiting_vcpus_pcpu() {
     assert_eq!(per_pcpu, [(4, one, 0), (5, one + 4_700_000, 0), (6, 0, 0), (7, 0, 0)]);
     assert_eq!(counter(&p, "provision.host_cpu_ps"), 2 * one + 4_700_000);
 }
+
+#[test]
+fn a_hot_added_function_raises_and_provisions_from_its_hot_add_on() {
+    // The function appears at 5 ms: before it nothing is raised, exited or set up; then its
+    // 8 vectors come up as at boot (dynamic MSI-X: 8 setups, 8 ioctls, 40 exits), the setup
+    // time counted from the hot-add, 8 x 66.7 us. Each queue raises every 10 us from
+    // 5 ms + its phase (in [0, 10 us)): 500 raises each by 10 ms.
+    let n = 8u64;
+    let mut params = provisioned(n as u32, true, 2 * US);
+    params.devices[0].hot_add_at = Some(SimTime::from_ps(5_000 * US));
+    let (mut p, mut q) = Platform::new(&params, 1);
+    run_to(&mut p, &mut q, 5_000 * US - 1);
+    assert_eq!(counter(&p, "interrupt.raised_count"), 0);
+    assert_eq!(counter(&p, "provision.exit_count"), 0);
+    assert_eq!(counter(&p, "provision.request_irq_count"), 0);
+    run_to(&mut p, &mut q, 10_000 * US);
+    assert_eq!(counter(&p, "provision.request_irq_count"), n);
+    assert_eq!(counter(&p, "provision.vfio_set_irqs_count"), n);
+    assert_eq!(counter(&p, "provision.exit_count"), 5 * n);
+    let setup = histogram(&p, "latency.provision_setup_ps");
+    assert_eq!((setup.count, setup.max), (1, n * (GUEST_PER_VECTOR + SETUP)));
+    assert_eq!(counter(&p, "interrupt.raised_count"), n * 500);
+    assert!(p.conservation(&q).holds());
+}

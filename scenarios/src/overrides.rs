@@ -388,7 +388,7 @@ mappings! {
     IrteUpdateSpec { irte_write, iec_invalidation }
     DeviceSpec {
         name, count, interrupt_store, ims_slots, ims_update_latency, sriov_vfs, siov_adis, queues,
-        msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, provisioning, numa_node, arrival,
+        msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, provisioning, hot_add_at, numa_node, arrival,
         handler
     }
     ProvisioningSpec { mode, dynamic_msix, guest_ims, guest_message, guest_order, qemu_batch_enable, masking, affinity_every, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }

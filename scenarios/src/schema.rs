@@ -755,6 +755,12 @@ pub struct DeviceSpec {
     #[serde(default)]
     #[schemars(with = "Option<ProvisioningSpec>")]
     pub provisioning: Option<Spanned<ProvisioningSpec>>,
+    /// Hot-add (default none: present at boot): the function appears at this time (QEMU's
+    /// `device_add`, the guest's PCI hotplug); its queues raise from then on and its
+    /// provisioning (required) starts then, `provisioning.start` after it.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub hot_add_at: Option<Spanned<String>>,
     /// The device's NUMA node (non-managed fallback: node ∩ affinity first).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]

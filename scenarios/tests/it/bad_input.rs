@@ -233,6 +233,12 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         &["one control plane per function: give masking or affinity_every, not both"],
     ),
     ("migration-one-pcpu", "9:12", "guests[0].pcpus", &["`3` is one CPU: a migrating guest needs at least two pCPUs"]),
+    (
+        "hot-add-without-provisioning",
+        "15:17",
+        "devices[0].hot_add_at",
+        &["a hot-added function's driver brings its vectors up through its provisioning"],
+    ),
 ];
 
 #[test]

@@ -64,6 +64,9 @@
 //!   drivers probing asynchronously, the first on vCPU 0), so they are host work on that
 //!   vCPU's pCPU (`Guests::host_work`): behind host work already there, preempting a vCPU
 //!   running there, and other vCPUs and host work on that pCPU wait for them.
+//! - Device hot-add (`DeviceParams::hot_add_at`): the function's provisioning starts at its
+//!   hot-add (plus `start`), through the same path as at boot; its queues raise from then
+//!   on (the build starts their arrival processes then).
 //! - The guest kernel's IMS domain (`GuestIms`): Linux creates none in a guest (no PCI/IMS
 //!   outside 6.2–6.9, and a virtual remapping parent never allows it), so the IMS modes
 //!   fall back to MSI-X trapped, counted once per function with the kernel's reason.
@@ -86,8 +89,9 @@
 //!   that much later). The lock's holds are requested at the step's start even when the
 //!   pCPU is still busy with earlier host work.
 //! - ARM (GICv4 vPEs): not yet; validation refuses a `provisioning` section there.
-//! - Device hot-add as a control-plane workload: not yet (vCPU migration is the guests'
-//!   scheduling, `GuestParams::migration`).
+//! - QEMU's own `device_add` work and the guest's enumeration exits before a hot-added
+//!   function's first MSI-X write (`DeviceParams::hot_add_at`; its `start` is the time from
+//!   the hot-add to that write), and hot-removal.
 //! - An affinity change's old guest vector is not freed (Linux frees it once the move
 //!   completes, `irq_complete_move`): a queue keeps one vector per vCPU it ran on, reused
 //!   when it comes back. x86's two-step update when both vector and destination change
