@@ -16,10 +16,10 @@ use crate::load::deserialize;
 use crate::schema::{
     ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec, ExitCostsSpec,
     ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec, GuestMsiSpec,
-    GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec,
-    IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec, PopulationSpec, PostedCostsSpec,
-    PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec,
-    ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
+    GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, ImsMaskPathSpec, InterruptStore, IommuSpec, IrqModeSpec,
+    IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec, PopulationSpec,
+    PostedCostsSpec, PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec,
+    RoutesPerSpec, ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -329,6 +329,7 @@ single_values!(
     RoutesPerSpec,
     GuestImsSpec,
     GuestMessageSpec,
+    ImsMaskPathSpec,
     GuestOrderSpec
 );
 
@@ -391,7 +392,7 @@ mappings! {
         msi_write_latency, affinity, irq_mode, assigned_to, guest_msi, iommu_unit, provisioning, hot_add_at, numa_node, arrival,
         handler
     }
-    ProvisioningSpec { mode, dynamic_msix, guest_ims, guest_message, guest_order, qemu_batch_enable, masking, affinity_every, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
+    ProvisioningSpec { mode, dynamic_msix, guest_ims, guest_message, guest_order, qemu_batch_enable, masking, mask_path, affinity_every, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
     MaskingSpec { every, hold }
     ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq, vmcall }
     ArrivalSpec { process, rate, on, off }

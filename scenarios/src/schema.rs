@@ -802,6 +802,16 @@ pub enum GuestOrderSpec {
     TableFirst,
 }
 
+/// How an `ims_hypercall` guest masks and unmasks an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImsMaskPathSpec {
+    /// The guest writes the mask bit itself, no exit (queue memory: a device command).
+    Device,
+    /// One hypercall per mask and per unmask.
+    Hypercall,
+}
+
 /// The message a guest composes itself (`ims_direct`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -871,6 +881,12 @@ pub struct ProvisioningSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub affinity_every: Option<Spanned<String>>,
+    /// How an `ims_hypercall` guest masks and unmasks (with `masking`; default `device`):
+    /// writing its IMS entry's mask bit itself (queue memory: a device command), or by a
+    /// hypercall.
+    #[serde(default)]
+    #[schemars(with = "Option<ImsMaskPathSpec>")]
+    pub mask_path: Option<Spanned<ImsMaskPathSpec>>,
     /// The message a guest composes itself (`ims_direct` only; default `remappable`).
     #[serde(default)]
     #[schemars(with = "Option<GuestMessageSpec>")]
