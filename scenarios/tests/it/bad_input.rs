@@ -234,6 +234,12 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ),
     ("migration-one-pcpu", "9:12", "guests[0].pcpus", &["`3` is one CPU: a migrating guest needs at least two pCPUs"]),
     (
+        "mask-path-trapped",
+        "22:18",
+        "devices[0].provisioning.mask_path",
+        &["msix_trapped masks on its trapped path; mask_path applies to mode: ims_hypercall only"],
+    ),
+    (
         "hot-add-without-provisioning",
         "15:17",
         "devices[0].hot_add_at",
