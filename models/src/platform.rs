@@ -64,8 +64,8 @@ use sim::{EventQueue, Metrics, SimDuration, SimTime, World};
 pub use accounting::{Conservation, ResourceUse};
 pub use guest::PcpuBusy;
 pub use guest::provision::{
-    GuestIms, GuestOrder, KVM_MAX_IRQ_ROUTES, MSIX_MESSAGE_EXITS, ProvisionCosts, ProvisionMode, ProvisionParams,
-    RoutesPer,
+    GuestIms, GuestOrder, ImsMaskPath, KVM_MAX_IRQ_ROUTES, MSIX_MESSAGE_EXITS, ProvisionCosts, ProvisionMode,
+    ProvisionParams, RoutesPer,
 };
 pub use params::{
     Action, ActionKind, CpuCostParams, DeviceParams, ExitCosts, GicMsiParams, GicParams, GuestMsiParams, GuestParams,

@@ -36,6 +36,7 @@ fn gicv4(n: u32, guests: u32, vcpus: u32, vpe_id_bits: Option<u32>) -> PlatformP
         routes_per: RoutesPer::EnabledVector,
         guest_order: GuestOrder::PerVector,
         masking: None,
+        ims_mask: ImsMaskPath::Device,
         affinity: None,
         qemu_batch_enable: true,
         costs: ProvisionCosts {

@@ -12,6 +12,8 @@ use models::platform::*;
 use sim::{EventQueue, SimDuration, SimTime};
 
 const NS: u64 = 1_000;
+/// The seed of the in-flight test: its first raise falls in the (1, 2) ms it needs (asserted).
+const SEED: u64 = 9;
 const US: u64 = 1_000_000;
 
 /// One vCPU that may run on pCPUs 1 and 2 (it starts on 1), migrated every 10 ms at 5 us
@@ -95,4 +97,47 @@ fn without_posting_the_forward_stays_on_the_host_vector_cpu_and_the_injection_fo
     assert_eq!(one, migrations + 100 * forward + 50 * handler);
     assert_eq!(two, migrations + 50 * handler);
     assert_eq!(counter(&p, "kvm.remapped_fallback_count"), 100);
+}
+
+#[test]
+fn an_interrupt_posted_while_a_running_vcpu_moves_waits_in_the_pir_and_is_injected_at_its_load() {
+    // One queue at 100/s with a 9 ms handler; the migration costs 2 ms on each pCPU. The
+    // first raise, at φ in (1, 2) ms, wakes the vCPU on pCPU 1, whose handler runs across
+    // 10 ms: the migration then preempts it there (SN = 1) and it enters again on pCPU 2 at
+    // 12 ms, when that pCPU's 2 ms are done. The second raise, at φ + 10 ms, is posted in
+    // between: no notification, its PIR bit waits (accumulated), and the load on pCPU 2
+    // (vmx_vcpu_pi_load: NDST = 2, ON set for the non-empty PIR) syncs it at that entry.
+    let mut params = migrating_guest(common::kvm_free_exits());
+    params.guests[0].migration =
+        Some(MigrationParams { every: SimDuration::from_ms(10), cost: SimDuration::from_ms(2) });
+    let d = &mut params.devices[0];
+    d.arrival = models::workload::ArrivalParams::Constant { rate_per_s: 100.0 };
+    d.service = sim::DurationDist::constant(SimDuration::from_ms(9));
+    d.eoi_cost = SimDuration::ZERO;
+    let (mut p, mut q) = Platform::new(&params, SEED);
+    let phase = first_raise(&q);
+    assert!((1_010 * US..=1_990 * US).contains(&phase), "seed {SEED}: phase {phase} ps");
+    let end = 19_900 * US;
+    run_to(&mut p, &mut q, end);
+    assert_eq!(counter(&p, "kvm.vcpu_migration_count"), 1);
+    assert_eq!(counter(&p, "interrupt.raised_count"), 2);
+    assert_eq!(counter(&p, "kvm.posted_wakeup_count"), 1, "the first woke it from its halt");
+    assert_eq!(counter(&p, "kvm.posted_accumulated_count"), 1, "the second found SN = 1");
+    assert_eq!(counter(&p, "kvm.preemption_count"), 1, "the migration stopped it running");
+    // The first handler's rest ran on pCPU 2 from 12 ms: it is delivered; the second's
+    // 9 ms handler is still running at the end.
+    assert_eq!(counter(&p, "interrupt.delivered_count"), 1);
+    let exits = p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == "kvm.exit.external_interrupt");
+    let exits = exits.unwrap();
+    assert_eq!((exits.count, exits.max), (1, 2_000 * US), "out at 10 ms on pCPU 1, in at 12 ms on pCPU 2");
+    // pCPU 1: the wake-up IRQ (520 ns), the vCPU from its entry (φ + 0.5 us MSI write +
+    // 0.1 us translation + 0.52 us wake-up IRQ + 3 us to the entry) to 10 ms, the 2 ms
+    // migration; pCPU 2: its 2 ms, then the vCPU from 12 ms to the end.
+    let entry = phase + 4_120 * NS;
+    let busy = p.pcpu_busy(SimTime::from_ps(end));
+    assert_eq!(
+        busy.iter().map(|b| (b.busy_ps, b.overlaps)).collect::<Vec<_>>(),
+        [(520 * NS + (10_000 * US - entry) + 2_000 * US, 0), (2_000 * US + (end - 12_000 * US), 0)]
+    );
+    assert!(p.conservation(&q).holds());
 }

@@ -74,6 +74,7 @@ fn provisioned(n: u32, dynamic_msix: bool, free_irq_ps: u64) -> PlatformParams {
         masking: None,
         affinity: None,
         qemu_batch_enable: true,
+        ims_mask: ImsMaskPath::Device,
         costs: costs(free_irq_ps),
     });
     params
@@ -539,4 +540,63 @@ fn under_siov_a_guests_own_messages_reach_another_tenant_and_under_sriov_or_pasi
     // The vectors of a and c still work under PASID checking: the host wrote their IRTEs
     // with their PASIDs (checked by the unit test of the check itself).
     assert!(own > 0 && tenant > 0, "both halves are hit: {own} {tenant}");
+}
+
+#[test]
+fn a_hot_added_function_raises_and_provisions_from_its_hot_add_on() {
+    // The function appears at 5 ms: before it nothing is raised, exited or set up; then its
+    // 8 vectors come up as at boot (dynamic MSI-X: 8 setups, 8 ioctls, 40 exits), the setup
+    // time counted from the hot-add, 8 x 66.7 us. Each queue raises every 10 us from
+    // 5 ms + its phase (in [0, 10 us)): 500 raises each by 10 ms.
+    let n = 8u64;
+    let mut params = provisioned(n as u32, true, 2 * US);
+    params.devices[0].hot_add_at = Some(SimTime::from_ps(5_000 * US));
+    let (mut p, mut q) = Platform::new(&params, 1);
+    run_to(&mut p, &mut q, 5_000 * US - 1);
+    assert_eq!(counter(&p, "interrupt.raised_count"), 0);
+    assert_eq!(counter(&p, "provision.exit_count"), 0);
+    assert_eq!(counter(&p, "provision.request_irq_count"), 0);
+    run_to(&mut p, &mut q, 10_000 * US);
+    assert_eq!(counter(&p, "provision.request_irq_count"), n);
+    assert_eq!(counter(&p, "provision.vfio_set_irqs_count"), n);
+    assert_eq!(counter(&p, "provision.exit_count"), 5 * n);
+    let setup = histogram(&p, "latency.provision_setup_ps");
+    assert_eq!((setup.count, setup.max), (1, n * (GUEST_PER_VECTOR + SETUP)));
+    assert_eq!(counter(&p, "interrupt.raised_count"), n * 500);
+    assert!(p.conservation(&q).holds());
+}
+
+#[test]
+fn a_hypercall_guest_masks_its_ims_through_the_device_or_by_hypercall() {
+    // One queue-memory IMS vector by hypercall, up at 15 us (vmcall) + 8.7 us (host setup) +
+    // 2 x 3 us (the guest's message and unmask commands). Then every 1 ms the guest masks it
+    // and unmasks it 100 us later: in 3.5 ms after the setup, 3 cycles. No IRTE is written
+    // (the entry's own mask bit: the IRTE stays posted) and nothing is lost.
+    let up = 15 * US + SETUP + 2 * 3 * US;
+    for path in [ImsMaskPath::Device, ImsMaskPath::Hypercall] {
+        let mut params = with_ims(1, ProvisionMode::ImsHypercall, None, GuestIms::Hypothetical);
+        let prov = params.devices[0].provisioning.as_mut().unwrap();
+        prov.masking = Some((SimDuration::from_ms(1), SimDuration::from_us(100)));
+        prov.ims_mask = path;
+        let (p, q) = run(&params, up + 3_500 * US);
+        assert_eq!(counter(&p, "provision.mask_count"), 3, "{path:?}");
+        assert_eq!(counter(&p, "provision.irte_write_count"), 2, "the setup's only");
+        assert_eq!(counter(&p, "provision.vfio_set_irqs_count"), 0);
+        assert_eq!(p.conservation(&q).lost, 0);
+        match path {
+            // The guest writes the mask bit itself through the command queue: two commands
+            // a cycle, no exit, no host time beyond the setup's.
+            ImsMaskPath::Device => {
+                assert_eq!(counter(&p, "provision.ims_mask_write_count"), 2 * 3);
+                assert_eq!(counter(&p, "provision.exit_count"), 1);
+                assert_eq!(counter(&p, "provision.host_cpu_ps"), 15 * US + SETUP);
+            }
+            // A hypercall each for the mask and the unmask (15 us of host time each).
+            ImsMaskPath::Hypercall => {
+                assert_eq!(counter(&p, "provision.exit_count"), 1 + 2 * 3);
+                assert_eq!(histogram(&p, "kvm.exit.vmcall").count, 1 + 2 * 3);
+                assert_eq!(counter(&p, "provision.host_cpu_ps"), 15 * US + SETUP + 2 * 3 * 15 * US);
+            }
+        }
+    }
 }

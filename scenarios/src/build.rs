@@ -149,5 +149,6 @@ fn function(
         guest_msi: d.guest_msi,
         iommu_unit: d.iommu_unit,
         provisioning: d.provisioning,
+        hot_add_at: d.hot_add_at,
     }
 }

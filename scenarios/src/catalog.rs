@@ -22,6 +22,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("msix-trapped", include_str!("../catalog/msix-trapped.yaml")),
     ("msix-growth", include_str!("../catalog/msix-growth.yaml")),
     ("ims-provisioning", include_str!("../catalog/ims-provisioning.yaml")),
+    ("guest-control-plane", include_str!("../catalog/guest-control-plane.yaml")),
     ("misdetect-outcome", include_str!("../catalog/misdetect-outcome.yaml")),
     ("blast-radius", include_str!("../catalog/blast-radius.yaml")),
     ("flag-timing", include_str!("../catalog/flag-timing.yaml")),

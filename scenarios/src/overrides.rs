@@ -16,10 +16,10 @@ use crate::load::deserialize;
 use crate::schema::{
     ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec, ExitCostsSpec,
     ExpectMap, FlagTimingSpec, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec,
-    GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec,
-    IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec, PopulationSpec,
-    PostedCostsSpec, PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec,
-    RoutesPerSpec, ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
+    GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, ImsMaskPathSpec, InterruptStore, IommuSpec,
+    IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec,
+    PopulationSpec, PostedCostsSpec, PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec,
+    QueueingSpec, RoutesPerSpec, ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -329,6 +329,7 @@ single_values!(
     RoutesPerSpec,
     GuestImsSpec,
     GuestMessageSpec,
+    ImsMaskPathSpec,
     GuestOrderSpec,
     FlagTimingSpec
 );
@@ -389,10 +390,10 @@ mappings! {
     IrteUpdateSpec { irte_write, iec_invalidation }
     DeviceSpec {
         name, count, interrupt_store, ims_slots, ims_update_latency, sriov_vfs, siov_adis, queues,
-        msi_write_latency, affinity, irq_mode, assigned_to, tenants, guest_msi, iommu_unit, provisioning, numa_node, arrival,
+        msi_write_latency, affinity, irq_mode, assigned_to, tenants, guest_msi, iommu_unit, provisioning, hot_add_at, numa_node, arrival,
         handler
     }
-    ProvisioningSpec { mode, dynamic_msix, guest_ims, for_tenants, guest_message, guest_order, qemu_batch_enable, masking, affinity_every, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
+    ProvisioningSpec { mode, dynamic_msix, guest_ims, for_tenants, guest_message, guest_order, qemu_batch_enable, masking, mask_path, affinity_every, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
     MaskingSpec { every, hold }
     ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq, vmcall }
     ArrivalSpec { process, rate, on, off }

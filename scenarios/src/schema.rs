@@ -790,6 +790,12 @@ pub struct DeviceSpec {
     #[serde(default)]
     #[schemars(with = "Option<ProvisioningSpec>")]
     pub provisioning: Option<Spanned<ProvisioningSpec>>,
+    /// Hot-add (default none: present at boot): the function appears at this time (QEMU's
+    /// `device_add`, the guest's PCI hotplug); its queues raise from then on and its
+    /// provisioning (required) starts then, `provisioning.start` after it.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub hot_add_at: Option<Spanned<String>>,
     /// The device's NUMA node (non-managed fallback: node ∩ affinity first).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
@@ -829,6 +835,16 @@ pub enum GuestOrderSpec {
     /// Every entry written and unmasked first, then MSI-X enabled (Windows-like; a VM
     /// restored after migration).
     TableFirst,
+}
+
+/// How an `ims_hypercall` guest masks and unmasks an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImsMaskPathSpec {
+    /// The guest writes the mask bit itself, no exit (queue memory: a device command).
+    Device,
+    /// One hypercall per mask and per unmask.
+    Hypercall,
 }
 
 /// The message a guest composes itself (`ims_direct`).
@@ -906,6 +922,12 @@ pub struct ProvisioningSpec {
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
     pub for_tenants: Option<Spanned<Vec<Spanned<String>>>>,
+    /// How an `ims_hypercall` guest masks and unmasks (with `masking`; default `device`):
+    /// writing its IMS entry's mask bit itself (queue memory: a device command), or by a
+    /// hypercall.
+    #[serde(default)]
+    #[schemars(with = "Option<ImsMaskPathSpec>")]
+    pub mask_path: Option<Spanned<ImsMaskPathSpec>>,
     /// The message a guest composes itself (`ims_direct` only; default `remappable`).
     #[serde(default)]
     #[schemars(with = "Option<GuestMessageSpec>")]

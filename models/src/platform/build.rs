@@ -78,7 +78,11 @@ impl Platform {
                 let guests = guests.as_mut().expect("assigned devices need guests");
                 guests.provision(g, first_queue, dp.queue_count, &mut metrics);
                 match (dp.provisioning, provisioning.as_mut()) {
-                    (Some(p), Some(prov)) => {
+                    (Some(mut p), Some(prov)) => {
+                        // A hot-added function's driver starts when the guest sees it.
+                        if let Some(at) = dp.hot_add_at {
+                            p.start = at + p.start.since(SimTime::ZERO);
+                        }
                         let store = (dp.store, dp.store_update_latency);
                         let ops = guests.take_chip_ops();
                         let names = (dp.name.as_str(), params.guests[g as usize].name.as_str());
@@ -122,8 +126,10 @@ impl Platform {
         // Each device's first raises, devices in order (a device's Poisson queues share one
         // stream and one pending raise).
         for (device, &all) in provisioned.iter().enumerate() {
+            // A hot-added function raises from its hot-add on (its arrival processes start then).
+            let from = params.devices[device].hot_add_at.map_or(sim::SimDuration::ZERO, |at| at.since(SimTime::ZERO));
             for (at, queue) in devices.first_raises(DeviceId(device as u32), |owner| all || chip.routed(owner)) {
-                event_queue.schedule_at(at, Event::Raise { queue });
+                event_queue.schedule_at(at + from, Event::Raise { queue });
             }
         }
         let lindley = lindley(params, &chip, &cpus, &devices, entry, &ids);

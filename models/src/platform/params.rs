@@ -275,6 +275,10 @@ pub struct DeviceParams {
     /// How the guest's interrupts are provisioned (assigned devices); `None`: every queue
     /// programmed when the VM starts, for free.
     pub provisioning: Option<ProvisionParams>,
+    /// When the function is hot-added (QEMU `device_add`, the guest's PCI hotplug): its
+    /// queues raise from then on and its provisioning starts then (its `start` after it);
+    /// `None`: present at boot. Only with `provisioning`.
+    pub hot_add_at: Option<SimTime>,
 }
 
 /// A device's IMS slot array, shared by the functions and ADIs that use it.

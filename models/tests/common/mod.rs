@@ -48,6 +48,7 @@ pub fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
             guest_msi: GuestMsiParams::UNICAST,
             iommu_unit: 0,
             provisioning: None,
+            hot_add_at: None,
         }],
         kernel: KernelParams { version: KernelVersion::new(6, 10), legacy_pic: false, ia32_emulation: true, hz: 250 },
         numa_node_count: 1,

@@ -11,7 +11,8 @@ use models::platform::{Action, ActionKind};
 use super::checker::{Checker, parse_cpu_list};
 use crate::schema::{ActionSpec, GuestSpec, SetAffinitySpec};
 
-/// Refuses CPU hotplug of a pCPU that runs vCPUs (vCPU migration is not modelled).
+/// Refuses CPU hotplug of a pCPU that runs vCPUs (moving its vCPUs off it is not modelled;
+/// migration at a rate, `guests[].migration`, is).
 pub(crate) fn check_hotplug_of_vcpu_pcpus(
     actions: &[ActionSpec],
     guests: &[GuestSpec],
@@ -29,7 +30,7 @@ pub(crate) fn check_hotplug_of_vcpu_pcpus(
                 cpu,
                 format!("actions[{i}]"),
                 format!(
-                    "CPU {} runs vCPUs of guest `{}`; hotplug of a vCPU's pCPU (vCPU migration) is not modelled",
+                    "CPU {} runs vCPUs of guest `{}`; hotplug of a vCPU's pCPU (moving its vCPUs off it) is not modelled",
                     cpu.value, g.name.value
                 ),
             );

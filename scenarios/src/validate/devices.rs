@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde_saphyr::Spanned;
-use sim::{DurationDist, SimDuration};
+use sim::{DurationDist, SimDuration, SimTime};
 
 use models::ids::CpuId;
 use models::iommu::posted::{MsiDeliveryMode, Postability};
@@ -93,6 +93,8 @@ pub(crate) struct DeviceSection {
     pub(crate) iommu_unit: u16,
     /// Timed provisioning of its guest's interrupts, if given.
     pub(crate) provisioning: Option<ProvisionParams>,
+    /// When it is hot-added (`None`: present at boot).
+    pub(crate) hot_add_at: Option<SimTime>,
 }
 
 /// Checks every device entry. Returns the valid entries and the names of the functions
@@ -267,6 +269,14 @@ fn check_device(
             Some(super::provisioning::check_provisioning(spec, assigned, platform.arm, store, host, p, c)?)
         }
     };
+    let hot_add_at = match (&d.hot_add_at, &d.provisioning) {
+        (None, _) => None,
+        (Some(h), None) => {
+            c.error(h, format!("{p}.hot_add_at"), "a hot-added function's driver brings its vectors up through its provisioning: add a provisioning section to the device (assigned_to a guest), or remove hot_add_at");
+            return None;
+        }
+        (Some(h), Some(_)) => Some(SimTime::ZERO + c.period(h, &format!("{p}.hot_add_at"))?),
+    };
     Some(DeviceSection {
         name: d.name.value.clone(),
         count,
@@ -288,6 +298,7 @@ fn check_device(
         guest_msi,
         iommu_unit,
         provisioning,
+        hot_add_at,
     })
 }
 

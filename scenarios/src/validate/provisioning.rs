@@ -11,13 +11,13 @@ use sim::SimTime;
 use models::kernel::KernelVersion;
 use models::pci::store::StoreKind;
 use models::platform::{
-    GuestIms, GuestOrder, KVM_MAX_IRQ_ROUTES, MSIX_MESSAGE_EXITS, ProvisionCosts, ProvisionMode, ProvisionParams,
-    RoutesPer,
+    GuestIms, GuestOrder, ImsMaskPath, KVM_MAX_IRQ_ROUTES, MSIX_MESSAGE_EXITS, ProvisionCosts, ProvisionMode,
+    ProvisionParams, RoutesPer,
 };
 
 use super::checker::Checker;
 use crate::schema::{
-    GuestImsSpec, GuestMessageSpec, GuestOrderSpec, ProvisionModeSpec, ProvisioningSpec, RoutesPerSpec,
+    GuestImsSpec, GuestMessageSpec, GuestOrderSpec, ImsMaskPathSpec, ProvisionModeSpec, ProvisioningSpec, RoutesPerSpec,
 };
 
 /// Most KVM routes a scenario may give a guest (a hypothetical kernel built with a larger
@@ -107,14 +107,37 @@ pub(super) fn check_provisioning(
     let qemu_batch_enable = s.qemu_batch_enable.as_ref().is_none_or(|b| b.value);
     let masking = match &s.masking {
         None => Some(None),
-        Some(k) if !trapped => {
-            c.error(&k.every, format!("{path}.masking"), format!("{name} traps no mask write; masking applies to the trapped modes (msix_trapped, msix_over_ims, ims_trapped): remove it"));
+        Some(k) if !trapped && mode != ProvisionMode::ImsHypercall => {
+            c.error(&k.every, format!("{path}.masking"), format!("{name} leaves the host out of the guest's messages; masking applies to the trapped modes (msix_trapped, msix_over_ims, ims_trapped) and ims_hypercall: remove it"));
             None
         }
         Some(k) => {
             let every = c.positive_period(&k.every, &format!("{path}.masking.every"));
             let hold = c.duration(&k.hold, &format!("{path}.masking.hold"));
             every.zip(hold).map(Some)
+        }
+    };
+    let ims_mask = match (&s.mask_path, mode, &s.masking) {
+        (None, _, _) => ImsMaskPath::Device,
+        (Some(m), ProvisionMode::ImsHypercall, Some(_)) => match m.value {
+            ImsMaskPathSpec::Device => ImsMaskPath::Device,
+            ImsMaskPathSpec::Hypercall => ImsMaskPath::Hypercall,
+        },
+        (Some(m), ProvisionMode::ImsHypercall, None) => {
+            c.error(
+                m,
+                format!("{path}.mask_path"),
+                "mask_path says how masking masks: add masking (or remove mask_path)",
+            );
+            ImsMaskPath::Device
+        }
+        (Some(m), _, _) => {
+            c.error(
+                m,
+                format!("{path}.mask_path"),
+                format!("{name} masks on its trapped path; mask_path applies to mode: ims_hypercall only (remove it)"),
+            );
+            ImsMaskPath::Device
         }
     };
     let affinity = match (&s.affinity_every, &s.masking) {
@@ -233,6 +256,7 @@ pub(super) fn check_provisioning(
         routes_per,
         guest_order,
         qemu_batch_enable,
+        ims_mask,
         masking: masking?,
         affinity: affinity?,
         costs,

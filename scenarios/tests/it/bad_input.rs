@@ -254,6 +254,18 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         &["arm64 has no dynamic MSI-X", "VFIO_IRQ_INFO_NORESIZE"],
     ),
     ("vpe-id-bits-on-v4-0", "6:112", "platform.gic.vpe_id_bits", &["8 is not 16", "fewer need version: v4.1"]),
+    (
+        "mask-path-trapped",
+        "22:18",
+        "devices[0].provisioning.mask_path",
+        &["msix_trapped masks on its trapped path; mask_path applies to mode: ims_hypercall only"],
+    ),
+    (
+        "hot-add-without-provisioning",
+        "15:17",
+        "devices[0].hot_add_at",
+        &["a hot-added function's driver brings its vectors up through its provisioning"],
+    ),
 ];
 
 #[test]

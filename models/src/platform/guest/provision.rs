@@ -43,6 +43,9 @@
 //!   with a route update), which the host does with `free_irq` and `request_irq` and the
 //!   bypass's IRTE rewrite (remapped, then posted again) on the global lock. Raises while
 //!   masked wait in the pending bit (QEMU's emulated PBA).
+//! - `ImsHypercall` with `masking`: the IMS entry's own mask bit, written by the guest
+//!   (`ImsMaskPath::Device`: no exit; queue memory, one device command each) or by the host
+//!   in a hypercall (`ImsMaskPath::Hypercall`: one `vmcall` each); no IRTE write.
 //! - Affinity changes after setup (`affinity`, instead of `masking`): every period the
 //!   guest moves the next vector (round robin) to the next vCPU with a vector there
 //!   (`Guests::next_affinity`). Trapped: Linux's `__pci_write_msi_msg` masks the entry
@@ -68,6 +71,9 @@
 //!   blocked one is lost against the guest, one that passed is misrouted and, where two or
 //!   more guests have assigned functions, split by who received it (the same guest,
 //!   another tenant, the host), the receiving tenant counting it too.
+//! - Device hot-add (`DeviceParams::hot_add_at`): the function's provisioning starts at its
+//!   hot-add (plus `start`), through the same path as at boot; its queues raise from then
+//!   on (the build starts their arrival processes then).
 //! - The guest kernel's IMS domain (`GuestIms`): Linux creates none in a guest (no PCI/IMS
 //!   outside 6.2–6.9, and a virtual remapping parent never allows it), so the IMS modes
 //!   fall back to MSI-X trapped, counted once per function with the kernel's reason.
@@ -91,8 +97,9 @@
 //!   pCPU is still busy with earlier host work.
 //! - On ARM (GICv4) only MSI-X trapped without dynamic MSI-X and without the control plane
 //!   (`host`): each host setup and release is the ITS's (`ArmChip::vfio_setup`).
-//! - Device hot-add as a control-plane workload: not yet (vCPU migration is the guests'
-//!   scheduling, `GuestParams::migration`).
+//! - QEMU's own `device_add` work and the guest's enumeration exits before a hot-added
+//!   function's first MSI-X write (`DeviceParams::hot_add_at`; its `start` is the time from
+//!   the hot-add to that write), and hot-removal.
 //! - An affinity change's old guest vector is not freed (Linux frees it once the move
 //!   completes, `irq_complete_move`): a queue keeps one vector per vCPU it ran on, reused
 //!   when it comes back. x86's two-step update when both vector and destination change
@@ -244,6 +251,8 @@ pub struct ProvisionParams {
     /// QEMU enables every vector unmasked before MSI-X is enabled with one
     /// `VFIO_DEVICE_SET_IRQS` (and one route commit); without it, one after the other.
     pub qemu_batch_enable: bool,
+    /// How an `ImsHypercall` guest masks and unmasks a vector (with `masking`).
+    pub ims_mask: ImsMaskPath,
     /// Costs.
     pub costs: ProvisionCosts,
 }
@@ -253,6 +262,17 @@ impl ProvisionParams {
     fn control_period(&self) -> Option<SimDuration> {
         self.masking.map(|(every, _)| every).or(self.affinity)
     }
+}
+
+/// How a guest that got its IMS messages by hypercall masks and unmasks an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImsMaskPath {
+    /// The guest writes the entry's mask bit itself, no exit: in device memory a store, in
+    /// queue memory one command through the device's command queue (its update latency).
+    Device,
+    /// One hypercall (`vmcall`) per mask and per unmask: the host writes the mask bit (in
+    /// queue memory, the device command too, which the hypercall waits for).
+    Hypercall,
 }
 
 /// The order a guest driver programs a trapped table in.
@@ -322,6 +342,13 @@ impl AffinityIds {
             ),
         }
     }
+}
+
+/// The metric of the guest's own IMS mask writes, registered only when a function masks
+/// through its device (`ImsMaskPath::Device`).
+#[derive(Debug, Clone, Copy)]
+struct ImsMaskIds {
+    writes: CounterId,
 }
 
 /// Per guest: what became of the messages it composed itself (`ImsDirect`).
@@ -452,6 +479,11 @@ enum Step {
     RetargetHost { slot: u32 },
     /// The vector is usable again.
     Unmasked { slot: u32 },
+    /// `ImsHypercall`: the mask (the guest's own write, or the host's in a hypercall) lands
+    /// in the IMS entry.
+    ImsMasked { slot: u32 },
+    /// `ImsHypercall`: the hold is over, the unmask starts.
+    ImsUnmask { slot: u32 },
     /// Every vector has been handled.
     Done,
 }
@@ -496,6 +528,8 @@ pub(in crate::platform) struct Provisioning {
     ids: Ids,
     /// Registered when a function changes affinities.
     affinity_ids: Option<AffinityIds>,
+    /// Registered when a function masks its IMS through the device.
+    ims_mask_ids: Option<ImsMaskIds>,
     /// Per guest, registered when a function of it writes its own messages.
     direct_ids: Vec<Option<DirectIds>>,
     /// The guest of each queue whose message its guest composed (`NO_GUEST`: none), and
@@ -523,6 +557,7 @@ impl Provisioning {
             routes: vec![(0, KVM_MAX_IRQ_ROUTES); guest_count as usize],
             ids: Ids::register(m, lost),
             affinity_ids: None,
+            ims_mask_ids: None,
             direct_ids: vec![None; guest_count as usize],
             direct_guest: Vec::new(),
             guest_irte_next: vec![0; guest_count as usize],
@@ -590,6 +625,18 @@ impl Provisioning {
         }
         if params.affinity.is_some() {
             self.affinity_ids.get_or_insert_with(|| AffinityIds::register(m));
+        }
+        if params.mode == ProvisionMode::ImsHypercall
+            && params.masking.is_some()
+            && params.ims_mask == ImsMaskPath::Device
+        {
+            self.ims_mask_ids.get_or_insert_with(|| ImsMaskIds {
+                writes: m.counter(
+                    "provision.ims_mask_write_count",
+                    Unit::Count,
+                    "mask and unmask writes a guest made to its own IMS entries, no exit (queue memory: device commands)",
+                ),
+            });
         }
         let mut mode = params.mode;
         if let Some(why) = params.guest_ims.refusal().filter(|_| mode.guest_needs_ims()) {
@@ -937,6 +984,14 @@ impl Platform {
                     function.cycle_start = now;
                     let every = p.control_period().expect("control steps have a period");
                     let s = function.slots[slot as usize];
+                    if mode == ProvisionMode::ImsHypercall && p.masking.is_some() {
+                        // IMS's own mask bit, through the device or a hypercall: no IRTE write.
+                        m.add(ids.masks, 1);
+                        let at = ims_mask_write(function, guest, prov.ims_mask_ids, &mut self.guests, (ids, now), q, m);
+                        prov.functions[f].step = Step::ImsMasked { slot };
+                        q.schedule_at(at, Event::Provision { index });
+                        return;
+                    }
                     if p.masking.is_none() {
                         // An affinity change: the guest's vector matrix gives the queue a
                         // vector on the next vCPU (msi_set_affinity), then the message.
@@ -1025,6 +1080,19 @@ impl Platform {
                     q.schedule_at(at, Event::Provision { index });
                     return;
                 }
+                Step::ImsMasked { slot } => {
+                    self.devices.mask(function.slots[slot as usize].queue);
+                    let hold = p.masking.map_or(SimDuration::ZERO, |(_, hold)| hold);
+                    function.step = Step::ImsUnmask { slot };
+                    q.schedule_at(now.max(function.cycle_start + hold), Event::Provision { index });
+                    return;
+                }
+                Step::ImsUnmask { slot } => {
+                    let at = ims_mask_write(function, guest, prov.ims_mask_ids, &mut self.guests, (ids, now), q, m);
+                    prov.functions[f].step = Step::Unmasked { slot };
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
                 Step::Unmasked { slot } => {
                     let queue = function.slots[slot as usize].queue;
                     if self.devices.unmask(queue) {
@@ -1076,4 +1144,34 @@ fn occupy(
     let guests = guests.as_mut().expect("provisioned devices are assigned");
     let (first, _) = guests.vcpus_of(guest);
     guests.host_work(guests.pcpu_of(first + probe_vcpu), length, q, m)
+}
+
+/// An `ImsHypercall` guest's mask or unmask write: by itself through the device (no exit:
+/// a store in device memory, a command of the store's latency in queue memory; counted), or
+/// by a hypercall whose host work occupies the exiting vCPU's pCPU and which returns once
+/// the host's write has landed. Returns when the write has landed.
+fn ims_mask_write(
+    function: &Function,
+    guest: (u32, u32),
+    mask_ids: Option<ImsMaskIds>,
+    guests: &mut Option<Guests>,
+    (ids, now): (Ids, SimTime),
+    q: &mut EventQueue<Event>,
+    m: &mut Metrics,
+) -> SimTime {
+    let p = function.params;
+    let command = match function.store {
+        StoreKind::ImsQueue => function.store_latency,
+        _ => SimDuration::ZERO,
+    };
+    match p.ims_mask {
+        ImsMaskPath::Device => {
+            m.add(mask_ids.expect("registered with the function's masking").writes, 1);
+            now + command
+        }
+        ImsMaskPath::Hypercall => {
+            let at = now + ids.exits(ids.exit_vmcall, p.costs.vmcall, 1, m);
+            occupy(guests, guest, (now, at), ids.host_cpu, q, m) + command
+        }
+    }
 }
