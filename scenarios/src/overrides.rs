@@ -14,12 +14,12 @@ use serde_saphyr::Spanned;
 use crate::diagnostic::{Diagnostic, Override};
 use crate::load::deserialize;
 use crate::schema::{
-    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec, ExitCostsSpec,
-    ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec, GuestMsiSpec,
-    GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec,
-    IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, PlatformSpec, PopulationSpec, PostedCostsSpec, PostedMsiSpec,
-    Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec, ScenarioFile,
-    ServiceSpec, SetAffinitySpec, SweepSpec,
+    ActionSpec, ApicModeSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec,
+    ExitCostsSpec, ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec,
+    GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec,
+    IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, PlatformSpec, PopulationSpec, PostedCostsSpec,
+    PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec,
+    ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -329,7 +329,8 @@ single_values!(
     RoutesPerSpec,
     GuestImsSpec,
     GuestMessageSpec,
-    GuestOrderSpec
+    GuestOrderSpec,
+    ApicModeSpec
 );
 
 /// Mappings: each listed field can be descended into. The lists must name every field of
@@ -367,7 +368,7 @@ mappings! {
     PopulationSpec { configuration, weight }
     DriverWeightSpec { driver, weight }
     GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward, kvm }
-    KvmSpec { apicv, pv_eoi, slice, wakeup_preemption, exit_costs }
+    KvmSpec { apicv, pv_eoi, slice, wakeup_preemption, exit_costs, apic_mode }
     ExitCostsSpec { external_interrupt, hlt, eoi, preemption }
     GuestMsiSpec { delivery, destinations, vector_hashing }
     HostBurstSpec { gap, length }

@@ -285,6 +285,22 @@ pub struct KvmSpec {
     /// What each VM exit costs on the pCPU.
     #[serde(default)]
     pub exit_costs: Option<ExitCostsSpec>,
+    /// The guest's local APIC mode (x86; default `x2apic`, which KVM offers and Linux
+    /// prefers): without APICv an EOI is an MSR_WRITE exit in x2APIC mode and an
+    /// APIC_ACCESS exit in xAPIC mode.
+    #[serde(default)]
+    #[schemars(with = "Option<ApicModeSpec>")]
+    pub apic_mode: Option<Spanned<ApicModeSpec>>,
+}
+
+/// A guest's local APIC mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApicModeSpec {
+    /// x2APIC: APIC registers are MSRs (the EOI a WRMSR).
+    X2apic,
+    /// xAPIC: APIC registers are a memory page (the EOI a store to it).
+    Xapic,
 }
 
 /// The pCPU time of one VM exit of each reason (exit, KVM's handling, entry).
@@ -299,7 +315,8 @@ pub struct ExitCostsSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub hlt: Option<Spanned<String>>,
-    /// The EOI's MSR_WRITE exit without APICv (no published figure: required when apicv is
+    /// The EOI's exit without APICv, MSR_WRITE (x2APIC) or APIC_ACCESS (xAPIC) as the
+    /// guest's `apic_mode` makes it (no published figure: required when apicv is
     /// false and never used otherwise).
     #[serde(default)]
     #[schemars(with = "Option<String>")]

@@ -245,6 +245,7 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         &["arm64 has no dynamic MSI-X", "VFIO_IRQ_INFO_NORESIZE"],
     ),
     ("vpe-id-bits-on-v4-0", "6:112", "platform.gic.vpe_id_bits", &["8 is not 16", "fewer need version: v4.1"]),
+    ("apic-mode-on-arm", "12:23", "guests[0].kvm.apic_mode", &["the local APIC mode is x86's"]),
 ];
 
 #[test]
