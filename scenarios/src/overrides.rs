@@ -15,11 +15,11 @@ use crate::diagnostic::{Diagnostic, Override};
 use crate::load::deserialize;
 use crate::schema::{
     ActionSpec, ApicModeSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec,
-    ExitCostsSpec, ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec,
-    GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec, IrqModeSpec,
-    IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, PlatformSpec, PopulationSpec, PostedCostsSpec,
-    PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec,
-    ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
+    ExitCostsFromSpec, ExitCostsSpec, ExpectMap, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec,
+    GuestMessageSpec, GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, InterruptStore, IommuSpec,
+    IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, PlatformSpec, PopulationSpec,
+    PostedCostsSpec, PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec,
+    RoutesPerSpec, ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -312,6 +312,7 @@ macro_rules! single_values {
 single_values!(
     String,
     bool,
+    f64,
     u8,
     u16,
     u32,
@@ -362,8 +363,9 @@ macro_rules! mappings {
 mappings! {
     ScenarioFile {
         name, description, seed, duration, event_limit, platform, devices, actions, guests, templates, expect, sweep,
-        detection
+        detection, exit_costs_from
     }
+    ExitCostsFromSpec { file, tsc_ghz }
     DetectionSpec { configurations, policies, population, drivers }
     PopulationSpec { configuration, weight }
     DriverWeightSpec { driver, weight }

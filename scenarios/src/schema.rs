@@ -64,6 +64,24 @@ pub struct ScenarioFile {
     /// to the report and changes nothing in the run.
     #[serde(default)]
     pub detection: Option<DetectionSpec>,
+    /// Exit costs read from a kvm-unit-tests `vmexit` output measured on the target host
+    /// (x86): `{ file, tsc_ghz }`. They fill the guests' `kvm.exit_costs` and the
+    /// provisioning sections' `mmio_exit_user` and `vmcall` where the scenario leaves them
+    /// out (docs/sources.md#kvm-unit-tests-vmexit).
+    #[serde(default)]
+    pub exit_costs_from: Option<ExitCostsFromSpec>,
+}
+
+/// A kvm-unit-tests `vmexit` output and the TSC frequency its cycles count.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExitCostsFromSpec {
+    /// The file, relative to the scenario file's folder.
+    #[schemars(with = "String")]
+    pub file: Spanned<String>,
+    /// The TSC frequency of the machine it ran on, in GHz (0.1 to 10).
+    #[schemars(with = "f64")]
+    pub tsc_ghz: Spanned<f64>,
 }
 
 /// The `detection` section.

@@ -196,15 +196,18 @@ fn check_kvm(g: &GuestSpec, cpu_count: u32, arm: bool, p: &str, c: &mut Checker)
     };
     let wakeup_preemption = spec.and_then(|k| k.wakeup_preemption).unwrap_or(true);
     let costs = spec.and_then(|k| k.exit_costs.as_ref());
+    // A field left out takes the exit_costs_from file's figure, else its default.
+    let file = c.file_costs;
     let mut cost = |v: Option<&Spanned<String>>, field: &str| match v {
         Some(v) => c.duration(v, &format!("{p}.kvm.exit_costs.{field}")),
-        None => Some(WORLD_SWITCH),
+        None => Some(file.world_switch.unwrap_or(WORLD_SWITCH)),
     };
     let external_interrupt = cost(costs.and_then(|e| e.external_interrupt.as_ref()), "external_interrupt");
     let hlt = cost(costs.and_then(|e| e.hlt.as_ref()), "hlt");
     let preemption = cost(costs.and_then(|e| e.preemption.as_ref()), "preemption");
     let eoi = match costs.and_then(|e| e.eoi.as_ref()) {
         Some(v) => c.duration(v, &format!("{p}.kvm.exit_costs.eoi")),
+        None if file.eoi.is_some() => file.eoi,
         None if !apicv => {
             c.error(
                 &g.name,
