@@ -23,6 +23,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("msix-growth", include_str!("../catalog/msix-growth.yaml")),
     ("ims-provisioning", include_str!("../catalog/ims-provisioning.yaml")),
     ("misdetect-outcome", include_str!("../catalog/misdetect-outcome.yaml")),
+    ("gicv4-provisioning", include_str!("../catalog/gicv4-provisioning.yaml")),
 ];
 
 /// The flagship scenario's name.

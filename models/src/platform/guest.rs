@@ -380,6 +380,13 @@ impl Guests {
         all[first as usize..(first + count) as usize].copy_from_slice(vpes);
     }
 
+    /// ARM: whether guest `guest` got its vPEs (a VM whose `vgic_init` failed for want of
+    /// vPE IDs has none and never runs).
+    pub fn has_vpes(&self, guest: u32) -> bool {
+        let (first, _) = self.vcpus_of(guest);
+        matches!(&self.backend, Backend::Arm { vpes, .. } if vpes.get(first as usize).is_some_and(|v| v.0 != u32::MAX))
+    }
+
     /// ARM: the vCPU whose vPE is `vpe`.
     pub fn vcpu_of_vpe(&self, vpe: VpeId) -> Option<u32> {
         let Backend::Arm { vpes, .. } = &self.backend else { return None };
