@@ -41,7 +41,14 @@ fn guest_on_pcpu_1(queues: u32, vcpus: u32, kvm: KvmParams) -> PlatformParams {
 }
 
 fn kvm(apicv: bool, pv_eoi: bool) -> KvmParams {
-    KvmParams { apicv, pv_eoi, slice: SimDuration::from_us(3_000), wakeup_preemption: true, exit_costs: exit_costs() }
+    KvmParams {
+        apicv,
+        pv_eoi,
+        slice: SimDuration::from_us(3_000),
+        wakeup_preemption: true,
+        exit_costs: exit_costs(),
+        apic_mode: models::iommu::posted::ApicMode::X2Apic,
+    }
 }
 
 /// Every `kvm.exit.<reason>` metric is named by a VMX basic exit reason, as `perf kvm stat`

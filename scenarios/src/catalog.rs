@@ -27,6 +27,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("blast-radius", include_str!("../catalog/blast-radius.yaml")),
     ("flag-timing", include_str!("../catalog/flag-timing.yaml")),
     ("detect-mc", include_str!("../catalog/detect-mc.yaml")),
+    ("gicv4-provisioning", include_str!("../catalog/gicv4-provisioning.yaml")),
 ];
 
 /// The flagship scenario's name.

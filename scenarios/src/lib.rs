@@ -27,6 +27,7 @@ pub mod schema;
 pub mod shell;
 pub mod sweep;
 mod validate;
+mod vmexit;
 
 /// The irqsim version and the git commit it was built from: `0.1.0 (commit 0123456789ab)`.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("IRQSIM_COMMIT"), ")");

@@ -10,7 +10,7 @@ use sim::SimDuration;
 use models::platform::PlatformParams;
 
 use crate::diagnostic::{Diagnostic, Override, ScenarioError};
-use crate::schema::ScenarioFile;
+use crate::schema::{ExitCostsFromSpec, ScenarioFile};
 use crate::validate::Checker;
 use crate::{build, overrides, validate};
 
@@ -80,8 +80,15 @@ pub fn load_with_overrides(
     };
     let mut raw = parse(source).map_err(|d| fail(vec![d]))?;
     let placement = overrides::apply(&mut raw, source, &overrides).map_err(fail)?;
-    let mut checker =
-        Checker { overridden: overrides.iter().map(|o| o.path.trim().to_owned()).collect(), ..Checker::default() };
+    let file_costs = match &raw.exit_costs_from {
+        Some(from) => exit_costs_from(file, from).map_err(|d| fail(vec![d]))?,
+        None => crate::vmexit::FileCosts::default(),
+    };
+    let mut checker = Checker {
+        overridden: overrides.iter().map(|o| o.path.trim().to_owned()).collect(),
+        file_costs,
+        ..Checker::default()
+    };
     let validated = validate::check(&raw, &mut checker);
     match validated {
         Some(validated) if checker.is_clean() => {
@@ -129,6 +136,40 @@ fn explain(message: &str, found: Option<String>) -> String {
         (Some(expected), None) => format!("expected {expected}"),
         (None, _) => message.to_owned(),
     }
+}
+
+/// The most a vmexit output may be (it is a few dozen lines).
+const VMEXIT_FILE_MAX: u64 = 1 << 20;
+
+/// Reads `exit_costs_from`: its file, relative to the folder of the scenario `file`, parsed
+/// as a kvm-unit-tests vmexit output at `tsc_ghz`. Errors point at the field and name the
+/// vmexit file and line.
+fn exit_costs_from(file: &str, from: &ExitCostsFromSpec) -> Result<crate::vmexit::FileCosts, Diagnostic> {
+    let at = |spanned_line: u64, column: u64, path: &str, message: String| Diagnostic {
+        line: spanned_line,
+        column,
+        path: path.to_owned(),
+        message,
+        from_override: None,
+    };
+    let ghz = from.tsc_ghz.value;
+    if !(0.1..=10.0).contains(&ghz) {
+        let r = &from.tsc_ghz.referenced;
+        return Err(at(
+            r.line(),
+            r.column(),
+            "exit_costs_from.tsc_ghz",
+            format!("{ghz} GHz is outside 0.1 to 10 (the TSC frequency the cycles were counted at)"),
+        ));
+    }
+    let r = &from.file.referenced;
+    let here = |message: String| at(r.line(), r.column(), "exit_costs_from.file", message);
+    let path = std::path::Path::new(file).parent().unwrap_or(std::path::Path::new("")).join(&from.file.value);
+    let bytes = reports::read_limited(&path, VMEXIT_FILE_MAX, "a vmexit output is a few dozen lines")
+        .map_err(|e| here(format!("{e} (the path is relative to the scenario's folder)")))?;
+    let text = String::from_utf8(bytes).map_err(|_| here(format!("{}: not UTF-8 text", path.display())))?;
+    let entries = crate::vmexit::parse(&path.display().to_string(), &text).map_err(here)?;
+    Ok(crate::vmexit::costs(&entries, (ghz * 1e6).round() as u64))
 }
 
 /// A quantity written in exponent notation (`1e30/s`, `2.5E-7s`) is read by the unit

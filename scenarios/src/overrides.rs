@@ -14,12 +14,13 @@ use serde_saphyr::Spanned;
 use crate::diagnostic::{Diagnostic, Override};
 use crate::load::deserialize;
 use crate::schema::{
-    ActionSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec, ExitCostsSpec,
-    ExpectMap, FlagTimingSpec, GicMsiSpec, GicSpec, GicVersionSpec, GuestDeliverySpec, GuestImsSpec, GuestMessageSpec,
-    GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec, HostBurstSpec, ImsMaskPathSpec, InterruptStore, IommuSpec,
-    IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec,
-    PopulationSpec, PostedCostsSpec, PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec,
-    QueueingSpec, RoutesPerSpec, ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
+    ActionSpec, ApicModeSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec,
+    ExitCostsFromSpec, ExitCostsSpec, ExpectMap, FlagTimingSpec, GicMsiSpec, GicSpec, GicVersionSpec,
+    GuestDeliverySpec, GuestImsSpec, GuestMessageSpec, GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec,
+    HostBurstSpec, ImsMaskPathSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec,
+    KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec, PopulationSpec, PostedCostsSpec, PostedMsiSpec, Process,
+    ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec, ScenarioFile, ServiceSpec,
+    SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -312,6 +313,7 @@ macro_rules! single_values {
 single_values!(
     String,
     bool,
+    f64,
     u8,
     u16,
     u32,
@@ -331,7 +333,8 @@ single_values!(
     GuestMessageSpec,
     ImsMaskPathSpec,
     GuestOrderSpec,
-    FlagTimingSpec
+    FlagTimingSpec,
+    ApicModeSpec
 );
 
 /// Mappings: each listed field can be descended into. The lists must name every field of
@@ -363,13 +366,14 @@ macro_rules! mappings {
 mappings! {
     ScenarioFile {
         name, description, seed, duration, event_limit, platform, devices, actions, guests, templates, expect, sweep,
-        detection
+        detection, exit_costs_from
     }
+    ExitCostsFromSpec { file, tsc_ghz }
     DetectionSpec { configurations, policies, population, drivers, acpi_flag_timing }
     PopulationSpec { configuration, weight }
     DriverWeightSpec { driver, weight }
     GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward, kvm, migration }
-    KvmSpec { apicv, pv_eoi, slice, wakeup_preemption, exit_costs }
+    KvmSpec { apicv, pv_eoi, slice, wakeup_preemption, exit_costs, apic_mode }
     ExitCostsSpec { external_interrupt, hlt, eoi, preemption }
     GuestMsiSpec { delivery, destinations, vector_hashing }
     HostBurstSpec { gap, length }

@@ -64,6 +64,24 @@ pub struct ScenarioFile {
     /// to the report and changes nothing in the run.
     #[serde(default)]
     pub detection: Option<DetectionSpec>,
+    /// Exit costs read from a kvm-unit-tests `vmexit` output measured on the target host
+    /// (x86): `{ file, tsc_ghz }`. They fill the guests' `kvm.exit_costs` and the
+    /// provisioning sections' `mmio_exit_user` and `vmcall` where the scenario leaves them
+    /// out (docs/sources.md#kvm-unit-tests-vmexit).
+    #[serde(default)]
+    pub exit_costs_from: Option<ExitCostsFromSpec>,
+}
+
+/// A kvm-unit-tests `vmexit` output and the TSC frequency its cycles count.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExitCostsFromSpec {
+    /// The file, relative to the scenario file's folder.
+    #[schemars(with = "String")]
+    pub file: Spanned<String>,
+    /// The TSC frequency of the machine it ran on, in GHz (0.1 to 10).
+    #[schemars(with = "f64")]
+    pub tsc_ghz: Spanned<f64>,
 }
 
 /// The `detection` section.
@@ -320,6 +338,22 @@ pub struct KvmSpec {
     /// What each VM exit costs on the pCPU.
     #[serde(default)]
     pub exit_costs: Option<ExitCostsSpec>,
+    /// The guest's local APIC mode (x86; default `x2apic`, which KVM offers and Linux
+    /// prefers): without APICv an EOI is an MSR_WRITE exit in x2APIC mode and an
+    /// APIC_ACCESS exit in xAPIC mode.
+    #[serde(default)]
+    #[schemars(with = "Option<ApicModeSpec>")]
+    pub apic_mode: Option<Spanned<ApicModeSpec>>,
+}
+
+/// A guest's local APIC mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApicModeSpec {
+    /// x2APIC: APIC registers are MSRs (the EOI a WRMSR).
+    X2apic,
+    /// xAPIC: APIC registers are a memory page (the EOI a store to it).
+    Xapic,
 }
 
 /// The pCPU time of one VM exit of each reason (exit, KVM's handling, entry).
@@ -334,7 +368,8 @@ pub struct ExitCostsSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub hlt: Option<Spanned<String>>,
-    /// The EOI's MSR_WRITE exit without APICv (no published figure: required when apicv is
+    /// The EOI's exit without APICv, MSR_WRITE (x2APIC) or APIC_ACCESS (xAPIC) as the
+    /// guest's `apic_mode` makes it (no published figure: required when apicv is
     /// false and never used otherwise).
     #[serde(default)]
     #[schemars(with = "Option<String>")]

@@ -20,6 +20,7 @@ use super::stats::IrqStats;
 use super::{Event, Platform, metrics};
 use crate::arm::its::ItsError;
 use crate::ids::{DeviceId, QueueId};
+use crate::iommu::posted::ApicMode;
 
 impl Platform {
     /// Builds the platform, allocates and activates every queue's interrupt the way Linux
@@ -49,8 +50,12 @@ impl Platform {
             }
             None => Cpus::Lapic(LapicCpus::new(params.cpu_count, entry, ids.cpu, ids.core)),
         };
+        let mut guest_ids = ids.guest;
+        if params.guests.iter().any(|g| g.kvm.apic_mode == ApicMode::XApic) {
+            guest_ids.exits.apic_access = Some(metrics::register_apic_access(&mut metrics));
+        }
         let mut guests = (!params.guests.is_empty())
-            .then(|| Guests::new(&params.guests, params.cpu_count, params.gic.is_some(), seed, ids.guest, ids.core));
+            .then(|| Guests::new(&params.guests, params.cpu_count, params.gic.is_some(), seed, guest_ids, ids.core));
         let mut vm_failed = vec![false; params.guests.len()];
         if let (Some(guests), IrqChip::Arm(chip)) = (guests.as_mut(), &mut chip) {
             vm_failed = create_vpes(params, guests, chip, &mut metrics);

@@ -42,7 +42,9 @@
 //!   as perf counts it: VMX has no preemption exit; the host's tick or reschedule IPI makes
 //!   the vCPU exit and the scheduler switches before the entry.
 //!   EXTERNAL_INTERRUPT, HLT and preemption cost [`ExitCosts`](super::ExitCosts) of pCPU time on top of the
-//!   host work; without APICv every EOI is an MSR_WRITE exit (x2APIC) whose cost lengthens
+//!   host work; without APICv every EOI exits, an MSR_WRITE in x2APIC mode (WRMSR to
+//!   `APIC_EOI`) or an APIC_ACCESS in xAPIC mode (a store to the APIC-access page, which
+//!   KVM's `handle_apic_access` completes on its fast EOI path), and its cost lengthens
 //!   the guest handler, unless PV EOI skips it by KVM's rule in `apic_sync_pv_eoi_to_guest`
 //!   (nothing else pending in the IRR, one vector in service, and not a level-triggered
 //!   IOAPIC vector: MSIs are edge), decided at each entry: a handler resumed with another
@@ -484,6 +486,13 @@ impl Guests {
             all.resize((first + count) as usize, VpeId(u32::MAX));
         }
         all[first as usize..(first + count) as usize].copy_from_slice(vpes);
+    }
+
+    /// ARM: whether guest `guest` got its vPEs (a VM whose `vgic_init` failed for want of
+    /// vPE IDs has none and never runs).
+    pub fn has_vpes(&self, guest: u32) -> bool {
+        let (first, _) = self.vcpus_of(guest);
+        matches!(&self.backend, Backend::Arm { vpes, .. } if vpes.get(first as usize).is_some_and(|v| v.0 != u32::MAX))
     }
 
     /// ARM: the vCPU whose vPE is `vpe`.
@@ -1180,11 +1189,12 @@ impl Guests {
         let eoi_exit_now = self.vcpus[vcpu as usize].paused_remaining.is_some()
             && !self.vcpus[vcpu as usize].eoi_exit
             && self.eoi_exits(vcpu);
+        let eoi_histogram = self.eoi_exit_histogram(self.vcpus[vcpu as usize].guest);
         let v = &mut self.vcpus[vcpu as usize];
         if let Some(mut rest) = v.paused_remaining.take() {
             if eoi_exit_now {
                 let cost = self.params[v.guest as usize].kvm.exit_costs.eoi;
-                m.record(self.ids.exits.msr_write, cost.as_ps());
+                m.record(eoi_histogram, cost.as_ps());
                 v.eoi_exit = true;
                 rest = rest + cost;
             }
@@ -1237,6 +1247,16 @@ impl Guests {
         !kvm.pv_eoi || others_pending
     }
 
+    /// The exit a guest's EOI makes without APICv: x2APIC's WRMSR to `APIC_EOI` (MSR_WRITE)
+    /// or xAPIC's store to the APIC-access page (APIC_ACCESS; KVM's `handle_apic_access`
+    /// takes its fast EOI path, `kvm_lapic_set_eoi`, without emulating the instruction).
+    fn eoi_exit_histogram(&self, guest: u32) -> HistogramId {
+        match self.params[guest as usize].kvm.apic_mode {
+            ApicMode::X2Apic => self.ids.exits.msr_write,
+            ApicMode::XApic => self.ids.exits.apic_access.expect("registered when a guest uses xAPIC"),
+        }
+    }
+
     /// Starts the next guest handler, or halts the idle vCPU.
     fn run_guest(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics, work: &mut impl HandlerWork) {
         let now = q.now();
@@ -1269,8 +1289,9 @@ impl Guests {
         let eoi_exits = self.eoi_exits(vcpu);
         self.vcpus[vcpu as usize].eoi_exit = eoi_exits;
         let eoi_exit = if eoi_exits {
-            let cost = self.params[self.vcpus[vcpu as usize].guest as usize].kvm.exit_costs.eoi;
-            m.record(self.ids.exits.msr_write, cost.as_ps());
+            let guest = self.vcpus[vcpu as usize].guest;
+            let cost = self.params[guest as usize].kvm.exit_costs.eoi;
+            m.record(self.eoi_exit_histogram(guest), cost.as_ps());
             cost
         } else {
             SimDuration::ZERO
@@ -1354,6 +1375,7 @@ mod tests {
                 pv_eoi: false,
                 slice: SimDuration::from_us(3_000),
                 wakeup_preemption: true,
+                apic_mode: ApicMode::X2Apic,
                 exit_costs: crate::platform::ExitCosts {
                     external_interrupt: SimDuration::ZERO,
                     hlt: SimDuration::ZERO,

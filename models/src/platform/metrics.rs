@@ -109,6 +109,19 @@ pub(super) struct ExitIds {
     pub external_interrupt: HistogramId,
     pub hlt: HistogramId,
     pub msr_write: HistogramId,
+    /// APIC_ACCESS (the xAPIC EOI without APICv): registered only when a guest uses xAPIC.
+    pub apic_access: Option<HistogramId>,
+}
+
+/// Registers `kvm.exit.apic_access` (the xAPIC EOI without APICv, handled in KVM by
+/// `handle_apic_access`'s fast EOI path), only for scenarios with an xAPIC guest so that
+/// other reports are unchanged.
+pub(super) fn register_apic_access(m: &mut Metrics) -> HistogramId {
+    m.histogram(
+        "kvm.exit.apic_access",
+        Unit::Picoseconds,
+        "APIC_ACCESS exits of the xAPIC EOI (a store to the APIC page) without APICv (not skipped by PV EOI); exit to re-entry",
+    )
 }
 
 /// Updated by the ARM chip: the ITS or the v2m frame.
@@ -292,6 +305,7 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
             "kvm.exit.msr_write",
             "MSR_WRITE exits of the x2APIC EOI without APICv (not skipped by PV EOI); exit to re-entry",
         ),
+        apic_access: None,
     };
     let kvm_vlpi_direct = c(m, "kvm.vlpi_direct_count", "ARM GICv4: vLPIs injected into a resident vPE (no exit)");
     let kvm_vlpi_doorbell =

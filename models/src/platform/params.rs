@@ -7,7 +7,9 @@ use sim::{DurationDist, SimDuration, SimTime};
 use super::guest::provision::ProvisionParams;
 use crate::arm::its::{GicVersion, ItsCosts};
 use crate::ids::{CpuId, DeviceId};
-use crate::iommu::posted::{GuestDestination, MsiDeliveryMode, Postability, PostedParams, VectorHashing, is_postable};
+use crate::iommu::posted::{
+    ApicMode, GuestDestination, MsiDeliveryMode, Postability, PostedParams, VectorHashing, is_postable,
+};
 use crate::iommu::remap::RemapParams;
 use crate::kernel::KernelVersion;
 use crate::pci::store::StoreKind;
@@ -134,6 +136,9 @@ pub struct KvmParams {
     pub wakeup_preemption: bool,
     /// Each exit's cost on the pCPU: exit, KVM's handling, entry.
     pub exit_costs: ExitCosts,
+    /// The guest's local APIC mode: without APICv its EOI is a WRMSR (x2APIC, an MSR_WRITE
+    /// exit) or a store to the APIC page (xAPIC, an APIC_ACCESS exit).
+    pub apic_mode: ApicMode,
 }
 
 /// What one VM exit of each reason costs on the pCPU (exit, handling and entry), besides
@@ -144,7 +149,8 @@ pub struct ExitCosts {
     pub external_interrupt: SimDuration,
     /// HLT: the idle vCPU blocks (`kvm_vcpu_halt` and the switch away).
     pub hlt: SimDuration,
-    /// The EOI write without APICv (x2APIC: an MSR_WRITE exit).
+    /// The EOI write without APICv: an MSR_WRITE exit (x2APIC) or an APIC_ACCESS exit
+    /// (xAPIC), whichever the guest's [`KvmParams::apic_mode`] makes.
     pub eoi: SimDuration,
     /// Host work (a burst, another vCPU's slice or wake-up) takes the pCPU.
     pub preemption: SimDuration,

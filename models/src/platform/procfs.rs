@@ -239,7 +239,8 @@ impl Platform {
         if let (Some(guests), Some(version)) = (&self.guests, self.view.gic)
             && version.has_vlpis()
         {
-            for g in 0..guests.guest_count() {
+            // A VM that got no vPE IDs never ran: no doorbells.
+            for g in (0..guests.guest_count()).filter(|&g| guests.has_vpes(g)) {
                 let (first, count) = guests.vcpus_of(g);
                 blocks.push((next, Block::Doorbells { first, count }));
                 next += count;

@@ -47,6 +47,9 @@ pub(crate) struct Checker {
     pub(crate) warnings: Vec<Diagnostic>,
     /// The field paths the overrides set, as written (`platform.iommu.interrupt_remapping`).
     pub(crate) overridden: Vec<String>,
+    /// Exit costs from the scenario's `exit_costs_from` file, the fallback of the exit-cost
+    /// fields the scenario leaves out.
+    pub(crate) file_costs: crate::vmexit::FileCosts,
 }
 
 impl Checker {

@@ -6,12 +6,12 @@ use serde_saphyr::Spanned;
 use sim::SimDuration;
 
 use models::arm::its::{GicVersion, ITS_MAX_LPI_NRBITS, LPI_INTID_BASE};
-use models::iommu::posted::PostedParams;
+use models::iommu::posted::{ApicMode, PostedParams};
 use models::platform::{ExitCosts, GicMsiParams, GicParams, GuestParams, KvmParams, MigrationParams};
 
 use super::checker::{Checker, parse_cpu_list};
 use super::platform::{ARCH, PlatformChecked};
-use crate::schema::{GuestSpec, PostedCostsSpec};
+use crate::schema::{ApicModeSpec, GuestSpec, PostedCostsSpec};
 
 /// The most vCPUs all guests together may have: 2^20 = 1,048,576 (16 per pCPU at the
 /// 65,536-CPU limit). Why: a vCPU's wake-up list entry and kick are costs multiplied by the
@@ -206,21 +206,32 @@ fn check_kvm(g: &GuestSpec, cpu_count: u32, arm: bool, p: &str, c: &mut Checker)
         return None;
     }
     let pv_eoi = spec.and_then(|k| k.pv_eoi).unwrap_or(false);
+    let apic_mode = match spec.and_then(|k| k.apic_mode.as_ref()) {
+        Some(m) if arm => {
+            c.error(m, format!("{p}.kvm.apic_mode"), "the local APIC mode is x86's: on arm the guest has a GICv3 CPU interface; remove kvm.apic_mode (or use arch: x86)");
+            return None;
+        }
+        Some(m) if m.value == ApicModeSpec::Xapic => ApicMode::XApic,
+        _ => ApicMode::X2Apic,
+    };
     let slice = match spec.and_then(|k| k.slice.as_ref()) {
         Some(v) => c.positive_period(v, &format!("{p}.kvm.slice")),
         None => Some(base_slice(cpu_count)),
     };
     let wakeup_preemption = spec.and_then(|k| k.wakeup_preemption).unwrap_or(true);
     let costs = spec.and_then(|k| k.exit_costs.as_ref());
+    // A field left out takes the exit_costs_from file's figure, else its default.
+    let file = c.file_costs;
     let mut cost = |v: Option<&Spanned<String>>, field: &str| match v {
         Some(v) => c.duration(v, &format!("{p}.kvm.exit_costs.{field}")),
-        None => Some(WORLD_SWITCH),
+        None => Some(file.world_switch.unwrap_or(WORLD_SWITCH)),
     };
     let external_interrupt = cost(costs.and_then(|e| e.external_interrupt.as_ref()), "external_interrupt");
     let hlt = cost(costs.and_then(|e| e.hlt.as_ref()), "hlt");
     let preemption = cost(costs.and_then(|e| e.preemption.as_ref()), "preemption");
     let eoi = match costs.and_then(|e| e.eoi.as_ref()) {
         Some(v) => c.duration(v, &format!("{p}.kvm.exit_costs.eoi")),
+        None if file.eoi.is_some() => file.eoi,
         None if !apicv => {
             c.error(
                 &g.name,
@@ -236,6 +247,7 @@ fn check_kvm(g: &GuestSpec, cpu_count: u32, arm: bool, p: &str, c: &mut Checker)
         pv_eoi,
         slice: slice?,
         wakeup_preemption,
+        apic_mode,
         exit_costs: ExitCosts {
             external_interrupt: external_interrupt?,
             hlt: hlt?,

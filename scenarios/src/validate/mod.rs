@@ -64,6 +64,11 @@ pub(crate) fn check(raw: &ScenarioFile, c: &mut Checker) -> Option<Validated> {
         c.error(limit, "event_limit", "0 events would run nothing; give a positive number or leave it out");
     }
     let platform = platform::check_platform(raw, c);
+    if let Some(from) = &raw.exit_costs_from
+        && platform.arm
+    {
+        c.error(&from.file, "exit_costs_from", "kvm-unit-tests' vmexit measures x86 exits; on arm give the costs in the scenario (remove exit_costs_from, or use arch: x86)");
+    }
     let cpu_count = platform.cpu_count;
     let support = guests::guest_support(&platform);
     let guests =

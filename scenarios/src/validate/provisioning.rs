@@ -205,8 +205,15 @@ pub(super) fn check_provisioning(
         RoutesPerSpec::EnabledVector => RoutesPer::EnabledVector,
         RoutesPerSpec::AdvertisedEntry => RoutesPer::AdvertisedEntry,
     };
+    let file = c.file_costs;
+    let from_file = |field: &str| match field {
+        "mmio_exit_user" => file.mmio_exit_user,
+        "vmcall" => file.vmcall,
+        _ => None,
+    };
     let mut cost = |v: &Option<Spanned<String>>, field: &str, what: &str| match v {
         Some(v) => c.duration(v, &format!("{path}.costs.{field}")),
+        None if from_file(field).is_some() => from_file(field),
         None => {
             c.error(spec, format!("{path}.costs.{field}"), format!("costs.{field} is required: {what} has no published figure to default to (docs/sources.md#provision-costs); measure it on the target host, e.g. 20us"));
             None

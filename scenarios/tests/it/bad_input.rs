@@ -266,6 +266,7 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "devices[0].hot_add_at",
         &["a hot-added function's driver brings its vectors up through its provisioning"],
     ),
+    ("apic-mode-on-arm", "12:23", "guests[0].kvm.apic_mode", &["the local APIC mode is x86's"]),
 ];
 
 #[test]

@@ -526,6 +526,20 @@ fn msix_growth_costs_n_setups_with_dynamic_msix_and_n_n_plus_1_over_2_without() 
 }
 
 #[test]
+fn gicv4_provisioning_costs_n_n_plus_1_over_2_its_timed_setups_and_starts_two_of_three_vms() {
+    // 16 vPE IDs: vm0 and vm1 (8 vCPUs each) take them all, vm2 fails once.
+    assert_eq!(sweep_counter("gicv4-provisioning", "arm.vpe_id_fail_count"), [1]);
+    // Per running VM, 16 vectors without dynamic MSI-X: T = 16 x 17 / 2 = 136 setups and
+    // R = 136 - 16 = 120 releases; vm2's device never gets MSI-X enabled.
+    assert_eq!(sweep_counter("gicv4-provisioning", "provision.request_irq_count"), [2 * 136]);
+    assert_eq!(sweep_counter("gicv4-provisioning", "provision.free_irq_count"), [2 * 120]);
+    assert_eq!(sweep_counter("gicv4-provisioning", "provision.exit_count"), [2 * 16 * 5]);
+    assert_eq!(sweep_counter("gicv4-provisioning", "provision.irte_write_count"), [0]);
+    // ITS round trips: 4 per setup, 5 per release, 2 MAPDs per resize (15 per VM).
+    assert_eq!(sweep_counter("gicv4-provisioning", "provision.its_command_count"), [2 * (4 * 136 + 5 * 120 + 2 * 15)]);
+}
+
+#[test]
 fn msix_trapped_runs_out_of_kvm_routes_at_16384_vectors_in_one_guest() {
     assert_eq!(sweep_counter("msix-trapped", "provision.gsi_route_fail_count"), [0, 0, 16384 - 4096]);
     assert_eq!(sweep_counter("msix-trapped", "provision.request_irq_count"), [64, 1024, 4096]);

@@ -16,6 +16,7 @@ mod overrides;
 mod sweep;
 mod tidy;
 mod topology;
+mod vmexit;
 
 use std::path::PathBuf;
 
