@@ -213,6 +213,7 @@ pub(crate) fn text_point(s: &mut String, p: &PointReport, title: &str) {
     if let Some(t) = p.tables.iter().find(|t| t.name == crate::kvm_exits::TABLE_NAME) {
         let _ = write!(s, "\n{}", crate::kvm_exits::text_lines(t));
     }
+    text_control_plane(s, p);
     if !p.resources.is_empty() {
         let _ = writeln!(s, "\n{:<32}{:>10}{:>10}{:>10}", "resource (per instance)", "max used", "limit", "instances");
         for r in &p.resources {
@@ -234,6 +235,26 @@ pub(crate) fn text_point(s: &mut String, p: &PointReport, title: &str) {
     }
     for t in p.tables.iter().filter(|t| t.narrow) {
         let _ = write!(s, "\n{}\n{}\n", wrap(&format!("{}:", t.name), MAIL_WIDTH, "  "), t.text.trim_end());
+    }
+}
+
+/// Counter families of the guest control plane: what setting up and changing a guest's
+/// interrupts cost (provisioning's exits, ioctls, host setups and host CPU time; vCPU
+/// migrations), the numbers a trap-versus-hypercall argument quotes.
+const CONTROL_PLANE: [&str; 2] = ["provision.", "kvm.vcpu_migration"];
+
+/// The run's non-zero control-plane counters, one a line (a time in picoseconds shown as a
+/// duration), after a blank line; nothing when the run has none.
+fn text_control_plane(s: &mut String, p: &PointReport) {
+    let rows: Vec<_> =
+        p.counters.iter().filter(|c| c.value > 0 && CONTROL_PLANE.iter().any(|f| c.name.starts_with(f))).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n{:<56}{:>14}", "control plane", "total");
+    for c in rows {
+        let value = if c.unit == "ps" { fmt_ns(c.value as f64 / 1e3) } else { c.value.to_string() };
+        let _ = writeln!(s, "{:<56}{:>14}", c.name, value);
     }
 }
 
@@ -310,6 +331,40 @@ mod tests {
                 }],
             }],
         }
+    }
+
+    #[test]
+    fn the_control_plane_block_lists_its_non_zero_counters_in_order() {
+        let mut r = sample();
+        let row = |name: &str, unit: &str, value: u64| CounterRow {
+            name: name.into(),
+            unit: unit.into(),
+            value,
+            description: String::new(),
+        };
+        r.points[0].counters = vec![
+            row("kvm.hlt_exit_count", "count", 5),
+            row("provision.exit_count", "count", 154),
+            row("provision.host_cpu_ps", "ps", 2_191_800_000),
+            row("provision.mask_count", "count", 0),
+            row("kvm.vcpu_migration_count", "count", 6),
+        ];
+        let mut s = String::new();
+        text_control_plane(&mut s, &r.points[0]);
+        let want = [
+            "",
+            "control plane                                                    total",
+            "provision.exit_count                                               154",
+            "provision.host_cpu_ps                                          2.192ms",
+            "kvm.vcpu_migration_count                                             6",
+            "",
+        ];
+        assert_eq!(s, want.join("\n"));
+        // A run without such counters gets no block.
+        let mut none = String::new();
+        r.points[0].counters.retain(|c| c.name.starts_with("kvm.hlt"));
+        text_control_plane(&mut none, &r.points[0]);
+        assert_eq!(none, "");
     }
 
     #[test]

@@ -320,10 +320,48 @@ fn text_cells(sweep: &SweepInfo, rows: &[CellRow<'_>], axes: bool, fit: bool) ->
         s.push_str(&wrap(&title, MAIL_WIDTH, ""));
         s.push_str(&render(&cnt, fit)?);
     }
+    if let Some(table) = control_plane_table(&lead, rows) {
+        s.push('\n');
+        s.push_str(&wrap(&format!("guest control plane, mean {over}:"), MAIL_WIDTH, ""));
+        s.push_str(&render(&table, fit)?);
+    }
     if warned {
         s.push_str(&wrap("warn: a run of the cell has a warning (below)", MAIL_WIDTH, "  "));
     }
     Some(s)
+}
+
+/// The counters of the guest control plane a sweep's cell table shows, with their column
+/// headers: host setups (`request_irq`), VFIO ioctls, VM exits and host CPU time of
+/// setting up and changing guests' interrupts (docs/report-format.md, `provision.*`).
+const CONTROL_PLANE_COLS: [(&str, &str); 4] = [
+    ("provision.request_irq_count", "setups"),
+    ("provision.vfio_set_irqs_count", "ioctls"),
+    ("provision.exit_count", "exits"),
+    ("provision.host_cpu_ps", "host cpu"),
+];
+
+/// The control-plane counters per cell (means over the replications), when a run of the
+/// sweep has any; host CPU time as a duration.
+fn control_plane_table(lead: &Lead<'_>, rows: &[CellRow<'_>]) -> Option<Table> {
+    let has = |r: &CellRow<'_>| r.cell.runs.iter().any(|p| crate::stats::metric(p, CONTROL_PLANE_COLS[2].0).is_some());
+    if !rows.iter().any(has) {
+        return None;
+    }
+    let cols: Vec<(&str, bool)> = CONTROL_PLANE_COLS.iter().map(|(_, h)| (*h, true)).collect();
+    let mut table = lead.table(&cols);
+    for r in rows {
+        let mut cells = lead.cells(r.cell.index, r.cell.parameters, r.cell.variant, r.cell.runs.len());
+        for (metric, _) in CONTROL_PLANE_COLS {
+            let e = r.cell.estimate(metric).filter(|e| e.mean.is_finite());
+            cells.push(match e {
+                Some(e) if metric.ends_with("_ps") => fmt_ns_short(e.mean / 1e3),
+                e => mean_count(e),
+            });
+        }
+        table.row(cells);
+    }
+    Some(table)
 }
 
 /// The end_to_end p99 and mean of each variant against the baseline, paired by

@@ -115,6 +115,32 @@ fn email_and_compare_print_72_column_text_from_report_folders() {
 }
 
 #[test]
+fn a_provisioning_sweeps_mail_carries_its_control_plane_counts() {
+    // msix-growth: 16 and 64 vectors with dynamic MSI-X (N host setups) and without
+    // (N(N+1)/2: 136 and 2080); one ioctl and five exits (four message accesses and the
+    // unmask) per vector either way.
+    let dir = out_dir("control-plane");
+    let done = irqsim().args(["run", "--builtin", "msix-growth", "-q", "--out"]).arg(&dir).output().unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let mail = irqsim().arg("report").arg(&dir).arg("--email").output().unwrap();
+    let mail = String::from_utf8(mail.stdout).unwrap();
+    let at = mail.find("guest control plane, mean of one replication:").expect("the control-plane table");
+    let rows: Vec<Vec<&str>> =
+        mail[at..].lines().skip(2).take(4).map(|l| l.split_whitespace().take(6).collect()).collect();
+    assert_eq!(
+        rows,
+        [
+            ["0", "16", "dynamic", "16", "16", "80"],
+            ["0", "16", "noresize", "136", "16", "80"],
+            ["1", "64", "dynamic", "64", "64", "320"],
+            ["1", "64", "noresize", "2080", "64", "320"],
+        ],
+        "{mail}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn report_and_compare_read_every_earlier_report_version() {
     let dir = out_dir("versions");
     let fixtures = crate::workspace_root().join("reports/tests/fixtures");
