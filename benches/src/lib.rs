@@ -9,6 +9,9 @@
 //! - [`hold_bare_peek_mut`]: the same, replacing the top through `peek_mut`: the bar.
 //! - [`hold_engine`]: the same hold model through `sim::run` and `sim::EventQueue`. Same
 //!   random increments, so both must pop the same sequence (equal checksums).
+//! - `hold_nexosim` (with `--features nexosim`): the same hold model as a NeXosim 1.0 model
+//!   that schedules itself (`nexosim_hold.rs` says how it maps); same checksum as
+//!   [`hold_engine`].
 //! - [`scenario`]: a catalog scenario's events per second, as `irqsim` reports it, with its
 //!   interrupts per second, events per interrupt and peak memory per queue.
 
@@ -18,6 +21,11 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use sim::{DurationDist, EventQueue, RngStream, RunLimits, SimDuration, SimTime, World, mix64};
+
+#[cfg(feature = "nexosim")]
+mod nexosim_hold;
+#[cfg(feature = "nexosim")]
+pub use nexosim_hold::hold_nexosim;
 
 /// One benchmark's result.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,7 +63,7 @@ impl BenchResult {
     }
 
     /// The hold model's result (no interrupts or queues).
-    fn hold(event_count: u64, wall_s: f64, checksum: u64) -> BenchResult {
+    pub(crate) fn hold(event_count: u64, wall_s: f64, checksum: u64) -> BenchResult {
         BenchResult { event_count, wall_s, checksum, interrupts: 0, queues: 0, memory_bytes: None }
     }
 }
@@ -73,7 +81,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
 /// Mean increment of the hold model: 1 µs in picoseconds, so ties are rare (crates.md §7).
 const MEAN_INCREMENT: SimDuration = SimDuration::from_us(1);
 
-fn increments() -> (RngStream, DurationDist) {
+pub(crate) fn increments() -> (RngStream, DurationDist) {
     (RngStream::new(12_345, "bench/hold"), DurationDist::exponential(MEAN_INCREMENT))
 }
 
@@ -244,6 +252,18 @@ mod tests {
         assert_eq!(hold_bare(1_000, 20_000).event_count, 20_000);
         // Replacing the top pops the same (time, seq) sequence as pop + push.
         assert_eq!(hold_bare_peek_mut(1_000, 20_000).checksum, hold_bare(1_000, 20_000).checksum);
+    }
+
+    /// NeXosim's hold model pops the engine's sequence (with `--features nexosim`).
+    #[cfg(feature = "nexosim")]
+    #[test]
+    fn smoke_nexosim_pops_the_engines_sequence() {
+        let nexosim = hold_nexosim(1_000, 20_000);
+        assert_eq!(nexosim.event_count, 20_000);
+        assert_eq!(nexosim.checksum, hold_engine(1_000, 20_000).checksum);
+        // 64k pending over about 1 us: many events share a picosecond, and the 200,000th's
+        // step runs the others at its time too (not counted).
+        assert_eq!(hold_nexosim(65_536, 200_000).checksum, hold_engine(65_536, 200_000).checksum);
     }
 
     #[test]

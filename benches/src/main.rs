@@ -1,7 +1,8 @@
 //! `cargo run -p benches --release [-- NAME [OPS]]`: runs the full-size benchmarks and prints
 //! a Markdown table (median of 5 runs) to paste into benches/runs/DATE-MACHINE.md. `NAME`
 //! selects the benchmarks whose name contains it; `OPS` (default 10,000,000) sets the hold
-//! models' operations per run (small for callgrind).
+//! models' operations per run (small for callgrind). With `--features nexosim`, the hold
+//! rows include NeXosim 1.0's.
 
 use benches::{BenchResult, hold_bare, hold_bare_peek_mut, hold_engine, peak_rss_bytes, peers_mm1, scenario, sweep};
 use sim::SimDuration;
@@ -74,6 +75,8 @@ fn main() {
         row(&format!("hold_bare_binaryheap_{pending}"), &mut || hold_bare(pending, ops));
         row(&format!("hold_bare_peek_mut_{pending}"), &mut || hold_bare_peek_mut(pending, ops));
         row(&format!("hold_engine_{pending}"), &mut || hold_engine(pending, ops));
+        #[cfg(feature = "nexosim")]
+        row(&format!("hold_nexosim_{pending}"), &mut || benches::hold_nexosim(pending, ops));
     }
     for (name, run) in scenario_rows() {
         let memory_bytes = if want(name) { peak_rss_of(name) } else { None };

@@ -2,9 +2,11 @@
 //! unit and a description, and updated on the hot path through typed ids (a `Vec` index,
 //! never a string lookup).
 //!
-//! Histograms record integer values (durations in picoseconds) in an `hdrhistogram` with
-//! three significant digits, so every quantile has a relative error below 0.1% and is the
-//! same on every run with the same seed. Each histogram also keeps the exact sum of its
+//! Histograms record integer values (durations in picoseconds) in the buckets of an
+//! `hdrhistogram` with three significant digits, so every quantile has a relative error below
+//! 0.1% and is the same on every run with the same seed; the counts are kept by bucket index
+//! here and handed to the crate when a histogram is read, which makes it the histogram that
+//! recording each value in the crate gives (a test compares). Each histogram also keeps the exact sum of its
 //! values, so means are exact rather than bucket-rounded.
 
 use hdrhistogram::Histogram;
@@ -51,43 +53,116 @@ pub struct MetricInfo {
     pub failure: bool,
 }
 
+/// The bucket layout of an `hdrhistogram` at three significant digits with a lowest
+/// discernible value of 1 (`Histogram::new(3)`): 2,048 sub-buckets of width 1 for 0..2,048,
+/// then per power of two 1,024 sub-buckets of twice the previous width. [`hdr_index`] is the
+/// crate's `index_for` for that layout and [`hdr_value`] its `value_for` (the lowest value of
+/// an index), so counts kept by index convert into the crate's histogram exactly.
+const HDR_SUB_BUCKET_HALF_MAGNITUDE: u32 = 10;
+/// Values below 2,048 are bucket 0.
+const HDR_SUB_BUCKET_MASK: u64 = (1 << (HDR_SUB_BUCKET_HALF_MAGNITUDE + 1)) - 1;
+/// 64 − unit magnitude (0) − sub-bucket half-count magnitude − 1.
+const HDR_LEADING_ZERO_BASE: u32 = 64 - HDR_SUB_BUCKET_HALF_MAGNITUDE - 1;
+
+/// The index of `value`'s bucket (at most 56,319, for `u64::MAX`).
+#[inline]
+fn hdr_index(value: u64) -> usize {
+    let bucket = HDR_LEADING_ZERO_BASE - (value | HDR_SUB_BUCKET_MASK).leading_zeros();
+    let base = u64::from(bucket + 1) << HDR_SUB_BUCKET_HALF_MAGNITUDE;
+    (base + (value >> bucket) - (1 << HDR_SUB_BUCKET_HALF_MAGNITUDE)) as usize
+}
+
+/// The lowest value of index `index`'s bucket.
+fn hdr_value(index: usize) -> u64 {
+    let half = 1u64 << HDR_SUB_BUCKET_HALF_MAGNITUDE;
+    let bucket = (index >> HDR_SUB_BUCKET_HALF_MAGNITUDE) as u32;
+    let sub = (index as u64 & (half - 1)) + half;
+    if bucket == 0 { sub - half } else { sub << (bucket - 1) }
+}
+
 #[derive(Debug, Clone)]
 struct HistogramSlot {
     info: MetricInfo,
-    /// Every value recorded but the pending run below.
-    histogram: Histogram<u64>,
+    /// Values recorded per HDR bucket index ([`hdr_index`]), grown as larger values come:
+    /// the crate's counts without its resizing, overflow checks and `Result` on the hot path
+    /// (a value's index is a `leading_zeros`, a shift and two adds); converted into an
+    /// `hdrhistogram` when read ([`HistogramSlot::whole`]).
+    counts: Vec<u64>,
     sum: u128,
     min: u64,
     max: u64,
-    /// A run of equal values not yet in `histogram`: (value, how many). Many stages take
+    /// A run of equal values not yet in `counts`: (value, how many). Many stages take
     /// the same time for every interrupt (a constant MSI write or EOI), so a run is counted
-    /// and recorded once (`record_n`) when the value changes or the histogram is read; the
+    /// and recorded once when the value changes or the histogram is read; the
     /// histogram, sum, min and max come out the same as recording each value.
     run: (u64, u64),
 }
 
 impl HistogramSlot {
-    /// Moves the pending run into the histogram.
+    /// Counts `n` values `value`.
+    #[inline]
+    fn add_n(&mut self, value: u64, n: u64) {
+        let index = hdr_index(value);
+        if index >= self.counts.len() {
+            self.grow(index);
+        }
+        self.counts[index] += n;
+        self.sum += u128::from(value) * u128::from(n);
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+    }
+
+    /// Room for bucket index `index` (as the crate resizes: rarely, to larger values).
+    #[cold]
+    fn grow(&mut self, index: usize) {
+        self.counts.resize(index + 1, 0);
+    }
+
+    /// Moves the pending run into the counts.
     #[inline]
     fn flush(&mut self) {
         let (value, n) = self.run;
         if n > 0 {
-            // The histogram auto-resizes; only values above u64::MAX / 2 could fail, and no
-            // simulated duration gets near that.
-            self.histogram.record_n(value, n).expect("histogram value out of range");
-            self.sum += u128::from(value) * u128::from(n);
-            self.min = self.min.min(value);
-            self.max = self.max.max(value);
+            self.add_n(value, n);
             self.run = (0, 0);
         }
     }
 
-    /// The histogram with the pending run in it.
+    /// The slot with the pending run counted.
+    fn flushed(&self) -> HistogramSlot {
+        let mut slot = self.clone();
+        slot.flush();
+        slot
+    }
+
+    /// Values recorded, the pending run included.
+    fn len(&self) -> u64 {
+        self.counts.iter().sum::<u64>() + self.run.1
+    }
+
+    /// The `hdrhistogram` of every value recorded, the pending run included: the same
+    /// histogram as recording each value in it. Each index's count is recorded at the index's
+    /// lowest value, but the exact least non-zero and greatest values are recorded as
+    /// themselves, so the crate's own min and max (which its iterators read) are exact too.
     fn whole(&self) -> Histogram<u64> {
-        let mut h = self.histogram.clone();
-        let (value, n) = self.run;
-        if n > 0 {
-            h.record_n(value, n).expect("histogram value out of range");
+        let slot = self.flushed();
+        let mut h = Histogram::new(3).expect("3 significant digits is a valid precision");
+        let mut exact = Vec::new();
+        if slot.min > 0 && slot.min != u64::MAX {
+            exact.push(slot.min);
+        }
+        if slot.max > 0 && slot.max != slot.min {
+            exact.push(slot.max);
+        }
+        for (index, &count) in slot.counts.iter().enumerate().filter(|(_, c)| **c > 0) {
+            let here: Vec<u64> = exact.iter().copied().filter(|&v| hdr_index(v) == index).collect();
+            let rest = count - here.len() as u64;
+            if rest > 0 {
+                h.record_n(hdr_value(index), rest).expect("histogram value out of range");
+            }
+            for v in here {
+                h.record(v).expect("histogram value out of range");
+            }
         }
         h
     }
@@ -238,8 +313,7 @@ impl Metrics {
     pub fn histogram(&mut self, name: &str, unit: Unit, description: &str) -> HistogramId {
         self.assert_new_name(name);
         let info = MetricInfo { name: name.to_owned(), unit, description: description.to_owned(), failure: false };
-        let histogram = Histogram::new(3).expect("3 significant digits is a valid precision");
-        self.histograms.push(HistogramSlot { info, histogram, sum: 0, min: u64::MAX, max: 0, run: (0, 0) });
+        self.histograms.push(HistogramSlot { info, counts: Vec::new(), sum: 0, min: u64::MAX, max: 0, run: (0, 0) });
         HistogramId(u32::try_from(self.histograms.len() - 1).expect("fewer than 2^32 histograms"))
     }
 
@@ -289,8 +363,7 @@ impl Metrics {
 
     /// Number of values recorded in a histogram.
     pub fn histogram_count(&self, id: HistogramId) -> u64 {
-        let slot = &self.histograms[id.0 as usize];
-        slot.histogram.len() + slot.run.1
+        self.histograms[id.0 as usize].len()
     }
 
     /// Adds every value of `other` into this registry. Both must have registered the same
@@ -314,11 +387,16 @@ impl Metrics {
         for (slot, other_slot) in self.histograms.iter_mut().zip(&other.histograms) {
             assert_eq!(slot.info.name, other_slot.info.name, "merging different metric sets");
             slot.flush();
-            slot.histogram.add(other_slot.whole()).expect("auto-resizing histograms always merge");
-            let (sum, min, max) = other_slot.totals();
-            slot.sum += sum;
-            slot.min = slot.min.min(min);
-            slot.max = slot.max.max(max);
+            let other_slot = other_slot.flushed();
+            if slot.counts.len() < other_slot.counts.len() {
+                slot.counts.resize(other_slot.counts.len(), 0);
+            }
+            for (mine, theirs) in slot.counts.iter_mut().zip(&other_slot.counts) {
+                *mine += theirs;
+            }
+            slot.sum += other_slot.sum;
+            slot.min = slot.min.min(other_slot.min);
+            slot.max = slot.max.max(other_slot.max);
         }
     }
 
@@ -384,6 +462,58 @@ mod tests {
             SUMMARY_QUANTILES.iter().map(|&p| reference.value_at_quantile(p).clamp(3, 1_000_000)).collect();
         assert_eq!(s.quantiles, q);
         assert_eq!(s.buckets, buckets(&reference));
+    }
+
+    #[test]
+    fn bucket_indices_are_the_crates() {
+        // Index and lowest value at each power of two, one either side, and random values.
+        let mut values: Vec<u64> = (0..64).flat_map(|k| [(1u64 << k) - 1, 1 << k, (1 << k) + 1]).collect();
+        let mut g = crate::SplitMix64::new(7);
+        values.extend((0..10_000).map(|_| g.next_u64() >> (g.next_u64() % 64)));
+        values.push(u64::MAX >> 1);
+        for v in values {
+            let mut h = Histogram::<u64>::new(3).unwrap();
+            h.record(v).unwrap();
+            let crate_value = h.iter_recorded().next().unwrap().value_iterated_to();
+            assert_eq!(hdr_value(hdr_index(v)), h.lowest_equivalent(v), "{v}");
+            assert_eq!(h.highest_equivalent(hdr_value(hdr_index(v))), crate_value, "{v}");
+            assert_eq!(hdr_index(hdr_value(hdr_index(v))), hdr_index(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_summary_is_the_crates_for_the_same_values() {
+        // Values over 30 octaves with runs and zeros; a merge; the crate records each value.
+        let mut g = crate::SplitMix64::new(11);
+        let mut m = Metrics::new();
+        let h = m.histogram("x_ps", Unit::Picoseconds, "x");
+        let mut other = Metrics::new();
+        let oh = other.histogram("x_ps", Unit::Picoseconds, "x");
+        let mut reference = Histogram::<u64>::new(3).unwrap();
+        let (mut min, mut max) = (u64::MAX, 0);
+        for i in 0..50_000u64 {
+            let v = match g.next_u64() % 4 {
+                0 => 0,
+                1 => 1_000,
+                _ => g.next_u64() >> (34 + g.next_u64() % 30),
+            };
+            if i % 3 == 0 {
+                other.record(oh, v)
+            } else {
+                m.record(h, v)
+            }
+            reference.record(v).unwrap();
+            (min, max) = (min.min(v), max.max(v));
+        }
+        m.merge(&other);
+        let s = &m.snapshot().histograms[0];
+        assert_eq!((s.count, s.min, s.max), (reference.len(), min, max));
+        assert_eq!(s.stddev.to_bits(), reference.stdev().to_bits());
+        let q: Vec<u64> = SUMMARY_QUANTILES.iter().map(|&p| reference.value_at_quantile(p).clamp(min, max)).collect();
+        assert_eq!(s.quantiles, q);
+        assert_eq!(s.buckets, buckets(&reference));
+        let whole = m.histograms[0].whole();
+        assert_eq!((whole.min_nz(), whole.max(), whole.len()), (reference.min_nz(), reference.max(), reference.len()));
     }
 
     #[test]
