@@ -506,14 +506,21 @@ fn gicv4_guest_exercises_direct_doorbell_and_pending_vlpis() {
 /// A counter of every run of a catalog sweep, in run order; 0 in a run that does not have
 /// it (a guest's direct-message counters exist only in runs where it writes its own).
 fn sweep_counter(name: &str, counter: &str) -> Vec<u64> {
+    sweep_points(name)
+        .iter()
+        .map(|point| point.counters.iter().find(|c| c.name == counter).map_or(0, |c| c.value))
+        .collect()
+}
+
+/// Every run of a catalog scenario's sweep, in run order.
+fn sweep_points(name: &str) -> Vec<reports::PointReport> {
     let text = catalog::get(name).unwrap();
     let plan = scenarios::sweep::plan(name, text, None).unwrap();
     plan.runs
         .iter()
         .map(|run| {
             let s = plan.scenario(&plan.cells[run.cell]).unwrap();
-            let (point, _, _) = run_point(&s, run.seed, run.replication).unwrap();
-            point.counters.iter().find(|c| c.name == counter).map_or(0, |c| c.value)
+            run_point(&s, run.seed, run.replication).unwrap().0
         })
         .collect()
 }
@@ -645,6 +652,14 @@ fn blast_radius_crosses_tenants_only_under_siov_without_pasid_checking() {
     assert_eq!(sweep_counter(name, "guest.vm0.direct_lost_count"), [0, vm0, vm0, vm0]);
     assert_eq!(sweep_counter(name, "interrupt.lost.remap_fault_0x26_count"), [0, vm0, vm0, vm0]);
     assert_eq!(sweep_counter(name, "interrupt.lost_count"), [0, vm0, vm0, vm0]);
+    // Each of vm0's messages is one failure: misrouted (the sender's count) in siov, blocked
+    // in the others. vm1's count of what it received is the same event seen from the
+    // victim, a plain counter, so "failures of every kind" is 400, not 800.
+    let points = sweep_points(name);
+    let failures: Vec<Vec<(&str, u64)>> =
+        points.iter().map(|p| p.failures.iter().map(|f| (f.name.as_str(), f.count)).collect()).collect();
+    let blocked = vec![("interrupt.lost.remap_fault_0x26_count", vm0)];
+    assert_eq!(failures, [vec![("guest.vm0.direct_misrouted_count", vm0)], blocked.clone(), blocked.clone(), blocked]);
 }
 
 /// flag-timing: three flag values given at creation (allowed, disallowed, via the
