@@ -105,6 +105,7 @@ pub fn table(snapshot: &MetricsSnapshot) -> Option<TextTable> {
         columns: COLUMNS.map(str::to_owned).to_vec(),
         rows: data,
         narrow: false,
+        roles: Vec::new(),
     })
 }
 
