@@ -106,6 +106,7 @@ pub fn table(snapshot: &MetricsSnapshot) -> Option<TextTable> {
         rows: data,
         narrow: false,
         roles: Vec::new(),
+        plot_row: Vec::new(),
     })
 }
 

@@ -308,6 +308,7 @@ mod tests {
                     rows: Vec::new(),
                     narrow: false,
                     roles: Vec::new(),
+                    plot_row: Vec::new(),
                 }],
             }],
         }

@@ -418,6 +418,7 @@ mod tests {
             ],
             narrow: true,
             roles: ["key", "detail", "share", "mean"].map(str::to_owned).to_vec(),
+            plot_row: vec!["a".to_owned()],
         }
     }
 

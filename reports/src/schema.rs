@@ -232,6 +232,10 @@ pub struct TextTable {
     /// replications). Empty (absent) for a table that is only shown run by run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// The key cells of the row a sweep's plot draws against the first axis (its shares and
+    /// means over the replications, `plot-table`); empty (absent) for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plot_row: Vec<String>,
 }
 
 /// How a point's run ended.

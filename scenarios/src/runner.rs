@@ -159,7 +159,7 @@ pub fn run_point_with_progress(
                         }
                         None => (Vec::new(), Vec::new()),
                     };
-                    TextTable { name, text, columns, rows, narrow: false, roles: Vec::new() }
+                    TextTable { name, text, columns, rows, narrow: false, roles: Vec::new(), plot_row: Vec::new() }
                 })
                 .chain(
                     scenario
@@ -173,6 +173,7 @@ pub fn run_point_with_progress(
                             rows: t.rows,
                             narrow: true,
                             roles: t.roles.into_iter().map(str::to_owned).collect(),
+                            plot_row: t.plot_row,
                         }),
                 )
                 .chain(reports::kvm_exit_table(&snapshot))

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::matrix::{self, Column};
 use super::population::{Population, Share};
 use super::presets::Preset;
-use super::{Outcome, composes_remappable, evaluate};
+use super::{Outcome, Policy, composes_remappable, evaluate};
 
 /// A table for the report: its name, its text (at most 72 columns wide), its column names,
 /// its rows as data and, for a table of numbers a sweep summarises over its replications,
@@ -24,6 +24,8 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
     /// Each column's role, or empty.
     pub roles: Vec<&'static str>,
+    /// The key cells of the row a sweep plots against its axis, or empty.
+    pub plot_row: Vec<String>,
 }
 
 /// The detection section of a scenario.
@@ -48,6 +50,7 @@ impl Detection {
             columns,
             rows,
             roles: Vec::new(),
+            plot_row: Vec::new(),
         }];
         if let Some(p) = &self.population {
             let (columns, rows) = p.rows(&self.columns);
@@ -57,6 +60,7 @@ impl Detection {
                 columns,
                 rows,
                 roles: Vec::new(),
+                plot_row: Vec::new(),
             });
         }
         out
@@ -115,6 +119,7 @@ impl Detection {
             columns: names,
             rows,
             roles: vec!["key", "detail", "detail", "key", "mean", "mean", "mean"],
+            plot_row: Vec::new(),
         }];
         if let Some(pop) = &self.population {
             let names: Vec<String> =
@@ -154,6 +159,14 @@ impl Detection {
                 columns: names,
                 rows,
                 roles: vec!["key", "detail", "share", "mean", "mean", "mean"],
+                // The policy Linux merged, where the section has it: the one a sweep of the
+                // population's weights is usually about.
+                plot_row: self
+                    .columns
+                    .iter()
+                    .find(|c| c.name == Column::of(Policy::Mainline).name)
+                    .map(|c| vec![c.key.to_owned()])
+                    .unwrap_or_default(),
             });
         }
         out
