@@ -206,16 +206,17 @@ fn cost_tables_weigh_each_format_by_the_broken_pairs() {
     let compat = DirectCost { lost: 40, misrouted: 0, cross_tenant: 0 };
     let tables = d.cost_tables(Some(remappable), Some(compat));
     assert_eq!(tables.len(), 2);
-    let rows = &tables[0].3;
+    let rows = &tables[0].rows;
     assert_eq!(rows.iter().map(|r| r[3].as_str()).collect::<Vec<_>>(), ["remappable", "compatibility"]);
     assert_eq!(rows[0][4..], ["10", "30", "20"]);
-    let per_policy: Vec<Vec<String>> = tables[1].3.iter().map(|r| r[1..].to_vec()).collect();
+    assert_eq!(tables[1].rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["3", "6.9", "6.10"]);
+    let per_policy: Vec<Vec<String>> = tables[1].rows.iter().map(|r| r[2..].to_vec()).collect();
     assert_eq!(
         per_policy,
         [["1/1", "25/1", "15/1", "10/1"], ["1/2", "10/1", "30/1", "20/1"], ["0/1", "0/1", "0/1", "0/1"]]
     );
     let partial: Vec<Vec<String>> =
-        d.cost_tables(Some(remappable), None)[1].3.iter().map(|r| r[2..].to_vec()).collect();
+        d.cost_tables(Some(remappable), None)[1].rows.iter().map(|r| r[3..].to_vec()).collect();
     assert_eq!(partial, [["-", "-", "-"], ["10/1", "30/1", "20/1"], ["0/1", "0/1", "0/1"]]);
     assert!(d.cost_tables(None, None).is_empty());
 }

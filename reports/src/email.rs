@@ -224,10 +224,11 @@ pub fn email(report: &RunReport, version_line: &str) -> String {
         if !notes.is_empty() {
             let _ = write!(s, "\n{notes}");
         }
+        s.push_str(&crate::replicated::text(report, sweep));
         sweep_histogram(report)
     } else {
         for p in &report.points {
-            crate::render::text_point(&mut s, p, &crate::render::point_title(p));
+            crate::render::text_point(&mut s, p, &crate::render::point_title(p), false);
         }
         report.points.first().map_or_else(String::new, |p| histogram("end_to_end latency", &pooled(&[p])))
     };

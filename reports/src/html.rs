@@ -123,6 +123,9 @@ pub fn html(report: &RunReport, plots: &[Plot]) -> String {
     }
     if report.sweep.is_some() {
         nav.push(("cells", "Sweep"));
+        if report.points.iter().any(|p| p.tables.iter().any(|t| !t.roles.is_empty())) {
+            nav.push(("replicated", "Tables"));
+        }
     }
     nav.extend([("runs", "Runs"), ("scenario", "Scenario file")]);
     let links: Vec<String> = nav.iter().map(|(id, name)| format!("<a href=\"#{id}\">{name}</a>")).collect();
@@ -148,8 +151,9 @@ pub fn html(report: &RunReport, plots: &[Plot]) -> String {
     }
     if report.sweep.is_some() {
         sweep_table(&mut s, report, &cells);
+        s.push_str(&crate::replicated::html(report));
     }
-    runs(&mut s, &cells);
+    runs(&mut s, report.sweep.is_some(), &cells);
     let _ = writeln!(s, "<h2 id=\"scenario\">Scenario file</h2>");
     if sc.text.is_empty() {
         let _ = writeln!(s, "<p>Not in this report (written before reports carried the scenario).</p>");
@@ -325,8 +329,9 @@ fn sweep_table(s: &mut String, report: &RunReport, cells: &[Cell<'_>]) {
     let _ = writeln!(s, "</tbody>\n</table>");
 }
 
-/// Detail tables of each cell's first run (all of them for a single run).
-fn runs(s: &mut String, cells: &[Cell<'_>]) {
+/// Detail tables of each cell's first run (all of them for a single run); in a sweep,
+/// without the tables summarised over the replications above.
+fn runs(s: &mut String, sweep: bool, cells: &[Cell<'_>]) {
     let _ = writeln!(s, "<h2 id=\"runs\">Runs</h2>");
     let several = cells.len() > 1 || cells.iter().any(|c| c.runs.len() > 1);
     if several {
@@ -346,14 +351,14 @@ fn runs(s: &mut String, cells: &[Cell<'_>]) {
             let open = if i == 0 { " open" } else { "" };
             let _ = writeln!(s, "<details{open}>\n<summary>{} (seed {})</summary>", escape(&cell_name(cell)), run.seed);
         }
-        run_tables(s, run);
+        run_tables(s, run, sweep);
         if several {
             let _ = writeln!(s, "</details>");
         }
     }
 }
 
-fn run_tables(s: &mut String, p: &PointReport) {
+fn run_tables(s: &mut String, p: &PointReport, sweep: bool) {
     let c = &p.conservation;
     let _ = writeln!(
         s,
@@ -437,7 +442,7 @@ fn run_tables(s: &mut String, p: &PointReport) {
         }
         let _ = writeln!(s, "</tbody>\n</table>");
     }
-    for t in &p.tables {
+    for t in p.tables.iter().filter(|t| !sweep || t.roles.is_empty()) {
         let _ = writeln!(s, "<h3>{}</h3>\n<pre>{}</pre>", escape(&t.name), escape(t.text.trim_end()));
     }
 }

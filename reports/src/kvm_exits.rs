@@ -105,6 +105,8 @@ pub fn table(snapshot: &MetricsSnapshot) -> Option<TextTable> {
         columns: COLUMNS.map(str::to_owned).to_vec(),
         rows: data,
         narrow: false,
+        roles: Vec::new(),
+        plot_row: Vec::new(),
     })
 }
 

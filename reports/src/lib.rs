@@ -36,6 +36,7 @@ mod merge;
 mod plain;
 pub mod plot;
 mod render;
+mod replicated;
 mod schema;
 pub mod stats;
 mod sweep;

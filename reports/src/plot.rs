@@ -1,9 +1,10 @@
 //! Plots of a report, each as a PNG and an SVG drawn from the same description: latency
 //! percentiles against the swept parameter, the end-to-end latency CDF, where each cell's p99
 //! goes stage by stage, resource use against every limit, exits and busy CPUs against the
-//! interrupt rate, and the per-function setup time (the `provision_setup` stage) and host
-//! setup counters against the swept parameter. A plot is drawn only when the report has
-//! its data.
+//! interrupt rate, the per-function setup time (the `provision_setup` stage) and host
+//! setup counters against the swept parameter, where the interrupts of guests writing their
+//! own messages went, and a model table's featured row against the swept parameter. A plot
+//! is drawn only when the report has its data.
 //!
 //! Text is drawn with DejaVu Sans embedded in the binary (registered once with plotters'
 //! `ab_glyph` font table), so a machine without any system font draws the same pictures.
@@ -16,7 +17,7 @@
 //!
 //! Where it lives: `chart` (the description types, axes and number formatting), `sweep`
 //! (cells grouped into lines), `latency` and `usage` (one function per plot, report to
-//! chart), `draw` (a chart on any plotters backend), `raster` (the PNG and SVG files), and
+//! chart; `outcome` for the last two), `draw` (a chart on any plotters backend), `raster` (the PNG and SVG files), and
 //! `tests`.
 
 use std::fmt;
@@ -30,6 +31,7 @@ use crate::stats::cells;
 mod chart;
 mod draw;
 mod latency;
+mod outcome;
 mod raster;
 mod sweep;
 #[cfg(test)]
@@ -38,6 +40,7 @@ mod usage;
 
 use chart::Chart;
 use latency::{cdf_chart, latency_chart, stage_chart};
+use outcome::{outcome_chart, table_row_chart};
 use raster::render;
 use usage::{host_setup_chart, rate_chart, resource_chart, setup_chart};
 
@@ -122,6 +125,8 @@ fn charts(report: &RunReport) -> Vec<Chart> {
         rate_chart(report, &cells),
         setup_chart(report, &cells),
         host_setup_chart(report, &cells),
+        outcome_chart(report, &cells),
+        table_row_chart(report, &cells),
     ]
     .into_iter()
     .flatten()

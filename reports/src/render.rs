@@ -55,12 +55,12 @@ pub fn markdown(report: &RunReport) -> String {
     if let Some(sweep) = &report.sweep {
         s.push_str(&crate::sweep::markdown_section(report, sweep));
         for p in crate::sweep::detail_runs(report) {
-            markdown_point(&mut s, p, &crate::sweep::detail_title(p), 3);
+            markdown_point(&mut s, p, &crate::sweep::detail_title(p), 3, true);
         }
     } else {
         s.push_str(&crate::verdicts::markdown(report));
         for p in &report.points {
-            markdown_point(&mut s, p, &point_title(p), 2);
+            markdown_point(&mut s, p, &point_title(p), 2, false);
         }
     }
     s
@@ -68,8 +68,8 @@ pub fn markdown(report: &RunReport) -> String {
 
 /// One run in full under a heading of `level` (`##` for 2): how it ended, its latency per
 /// stage, resources, failures, counters and the models' tables, in subsections one level
-/// down.
-fn markdown_point(s: &mut String, p: &PointReport, title: &str, level: usize) {
+/// down; in a `sweep`, without the tables summarised over the replications.
+fn markdown_point(s: &mut String, p: &PointReport, title: &str, level: usize, sweep: bool) {
     let head = "#".repeat(level);
     let sub = "#".repeat(level + 1);
     let _ = writeln!(s, "{head} {title}\n");
@@ -134,7 +134,7 @@ fn markdown_point(s: &mut String, p: &PointReport, title: &str, level: usize) {
     for c in &p.counters {
         let _ = writeln!(s, "| {} | {} | {} | {} |", c.name, c.value, c.unit, c.description);
     }
-    for t in &p.tables {
+    for t in p.tables.iter().filter(|t| !sweep || t.roles.is_empty()) {
         let _ = writeln!(s, "\n{sub} {}\n\n```text\n{}\n```", t.name, t.text.trim_end());
     }
     s.push('\n');
@@ -150,12 +150,12 @@ pub fn text(report: &RunReport) -> String {
         let details = crate::sweep::detail_runs(report);
         let _ = write!(s, "\n{}", wrap(&crate::sweep::details_intro(&details), MAIL_WIDTH, ""));
         for p in details {
-            text_point(&mut s, p, &crate::sweep::detail_title(p));
+            text_point(&mut s, p, &crate::sweep::detail_title(p), true);
         }
     } else {
         s.push_str(&crate::verdicts::text(report));
         for p in &report.points {
-            text_point(&mut s, p, &point_title(p));
+            text_point(&mut s, p, &point_title(p), false);
         }
     }
     let _ = writeln!(s, "\nsha256 {}", sc.sha256);
@@ -167,8 +167,8 @@ pub fn text(report: &RunReport) -> String {
 
 /// One run in the plain text, after a blank line: a title line (`title`, simulated time,
 /// events), the interrupts' conservation, warnings, latency per stage, resources and
-/// failures.
-pub(crate) fn text_point(s: &mut String, p: &PointReport, title: &str) {
+/// failures; the narrow tables but, in a `sweep`, those summarised over the replications.
+pub(crate) fn text_point(s: &mut String, p: &PointReport, title: &str, sweep: bool) {
     let c = &p.conservation;
     let head = format!("{title}: {} simulated, {} events", fmt_ns(p.run.simulated_ns), p.run.event_count);
     let _ = write!(s, "\n{}", wrap(&head, MAIL_WIDTH, "  "));
@@ -233,7 +233,7 @@ pub(crate) fn text_point(s: &mut String, p: &PointReport, title: &str) {
             }
         }
     }
-    for t in p.tables.iter().filter(|t| t.narrow) {
+    for t in p.tables.iter().filter(|t| t.narrow && (!sweep || t.roles.is_empty())) {
         let _ = write!(s, "\n{}\n{}\n", wrap(&format!("{}:", t.name), MAIL_WIDTH, "  "), t.text.trim_end());
     }
 }
@@ -328,6 +328,8 @@ mod tests {
                     columns: Vec::new(),
                     rows: Vec::new(),
                     narrow: false,
+                    roles: Vec::new(),
+                    plot_row: Vec::new(),
                 }],
             }],
         }

@@ -223,6 +223,19 @@ pub struct TextTable {
     /// too (the other tables are in `summary.md` and `index.html` only).
     #[serde(default, skip_serializing_if = "is_false")]
     pub narrow: bool,
+    /// Where the rows are numbers a sweep summarises over the replications of a cell: one
+    /// role per column. `key` (text that names the row; rows of different runs are matched
+    /// by their key cells; shown in every rendering), `detail` (text that goes with the key,
+    /// too long for the mail: shown in `summary.md` and `index.html`), `share` (an exact
+    /// fraction `n/d`, the same in every replication: shown as a percentage) and `mean` (a
+    /// number or a fraction per run, `-` for none: the mean ± the 95% half width over the
+    /// replications). Empty (absent) for a table that is only shown run by run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// The key cells of the row a sweep's plot draws against the first axis (its shares and
+    /// means over the replications, `plot-table`); empty (absent) for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plot_row: Vec<String>,
 }
 
 /// How a point's run ended.

@@ -182,7 +182,7 @@ fn over(rows: &[CellRow<'_>]) -> (String, bool) {
 
 /// The leading columns of a cell's row: point, axis values (unless a legend gives them),
 /// variant, runs.
-struct Lead<'s> {
+pub(crate) struct Lead<'s> {
     sweep: &'s SweepInfo,
     axes: bool,
     variant: bool,
@@ -193,7 +193,7 @@ struct Lead<'s> {
 
 impl<'s> Lead<'s> {
     /// With `axes`, a column per axis headed `axis_head`; `variant` and `runs` add those.
-    fn new(sweep: &'s SweepInfo, axis_head: Option<Vec<String>>, variant: bool, runs: bool) -> Self {
+    pub(crate) fn new(sweep: &'s SweepInfo, axis_head: Option<Vec<String>>, variant: bool, runs: bool) -> Self {
         let mut head = vec!["pt".to_owned()];
         let mut right = vec![true];
         let axes = axis_head.is_some();
@@ -212,7 +212,13 @@ impl<'s> Lead<'s> {
         Self { sweep, axes, variant, runs, head, right }
     }
 
-    fn cells(&self, index: u32, parameters: &[(String, String)], variant: Option<&str>, runs: usize) -> Vec<String> {
+    pub(crate) fn cells(
+        &self,
+        index: u32,
+        parameters: &[(String, String)],
+        variant: Option<&str>,
+        runs: usize,
+    ) -> Vec<String> {
         let mut out = vec![index.to_string()];
         if self.axes {
             out.extend((0..self.sweep.axes.len()).map(|k| parameters.get(k).map_or(String::new(), |(_, v)| v.clone())));
@@ -226,7 +232,7 @@ impl<'s> Lead<'s> {
         out
     }
 
-    fn table(&self, more: &[(&str, bool)]) -> Table {
+    pub(crate) fn table(&self, more: &[(&str, bool)]) -> Table {
         let mut head = self.head.clone();
         let mut right = self.right.clone();
         for (h, r) in more {
@@ -574,6 +580,7 @@ pub(crate) fn text_section(report: &RunReport, sweep: &SweepInfo) -> String {
         s.push('\n');
         s.push_str(&notes);
     }
+    s.push_str(&crate::replicated::text(report, sweep));
     s.push_str(&crate::verdicts::text(report));
     s
 }
@@ -773,6 +780,7 @@ pub(crate) fn markdown_section(report: &RunReport, sweep: &SweepInfo) -> String 
         s.push_str(&md_table(&["failure".into(), "count".into(), "runs".into(), "reason".into()], &[false; 4], &rows));
         s.push('\n');
     }
+    s.push_str(&crate::replicated::markdown(report));
     let details = detail_runs(report);
     let which = if details.len() > 1 { "The first run of each variant" } else { "The first run" };
     let _ = writeln!(s, "## Runs in full\n\n{which}; every run's numbers are in `points.csv`.\n");

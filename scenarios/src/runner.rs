@@ -159,14 +159,22 @@ pub fn run_point_with_progress(
                         }
                         None => (Vec::new(), Vec::new()),
                     };
-                    TextTable { name, text, columns, rows, narrow: false }
+                    TextTable { name, text, columns, rows, narrow: false, roles: Vec::new(), plot_row: Vec::new() }
                 })
                 .chain(
                     scenario
                         .detection
                         .iter()
                         .flat_map(|d| d.tables().into_iter().chain(d.cost_tables(remappable, compat)))
-                        .map(|(name, text, columns, rows)| TextTable { name, text, columns, rows, narrow: true }),
+                        .map(|t| TextTable {
+                            name: t.name,
+                            text: t.text,
+                            columns: t.columns,
+                            rows: t.rows,
+                            narrow: true,
+                            roles: t.roles.into_iter().map(str::to_owned).collect(),
+                            plot_row: t.plot_row,
+                        }),
                 )
                 .chain(reports::kvm_exit_table(&snapshot))
                 .collect()

@@ -6,11 +6,27 @@ use std::fmt::Write as _;
 use super::matrix::{self, Column};
 use super::population::{Population, Share};
 use super::presets::Preset;
-use super::{Outcome, composes_remappable, evaluate};
+use super::{Outcome, Policy, composes_remappable, evaluate};
 
-/// A table for the report: its name, its text (at most 72 columns wide), its column names
-/// and its rows as data.
-pub type Table = (String, String, Vec<String>, Vec<Vec<String>>);
+/// A table for the report: its name, its text (at most 72 columns wide), its column names,
+/// its rows as data and, for a table of numbers a sweep summarises over its replications,
+/// each column's role (`key`, `detail`, `share`, `mean`: docs/report-format.md; empty for
+/// a table shown run by run).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Table {
+    /// What it is.
+    pub name: String,
+    /// The table as text.
+    pub text: String,
+    /// The column names.
+    pub columns: Vec<String>,
+    /// The rows, a text value per column.
+    pub rows: Vec<Vec<String>>,
+    /// Each column's role, or empty.
+    pub roles: Vec<&'static str>,
+    /// The key cells of the row a sweep plots against its axis, or empty.
+    pub plot_row: Vec<String>,
+}
 
 /// The detection section of a scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,20 +44,24 @@ impl Detection {
     /// population, the share of guests in each outcome per policy.
     pub fn tables(&self) -> Vec<Table> {
         let (columns, rows) = matrix::rows(&self.presets, &self.columns);
-        let mut out = vec![(
-            "Guest IMS detection: the decision matrix".to_owned(),
-            matrix::text_table(&self.presets, &self.columns),
+        let mut out = vec![Table {
+            name: "Guest IMS detection: the decision matrix".to_owned(),
+            text: matrix::text_table(&self.presets, &self.columns),
             columns,
             rows,
-        )];
+            roles: Vec::new(),
+            plot_row: Vec::new(),
+        }];
         if let Some(p) = &self.population {
             let (columns, rows) = p.rows(&self.columns);
-            out.push((
-                "Guest IMS detection: outcome shares of the population (%)".to_owned(),
-                p.text_table(&self.columns),
+            out.push(Table {
+                name: "Guest IMS detection: outcome shares of the population (%)".to_owned(),
+                text: p.text_table(&self.columns),
                 columns,
                 rows,
-            ));
+                roles: Vec::new(),
+                plot_row: Vec::new(),
+            });
         }
         out
     }
@@ -53,7 +73,8 @@ impl Detection {
     /// cross-tenant counts) and, with a population, one of each column's broken guests
     /// (their share) and their expected lost, misrouted and cross-tenant interrupts per
     /// broken guest (Σ w × the format's count / Σ w over the BRK pairs). Empty when neither
-    /// format ran.
+    /// format ran. Both carry roles, so a sweep shows them as means with 95% intervals over
+    /// its replications, the shares exact.
     pub fn cost_tables(&self, remappable: Option<DirectCost>, compat: Option<DirectCost>) -> Vec<Table> {
         if remappable.is_none() && compat.is_none() {
             return Vec::new();
@@ -92,18 +113,17 @@ impl Detection {
             ]);
         }
         text.push_str("\nper broken guest of this run, by the message it composes; a guest\nwith a (v)IOMMU doing remapping composes remappable messages.\n");
-        let mut out =
-            vec![("Guest IMS detection: what a broken configuration costs (this run)".to_owned(), text, names, rows)];
+        let mut out = vec![Table {
+            name: "Guest IMS detection: what a broken configuration costs".to_owned(),
+            text,
+            columns: names,
+            rows,
+            roles: vec!["key", "detail", "detail", "key", "mean", "mean", "mean"],
+            plot_row: Vec::new(),
+        }];
         if let Some(pop) = &self.population {
-            let names: Vec<String> = [
-                "policy",
-                "BRK",
-                "lost per broken guest",
-                "misrouted per broken guest",
-                "cross-tenant per broken guest",
-            ]
-            .map(str::to_owned)
-            .into();
+            let names: Vec<String> =
+                ["key", "policy", "BRK", "lost", "misrouted", "cross-tenant"].map(str::to_owned).into();
             let mut rows = Vec::new();
             let mut text = format!("{:<8}{:>8}{:>10}{:>11}{:>9}\n", "policy", "BRK %", "lost", "misrouted", "tenant");
             for col in &self.columns {
@@ -128,17 +148,26 @@ impl Detection {
                     decimal(&shares[1]),
                     decimal(&shares[2])
                 );
-                let mut r = vec![col.title.to_owned(), Share::new(wr + wc, total).to_string()];
+                let mut r = vec![col.key.to_owned(), col.title.to_owned(), Share::new(wr + wc, total).to_string()];
                 r.extend(shares.iter().map(|s| s.map_or("-".to_owned(), |s| s.to_string())));
                 rows.push(r);
             }
             text.push_str("\nBRK: percent of the population; the rest per broken guest, the\nbroken pairs' weights times this run's count for their message;\nexact fractions in report.json.\n");
-            out.push((
-                "Guest IMS detection: what the broken guests cost per policy (this run)".to_owned(),
+            out.push(Table {
+                name: "Guest IMS detection: what the broken guests cost per policy".to_owned(),
                 text,
-                names,
+                columns: names,
                 rows,
-            ));
+                roles: vec!["key", "detail", "share", "mean", "mean", "mean"],
+                // The policy Linux merged, where the section has it: the one a sweep of the
+                // population's weights is usually about.
+                plot_row: self
+                    .columns
+                    .iter()
+                    .find(|c| c.name == Column::of(Policy::Mainline).name)
+                    .map(|c| vec![c.key.to_owned()])
+                    .unwrap_or_default(),
+            });
         }
         out
     }

@@ -526,3 +526,79 @@ fn setup_plot_points_are_the_reports_numbers() {
         assert!(p.svg.contains(&format!("\n{}\n", p.title)), "{}", p.name);
     }
 }
+
+/// Every run: 13 raised = 10 delivered (4 of them misrouted: 3 to another tenant, 1 to the
+/// host) + 2 lost + 1 in flight. The bar: 6 delivered as meant, 3, 1, 2 and 1; nothing
+/// misrouted within the guest, so no such segment or legend entry.
+#[test]
+fn outcome_bars_split_every_raised_interrupt() {
+    use super::outcome::outcome_chart;
+    let mut r = sweep();
+    assert!(outcome_chart(&r, &cells(&r)).is_none(), "no guest wrote its own messages");
+    for p in &mut r.points {
+        p.conservation = crate::schema::Conservation { raised: 13, delivered: 10, lost: 2, merged: 0, in_flight: 1 };
+        for (name, value) in [
+            ("guest.vm0.direct_misrouted_count", 4),
+            ("guest.vm0.direct_misrouted_own_count", 0),
+            ("guest.vm0.direct_misrouted_tenant_count", 3),
+            ("guest.vm0.direct_misrouted_host_count", 1),
+        ] {
+            p.counters.push(CounterRow { name: name.into(), unit: "count".into(), value, description: String::new() });
+        }
+    }
+    let c = cells(&r);
+    let chart = outcome_chart(&r, &c).unwrap();
+    let Kind::Bars(bars) = &chart.kind else { panic!("bars") };
+    assert_eq!(bars.rows.len(), 6);
+    let lengths: Vec<f64> = bars.rows[0].segments.iter().map(|s| s.0).collect();
+    assert_eq!(lengths, [6.0, 3.0, 1.0, 2.0, 1.0]);
+    assert_eq!(bars.rows[0].note.as_deref(), Some("3 + 1 + 2 + 1"));
+    let legend: Vec<&str> = chart.legend.iter().map(|l| l.label.as_str()).collect();
+    assert_eq!(
+        legend,
+        [
+            "delivered as meant",
+            "delivered to another tenant",
+            "delivered to the host",
+            "lost (remapping fault or other)",
+            "merged or still pending"
+        ]
+    );
+}
+
+/// A table whose featured row `a` has the share (i+1)/800 and the value 10 (i+1) at point
+/// i in both replications: against the rate axis 20k, 60k, 120k (the baseline variant),
+/// the share in percent 0.125, 0.25, 0.375 solid, the value 10, 20, 30 dashed on the right
+/// with zero-width bands.
+#[test]
+fn a_tables_featured_row_is_drawn_against_the_sweep_axis() {
+    use super::outcome::table_row_chart;
+    let mut r = sweep();
+    for p in &mut r.points {
+        let i = p.index + 1;
+        p.tables = vec![crate::schema::TextTable {
+            name: "model: costs".into(),
+            text: String::new(),
+            columns: ["row", "share", "lost"].map(str::to_owned).to_vec(),
+            rows: vec![vec!["a".into(), format!("{i}/800"), format!("{}", 10 * i)]],
+            narrow: true,
+            roles: ["key", "share", "mean"].map(str::to_owned).to_vec(),
+            plot_row: vec!["a".into()],
+        }];
+    }
+    let c = cells(&r);
+    let chart = table_row_chart(&r, &c).unwrap();
+    let Kind::Lines(lines) = &chart.kind else { panic!("lines") };
+    assert_eq!(lines.series.len(), 2);
+    assert_eq!(lines.series[0].label, "share (%)");
+    assert_eq!(lines.series[0].points, [(20_000.0, 0.125), (60_000.0, 0.25), (120_000.0, 0.375)]);
+    assert!(!lines.series[0].secondary && lines.series[1].secondary && lines.series[1].dashed);
+    assert_eq!(lines.series[1].points, [(20_000.0, 10.0), (60_000.0, 20.0), (120_000.0, 30.0)]);
+    assert_eq!(lines.series[1].band, [(20_000.0, 10.0, 10.0), (60_000.0, 20.0, 20.0), (120_000.0, 30.0, 30.0)]);
+    assert_eq!(chart.title, "nvme-bare-metal: a vs devices[0].arrival.rate");
+    // The same row everywhere: nothing to draw against the axis.
+    for p in &mut r.points {
+        p.tables[0].rows[0] = vec!["a".into(), "1/800".into(), "10".into()];
+    }
+    assert!(table_row_chart(&r, &cells(&r)).is_none());
+}

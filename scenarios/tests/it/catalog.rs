@@ -506,14 +506,21 @@ fn gicv4_guest_exercises_direct_doorbell_and_pending_vlpis() {
 /// A counter of every run of a catalog sweep, in run order; 0 in a run that does not have
 /// it (a guest's direct-message counters exist only in runs where it writes its own).
 fn sweep_counter(name: &str, counter: &str) -> Vec<u64> {
+    sweep_points(name)
+        .iter()
+        .map(|point| point.counters.iter().find(|c| c.name == counter).map_or(0, |c| c.value))
+        .collect()
+}
+
+/// Every run of a catalog scenario's sweep, in run order.
+fn sweep_points(name: &str) -> Vec<reports::PointReport> {
     let text = catalog::get(name).unwrap();
     let plan = scenarios::sweep::plan(name, text, None).unwrap();
     plan.runs
         .iter()
         .map(|run| {
             let s = plan.scenario(&plan.cells[run.cell]).unwrap();
-            let (point, _, _) = run_point(&s, run.seed, run.replication).unwrap();
-            point.counters.iter().find(|c| c.name == counter).map_or(0, |c| c.value)
+            run_point(&s, run.seed, run.replication).unwrap().0
         })
         .collect()
 }
@@ -679,6 +686,14 @@ fn blast_radius_crosses_tenants_only_under_siov_without_pasid_checking() {
     assert_eq!(sweep_counter(name, "guest.vm0.direct_lost_count"), [0, vm0, vm0, vm0]);
     assert_eq!(sweep_counter(name, "interrupt.lost.remap_fault_0x26_count"), [0, vm0, vm0, vm0]);
     assert_eq!(sweep_counter(name, "interrupt.lost_count"), [0, vm0, vm0, vm0]);
+    // Each of vm0's messages is one failure: misrouted (the sender's count) in siov, blocked
+    // in the others. vm1's count of what it received is the same event seen from the
+    // victim, a plain counter, so "failures of every kind" is 400, not 800.
+    let points = sweep_points(name);
+    let failures: Vec<Vec<(&str, u64)>> =
+        points.iter().map(|p| p.failures.iter().map(|f| (f.name.as_str(), f.count)).collect()).collect();
+    let blocked = vec![("interrupt.lost.remap_fault_0x26_count", vm0)];
+    assert_eq!(failures, [vec![("guest.vm0.direct_misrouted_count", vm0)], blocked.clone(), blocked.clone(), blocked]);
 }
 
 /// flag-timing: three flag values given at creation (allowed, disallowed, via the
@@ -751,12 +766,12 @@ fn detect_mc_costs_per_broken_guest_follow_the_cells_and_the_closed_form() {
         );
         assert_eq!(c("interrupt.lost_count"), lost0 + lost2);
         let table = point.tables.iter().find(|t| t.name.contains("broken guests cost per policy")).unwrap();
-        let row = |title: &str| table.rows.iter().find(|r| r[0] == title).unwrap().clone();
-        let merged_row = row(merged.title);
-        assert_eq!(merged_row[2..5], [lost0, mis0, mis0].map(|v| Share::new(v.into(), 1).to_string()));
-        let opt3 = row(d.columns.iter().find(|c| c.name == "caching_mode").unwrap().title);
+        let row = |key: &str| table.rows.iter().find(|r| r[0] == key).unwrap().clone();
+        let merged_row = row(merged.key);
+        assert_eq!(merged_row[3..6], [lost0, mis0, mis0].map(|v| Share::new(v.into(), 1).to_string()));
+        let opt3 = row(d.columns.iter().find(|c| c.name == "caching_mode").unwrap().key);
         let mix = |v0: u64, v2: u64| Share::new(2 * w * u128::from(v0) + 94 * u128::from(v2), 2 * w + 94).to_string();
-        assert_eq!(opt3[2..5], [mix(lost0, lost2), mix(mis0, 0), mix(mis0, 0)]);
+        assert_eq!(opt3[3..6], [mix(lost0, lost2), mix(mis0, 0), mix(mis0, 0)]);
         per_point[i / 5].push((lost0, mis0, lost2));
     }
     // The delivery part does not depend on R8's weight: every point's runs are the same.
@@ -765,5 +780,31 @@ fn detect_mc_costs_per_broken_guest_follow_the_cells_and_the_closed_form() {
         let values = per_point[0].iter().map(|v| [v.0, v.1, v.2][k] as f64);
         let (lo, hi) = reports::stats::Estimate::of(values).unwrap().interval();
         assert!(lo <= 400.0 && 400.0 <= hi, "{what}: [{lo}, {hi}] leaves out 400");
+    }
+    // The sweep's text and mail show, per point, each policy's BRK share exactly and its
+    // per-broken-guest costs as the mean +- 95% half width over the five replications
+    // (the sweep tables' Student-t interval): the merged policy's are vm0's counts, at
+    // every point; at point 0 (w = 1) its share is 1/400 = 0.25%.
+    let source = scenarios::runner::Source {
+        label: format!("builtin:{name}"),
+        bytes: catalog::get(name).unwrap().as_bytes().to_vec(),
+        run_args: format!("--builtin {name}"),
+    };
+    let report = scenarios::runner::run_all(&plan, &source, 1).unwrap().report;
+    let pm = |k: usize| {
+        let e = reports::stats::Estimate::of(per_point[0].iter().map(|v| [v.0, v.1, v.2][k] as f64)).unwrap();
+        format!("{:.1}+-{:.1}", e.mean, e.half_width.unwrap())
+    };
+    let (lost0, mis0, lost2) = (pm(0), pm(1), pm(2));
+    let merged = format!("6.9    0.25  {lost0:>11}  {mis0:>11}   {mis0:>11}");
+    let auto = format!("auto   1.75  {lost2:>11}  {:>11}   {:>11}", "0.0+-0.0", "0.0+-0.0");
+    for text in [reports::text(&report), reports::email(&report, "irqsim test")] {
+        assert!(text.contains("\n 0  1       1in    0.00"), "{text}");
+        assert!(text.contains(&format!("\n            {merged}\n")), "{merged}\n{text}");
+        assert!(text.contains(&format!("\n            {auto}\n")), "{auto}\n{text}");
+        assert!(text.contains("\nhalf width over the 5 replications; BRK: percent, exact):\n"), "{text}");
+        assert!(text.contains(&format!("\nR8   remappable     {lost0:>11}  {mis0:>11}   {mis0:>11}\n")), "{text}");
+        assert!(!text.contains("(this run)"), "{text}");
+        assert!(text.lines().filter(|l| !l.starts_with("reproduce:")).all(|l| l.chars().count() <= 72), "{text}");
     }
 }

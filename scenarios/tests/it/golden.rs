@@ -199,10 +199,12 @@ fn structured_tables_say_what_their_text_says() {
                     (n.parse().unwrap(), d.parse().unwrap())
                 };
                 for (line, row) in lines.iter().zip(&table.rows) {
-                    let (n, d) = fraction(&row[1]);
+                    // The key, the title (data only), the share, the three costs.
+                    assert_eq!(line[0], row[0], "{name}");
+                    let (n, d) = fraction(&row[2]);
                     let h = (20_000 * n + d) / (2 * d);
                     assert_eq!(line[1], format!("{}.{:02}", h / 100, h % 100), "{name}");
-                    for (cell, f) in line[2..].iter().zip(&row[2..]) {
+                    for (cell, f) in line[2..].iter().zip(&row[3..]) {
                         if f == "-" {
                             // No guest composing this cost's message ran.
                             assert_eq!(*cell, "-", "{name}");

@@ -574,14 +574,18 @@ impl Provisioning {
     }
 
     /// Registers, in guest order, each guest's count of messages other guests composed
-    /// that reached it (with tenants and a guest composing its own messages).
+    /// that reached it (with tenants and a guest composing its own messages). A plain
+    /// counter, not a failure counter: it is the sender's misroute
+    /// (`guest.G.direct_misrouted_count`, the failure) seen from the victim, and counting
+    /// it as a failure too would count each cross-tenant message twice.
     pub fn register_received(&mut self, names: &[&str], m: &mut Metrics) {
         if !self.tenants || self.direct_ids.iter().all(Option::is_none) {
             return;
         }
         for (g, name) in names.iter().enumerate() {
-            self.received[g] = Some(m.failure_counter(
+            self.received[g] = Some(m.counter(
                 &format!("guest.{name}.cross_tenant_received_count"),
+                Unit::Count,
                 "a message another guest composed itself reached this guest's vector (same requester id)",
             ));
         }
@@ -723,9 +727,7 @@ impl Provisioning {
             Reached::Guest(g) => {
                 m.add(split.tenant, 1);
                 if let Some(received) = self.received[g as usize] {
-                    m.fail(received, now, || {
-                        format!("queue id {}: a message composed by guest {guest} reached this guest", queue.0)
-                    });
+                    m.add(received, 1);
                 }
             }
             Reached::Host | Reached::Lost => m.add(split.host, 1),
