@@ -255,6 +255,12 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ),
     ("ipi-one-vcpu", "8:12", "guests[0].vcpus", &["1 vCPU: a guest that sends IPIs needs at least 2"]),
     (
+        "ipi-xapic-without-ipiv",
+        "12:18",
+        "guests[0].ipi",
+        &["in xAPIC mode the ICR write is a store to the APIC page", "use kvm.apic_mode: x2apic or kvm.ipiv: true"],
+    ),
+    (
         "arm-provisioning-ims",
         "21:13",
         "devices[0].provisioning.mode",
