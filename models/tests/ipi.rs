@@ -109,3 +109,64 @@ fn ipis_leave_the_device_interrupts_as_they_were() {
     let p = run(&guest(false, false));
     assert!(p.metrics().snapshot().counters.iter().all(|(i, _)| !i.name.starts_with("kvm.ipi")));
 }
+
+/// The IPIs of both vCPUs at `rate` per second each over `end` ps, merged in time order.
+fn due_all(rate: f64, end: u64) -> Vec<u64> {
+    let mut all = Vec::new();
+    for v in 0..2 {
+        let mut rng = RngStream::new(7, &format!("guest/vm0/vcpu/{v}/ipi"));
+        let gap = DurationDist::exponential(SimDuration::from_ps_f64(1e12 / rate));
+        let mut t = 0;
+        loop {
+            t += gap.sample(&mut rng).as_ps();
+            if t > end {
+                break;
+            }
+            all.push(t);
+        }
+    }
+    all.sort_unstable();
+    all
+}
+
+#[test]
+fn a_halted_sender_is_woken_as_by_its_timer_and_each_isolated_ipi_costs_fixed_entries_and_exits() {
+    // No device traffic to the guest (the device's queues on host CPU 0), IPIs at 20/s per
+    // vCPU for 1 s: every IPI is due more than 10 us after the one before (checked on the
+    // replay), so each finds both vCPUs halted and ends before the next.
+    let end = 1_000 * MS;
+    let due = due_all(20.0, end);
+    assert!(due.windows(2).all(|w| w[1] - w[0] > 10_000 * NS) && due.last().unwrap() + 10_000 * NS < end);
+    let n = due.len() as u64;
+    let params = |ipiv: bool| {
+        let mut p = guest(true, ipiv);
+        p.devices[0].assigned_to = None;
+        p.devices[0].affinity = vec![CpuId(0)];
+        p.guests[0].ipi = Some(IpiParams { rate: 20.0, icr_exit: SimDuration::from_ps(ICR_EXIT) });
+        p
+    };
+    let run_1s = |params: &PlatformParams| {
+        let (mut p, mut q): (Platform, EventQueue<Event>) = Platform::new(params, 7);
+        run_to(&mut p, &mut q, end);
+        p
+    };
+    // Without IPIv, per IPI: the sender is woken (kick + 3 us) and enters, its ICR write
+    // exits and it re-enters 250 ns later, KVM wakes the halted target from that exit, the
+    // target enters and finds the IPI; then both halt. 3 entries, 2 HLT exits, 1 MSR_WRITE.
+    let p = run_1s(&params(false));
+    let c = |name: &str| counter(&p, name);
+    assert_eq!((c("kvm.ipi_sent_count"), c("kvm.ipi_delivered_count"), c("kvm.ipi_merged_count")), (n, n, 0));
+    assert_eq!((c("kvm.ipi_exit_count"), c("kvm.ipi_wakeup_count")), (n, n));
+    assert_eq!((c("kvm.vm_entry_count"), c("kvm.hlt_exit_count")), (3 * n, 2 * n));
+    assert_eq!(histogram(&p, "kvm.exit.msr_write").count, n);
+    // The timer-like wake-up of a sender and KVM's wake-up of a target are not posted
+    // deliveries: neither the posted-delivery stage nor the wake-up IRQs count them.
+    assert_eq!((histogram(&p, "latency.posted_delivery_ps").count, c("kvm.posted_wakeup_count")), (0, 0));
+    // With IPIv: no exit, so 2 entries per IPI; the target is woken by the wake-up IRQ on
+    // its pCPU, whose handler walks a list of one vCPU.
+    let p = run_1s(&params(true));
+    let c = |name: &str| counter(&p, name);
+    assert_eq!((c("kvm.ipi_sent_count"), c("kvm.ipi_delivered_count"), c("kvm.ipi_exit_count")), (n, n, 0));
+    assert_eq!((c("kvm.vm_entry_count"), c("kvm.hlt_exit_count")), (2 * n, 2 * n));
+    assert_eq!((c("kvm.ipi_wakeup_count"), c("kvm.wakeup_list_entries_walked_count")), (n, n));
+}
