@@ -69,8 +69,8 @@ pub use guest::provision::{
 };
 pub use params::{
     Action, ActionKind, CpuCostParams, DeviceParams, ExitCosts, GicMsiParams, GicParams, GuestMsiParams, GuestParams,
-    HostQueueing, ImsPoolParams, IommuParams, IrqMode, KernelParams, KvmParams, MigrationParams, PlatformParams,
-    PostedMsiConfig, spread_mask,
+    HostQueueing, ImsPoolParams, IommuParams, IpiParams, IrqMode, KernelParams, KvmParams, MigrationParams,
+    PlatformParams, PostedMsiConfig, spread_mask,
 };
 
 use chip::IrqChip;
@@ -209,6 +209,12 @@ pub enum Event {
         /// The guest.
         guest: u32,
     },
+    /// A vCPU's next guest IPI is due (`guests[].ipi`): sent now if it runs, else when it
+    /// next enters the guest.
+    IpiSend {
+        /// The sending vCPU.
+        vcpu: u32,
+    },
 }
 
 impl Event {
@@ -235,6 +241,7 @@ impl Event {
             Event::VectorCleanup { .. } => "vector_cleanup",
             Event::Provision { .. } => "provision",
             Event::Migrate { .. } => "migrate",
+            Event::IpiSend { .. } => "ipi_send",
         }
     }
 }
@@ -681,6 +688,7 @@ impl World for Platform {
                 self.guest_step(q, |g, q, m, d| g.on_slice_end(cpu, generation, q, m, d))
             }
             Event::Migrate { guest } => self.guest_step(q, |g, q, m, _| g.on_migrate(guest, q, m)),
+            Event::IpiSend { vcpu } => self.guest_step(q, |g, q, m, d| g.on_ipi_due(vcpu, q, m, d)),
         }
     }
 

@@ -24,6 +24,7 @@ fn guest(apic_mode: ApicMode, pv_eoi: bool) -> PlatformParams {
         posted: common::posted_costs(),
         remapped_forward: SimDuration::from_ns(1_500),
         migration: None,
+        ipi: None,
         kvm: KvmParams {
             apicv: false,
             pv_eoi,
@@ -36,6 +37,7 @@ fn guest(apic_mode: ApicMode, pv_eoi: bool) -> PlatformParams {
                 preemption: SimDuration::from_ns(500),
             },
             apic_mode,
+            ipiv: false,
         },
     }];
     params.devices[0].assigned_to = Some(0);

@@ -60,6 +60,7 @@ fn gicv4(n: u32, guests: u32, vcpus: u32, vpe_id_bits: Option<u32>) -> PlatformP
             remapped_forward: SimDuration::ZERO,
             kvm: common::kvm_free_exits(),
             migration: None,
+            ipi: None,
         });
         let mut d = device.clone();
         d.name = format!("d{g}");

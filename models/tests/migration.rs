@@ -30,6 +30,7 @@ fn migrating_guest(kvm: KvmParams) -> PlatformParams {
         remapped_forward: SimDuration::from_ns(1_500),
         kvm,
         migration: Some(MigrationParams { every: SimDuration::from_ms(10), cost: SimDuration::from_us(5) }),
+        ipi: None,
     }];
     params.devices[0].assigned_to = Some(0);
     params

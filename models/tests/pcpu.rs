@@ -35,6 +35,7 @@ fn guest_on_pcpu_1(queues: u32, vcpus: u32, kvm: KvmParams) -> PlatformParams {
         remapped_forward: SimDuration::from_ns(1_500),
         kvm,
         migration: None,
+        ipi: None,
     }];
     params.devices[0].assigned_to = Some(0);
     params
@@ -48,6 +49,7 @@ fn kvm(apicv: bool, pv_eoi: bool) -> KvmParams {
         wakeup_preemption: true,
         exit_costs: exit_costs(),
         apic_mode: models::iommu::posted::ApicMode::X2Apic,
+        ipiv: false,
     }
 }
 

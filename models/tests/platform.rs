@@ -27,6 +27,7 @@ fn with_guest(mut params: PlatformParams, vcpus: u32, pcpus: &[u32]) -> Platform
         remapped_forward: SimDuration::from_ns(1_500),
         kvm: common::kvm_free_exits(),
         migration: None,
+        ipi: None,
     }];
     params.devices[0].assigned_to = Some(0);
     params

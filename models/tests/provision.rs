@@ -56,6 +56,7 @@ fn provisioned(n: u32, dynamic_msix: bool, free_irq_ps: u64) -> PlatformParams {
         remapped_forward: SimDuration::from_ns(1_500),
         kvm: common::kvm_free_exits(),
         migration: None,
+        ipi: None,
     }];
     let d = &mut params.devices[0];
     d.service = sim::DurationDist::constant(SimDuration::ZERO);

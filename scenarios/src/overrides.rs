@@ -17,10 +17,10 @@ use crate::schema::{
     ActionSpec, ApicModeSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec,
     ExitCostsFromSpec, ExitCostsSpec, ExpectMap, FlagTimingSpec, GicMsiSpec, GicSpec, GicVersionSpec,
     GuestDeliverySpec, GuestImsSpec, GuestMessageSpec, GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec,
-    HostBurstSpec, ImsMaskPathSpec, InterruptStore, IommuSpec, IrqModeSpec, IrteCacheSpec, IrteUpdateSpec, KernelSpec,
-    KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec, PopulationSpec, PostedCostsSpec, PostedMsiSpec, Process,
-    ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec, ScenarioFile, ServiceSpec,
-    SetAffinitySpec, SweepSpec,
+    HostBurstSpec, ImsMaskPathSpec, InterruptStore, IommuSpec, IpiSpec, IrqModeSpec, IrteCacheSpec, IrteUpdateSpec,
+    KernelSpec, KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec, PopulationSpec, PostedCostsSpec, PostedMsiSpec,
+    Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec, ScenarioFile,
+    ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -372,12 +372,13 @@ mappings! {
     DetectionSpec { configurations, policies, population, drivers, acpi_flag_timing }
     PopulationSpec { configuration, weight }
     DriverWeightSpec { driver, weight }
-    GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward, kvm, migration }
-    KvmSpec { apicv, pv_eoi, slice, wakeup_preemption, exit_costs, apic_mode }
+    GuestSpec { name, vcpus, pcpus, host_bursts, posted, remapped_forward, kvm, migration, ipi }
+    KvmSpec { apicv, pv_eoi, slice, wakeup_preemption, exit_costs, apic_mode, ipiv }
     ExitCostsSpec { external_interrupt, hlt, eoi, preemption }
     GuestMsiSpec { delivery, destinations, vector_hashing }
     HostBurstSpec { gap, length }
     MigrationSpec { every, cost }
+    IpiSpec { rate, icr_exit }
     PostedCostsSpec { notify_running, wakeup_irq_entry, wakeup_list_entry, kick, wake_to_vm_entry }
     PlatformSpec { arch, cpus, iommu, numa_nodes, kernel, gic, cpu_costs, queueing }
     CpuCostsSpec { irq_entry_exit, notification }

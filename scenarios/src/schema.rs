@@ -299,6 +299,26 @@ pub struct GuestSpec {
     /// `cost` of host work on each of the two pCPUs (docs/provisioning.md#vcpu-migration).
     #[serde(default)]
     pub migration: Option<MigrationSpec>,
+    /// Guest IPIs (x86; default none): each vCPU sends IPIs at a Poisson `rate` to the
+    /// guest's other vCPUs in turn (round robin); an x2APIC ICR write, an MSR_WRITE exit of
+    /// `icr_exit` unless `kvm.ipiv` (docs/provisioning.md#guest-ipis).
+    #[serde(default)]
+    pub ipi: Option<IpiSpec>,
+}
+
+/// Guest IPIs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IpiSpec {
+    /// IPIs each vCPU sends, with a unit (e.g. `10k/s`).
+    #[schemars(with = "String")]
+    pub rate: Spanned<String>,
+    /// The sender's MSR_WRITE exit on the pCPU without IPIv (exit, KVM's ICR write and
+    /// posting, entry); required without IPIv: no published figure in time
+    /// (docs/sources.md#ipi-costs gives cycles only).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub icr_exit: Option<Spanned<String>>,
 }
 
 /// vCPU migration at a rate.
@@ -344,6 +364,12 @@ pub struct KvmSpec {
     #[serde(default)]
     #[schemars(with = "Option<ApicModeSpec>")]
     pub apic_mode: Option<Spanned<ApicModeSpec>>,
+    /// IPI virtualization (default false; Sapphire Rapids and later, KVM's `enable_ipiv`,
+    /// Linux 5.19; needs APICv): the CPU posts a guest's unicast IPI through the PID-pointer
+    /// table, with no exit.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub ipiv: Option<Spanned<bool>>,
 }
 
 /// A guest's local APIC mode.

@@ -60,7 +60,8 @@ fn carried(event: &Event) -> u64 {
         | Event::ItsCommandDone
         | Event::VectorCleanup { .. }
         | Event::Provision { .. }
-        | Event::Migrate { .. } => 0,
+        | Event::Migrate { .. }
+        | Event::IpiSend { .. } => 0,
     }
 }
 

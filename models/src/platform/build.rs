@@ -146,6 +146,9 @@ impl Platform {
             for (at, guest) in guests.first_migrations(&mut metrics) {
                 event_queue.schedule_at(at, Event::Migrate { guest });
             }
+            for (at, vcpu) in guests.first_ipis(&mut metrics) {
+                event_queue.schedule_at(at, Event::IpiSend { vcpu });
+            }
         }
         for (index, action) in params.actions.iter().enumerate() {
             event_queue.schedule_at(action.at, Event::Action { index: index as u32 });

@@ -57,6 +57,13 @@
 //!   both pCPUs; the posted descriptor follows by KVM's rules (`vmx_vcpu_pi_load` rewrites
 //!   NDST at the next load and sets ON for what was posted in flight; a halted vCPU's
 //!   wake-up stays on the pCPU it halted on); no IRTE write.
+//! - **Guest IPIs at a rate** (`GuestParams::ipi`, [`Guests::on_ipi_due`]): each vCPU
+//!   sends IPIs (vector 0xfd) round robin to its guest's other vCPUs, while it runs; a
+//!   halted sender is woken as by its timer and sends at its entry. Without IPIv the x2APIC
+//!   ICR write is an MSR_WRITE exit (host work on the sender's pCPU) from which KVM injects
+//!   into the target (`PiHost::inject`); with IPIv the CPU posts to the target's descriptor
+//!   (`PostedDelivery`: a blocked target through the wake-up IRQ). IPIs are counted apart
+//!   from device interrupts (`kvm.ipi_*_count`); their PIR bit carries no guest job.
 //! - The busy ledger: per pCPU, the end of the last busy interval (host work, or a vCPU's
 //!   guest execution) and the busy time; an interval that starts before the last one ended
 //!   is counted as an overlap, which the run's check ([`Guests::pcpu_busy`]) refuses.
@@ -79,9 +86,13 @@
 //!   so a posting meanwhile sends a notification the host handles, and the PIR is synced at
 //!   the entry all the same: the latency is the one modelled, the interrupt is counted as
 //!   accumulated rather than notified.
-//! - IPIs between vCPUs (so IPIv), MMIO, hypercalls and the userspace VMM's exits: no
-//!   modelled source raises them here. The host CPU server's handler is not delayed by the
-//!   EXTERNAL_INTERRUPT exit's cost (the vCPU is, by the whole of it).
+//! - The guest's IPI handler time, multicast IPIs, xAPIC ICR writes (refused without
+//!   IPIv), and a running target's kick without APICv (injected as VFIO's forwards are,
+//!   without an exit of the target); an ICR write's exit is, like EXTERNAL_INTERRUPT, a
+//!   preemption of the sender (SN = 1 until its entry). MMIO, hypercalls and the userspace
+//!   VMM's exits: no modelled source raises them here (provisioning's are timed in
+//!   `provision`). The host CPU server's handler is not delayed by the EXTERNAL_INTERRUPT
+//!   exit's cost (the vCPU is, by the whole of it).
 //!
 //! # Parameters and their sources
 //! The posting costs (`iommu::posted::PostedParams`) have no published figures
@@ -91,12 +102,14 @@
 //! docs/sources.md#posted-vectors). The slice's default is EEVDF's base slice
 //! (docs/sources.md#sched-base-slice); exit costs docs/sources.md#exit-costs, the PV EOI
 //! rule docs/sources.md#pv-eoi; migration: docs/sources.md#vcpu-migration, its cost has no
-//! published figure (docs/sources.md#migration-cost).
+//! published figure (docs/sources.md#migration-cost). Guest IPIs: the ICR write's exit cost
+//! has no published figure in time (docs/sources.md#ipi-costs, cycles only).
 //!
 //! Host bursts draw from one stream per pCPU, `pcpu/<cpu>/host` (they drew from one per
 //! vCPU, `guest/<name>/vcpu/<v>/host`, before a pCPU was one server): a pCPU's bursts do not
 //! move when guests or vCPUs are added on other pCPUs, and the length and the next gap are
-//! drawn together when a burst starts.
+//! drawn together when a burst starts. Guest IPIs draw from one stream per vCPU,
+//! `guest/<name>/vcpu/<v>/ipi`, created only for guests that send IPIs.
 
 pub(super) mod provision;
 
@@ -122,6 +135,19 @@ const GUEST_LAST_VECTOR: u8 = 0xec;
 const NO_QUEUE: u32 = u32::MAX;
 /// A CPU that runs no vCPU.
 const NO_PCPU: u32 = u32::MAX;
+/// The guest IPIs' vector: Linux's RESCHEDULE_VECTOR 0xfd (arch/x86/include/asm/irq_vectors.h;
+/// docs/sources.md#posted-vectors), outside the device vectors.
+const IPI_VECTOR: Vector = Vector(0xfd);
+
+/// The guest IPI counters, registered only when a guest sends IPIs (other reports unchanged).
+#[derive(Debug, Clone, Copy)]
+struct IpiIds {
+    sent: CounterId,
+    delivered: CounterId,
+    merged: CounterId,
+    exits: CounterId,
+    wakeups: CounterId,
+}
 
 /// What a guest step asks of the interrupt chip. The guests never call the chip: they queue
 /// these, and the router applies them in order after each step.
@@ -151,6 +177,9 @@ enum ExitReason {
     /// Host work or another vCPU took its pCPU (timed as EXTERNAL_INTERRUPT: the host's
     /// tick or reschedule IPI is the exit; its cost is [`ExitCosts::preemption`](super::ExitCosts)).
     Preemption,
+    /// The guest wrote the x2APIC ICR to send an IPI without IPIv (an MSR_WRITE exit; its
+    /// cost is [`IpiParams::icr_exit`](super::IpiParams)).
+    IcrWrite,
 }
 
 /// One vCPU.
@@ -194,6 +223,12 @@ struct Vcpu {
     wakeup_irqs: u64,
     /// Doorbell interrupts its vPE rang on its pCPU (ARM GICv4).
     doorbell_irqs: u64,
+    /// Its IPI stream (`guest/<name>/vcpu/<v>/ipi`), when its guest sends IPIs.
+    ipi_rng: Option<RngStream>,
+    /// IPIs it sent (the round robin's position).
+    ipi_sent: u64,
+    /// IPIs due while it did not run, sent at its next entry.
+    ipi_due: u32,
 }
 
 /// The busy intervals of one pCPU, checked as they close: one must not start before the
@@ -288,6 +323,10 @@ pub(super) struct Guests {
     idle_waiters: Vec<(u32, u32)>,
     /// `kvm.vcpu_migration_count`, registered when a guest migrates.
     migration_count: Option<CounterId>,
+    /// The guest IPI counters, registered when a guest sends IPIs.
+    ipi: Option<IpiIds>,
+    /// Each guest's first vCPU.
+    first_vcpu: Vec<u32>,
 }
 
 impl Guests {
@@ -316,6 +355,9 @@ impl Guests {
                     exited: None,
                     wakeup_irqs: 0,
                     doorbell_irqs: 0,
+                    ipi_rng: params.ipi.map(|_| RngStream::new(seed, &format!("guest/{}/vcpu/{v}/ipi", params.name))),
+                    ipi_sent: 0,
+                    ipi_due: 0,
                 });
             }
         }
@@ -392,6 +434,15 @@ impl Guests {
             migrate_next: vec![0; guests.len()],
             migration_count: None,
             idle_waiters: Vec::new(),
+            ipi: None,
+            first_vcpu: guests
+                .iter()
+                .scan(0, |first, g| {
+                    let this = *first;
+                    *first += g.vcpu_count;
+                    Some(this)
+                })
+                .collect(),
         }
     }
 
@@ -463,6 +514,136 @@ impl Guests {
             } else {
                 p.runq.push_back(vcpu);
             }
+        }
+    }
+
+    /// Registers the guest IPI counters and returns each sending vCPU's first IPI (an
+    /// exponential gap from its stream); nothing when no guest sends IPIs.
+    pub fn first_ipis(&mut self, m: &mut Metrics) -> Vec<(SimTime, u32)> {
+        if self.params.iter().all(|g| g.ipi.is_none()) {
+            return Vec::new();
+        }
+        self.ipi = Some(IpiIds {
+            sent: m.counter("kvm.ipi_sent_count", Unit::Count, "guest IPIs sent (guests[].ipi): x2APIC ICR writes"),
+            delivered: m.counter(
+                "kvm.ipi_delivered_count",
+                Unit::Count,
+                "guest IPIs that reached the target vCPU's vIRR (notified while running, or synced at its entry)",
+            ),
+            merged: m.counter(
+                "kvm.ipi_merged_count",
+                Unit::Count,
+                "guest IPIs whose vector was already pending at the target (one bit for both)",
+            ),
+            exits: m.counter(
+                "kvm.ipi_exit_count",
+                Unit::Count,
+                "the senders' MSR_WRITE exits for ICR writes (none with IPIv)",
+            ),
+            wakeups: m.counter("kvm.ipi_wakeup_count", Unit::Count, "halted target vCPUs a guest IPI woke"),
+        });
+        let mut out = Vec::new();
+        for vcpu in 0..self.vcpus.len() as u32 {
+            if let Some(gap) = self.ipi_gap(vcpu) {
+                out.push((SimTime::ZERO + gap, vcpu));
+            }
+        }
+        out
+    }
+
+    /// The next gap of `vcpu`'s IPI stream (Poisson at its guest's rate), if it sends IPIs.
+    fn ipi_gap(&mut self, vcpu: u32) -> Option<SimDuration> {
+        let v = &mut self.vcpus[vcpu as usize];
+        let rate = self.params[v.guest as usize].ipi?.rate;
+        let rng = v.ipi_rng.as_mut()?;
+        Some(DurationDist::exponential(SimDuration::from_ps_f64(1e12 / rate)).sample(rng))
+    }
+
+    /// A vCPU's next IPI is due (the next is drawn now). A running vCPU sends it now; a
+    /// preempted or waiting one at its next entry; a halted one is woken the way KVM wakes
+    /// it for its own timer (the guest's timer would run the code that sends it:
+    /// `kvm_vcpu_wake_up`, the kick and the scheduler wake-up), and sends it at its entry.
+    pub fn on_ipi_due(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics, work: &mut impl HandlerWork) {
+        let now = q.now();
+        if let Some(gap) = self.ipi_gap(vcpu) {
+            q.schedule_at(now + gap, Event::IpiSend { vcpu });
+        }
+        let v = &mut self.vcpus[vcpu as usize];
+        v.ipi_due += 1;
+        if v.running {
+            self.flush_ipis(vcpu, q, m);
+            self.run_guest(vcpu, q, m, work);
+        } else if !v.runnable && !v.entry_scheduled {
+            let posted = self.params[v.guest as usize].posted;
+            self.wake_at(vcpu, now + posted.kick + posted.wake_to_vm_entry, q);
+        }
+    }
+
+    /// The running vCPU sends the IPIs due, while it runs (without IPIv each send exits).
+    fn flush_ipis(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        while self.vcpus[vcpu as usize].ipi_due > 0 && self.vcpus[vcpu as usize].running {
+            self.vcpus[vcpu as usize].ipi_due -= 1;
+            self.send_ipi(vcpu, q, m);
+        }
+    }
+
+    /// `from` writes the x2APIC ICR: a fixed, physical-mode IPI to the next of its guest's
+    /// other vCPUs. With IPIv the CPU posts it through the PID-pointer table (no exit);
+    /// without, the write exits (MSR_WRITE) and KVM delivers it from the exit
+    /// (`kvm_x2apic_icr_write` → `kvm_apic_send_ipi`) before the entry.
+    fn send_ipi(&mut self, from: u32, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        let ids = self.ipi.expect("registered with the first IPIs");
+        let guest = self.vcpus[from as usize].guest;
+        let (first, count) = (self.first_vcpu[guest as usize], self.params[guest as usize].vcpu_count);
+        let k = self.vcpus[from as usize].ipi_sent;
+        self.vcpus[from as usize].ipi_sent += 1;
+        let to = first + ((from - first) as u64 + 1 + k % u64::from(count - 1)) as u32 % count;
+        m.add(ids.sent, 1);
+        let now = q.now();
+        let posted = self.params[guest as usize].posted;
+        let Backend::X86(pi) = &mut self.backend else { panic!("guest IPIs are modelled on x86") };
+        if pi.vcpu(VcpuId(to)).descriptor().pir_test(IPI_VECTOR) {
+            m.add(ids.merged, 1);
+        }
+        if self.params[guest as usize].kvm.ipiv {
+            let delivery = PostedDelivery { params: posted }.deliver(
+                pi,
+                PostedIrte { vcpu: VcpuId(to), vector: IPI_VECTOR, urgent: false },
+                now,
+                now,
+            );
+            match delivery.path {
+                DeliveryPath::NotifiedRunning => m.add(ids.delivered, 1),
+                DeliveryPath::Accumulated { .. } | DeliveryPath::Coalesced => {}
+                DeliveryPath::Wakeup { pcpu, walk } => {
+                    // A blocked target's PID has NV = the wake-up vector: the device path's
+                    // wake-up IRQ, list walk and kick, then the scheduler wake-up.
+                    let visible = delivery.visible_at.expect("a woken vCPU enters");
+                    self.vcpus[to as usize].wakeup_irqs += 1;
+                    m.add(ids.wakeups, 1);
+                    m.add(self.ids.kvm_wakeup_walked, walk.walked as u64);
+                    let handler = visible.since(now) - posted.wake_to_vm_entry;
+                    self.host_interrupt(pcpu, handler, q, m);
+                    self.wake_at(to, visible, q);
+                }
+            }
+        } else {
+            match pi.inject(VcpuId(to), IPI_VECTOR) {
+                InjectOutcome::Notified => {
+                    pi.sync_pir(VcpuId(to));
+                    m.add(ids.delivered, 1);
+                }
+                InjectOutcome::Accumulated | InjectOutcome::AlreadyPending => {}
+                InjectOutcome::WokenUp => {
+                    // KVM wakes it from the sender's exit (`kvm_vcpu_wake_up`): the kick is
+                    // part of the exit's cost, the scheduler wake-up latency.
+                    m.add(ids.wakeups, 1);
+                    self.wake_at(to, now + posted.kick + posted.wake_to_vm_entry, q);
+                }
+            }
+            m.add(ids.exits, 1);
+            let slot = self.vcpus[from as usize].slot as usize;
+            self.take_pcpu(slot, SimDuration::ZERO, ExitReason::IcrWrite, q, m);
         }
     }
 
@@ -835,13 +1016,22 @@ impl Guests {
 
     /// A woken vCPU becomes runnable at `visible`, unless a wake-up is already on its way.
     fn schedule_entry(&mut self, vcpu: u32, visible: SimTime, q: &mut EventQueue<Event>, m: &mut Metrics) {
-        let v = &mut self.vcpus[vcpu as usize];
-        if !v.entry_scheduled && !v.runnable {
-            v.entry_scheduled = true;
+        if self.wake_at(vcpu, visible, q) {
             m.record(self.ids.posted_delivery, visible.since(q.now()).as_ps());
-            v.entry_gen += 1;
-            q.schedule_at(visible, Event::VcpuEntry { vcpu, generation: v.entry_gen });
         }
+    }
+
+    /// Schedules the vCPU's wake-up at `visible`, unless one is on its way or it is runnable;
+    /// whether it did.
+    fn wake_at(&mut self, vcpu: u32, visible: SimTime, q: &mut EventQueue<Event>) -> bool {
+        let v = &mut self.vcpus[vcpu as usize];
+        if v.entry_scheduled || v.runnable {
+            return false;
+        }
+        v.entry_scheduled = true;
+        v.entry_gen += 1;
+        q.schedule_at(visible, Event::VcpuEntry { vcpu, generation: v.entry_gen });
+        true
     }
 
     /// ARM GICv4: the ITS delivered a vLPI for `vcpu` (`translation` after the device's
@@ -941,11 +1131,13 @@ impl Guests {
 
     /// The exit cost of `reason` for `vcpu`'s guest.
     fn exit_cost(&self, vcpu: u32, reason: ExitReason) -> SimDuration {
-        let costs = self.params[self.vcpus[vcpu as usize].guest as usize].kvm.exit_costs;
+        let params = &self.params[self.vcpus[vcpu as usize].guest as usize];
+        let costs = params.kvm.exit_costs;
         match reason {
             ExitReason::ExternalInterrupt => costs.external_interrupt,
             ExitReason::Hlt => costs.hlt,
             ExitReason::Preemption => costs.preemption,
+            ExitReason::IcrWrite => params.ipi.map_or(SimDuration::ZERO, |i| i.icr_exit),
         }
     }
 
@@ -955,6 +1147,7 @@ impl Guests {
             // exit (EXTERNAL_INTERRUPT) and the scheduler switches before the entry.
             ExitReason::ExternalInterrupt | ExitReason::Preemption => self.ids.exits.external_interrupt,
             ExitReason::Hlt => self.ids.exits.hlt,
+            ExitReason::IcrWrite => self.ids.exits.msr_write,
         }
     }
 
@@ -992,7 +1185,9 @@ impl Guests {
                 if let Some(c) = p.current.filter(|&c| self.vcpus[c as usize].running) {
                     self.stop_running(c, reason, now);
                     self.vcpu_preempt(c);
-                    m.add(self.ids.kvm_preemptions, 1);
+                    if reason != ExitReason::IcrWrite {
+                        m.add(self.ids.kvm_preemptions, 1);
+                    }
                     length = length + self.exit_cost(c, reason);
                 }
                 self.pcpus[slot].host_from = now;
@@ -1183,7 +1378,7 @@ impl Guests {
         let v = &mut self.vcpus[vcpu as usize];
         v.running = true;
         self.pcpus[v.slot as usize].running_from = now;
-        self.sync_into_guest(vcpu, now);
+        self.sync_into_guest(vcpu, now, m);
         // KVM re-decides PV EOI at every entry (`apic_sync_pv_eoi_from_guest` at the exit
         // cleared it): an interrupt now pending behind the paused handler makes its EOI exit.
         let eoi_exit_now = self.vcpus[vcpu as usize].paused_remaining.is_some()
@@ -1204,12 +1399,14 @@ impl Guests {
             let generation = v.handler_gen;
             q.schedule_at(now + rest, Event::GuestHandlerDone { vcpu, generation });
         }
+        self.flush_ipis(vcpu, q, m);
         self.run_guest(vcpu, q, m, work);
     }
 
     /// Moves the pending interrupts into the guest's handler queue (x86: the PIR synced into
     /// vIRR; ARM: the vPE's pending vLPIs, taken by the now-resident vPE), ascending.
-    fn sync_into_guest(&mut self, vcpu: u32, now: SimTime) {
+    fn sync_into_guest(&mut self, vcpu: u32, now: SimTime, m: &mut Metrics) {
+        let ipi = self.ipi;
         let v = &mut self.vcpus[vcpu as usize];
         let start = v.jobs.len();
         match &mut self.backend {
@@ -1218,6 +1415,12 @@ impl Guests {
                     while bits != 0 {
                         let vector = word * 64 + bits.trailing_zeros() as usize;
                         bits &= bits - 1;
+                        if vector == usize::from(IPI_VECTOR.0)
+                            && let Some(ids) = ipi
+                        {
+                            m.add(ids.delivered, 1); // a guest IPI: no device job behind it
+                            continue;
+                        }
                         v.jobs.push_back(v.waiting.take(vector).expect("a pending bit has its interrupt"));
                     }
                 }
@@ -1279,7 +1482,7 @@ impl Guests {
             match self.vcpu_block(vcpu) {
                 BlockOutcome::Blocked { .. } => self.halt(vcpu, q, m, work),
                 BlockOutcome::Refused => {
-                    self.sync_into_guest(vcpu, now);
+                    self.sync_into_guest(vcpu, now, m);
                     self.run_guest(vcpu, q, m, work);
                 }
             }
@@ -1376,6 +1579,7 @@ mod tests {
                 slice: SimDuration::from_us(3_000),
                 wakeup_preemption: true,
                 apic_mode: ApicMode::X2Apic,
+                ipiv: false,
                 exit_costs: crate::platform::ExitCosts {
                     external_interrupt: SimDuration::ZERO,
                     hlt: SimDuration::ZERO,
@@ -1384,6 +1588,7 @@ mod tests {
                 },
             },
             migration: None,
+            ipi: None,
         }
     }
 

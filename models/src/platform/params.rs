@@ -105,6 +105,21 @@ pub struct GuestParams {
     /// vCPU migration at a rate (the control plane as a workload); `None`: vCPUs stay on
     /// their pCPUs.
     pub migration: Option<MigrationParams>,
+    /// A guest IPI workload (x86); `None`: the vCPUs send no IPIs.
+    pub ipi: Option<IpiParams>,
+}
+
+/// Guest IPIs: each vCPU sends IPIs at a Poisson rate (its own stream,
+/// `guest/<name>/vcpu/<v>/ipi`), its k-th to the guest's vCPU `(v + 1 + k mod (n - 1)) mod n`
+/// (round robin over the others). The send is an x2APIC ICR write: an MSR_WRITE exit of
+/// `icr_exit` unless [`KvmParams::ipiv`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IpiParams {
+    /// IPIs each vCPU sends per second.
+    pub rate: f64,
+    /// The sender's MSR_WRITE exit without IPIv on the pCPU (exit, KVM's
+    /// `handle_fastpath_set_msr_irqoff` → `kvm_x2apic_icr_write` and the posting, entry).
+    pub icr_exit: SimDuration,
 }
 
 /// vCPU migration at a rate: every `every` the host scheduler moves the guest's next vCPU
@@ -139,6 +154,9 @@ pub struct KvmParams {
     /// The guest's local APIC mode: without APICv its EOI is a WRMSR (x2APIC, an MSR_WRITE
     /// exit) or a store to the APIC page (xAPIC, an APIC_ACCESS exit).
     pub apic_mode: ApicMode,
+    /// IPI virtualization (Sapphire Rapids and later, KVM's `enable_ipiv`; needs APICv): a
+    /// guest's unicast IPI is posted by the CPU through the PID-pointer table, with no exit.
+    pub ipiv: bool,
 }
 
 /// What one VM exit of each reason costs on the pCPU (exit, handling and entry), besides

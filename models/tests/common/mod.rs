@@ -118,5 +118,6 @@ pub fn kvm_free_exits() -> models::platform::KvmParams {
         wakeup_preemption: true,
         exit_costs: models::platform::ExitCosts { external_interrupt: zero, hlt: zero, eoi: zero, preemption: zero },
         apic_mode: models::iommu::posted::ApicMode::X2Apic,
+        ipiv: false,
     }
 }

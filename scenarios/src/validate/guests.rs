@@ -7,7 +7,7 @@ use sim::SimDuration;
 
 use models::arm::its::{GicVersion, ITS_MAX_LPI_NRBITS, LPI_INTID_BASE};
 use models::iommu::posted::{ApicMode, PostedParams};
-use models::platform::{ExitCosts, GicMsiParams, GicParams, GuestParams, KvmParams, MigrationParams};
+use models::platform::{ExitCosts, GicMsiParams, GicParams, GuestParams, IpiParams, KvmParams, MigrationParams};
 
 use super::checker::{Checker, parse_cpu_list};
 use super::platform::{ARCH, PlatformChecked};
@@ -161,21 +161,74 @@ pub(crate) fn check_guests(
                 }
             }
         };
-        match (pcpus, host_bursts, posted, kvm, migration) {
-            (Some(pcpus), Some(host_bursts), Some(posted), Some(kvm), Some(migration)) => guests.push(GuestParams {
-                name: g.name.value.clone(),
-                vcpu_count: g.vcpus.value,
-                pcpus,
-                host_bursts,
-                posted,
-                remapped_forward: remapped_forward?,
-                kvm,
-                migration,
-            }),
+        let ipi = match &g.ipi {
+            None => Some(None),
+            Some(spec) => check_ipi(spec, g, kvm, arm, &p, c),
+        };
+        match (pcpus, host_bursts, posted, kvm, migration, ipi) {
+            (Some(pcpus), Some(host_bursts), Some(posted), Some(kvm), Some(migration), Some(ipi)) => {
+                guests.push(GuestParams {
+                    name: g.name.value.clone(),
+                    vcpu_count: g.vcpus.value,
+                    pcpus,
+                    host_bursts,
+                    posted,
+                    remapped_forward: remapped_forward?,
+                    kvm,
+                    migration,
+                    ipi,
+                })
+            }
             _ => ok = false,
         }
     }
     ok.then_some(guests)
+}
+
+/// The `ipi` section: x86 only, at least two vCPUs (a vCPU sends to the others), a rate, and
+/// the ICR write's exit cost, required without IPIv (no published figure in time).
+fn check_ipi(
+    spec: &crate::schema::IpiSpec,
+    g: &GuestSpec,
+    kvm: Option<KvmParams>,
+    arm: bool,
+    p: &str,
+    c: &mut Checker,
+) -> Option<Option<IpiParams>> {
+    if arm {
+        c.error(&spec.rate, format!("{p}.ipi"), "guest IPIs are modelled on x86 (the ICR write, IPIv); on arm a guest SGI (GICv4.1 vSGIs) is not modelled: remove ipi (or use arch: x86)");
+        return None;
+    }
+    if g.vcpus.value < 2 {
+        c.error(
+            &g.vcpus,
+            format!("{p}.vcpus"),
+            format!(
+                "{} vCPU: a guest that sends IPIs needs at least 2 (each vCPU sends to the others; or remove ipi)",
+                g.vcpus.value
+            ),
+        );
+        return None;
+    }
+    let rate = c.rate(&spec.rate, &format!("{p}.ipi.rate"));
+    let ipiv = kvm.is_some_and(|k| k.ipiv);
+    if !ipiv && kvm.is_some_and(|k| k.apic_mode == ApicMode::XApic) {
+        c.error(&spec.rate, format!("{p}.ipi"), "in xAPIC mode the ICR write is a store to the APIC page (an APIC_WRITE or APIC_ACCESS exit), which is not modelled: guest IPIs are x2APIC ICR writes (MSR_WRITE); use kvm.apic_mode: x2apic or kvm.ipiv: true");
+        return None;
+    }
+    let icr_exit = match &spec.icr_exit {
+        Some(v) => c.duration(v, &format!("{p}.ipi.icr_exit")),
+        None if ipiv => Some(SimDuration::ZERO),
+        None => {
+            c.error(
+                &spec.rate,
+                format!("{p}.ipi.icr_exit"),
+                format!("guest `{}` sends IPIs without IPIv, so each ICR write exits (MSR_WRITE): it needs ipi.icr_exit (published figures are in cycles only, docs/sources.md#ipi-costs; or set kvm.ipiv: true)", g.name.value),
+            );
+            None
+        }
+    };
+    Some(Some(IpiParams { rate: rate?, icr_exit: icr_exit? }))
 }
 
 /// The world switch of one VM exit and entry, the default of the exit costs that have no
@@ -206,6 +259,22 @@ fn check_kvm(g: &GuestSpec, cpu_count: u32, arm: bool, p: &str, c: &mut Checker)
         return None;
     }
     let pv_eoi = spec.and_then(|k| k.pv_eoi).unwrap_or(false);
+    let ipiv = match spec.and_then(|k| k.ipiv.as_ref()) {
+        Some(v) if v.value && arm => {
+            c.error(
+                v,
+                format!("{p}.kvm.ipiv"),
+                "IPIv is Intel's (VMX IPI virtualization); on arm remove kvm.ipiv (or use arch: x86)",
+            );
+            return None;
+        }
+        Some(v) if v.value && !apicv => {
+            c.error(v, format!("{p}.kvm.ipiv"), "`true` needs APICv: IPIv posts through the target's posted-interrupt descriptor, and KVM enables it only with APICv (`enable_ipiv` is cleared without it); set kvm.apicv: true or kvm.ipiv: false");
+            return None;
+        }
+        Some(v) => v.value,
+        None => false,
+    };
     let apic_mode = match spec.and_then(|k| k.apic_mode.as_ref()) {
         Some(m) if arm => {
             c.error(m, format!("{p}.kvm.apic_mode"), "the local APIC mode is x86's: on arm the guest has a GICv3 CPU interface; remove kvm.apic_mode (or use arch: x86)");
@@ -248,6 +317,7 @@ fn check_kvm(g: &GuestSpec, cpu_count: u32, arm: bool, p: &str, c: &mut Checker)
         slice: slice?,
         wakeup_preemption,
         apic_mode,
+        ipiv,
         exit_costs: ExitCosts {
             external_interrupt: external_interrupt?,
             hlt: hlt?,

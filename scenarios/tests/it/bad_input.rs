@@ -242,6 +242,25 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ),
     ("migration-one-pcpu", "9:12", "guests[0].pcpus", &["`3` is one CPU: a migrating guest needs at least two pCPUs"]),
     (
+        "ipiv-without-apicv",
+        "12:32",
+        "guests[0].kvm.ipiv",
+        &["`true` needs APICv", "`enable_ipiv` is cleared without it"],
+    ),
+    (
+        "ipi-without-icr-exit",
+        "11:18",
+        "guests[0].ipi.icr_exit",
+        &["sends IPIs without IPIv, so each ICR write exits (MSR_WRITE): it needs ipi.icr_exit"],
+    ),
+    ("ipi-one-vcpu", "8:12", "guests[0].vcpus", &["1 vCPU: a guest that sends IPIs needs at least 2"]),
+    (
+        "ipi-xapic-without-ipiv",
+        "12:18",
+        "guests[0].ipi",
+        &["in xAPIC mode the ICR write is a store to the APIC page", "use kvm.apic_mode: x2apic or kvm.ipiv: true"],
+    ),
+    (
         "arm-provisioning-ims",
         "21:13",
         "devices[0].provisioning.mode",

@@ -471,6 +471,65 @@ fn guest_exits_counts_the_exits_of_each_interrupt_with_and_without_apicv() {
 }
 
 #[test]
+fn guest_exits_ipis_exit_once_per_send_without_ipiv_and_never_with() {
+    let text = catalog::get("guest-exits").unwrap();
+    let plan = scenarios::sweep::plan("guest-exits", text, None).unwrap();
+    let point = |variant: &str| {
+        let run = plan.runs.iter().find(|r| plan.cells[r.cell].variant.as_deref() == Some(variant)).unwrap();
+        let s = plan.scenario(&plan.cells[run.cell]).unwrap();
+        run_point(&s, run.seed, run.replication).unwrap().0
+    };
+    let count = |p: &reports::PointReport, name: &str| p.counters.iter().find(|c| c.name == name).unwrap().value;
+    let exits = |p: &reports::PointReport, reason: &str| {
+        let t = p.tables.iter().find(|t| t.name == reports::KVM_EXIT_TABLE).unwrap();
+        t.rows.iter().find(|r| r[0] == reason).map(|r| (r[1].parse::<u64>().unwrap(), r[4].clone(), r[5].clone()))
+    };
+    // The IPIs due over the 20 ms: each vCPU's stream (guest/vm0/vcpu/<v>/ipi, seed 1)
+    // replayed with exponential gaps of mean 1 / 5k/s = 200 us. One is due in the last
+    // 3.2 us, the time a halted sender takes to enter (kick 200 ns + 3 us to the entry): it
+    // is due 1.5 us before the end to vCPU 0, halted then, so it is not sent; every other is
+    // sent, and its exit (300 ns) re-entered, by the end.
+    let end = SimDuration::from_ms(20).as_ps();
+    let (mut due, mut late) = (0, 0);
+    for v in 0..2 {
+        let mut rng = sim::RngStream::new(1, &format!("guest/vm0/vcpu/{v}/ipi"));
+        let gap = sim::DurationDist::exponential(SimDuration::from_us(200));
+        let mut t = 0;
+        loop {
+            t += gap.sample(&mut rng).as_ps();
+            if t > end {
+                break;
+            }
+            if t + SimDuration::from_ns(3_200).as_ps() > end {
+                late += 1;
+            } else {
+                due += 1;
+            }
+        }
+    }
+    assert_eq!((due, late), (215, 1));
+    for (variant, ipiv) in [("apicv-ipi", false), ("apicv-ipiv", true)] {
+        let p = point(variant);
+        // The device's 400 interrupts are all delivered, IPIs or not (kept out of conservation).
+        let c = &p.conservation;
+        assert_eq!((c.raised, c.delivered, c.in_flight, c.lost), (400, 400, 0, 0), "{variant}");
+        let sent = count(&p, "kvm.ipi_sent_count");
+        assert_eq!(sent, due, "{variant}");
+        assert_eq!(count(&p, "kvm.ipi_delivered_count") + count(&p, "kvm.ipi_merged_count"), sent, "{variant}");
+        if ipiv {
+            // IPIv: no ICR exit at all (and APICv: no EOI exit), so no MSR_WRITE row.
+            assert_eq!(count(&p, "kvm.ipi_exit_count"), 0);
+            assert_eq!(exits(&p, "MSR_WRITE"), None);
+        } else {
+            // One MSR_WRITE exit of 300 ns per send (the only MSR_WRITE exits: APICv's EOIs
+            // do not exit), each re-entered right after it.
+            assert_eq!(count(&p, "kvm.ipi_exit_count"), sent);
+            assert_eq!(exits(&p, "MSR_WRITE"), Some((sent, "300.000".to_owned(), "300.000".to_owned())));
+        }
+    }
+}
+
+#[test]
 fn gicv4_guest_exercises_direct_doorbell_and_pending_vlpis() {
     let s = scenarios::load("g4", catalog::get("gicv4-guest").unwrap()).unwrap();
     let (point, _, _) = run_point(&s, 1, 0).unwrap();
