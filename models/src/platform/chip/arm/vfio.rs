@@ -12,12 +12,16 @@
 //! - Release: the forwarding removed (`kvm_vgic_v4_unset_forwarding` → `its_unmap_vlpi`:
 //!   DISCARD, MAPTI back to the physical LPI, its invalidation), `free_irq`'s shutdown
 //!   masking the LPI (`its_mask_irq`), and the event freed (`its_irq_domain_deactivate`:
-//!   DISCARD; when the device's last event goes, its LPIs freed and MAPD V=0).
+//!   DISCARD; when the device's last event goes, its LPIs freed and MAPD V=0), as
+//!   `its_irq_domain_free` does up to Linux 6.15 (whatever `platform.kernel` says).
 //! - Each operation is submitted at the step's time and queues on the ITS lock behind the
 //!   one before it (and behind anything else in the queue): the step ends when its last
 //!   command's completion is observed.
 //!
 //! # What is not modelled (and why)
+//! - Linux 6.16+: the ITS device is torn down with the per-device MSI-X domain
+//!   (`its_msi_teardown`), not with its last event, so a resize keeps it (no MAPD V=0/V=1
+//!   pair); docs/sources.md#arm-msi-parent.
 //! - The CPU time of `request_irq` and `free_irq` besides the ITS: the caller charges it (a
 //!   scenario cost), as on x86.
 //! - VMAPP of the VM on the ITS at the first forwarding (`its_map_vm`, GICv4.0's lazy
