@@ -279,7 +279,7 @@ fn check_arm(s: &ProvisioningSpec, mode: ProvisionMode, name: &str, path: &str, 
         ok = false;
     }
     if let Some(d) = s.dynamic_msix.as_ref().filter(|d| d.value) {
-        c.error(d, format!("{path}.dynamic_msix"), "arm64 has no dynamic MSI-X: the GIC ITS's MSI parent does not set MSI_FLAG_PCI_MSIX_ALLOC_DYN, so VFIO reports VFIO_IRQ_INFO_NORESIZE and N vectors cost N(N+1)/2 setups (docs/sources.md#arm-msi-parent); remove dynamic_msix (or use arch: x86)");
+        c.error(d, format!("{path}.dynamic_msix"), "the arm64 host modelled has no dynamic MSI-X: its GIC ITS MSI parent (Linux 6.12 to 6.16) does not set MSI_FLAG_PCI_MSIX_ALLOC_DYN, so VFIO reports VFIO_IRQ_INFO_NORESIZE and N vectors cost N(N+1)/2 setups; current mainline adds the flag, a host this model does not build yet (docs/sources.md#arm-msi-parent); remove dynamic_msix (or use arch: x86)");
         ok = false;
     }
     for (field, given) in
