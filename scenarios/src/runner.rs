@@ -68,6 +68,7 @@ pub fn run_point_with_progress(
 ) -> Result<(PointReport, Platform, EventQueue<Event>), String> {
     let (mut platform, mut queue) = Platform::new(&scenario.platform, seed);
     let end = SimTime::ZERO + scenario.duration;
+    platform.end_at(end);
     let total_ps = scenario.duration.as_ps();
     let mut budget = scenario.event_limit.unwrap_or(u64::MAX);
     let mut outcome = sim::RunOutcome { stop_reason: sim::StopReason::TimeEnd, event_count: 0, time_stop: queue.now() };

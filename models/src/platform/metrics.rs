@@ -75,6 +75,8 @@ pub(super) struct CpuIds {
     pub cpu_busy_ps: CounterId,
     /// Host CPUs on Lindley's recursion (`cpu::lindley`).
     pub lindley_cpus: CounterId,
+    /// Remapping units whose translations were made at the raise (`Platform::end_at`).
+    pub folded_units: CounterId,
     pub irq_entry: HistogramId,
     pub vfio_forward: HistogramId,
     pub merged_irr: CounterId,
@@ -195,6 +197,11 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
         m,
         "cpu.lindley_path_count",
         "host CPUs whose FIFO handlers were computed by Lindley's recursion (one event per interrupt); the others ran on events",
+    );
+    let folded_units = c(
+        m,
+        "iommu.folded_path_count",
+        "remapping units whose translations were made at the raise (three events an interrupt); 0: all on events",
     );
     let setup_routed = c(m, "setup.queue_routed_count", "queues with a working interrupt at the start");
     let setup_reserve_fail = f(
@@ -408,7 +415,7 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
             irte_lock_wait,
             irte_update,
         },
-        cpu: CpuIds { cpu_busy_ps, lindley_cpus, irq_entry, vfio_forward, merged_irr },
+        cpu: CpuIds { cpu_busy_ps, lindley_cpus, folded_units, irq_entry, vfio_forward, merged_irr },
         guest: GuestIds {
             posted_delivery,
             kvm_notified,

@@ -5,13 +5,16 @@
 
 use scenarios::runner::run_point;
 
-/// A report entry as JSON with the two values the paths may differ in taken out: the event
-/// count and `cpu.lindley_path_count`. Returns them too.
+/// A report entry as JSON with the values the paths may differ in taken out: the event
+/// count, `cpu.lindley_path_count` and `iommu.folded_path_count` (the folded translation
+/// path, `fold.rs`, which `event_path_only` turns off too). Returns the first two.
 fn without_path(point: &reports::PointReport) -> (String, u64, u64) {
     let mut point = point.clone();
     let events = std::mem::take(&mut point.run.event_count);
     let path = point.counters.iter_mut().find(|c| c.name == "cpu.lindley_path_count").expect("the path counter");
     let cpus = std::mem::take(&mut path.value);
+    let folded = point.counters.iter_mut().find(|c| c.name == "iommu.folded_path_count").expect("the fold counter");
+    folded.value = 0;
     (serde_json::to_string_pretty(&point).expect("a report serialises"), events, cpus)
 }
 
@@ -111,6 +114,12 @@ fn remapping_lapic_queueing_and_actions_keep_the_event_path() {
              \x20   arrival: {{ process: poisson, rate: 100k/s }}\n    handler: {{ service: {{ dist: exponential, mean: 1us }} }}\n{actions}"
         );
         let (cpus, fast, slow, _) = both_ways(&yaml);
-        assert_eq!((cpus, fast), (0, slow), "{yaml}");
+        assert_eq!(cpus, 0, "{yaml}");
+        // With remapping the translations fold (`fold.rs`): one event fewer per MSI write.
+        if extra.is_empty() {
+            assert_eq!(fast, slow, "{yaml}");
+        } else {
+            assert!(fast < slow, "{yaml}");
+        }
     }
 }

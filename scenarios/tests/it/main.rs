@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod determinism;
 mod files;
+mod fold;
 mod generated;
 mod golden;
 mod lindley;

@@ -588,6 +588,11 @@ impl X86Chip {
         Accept::Handler(QueueId(queue))
     }
 
+    /// Remapping units (IOMMUs): 0 without interrupt remapping.
+    pub fn remap_unit_count(&self) -> u64 {
+        self.remap.as_ref().map_or(0, |unit| u64::from(unit.params().iommu_count))
+    }
+
     /// Where an interrupt of `queue` is handled when nothing on its way depends on state or
     /// time: without a remapping unit its compatibility-format message names a CPU and
     /// vector, the CPU is online and the vector's handler has no move pending (so
