@@ -256,6 +256,29 @@ pub(super) fn draw_series<DB: DrawingBackend>(
     draw_markers(chart, &line, s.marker, s.color)
 }
 
+/// The grid, the axes, their ticks and descriptions of a line plot (the left axis; the
+/// right one, where there is one, is the caller's).
+fn draw_mesh<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<Ticked, Ticked>>,
+    l: &Lines,
+    xf: &dyn Fn(&f64) -> String,
+    yf: &dyn Fn(&f64) -> String,
+) -> Result<(), String> {
+    let grey = RGBColor(0x33, 0x33, 0x33);
+    chart
+        .configure_mesh()
+        .x_desc(l.x.desc.as_str())
+        .y_desc(l.y.desc.as_str())
+        .x_label_formatter(xf)
+        .y_label_formatter(yf)
+        .label_style((FONT, LABEL_SIZE).into_font().color(&grey))
+        .axis_desc_style((FONT, DESC_SIZE))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()
+        .map_err(err)
+}
+
 pub(super) fn draw_lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, l: &Lines) -> Result<(), String> {
     let (w, h) = area.dim_in_pixel();
     let (w, h) = (f64::from(w), f64::from(h));
@@ -284,18 +307,7 @@ pub(super) fn draw_lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, l: &
     if let (Some((y2coord, y2ticks)), Some(y2axis)) = (y2, l.y2.as_ref()) {
         let x2 = Ticked { range: l.x.range(), major: Vec::new(), minor: Vec::new() };
         let mut chart = chart.set_secondary_coord(x2, y2coord);
-        chart
-            .configure_mesh()
-            .x_desc(l.x.desc.as_str())
-            .y_desc(l.y.desc.as_str())
-            .x_label_formatter(&xf)
-            .y_label_formatter(&yf)
-            .label_style((FONT, LABEL_SIZE).into_font().color(&grey))
-            .axis_desc_style((FONT, DESC_SIZE))
-            .bold_line_style(BLACK.mix(0.12))
-            .light_line_style(BLACK.mix(0.04))
-            .draw()
-            .map_err(err)?;
+        draw_mesh(&mut chart, l, &xf, &yf)?;
         let y2f = |v: &f64| tick_label(&y2ticks, *v);
         chart
             .configure_secondary_axes()
@@ -317,18 +329,7 @@ pub(super) fn draw_lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, l: &
         }
     } else {
         let mut chart = chart;
-        chart
-            .configure_mesh()
-            .x_desc(l.x.desc.as_str())
-            .y_desc(l.y.desc.as_str())
-            .x_label_formatter(&xf)
-            .y_label_formatter(&yf)
-            .label_style((FONT, LABEL_SIZE).into_font().color(&grey))
-            .axis_desc_style((FONT, DESC_SIZE))
-            .bold_line_style(BLACK.mix(0.12))
-            .light_line_style(BLACK.mix(0.04))
-            .draw()
-            .map_err(err)?;
+        draw_mesh(&mut chart, l, &xf, &yf)?;
         for s in &l.series {
             draw_series(&mut chart, s, &l.x, &primary)?;
         }
