@@ -272,6 +272,16 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "devices[0].provisioning.dynamic_msix",
         &["the arm64 host modelled has no dynamic MSI-X", "VFIO_IRQ_INFO_NORESIZE", "current mainline adds the flag"],
     ),
+    (
+        "arm-affinity",
+        "22:23",
+        "devices[0].provisioning.affinity_every",
+        &[
+            "affinity changes after setup are modelled on x86 only",
+            "MOVI on its virtual ITS",
+            "masking is modelled on arm",
+        ],
+    ),
     ("vpe-id-bits-on-v4-0", "6:112", "platform.gic.vpe_id_bits", &["8 is not 16", "fewer need version: v4.1"]),
     (
         "mask-path-trapped",

@@ -95,8 +95,9 @@
 //!   would preempt the VMM thread: the pCPU's busy time is the same, the step would end
 //!   that much later). The lock's holds are requested at the step's start even when the
 //!   pCPU is still busy with earlier host work.
-//! - On ARM (GICv4) only MSI-X trapped without dynamic MSI-X and without the control plane
-//!   (`host`): each host setup and release is the ITS's (`ArmChip::vfio_setup`).
+//! - On ARM (GICv4) only MSI-X trapped without dynamic MSI-X, and of the control plane
+//!   only `masking` (`host`): each host setup, release and mask cycle is the ITS's
+//!   (`ArmChip::vfio_setup`, `vfio_retrigger`); affinity changes stay on x86.
 //! - QEMU's own `device_add` work and the guest's enumeration exits before a hot-added
 //!   function's first MSI-X write (`DeviceParams::hot_add_at`; its `start` is the time from
 //!   the hot-add to that write), and hot-removal.
@@ -596,7 +597,7 @@ impl Provisioning {
         self.its_commands = Some(m.counter(
             "provision.its_command_count",
             Unit::Count,
-            "ITS round trips (a command and its SYNC, or a direct invalidation) of host setups and releases",
+            "ITS round trips (a command and its SYNC, or a direct invalidation) of host setups, releases and mask cycles",
         ));
     }
 
@@ -1037,9 +1038,11 @@ impl Platform {
                 }
                 Step::MaskHost { slot } => {
                     let s = function.slots[slot as usize];
-                    let source = self.devices.source(s.queue);
-                    let step = chip.x86().vfio_bypass(now, s.queue, source, s.vcpu, s.vector, false, m);
+                    let step = chip.retrigger(now, &s, false, &self.devices, m);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    if let Some(id) = its_commands {
+                        m.add(id, u64::from(step.its_commands));
+                    }
                     // The trigger's change: free_irq and request_irq of the host interrupt.
                     let at = step.done + p.costs.free_irq + p.costs.request_irq;
                     let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
@@ -1069,10 +1072,13 @@ impl Platform {
                         (s.vcpu, s.vector, s.pcpu) = (vcpu, vector, pcpu);
                     }
                     let s = function.slots[slot as usize];
-                    let source = self.devices.source(s.queue);
-                    // The bypass (vmx_pi_update_irte): the IRTE posted to the vCPU's descriptor.
-                    let step = chip.x86().vfio_bypass(now, s.queue, source, s.vcpu, s.vector, true, m);
+                    // The bypass: on x86 the IRTE posted to the vCPU's descriptor
+                    // (vmx_pi_update_irte), on ARM the vLPI forwarded to its vPE (its_map_vlpi).
+                    let step = chip.retrigger(now, &s, true, &self.devices, m);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    if let Some(id) = its_commands {
+                        m.add(id, u64::from(step.its_commands));
+                    }
                     let at = match function.step {
                         Step::RetargetHost { .. } => step.done,
                         _ => step.done + p.costs.free_irq + p.costs.request_irq,
