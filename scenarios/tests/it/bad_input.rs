@@ -274,13 +274,15 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ),
     (
         "arm-affinity",
-        "22:23",
-        "devices[0].provisioning.affinity_every",
-        &[
-            "affinity changes after setup are modelled on x86 only",
-            "MOVI on its virtual ITS",
-            "masking is modelled on arm",
-        ],
+        "21:7",
+        "devices[0].provisioning.costs.mmio_exit_kernel",
+        &["costs.mmio_exit_kernel is required", "a virtual ITS register access on arm64", "no published figure"],
+    ),
+    (
+        "mmio-exit-kernel-on-x86",
+        "22:123",
+        "devices[0].provisioning.costs.mmio_exit_kernel",
+        &["no exit of this provisioning is handled in the kernel", "arch: arm with affinity_every only"],
     ),
     ("vpe-id-bits-on-v4-0", "6:112", "platform.gic.vpe_id_bits", &["8 is not 16", "fewer need version: v4.1"]),
     (

@@ -18,6 +18,8 @@
 //!   to its own eventfd and back; the host removes the forwarding (`its_unmap_vlpi`) and
 //!   restores it (`its_map_vlpi`), with `free_irq`'s mask and `request_irq`'s unmask of the
 //!   physical LPI in each direction.
+//! - A guest's MOVI after setup (`vfio_movi`): KVM's vgic-its moves the forwarded vLPI to
+//!   the new vCPU's vPE (VMOVI + VSYNC).
 //! - Each operation is submitted at the step's time and queues on the ITS lock behind the
 //!   one before it (and behind anything else in the queue): the step ends when its last
 //!   command's completion is observed.
@@ -148,6 +150,26 @@ impl ArmChip {
             let vintid = VintId(LPI_INTID_BASE + u32::from(vector.0));
             step.add(its.forward_vlpi(now, device, event, vpe, vintid, true).expect("forwarding to a vPE"));
         }
+        step
+    }
+
+    /// The guest moved `queue`'s LPI to another vCPU with a MOVI on its virtual ITS: KVM
+    /// (`update_affinity` → `its_map_vlpi` of an already mapped vLPI → `its_vlpi_map`) sends
+    /// VMOVI + VSYNC to point the event at `vpe`. The physical LPI's collection is unchanged.
+    pub fn vfio_movi(
+        &mut self,
+        now: SimTime,
+        queue_id: QueueId,
+        source: Source,
+        vpe: VpeId,
+        vector: Vector,
+    ) -> ItsStep {
+        let device = ItsDeviceId(u32::from(source.requester_id));
+        let queue = &self.queues[queue_id.0 as usize];
+        let event = crate::arm::its::EventId(queue.interrupt.expect("a vector set up by VFIO has an event"));
+        let vintid = VintId(LPI_INTID_BASE + u32::from(vector.0));
+        let mut step = ItsStep { done: now, commands: 0 };
+        step.add(self.its_mut().forward_vlpi(now, device, event, vpe, vintid, true).expect("a forwarded event"));
         step
     }
 

@@ -7,12 +7,11 @@
 //!
 //! # What is modelled
 //! - One host setup or release of a vector, and the trigger's move of a guest's mask or
-//!   unmask (`Host::retrigger`), dispatched to the chip; the IRTE writes (x86) and ITS
+//!   unmask (`Host::retrigger`) and, on ARM, KVM's VMOVI for a guest's MOVI (`Host::movi`),
+//!   dispatched to the chip; the IRTE writes (x86) and ITS
 //!   round trips (ARM) it made, for the provisioning counters.
 //!
 //! # What is not modelled (and why)
-//! - Affinity changes after setup on ARM: validation keeps them on x86 (an arm64 guest
-//!   moves an LPI with a MOVI on its virtual ITS, a path not built).
 //! - IMS on ARM: the ITS MSI parent sets no `MSI_FLAG_PCI_IMS`, so no IMS domain exists
 //!   there; validation refuses the IMS modes on ARM.
 //!
@@ -80,6 +79,21 @@ impl<'a> Host<'a> {
             }
             Host::Arm(chip) => {
                 let step = chip.vfio_release(now, queue, source);
+                HostDone { done: step.done, irte_writes: 0, its_commands: step.commands }
+            }
+        }
+    }
+
+    /// ARM: KVM moves `slot`'s forwarded vLPI to the vPE of its (new) vCPU, as the guest's
+    /// MOVI asked (`ArmChip::vfio_movi`). Affinity changes are validated onto x86 or ARM;
+    /// on x86 they take the masking path, never this one.
+    pub fn movi(&mut self, now: SimTime, slot: &Slot, devices: &Devices) -> HostDone {
+        let source = devices.source(slot.queue);
+        match self {
+            Host::X86(_) => unreachable!("an x86 guest moves a vector by rewriting its MSI-X entry"),
+            Host::Arm(chip) => {
+                let vpe = slot.vpe.expect("ARM guests have vPEs");
+                let step = chip.vfio_movi(now, slot.queue, source, vpe, slot.vector);
                 HostDone { done: step.done, irte_writes: 0, its_commands: step.commands }
             }
         }
