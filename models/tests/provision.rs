@@ -25,6 +25,7 @@ fn costs(free_irq_ps: u64) -> ProvisionCosts {
         request_irq: SimDuration::from_us(4),
         free_irq: SimDuration::from_ps(free_irq_ps),
         vmcall: SimDuration::from_us(15),
+        mmio_exit_kernel: SimDuration::ZERO,
     }
 }
 

@@ -400,7 +400,7 @@ mappings! {
     }
     ProvisioningSpec { mode, dynamic_msix, guest_ims, for_tenants, guest_message, guest_order, qemu_batch_enable, masking, mask_path, affinity_every, guest_kernel, start, message_exits, gsi_routes, routes_per, costs }
     MaskingSpec { every, hold }
-    ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq, vmcall }
+    ProvisionCostsSpec { mmio_exit_user, route_update, set_irqs, request_irq, free_irq, vmcall, mmio_exit_kernel }
     ArrivalSpec { process, rate, on, off }
     HandlerSpec { service, eoi }
     ServiceSpec { dist, mean, stddev }

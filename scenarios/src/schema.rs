@@ -1060,6 +1060,12 @@ pub struct ProvisionCostsSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub vmcall: Option<Spanned<String>>,
+    /// One MMIO exit handled in the kernel (required on `arch: arm` with `affinity_every`:
+    /// each access of the guest's ITS driver to its virtual ITS's `GITS_CREADR` /
+    /// `GITS_CWRITER`, which KVM's vgic-its emulates; refused elsewhere).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub mmio_exit_kernel: Option<Spanned<String>>,
 }
 
 /// Interrupt allocation modes.

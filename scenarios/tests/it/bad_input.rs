@@ -272,6 +272,18 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "devices[0].provisioning.dynamic_msix",
         &["the arm64 host modelled has no dynamic MSI-X", "VFIO_IRQ_INFO_NORESIZE", "current mainline adds the flag"],
     ),
+    (
+        "arm-affinity",
+        "21:7",
+        "devices[0].provisioning.costs.mmio_exit_kernel",
+        &["costs.mmio_exit_kernel is required", "a virtual ITS register access on arm64", "no published figure"],
+    ),
+    (
+        "mmio-exit-kernel-on-x86",
+        "22:123",
+        "devices[0].provisioning.costs.mmio_exit_kernel",
+        &["no exit of this provisioning is handled in the kernel", "arch: arm with affinity_every only"],
+    ),
     ("vpe-id-bits-on-v4-0", "6:112", "platform.gic.vpe_id_bits", &["8 is not 16", "fewer need version: v4.1"]),
     (
         "mask-path-trapped",

@@ -54,7 +54,10 @@
 //!   unmask (`vmx_pi_update_irte`). `ImsHypercall`: one `vmcall` in which KVM updates the
 //!   route and the posted IRTE (one write), nothing masked. Raises during a change wait in
 //!   the pending bit (trapped) or, translated before the IRTE write, go to the old vCPU,
-//!   whose vector stays registered: none is lost.
+//!   whose vector stays registered: none is lost. On ARM (`Step::MoviWrite`): a MOVI on
+//!   the guest's virtual ITS, five MMIO exits handled in the kernel (`kvm.exit.dabt_low`:
+//!   three `GITS_CREADR` reads, the `GITS_CWRITER` write in which KVM's vgic-its has the
+//!   host ITS send VMOVI + VSYNC, one `GITS_CREADR` read), nothing masked, no ioctl.
 //! - IMS-backed modes (`MsixOverIms`, `ImsTrapped`, `ImsHypercall` in device memory) take a
 //!   slot of the device's IMS pool per vector (counted when none is left) and never
 //!   resize. `ImsTrapped` traps the guest's slot writes as MSI-X is trapped; `ImsHypercall`
@@ -95,8 +98,12 @@
 //!   would preempt the VMM thread: the pCPU's busy time is the same, the step would end
 //!   that much later). The lock's holds are requested at the step's start even when the
 //!   pCPU is still busy with earlier host work.
-//! - On ARM (GICv4) only MSI-X trapped without dynamic MSI-X and without the control plane
-//!   (`host`): each host setup and release is the ITS's (`ArmChip::vfio_setup`).
+//! - On ARM (GICv4) only MSI-X trapped without dynamic MSI-X (`host`): each host setup,
+//!   release and mask cycle is the ITS's (`ArmChip::vfio_setup`, `vfio_retrigger`). An
+//!   affinity change there is no MSI-X write: docs/provisioning.md (On ARM). The model names
+//!   a vLPI per vCPU (vINTID 8192 + the vCPU's guest vector), so a move takes the vector
+//!   the new vCPU has for the queue (`Guests::next_affinity`) where KVM keeps the VM-wide
+//!   vINTID; counts and times are the same.
 //! - QEMU's own `device_add` work and the guest's enumeration exits before a hot-added
 //!   function's first MSI-X write (`DeviceParams::hot_add_at`; its `start` is the time from
 //!   the hot-add to that write), and hot-removal.
@@ -110,7 +117,8 @@
 //! # Parameters and their sources
 //! No exit or ioctl cost has a published L1 figure (docs/sources.md#provision-costs): the
 //! scenario must give `mmio_exit_user`, `route_update`, `set_irqs`, `request_irq`,
-//! `free_irq` and, for a hypercall, `vmcall`. `message_exits` = 4 (`pci_write_msg_msix`, docs/sources.md#msix-message-exits),
+//! `free_irq`, for a hypercall `vmcall`, and on ARM with affinity changes `mmio_exit_kernel`
+//! (docs/sources.md#arm-movi). `message_exits` = 4 (`pci_write_msg_msix`, docs/sources.md#msix-message-exits),
 //! `gsi_routes` = 4,096 (`KVM_MAX_IRQ_ROUTES`, docs/sources.md#kvm-max-irq-routes).
 
 mod host;
@@ -219,6 +227,10 @@ pub struct ProvisionCosts {
     /// One hypercall (`vmcall`) that composes a message, besides the host's setup of the
     /// vector (`ImsHypercall` only).
     pub vmcall: SimDuration,
+    /// One MMIO exit handled in the kernel: on arm64 an access to a register of the guest's
+    /// virtual ITS (`GITS_CREADR`, `GITS_CWRITER`), which KVM's vgic-its emulates without
+    /// the VMM (affinity changes on ARM only).
+    pub mmio_exit_kernel: SimDuration,
 }
 
 /// A function's provisioning.
@@ -326,6 +338,8 @@ impl Ids {
 struct AffinityIds {
     changes: CounterId,
     fail: CounterId,
+    /// `kvm.exit.dabt_low`, registered with the first ARM function that moves its vectors.
+    exit_kernel: Option<HistogramId>,
 }
 
 impl AffinityIds {
@@ -340,6 +354,7 @@ impl AffinityIds {
                 "provision.affinity_vector_fail_count",
                 "an affinity change found no free guest vector on the new vCPU: the vector stays",
             ),
+            exit_kernel: None,
         }
     }
 }
@@ -477,6 +492,10 @@ enum Step {
     /// The hypercall of an affinity change (`ImsHypercall`) reaches the host: the posted
     /// IRTE is rewritten for the new vCPU.
     RetargetHost { slot: u32 },
+    /// ARM: the guest's ITS driver read `GITS_CREADR` for the MOVI's and the SYNC's queue
+    /// slots and before posting; now it writes `GITS_CWRITER` (KVM runs the commands: the
+    /// host ITS's VMOVI) and reads `GITS_CREADR` once to see them done.
+    MoviWrite { slot: u32 },
     /// The vector is usable again.
     Unmasked { slot: u32 },
     /// `ImsHypercall`: the mask (the guest's own write, or the host's in a hypercall) lands
@@ -596,7 +615,7 @@ impl Provisioning {
         self.its_commands = Some(m.counter(
             "provision.its_command_count",
             Unit::Count,
-            "ITS round trips (a command and its SYNC, or a direct invalidation) of host setups and releases",
+            "ITS round trips (a command and its SYNC, or a direct invalidation) of host setups, releases and mask cycles",
         ));
     }
 
@@ -628,7 +647,14 @@ impl Provisioning {
             self.routes[guest as usize].1 = params.gsi_routes;
         }
         if params.affinity.is_some() {
-            self.affinity_ids.get_or_insert_with(|| AffinityIds::register(m));
+            let aff = self.affinity_ids.get_or_insert_with(|| AffinityIds::register(m));
+            if self.its_commands.is_some() && aff.exit_kernel.is_none() {
+                aff.exit_kernel = Some(m.histogram(
+                    "kvm.exit.dabt_low",
+                    Unit::Picoseconds,
+                    "VM exits: data abort from the guest (DABT_LOW, as perf kvm stat names it on arm64) on a virtual ITS register, handled in the kernel by KVM's vgic-its",
+                ));
+            }
         }
         if params.mode == ProvisionMode::ImsHypercall
             && params.masking.is_some()
@@ -1011,6 +1037,17 @@ impl Platform {
                         };
                         function.retarget = Some(to);
                         m.add(aff.changes, 1);
+                        if let Some(exit_kernel) = aff.exit_kernel {
+                            // arm64: its_set_affinity → its_send_movi on the guest's virtual
+                            // ITS: the MOVI and its SYNC queued in guest memory, each slot's
+                            // allocation reading GITS_CREADR (its_queue_full), and CREADR
+                            // read once more before the post. Nothing masked.
+                            let at = now + ids.exits(exit_kernel, p.costs.mmio_exit_kernel, 3, m);
+                            let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
+                            function.step = Step::MoviWrite { slot };
+                            q.schedule_at(at, Event::Provision { index });
+                            return;
+                        }
                         if mode == ProvisionMode::ImsHypercall {
                             // One hypercall: KVM updates the route and, through the
                             // bypass, the posted IRTE (no mask: the IRTE's update is atomic).
@@ -1037,9 +1074,11 @@ impl Platform {
                 }
                 Step::MaskHost { slot } => {
                     let s = function.slots[slot as usize];
-                    let source = self.devices.source(s.queue);
-                    let step = chip.x86().vfio_bypass(now, s.queue, source, s.vcpu, s.vector, false, m);
+                    let step = chip.retrigger(now, &s, false, &self.devices, m);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    if let Some(id) = its_commands {
+                        m.add(id, u64::from(step.its_commands));
+                    }
                     // The trigger's change: free_irq and request_irq of the host interrupt.
                     let at = step.done + p.costs.free_irq + p.costs.request_irq;
                     let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
@@ -1069,14 +1108,42 @@ impl Platform {
                         (s.vcpu, s.vector, s.pcpu) = (vcpu, vector, pcpu);
                     }
                     let s = function.slots[slot as usize];
-                    let source = self.devices.source(s.queue);
-                    // The bypass (vmx_pi_update_irte): the IRTE posted to the vCPU's descriptor.
-                    let step = chip.x86().vfio_bypass(now, s.queue, source, s.vcpu, s.vector, true, m);
+                    // The bypass: on x86 the IRTE posted to the vCPU's descriptor
+                    // (vmx_pi_update_irte), on ARM the vLPI forwarded to its vPE (its_map_vlpi).
+                    let step = chip.retrigger(now, &s, true, &self.devices, m);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
+                    if let Some(id) = its_commands {
+                        m.add(id, u64::from(step.its_commands));
+                    }
                     let at = match function.step {
                         Step::RetargetHost { .. } => step.done,
                         _ => step.done + p.costs.free_irq + p.costs.request_irq,
                     };
+                    let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
+                    function.step = Step::Unmasked { slot };
+                    q.schedule_at(at, Event::Provision { index });
+                    return;
+                }
+                Step::MoviWrite { slot } => {
+                    // The GITS_CWRITER write: vgic_mmio_write_its_cwriter →
+                    // vgic_its_process_commands runs the MOVI (vgic_its_cmd_handle_movi →
+                    // update_affinity → its_map_vlpi of a mapped vLPI: VMOVI + VSYNC on the
+                    // host ITS) and the SYNC (nothing to do) inside the exit; then one
+                    // GITS_CREADR read finds them done (its_wait_for_range_completion).
+                    let (vcpu, vector, pcpu) = function.retarget.take().expect("a move in progress");
+                    let guests = self.guests.as_mut().expect("provisioned devices are assigned");
+                    let s = &mut function.slots[slot as usize];
+                    (s.vcpu, s.vector, s.pcpu, s.vpe) = (vcpu, vector, pcpu, Some(guests.vpe_of(vcpu)));
+                    let s = *s;
+                    let aff = prov.affinity_ids.expect("registered with the function's affinity");
+                    let exit_kernel = aff.exit_kernel.expect("registered on arm");
+                    let step = chip.movi(now, &s, &self.devices);
+                    if let Some(id) = its_commands {
+                        m.add(id, u64::from(step.its_commands));
+                    }
+                    let write = ids.exits(exit_kernel, p.costs.mmio_exit_kernel, 1, m);
+                    let poll = ids.exits(exit_kernel, p.costs.mmio_exit_kernel, 1, m);
+                    let at = step.done.max(now + write) + poll;
                     let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
                     function.step = Step::Unmasked { slot };
                     q.schedule_at(at, Event::Provision { index });

@@ -14,6 +14,12 @@
 //!   masking the LPI (`its_mask_irq`), and the event freed (`its_irq_domain_deactivate`:
 //!   DISCARD; when the device's last event goes, its LPIs freed and MAPD V=0), as
 //!   `its_irq_domain_free` does up to Linux 6.15 (whatever `platform.kernel` says).
+//! - A guest's mask and unmask after setup (`vfio_retrigger`): QEMU moves VFIO's trigger
+//!   to its own eventfd and back; the host removes the forwarding (`its_unmap_vlpi`) and
+//!   restores it (`its_map_vlpi`), with `free_irq`'s mask and `request_irq`'s unmask of the
+//!   physical LPI in each direction.
+//! - A guest's MOVI after setup (`vfio_movi`): KVM's vgic-its moves the forwarded vLPI to
+//!   the new vCPU's vPE (VMOVI + VSYNC).
 //! - Each operation is submitted at the step's time and queues on the ITS lock behind the
 //!   one before it (and behind anything else in the queue): the step ends when its last
 //!   command's completion is observed.
@@ -111,6 +117,60 @@ impl ArmChip {
         self.queues[queue_id.0 as usize] = QueueIntid { interrupt: Some(range.first.0), target: Some((pcpu, vector)) };
         devices.write_message(queue_id, GITS_TRANSLATER_ADDRESS, range.first.0);
         Some(step)
+    }
+
+    /// The guest masked (`vpe: None`) or unmasked (`Some`: the vCPU's vPE, its guest vector)
+    /// a set-up vector: QEMU moves VFIO's trigger to its own eventfd (`vfio_msix_vector_release`)
+    /// or back to KVM's irqfd (`vfio_msix_vector_use`), and `vfio_msi_set_vector_signal` does
+    /// `irq_bypass_unregister_producer`, `free_irq`, `request_irq` with the new trigger and
+    /// `irq_bypass_register_producer`. On the mask: the forwarding removed
+    /// (`kvm_vgic_v4_unset_forwarding` → `its_unmap_vlpi`: DISCARD, MAPTI, the invalidation),
+    /// `free_irq`'s mask and `request_irq`'s unmask of the physical LPI (QEMU's eventfd has
+    /// no irqfd: no forwarding). On the unmask: `free_irq`'s mask, `request_irq`'s unmask, and
+    /// the forwarding again (`kvm_vgic_v4_set_forwarding` → `its_map_vlpi`: DISCARD, VMAPTI).
+    /// The event stays allocated and mapped to its pCPU.
+    pub fn vfio_retrigger(
+        &mut self,
+        now: SimTime,
+        queue_id: QueueId,
+        source: Source,
+        vpe: Option<(VpeId, Vector)>,
+    ) -> ItsStep {
+        let device = ItsDeviceId(u32::from(source.requester_id));
+        let queue = &self.queues[queue_id.0 as usize];
+        let event = crate::arm::its::EventId(queue.interrupt.expect("a vector set up by VFIO has an event"));
+        let its = self.its_mut();
+        let mut step = ItsStep { done: now, commands: 0 };
+        if vpe.is_none() {
+            step.add(its.unforward_vlpi(now, device, event).expect("a forwarded event"));
+        }
+        step.add(its.mask(now, device, event).expect("an active event"));
+        step.add(its.unmask(now, device, event).expect("an active event"));
+        if let Some((vpe, vector)) = vpe {
+            let vintid = VintId(LPI_INTID_BASE + u32::from(vector.0));
+            step.add(its.forward_vlpi(now, device, event, vpe, vintid, true).expect("forwarding to a vPE"));
+        }
+        step
+    }
+
+    /// The guest moved `queue`'s LPI to another vCPU with a MOVI on its virtual ITS: KVM
+    /// (`update_affinity` → `its_map_vlpi` of an already mapped vLPI → `its_vlpi_map`) sends
+    /// VMOVI + VSYNC to point the event at `vpe`. The physical LPI's collection is unchanged.
+    pub fn vfio_movi(
+        &mut self,
+        now: SimTime,
+        queue_id: QueueId,
+        source: Source,
+        vpe: VpeId,
+        vector: Vector,
+    ) -> ItsStep {
+        let device = ItsDeviceId(u32::from(source.requester_id));
+        let queue = &self.queues[queue_id.0 as usize];
+        let event = crate::arm::its::EventId(queue.interrupt.expect("a vector set up by VFIO has an event"));
+        let vintid = VintId(LPI_INTID_BASE + u32::from(vector.0));
+        let mut step = ItsStep { done: now, commands: 0 };
+        step.add(self.its_mut().forward_vlpi(now, device, event, vpe, vintid, true).expect("a forwarded event"));
+        step
     }
 
     /// VFIO releases `queue`'s vector at `now`: the forwarding removed, the LPI masked, the

@@ -6,13 +6,12 @@
 //! so VFIO reports `VFIO_IRQ_INFO_NORESIZE` there and N vectors cost N(N+1)/2 setups.
 //!
 //! # What is modelled
-//! - One host setup or release of a vector, dispatched to the chip; the IRTE writes (x86)
-//!   and ITS round trips (ARM) it made, for the provisioning counters.
+//! - One host setup or release of a vector, and the trigger's move of a guest's mask or
+//!   unmask (`Host::retrigger`) and, on ARM, KVM's VMOVI for a guest's MOVI (`Host::movi`),
+//!   dispatched to the chip; the IRTE writes (x86) and ITS
+//!   round trips (ARM) it made, for the provisioning counters.
 //!
 //! # What is not modelled (and why)
-//! - The control plane after setup (masking, affinity changes) on ARM: validation keeps it
-//!   on x86 (its ARM path, `its_unmap_vlpi` and `kvm_vgic_v4_set_forwarding` per mask
-//!   cycle, is not built).
 //! - IMS on ARM: the ITS MSI parent sets no `MSI_FLAG_PCI_IMS`, so no IMS domain exists
 //!   there; validation refuses the IMS modes on ARM.
 //!
@@ -85,11 +84,44 @@ impl<'a> Host<'a> {
         }
     }
 
-    /// The x86 chip, for the control plane (masking, affinity), which validation keeps on x86.
-    pub fn x86(&mut self) -> &mut X86Chip {
+    /// ARM: KVM moves `slot`'s forwarded vLPI to the vPE of its (new) vCPU, as the guest's
+    /// MOVI asked (`ArmChip::vfio_movi`). Affinity changes are validated onto x86 or ARM;
+    /// on x86 they take the masking path, never this one.
+    pub fn movi(&mut self, now: SimTime, slot: &Slot, devices: &Devices) -> HostDone {
+        let source = devices.source(slot.queue);
         match self {
-            Host::X86(chip) => chip,
-            Host::Arm(_) => unreachable!("validation keeps the provisioning control plane on x86"),
+            Host::X86(_) => unreachable!("an x86 guest moves a vector by rewriting its MSI-X entry"),
+            Host::Arm(chip) => {
+                let vpe = slot.vpe.expect("ARM guests have vPEs");
+                let step = chip.vfio_movi(now, slot.queue, source, vpe, slot.vector);
+                HostDone { done: step.done, irte_writes: 0, its_commands: step.commands }
+            }
+        }
+    }
+
+    /// The guest masked (`posted: false`) or unmasked `slot`'s set-up vector: QEMU moves
+    /// VFIO's trigger to its eventfd or back to KVM's irqfd; on x86 irq-bypass rewrites the
+    /// IRTE (remapped, or posted again), on ARM it unforwards the vLPI or forwards it again
+    /// on the ITS (`ArmChip::vfio_retrigger`).
+    pub fn retrigger(
+        &mut self,
+        now: SimTime,
+        slot: &Slot,
+        posted: bool,
+        devices: &Devices,
+        m: &mut Metrics,
+    ) -> HostDone {
+        let source = devices.source(slot.queue);
+        match self {
+            Host::X86(chip) => {
+                let step = chip.vfio_bypass(now, slot.queue, source, slot.vcpu, slot.vector, posted, m);
+                HostDone { done: step.done, irte_writes: step.irte_writes, its_commands: 0 }
+            }
+            Host::Arm(chip) => {
+                let vpe = posted.then(|| (slot.vpe.expect("ARM guests have vPEs"), slot.vector));
+                let step = chip.vfio_retrigger(now, slot.queue, source, vpe);
+                HostDone { done: step.done, irte_writes: 0, its_commands: step.commands }
+            }
         }
     }
 }
