@@ -4,13 +4,13 @@
 
 #[allow(dead_code)] // the shared helpers this file does not use
 mod common;
-use common::{arm_its, counter, run_to};
+use common::{arm_its, counter, histogram, run_checked as run};
 
 use models::arm::its::GicVersion;
 use models::ids::CpuId;
 use models::platform::*;
 use models::workload::ArrivalParams;
-use sim::{EventQueue, SimDuration, SimTime};
+use sim::{SimDuration, SimTime};
 
 const US: u64 = 1_000_000;
 
@@ -70,15 +70,6 @@ fn gicv4(n: u32, guests: u32, vcpus: u32, vpe_id_bits: Option<u32>) -> PlatformP
         params.devices.push(d);
     }
     params
-}
-
-fn run(params: &PlatformParams, until_ps: u64) -> (Platform, EventQueue<Event>) {
-    let (mut p, mut q) = Platform::new(params, 1);
-    run_to(&mut p, &mut q, until_ps);
-    let c = p.conservation(&q);
-    assert_eq!(c.raised, c.delivered + c.lost + c.merged + c.in_transit + c.pending + c.at_cpu, "{c:?}");
-    p.check_invariants().unwrap();
-    (p, q)
 }
 
 #[test]
@@ -177,10 +168,6 @@ fn an_affinity_change_on_arm_is_a_movi_five_kernel_exits_and_one_vmovi() {
     assert_eq!(counter(&p, "provision.vfio_set_irqs_count"), 1, "the setup's only");
     assert_eq!(counter(&p, "provision.its_command_count"), 4 + 3);
     assert_eq!(p.conservation(&q).lost, 0, "raises during a move go to the old or the new vPE");
-}
-
-fn histogram(p: &Platform, name: &str) -> sim::HistogramSummary {
-    p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == name).unwrap()
 }
 
 #[test]

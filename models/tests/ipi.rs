@@ -3,7 +3,7 @@
 //! outside the device interrupts, whose deliveries do not move.
 
 mod common;
-use common::{counter, one_device, run_to};
+use common::{counter, histogram, one_device, run_to};
 
 use models::ids::CpuId;
 use models::platform::*;
@@ -59,10 +59,6 @@ fn due(v: u32) -> (u64, u64) {
         }
         (n, last) = (n + 1, t);
     }
-}
-
-fn histogram(p: &Platform, name: &str) -> sim::HistogramSummary {
-    p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == name).unwrap()
 }
 
 #[test]

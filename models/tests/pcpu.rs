@@ -3,7 +3,7 @@
 //! and timed, with and without APICv and PV EOI.
 
 mod common;
-use common::{counter, one_device, run_to};
+use common::{counter, histogram, one_device, run_to};
 
 use models::ids::{CpuId, QueueId};
 use models::platform::*;
@@ -73,10 +73,6 @@ fn assert_vmx_reasons(p: &Platform) {
             assert!(VMX.contains(&reason), "kvm.exit.{reason} is no VMX exit reason");
         }
     }
-}
-
-fn histogram(p: &Platform, name: &str) -> sim::HistogramSummary {
-    p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == name).unwrap()
 }
 
 /// The first raise of `queue` waiting in the queue (a constant-rate phase, uniform in [0, gap)).

@@ -4,7 +4,7 @@
 //! GICv4 guests.
 
 mod common;
-use common::{arm_its, counter, one_device, run_to};
+use common::{arm_its, counter, histogram, one_device, run_to};
 
 use models::arm::its::GicVersion;
 use models::ids::{CpuId, DeviceId, QueueId};
@@ -31,10 +31,6 @@ fn with_guest(mut params: PlatformParams, vcpus: u32, pcpus: &[u32]) -> Platform
     }];
     params.devices[0].assigned_to = Some(0);
     params
-}
-
-fn histogram(p: &Platform, name: &str) -> sim::HistogramSummary {
-    p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == name).unwrap()
 }
 
 /// Each routed queue's first raise, read from the event queue before anything runs. A queue

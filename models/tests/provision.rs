@@ -5,13 +5,13 @@
 
 #[allow(dead_code)] // the shared helpers this file does not use
 mod common;
-use common::{counter, one_device, run_to};
+use common::{counter, histogram, one_device, run_checked as run, run_to};
 
 use models::ids::CpuId;
 use models::pci::store::StoreKind;
 use models::platform::*;
 use models::workload::ArrivalParams;
-use sim::{EventQueue, SimDuration, SimTime};
+use sim::{SimDuration, SimTime};
 
 const US: u64 = 1_000_000;
 
@@ -80,19 +80,6 @@ fn provisioned(n: u32, dynamic_msix: bool, free_irq_ps: u64) -> PlatformParams {
         costs: costs(free_irq_ps),
     });
     params
-}
-
-fn run(params: &PlatformParams, until_ps: u64) -> (Platform, EventQueue<Event>) {
-    let (mut p, mut q) = Platform::new(params, 1);
-    run_to(&mut p, &mut q, until_ps);
-    let c = p.conservation(&q);
-    assert_eq!(c.raised, c.delivered + c.lost + c.merged + c.in_transit + c.pending + c.at_cpu, "{c:?}");
-    p.check_invariants().unwrap();
-    (p, q)
-}
-
-fn histogram(p: &Platform, name: &str) -> sim::HistogramSummary {
-    p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == name).unwrap()
 }
 
 /// Per vector, the guest's 4 message exits (3 writes and the flushing read) and the unmask

@@ -87,6 +87,24 @@ pub fn run_to(p: &mut Platform, q: &mut EventQueue<Event>, ps: u64) {
     run(p, q, RunLimits { time_end: SimTime::from_ps(ps), event_count_max: u64::MAX });
 }
 
+/// The histogram `name` of `p` now.
+#[allow(dead_code)] // not every test file reads histograms
+pub fn histogram(p: &Platform, name: &str) -> sim::HistogramSummary {
+    p.metrics().snapshot().histograms.into_iter().find(|h| h.info.name == name).unwrap()
+}
+
+/// Runs `params` (seed 1) until `until_ps`, then checks conservation and the platform's
+/// invariants (every pCPU's busy intervals apart, among them).
+#[allow(dead_code)] // the provisioning tests' run
+pub fn run_checked(params: &PlatformParams, until_ps: u64) -> (Platform, EventQueue<Event>) {
+    let (mut p, mut q) = Platform::new(params, 1);
+    run_to(&mut p, &mut q, until_ps);
+    let c = p.conservation(&q);
+    assert_eq!(c.raised, c.delivered + c.lost + c.merged + c.in_transit + c.pending + c.at_cpu, "{c:?}");
+    p.check_invariants().unwrap();
+    (p, q)
+}
+
 /// The counter `name` of `p` now.
 pub fn counter(p: &Platform, name: &str) -> u64 {
     p.metrics().snapshot().counters.iter().find(|(i, _)| i.name == name).map(|(_, v)| *v).unwrap()
