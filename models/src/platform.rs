@@ -82,6 +82,7 @@ use cpu::Cpus;
 use cpu::lindley::Lindley;
 use devices::{Devices, HostHandler};
 use guest::Guests;
+use guest::provision::VmmHold;
 use guest::provision::{Provisioning, Reached};
 use metrics::Ids;
 use route::{Accept, HandlerWork, Job, Route, Work, WorkKind};
@@ -656,12 +657,22 @@ impl World for Platform {
     fn handle(&mut self, event: Event, q: &mut EventQueue<Event>) {
         match event {
             Event::Raise { queue } => match self.devices.raise(queue, q, &mut self.metrics) {
+                // A trapped vector the guest masked: the VMM keeps the raise.
+                Raise::Send
+                    if let Some(hold) = self.provisioning.as_mut().map(|p| p.vmm_hold(queue))
+                        && hold != VmmHold::Open =>
+                {
+                    if hold == VmmHold::Merged {
+                        self.metrics.add(self.ids.devices.pending_merged, 1);
+                    }
+                }
                 Raise::Send => match self.lindley.route(queue) {
                     Some((cpu, handler)) => self.planned(queue, cpu, handler, q.now()),
                     None if self.fold_until.is_some_and(|until| q.now() <= until) => self.folded(queue, q.now(), q),
                     None => self.devices.send(queue, q.now(), q, &mut self.metrics),
                 },
                 Raise::Pending | Raise::Merged => {}
+                Raise::MaskedDropped => self.lose(self.devices.lost_ims_masked()),
                 Raise::Dropped => {
                     let reason = self.provisioning.as_ref().expect("only provisioning disables MSI-X").lost_disabled();
                     self.lose(reason);

@@ -143,6 +143,7 @@ fn function(
         store: d.store,
         ims_pool,
         store_update_latency: d.store_update_latency,
+        ims_masked_raise: d.ims_masked_raise,
         requester_id,
         pasid,
         assigned_to: d.assigned_to,

@@ -17,10 +17,10 @@ use crate::schema::{
     ActionSpec, ApicModeSpec, Arch, ArrivalSpec, CpuCostsSpec, DetectionSpec, DeviceSpec, Dist, DriverWeightSpec,
     ExitCostsFromSpec, ExitCostsSpec, ExpectMap, FlagTimingSpec, GicMsiSpec, GicSpec, GicVersionSpec,
     GuestDeliverySpec, GuestImsSpec, GuestMessageSpec, GuestMsiSpec, GuestOrderSpec, GuestSpec, HandlerSpec,
-    HostBurstSpec, ImsMaskPathSpec, InterruptStore, IommuSpec, IpiSpec, IrqModeSpec, IrteCacheSpec, IrteUpdateSpec,
-    KernelSpec, KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec, PopulationSpec, PostedCostsSpec, PostedMsiSpec,
-    Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec, ScenarioFile,
-    ServiceSpec, SetAffinitySpec, SweepSpec,
+    HostBurstSpec, ImsMaskPathSpec, ImsMaskedRaiseSpec, InterruptStore, IommuSpec, IpiSpec, IrqModeSpec, IrteCacheSpec,
+    IrteUpdateSpec, KernelSpec, KvmSpec, MaskingSpec, MigrationSpec, PlatformSpec, PopulationSpec, PostedCostsSpec,
+    PostedMsiSpec, Process, ProvisionCostsSpec, ProvisionModeSpec, ProvisioningSpec, QueueingSpec, RoutesPerSpec,
+    ScenarioFile, ServiceSpec, SetAffinitySpec, SweepSpec,
 };
 
 /// Where each override's value was placed in the line numbering shared with the file.
@@ -332,6 +332,7 @@ single_values!(
     GuestImsSpec,
     GuestMessageSpec,
     ImsMaskPathSpec,
+    ImsMaskedRaiseSpec,
     GuestOrderSpec,
     FlagTimingSpec,
     ApicModeSpec
@@ -394,7 +395,7 @@ mappings! {
     IrteCacheSpec { entries, hit_latency }
     IrteUpdateSpec { irte_write, iec_invalidation }
     DeviceSpec {
-        name, count, interrupt_store, ims_slots, ims_update_latency, sriov_vfs, siov_adis, queues,
+        name, count, interrupt_store, ims_slots, ims_update_latency, ims_masked_raise, sriov_vfs, siov_adis, queues,
         msi_write_latency, affinity, irq_mode, assigned_to, tenants, guest_msi, iommu_unit, provisioning, hot_add_at, numa_node, arrival,
         handler
     }

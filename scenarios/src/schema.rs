@@ -801,6 +801,12 @@ pub struct DeviceSpec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub ims_update_latency: Option<Spanned<String>>,
+    /// What the device does with a raise on a masked IMS slot (`ims_device`, `ims_queue`;
+    /// default `drop`): IMS has no architected pending bit, so unless the device keeps a
+    /// pending state of its own (`latch`: sent once at unmask) the interrupt is lost.
+    #[serde(default)]
+    #[schemars(with = "Option<ImsMaskedRaiseSpec>")]
+    pub ims_masked_raise: Option<Spanned<ImsMaskedRaiseSpec>>,
     /// SR-IOV virtual functions: each VF is its own function (requester id PF + 1 + i) with
     /// `queues` interrupts in its own MSI or MSI-X store.
     #[serde(default)]
@@ -896,6 +902,16 @@ pub enum GuestOrderSpec {
     /// Every entry written and unmasked first, then MSI-X enabled (Windows-like; a VM
     /// restored after migration).
     TableFirst,
+}
+
+/// What an IMS device does with a raise on a masked slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImsMaskedRaiseSpec {
+    /// Dropped and counted (`interrupt.lost.ims_masked_count`): no pending state.
+    Drop,
+    /// Kept by the device (not software-visible) and sent once at unmask.
+    Latch,
 }
 
 /// How an `ims_hypercall` guest masks and unmasks an entry.

@@ -13,8 +13,13 @@
 //!   and is shared by its functions and ADIs (up to 63 × 256 = 16,128).
 //! - **IMS in queue memory** (mlx5-like): messages in host memory, written through a device
 //!   command queue with its own latency; cannot be trapped.
-//! - The Pending Bit Array semantics for every kind: a raise on a masked entry sets its
-//!   pending bit; further raises merge into it; unmasking sends the message once.
+//! - MSI and MSI-X's Pending Bit Array: a raise on a masked entry sets its pending bit;
+//!   further raises merge into it; unmasking sends the message once.
+//! - IMS has no architected pending bit (the IDXD IMS irq_chip of Thomas Gleixner's IMS series,
+//!   `pci_intel_idxd_create_ims_domain`, has mask, unmask and message writes, and nothing
+//!   that reads or replays a pending state: docs/sources.md#ims-no-pba): what a raise on a masked slot does is the
+//!   device's own, [`ImsMaskedRaise`]: dropped (the default: nothing in the architecture
+//!   keeps it) or latched by the device and sent once at unmask, as a PBA would.
 //! - The function's MSI-X Enable bit: while it is clear (VFIO disables MSI-X to resize a
 //!   table on a host without dynamic MSI-X) the function sends no message and a raise is
 //!   dropped; clearing it drops the pending bits too. A store starts enabled.
@@ -78,6 +83,29 @@ impl StoreKind {
     }
 }
 
+/// What an IMS device does with a raise on a masked slot (IMS has no architected pending
+/// bit; MSI and MSI-X always latch it in their pending bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImsMaskedRaise {
+    /// Dropped: the interrupt is lost (counted). What a device without a pending state of
+    /// its own does; the default, since nothing in the architecture keeps the raise.
+    #[default]
+    Drop,
+    /// Latched in a device-specific pending state, merged with later raises and sent once at
+    /// unmask (PBA-like, but not visible to software).
+    Latch,
+}
+
+impl ImsMaskedRaise {
+    /// Stable name for reports and scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImsMaskedRaise::Drop => "drop",
+            ImsMaskedRaise::Latch => "latch",
+        }
+    }
+}
+
 /// One store entry (an MSI vector, an MSI-X entry or an IMS slot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StoreEntry {
@@ -87,7 +115,7 @@ pub struct StoreEntry {
     pub data: u32,
     /// Vector-control mask bit.
     pub masked: bool,
-    /// Pending bit (PBA): a raise happened while masked.
+    /// Pending: a raise happened while masked (MSI-X's PBA bit; an IMS device's own latch).
     pub pending: bool,
 }
 
@@ -102,6 +130,9 @@ pub enum Raise {
     Merged,
     /// The function's MSI-X is disabled: the raise is dropped.
     Dropped,
+    /// A masked IMS slot of a device that keeps no pending state ([`ImsMaskedRaise::Drop`]):
+    /// the raise is dropped.
+    MaskedDropped,
 }
 
 /// The interrupt-message store of one function (or one ADI's share of an IMS).
@@ -111,11 +142,20 @@ pub struct MessageStore {
     entries: Vec<StoreEntry>,
     /// The MSI-X Enable bit is clear: no message is sent, raises are dropped.
     disabled: bool,
+    /// A raise on a masked entry is latched (MSI, MSI-X, an IMS device that latches).
+    latches: bool,
 }
 
 impl MessageStore {
-    /// A store of `entry_count` masked, empty entries (the reset state).
+    /// A store of `entry_count` masked, empty entries (the reset state); an IMS store's
+    /// masked raises are dropped (see [`MessageStore::with_ims_masked_raise`]).
     pub fn new(kind: StoreKind, entry_count: u32) -> MessageStore {
+        MessageStore::with_ims_masked_raise(kind, entry_count, ImsMaskedRaise::Drop)
+    }
+
+    /// A store of `entry_count` masked, empty entries whose IMS device does `ims` with a raise
+    /// on a masked slot (ignored for MSI and MSI-X: their pending bit always latches).
+    pub fn with_ims_masked_raise(kind: StoreKind, entry_count: u32, ims: ImsMaskedRaise) -> MessageStore {
         assert!(
             entry_count >= 1 && kind.entries_max().is_none_or(|max| entry_count <= max),
             "{} store of {entry_count} entries: validation should have caught it",
@@ -125,6 +165,7 @@ impl MessageStore {
             kind,
             entries: vec![StoreEntry { masked: true, ..StoreEntry::default() }; entry_count as usize],
             disabled: false,
+            latches: matches!(kind, StoreKind::Msi | StoreKind::Msix) || ims == ImsMaskedRaise::Latch,
         }
     }
 
@@ -193,12 +234,24 @@ impl MessageStore {
         let entry = &mut self.entries[index as usize];
         match (entry.masked, entry.pending) {
             (false, _) => Raise::Send,
+            (true, _) if !self.latches => Raise::MaskedDropped,
             (true, false) => {
                 entry.pending = true;
                 Raise::Pending
             }
             (true, true) => Raise::Merged,
         }
+    }
+
+    /// The function's MSI-X table takes over from its IMS (a guest driver's fallback): from
+    /// now on a masked raise sets a pending bit.
+    pub fn use_pending_bits(&mut self) {
+        self.latches = true;
+    }
+
+    /// Whether a raise on a masked entry is kept (a pending bit or the device's latch).
+    pub fn latches(&self) -> bool {
+        self.latches
     }
 
     /// Entries whose pending bit is set.
@@ -247,5 +300,29 @@ mod tests {
         assert!(StoreKind::ImsDevice.trappable() && !StoreKind::ImsQueue.trappable());
         assert!(std::panic::catch_unwind(|| MessageStore::new(StoreKind::Msi, 33)).is_err());
         assert_eq!(MessageStore::new(StoreKind::ImsQueue, 100_000).len(), 100_000);
+    }
+
+    #[test]
+    fn ims_borrows_no_pending_bit_unless_the_device_latches() {
+        for kind in [StoreKind::ImsDevice, StoreKind::ImsQueue] {
+            // The default: every raise on a masked slot is dropped, none is sent at unmask.
+            let mut t = MessageStore::new(kind, 2);
+            assert!(!t.latches());
+            assert_eq!(t.raise(0), Raise::MaskedDropped);
+            assert_eq!(t.raise(0), Raise::MaskedDropped);
+            assert_eq!(t.pending_count(), 0);
+            assert!(!t.unmask(0), "nothing was kept to send");
+            assert_eq!(t.raise(0), Raise::Send);
+            // A device that latches: one pending state, merged, sent once.
+            let mut t = MessageStore::with_ims_masked_raise(kind, 2, ImsMaskedRaise::Latch);
+            assert_eq!((t.raise(1), t.raise(1)), (Raise::Pending, Raise::Merged));
+            assert!(t.unmask(1));
+            assert!(!t.unmask(1));
+        }
+        // MSI and MSI-X latch whatever the IMS setting says.
+        for kind in [StoreKind::Msi, StoreKind::Msix] {
+            let mut t = MessageStore::with_ims_masked_raise(kind, 1, ImsMaskedRaise::Drop);
+            assert_eq!(t.raise(0), Raise::Pending);
+        }
     }
 }

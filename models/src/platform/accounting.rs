@@ -228,7 +228,7 @@ impl Platform {
             lost: m.get(ids.core.lost),
             merged: m.get(ids.devices.pending_merged) + m.get(ids.core.merged_pir),
             in_transit: queue.iter().map(|(_, e)| carried(e)).sum::<u64>() + planned_on_the_way,
-            pending: self.devices.pending_count(),
+            pending: self.devices.pending_count() + self.provisioning.as_ref().map_or(0, |p| p.vmm_pending_count()),
             at_cpu: self.cpus.at_cpu() + planned_at_cpu + self.guests.as_ref().map_or(0, |g| g.at_vcpus()),
         }
     }

@@ -21,6 +21,7 @@ use super::{Event, Platform, metrics};
 use crate::arm::its::ItsError;
 use crate::ids::{DeviceId, QueueId};
 use crate::iommu::posted::ApicMode;
+use crate::pci::store::{ImsMaskedRaise, StoreKind};
 
 impl Platform {
     /// Builds the platform, allocates and activates every queue's interrupt the way Linux
@@ -60,7 +61,20 @@ impl Platform {
         if let (Some(guests), IrqChip::Arm(chip)) = (guests.as_mut(), &mut chip) {
             vm_failed = create_vpes(params, guests, chip, &mut metrics);
         }
-        let mut devices = Devices::new(&params.ims_pools, params.devices.len(), ids.devices);
+        let mut device_ids = ids.devices;
+        // An IMS slot is masked during a run only before a provisioned vector is usable,
+        // by its guest, or by a CPU hotplug action shutting its interrupt down.
+        if params.devices.iter().any(|d| {
+            matches!(d.store, StoreKind::ImsDevice | StoreKind::ImsQueue)
+                && d.ims_masked_raise == ImsMaskedRaise::Drop
+                && match d.provisioning {
+                    Some(p) => !p.falls_back_to_msix(),
+                    None => !params.actions.is_empty(),
+                }
+        }) {
+            device_ids.lost_ims_masked = Some(metrics::register_lost_ims_masked(&mut metrics));
+        }
+        let mut devices = Devices::new(&params.ims_pools, params.devices.len(), device_ids);
         let mut provisioning = params.devices.iter().any(|d| d.provisioning.is_some()).then(|| {
             // Tenants: two or more guests with assigned functions.
             let mut owners: Vec<u32> = params.devices.iter().filter_map(|d| d.assigned_to).collect();
@@ -93,6 +107,9 @@ impl Platform {
                         let names = (dp.name.as_str(), params.guests[g as usize].name.as_str());
                         let vcpus = params.guests[g as usize].vcpu_count;
                         let first = prov.add(DeviceId(index as u32), names, (g, vcpus), p, ops, store, &mut metrics);
+                        if p.falls_back_to_msix() {
+                            devices.use_pending_bits(DeviceId(index as u32));
+                        }
                         timed.push((index, first, first_queue..first_queue + dp.queue_count));
                     }
                     _ => chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics),

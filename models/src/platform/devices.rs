@@ -131,7 +131,7 @@ impl Devices {
         }
         self.devices.push(Device {
             params: dp.clone(),
-            store: MessageStore::new(dp.store, store_entries),
+            store: MessageStore::with_ims_masked_raise(dp.store, store_entries, dp.ims_masked_raise),
             first_queue,
             arrivals: superposed,
             all_raise: false,
@@ -286,6 +286,17 @@ impl Devices {
             m.add(self.ids.pending_merged, 1);
         }
         raise
+    }
+
+    /// The failure counter of raises dropped on a masked IMS slot.
+    pub fn lost_ims_masked(&self) -> sim::CounterId {
+        self.ids.lost_ims_masked.expect("registered where a device drops masked IMS raises")
+    }
+
+    /// A device whose guest driver fell back from IMS to MSI-X: its masked raises set pending
+    /// bits.
+    pub fn use_pending_bits(&mut self, device: DeviceId) {
+        self.devices[device.0 as usize].store.use_pending_bits();
     }
 
     /// Clears a device's MSI-X Enable bit; returns the pending bits that were dropped.

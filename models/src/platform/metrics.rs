@@ -31,6 +31,8 @@ pub(super) struct DeviceIds {
     pub pending_merged: CounterId,
     pub msi_write: HistogramId,
     pub setup_ims_slot_fail: CounterId,
+    /// Raises dropped on a masked IMS slot (registered where a device drops them).
+    pub lost_ims_masked: Option<CounterId>,
 }
 
 /// Updated by the x86 chip: the vector domain and the VT-d remapping unit.
@@ -115,6 +117,15 @@ pub(super) struct ExitIds {
     pub apic_access: Option<HistogramId>,
 }
 
+/// Registers `interrupt.lost.ims_masked_count`, only for scenarios with an IMS device that
+/// drops masked raises, so that other reports are unchanged.
+pub(super) fn register_lost_ims_masked(m: &mut Metrics) -> CounterId {
+    m.failure_counter(
+        "interrupt.lost.ims_masked_count",
+        "raised while its IMS slot was masked: IMS has no pending bit and the device keeps none (ims_masked_raise: drop)",
+    )
+}
+
 /// Registers `kvm.exit.apic_access` (the xAPIC EOI without APICv, handled in KVM by
 /// `handle_apic_access`'s fast EOI path), only for scenarios with an xAPIC guest so that
 /// other reports are unchanged.
@@ -185,7 +196,7 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
     let pending_merged = c(
         m,
         "interrupt.merged_pending_count",
-        "raises while the MSI-X entry was masked and its pending bit already set (merged, not lost)",
+        "raises while the entry was masked and its pending bit already set (MSI-X's PBA, a latching IMS device's, or the VMM's for a trapped vector the guest masked): merged, not lost",
     );
     let retriggered = c(
         m,
@@ -381,7 +392,7 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
             merged_pir,
             setup_routed,
         },
-        devices: DeviceIds { raised, pending_merged, msi_write, setup_ims_slot_fail },
+        devices: DeviceIds { raised, pending_merged, msi_write, setup_ims_slot_fail, lost_ims_masked: None },
         x86: X86Ids {
             lost_remap,
             fault_recorded,

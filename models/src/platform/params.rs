@@ -12,7 +12,7 @@ use crate::iommu::posted::{
 };
 use crate::iommu::remap::RemapParams;
 use crate::kernel::KernelVersion;
-use crate::pci::store::StoreKind;
+use crate::pci::store::{ImsMaskedRaise, StoreKind};
 use crate::workload::ArrivalParams;
 use crate::x86::vector_matrix::KernelEra;
 
@@ -285,6 +285,9 @@ pub struct DeviceParams {
     /// Time for a message update to land in the store (IMS in queue memory is written
     /// through a device command queue; zero for the others).
     pub store_update_latency: SimDuration,
+    /// What the device does with a raise on a masked IMS slot (IMS has no architected
+    /// pending bit); MSI and MSI-X ignore it (their pending bit latches).
+    pub ims_masked_raise: ImsMaskedRaise,
     /// PCI requester id (bus << 8 | device << 3 | function): what remapping can verify.
     pub requester_id: u16,
     /// PASID of a SIOV ADI (ADIs share their function's requester id).

@@ -5,7 +5,7 @@ use models::arm::its::{GicVersion, ItsCosts};
 use models::ids::CpuId;
 use models::iommu::remap::{RemapParams, RemapUnsourced};
 use models::kernel::KernelVersion;
-use models::pci::store::StoreKind;
+use models::pci::store::{ImsMaskedRaise, StoreKind};
 use models::platform::*;
 use models::workload::ArrivalParams;
 use sim::{DurationDist, EventQueue, RunLimits, SimDuration, SimTime, run};
@@ -42,6 +42,7 @@ pub fn one_device(queue_count: u32, cpus: u32, remap: bool) -> PlatformParams {
             store: StoreKind::Msix,
             ims_pool: None,
             store_update_latency: SimDuration::ZERO,
+            ims_masked_raise: ImsMaskedRaise::Drop,
             requester_id: 0x0100,
             pasid: None,
             assigned_to: None,

@@ -11,7 +11,7 @@ use sim::{DurationDist, SimDuration, SimTime};
 
 use models::ids::CpuId;
 use models::iommu::posted::{MsiDeliveryMode, Postability};
-use models::pci::store::{IMS_DEVICE_SLOTS_MAX, MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, StoreKind};
+use models::pci::store::{IMS_DEVICE_SLOTS_MAX, ImsMaskedRaise, MSI_VECTORS_MAX, MSIX_TABLE_ENTRIES_MAX, StoreKind};
 use models::platform::{GuestMsiParams, IrqMode, ProvisionParams};
 use models::workload::ArrivalParams;
 
@@ -19,8 +19,8 @@ use super::checker::{Checker, parse_cpu_list};
 use super::platform::{ARCH, CPU_COUNT_MAX, PlatformChecked};
 use crate::build;
 use crate::schema::{
-    ArrivalSpec, DeviceSpec, Dist, GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec, InterruptStore,
-    IrqModeSpec, Process,
+    ArrivalSpec, DeviceSpec, Dist, GuestDeliverySpec, GuestMsiSpec, GuestSpec, HandlerSpec, ImsMaskedRaiseSpec,
+    InterruptStore, IrqModeSpec, Process,
 };
 
 /// IMS slots of a device in device memory when the scenario does not say: DSA's "2K
@@ -67,6 +67,7 @@ pub(crate) struct DeviceSection {
     pub(crate) ims_slots: Option<u32>,
     /// Message update latency of queue-memory IMS (zero otherwise).
     pub(crate) store_update_latency: SimDuration,
+    pub(crate) ims_masked_raise: ImsMaskedRaise,
     /// Raise to MSI write.
     pub(crate) msi_write_latency: SimDuration,
     /// Each queue's arrival process.
@@ -285,6 +286,10 @@ fn check_device(
         store,
         ims_slots: (store == StoreKind::ImsDevice).then(|| ims_slots.unwrap_or(IMS_DEFAULT_SLOTS)),
         store_update_latency: update_latency.unwrap_or(SimDuration::ZERO),
+        ims_masked_raise: match d.ims_masked_raise.as_ref().map(|r| r.value) {
+            None | Some(ImsMaskedRaiseSpec::Drop) => ImsMaskedRaise::Drop,
+            Some(ImsMaskedRaiseSpec::Latch) => ImsMaskedRaise::Latch,
+        },
         msi_write_latency: msi,
         arrival,
         service,
@@ -432,6 +437,15 @@ fn check_store_fields(d: &DeviceSpec, kind: StoreKind, p: &str, c: &mut Checker)
         (Some(_), StoreKind::ImsQueue) | (None, StoreKind::Msi | StoreKind::Msix | StoreKind::ImsDevice) => {}
         (Some(l), _) => c.error(l, format!("{p}.ims_update_latency"), format!("only allowed with interrupt_store: ims_queue (this device uses {kind_name})")),
         (None, StoreKind::ImsQueue) => c.error(&d.queues, format!("{p}.ims_update_latency"), "is required with interrupt_store: ims_queue (the device command-queue latency of a message update, e.g. 2us)"),
+    }
+    if let Some(r) = &d.ims_masked_raise
+        && matches!(kind, StoreKind::Msi | StoreKind::Msix)
+    {
+        c.error(
+            r,
+            format!("{p}.ims_masked_raise"),
+            format!("only allowed with interrupt_store: ims_device or ims_queue (this device uses {kind_name}, whose pending bit always keeps a masked raise)"),
+        );
     }
     check_virtual_functions(d, kind, p, c);
     ims_slots

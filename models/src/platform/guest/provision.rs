@@ -112,7 +112,7 @@
 //!   when it comes back. x86's two-step update when both vector and destination change
 //!   without remapping (`msi_set_affinity`) is not modelled: one message write per change.
 //! - After a fallback to MSI-X, the function's store keeps its IMS kind (its MSI-X table is
-//!   taken to have the entries it needs).
+//!   taken to have the entries it needs), with MSI-X's pending bits.
 //!
 //! # Parameters and their sources
 //! No exit or ioctl cost has a published L1 figure (docs/sources.md#provision-costs): the
@@ -273,6 +273,12 @@ impl ProvisionParams {
     /// The period of the control plane after setup (masking or affinity changes).
     fn control_period(&self) -> Option<SimDuration> {
         self.masking.map(|(every, _)| every).or(self.affinity)
+    }
+
+    /// The guest kernel creates no IMS domain for a mode that needs one: its driver falls
+    /// back to the function's MSI-X table (whose pending bits keep masked raises).
+    pub fn falls_back_to_msix(&self) -> bool {
+        self.mode.guest_needs_ims() && self.guest_ims.refusal().is_some()
     }
 }
 
@@ -561,6 +567,59 @@ pub(in crate::platform) struct Provisioning {
     tenants: bool,
     /// ITS round trips of provisioning, registered on ARM only ([`Provisioning::on_arm`]).
     its_commands: Option<CounterId>,
+    /// The VMM's emulated mask and pending bit of each trapped vector.
+    vmm: VmmTable,
+}
+
+/// The VMM's emulated mask and pending bit per trapped vector, by queue id (grown on the
+/// first mask; `Vmm::Open` beyond its end).
+#[derive(Debug, Clone, Default)]
+struct VmmTable(Vec<Vmm>);
+
+impl VmmTable {
+    /// The guest's trapped mask of `queue`'s vector: the VMM sets its emulated mask bit.
+    fn mask(&mut self, queue: QueueId) {
+        let q = queue.0 as usize;
+        if self.0.len() <= q {
+            self.0.resize(q + 1, Vmm::Open);
+        }
+        if self.0[q] == Vmm::Open {
+            self.0[q] = Vmm::Masked;
+        }
+    }
+
+    /// The guest's trapped unmask: returns whether the emulated pending bit was set (QEMU
+    /// then sends the message, `msix_handle_mask_update` → `msix_notify`).
+    fn unmask(&mut self, queue: QueueId) -> bool {
+        let held = self.0.get_mut(queue.0 as usize).map(std::mem::take);
+        held == Some(Vmm::Pending)
+    }
+}
+
+/// The userspace VMM's view of a trapped vector the guest masked after setup: QEMU keeps
+/// the mask and the pending bit in its emulated table (MSI-X's PBA; for a trapped IMS slot
+/// or an emulated MSI-X over host IMS, the same emulation) and moves VFIO's trigger to its
+/// own eventfd, so a raise while masked is kept there whatever the device's store does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Vmm {
+    /// Not masked by the guest: raises go out.
+    #[default]
+    Open,
+    /// Masked by the guest, nothing pending.
+    Masked,
+    /// Masked, with the emulated pending bit set.
+    Pending,
+}
+
+/// What the VMM did with a raise ([`Provisioning::vmm_hold`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::platform) enum VmmHold {
+    /// The guest has not masked the vector: the raise goes out.
+    Open,
+    /// Held in the emulated pending bit.
+    Held,
+    /// Merged into an emulated pending bit already set.
+    Merged,
 }
 
 /// No guest composed the queue's message.
@@ -583,7 +642,26 @@ impl Provisioning {
             received: vec![None; guest_count as usize],
             tenants,
             its_commands: None,
+            vmm: VmmTable::default(),
         }
+    }
+
+    /// A raise of `queue`: held by the VMM when the guest masked its trapped vector.
+    #[inline]
+    pub fn vmm_hold(&mut self, queue: QueueId) -> VmmHold {
+        match self.vmm.0.get_mut(queue.0 as usize) {
+            None | Some(Vmm::Open) => VmmHold::Open,
+            Some(held @ Vmm::Masked) => {
+                *held = Vmm::Pending;
+                VmmHold::Held
+            }
+            Some(Vmm::Pending) => VmmHold::Merged,
+        }
+    }
+
+    /// Raises held in the VMM's emulated pending bits now (the conservation's pending).
+    pub fn vmm_pending_count(&self) -> u64 {
+        self.vmm.0.iter().filter(|&&v| v == Vmm::Pending).count() as u64
     }
 
     /// The guest that composed queue `queue`'s message itself, if one did.
@@ -669,6 +747,7 @@ impl Provisioning {
             });
         }
         let mut mode = params.mode;
+        // The build gives the function's store MSI-X's pending bits (`falls_back_to_msix`).
         if let Some(why) = params.guest_ims.refusal().filter(|_| mode.guest_needs_ims()) {
             m.fail(self.ids.ims_fallback, params.start, || format!("{name}: {why}; falling back to MSI-X"));
             mode = ProvisionMode::MsixTrapped;
@@ -1062,9 +1141,10 @@ impl Platform {
                     }
                     // The mask write exits (for an affinity change, Linux's
                     // __pci_write_msi_msg masks the unmasked entry around the message); QEMU
-                    // masks the vector (raises are held: its PBA) and moves VFIO's trigger
-                    // to its own eventfd.
-                    self.devices.mask(s.queue);
+                    // masks the vector in its emulated table (raises are held in its
+                    // emulated pending bit, whatever the device's store is) and moves
+                    // VFIO's trigger to its own eventfd.
+                    prov.vmm.mask(s.queue);
                     let at = now + ids.exits(ids.exit_user, p.costs.mmio_exit_user, 1, m) + p.costs.set_irqs;
                     m.add(ids.set_irqs, 1);
                     let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
@@ -1164,7 +1244,13 @@ impl Platform {
                 }
                 Step::Unmasked { slot } => {
                     let queue = function.slots[slot as usize].queue;
-                    if self.devices.unmask(queue) {
+                    // IMS through a hypercall masked the device's slot; the trapped modes
+                    // the VMM's emulated entry.
+                    let send = match mode {
+                        ProvisionMode::ImsHypercall => self.devices.unmask(queue),
+                        _ => prov.vmm.unmask(queue),
+                    };
+                    if send {
                         self.devices.send(queue, now, q, m);
                     }
                     let every = p.control_period().expect("control steps have a period");
