@@ -53,6 +53,12 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
     ("numa-node-out-of-range", "8:16", "devices[0].numa_node", &["node 2 does not exist"]),
     ("msi-over-32", "8:13", "devices[0].queues", &["64 exceeds the MSI limit of 32 vectors per function"]),
     ("ims-slots-with-msix", "7:16", "devices[0].ims_slots", &["only allowed with interrupt_store: ims_device"]),
+    (
+        "ims-masked-raise-with-msix",
+        "7:23",
+        "devices[0].ims_masked_raise",
+        &["only allowed with interrupt_store: ims_device or ims_queue", "msix"],
+    ),
     ("adis-with-msix", "7:16", "devices[0].siov_adis", &["ADIs take their interrupts from IMS"]),
     (
         "ims-queue-without-latency",
