@@ -1,7 +1,9 @@
 //! The VM exits of a run in the layout of `perf kvm stat report`, built from the metrics
 //! named `kvm.exit.<reason>` (histograms whose samples are the time from each exit to the
 //! vCPU's next entry, in picoseconds) by name alone: the reason is the name's tail in
-//! upper case, as perf decodes VMX exit reasons (`EXTERNAL_INTERRUPT`, `HLT`, `MSR_WRITE`).
+//! upper case, as perf decodes VMX exit reasons (`EXTERNAL_INTERRUPT`, `HLT`, `MSR_WRITE`)
+//! and arm64 exit types and exception classes (`IRQ`, `DABT_LOW`, `SYS64`; `WFx` as the
+//! kernel spells it).
 //!
 //! The table is a [`TextTable`] of the point (so the summary and the HTML page show it
 //! verbatim, and `report.json` keeps it as data); the plain and mail text render its rows
@@ -46,6 +48,8 @@ pub fn table(snapshot: &MetricsSnapshot) -> Option<TextTable> {
         .filter(|h| h.count > 0)
         .filter_map(|h| {
             let reason = h.info.name.strip_prefix(PREFIX)?.to_ascii_uppercase();
+            // arm64's WFI/WFE class, spelled as the kernel's exception-class table does.
+            let reason = if reason == "WFX" { "WFx".to_owned() } else { reason };
             let n = h.count as f64;
             let mean = h.mean();
             // perf: the sample variance over n - 1, of the mean over n; the population

@@ -32,7 +32,7 @@ impl Platform {
     pub fn new(params: &PlatformParams, seed: u64) -> (Platform, EventQueue<Event>) {
         assert!(params.cpu_count > 0, "a platform needs at least one CPU");
         let mut metrics = Metrics::new();
-        let ids = metrics::register(&mut metrics);
+        let ids = metrics::register(&mut metrics, params.gic.is_some());
         let mut chip = match &params.gic {
             Some(gic) => IrqChip::Arm(Box::new(ArmChip::new(gic, params.cpu_count, ids.arm))),
             None => IrqChip::X86(Box::new(X86Chip::new(params, ids.x86))),
@@ -80,11 +80,9 @@ impl Platform {
             let mut owners: Vec<u32> = params.devices.iter().filter_map(|d| d.assigned_to).collect();
             owners.sort_unstable();
             owners.dedup();
-            Provisioning::new(params.guests.len() as u32, owners.len() > 1, &mut metrics, ids.core.lost)
+            let arm = matches!(chip, IrqChip::Arm(_));
+            Provisioning::new(params.guests.len() as u32, owners.len() > 1, arm, &mut metrics, ids.core.lost)
         });
-        if let (Some(prov), IrqChip::Arm(_)) = (provisioning.as_mut(), &chip) {
-            prov.on_arm(&mut metrics);
-        }
         // Provisioned functions: their first steps and their queues (raising from the start,
         // held in their masked entries until their vectors are usable).
         let mut timed = Vec::new();

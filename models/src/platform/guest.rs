@@ -1396,7 +1396,7 @@ mod tests {
     /// The vCPU each provisioned queue landed on, in order.
     fn placement(vcpus: u32, devices: &[u32]) -> Vec<Vec<u32>> {
         let mut m = Metrics::new();
-        let all = crate::platform::metrics::register(&mut m);
+        let all = crate::platform::metrics::register(&mut m, false);
         let mut g = Guests::new(&[guest(vcpus)], vcpus, false, 1, all.guest, all.core);
         let mut first = 0;
         devices

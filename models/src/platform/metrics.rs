@@ -164,9 +164,9 @@ pub(super) struct Ids {
     pub arm: ArmIds,
 }
 
-/// Registers every platform metric, in the report's order.
+/// Registers every platform metric, in the report's order (`arm`: the VM exits under arm64's names).
 // One list on purpose: the order of these calls is the order of the report's tables.
-pub(super) fn register(m: &mut Metrics) -> Ids {
+pub(super) fn register(m: &mut Metrics, arm: bool) -> Ids {
     let c = |m: &mut Metrics, name: &str, desc: &str| m.counter(name, Unit::Count, desc);
     let f = |m: &mut Metrics, name: &str, reason: &str| m.failure_counter(name, reason);
     let h = |m: &mut Metrics, name: &str, desc: &str| m.histogram(name, Unit::Picoseconds, desc);
@@ -307,23 +307,42 @@ pub(super) fn register(m: &mut Metrics) -> Ids {
         "kvm.remapped_fallback_count",
         "guest interrupts that could not be posted (multicast, lowest priority to several vCPUs, broadcast): remapped to the host, forwarded by VFIO and injected by KVM",
     );
-    let exits = ExitIds {
-        external_interrupt: h(
-            m,
-            "kvm.exit.external_interrupt",
-            "EXTERNAL_INTERRUPT exits: a host interrupt (a device's, VFIO's forward, the wake-up vector 0xf1, a doorbell, or the tick or reschedule IPI behind a host burst, another vCPU's slice or wake-up) took the pCPU from a running vCPU; exit to re-entry",
-        ),
-        hlt: h(
-            m,
-            "kvm.exit.hlt",
-            "HLT exits (ARM: WFI): the idle vCPU blocked; exit to re-entry, halted time included",
-        ),
-        msr_write: h(
-            m,
-            "kvm.exit.msr_write",
-            "MSR_WRITE exits of the x2APIC EOI without APICv (not skipped by PV EOI); exit to re-entry",
-        ),
-        apic_access: None,
+    // perf kvm stat's names: VMX exit reasons on x86; on arm64 the exception type (IRQ) or,
+    // for a trap, its exception class (WFx, SYS64).
+    let exits = if arm {
+        ExitIds {
+            external_interrupt: h(
+                m,
+                "kvm.exit.irq",
+                "IRQ exits: a host interrupt (a device's, a doorbell, or the tick or reschedule IPI behind a host burst, another vCPU's slice or wake-up) took the pCPU from a running vCPU; exit to re-entry",
+            ),
+            hlt: h(
+                m,
+                "kvm.exit.wfx",
+                "WFx exits (a trapped WFI): the idle vCPU blocked; exit to re-entry, halted time included",
+            ),
+            msr_write: h(
+                m,
+                "kvm.exit.sys64",
+                "SYS64 exits: a trapped system-register write (the guest's ICC_SGI1R_EL1 for an IPI); exit to re-entry",
+            ),
+            apic_access: None,
+        }
+    } else {
+        ExitIds {
+            external_interrupt: h(
+                m,
+                "kvm.exit.external_interrupt",
+                "EXTERNAL_INTERRUPT exits: a host interrupt (a device's, VFIO's forward, the wake-up vector 0xf1, a doorbell, or the tick or reschedule IPI behind a host burst, another vCPU's slice or wake-up) took the pCPU from a running vCPU; exit to re-entry",
+            ),
+            hlt: h(m, "kvm.exit.hlt", "HLT exits: the idle vCPU blocked; exit to re-entry, halted time included"),
+            msr_write: h(
+                m,
+                "kvm.exit.msr_write",
+                "MSR_WRITE exits of the x2APIC EOI without APICv (not skipped by PV EOI) or of a guest IPI's ICR write without IPIv; exit to re-entry",
+            ),
+            apic_access: None,
+        }
     };
     let kvm_vlpi_direct = c(m, "kvm.vlpi_direct_count", "ARM GICv4: vLPIs injected into a resident vPE (no exit)");
     let kvm_vlpi_doorbell =

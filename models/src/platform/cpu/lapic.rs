@@ -163,7 +163,7 @@ mod tests {
     use sim::Metrics;
 
     fn ids(m: &mut Metrics) -> (CpuIds, CoreIds) {
-        let all = crate::platform::metrics::register(m);
+        let all = crate::platform::metrics::register(m, false);
         (all.cpu, all.core)
     }
 

@@ -304,6 +304,9 @@ pub enum GuestOrder {
     TableFirst,
 }
 
+/// The arm64 MMIO exit's description.
+const DABT_LOW: &str = "VM exits: data abort from the guest (DABT_LOW, as perf kvm stat names it on arm64) on emulated MMIO: a trapped MSI-X table access handled by the userspace VMM, or a virtual ITS register handled in the kernel by KVM's vgic-its";
+
 /// The metrics of provisioning, registered only when a scenario provisions (so reports of
 /// scenarios without it are unchanged).
 #[derive(Debug, Clone, Copy)]
@@ -344,7 +347,7 @@ impl Ids {
 struct AffinityIds {
     changes: CounterId,
     fail: CounterId,
-    /// `kvm.exit.dabt_low`, registered with the first ARM function that moves its vectors.
+    /// `kvm.exit.dabt_low` on ARM (the provisioning's MMIO exit histogram there).
     exit_kernel: Option<HistogramId>,
 }
 
@@ -404,15 +407,21 @@ pub(in crate::platform) enum Reached {
 }
 
 impl Ids {
-    fn register(m: &mut Metrics, lost: CounterId) -> Ids {
+    fn register(m: &mut Metrics, lost: CounterId, arm: bool) -> Ids {
         let c = |m: &mut Metrics, name: &str, desc: &str| m.counter(name, Unit::Count, desc);
         let h = |m: &mut Metrics, name: &str, desc: &str| m.histogram(name, Unit::Picoseconds, desc);
         Ids {
-            exit_user: h(
-                m,
-                "kvm.exit.ept_misconfig",
-                "VM exits: MMIO access (EPT_MISCONFIG, as perf kvm stat names it) handled by the userspace VMM",
-            ),
+            // perf kvm stat names an arm64 exit by its exception class: every MMIO data abort
+            // is DABT_LOW, whether the VMM or KVM's vgic-its handles it.
+            exit_user: if arm {
+                h(m, "kvm.exit.dabt_low", DABT_LOW)
+            } else {
+                h(
+                    m,
+                    "kvm.exit.ept_misconfig",
+                    "VM exits: MMIO access (EPT_MISCONFIG, as perf kvm stat names it) handled by the userspace VMM",
+                )
+            },
             exit_vmcall: h(m, "kvm.exit.vmcall", "VM exits: hypercall (vmcall)"),
             setup_time: h(
                 m,
@@ -565,7 +574,7 @@ pub(in crate::platform) struct Provisioning {
     /// each guest's misroutes) when two or more guests have assigned functions.
     received: Vec<Option<CounterId>>,
     tenants: bool,
-    /// ITS round trips of provisioning, registered on ARM only ([`Provisioning::on_arm`]).
+    /// ITS round trips of provisioning, registered on ARM only.
     its_commands: Option<CounterId>,
     /// The VMM's emulated mask and pending bit of each trapped vector.
     vmm: VmmTable,
@@ -628,12 +637,22 @@ const NO_GUEST: u32 = u32::MAX;
 impl Provisioning {
     /// Empty, with its metrics registered; `lost` is the platform's lost counter; `tenants`:
     /// two or more guests have assigned functions (a guest's misroutes are then split by
-    /// who received them).
-    pub fn new(guest_count: u32, tenants: bool, m: &mut Metrics, lost: CounterId) -> Provisioning {
+    /// who received them); `arm`: the host is a GICv4 ARM one (its MMIO exits are
+    /// `kvm.exit.dabt_low`, its setups and releases ITS commands).
+    pub fn new(guest_count: u32, tenants: bool, arm: bool, m: &mut Metrics, lost: CounterId) -> Provisioning {
+        let ids = Ids::register(m, lost, arm);
+        // On a GICv4 ARM host, setups and releases are ITS commands, counted.
+        let its_commands = arm.then(|| {
+            m.counter(
+                "provision.its_command_count",
+                Unit::Count,
+                "ITS round trips (a command and its SYNC, or a direct invalidation) of host setups, releases and mask cycles",
+            )
+        });
         Provisioning {
             functions: Vec::new(),
             routes: vec![(0, KVM_MAX_IRQ_ROUTES); guest_count as usize],
-            ids: Ids::register(m, lost),
+            ids,
             affinity_ids: None,
             ims_mask_ids: None,
             direct_ids: vec![None; guest_count as usize],
@@ -641,7 +660,7 @@ impl Provisioning {
             guest_irte_next: vec![0; guest_count as usize],
             received: vec![None; guest_count as usize],
             tenants,
-            its_commands: None,
+            its_commands,
             vmm: VmmTable::default(),
         }
     }
@@ -688,15 +707,6 @@ impl Provisioning {
         }
     }
 
-    /// The host is a GICv4 ARM one: its setups and releases are ITS commands, counted.
-    pub fn on_arm(&mut self, m: &mut Metrics) {
-        self.its_commands = Some(m.counter(
-            "provision.its_command_count",
-            Unit::Count,
-            "ITS round trips (a command and its SYNC, or a direct invalidation) of host setups, releases and mask cycles",
-        ));
-    }
-
     /// Takes over the programming the guest asked for a device (`ChipOp::Assign`s from
     /// `Guests::provision`) assigned to `guest` of `vcpus` vCPUs, whose store is `store` (`store_latency`: a queue-memory IMS
     /// update); returns the first step's event and time. An IMS mode whose guest kernel
@@ -726,12 +736,9 @@ impl Provisioning {
         }
         if params.affinity.is_some() {
             let aff = self.affinity_ids.get_or_insert_with(|| AffinityIds::register(m));
-            if self.its_commands.is_some() && aff.exit_kernel.is_none() {
-                aff.exit_kernel = Some(m.histogram(
-                    "kvm.exit.dabt_low",
-                    Unit::Picoseconds,
-                    "VM exits: data abort from the guest (DABT_LOW, as perf kvm stat names it on arm64) on a virtual ITS register, handled in the kernel by KVM's vgic-its",
-                ));
+            if self.its_commands.is_some() {
+                // The virtual ITS's exits are data aborts too: the same histogram.
+                aff.exit_kernel = Some(self.ids.exit_user);
             }
         }
         if params.mode == ProvisionMode::ImsHypercall
