@@ -276,7 +276,18 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "arm-dynamic-msix",
         "22:21",
         "devices[0].provisioning.dynamic_msix",
-        &["the arm64 host modelled has no dynamic MSI-X", "VFIO_IRQ_INFO_NORESIZE", "current mainline adds the flag"],
+        &[
+            "an arm64 host on Linux 6.10 has no dynamic MSI-X",
+            "MSI_FLAG_PCI_MSIX_ALLOC_DYN only from 7.3",
+            "VFIO_IRQ_INFO_NORESIZE",
+            "or set platform.kernel.version to \"7.3\" or later",
+        ],
+    ),
+    (
+        "arm-kernel-hz",
+        "4:9",
+        "platform.kernel.hz",
+        &["hz shapes the x86 vector space", "on arm only platform.kernel.version applies", "remove hz"],
     ),
     (
         "arm-affinity",
