@@ -18,7 +18,8 @@
 //!   the release *can* do something; whether a scenario turns it on is the scenario's choice.
 //!
 //! # Parameters and their sources
-//! The releases and their changes are collected in docs/sources.md (`#linux-5-11` to `#linux-6-11`);
+//! The releases and their changes are collected in docs/sources.md (`#linux-5-11` to `#linux-6-11`,
+//! arm64's in `#arm-msi-parent`);
 //! each method's documentation cites the commit or source file.
 
 use std::fmt;

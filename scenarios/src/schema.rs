@@ -628,16 +628,16 @@ pub struct KernelSpec {
     #[schemars(with = "Option<String>")]
     pub version: Option<Spanned<String>>,
     /// A legacy PIC exists: the cascade vector is taken on every CPU and the boot CPU holds
-    /// the ISA vectors (default true).
+    /// the ISA vectors (default true; x86 only).
     #[serde(default)]
     pub legacy_pic: Option<bool>,
     /// IA32 emulation is built in, so vector 0x80 is the int 0x80 gate and not available to
-    /// devices (default true, as in distribution kernels).
+    /// devices (default true, as in distribution kernels; x86 only).
     #[serde(default)]
     pub ia32_emulation: Option<bool>,
     /// CONFIG_HZ: timer ticks per second, 100, 250, 300 or 1000 (default 250, the kernel's
     /// Kconfig default). From 6.6 the old vector of a moved interrupt is freed by a timer on
-    /// its CPU at the next tick.
+    /// its CPU at the next tick (x86 only).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub hz: Option<Spanned<u32>>,
