@@ -5,8 +5,9 @@
 //! - A release as `MAJOR.MINOR`, ordered as the kernel numbers them (6.9 < 6.10 < 7.0).
 //! - For each behaviour that changed in a release, a method saying whether (or how) this
 //!   release has it: the vector allocator's era ([`KernelVersion::vector_era`]), host posted
-//!   MSI, dynamic MSI-X allocation, VFIO's dynamic MSI-X, the PCI/IMS API and ARM's per-device
-//!   MSI domains. Each method names the release and where the change lives in the kernel.
+//!   MSI, dynamic MSI-X allocation, VFIO's dynamic MSI-X (on x86 and on arm64), the PCI/IMS
+//!   API, ARM's per-device MSI domains and the ITS device's lifetime across an MSI-X resize.
+//!   Each method names the release and where the change lives in the kernel.
 //!
 //! # What is not modelled (and why)
 //! - Stable backports and vendor kernels: a fix backported to a stable series, or IMS in a
@@ -17,7 +18,8 @@
 //!   the release *can* do something; whether a scenario turns it on is the scenario's choice.
 //!
 //! # Parameters and their sources
-//! The releases and their changes are collected in docs/sources.md (`#linux-5-11` to `#linux-6-11`);
+//! The releases and their changes are collected in docs/sources.md (`#linux-5-11` to `#linux-6-11`,
+//! arm64's in `#arm-msi-parent`);
 //! each method's documentation cites the commit or source file.
 
 use std::fmt;
@@ -99,11 +101,32 @@ impl KernelVersion {
     /// VFIO dynamic MSI-X on x86: from 6.5 VFIO clears `VFIO_IRQ_INFO_NORESIZE` for MSI-X when
     /// the device's MSI domain can allocate after enable (`VFIO_DEVICE_GET_IRQ_INFO` in
     /// drivers/vfio/pci/), so a VMM adds a guest's vectors one by one. Earlier, adding a
-    /// vector meant disabling all N and re-enabling N + 1 (docs/sources.md#linux-6-5). arm64's ITS
-    /// domain does not advertise dynamic allocation, so there VFIO still re-enables whatever
-    /// the release.
+    /// vector meant disabling all N and re-enabling N + 1 (docs/sources.md#linux-6-5). On
+    /// arm64 the ITS's MSI parent must offer the flag too: [`KernelVersion::vfio_dynamic_msix_arm64`].
     pub const fn vfio_dynamic_msix(self) -> bool {
         self.at_least(6, 5)
+    }
+
+    /// VFIO dynamic MSI-X on arm64 (a GIC ITS host): from 7.3. `pci_msix_can_alloc_dyn` is
+    /// true only when the MSI parent offers `MSI_FLAG_PCI_MSIX_ALLOC_DYN`, which the ITS's
+    /// (`ITS_MSI_FLAGS_SUPPORTED`, drivers/irqchip/irq-gic-its-msi-parent.c) does from commit
+    /// 0d6a7c417983 ("irqchip/gic-v3-its: Enable dynamic MSI-X allocation", tip irq/drivers
+    /// 2026-07-15, merged for 7.3-rc1). Up to 7.2 VFIO reports `VFIO_IRQ_INFO_NORESIZE` there
+    /// and a guest's MSI-X grows by disabling and re-enabling it (docs/sources.md#arm-msi-parent).
+    pub const fn vfio_dynamic_msix_arm64(self) -> bool {
+        self.at_least(7, 3)
+    }
+
+    /// Whether the GIC ITS keeps a function's ITS device (its ITT and LPI block, mapped by
+    /// MAPD) while MSI-X is disabled: from 6.16. Up to 6.15 `its_irq_domain_free` unmaps the
+    /// device (MAPD V=0) and frees its LPIs when its last event goes, so a resize without
+    /// dynamic MSI-X frees it and the next enable's `its_msi_prepare` creates it again
+    /// (MAPD V=1). From 6.16 `.msi_prepare` runs once when the per-device MSI domain is
+    /// created and `its_msi_teardown` (MAPD V=0) only when that domain is removed (commit
+    /// 713335b6ee29, "irqchip/gic-v3-its: Implement .msi_teardown() callback", in the
+    /// irq/msi pull for 6.16-rc1; docs/sources.md#arm-msi-parent).
+    pub const fn its_device_outlives_its_events(self) -> bool {
+        self.at_least(6, 16)
     }
 
     /// The PCI/IMS API (`pci_create_ims_domain`, `pci_ims_alloc_irq`; drivers/pci/msi/
@@ -182,6 +205,21 @@ mod tests {
         assert!(v(6, 5).vfio_dynamic_msix());
         assert!(v(6, 6).vfio_dynamic_msix());
         assert!(v(7, 0).vfio_dynamic_msix());
+    }
+
+    #[test]
+    fn vfio_dynamic_msix_on_arm64_from_7_3() {
+        assert!(!v(6, 16).vfio_dynamic_msix_arm64());
+        assert!(!v(7, 2).vfio_dynamic_msix_arm64());
+        assert!(v(7, 3).vfio_dynamic_msix_arm64());
+        assert!(v(8, 0).vfio_dynamic_msix_arm64());
+    }
+
+    #[test]
+    fn its_device_outlives_its_events_from_6_16() {
+        assert!(!v(6, 15).its_device_outlives_its_events());
+        assert!(v(6, 16).its_device_outlives_its_events());
+        assert!(v(7, 0).its_device_outlives_its_events());
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Timed provisioning on a GICv4.1 host (MSI-X trapped, arm64's VFIO without dynamic MSI-X)
-//! and the host-wide vPE-ID limit, through the platform's public API: the setup and release
-//! counts and the ITS round trips by arithmetic, and the VMs that get no vPE IDs.
+//! Timed provisioning on a GICv4.1 host (MSI-X trapped; arm64's VFIO without dynamic MSI-X up
+//! to Linux 7.2, with it from 7.3; the ITS device freed around each resize up to 6.15 and kept
+//! from 6.16) and the host-wide vPE-ID limit, through the platform's public API: the setup and
+//! release counts and the ITS round trips by arithmetic, and the VMs that get no vPE IDs.
 
 #[allow(dead_code)] // the shared helpers this file does not use
 mod common;
@@ -8,6 +9,7 @@ use common::{arm_its, counter, histogram, run_checked as run};
 
 use models::arm::its::GicVersion;
 use models::ids::CpuId;
+use models::kernel::KernelVersion;
 use models::platform::*;
 use models::workload::ArrivalParams;
 use sim::{SimDuration, SimTime};
@@ -72,6 +74,64 @@ fn gicv4(n: u32, guests: u32, vcpus: u32, vpe_id_bits: Option<u32>) -> PlatformP
     params
 }
 
+/// [`gicv4`] with one guest of 4 vCPUs and an `n`-vector device on host kernel
+/// `major.minor`, with dynamic MSI-X as given.
+fn gicv4_on(n: u32, major: u16, minor: u16, dynamic_msix: bool) -> PlatformParams {
+    let mut params = gicv4(n, 1, 4, None);
+    params.kernel.version = KernelVersion::new(major, minor);
+    params.devices[0].provisioning.as_mut().unwrap().dynamic_msix = dynamic_msix;
+    params
+}
+
+#[test]
+fn from_6_16_a_resize_keeps_the_its_device_two_round_trips_fewer_per_resize() {
+    // Without dynamic MSI-X, n vectors take n - 1 resizes. Up to 6.15 each frees the ITS
+    // device with its last event (MAPD V=0) and the next enable creates it again (MAPD V=1);
+    // from 6.16 the device lives with the per-device MSI-X domain: the same setups and
+    // releases, 2 (n - 1) ITS round trips fewer, everything else equal.
+    for n in [1u32, 8, 20] {
+        let (n64, tri) = (u64::from(n), u64::from(n) * u64::from(n + 1) / 2);
+        let released = tri - n64;
+        let (old, _) = run(&gicv4_on(n, 6, 15, false), 20_000 * US);
+        let (new, _) = run(&gicv4_on(n, 6, 16, false), 20_000 * US);
+        for p in [&old, &new] {
+            assert_eq!(counter(p, "provision.request_irq_count"), tri, "n = {n}");
+            assert_eq!(counter(p, "provision.free_irq_count"), released, "n = {n}");
+        }
+        assert_eq!(counter(&old, "provision.its_command_count"), 4 * tri + 5 * released + 2 * (n64 - 1), "n = {n}");
+        assert_eq!(counter(&new, "provision.its_command_count"), 4 * tri + 5 * released, "n = {n}");
+        // Both still resize: MSI-X is off once in each of the n - 1 teardowns.
+        for p in [&old, &new] {
+            assert_eq!(histogram(p, "latency.msix_disabled_window_ps").count, n64 - 1, "n = {n}");
+        }
+    }
+}
+
+#[test]
+fn from_7_3_arm_has_dynamic_msix_n_setups_of_four_its_round_trips_and_no_release() {
+    // The ITS MSI parent offers MSI_FLAG_PCI_MSIX_ALLOC_DYN from 7.3: VFIO clears
+    // VFIO_IRQ_INFO_NORESIZE and each unmask sets up one vector (pci_msix_alloc_irq_at).
+    // n vectors: n setups (not n(n+1)/2), no release, no resize, nothing lost; 4 ITS round
+    // trips each (MAPTI, the direct invalidation, DISCARD and VMAPTI) and no MAPD.
+    for n in [1u32, 8, 20] {
+        let n64 = u64::from(n);
+        let (p, q) = run(&gicv4_on(n, 7, 3, true), 20_000 * US);
+        assert_eq!(counter(&p, "provision.request_irq_count"), n64, "n = {n}");
+        assert_eq!(counter(&p, "provision.free_irq_count"), 0);
+        assert_eq!(counter(&p, "provision.vfio_set_irqs_count"), n64, "one ioctl per guest unmask");
+        assert_eq!(counter(&p, "provision.exit_count"), 5 * n64, "4 message exits and the unmask per vector");
+        assert_eq!(counter(&p, "provision.vector_usable_count"), n64);
+        assert_eq!(counter(&p, "provision.its_command_count"), 4 * n64, "n = {n}");
+        assert_eq!(p.conservation(&q).lost, 0, "no disable window");
+        // The same 7.3 host behind a QEMU without dynamic MSI-X (dynamic_msix: false)
+        // resizes: n(n+1)/2 setups, with the device kept (6.16+).
+        let tri = n64 * (n64 + 1) / 2;
+        let (p, _) = run(&gicv4_on(n, 7, 3, false), 20_000 * US);
+        assert_eq!(counter(&p, "provision.request_irq_count"), tri, "n = {n}");
+        assert_eq!(counter(&p, "provision.its_command_count"), 4 * tri + 5 * (tri - n64), "n = {n}");
+    }
+}
+
 #[test]
 fn arm_without_dynamic_msix_costs_n_n_plus_1_over_2_setups_each_four_its_round_trips() {
     for n in [1u32, 8, 20] {
@@ -87,8 +147,8 @@ fn arm_without_dynamic_msix_costs_n_n_plus_1_over_2_setups_each_four_its_round_t
         // GICv4.1 (direct LPI invalidation). A setup: MAPTI, the LPI's enable (a direct
         // invalidation), DISCARD and VMAPTI: 4. A release: DISCARD, MAPTI and the direct
         // invalidation of its_unmap_vlpi, the mask's invalidation, the DISCARD of the free: 5.
-        // Each of the n - 1 resizes frees the ITS device with its last event (MAPD V=0) and
-        // creates it again (MAPD V=1): 2 more.
+        // The default kernel is 6.10: each of the n - 1 resizes frees the ITS device with its
+        // last event (MAPD V=0) and creates it again (MAPD V=1): 2 more.
         let its = 4 * tri + 5 * released + 2 * (n64 - 1);
         assert_eq!(counter(&p, "provision.its_command_count"), its, "n = {n}");
     }

@@ -621,21 +621,23 @@ pub struct GicSpec {
 pub struct KernelSpec {
     /// Release as `MAJOR.MINOR` (5.11 or later), e.g. `"6.8"`; default 6.10. Every
     /// release-dependent behaviour follows it: the vector range and the hotplug behaviour
-    /// differ between <=6.5, 6.6-6.9 and >=6.10, and host posted MSI needs 6.10 or later.
+    /// differ between <=6.5, 6.6-6.9 and >=6.10, and host posted MSI needs 6.10 or later;
+    /// VFIO's dynamic MSI-X needs 6.5 (x86) or 7.3 (arm64), and on arm64 the ITS device stays
+    /// mapped across an MSI-X resize from 6.16. The only kernel field that applies on arm.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub version: Option<Spanned<String>>,
     /// A legacy PIC exists: the cascade vector is taken on every CPU and the boot CPU holds
-    /// the ISA vectors (default true).
+    /// the ISA vectors (default true; x86 only).
     #[serde(default)]
     pub legacy_pic: Option<bool>,
     /// IA32 emulation is built in, so vector 0x80 is the int 0x80 gate and not available to
-    /// devices (default true, as in distribution kernels).
+    /// devices (default true, as in distribution kernels; x86 only).
     #[serde(default)]
     pub ia32_emulation: Option<bool>,
     /// CONFIG_HZ: timer ticks per second, 100, 250, 300 or 1000 (default 250, the kernel's
     /// Kconfig default). From 6.6 the old vector of a moved interrupt is freed by a timer on
-    /// its CPU at the next tick.
+    /// its CPU at the next tick (x86 only).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub hz: Option<Spanned<u32>>,
@@ -964,8 +966,9 @@ pub struct ProvisioningSpec {
     #[schemars(with = "ProvisionModeSpec")]
     pub mode: Spanned<ProvisionModeSpec>,
     /// The host can add a vector to enabled MSI-X (default: whether the host kernel has VFIO
-    /// dynamic MSI-X, 6.5+; with QEMU 8.2+). false: `VFIO_IRQ_INFO_NORESIZE` (hosts before
-    /// 6.5, arm64), where enabling vector N+1 disables and re-enables all N.
+    /// dynamic MSI-X, 6.5+ on x86, 7.3+ on arm64; with QEMU 8.2+). false:
+    /// `VFIO_IRQ_INFO_NORESIZE` (x86 hosts before 6.5, arm64 before 7.3, where `true` is
+    /// refused), where enabling vector N+1 disables and re-enables all N.
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub dynamic_msix: Option<Spanned<bool>>,

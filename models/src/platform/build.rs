@@ -34,7 +34,7 @@ impl Platform {
         let mut metrics = Metrics::new();
         let ids = metrics::register(&mut metrics, params.gic.is_some());
         let mut chip = match &params.gic {
-            Some(gic) => IrqChip::Arm(Box::new(ArmChip::new(gic, params.cpu_count, ids.arm))),
+            Some(gic) => IrqChip::Arm(Box::new(ArmChip::new(gic, params.cpu_count, params.kernel.version, ids.arm))),
             None => IrqChip::X86(Box::new(X86Chip::new(params, ids.x86))),
         };
         let entry = params.cpu_costs.notification + params.cpu_costs.irq_entry_exit;

@@ -1,6 +1,6 @@
 //! The `platform.gic` section (ARM): required with `arch: arm` and refused on x86; the ITS
 //! (command and SYNC costs, LPI id bits) or GICv2m frame; and the refusal of what is x86-only
-//! on ARM (interrupt remapping, the x86 kernel vector allocator, CPU hotplug).
+//! on ARM (interrupt remapping, the x86 vector space's kernel options, CPU hotplug).
 
 use serde_saphyr::Spanned;
 use sim::SimDuration;
@@ -30,8 +30,17 @@ pub(crate) fn check_gic(
     if platform.iommu.as_ref().is_some_and(|i| i.interrupt_remapping) {
         c.error(arch, "platform.iommu", "arm has no MSI remapping: the SMMU does not remap MSIs, the ITS isolates devices (docs/sources.md#arm-msi-isolation); leave iommu out");
     }
-    if platform.kernel.is_some() {
-        c.error(arch, "platform.kernel", "the kernel block sets the x86 vector allocator; it does not apply to arm");
+    // On arm only the release applies (the ITS's MSI parent and VFIO follow it); the other
+    // kernel options shape the x86 vector space.
+    if let Some(k) = &platform.kernel {
+        let x86_only = [
+            ("legacy_pic", k.legacy_pic.is_some()),
+            ("ia32_emulation", k.ia32_emulation.is_some()),
+            ("hz", k.hz.is_some()),
+        ];
+        for (field, _) in x86_only.iter().filter(|(_, set)| *set) {
+            c.error(arch, format!("platform.kernel.{field}"), format!("{field} shapes the x86 vector space; on arm only platform.kernel.version applies (the host release: VFIO's dynamic MSI-X from 7.3, the ITS device kept across a resize from 6.16); remove {field}"));
+        }
     }
     for (i, a) in actions.iter().enumerate() {
         if a.cpu_offline.is_some() || a.cpu_online.is_some() {

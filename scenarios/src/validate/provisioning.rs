@@ -1,6 +1,6 @@
 //! Validation of an assigned device's `provisioning` section: the mode and where it
-//! applies (an assigned device, the store the mode needs; on arm MSI-X trapped without
-//! dynamic MSI-X), its defaults
+//! applies (an assigned device, the store the mode needs; on arm MSI-X trapped, with
+//! dynamic MSI-X from Linux 7.3 only), its defaults
 //! (`dynamic_msix` from the host kernel, a Linux guest of the host's release, `start` 0, 4
 //! exits per message, 4,096 KVM routes per enabled vector), and its costs, each required (no
 //! published L1 figure; `vmcall` only with `ims_hypercall`).
@@ -56,7 +56,7 @@ pub(super) fn check_provisioning(
         }
     };
     if arm {
-        check_arm(s, mode, name, &path, c)?;
+        check_arm(s, mode, name, host, &path, c)?;
     }
     if let Some(g) = &s.guest_message
         && !matches!(mode, ProvisionMode::ImsDirect { .. })
@@ -265,9 +265,10 @@ pub(super) fn check_provisioning(
         mmio_exit_kernel: mmio_exit_kernel?,
     };
     // The host kernel's VFIO decides unless the scenario says (a QEMU without Jing Liu's
-    // series resizes whatever the kernel).
-    // arm64: never (check_arm refused `true`).
-    let dynamic_msix = !arm && s.dynamic_msix.as_ref().map_or(host.is_none_or(|h| h.vfio_dynamic_msix()), |d| d.value);
+    // series resizes whatever the kernel). arm64 from 7.3 only (check_arm refused `true`
+    // before).
+    let host_dynamic = |h: KernelVersion| if arm { h.vfio_dynamic_msix_arm64() } else { h.vfio_dynamic_msix() };
+    let dynamic_msix = s.dynamic_msix.as_ref().map_or(host.is_none_or(host_dynamic), |d| d.value);
     Some(ProvisionParams {
         mode,
         dynamic_msix,
@@ -285,15 +286,25 @@ pub(super) fn check_provisioning(
     })
 }
 
-/// On arm (a GICv4 host) only MSI-X trapped exists, without dynamic MSI-X; `None` after reporting what is refused.
-fn check_arm(s: &ProvisioningSpec, mode: ProvisionMode, name: &str, path: &str, c: &mut Checker) -> Option<()> {
+/// On arm (a GICv4 host) only MSI-X trapped exists, with dynamic MSI-X from Linux 7.3 only
+/// (`host`: the host kernel, `None` when its version was wrong); `None` after reporting what
+/// is refused.
+fn check_arm(
+    s: &ProvisioningSpec,
+    mode: ProvisionMode,
+    name: &str,
+    host: Option<KernelVersion>,
+    path: &str,
+    c: &mut Checker,
+) -> Option<()> {
     let mut ok = true;
     if mode != ProvisionMode::MsixTrapped {
         c.error(&s.mode, format!("{path}.mode"), format!("{name} needs IMS, which arm64 does not have: the GIC ITS's MSI parent does not set MSI_FLAG_PCI_IMS, so no IMS domain can be created on host or guest (docs/sources.md#arm-msi-parent); use mode: msix_trapped (or arch: x86)"));
         ok = false;
     }
-    if let Some(d) = s.dynamic_msix.as_ref().filter(|d| d.value) {
-        c.error(d, format!("{path}.dynamic_msix"), "the arm64 host modelled has no dynamic MSI-X: its GIC ITS MSI parent (Linux 6.12 to 6.16) does not set MSI_FLAG_PCI_MSIX_ALLOC_DYN, so VFIO reports VFIO_IRQ_INFO_NORESIZE and N vectors cost N(N+1)/2 setups; current mainline adds the flag, a host this model does not build yet (docs/sources.md#arm-msi-parent); remove dynamic_msix (or use arch: x86)");
+    let old_host = host.filter(|h| !h.vfio_dynamic_msix_arm64());
+    if let (Some(d), Some(h)) = (s.dynamic_msix.as_ref().filter(|d| d.value), old_host) {
+        c.error(d, format!("{path}.dynamic_msix"), format!("an arm64 host on Linux {h} has no dynamic MSI-X: its GIC ITS MSI parent sets MSI_FLAG_PCI_MSIX_ALLOC_DYN only from 7.3 (commit 0d6a7c417983), so VFIO reports VFIO_IRQ_INFO_NORESIZE and N vectors cost N(N+1)/2 setups (docs/sources.md#arm-msi-parent); remove dynamic_msix, or set platform.kernel.version to \"7.3\" or later"));
         ok = false;
     }
     ok.then_some(())

@@ -276,7 +276,18 @@ const CASES: &[(&str, &str, &str, &[&str])] = &[
         "arm-dynamic-msix",
         "22:21",
         "devices[0].provisioning.dynamic_msix",
-        &["the arm64 host modelled has no dynamic MSI-X", "VFIO_IRQ_INFO_NORESIZE", "current mainline adds the flag"],
+        &[
+            "an arm64 host on Linux 6.10 has no dynamic MSI-X",
+            "MSI_FLAG_PCI_MSIX_ALLOC_DYN only from 7.3",
+            "VFIO_IRQ_INFO_NORESIZE",
+            "or set platform.kernel.version to \"7.3\" or later",
+        ],
+    ),
+    (
+        "arm-kernel-hz",
+        "4:9",
+        "platform.kernel.hz",
+        &["hz shapes the x86 vector space", "on arm only platform.kernel.version applies", "remove hz"],
     ),
     (
         "arm-affinity",
@@ -408,4 +419,25 @@ fn an_enormous_run_says_so_before_it_starts() {
     // (LAPIC queueing without remapping: the raise, the MSI write, the handler's end).
     assert!(stderr.contains("about 8.64e10 events to simulate"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn arm_dynamic_msix_is_accepted_from_linux_7_3_and_defaults_to_the_host_kernel() {
+    // tests/bad/arm-dynamic-msix.yaml asks for dynamic MSI-X on the default 6.10 host; the
+    // same file on a 7.3 host is valid, and without the field the host decides: 7.3 yes,
+    // 7.2 no (the ITS MSI parent offers MSI_FLAG_PCI_MSIX_ALLOC_DYN from 7.3).
+    let bad = std::fs::read_to_string(workspace_root().join("scenarios/tests/bad/arm-dynamic-msix.yaml")).unwrap();
+    let on = |text: &str, version: &str| {
+        text.replace("  cpus: 4\n", &format!("  cpus: 4\n  kernel: {{ version: \"{version}\" }}\n"))
+    };
+    let dynamic = |text: &str| {
+        let s = scenarios::load("arm.yaml", text).unwrap_or_else(|e| panic!("{e}"));
+        s.platform.devices[0].provisioning.as_ref().expect("provisioned").dynamic_msix
+    };
+    assert!(dynamic(&on(&bad, "7.3")));
+    let unset = bad.replace("      dynamic_msix: true\n", "");
+    assert!(dynamic(&on(&unset, "7.3")));
+    assert!(!dynamic(&on(&unset, "7.2")));
+    let Err(err) = scenarios::load("arm.yaml", &on(&bad, "7.2")) else { panic!("dynamic MSI-X on 7.2 was accepted") };
+    assert!(err.to_string().contains("an arm64 host on Linux 7.2 has no dynamic MSI-X"), "{err}");
 }

@@ -552,13 +552,40 @@ impl Its {
 
     /// `its_irq_domain_free`: release the block `[first, first + 2^order(count))`,
     /// deactivating active events first; when the device's last event goes (and the device is
-    /// not shared) its LPIs go back to the allocator and MAPD V=0 unmaps it.
+    /// not shared) its LPIs go back to the allocator and MAPD V=0 unmaps it (Linux up to 6.15).
     pub fn free_events(
         &mut self,
         now: SimTime,
         device: ItsDeviceId,
         first: EventId,
         count: u32,
+    ) -> Result<EventsFreed, ItsError> {
+        self.free_events_inner(now, device, first, count, true)
+    }
+
+    /// [`Its::free_events`] as Linux 6.16 and later do it: the events go, the device stays
+    /// mapped with its LPI block even when its last event goes, because `its_msi_teardown`
+    /// (MAPD V=0) runs only when the per-device MSI domain is removed, not with the events
+    /// (`KernelVersion::its_device_outlives_its_events`). `device_removed` is always false.
+    pub fn free_events_keep_device(
+        &mut self,
+        now: SimTime,
+        device: ItsDeviceId,
+        first: EventId,
+        count: u32,
+    ) -> Result<EventsFreed, ItsError> {
+        self.free_events_inner(now, device, first, count, false)
+    }
+
+    /// [`Its::free_events`] (`teardown`: the last event takes the device with it) and
+    /// [`Its::free_events_keep_device`].
+    fn free_events_inner(
+        &mut self,
+        now: SimTime,
+        device: ItsDeviceId,
+        first: EventId,
+        count: u32,
+        teardown: bool,
     ) -> Result<EventsFreed, ItsError> {
         let mut seq = self.begin(now);
         if count == 0 {
@@ -584,7 +611,7 @@ impl Its {
             *self.event_mut(device, e) = EventState::default();
         }
         let d = &self.devices[&device.0];
-        let device_removed = !d.shared && d.events.iter().all(|e| !e.allocated);
+        let device_removed = teardown && !d.shared && d.events.iter().all(|e| !e.allocated);
         if device_removed {
             let (base, n, itt_entries) = (d.lpi_base, d.events.len() as u32, d.itt_entries);
             self.lpis.free(Lpi(base), n).expect("a device's LPI block goes back exactly once");

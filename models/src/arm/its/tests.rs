@@ -127,6 +127,47 @@ fn its_lpi_alloc_halves_into_a_partial_block() {
 }
 
 #[test]
+fn from_6_16_the_last_event_freed_leaves_the_device_mapped() {
+    // Linux 6.16+: its_msi_teardown runs with the per-device MSI domain, not with the last
+    // event. Freeing both events of a 2-vector device (on CPU 0) sends their DISCARD + SYNC
+    // and no MAPD; the
+    // device keeps its 2 LPIs, and the next allocation reuses event 0 without a MAPD V=1.
+    let mut its = booted(GicVersion::V3, 4);
+    let dev = ItsDeviceId(5);
+    let t = device_with_events(&mut its, SimTime::ZERO, dev, 2);
+    let used = its.lpi_allocator().used();
+    its.set_command_log(true);
+    for e in [EventId(0), EventId(1)] {
+        let f = its.free_events_keep_device(t, dev, e, 1).unwrap();
+        assert!(!f.device_removed);
+    }
+    assert_eq!(
+        its.take_command_log(),
+        [EventId(0), EventId(1)]
+            .into_iter()
+            .flat_map(|event| [
+                ItsCommand::Discard { device: dev, event },
+                ItsCommand::Sync { collection: CollectionId(0) }
+            ])
+            .collect::<Vec<_>>(),
+        "no MAPD V=0"
+    );
+    assert_eq!(its.lpi_allocator().used(), used, "the LPI block stays with the device");
+    its.check_invariants();
+    let again = its.alloc_events(dev, 1).unwrap();
+    assert_eq!(again.first, EventId(0));
+    assert!(its.take_command_log().is_empty(), "no MAPD V=1: allocating an event sends nothing");
+    // Up to 6.15 the same frees end with MAPD V=0 and the block back in the allocator.
+    let mut old = booted(GicVersion::V3, 4);
+    let t = device_with_events(&mut old, SimTime::ZERO, dev, 2);
+    let used = old.lpi_allocator().used();
+    assert!(!old.free_events(t, dev, EventId(0), 1).unwrap().device_removed);
+    assert!(old.free_events(t, dev, EventId(1), 1).unwrap().device_removed);
+    assert_eq!(old.lpi_allocator().used(), used - 2);
+    assert_eq!(old.alloc_events(dev, 1), Err(ItsError::UnknownDevice(dev)));
+}
+
+#[test]
 fn itt_is_a_power_of_two_of_at_least_two_entries() {
     let mut its = booted(GicVersion::V3, 4);
     let mut now = SimTime::ZERO;

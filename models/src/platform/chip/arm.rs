@@ -13,7 +13,8 @@
 //!   pending at the target CPU after the translation latency.
 //! - Timed provisioning of an assigned function (`vfio`): VFIO's setup and release of one
 //!   vector through the ITS command queue (MAPTI, the LPI's enable, DISCARD + VMAPTI; the
-//!   reverse), the ITS device freed and created again around a resize.
+//!   reverse), the ITS device freed and created again around a resize up to Linux 6.15 and
+//!   kept mapped from 6.16 (`platform.kernel`).
 //! - Affinity changes: MOVI + SYNC through the timed ITS command queue (the report shows the
 //!   wait and the round trip); a v2m SPI is rerouted at once (GICD_IROUTER).
 //!
@@ -38,6 +39,7 @@ use crate::arm::its::{
     V2mParams, VintId, VpeId,
 };
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
+use crate::kernel::KernelVersion;
 
 /// Where the model places GITS_TRANSLATER (only the data word, the EventID, matters).
 const GITS_TRANSLATER_ADDRESS: u64 = 0x0801_0040;
@@ -77,11 +79,15 @@ pub(in crate::platform) struct ArmChip {
     in_flight: VecDeque<CommandTiming>,
     /// The scenario set the vPE ID bits: the report shows the IDs used.
     vpe_ids_row: bool,
+    /// Linux 6.16+: a function's ITS device stays mapped when its last event is freed (a
+    /// resize keeps it; `KernelVersion::its_device_outlives_its_events`).
+    keep_its_device: bool,
     ids: ArmIds,
 }
 
 impl ArmChip {
-    pub fn new(params: &GicParams, cpu_count: u32, ids: ArmIds) -> ArmChip {
+    /// The chip of `params` for `cpu_count` CPUs, with the ITS behaviour of host `kernel`.
+    pub fn new(params: &GicParams, cpu_count: u32, kernel: KernelVersion, ids: ArmIds) -> ArmChip {
         let mut vpe_ids_row = false;
         let (msi, latency, intids) = match &params.msi {
             GicMsiParams::Its { costs, translation_latency, lpi_id_bits, vpe_id_bits } => {
@@ -110,6 +116,7 @@ impl ArmChip {
             queues: Vec::new(),
             in_flight: VecDeque::new(),
             vpe_ids_row,
+            keep_its_device: kernel.its_device_outlives_its_events(),
             ids,
         }
     }

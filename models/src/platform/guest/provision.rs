@@ -20,7 +20,7 @@
 //!   vector without interrupts, counted); then one `VFIO_DEVICE_SET_IRQS` (`set_irqs`).
 //! - The host: with dynamic MSI-X (Linux 6.5+ without `VFIO_IRQ_INFO_NORESIZE`, QEMU 8.2+),
 //!   one vector set up per ioctl (`vfio_msix_vector_do_use` → `vfio_set_irq_signaling` for
-//!   `nr`). Without it (hosts before 6.5, arm64 today), a vector beyond the enabled count
+//!   `nr`). Without it (hosts before 6.5, arm64 before 7.3), a vector beyond the enabled count
 //!   makes QEMU disable the whole MSI-X index (`vfio_disable_irqindex`) and enable `nr + 1`
 //!   vectors (`vfio_enable_vectors`): every enabled vector is released and set up again, so
 //!   N vectors cost N(N+1)/2 setups. While VFIO tears the old vectors down the function's
@@ -98,7 +98,7 @@
 //!   would preempt the VMM thread: the pCPU's busy time is the same, the step would end
 //!   that much later). The lock's holds are requested at the step's start even when the
 //!   pCPU is still busy with earlier host work.
-//! - On ARM (GICv4) only MSI-X trapped without dynamic MSI-X (`host`): each host setup,
+//! - On ARM (GICv4) only MSI-X trapped, with dynamic MSI-X from Linux 7.3 (`host`): each host setup,
 //!   release and mask cycle is the ITS's (`ArmChip::vfio_setup`, `vfio_retrigger`). An
 //!   affinity change there is no MSI-X write: docs/provisioning.md (On ARM). The model names
 //!   a vLPI per vCPU (vINTID 8192 + the vCPU's guest vector), so a move takes the vector

@@ -3,8 +3,8 @@
 //!
 //! # What is modelled
 //! - Setup: when MSI-X is (re-)enabled and the function has no ITS device (a resize freed
-//!   it), `its_pci_msi_prepare` → `its_create_device` again (LPI block sized from the MSI-X
-//!   table, MAPD); then per vector the event (`its_irq_domain_alloc`), its activation
+//!   it, up to Linux 6.15), `its_pci_msi_prepare` → `its_create_device` again (LPI block
+//!   sized from the MSI-X table, MAPD); then per vector the event (`its_irq_domain_alloc`), its activation
 //!   (`its_irq_domain_activate`: MAPTI + SYNC to the vCPU's pCPU), the LPI enabled by
 //!   `request_irq`'s startup (`its_unmask_irq`: INV + SYNC, or a direct invalidation), and
 //!   irq-bypass forwarding it to the vCPU's vPE (`kvm_arch_irq_bypass_add_producer` →
@@ -12,8 +12,13 @@
 //! - Release: the forwarding removed (`kvm_vgic_v4_unset_forwarding` → `its_unmap_vlpi`:
 //!   DISCARD, MAPTI back to the physical LPI, its invalidation), `free_irq`'s shutdown
 //!   masking the LPI (`its_mask_irq`), and the event freed (`its_irq_domain_deactivate`:
-//!   DISCARD; when the device's last event goes, its LPIs freed and MAPD V=0), as
-//!   `its_irq_domain_free` does up to Linux 6.15 (whatever `platform.kernel` says).
+//!   DISCARD). Up to Linux 6.15 `its_irq_domain_free` also frees the ITS device with its
+//!   last event (its LPIs, MAPD V=0); from 6.16 the device lives as long as the per-device
+//!   MSI-X domain (`its_msi_teardown`), so a resize keeps it mapped: no MAPD V=0 / V=1 pair,
+//!   two ITS round trips fewer per resize (`platform.kernel`, docs/sources.md#arm-msi-parent).
+//! - With dynamic MSI-X (Linux 7.3+, whose ITS MSI parent offers
+//!   `MSI_FLAG_PCI_MSIX_ALLOC_DYN`) VFIO sets up each new vector on its own
+//!   (`pci_msix_alloc_irq_at`): the same per-vector commands, no release, no resize.
 //! - A guest's mask and unmask after setup (`vfio_retrigger`): QEMU moves VFIO's trigger
 //!   to its own eventfd and back; the host removes the forwarding (`its_unmap_vlpi`) and
 //!   restores it (`its_map_vlpi`), with `free_irq`'s mask and `request_irq`'s unmask of the
@@ -25,9 +30,9 @@
 //!   command's completion is observed.
 //!
 //! # What is not modelled (and why)
-//! - Linux 6.16+: the ITS device is torn down with the per-device MSI-X domain
-//!   (`its_msi_teardown`), not with its last event, so a resize keeps it (no MAPD V=0/V=1
-//!   pair); docs/sources.md#arm-msi-parent.
+//! - When the ITS device is first created: the model maps it (MAPD) when the platform is
+//!   built, before the run, on every release; from 6.16 Linux does it when the per-device
+//!   MSI-X domain is created at the first enable, one round trip the model does not count.
 //! - The CPU time of `request_irq` and `free_irq` besides the ITS: the caller charges it (a
 //!   scenario cost), as on x86.
 //! - VMAPP of the VM on the ITS at the first forwarding (`its_map_vm`, GICv4.0's lazy
@@ -63,7 +68,7 @@ impl ItsStep {
 
 impl ArmChip {
     /// VFIO sets up `queue`'s vector at `now` for guest `vector` on a vCPU whose vPE is `vpe`
-    /// (running on `pcpu`): the ITS device if a resize freed it, the event mapped to the pCPU
+    /// (running on `pcpu`): the ITS device if a resize freed it (up to 6.15), the event mapped to the pCPU
     /// and enabled, then forwarded to the vPE. The store entry gets GITS_TRANSLATER and the
     /// EventID and stays masked (the caller unmasks it when the step is done). `None` when no
     /// LPI or event was free (counted).
@@ -86,7 +91,7 @@ impl ArmChip {
         let range = match its.alloc_events(device, 1) {
             Ok(range) => range,
             Err(ItsError::UnknownDevice(_)) => {
-                // The resize freed the device with its last event: MSI-X enabled again.
+                // Up to 6.15 the resize freed the device with its last event: MSI-X enabled again.
                 let table = devices.params_of(queue_id).queue_count;
                 let created = match its.create_device(now, device, table) {
                     Ok(created) => created,
@@ -174,17 +179,24 @@ impl ArmChip {
     }
 
     /// VFIO releases `queue`'s vector at `now`: the forwarding removed, the LPI masked, the
-    /// event freed (and the ITS device with its last event). The queue no longer has a route.
+    /// event freed (and, up to Linux 6.15, the ITS device with its last event). The queue no
+    /// longer has a route.
     pub fn vfio_release(&mut self, now: SimTime, queue_id: QueueId, source: Source) -> ItsStep {
         let device = ItsDeviceId(u32::from(source.requester_id));
         let queue = &mut self.queues[queue_id.0 as usize];
         let event = crate::arm::its::EventId(queue.interrupt.take().expect("a vector set up by VFIO has an event"));
         queue.target = None;
+        let keep = self.keep_its_device;
         let its = self.its_mut();
         let mut step = ItsStep { done: now, commands: 0 };
         step.add(its.unforward_vlpi(now, device, event).expect("a forwarded event"));
         step.add(its.mask(now, device, event).expect("an active event"));
-        step.add(its.free_events(now, device, event, 1).expect("an allocated event").timing);
+        let freed = if keep {
+            its.free_events_keep_device(now, device, event, 1)
+        } else {
+            its.free_events(now, device, event, 1)
+        };
+        step.add(freed.expect("an allocated event").timing);
         step
     }
 }

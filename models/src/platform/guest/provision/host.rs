@@ -2,8 +2,9 @@
 //! host vector and IRTE under the global lock (`X86Chip::vfio_setup`), on a GICv4 host the
 //! ITS commands that map and forward the vector's event (`ArmChip::vfio_setup`). What
 //! provisioning does around them (the guest's exits, QEMU, the resize) is the same on both:
-//! arm64's ITS MSI parent does not offer dynamic MSI-X (no `MSI_FLAG_PCI_MSIX_ALLOC_DYN`),
-//! so VFIO reports `VFIO_IRQ_INFO_NORESIZE` there and N vectors cost N(N+1)/2 setups.
+//! arm64's ITS MSI parent offers dynamic MSI-X (`MSI_FLAG_PCI_MSIX_ALLOC_DYN`) only from
+//! Linux 7.3, so up to 7.2 VFIO reports `VFIO_IRQ_INFO_NORESIZE` there and N vectors cost
+//! N(N+1)/2 setups; whether a resize also frees the ITS device is the chip's (up to 6.15).
 //!
 //! # What is modelled
 //! - One host setup or release of a vector, and the trigger's move of a guest's mask or
