@@ -104,19 +104,21 @@ impl HistogramSlot {
     #[inline]
     fn add_n(&mut self, value: u64, n: u64) {
         let index = hdr_index(value);
-        if index >= self.counts.len() {
-            self.grow(index);
+        match self.counts.get_mut(index) {
+            Some(count) => *count += n,
+            None => self.grow(index, n),
         }
-        self.counts[index] += n;
         self.sum += u128::from(value) * u128::from(n);
         self.min = self.min.min(value);
         self.max = self.max.max(value);
     }
 
-    /// Room for bucket index `index` (as the crate resizes: rarely, to larger values).
+    /// Room for bucket index `index` (as the crate resizes: rarely, to larger values), and
+    /// `n` counted there.
     #[cold]
-    fn grow(&mut self, index: usize) {
+    fn grow(&mut self, index: usize, n: u64) {
         self.counts.resize(index + 1, 0);
+        self.counts[index] = n;
     }
 
     /// Moves the pending run into the counts.
