@@ -12,7 +12,7 @@
 
 use crate::rng::RngStream;
 use crate::time::SimDuration;
-use rand_distr::{Distribution, Exp, LogNormal};
+use rand_distr::{Distribution, Exp, Exp1, LogNormal};
 
 /// A distribution of durations.
 #[derive(Debug, Clone)]
@@ -23,8 +23,10 @@ pub enum DurationDist {
     Exponential {
         /// The mean.
         mean: SimDuration,
-        /// rand_distr's sampler, rate in 1/ps.
-        sampler: Exp<f64>,
+        /// What rand_distr's `Exp` of rate 1/mean (in 1/ps) scales its unit draw by: 1/rate,
+        /// computed as it does. A sample is the unit draw (`Exp1`) times this, as `Exp`
+        /// samples, without `Rng::sample`'s out-of-line call (a test compares the two).
+        scale: f64,
     },
     /// Lognormal with the given mean and standard deviation.
     LogNormal {
@@ -49,8 +51,9 @@ impl DurationDist {
     /// An exponential distribution with `mean` (> 0).
     pub fn exponential(mean: SimDuration) -> DurationDist {
         assert!(mean > SimDuration::ZERO, "an exponential mean must be positive");
-        let sampler = Exp::new(1.0 / mean.as_ps() as f64).expect("a positive finite rate");
-        DurationDist::Exponential { mean, sampler }
+        let rate = 1.0 / mean.as_ps() as f64;
+        Exp::new(rate).expect("a positive finite rate");
+        DurationDist::Exponential { mean, scale: 1.0 / rate }
     }
 
     /// A lognormal distribution with the given `mean` (> 0) and `stddev` (> 0):
@@ -82,14 +85,25 @@ impl DurationDist {
         }
     }
 
-    /// One sample.
-    #[inline]
+    /// One sample. Inlined into its callers, the exponential's ziggurat with it (two draws per
+    /// interrupt on Lindley's path: out of line, the call, its register saves and the match
+    /// cost about 29 instructions a draw); the lognormal stays a call.
+    #[inline(always)]
     pub fn sample(&self, rng: &mut RngStream) -> SimDuration {
         match self {
             DurationDist::Constant(v) => *v,
-            DurationDist::Exponential { sampler, .. } => Self::capped(sampler.sample(rng.generator())),
-            DurationDist::LogNormal { sampler, .. } => Self::capped(sampler.sample(rng.generator())),
+            DurationDist::Exponential { scale, .. } => {
+                let unit: f64 = Exp1.sample(rng.generator());
+                Self::capped(unit * scale)
+            }
+            DurationDist::LogNormal { sampler, .. } => Self::sample_lognormal(sampler, rng),
         }
+    }
+
+    /// One lognormal sample.
+    #[inline(never)]
+    fn sample_lognormal(sampler: &LogNormal<f64>, rng: &mut RngStream) -> SimDuration {
+        Self::capped(sampler.sample(rng.generator()))
     }
 }
 
@@ -111,6 +125,20 @@ mod tests {
         let mean = xs.iter().sum::<f64>() / f64::from(n);
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / f64::from(n - 1);
         (mean, var)
+    }
+
+    #[test]
+    fn exponential_samples_are_rand_distrs() {
+        // The unit draw times 1/rate is `Exp::sample`, bit for bit, at every mean scenarios
+        // use and some odd ones: 20,000 draws each from the same stream.
+        for mean_ps in [1u64, 3, 333, 1_000, 1_000_000, 128_000_000, 7_777_777_777, 1 << 40] {
+            let dist = DurationDist::exponential(SimDuration::from_ps(mean_ps));
+            let exp = Exp::new(1.0 / mean_ps as f64).unwrap();
+            let (mut a, mut b) = (RngStream::new(9, "exp-test"), RngStream::new(9, "exp-test"));
+            for _ in 0..20_000 {
+                assert_eq!(dist.sample(&mut a), DurationDist::capped(exp.sample(b.generator())), "mean {mean_ps} ps");
+            }
+        }
     }
 
     #[test]

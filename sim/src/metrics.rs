@@ -94,7 +94,8 @@ struct HistogramSlot {
     /// A run of equal values not yet in `counts`: (value, how many). Many stages take
     /// the same time for every interrupt (a constant MSI write or EOI), so a run is counted
     /// and recorded once when the value changes or the histogram is read; the
-    /// histogram, sum, min and max come out the same as recording each value.
+    /// histogram, sum, min and max come out the same as recording each value. (0, 0) when
+    /// empty, so that recording extends it without testing its count.
     run: (u64, u64),
 }
 
@@ -103,19 +104,21 @@ impl HistogramSlot {
     #[inline]
     fn add_n(&mut self, value: u64, n: u64) {
         let index = hdr_index(value);
-        if index >= self.counts.len() {
-            self.grow(index);
+        match self.counts.get_mut(index) {
+            Some(count) => *count += n,
+            None => self.grow(index, n),
         }
-        self.counts[index] += n;
         self.sum += u128::from(value) * u128::from(n);
         self.min = self.min.min(value);
         self.max = self.max.max(value);
     }
 
-    /// Room for bucket index `index` (as the crate resizes: rarely, to larger values).
+    /// Room for bucket index `index` (as the crate resizes: rarely, to larger values), and
+    /// `n` counted there.
     #[cold]
-    fn grow(&mut self, index: usize) {
+    fn grow(&mut self, index: usize, n: u64) {
         self.counts.resize(index + 1, 0);
+        self.counts[index] = n;
     }
 
     /// Moves the pending run into the counts.
@@ -353,7 +356,9 @@ impl Metrics {
     #[inline]
     pub fn record(&mut self, id: HistogramId, value: u64) {
         let slot = &mut self.histograms[id.0 as usize];
-        if slot.run.0 == value && slot.run.1 > 0 {
+        // An empty run is (0, 0) (as flushed or new), so a first value 0 extends it to (0, 1)
+        // and no count test is needed.
+        if slot.run.0 == value {
             slot.run.1 += 1;
         } else {
             slot.flush();
@@ -462,6 +467,24 @@ mod tests {
             SUMMARY_QUANTILES.iter().map(|&p| reference.value_at_quantile(p).clamp(3, 1_000_000)).collect();
         assert_eq!(s.quantiles, q);
         assert_eq!(s.buckets, buckets(&reference));
+    }
+
+    #[test]
+    fn zeros_first_and_after_a_flush_are_counted() {
+        // The empty run is (0, 0): a 0 recorded first, or first after a merge flushed the
+        // run, extends it. Counted values: 0, 0, 4, then 0 after the merge: count 4, sum 4.
+        let mut m = Metrics::new();
+        let h = m.histogram("z_ps", Unit::Picoseconds, "z");
+        m.record(h, 0);
+        m.record(h, 0);
+        m.record(h, 4);
+        let mut other = Metrics::new();
+        other.histogram("z_ps", Unit::Picoseconds, "z");
+        m.merge(&other);
+        m.record(h, 0);
+        let s = &m.snapshot().histograms[0];
+        assert_eq!((s.count, s.sum, s.min, s.max), (4, 4, 0, 4));
+        assert_eq!(s.buckets, vec![(1_000, 4)]);
     }
 
     #[test]

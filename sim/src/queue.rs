@@ -118,8 +118,10 @@ impl<E: Copy> EventQueue<E> {
         self.schedule_at(self.now + delay, event);
     }
 
-    /// Schedules `event` at `time`, which must not be in the past.
-    #[inline]
+    /// Schedules `event` at `time`, which must not be in the past. Always inlined, with its
+    /// sift: two nested calls that saved and restored registers cost Lindley's path about 26
+    /// of its ~930 instructions an interrupt (benches/peers/README.md).
+    #[inline(always)]
     pub fn schedule_at(&mut self, time: SimTime, event: E) {
         assert!(time >= self.now, "event scheduled into the past: {time} < now {}", self.now);
         if self.seq_next == self.seq_limit {
@@ -196,7 +198,7 @@ impl<E: Copy> EventQueue<E> {
     /// Puts `entry` at the root's place (whose old content is gone) and restores the heap:
     /// the hole at the root moves down along the smallest children to a leaf, then `entry`
     /// moves up from there to its place.
-    #[inline]
+    #[inline(always)]
     fn sift_down_from_root(&mut self, entry: Entry<E>) {
         let heap = self.heap.as_mut_slice();
         let len = heap.len();

@@ -108,12 +108,14 @@ impl RngStream {
     }
 
     /// The next 64 random bits.
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()
     }
 
     /// A uniform integer in `0..n` (Lemire's nearly-divisionless method is not needed at
     /// this scale: the modulo bias for n < 2^32 is below 2^-32).
+    #[inline]
     pub fn below(&mut self, n: u64) -> u64 {
         assert!(n > 0, "below(0) has no values");
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64

@@ -94,11 +94,14 @@ impl SimDuration {
         // at u64::MAX, far beyond any run length), and below 2^53 the fraction `ps − trunc`
         // is exact, so the result is the same for every non-negative input (a test compares).
         // From 2^53 on every f64 is a whole number.
+        // Below 2^53 the whole part goes through `i64` (one conversion instruction each way on
+        // x86-64, where `u64` ↔ `f64` takes a sequence of them): the same value, it fits.
         if ps >= (1u64 << 53) as f64 {
             return SimDuration(ps as u64);
         }
-        let whole = ps as u64;
-        SimDuration(if ps - whole as f64 >= 0.5 { whole + 1 } else { whole })
+        let whole = ps as i64;
+        let up = ps - whole as f64 >= 0.5;
+        SimDuration(whole as u64 + u64::from(up))
     }
 
     /// This span `n` times (a per-item cost times a count). Panics on overflow, which
