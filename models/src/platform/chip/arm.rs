@@ -17,6 +17,8 @@
 //!   kept mapped from 6.16 (`platform.kernel`).
 //! - Affinity changes: MOVI + SYNC through the timed ITS command queue (the report shows the
 //!   wait and the round trip); a v2m SPI is rerouted at once (GICD_IROUTER).
+//! - A migrated vCPU's vPE (`vpe_move`): VMOVP + VSYNC to its new pCPU through the same
+//!   queue when KVM loads it there; the guests wait for its completion.
 //!
 //! # What is not modelled (and why)
 //! CPU hotplug on ARM (the generic IRQ migration there is not modelled; the validator refuses
