@@ -402,7 +402,7 @@ impl Platform {
                     }
                     _ => false,
                 };
-                self.apply_chip_ops(q.now());
+                self.apply_chip_ops(q);
                 if !delivered {
                     self.lose(self.ids.core.lost_no_handler);
                 }
@@ -465,7 +465,7 @@ impl Platform {
         }
         if let Some(guests) = self.guests.as_mut() {
             guests.host_interrupt(cpu, busy, q, &mut self.metrics);
-            self.apply_chip_ops(q.now());
+            self.apply_chip_ops(q);
         }
     }
 
@@ -608,11 +608,14 @@ impl Platform {
         }
     }
 
-    /// Applies what the guests asked of the chip (vPE residency, doorbells, provisioning).
+    /// Applies what the guests asked of the chip (vPE residency, doorbells, provisioning) and
+    /// hands each vPE move's completion back to the guests (KVM waits for its VMOVP).
     #[inline]
-    fn apply_chip_ops(&mut self, now: SimTime) {
+    fn apply_chip_ops(&mut self, q: &mut EventQueue<Event>) {
         let Some(guests) = self.guests.as_mut().filter(|g| g.has_chip_ops()) else { return };
-        self.chip.apply(guests.take_chip_ops(), now, &mut self.devices, &mut self.metrics);
+        for moved in self.chip.apply(guests.take_chip_ops(), q.now(), &mut self.devices, &mut self.metrics) {
+            guests.vpe_moved(moved, q, &mut self.metrics);
+        }
     }
 
     /// Runs one guest step (it may start guest handlers, whose work the devices draw), then
@@ -624,7 +627,7 @@ impl Platform {
     ) {
         let guests = self.guests.as_mut().expect("guest events need guests");
         step(guests, q, &mut self.metrics, &mut self.devices);
-        self.apply_chip_ops(q.now());
+        self.apply_chip_ops(q);
     }
 }
 

@@ -28,6 +28,7 @@ pub const CATALOG: &[(&str, &str)] = &[
     ("flag-timing", include_str!("../catalog/flag-timing.yaml")),
     ("detect-mc", include_str!("../catalog/detect-mc.yaml")),
     ("gicv4-provisioning", include_str!("../catalog/gicv4-provisioning.yaml")),
+    ("gicv4-migration", include_str!("../catalog/gicv4-migration.yaml")),
 ];
 
 /// The flagship scenario's name.

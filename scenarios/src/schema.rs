@@ -294,9 +294,10 @@ pub struct GuestSpec {
     /// vCPUs sharing a pCPU, and the VM exits' costs (docs/parameters.md#guests).
     #[serde(default)]
     pub kvm: Option<KvmSpec>,
-    /// vCPU migration at a rate (x86; default none): every `every` the host scheduler moves
-    /// the next vCPU (round robin) to the next CPU of `pcpus` (ascending, wrapping), at
-    /// `cost` of host work on each of the two pCPUs (docs/provisioning.md#vcpu-migration).
+    /// vCPU migration at a rate (default none): every `every` the host scheduler moves the
+    /// next vCPU (round robin) to the next CPU of `pcpus` (ascending, wrapping), at `cost` of
+    /// host work on each of the two pCPUs; on arm the vCPU's load there first waits for the
+    /// vPE's VMOVP on the ITS (docs/provisioning.md#vcpu-migration).
     #[serde(default)]
     pub migration: Option<MigrationSpec>,
     /// Guest IPIs (x86; default none): each vCPU sends IPIs at a Poisson `rate` to the

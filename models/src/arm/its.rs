@@ -31,7 +31,8 @@
 //! - **GICv4.0 / GICv4.1** ([`Its::create_vm`], [`Its::forward_vlpi`], [`Its::vcpu_load`],
 //!   [`Its::vcpu_put`]): a vPE per vCPU with a doorbell LPI, VMAPP at creation, DISCARD + VMAPTI
 //!   to forward a device event, VMOVI to retarget it, VMOVP when a vCPU is loaded on another
-//!   CPU. A vLPI reaches a resident vPE directly; for a non-resident vPE GICv4.0 fires the
+//!   CPU (also on its own, [`Its::vpe_set_affinity`]: KVM's `irq_set_affinity` before the
+//!   vPE is made resident, which a migrated vCPU's load waits for). A vLPI reaches a resident vPE directly; for a non-resident vPE GICv4.0 fires the
 //!   vLPI's own doorbell (one per vLPI, gated by the doorbell LPI's enable bit, which KVM sets
 //!   only while the vCPU blocks) and GICv4.1 fires the vPE's doorbell once until the vPE is
 //!   made resident again. On GICv4.0 without DirectLPI, doorbell INV/CLEAR/MOVI go through the

@@ -110,7 +110,10 @@ impl Platform {
                         }
                         timed.push((index, first, first_queue..first_queue + dp.queue_count));
                     }
-                    _ => chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics),
+                    _ => {
+                        let moved = chip.apply(guests.take_chip_ops(), SimTime::ZERO, &mut devices, &mut metrics);
+                        debug_assert!(moved.is_empty(), "provisioning moves no vPE");
+                    }
                 }
             }
         }

@@ -14,6 +14,18 @@ use super::guest::ChipOp;
 use super::params::DeviceParams;
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 
+/// The answer to a `ChipOp::VpeMove`: when the VMOVP KVM waits for completed (`None`: the
+/// vPE was already mapped to `pcpu`, nothing was sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct VpeMoved {
+    /// The vCPU whose vPE moved.
+    pub vcpu: u32,
+    /// The pCPU it is being loaded on.
+    pub pcpu: CpuId,
+    /// When the last command's completion was observed, if any was sent.
+    pub done: Option<SimTime>,
+}
+
 /// The platform's interrupt chip.
 #[derive(Debug, Clone)]
 pub(super) enum IrqChip {
@@ -50,8 +62,10 @@ impl IrqChip {
         }
     }
 
-    /// Applies what the guests asked of the chip, in order.
-    pub fn apply(&mut self, ops: Vec<ChipOp>, now: SimTime, devices: &mut Devices, m: &mut Metrics) {
+    /// Applies what the guests asked of the chip, in order. Returns each vPE move's answer
+    /// (`ChipOp::VpeMove`), which the router hands back to the guests: KVM waits for it.
+    pub fn apply(&mut self, ops: Vec<ChipOp>, now: SimTime, devices: &mut Devices, m: &mut Metrics) -> Vec<VpeMoved> {
+        let mut moved = Vec::new();
         for op in ops {
             match (op, &mut *self) {
                 (ChipOp::Assign { queue, vcpu, vector, pcpu, posting, .. }, IrqChip::X86(chip)) => {
@@ -70,9 +84,14 @@ impl IrqChip {
                 (ChipOp::VpeDoorbellHandled { vpe }, IrqChip::Arm(chip)) => {
                     chip.its_mut().doorbell_handled(now, vpe).expect("a vPE's doorbell");
                 }
+                (ChipOp::VpeMove { vpe, vcpu, pcpu }, IrqChip::Arm(chip)) => {
+                    let done = chip.vpe_move(now, vpe, pcpu, m);
+                    moved.push(VpeMoved { vcpu, pcpu, done });
+                }
                 (op, IrqChip::X86(_)) => unreachable!("{op:?}: vPEs are ARM"),
             }
         }
+        moved
     }
 
     /// Where a queue's interrupt goes now: (CPU, vector) on x86, (CPU, 0) for an LPI or SPI,

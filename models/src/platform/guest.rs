@@ -56,7 +56,13 @@
 //!   host scheduler moves the next vCPU to the next pCPU of the guest's set, host work on
 //!   both pCPUs; the posted descriptor follows by KVM's rules (`vmx_vcpu_pi_load` rewrites
 //!   NDST at the next load and sets ON for what was posted in flight; a halted vCPU's
-//!   wake-up stays on the pCPU it halted on); no IRTE write.
+//!   wake-up stays on the pCPU it halted on); no IRTE write. ARM GICv4: the vPE was made
+//!   non-resident where the vCPU ran (`vgic_v4_put`: its vLPIs go to its pending table, with
+//!   a doorbell only if it halted in WFI, rung on the pCPU it halted on); the next load on
+//!   the new pCPU first moves the vPE there (`vgic_v4_load` → `its_vpe_set_affinity`: a
+//!   VMOVP and its VSYNC on the ITS command queue, `ChipOp::VpeMove`), which KVM spins on as
+//!   host work of that pCPU before the vPE is resident and the vCPU enters
+//!   (`arm.vmovp_count`).
 //! - **Guest IPIs at a rate** (`GuestParams::ipi`, [`Guests::on_ipi_due`]): each vCPU
 //!   sends IPIs (vector 0xfd) round robin to its guest's other vCPUs, while it runs; a
 //!   halted sender is woken as by its timer and sends at its entry. Without IPIv the x2APIC
@@ -77,7 +83,10 @@
 //!   (each notified interrupt is a guest job).
 //! - A migration's cheaper path for a sleeping vCPU thread (Linux picks its CPU at the
 //!   wake-up; here both pCPUs pay the cost whatever its state); wake-up preemption by a
-//!   migrated vCPU (it waits in the target's run queue); ARM vPE moves (VMOVP).
+//!   migrated vCPU (it waits in the target's run queue). ARM: several ITSs (GICv4.0's ITS
+//!   list and VMOVP sequence numbers) and GICv4.1's shortcut that skips the VMOVP between
+//!   redistributors sharing a vPE table (one ITS is modelled, `arm::its`); the first load of
+//!   each vPE on its vCPU's initial pCPU (VMAPP maps it to CPU 0) sends its VMOVP untimed.
 //! - EEVDF's virtual deadlines and lag: the scheduler is round robin with a fixed slice and
 //!   a wake-up preemption switch, what it does for equal-weight vCPU threads that use up
 //!   their slices. The scheduler wake-up (`wake_to_vm_entry`) is latency, not pCPU time.
@@ -120,6 +129,7 @@ use std::collections::VecDeque;
 use sim::{CounterId, DurationDist, EventQueue, HistogramId, Metrics, RngStream, SimDuration, SimTime, Unit};
 
 use super::Event;
+use super::chip::VpeMoved;
 use super::metrics::{CoreIds, GuestIds};
 use super::params::{GuestParams, KvmParams, spread_mask};
 use super::route::{HandlerWork, Job, Pending, VlpiOutcome};
@@ -161,6 +171,10 @@ pub(super) enum ChipOp {
     VpePut { vpe: VpeId, doorbell: bool },
     /// KVM handled the vPE's doorbell interrupt.
     VpeDoorbellHandled { vpe: VpeId },
+    /// KVM loads a migrated vCPU on `pcpu`, whose vPE the ITS maps elsewhere: the vPE's
+    /// affinity first (`vgic_v4_load` → `its_vpe_set_affinity`: VMOVP + VSYNC), which KVM
+    /// waits for; the router hands the completion back ([`Guests::vpe_moved`]).
+    VpeMove { vpe: VpeId, vcpu: u32, pcpu: CpuId },
     /// VFIO and KVM program an assigned queue's interrupt for guest `vector` on `vcpu`
     /// (running on `pcpu`). x86: a host vector on the pCPU and an IRTE that posts to the
     /// vCPU's descriptor (or, not postable or without APICv (`posting` false), stays
@@ -302,6 +316,9 @@ enum Backend {
         states: Vec<VcpuState>,
         /// Each vCPU's vPE.
         vpes: Vec<VpeId>,
+        /// The pCPU each vPE's affinity names (`vpe->col_idx` as KVM last set it at a load:
+        /// where its doorbell rings); its vCPU's pCPU until a migration moves the vCPU.
+        vpe_on: Vec<CpuId>,
     },
 }
 
@@ -325,6 +342,8 @@ pub(super) struct Guests {
     idle_waiters: Vec<(u32, u32)>,
     /// `kvm.vcpu_migration_count`, registered when a guest migrates.
     migration_count: Option<CounterId>,
+    /// `arm.vmovp_count`, registered when a guest migrates on ARM.
+    vmovp_count: Option<CounterId>,
     /// The guest IPI counters, registered when a guest sends IPIs.
     ipi: Option<IpiIds>,
     /// Each guest's first vCPU.
@@ -412,6 +431,7 @@ impl Guests {
             Backend::Arm {
                 states: vcpus.iter().map(|v| VcpuState::Blocked { pcpu: v.pcpu }).collect(),
                 vpes: Vec::new(),
+                vpe_on: vcpus.iter().map(|v| v.pcpu).collect(),
             }
         } else {
             let mut pi = PiHost::new(vcpus.len() as u32, pcpu_count, ApicMode::X2Apic);
@@ -435,6 +455,7 @@ impl Guests {
             core,
             migrate_next: vec![0; guests.len()],
             migration_count: None,
+            vmovp_count: None,
             idle_waiters: Vec::new(),
             ipi: None,
             first_vcpu: guests
@@ -651,7 +672,7 @@ impl Guests {
             Backend::X86(pi) => {
                 pi.vcpu_load(VcpuId(vcpu), pcpu).expect("a preempted or blocked vCPU loads");
             }
-            Backend::Arm { states, vpes } => {
+            Backend::Arm { states, vpes, .. } => {
                 states[vcpu as usize] = VcpuState::Running { pcpu };
                 self.chip_ops.push(ChipOp::VpeLoad { vpe: vpes[vcpu as usize], pcpu });
             }
@@ -662,7 +683,7 @@ impl Guests {
     fn vcpu_preempt(&mut self, vcpu: u32) {
         match &mut self.backend {
             Backend::X86(pi) => pi.vcpu_preempt(VcpuId(vcpu)).expect("a running vCPU is preempted"),
-            Backend::Arm { states, vpes } => {
+            Backend::Arm { states, vpes, .. } => {
                 states[vcpu as usize] = VcpuState::Preempted;
                 self.chip_ops.push(ChipOp::VpePut { vpe: vpes[vcpu as usize], doorbell: false });
             }
@@ -677,7 +698,7 @@ impl Guests {
         match &mut self.backend {
             Backend::X86(pi) => pi.vcpu_block(VcpuId(vcpu)).expect("a running idle vCPU halts"),
             Backend::Arm { .. } if pending => BlockOutcome::Refused,
-            Backend::Arm { states, vpes } => {
+            Backend::Arm { states, vpes, .. } => {
                 states[vcpu as usize] = VcpuState::Blocked { pcpu };
                 self.chip_ops.push(ChipOp::VpePut { vpe: vpes[vcpu as usize], doorbell: true });
                 BlockOutcome::Blocked { pcpu }
@@ -872,7 +893,10 @@ impl Guests {
         self.vcpus[vcpu as usize].doorbell_irqs += 1;
         let vpe = self.vpe_of(vcpu);
         self.chip_ops.push(ChipOp::VpeDoorbellHandled { vpe });
-        let pcpu = self.pcpu_of(vcpu);
+        // The doorbell rings where the vPE's affinity points: the pCPU it was last loaded on
+        // (a halted vCPU migrated since is moved by the VMOVP of its next load).
+        let Backend::Arm { vpe_on, .. } = &self.backend else { unreachable!("vLPIs are ARM") };
+        let pcpu = vpe_on[vcpu as usize];
         self.host_interrupt(pcpu, params.wakeup_irq_entry + params.kick, q, m);
         let visible = now + translation + params.wakeup_irq_entry + params.kick + params.wake_to_vm_entry;
         self.schedule_entry(vcpu, visible, q, m);
@@ -1169,6 +1193,9 @@ impl Guests {
     /// into the guest, and its paused handler resumes.
     fn enter_guest(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics, work: &mut impl HandlerWork) {
         let now = q.now();
+        if self.vpe_elsewhere(vcpu, q, m) {
+            return; // the load waits for the vPE's VMOVP first
+        }
         if !matches!(self.vcpu_state(vcpu), VcpuState::Running { .. }) {
             self.vcpu_load(vcpu);
             m.add(self.ids.kvm_entries, 1);

@@ -140,10 +140,6 @@ pub(crate) fn check_guests(
         }
         let migration = match &g.migration {
             None => Some(None),
-            Some(mg) if arm => {
-                c.error(&mg.every, format!("{p}.migration"), "vCPU migration is modelled on x86 (the posted descriptor's NDST); on arm a vPE move is a VMOVP, not modelled: remove migration (or use arch: x86)");
-                None
-            }
             Some(mg) => {
                 let distinct = pcpus.as_ref().map(|set: &Vec<models::ids::CpuId>| {
                     let mut set = set.clone();

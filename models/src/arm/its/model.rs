@@ -952,31 +952,10 @@ impl Its {
         let mut seq = self.begin(now);
         self.check_v4()?;
         self.check_cpu(cpu)?;
-        let st = *self.vpe_state(vpe)?;
+        self.vpe_state(vpe)?;
         let v40 = self.params.gic_version == GicVersion::V4_0;
         let direct = self.params.has_direct_lpi();
-        if st.col != cpu.0 {
-            self.vpes[vpe.0 as usize].col = cpu.0;
-            self.issue(&mut seq, ItsCommand::Vmovp { vpe, target: cpu });
-            if v40 {
-                if direct {
-                    // GICR_CLRLPIR on the old redistributor, then wait for GICR_SYNCR.
-                    self.pending_masked.remove(&st.doorbell);
-                    self.direct(&mut seq);
-                } else {
-                    let ev = self.proxy_map(&mut seq, vpe);
-                    self.issue(
-                        &mut seq,
-                        ItsCommand::Movi {
-                            device: VPE_PROXY_DEVICE,
-                            event: EventId(ev),
-                            collection: CollectionId(cpu.0),
-                        },
-                    );
-                    self.proxy.as_mut().expect("proxy exists on GICv4.0").col_map[ev as usize] = cpu.0;
-                }
-            }
-        }
+        self.move_vpe(&mut seq, vpe, cpu);
         if v40 && self.vpes[vpe.0 as usize].db_irq_enabled {
             // its_make_vpe_resident: disable_irq_nosync(vpe->irq) (IRQ_DISABLE_UNLAZY).
             self.set_doorbell_irq(&mut seq, vpe, false);
@@ -997,6 +976,53 @@ impl Its {
             }
         }
         Ok(self.end(seq))
+    }
+
+    /// `its_vpe_set_affinity` alone (the first half of `vgic_v4_load`, whose
+    /// `irq_set_affinity` KVM calls before making the vPE resident): if the vPE is mapped to
+    /// another CPU, VMOVP + VSYNC to `cpu` (and on GICv4.0 its doorbell moved: MOVI + SYNC
+    /// through the proxy, or cleared on the old redistributor with DirectLPI). `None` when
+    /// the vPE is already there (Linux's `from == cpu`: nothing sent). The vPE's residency is
+    /// unchanged; [`Its::vcpu_load`] then finds it in place and sends no VMOVP.
+    pub fn vpe_set_affinity(
+        &mut self,
+        now: SimTime,
+        vpe: VpeId,
+        cpu: CpuId,
+    ) -> Result<Option<CommandTiming>, ItsError> {
+        let mut seq = self.begin(now);
+        self.check_v4()?;
+        self.check_cpu(cpu)?;
+        self.vpe_state(vpe)?;
+        let moved = self.move_vpe(&mut seq, vpe, cpu);
+        let timing = self.end(seq);
+        Ok(moved.then_some(timing))
+    }
+
+    /// The vPE's affinity to `cpu` (`its_vpe_set_affinity`): VMOVP and the GICv4.0 doorbell
+    /// move when it was mapped elsewhere; whether it moved.
+    fn move_vpe(&mut self, seq: &mut Seq, vpe: VpeId, cpu: CpuId) -> bool {
+        let st = self.vpes[vpe.0 as usize];
+        if st.col == cpu.0 {
+            return false;
+        }
+        self.vpes[vpe.0 as usize].col = cpu.0;
+        self.issue(seq, ItsCommand::Vmovp { vpe, target: cpu });
+        if self.params.gic_version == GicVersion::V4_0 {
+            if self.params.has_direct_lpi() {
+                // GICR_CLRLPIR on the old redistributor, then wait for GICR_SYNCR.
+                self.pending_masked.remove(&st.doorbell);
+                self.direct(seq);
+            } else {
+                let ev = self.proxy_map(seq, vpe);
+                self.issue(
+                    seq,
+                    ItsCommand::Movi { device: VPE_PROXY_DEVICE, event: EventId(ev), collection: CollectionId(cpu.0) },
+                );
+                self.proxy.as_mut().expect("proxy exists on GICv4.0").col_map[ev as usize] = cpu.0;
+            }
+        }
+        true
     }
 
     /// `vgic_v4_put`: make the vPE non-resident. `need_doorbell` is KVM's "the vCPU is blocking

@@ -515,6 +515,24 @@ fn vpe_migration_sends_vmovp() {
 }
 
 #[test]
+fn vpe_set_affinity_is_the_vmovp_half_of_a_load() {
+    let mut its = booted(GicVersion::V4_1, 4);
+    let vm = its.create_vm(SimTime::ZERO, 1).unwrap();
+    let vpe = vm.vpes[0];
+    its.set_command_log(true);
+    // Already mapped to CPU 0 (VMAPP's target): nothing sent, as Linux's `from == cpu`.
+    assert_eq!(its.vpe_set_affinity(vm.timing.done, vpe, CpuId(0)).unwrap(), None);
+    let moved = its.vpe_set_affinity(vm.timing.done, vpe, CpuId(2)).unwrap().expect("a VMOVP");
+    assert_eq!(its.take_command_log(), vec![ItsCommand::Vmovp { vpe, target: CpuId(2) }, ItsCommand::Vsync { vpe }]);
+    let poll = its.params().poll_interval;
+    assert_eq!((moved.round_trips, moved.latency()), (1, up(costs().command + costs().sync, poll)));
+    // The load that follows finds the vPE in place: no second VMOVP, the vPE resident.
+    its.vcpu_load(moved.done, vpe, CpuId(2)).unwrap();
+    assert!(its.take_command_log().is_empty());
+    its.check_invariants();
+}
+
+#[test]
 fn vpe_doorbells_come_out_of_the_same_lpi_budget() {
     let mut p = ItsParams::new(GicVersion::V4_1, 2, costs());
     p.lpi_id_bits = 14;

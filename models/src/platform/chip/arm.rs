@@ -17,6 +17,8 @@
 //!   kept mapped from 6.16 (`platform.kernel`).
 //! - Affinity changes: MOVI + SYNC through the timed ITS command queue (the report shows the
 //!   wait and the round trip); a v2m SPI is rerouted at once (GICD_IROUTER).
+//! - A migrated vCPU's vPE (`vpe_move`): VMOVP + VSYNC to its new pCPU through the same
+//!   queue when KVM loads it there; the guests wait for its completion.
 //!
 //! # What is not modelled (and why)
 //! CPU hotplug on ARM (the generic IRQ migration there is not modelled; the validator refuses
@@ -324,6 +326,20 @@ impl ArmChip {
             }
             self.queues[queue as usize].target = Some((cpu, Vector(0)));
         }
+    }
+
+    /// KVM loads a migrated vCPU on `pcpu` and first points its vPE there (`vgic_v4_load` →
+    /// `irq_set_affinity` → `its_vpe_set_affinity` → `its_send_vmovp`): VMOVP + VSYNC on the
+    /// (single) ITS, on GICv4.0 the doorbell moved too, waited for by the loading CPU. The
+    /// operation's wait and round trip are recorded when it is sent, and the VMOVP counted.
+    /// `None` when the vPE was already mapped to `pcpu` (nothing sent).
+    pub fn vpe_move(&mut self, now: SimTime, vpe: VpeId, pcpu: CpuId, m: &mut Metrics) -> Option<SimTime> {
+        let timing = self.its_mut().vpe_set_affinity(now, vpe, pcpu).expect("moving a live vPE to a CPU")?;
+        m.record(self.ids.its_command_wait, timing.queue_wait.as_ps());
+        m.record(self.ids.its_command, timing.latency().as_ps());
+        m.add(self.ids.its_round_trips, u64::from(timing.round_trips));
+        m.add(self.ids.its_timeouts, u64::from(timing.timeouts));
+        Some(timing.done)
     }
 
     /// The oldest command in flight completed: its wait and round trip are recorded now.

@@ -1,5 +1,8 @@
 //! vCPU migration at a rate: the host scheduler moves a guest's vCPUs between its pCPUs,
-//! and the posted descriptor follows as KVM's `vmx_vcpu_pi_put` / `vmx_vcpu_pi_load` have it.
+//! and the posted descriptor follows as KVM's `vmx_vcpu_pi_put` / `vmx_vcpu_pi_load` have it
+//! (x86), or the vPE as `vgic_v4_put` / `vgic_v4_load` have it (ARM GICv4: non-resident on
+//! the old redistributor, a VMOVP + VSYNC on the ITS at the load on the new pCPU, which KVM
+//! waits for, then resident there).
 
 use super::*;
 
@@ -16,8 +19,46 @@ impl Guests {
                 Unit::Count,
                 "vCPUs the host scheduler moved to another pCPU (guests[].migration)",
             ));
+            if matches!(self.backend, Backend::Arm { .. }) {
+                self.vmovp_count = Some(m.counter(
+                    "arm.vmovp_count",
+                    Unit::Count,
+                    "VMOVPs KVM sent to point a migrated vCPU's vPE at its new pCPU (vgic_v4_load → its_vpe_set_affinity)",
+                ));
+            }
         }
         out
+    }
+
+    /// ARM: whether `vcpu`, about to be loaded on its pCPU, has its vPE mapped to another
+    /// pCPU (it migrated since its last load). Then KVM's `vgic_v4_load` first moves the vPE
+    /// (`irq_set_affinity` → VMOVP + VSYNC, asked of the chip as a [`ChipOp::VpeMove`]) and
+    /// spins until the ITS completes it: the pCPU holds host work from now, which
+    /// [`Self::vpe_moved`] extends to the completion; the load and the entry follow when it
+    /// ends. Until then the vPE stays non-resident, so a vLPI meanwhile goes to its pending
+    /// table (a doorbell too if it halted with one armed, rung on the new pCPU: the VMOVP
+    /// moved it) and is synced at the entry.
+    pub(super) fn vpe_elsewhere(&mut self, vcpu: u32, q: &mut EventQueue<Event>, m: &mut Metrics) -> bool {
+        let v = &self.vcpus[vcpu as usize];
+        let (pcpu, slot) = (v.pcpu, v.slot as usize);
+        let Backend::Arm { vpe_on, vpes, .. } = &mut self.backend else { return false };
+        if vpe_on[vcpu as usize] == pcpu {
+            return false;
+        }
+        vpe_on[vcpu as usize] = pcpu;
+        self.chip_ops.push(ChipOp::VpeMove { vpe: vpes[vcpu as usize], vcpu, pcpu });
+        self.take_pcpu(slot, SimDuration::ZERO, ExitReason::Preemption, q, m);
+        true
+    }
+
+    /// The chip answered a [`ChipOp::VpeMove`]: the VMOVP (counted) completed at `done`, so
+    /// the loading pCPU's host work lasts until then; with nothing sent it ends now.
+    pub fn vpe_moved(&mut self, moved: VpeMoved, q: &mut EventQueue<Event>, m: &mut Metrics) {
+        let Some(done) = moved.done else { return };
+        m.add(self.vmovp_count.expect("registered with the first migration"), 1);
+        let slot = self.slot_of[moved.pcpu.0 as usize] as usize;
+        debug_assert!(self.pcpus[slot].host_until.is_some(), "the load holds the pCPU");
+        self.take_pcpu(slot, done.since(q.now()), ExitReason::Preemption, q, m);
     }
 
     /// The host scheduler moves guest `guest`'s next vCPU (round robin) to the next CPU of
