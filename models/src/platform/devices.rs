@@ -27,27 +27,24 @@ pub(super) enum HostHandler {
     VfioForward { vcpu: u32, vector: Vector },
 }
 
-/// What every interrupt of a queue reads: its device and store entry (at the raise) and its
-/// host handler (when the handler starts and ends), 16 bytes. A queue's other state lives in
+/// What every interrupt of a queue reads: its device and store entry (at the raise), its
+/// host handler and its handler-work random stream (when the handler starts, and the
+/// handler again when it ends), in one cache line. A queue's other state lives in
 /// [`Devices`]' per-queue arrays, read only where it is used: at a million queues each
-/// per-queue record an interrupt touches is a cache miss, so the hot fields share one line
-/// and the raise reads nothing else of the queue (benches/runs/2026-11-30-scale-soa.md).
-#[derive(Debug, Clone, Copy)]
+/// per-queue line an interrupt touches is a cache miss, so the raise brings in the line
+/// its handler reads next and reads nothing else of the queue
+/// (benches/runs/2026-11-30-scale-soa.md).
+#[derive(Debug, Clone)]
+#[repr(align(64))]
 struct Queue {
     device: DeviceId,
     entry: u32,
     host_handler: HostHandler,
+    service_rng: RngStream,
 }
 
-// Four queues' hot fields to a cache line.
-const _: () = assert!(std::mem::size_of::<Queue>() == 16);
-
-/// A queue's handler-work stream, aligned so that it never straddles two cache lines (a
-/// large `Vec` from the system allocator starts 16 bytes into a page: unaligned, every
-/// other 32-byte stream would cost two misses).
-#[derive(Debug, Clone)]
-#[repr(align(32))]
-struct ServiceRng(RngStream);
+// One queue to a cache line (48 bytes used).
+const _: () = assert!(std::mem::size_of::<Queue>() == 64);
 
 /// One device function.
 #[derive(Debug, Clone)]
@@ -89,8 +86,6 @@ pub(super) struct Devices {
     devices: Vec<Device>,
     /// Per queue: what every interrupt reads.
     queues: Vec<Queue>,
-    /// Per queue: its handler-work random stream (drawn when its handlers start).
-    service_rngs: Vec<ServiceRng>,
     /// Per queue: whether it raises at all (routed at setup); read per raise only when some
     /// queue of its device does not ([`Device::all_raise`]).
     raises: Vec<bool>,
@@ -113,7 +108,6 @@ impl Devices {
         Devices {
             devices: Vec::with_capacity(device_count),
             queues: Vec::new(),
-            service_rngs: Vec::new(),
             raises: Vec::new(),
             own_arrivals: Vec::new(),
             own_arrivals_first: Vec::with_capacity(device_count),
@@ -149,8 +143,12 @@ impl Devices {
                 let rng = RngStream::from_path_hash(seed, fnv1a64_extend(path, b"/arrival"));
                 self.own_arrivals.push(Arrivals::new(&dp.arrival, rng));
             }
-            self.queues.push(Queue { device, entry: q.min(store_entries - 1), host_handler: HostHandler::Driver });
-            self.service_rngs.push(ServiceRng(RngStream::from_path_hash(seed, fnv1a64_extend(path, b"/service"))));
+            self.queues.push(Queue {
+                device,
+                entry: q.min(store_entries - 1),
+                host_handler: HostHandler::Driver,
+                service_rng: RngStream::from_path_hash(seed, fnv1a64_extend(path, b"/service")),
+            });
             self.raises.push(false);
         }
         self.devices.push(Device {
@@ -290,7 +288,8 @@ impl Devices {
     /// sent now, held (pending or merged), or dropped (the function's MSI-X is disabled).
     #[inline]
     pub fn raise(&mut self, queue_id: QueueId, q: &mut EventQueue<Event>, m: &mut Metrics) -> Raise {
-        let Queue { device, entry, .. } = self.queues[queue_id.0 as usize];
+        let Queue { device, entry, .. } = &self.queues[queue_id.0 as usize];
+        let (device, entry) = (*device, *entry);
         let d = &mut self.devices[device.0 as usize];
         let first = d.first_queue as usize;
         let (next, next_queue) = match d.arrivals.as_mut() {
@@ -433,8 +432,8 @@ impl Devices {
 impl HandlerWork for Devices {
     #[inline]
     fn driver_work(&mut self, queue_id: QueueId) -> Work {
-        let device = &self.devices[self.queues[queue_id.0 as usize].device.0 as usize].params;
-        let rng = &mut self.service_rngs[queue_id.0 as usize].0;
-        Work { service: device.service.sample(rng), eoi: device.eoi_cost, kind: WorkKind::Driver }
+        let queue = &mut self.queues[queue_id.0 as usize];
+        let device = &self.devices[queue.device.0 as usize].params;
+        Work { service: device.service.sample(&mut queue.service_rng), eoi: device.eoi_cost, kind: WorkKind::Driver }
     }
 }
