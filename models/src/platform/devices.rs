@@ -5,6 +5,8 @@
 //! A raise is the devices' stage: the store decides whether the message is sent now, held
 //! in a pending bit or merged, and the MSI write leaves after the device's latency.
 
+use std::collections::BTreeMap;
+
 use sim::{EventQueue, Metrics, RngStream, SimTime, fnv1a64, fnv1a64_extend, fnv1a64_extend_u32};
 
 use super::metrics::DeviceIds;
@@ -25,20 +27,24 @@ pub(super) enum HostHandler {
     VfioForward { vcpu: u32, vector: Vector },
 }
 
+/// What every interrupt of a queue reads: its device and store entry (at the raise), its
+/// host handler and its handler-work random stream (when the handler starts, and the
+/// handler again when it ends), in one cache line. A queue's other state lives in
+/// [`Devices`]' per-queue arrays, read only where it is used: at a million queues each
+/// per-queue line an interrupt touches is a cache miss, so the raise brings in the line
+/// its handler reads next and reads nothing else of the queue
+/// (benches/runs/2026-11-30-scale-soa.md).
 #[derive(Debug, Clone)]
+#[repr(align(64))]
 struct Queue {
     device: DeviceId,
     entry: u32,
-    /// A message on its way to an IMS store in queue memory.
-    message_in_flight: Option<(u64, u32)>,
     host_handler: HostHandler,
-    /// Its own arrival process; `None` for a Poisson queue, drawn with its device's others
-    /// ([`Device::arrivals`]).
-    arrivals: Option<Arrivals>,
-    /// Whether it raises at all (routed at setup).
-    raises: bool,
     service_rng: RngStream,
 }
+
+// One queue to a cache line (48 bytes used).
+const _: () = assert!(std::mem::size_of::<Queue>() == 64);
 
 /// One device function.
 #[derive(Debug, Clone)]
@@ -78,7 +84,19 @@ pub(super) struct Source {
 #[derive(Debug, Clone)]
 pub(super) struct Devices {
     devices: Vec<Device>,
+    /// Per queue: what every interrupt reads.
     queues: Vec<Queue>,
+    /// Per queue: whether it raises at all (routed at setup); read per raise only when some
+    /// queue of its device does not ([`Device::all_raise`]).
+    raises: Vec<bool>,
+    /// The arrival processes of queues that have their own (not Poisson: a Poisson queue is
+    /// drawn with its device's others, [`Device::arrivals`]), a device's queues in order.
+    own_arrivals: Vec<Arrivals>,
+    /// Per device: the index in `own_arrivals` of its first queue's process.
+    own_arrivals_first: Vec<u32>,
+    /// Messages on their way to an IMS store in queue memory, by queue (rare: only moves
+    /// of such queues while running).
+    message_in_flight: BTreeMap<u32, (u64, u32)>,
     /// Slots left in each IMS pool.
     ims_free: Vec<u32>,
     ims_pools: Vec<ImsPoolParams>,
@@ -90,6 +108,10 @@ impl Devices {
         Devices {
             devices: Vec::with_capacity(device_count),
             queues: Vec::new(),
+            raises: Vec::new(),
+            own_arrivals: Vec::new(),
+            own_arrivals_first: Vec::with_capacity(device_count),
+            message_in_flight: BTreeMap::new(),
             ims_free: ims_pools.iter().map(|p| p.slots).collect(),
             ims_pools: ims_pools.to_vec(),
             ids,
@@ -114,20 +136,20 @@ impl Devices {
         // The path `device/NAME/queue/Q/...` hashed once up to `queue/` and extended per
         // queue: the same streams as formatting each path (`RngStream::from_path_hash`).
         let prefix = fnv1a64(format!("device/{}/queue/", dp.name).as_bytes());
+        self.own_arrivals_first.push(self.own_arrivals.len() as u32);
         for q in 0..dp.queue_count {
             let path = fnv1a64_extend_u32(prefix, q);
-            let arrivals = superposed.is_none().then(|| {
-                Arrivals::new(&dp.arrival, RngStream::from_path_hash(seed, fnv1a64_extend(path, b"/arrival")))
-            });
+            if superposed.is_none() {
+                let rng = RngStream::from_path_hash(seed, fnv1a64_extend(path, b"/arrival"));
+                self.own_arrivals.push(Arrivals::new(&dp.arrival, rng));
+            }
             self.queues.push(Queue {
                 device,
                 entry: q.min(store_entries - 1),
-                message_in_flight: None,
                 host_handler: HostHandler::Driver,
-                arrivals,
-                raises: false,
                 service_rng: RngStream::from_path_hash(seed, fnv1a64_extend(path, b"/service")),
             });
+            self.raises.push(false);
         }
         self.devices.push(Device {
             params: dp.clone(),
@@ -196,7 +218,7 @@ impl Devices {
         let (mut any, mut all) = (false, true);
         for index in first..first + count {
             let r = routed(self.owner(QueueId(index)));
-            self.queues[index as usize].raises = r;
+            self.raises[index as usize] = r;
             any |= r;
             all &= r;
         }
@@ -205,20 +227,22 @@ impl Devices {
         if !any {
             return Vec::new();
         }
-        let queues = &mut self.queues[first as usize..(first + count) as usize];
+        let raises = &self.raises[first as usize..(first + count) as usize];
         match d.arrivals.as_mut() {
             Some(stream) => {
-                let (at, index) = stream.next_after(SimTime::ZERO, |i| queues[i as usize].raises);
+                let (at, index) = stream.next_after(SimTime::ZERO, |i| raises[i as usize]);
                 vec![(at, QueueId(first + index))]
             }
-            None => queues
-                .iter_mut()
-                .enumerate()
-                .filter(|(_, q)| q.raises)
-                .map(|(i, q)| {
-                    (q.arrivals.as_mut().expect("a queue of its own stream").first(), QueueId(first + i as u32))
-                })
-                .collect(),
+            None => {
+                let own = self.own_arrivals_first[device.0 as usize] as usize;
+                self.own_arrivals[own..own + count as usize]
+                    .iter_mut()
+                    .zip(raises)
+                    .enumerate()
+                    .filter(|(_, (_, r))| **r)
+                    .map(|(i, (arrivals, _))| (arrivals.first(), QueueId(first + i as u32)))
+                    .collect()
+            }
         }
     }
 
@@ -264,24 +288,25 @@ impl Devices {
     /// sent now, held (pending or merged), or dropped (the function's MSI-X is disabled).
     #[inline]
     pub fn raise(&mut self, queue_id: QueueId, q: &mut EventQueue<Event>, m: &mut Metrics) -> Raise {
-        let queue = &mut self.queues[queue_id.0 as usize];
-        let device = queue.device.0 as usize;
-        let (next, next_queue) = match queue.arrivals.as_mut() {
-            Some(arrivals) => (arrivals.next_after(q.now()), queue_id),
-            None => {
-                let d = &mut self.devices[device];
-                let first = d.first_queue as usize;
-                let queues = &self.queues[first..first + d.params.queue_count as usize];
+        let Queue { device, entry, .. } = &self.queues[queue_id.0 as usize];
+        let (device, entry) = (*device, *entry);
+        let d = &mut self.devices[device.0 as usize];
+        let first = d.first_queue as usize;
+        let (next, next_queue) = match d.arrivals.as_mut() {
+            Some(stream) => {
+                let raises = &self.raises[first..first + d.params.queue_count as usize];
                 let all = d.all_raise;
-                let stream = d.arrivals.as_mut().expect("a Poisson device has its stream");
-                let (at, index) = stream.next_after(q.now(), |i| all || queues[i as usize].raises);
+                let (at, index) = stream.next_after(q.now(), |i| all || raises[i as usize]);
                 (at, QueueId(first as u32 + index))
+            }
+            None => {
+                let own = self.own_arrivals_first[device.0 as usize] as usize + (queue_id.0 as usize - first);
+                (self.own_arrivals[own].next_after(q.now()), queue_id)
             }
         };
         q.schedule_at(next, Event::Raise { queue: next_queue });
         m.add(self.ids.raised, 1);
-        let queue = &self.queues[queue_id.0 as usize];
-        let raise = self.devices[queue.device.0 as usize].store.raise(queue.entry);
+        let raise = self.devices[device.0 as usize].store.raise(entry);
         if raise == Raise::Merged {
             m.add(self.ids.pending_merged, 1);
         }
@@ -311,7 +336,7 @@ impl Devices {
 
     /// Whether the queue raises (it was routed at setup).
     pub fn raises(&self, queue: QueueId) -> bool {
-        self.queues[queue.0 as usize].raises
+        self.raises[queue.0 as usize]
     }
 
     /// The MSI write of a raise whose path is computed at once (`cpu::lindley`): recorded as
@@ -357,11 +382,11 @@ impl Devices {
     /// message through the device's command queue: until it lands, raises use the old
     /// message (whose vector the move keeps).
     pub fn reprogram(&mut self, queue_id: QueueId, address: u64, data: u32, q: &mut EventQueue<Event>) {
-        let queue = &mut self.queues[queue_id.0 as usize];
+        let queue = &self.queues[queue_id.0 as usize];
         let device = &mut self.devices[queue.device.0 as usize];
         let current = device.store.entry(queue.entry);
         if device.store.kind() == StoreKind::ImsQueue && (current.address, current.data) != (address, data) {
-            queue.message_in_flight = Some((address, data));
+            self.message_in_flight.insert(queue_id.0, (address, data));
             q.schedule_in(device.params.store_update_latency, Event::StoreWrite { queue: queue_id });
         } else {
             device.store.write_message(queue.entry, address, data);
@@ -370,8 +395,8 @@ impl Devices {
 
     /// A queued message update lands in an IMS store in queue memory.
     pub fn on_store_write(&mut self, queue_id: QueueId) {
-        let queue = &mut self.queues[queue_id.0 as usize];
-        if let Some((address, data)) = queue.message_in_flight.take() {
+        let queue = &self.queues[queue_id.0 as usize];
+        if let Some((address, data)) = self.message_in_flight.remove(&queue_id.0) {
             self.devices[queue.device.0 as usize].store.write_message(queue.entry, address, data);
         }
     }

@@ -23,7 +23,8 @@
 //!
 //! # Memory
 //! An interrupt's CPU rarely changes (a move, a hotplug), so each keeps one (CPU, count)
-//! pair and the rare earlier CPUs go to a side map: O(queues + CPUs), no queue × CPU matrix.
+//! pair of 32-bit numbers and the rare earlier CPUs (and runs past 2^32 − 1 on one CPU) go
+//! to a side map: O(queues + CPUs), no queue × CPU matrix.
 //! The latency histograms are one fixed array of [`LATENCY_BUCKETS`] counts per CPU, with
 //! the count, sum, least and most of the longer latencies.
 
@@ -36,14 +37,24 @@ pub(super) const LATENCY_BUCKETS: usize = 64;
 /// No run yet.
 const NO_CPU: u32 = u32::MAX;
 
+/// A key's latest CPU and its runs there: one 8-byte record, so that a run's count touches
+/// one cache line (at a million queues a miss per handler run) and the records take 8 MiB,
+/// not 16. Runs past `u32::MAX` on one CPU go to the side map.
+#[derive(Debug, Clone, Copy)]
+struct Latest {
+    /// Runs of the key on `cpu` not in the side map.
+    count: u32,
+    /// The CPU of the key's latest run (`NO_CPU`: none yet).
+    cpu: u32,
+}
+
 /// Handler runs per key (an interrupt: a queue id) and CPU.
 #[derive(Debug, Clone)]
 pub(super) struct RunCounts {
-    /// The CPU of each key's latest run (`NO_CPU`: none yet).
-    cpu: Vec<u32>,
-    /// Runs of each key on that CPU.
-    count: Vec<u64>,
-    /// Runs of a key on the CPUs it ran on before its latest one, by (key, CPU).
+    /// Each key's latest CPU and its runs there.
+    latest: Vec<Latest>,
+    /// Runs of a key on the CPUs it ran on before its latest one, by (key, CPU), and on its
+    /// latest CPU those beyond what its record holds.
     earlier: BTreeMap<(u32, u32), u64>,
     /// CPU ids are below this.
     cpus: usize,
@@ -52,38 +63,51 @@ pub(super) struct RunCounts {
 impl RunCounts {
     /// No runs yet, for keys `0..keys` on CPUs `0..cpus`.
     pub fn new(keys: usize, cpus: usize) -> RunCounts {
-        RunCounts { cpu: vec![NO_CPU; keys], count: vec![0; keys], earlier: BTreeMap::new(), cpus }
+        RunCounts { latest: vec![Latest { count: 0, cpu: NO_CPU }; keys], earlier: BTreeMap::new(), cpus }
     }
 
     /// One handler run of `key` finished on `cpu`.
     #[inline]
     pub fn record(&mut self, key: u32, cpu: u32) {
         let k = key as usize;
-        if self.cpu[k] == cpu {
-            self.count[k] += 1;
+        let latest = &mut self.latest[k];
+        if latest.cpu == cpu && latest.count < u32::MAX {
+            latest.count += 1;
         } else {
             self.moved(k, cpu);
         }
     }
 
-    /// `key` runs on a CPU other than its latest: the latest's count goes to the side map and
-    /// the new CPU's count (if it ran there before) comes back from it.
+    /// `key` runs on a CPU other than its latest (or its record is full): the latest's count
+    /// goes to the side map and the new CPU's count (if it ran there before) comes back from
+    /// it, unless that is more than the record holds (it then stays in the map).
     #[cold]
     fn moved(&mut self, k: usize, cpu: u32) {
-        if self.cpu[k] != NO_CPU {
-            *self.earlier.entry((k as u32, self.cpu[k])).or_insert(0) += self.count[k];
+        let Latest { count, cpu: last } = self.latest[k];
+        if last != NO_CPU {
+            *self.earlier.entry((k as u32, last)).or_insert(0) += u64::from(count);
         }
-        self.cpu[k] = cpu;
-        self.count[k] = 1 + self.earlier.remove(&(k as u32, cpu)).unwrap_or(0);
+        let runs = 1 + self.earlier.remove(&(k as u32, cpu)).unwrap_or(0);
+        self.latest[k] = match u32::try_from(runs) {
+            Ok(count) => Latest { count, cpu },
+            Err(_) => {
+                self.earlier.insert((k as u32, cpu), runs - 1);
+                Latest { count: 1, cpu }
+            }
+        };
     }
 
     /// Runs of `key` on every CPU it ran on, ascending by CPU.
     pub fn of(&self, key: u32) -> Vec<(u32, u64)> {
         let mut out: Vec<(u32, u64)> =
             self.earlier.range((key, 0)..=(key, u32::MAX)).map(|(&(_, cpu), &n)| (cpu, n)).collect();
-        if self.cpu[key as usize] != NO_CPU {
-            let at = out.partition_point(|&(c, _)| c < self.cpu[key as usize]);
-            out.insert(at, (self.cpu[key as usize], self.count[key as usize]));
+        let Latest { count, cpu } = self.latest[key as usize];
+        if cpu != NO_CPU {
+            let at = out.partition_point(|&(c, _)| c < cpu);
+            match out.get_mut(at) {
+                Some((c, n)) if *c == cpu => *n += u64::from(count),
+                _ => out.insert(at, (cpu, u64::from(count))),
+            }
         }
         out
     }
@@ -91,15 +115,15 @@ impl RunCounts {
     /// Runs of `key`, all CPUs.
     pub fn total(&self, key: u32) -> u64 {
         let earlier: u64 = self.earlier.range((key, 0)..=(key, u32::MAX)).map(|(_, &n)| n).sum();
-        self.count[key as usize] + earlier
+        u64::from(self.latest[key as usize].count) + earlier
     }
 
     /// Runs on each CPU, all keys (summed when asked: O(keys), off the hot path).
     pub fn per_cpu(&self) -> Vec<u64> {
         let mut out = vec![0; self.cpus];
-        for (&cpu, &n) in self.cpu.iter().zip(&self.count) {
+        for &Latest { count, cpu } in &self.latest {
             if cpu != NO_CPU {
-                out[cpu as usize] += n;
+                out[cpu as usize] += u64::from(count);
             }
         }
         for (&(_, cpu), &n) in &self.earlier {
@@ -250,6 +274,29 @@ mod tests {
         assert_eq!(runs.per_cpu(), [1, 3, 4, 1]);
         // Only the CPUs queue 0 left are in the side map: (0, 1) and (0, 3).
         assert_eq!(runs.earlier.len(), 2);
+    }
+
+    #[test]
+    fn runs_past_what_a_record_holds_go_to_the_side_map() {
+        let mut runs = RunCounts::new(1, 2);
+        runs.record(0, 1);
+        // Two runs short of full: u32::MAX − 2 + 2 = u32::MAX runs fit in the record.
+        runs.latest[0].count = u32::MAX - 2;
+        runs.record(0, 1);
+        runs.record(0, 1);
+        assert_eq!((runs.latest[0].count, runs.earlier.len()), (u32::MAX, 0));
+        // The next run spills the full record into the side map and counts on from 1.
+        runs.record(0, 1);
+        let max = u64::from(u32::MAX);
+        assert_eq!((runs.latest[0].count, runs.earlier.get(&(0, 1)).copied()), (1, Some(max)));
+        assert_eq!((runs.of(0), runs.total(0), runs.per_cpu()), (vec![(1, max + 1)], max + 1, vec![0, max + 1]));
+        // Away to CPU 0 and back: CPU 1's max + 1 runs do not fit the record, so they stay
+        // in the map and the record counts the new run.
+        runs.record(0, 0);
+        runs.record(0, 1);
+        assert_eq!(runs.latest[0].count, 1);
+        assert_eq!(runs.of(0), [(0, 1), (1, max + 2)]);
+        assert_eq!((runs.total(0), runs.per_cpu()), (max + 3, vec![1, max + 2]));
     }
 
     #[test]

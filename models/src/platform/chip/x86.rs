@@ -566,9 +566,10 @@ impl X86Chip {
         if queue == NO_QUEUE {
             return Accept::Lost(self.ids.lost_no_handler);
         }
-        let target = self.queues[queue as usize].target;
+        // The queue's record is read only when needed (an offline CPU, a move pending): at a
+        // million queues it is a cache miss per interrupt otherwise.
         if !self.domain.cpu_online_mask().contains(cpu) {
-            return match target {
+            return match self.queues[queue as usize].target {
                 Some((cpu, vector)) if self.domain.cpu_online_mask().contains(cpu) => {
                     m.add(self.ids.retriggered, 1);
                     Accept::Retrigger { cpu, vector }
@@ -580,7 +581,7 @@ impl X86Chip {
         // domain has a move pending.
         if self.remap.is_none()
             && self.domain.moves_pending() > 0
-            && target == Some((cpu, vector))
+            && self.queues[queue as usize].target == Some((cpu, vector))
             && !self.queues[queue as usize].cleanup_scheduled
         {
             self.schedule_cleanup(QueueId(queue), q.now(), q, m);
