@@ -6,10 +6,10 @@
 //! that arrives while the vPE is between pCPUs waits in its pending table.
 
 mod common;
-use common::{arm_its, counter, histogram, run_to};
+use common::{arm_its, counter, first_raise, histogram, migrating_vm0, run_to};
 
 use models::arm::its::GicVersion;
-use models::ids::{CpuId, QueueId};
+use models::ids::CpuId;
 use models::platform::*;
 use sim::{EventQueue, SimDuration, SimTime};
 
@@ -32,27 +32,7 @@ fn migrating_arm_guest() -> PlatformParams {
 fn migrating_guest_on(version: GicVersion) -> PlatformParams {
     let mut params = arm_its(1, 3);
     params.gic.as_mut().unwrap().version = version;
-    params.guests = vec![GuestParams {
-        name: "vm0".into(),
-        vcpu_count: 1,
-        pcpus: vec![CpuId(1), CpuId(2)],
-        host_bursts: None,
-        posted: common::posted_costs(),
-        remapped_forward: SimDuration::ZERO,
-        kvm: common::kvm_free_exits(),
-        migration: Some(MigrationParams { every: SimDuration::from_ms(10), cost: SimDuration::from_us(5) }),
-        ipi: None,
-    }];
-    params.devices[0].assigned_to = Some(0);
-    params
-}
-
-/// The first raise of the queue (a constant-rate phase, uniform in [0, 1 ms)).
-fn first_raise(q: &EventQueue<Event>) -> u64 {
-    q.iter()
-        .filter_map(|(t, e)| matches!(e, Event::Raise { queue } if *queue == QueueId(0)).then_some(t.as_ps()))
-        .min()
-        .unwrap()
+    migrating_vm0(params, SimDuration::ZERO, common::kvm_free_exits())
 }
 
 fn checked(p: &Platform, q: &EventQueue<Event>) {

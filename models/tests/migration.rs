@@ -5,11 +5,11 @@
 //! host vector's CPU while KVM injects wherever the vCPU runs.
 
 mod common;
-use common::{counter, one_device, run_to};
+use common::{counter, first_raise, migrating_vm0, one_device, run_to};
 
-use models::ids::{CpuId, QueueId};
+use models::ids::CpuId;
 use models::platform::*;
-use sim::{EventQueue, SimDuration, SimTime};
+use sim::{SimDuration, SimTime};
 
 const NS: u64 = 1_000;
 /// The seed of the in-flight test: its first raise falls in the (1, 2) ms it needs (asserted).
@@ -20,28 +20,7 @@ const US: u64 = 1_000_000;
 /// of host work on each pCPU, with the device's one queue (1k/s, 1 us handler, 50 ns EOI)
 /// assigned to it.
 fn migrating_guest(kvm: KvmParams) -> PlatformParams {
-    let mut params = one_device(1, 3, true);
-    params.guests = vec![GuestParams {
-        name: "vm0".into(),
-        vcpu_count: 1,
-        pcpus: vec![CpuId(1), CpuId(2)],
-        host_bursts: None,
-        posted: common::posted_costs(),
-        remapped_forward: SimDuration::from_ns(1_500),
-        kvm,
-        migration: Some(MigrationParams { every: SimDuration::from_ms(10), cost: SimDuration::from_us(5) }),
-        ipi: None,
-    }];
-    params.devices[0].assigned_to = Some(0);
-    params
-}
-
-/// The first raise of the queue (a constant-rate phase, uniform in [0, 1 ms)).
-fn first_raise(q: &EventQueue<Event>) -> u64 {
-    q.iter()
-        .filter_map(|(t, e)| matches!(e, Event::Raise { queue } if *queue == QueueId(0)).then_some(t.as_ps()))
-        .min()
-        .unwrap()
+    migrating_vm0(one_device(1, 3, true), SimDuration::from_ns(1_500), kvm)
 }
 
 /// Runs to 99.99 ms: raises at φ, φ + 1 ms, …, φ + 99 ms (φ in [10, 980] us, so that no

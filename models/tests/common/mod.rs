@@ -140,3 +140,34 @@ pub fn kvm_free_exits() -> models::platform::KvmParams {
         ipiv: false,
     }
 }
+
+/// A 1-vCPU guest `vm0` on pCPUs 1 and 2 that the host migrates every 10 ms at 5 us of host
+/// work on each pCPU, with `params`' first device assigned to it (the migration tests'
+/// guest; `remapped_forward` and `kvm` as the architecture's test wants them).
+#[allow(dead_code)] // the migration tests' guest
+pub fn migrating_vm0(mut params: PlatformParams, remapped_forward: SimDuration, kvm: KvmParams) -> PlatformParams {
+    params.guests = vec![GuestParams {
+        name: "vm0".into(),
+        vcpu_count: 1,
+        pcpus: vec![CpuId(1), CpuId(2)],
+        host_bursts: None,
+        posted: posted_costs(),
+        remapped_forward,
+        kvm,
+        migration: Some(MigrationParams { every: SimDuration::from_ms(10), cost: SimDuration::from_us(5) }),
+        ipi: None,
+    }];
+    params.devices[0].assigned_to = Some(0);
+    params
+}
+
+/// The first raise of queue 0 still in the event queue (a constant-rate source's phase).
+#[allow(dead_code)] // the migration tests'
+pub fn first_raise(q: &EventQueue<Event>) -> u64 {
+    q.iter()
+        .filter_map(|(t, e)| {
+            matches!(e, Event::Raise { queue } if *queue == models::ids::QueueId(0)).then_some(t.as_ps())
+        })
+        .min()
+        .unwrap()
+}
