@@ -221,6 +221,12 @@ impl MessageStore {
         cleared
     }
 
+    /// Whether the function's MSI-X Enable bit is clear (raises are dropped).
+    #[inline]
+    pub fn disabled(&self) -> bool {
+        self.disabled
+    }
+
     /// Sets the MSI-X Enable bit again (the entries keep their mask bits).
     pub fn enable(&mut self) {
         self.disabled = false;
