@@ -240,8 +240,9 @@ pub(crate) fn text_point(s: &mut String, p: &PointReport, title: &str, sweep: bo
 
 /// Counter families of the guest control plane: what setting up and changing a guest's
 /// interrupts cost (provisioning's exits, ioctls, host setups and host CPU time; vCPU
-/// migrations), the numbers a trap-versus-hypercall argument quotes.
-const CONTROL_PLANE: [&str; 2] = ["provision.", "kvm.vcpu_migration"];
+/// migrations and, on arm, the VMOVPs that move their vPEs), the numbers a
+/// trap-versus-hypercall argument quotes.
+const CONTROL_PLANE: [&str; 3] = ["provision.", "kvm.vcpu_migration", "arm.vmovp"];
 
 /// The run's non-zero control-plane counters, one a line (a time in picoseconds shown as a
 /// duration), after a blank line; nothing when the run has none.
@@ -350,6 +351,7 @@ mod tests {
             row("provision.host_cpu_ps", "ps", 2_191_800_000),
             row("provision.mask_count", "count", 0),
             row("kvm.vcpu_migration_count", "count", 6),
+            row("arm.vmovp_count", "count", 6),
         ];
         let mut s = String::new();
         text_control_plane(&mut s, &r.points[0]);
@@ -359,6 +361,7 @@ mod tests {
             "provision.exit_count                                               154",
             "provision.host_cpu_ps                                          2.192ms",
             "kvm.vcpu_migration_count                                             6",
+            "arm.vmovp_count                                                      6",
             "",
         ];
         assert_eq!(s, want.join("\n"));
