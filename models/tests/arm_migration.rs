@@ -6,12 +6,12 @@
 //! that arrives while the vPE is between pCPUs waits in its pending table.
 
 mod common;
-use common::{arm_its, counter, first_raise, histogram, migrating_vm0, run_to};
+use common::{arm_its, check, counter, first_raise, handler_across_a_migration, histogram, migrating_vm0, run_to};
 
 use models::arm::its::GicVersion;
 use models::ids::CpuId;
 use models::platform::*;
-use sim::{EventQueue, SimDuration, SimTime};
+use sim::{SimDuration, SimTime};
 
 const NS: u64 = 1_000;
 const US: u64 = 1_000_000;
@@ -35,13 +35,6 @@ fn migrating_guest_on(version: GicVersion) -> PlatformParams {
     migrating_vm0(params, SimDuration::ZERO, common::kvm_free_exits())
 }
 
-fn checked(p: &Platform, q: &EventQueue<Event>) {
-    let c = p.conservation(q);
-    assert_eq!(c.raised, c.delivered + c.lost + c.merged + c.in_transit + c.pending + c.at_cpu, "{c:?}");
-    assert!(c.holds());
-    p.check_invariants().unwrap();
-}
-
 #[test]
 fn each_migration_is_one_vmovp_at_the_load_on_the_new_pcpu_and_a_halted_vcpus_doorbell_rings_where_it_halted() {
     // GICv4.1: VMOVP + VSYNC, one round trip. GICv4.0 (no DirectLPI): the doorbell follows
@@ -61,7 +54,7 @@ fn hundred_interrupts_across_nine_migrations(version: GicVersion, round_trips: u
     assert!((10 * US..=980 * US).contains(&phase), "phase {phase} ps");
     let end = 99_990 * US;
     run_to(&mut p, &mut q, end);
-    checked(&p, &q);
+    check(&p, &q);
     assert_eq!(counter(&p, "interrupt.raised_count"), 100);
     assert_eq!(counter(&p, "interrupt.delivered_count"), 100);
     assert_eq!(counter(&p, "kvm.vcpu_migration_count"), 9, "at 10, 20, …, 90 ms");
@@ -111,18 +104,13 @@ fn a_vlpi_raised_while_the_vpe_is_between_pcpus_waits_in_its_pending_table_and_i
     // raise, at φ + 10 ms, reaches the ITS in between: no doorbell, its vLPI pending in the
     // vPE's table, taken when the vPE is resident again.
     let mut params = migrating_arm_guest();
-    params.guests[0].migration =
-        Some(MigrationParams { every: SimDuration::from_ms(10), cost: SimDuration::from_ms(2) });
-    let d = &mut params.devices[0];
-    d.arrival = models::workload::ArrivalParams::Constant { rate_per_s: 100.0 };
-    d.service = sim::DurationDist::constant(SimDuration::from_ms(9));
-    d.eoi_cost = SimDuration::ZERO;
+    handler_across_a_migration(&mut params);
     let (mut p, mut q) = Platform::new(&params, SEED);
     let phase = first_raise(&q);
     assert!((1_010 * US..=1_990 * US).contains(&phase), "seed {SEED}: phase {phase} ps");
     let end = 19_900 * US;
     run_to(&mut p, &mut q, end);
-    checked(&p, &q);
+    check(&p, &q);
     assert_eq!(counter(&p, "kvm.vcpu_migration_count"), 1);
     assert_eq!(counter(&p, "arm.vmovp_count"), 1);
     assert_eq!(counter(&p, "interrupt.raised_count"), 2);

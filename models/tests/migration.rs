@@ -5,7 +5,7 @@
 //! host vector's CPU while KVM injects wherever the vCPU runs.
 
 mod common;
-use common::{counter, first_raise, migrating_vm0, one_device, run_to};
+use common::{counter, first_raise, handler_across_a_migration, migrating_vm0, one_device, run_to};
 
 use models::ids::CpuId;
 use models::platform::*;
@@ -88,12 +88,7 @@ fn an_interrupt_posted_while_a_running_vcpu_moves_waits_in_the_pir_and_is_inject
     // between: no notification, its PIR bit waits (accumulated), and the load on pCPU 2
     // (vmx_vcpu_pi_load: NDST = 2, ON set for the non-empty PIR) syncs it at that entry.
     let mut params = migrating_guest(common::kvm_free_exits());
-    params.guests[0].migration =
-        Some(MigrationParams { every: SimDuration::from_ms(10), cost: SimDuration::from_ms(2) });
-    let d = &mut params.devices[0];
-    d.arrival = models::workload::ArrivalParams::Constant { rate_per_s: 100.0 };
-    d.service = sim::DurationDist::constant(SimDuration::from_ms(9));
-    d.eoi_cost = SimDuration::ZERO;
+    handler_across_a_migration(&mut params);
     let (mut p, mut q) = Platform::new(&params, SEED);
     let phase = first_raise(&q);
     assert!((1_010 * US..=1_990 * US).contains(&phase), "seed {SEED}: phase {phase} ps");
