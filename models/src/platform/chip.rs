@@ -68,13 +68,8 @@ impl IrqChip {
         let mut moved = Vec::new();
         for op in ops {
             match (op, &mut *self) {
-                (ChipOp::Assign { queue, vcpu, vector, pcpu, posting, .. }, IrqChip::X86(chip)) => {
-                    chip.assign(queue, devices.source(queue), vcpu, vector, pcpu, posting, devices, m);
-                }
-                (ChipOp::Assign { queue, vector, pcpu, vpe, .. }, IrqChip::Arm(chip)) => {
-                    let vpe = vpe.expect("ARM guests have vPEs");
-                    chip.assign(now, queue, devices.source(queue), vector, pcpu, vpe, devices, m);
-                }
+                (ChipOp::Assign { target, posting }, IrqChip::X86(chip)) => chip.assign(target, posting, devices, m),
+                (ChipOp::Assign { target, .. }, IrqChip::Arm(chip)) => chip.assign(now, target, devices, m),
                 (ChipOp::VpeLoad { vpe, pcpu }, IrqChip::Arm(chip)) => {
                     chip.its_mut().vcpu_load(now, vpe, pcpu).expect("making a vPE resident");
                 }

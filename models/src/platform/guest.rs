@@ -179,8 +179,20 @@ pub(super) enum ChipOp {
     /// (running on `pcpu`). x86: a host vector on the pCPU and an IRTE that posts to the
     /// vCPU's descriptor (or, not postable or without APICv (`posting` false), stays
     /// remapped to the host vector and VFIO forwards). ARM GICv4: the event mapped to the
-    /// pCPU and forwarded to `vpe` as a vLPI.
-    Assign { queue: QueueId, vcpu: u32, vector: Vector, pcpu: CpuId, vpe: Option<VpeId>, posting: bool },
+    /// pCPU and forwarded to the vCPU's vPE as a vLPI.
+    Assign { target: GuestVector, posting: bool },
+}
+
+/// Where an assigned queue's interrupt goes in its guest: guest `vector` on `vcpu`, which
+/// runs on `pcpu`, and on ARM the vCPU's vPE. What VFIO and KVM program for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct GuestVector {
+    pub queue: QueueId,
+    pub vcpu: u32,
+    pub vector: Vector,
+    pub pcpu: CpuId,
+    /// The vCPU's vPE (ARM; `None` on x86).
+    pub vpe: Option<VpeId>,
 }
 
 /// Why a vCPU left guest mode (the `kvm.exit.*` histogram its exit is timed in).
@@ -585,7 +597,8 @@ impl Guests {
                 Backend::X86(_) => None,
                 Backend::Arm { vpes, .. } => Some(vpes[vcpu as usize]),
             };
-            self.chip_ops.push(ChipOp::Assign { queue, vcpu, vector, pcpu: self.pcpu_of(vcpu), vpe, posting });
+            let target = GuestVector { queue, vcpu, vector, pcpu: self.pcpu_of(vcpu), vpe };
+            self.chip_ops.push(ChipOp::Assign { target, posting });
         }
     }
 
@@ -1434,7 +1447,7 @@ mod tests {
                 g.take_chip_ops()
                     .into_iter()
                     .map(|op| match op {
-                        ChipOp::Assign { vcpu, .. } => vcpu,
+                        ChipOp::Assign { target, .. } => target.vcpu,
                         other => panic!("{other:?}"),
                     })
                     .collect()

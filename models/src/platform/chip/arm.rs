@@ -31,7 +31,8 @@ use std::collections::VecDeque;
 
 use sim::{EventQueue, Metrics, SimDuration, SimTime};
 
-use super::super::devices::{Devices, MsiWrite, Source};
+use super::super::devices::{Devices, MsiWrite};
+use super::super::guest::GuestVector;
 use super::super::metrics::ArmIds;
 use super::super::params::{DeviceParams, GicMsiParams, GicParams, spread_mask};
 use super::super::route::{Accept, Route, VlpiOutcome};
@@ -220,20 +221,12 @@ impl ArmChip {
     }
 
     /// An assigned queue of a GICv4 guest: its event is mapped (MAPTI to the vCPU's pCPU)
-    /// and then forwarded to the vCPU's vPE as a vLPI for guest `vector` (VMAPTI, doorbell
+    /// and then forwarded to the vCPU's vPE as a vLPI for its guest vector (VMAPTI, doorbell
     /// enabled), as KVM's `kvm_vgic_v4_set_forwarding` does.
-    #[allow(clippy::too_many_arguments)] // the queue, its source and guest target, and the components it programs
-    pub fn assign(
-        &mut self,
-        now: SimTime,
-        queue_id: QueueId,
-        source: Source,
-        vector: Vector,
-        pcpu: CpuId,
-        vpe: VpeId,
-        devices: &mut Devices,
-        m: &mut Metrics,
-    ) {
+    pub fn assign(&mut self, now: SimTime, target: GuestVector, devices: &mut Devices, m: &mut Metrics) {
+        let GuestVector { queue: queue_id, vector, pcpu, vpe, .. } = target;
+        let vpe = vpe.expect("ARM guests have vPEs");
+        let source = devices.source(queue_id);
         let its_device = ItsDeviceId(u32::from(source.requester_id));
         let its = self.its_mut();
         let Ok(range) = its.alloc_events(its_device, 1) else {

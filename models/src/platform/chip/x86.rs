@@ -7,7 +7,8 @@ mod vfio;
 
 use sim::{EventQueue, Metrics, SimDuration, SimTime};
 
-use super::super::devices::{Devices, HostHandler, MsiWrite, Source};
+use super::super::devices::{Devices, HostHandler, MsiWrite};
+use super::super::guest::GuestVector;
 use super::super::metrics::X86Ids;
 use super::super::params::{DeviceParams, IrqMode, PlatformParams, spread_mask};
 use super::super::route::{Accept, Route};
@@ -304,18 +305,9 @@ impl X86Chip {
     /// descriptor; a non-postable one, or any without APICv (`posting` false: KVM's
     /// irq-bypass posts only with APICv), stays remapped to the host vector and VFIO
     /// forwards it.
-    #[allow(clippy::too_many_arguments)] // the queue, its source and guest target, and the components it programs
-    pub fn assign(
-        &mut self,
-        queue_id: QueueId,
-        source: Source,
-        vcpu: u32,
-        vector: Vector,
-        pcpu: CpuId,
-        posting: bool,
-        devices: &mut Devices,
-        m: &mut Metrics,
-    ) {
+    pub fn assign(&mut self, target: GuestVector, posting: bool, devices: &mut Devices, m: &mut Metrics) {
+        let GuestVector { queue: queue_id, vcpu, vector, pcpu, .. } = target;
+        let source = devices.source(queue_id);
         // An IMS-backed function's interrupt takes a slot of its device's IMS first.
         if !devices.take_device_ims_slot(devices.device_of(queue_id), SimTime::ZERO, m) {
             return;
@@ -338,24 +330,23 @@ impl X86Chip {
         };
         let sid = SourceValidation::RequesterId { sid: source.requester_id, sq: SourceQualifier::All16 };
         table.set_entry(block.base, entry.with_source(sid).with_pasid(source.pasid)).expect("an allocated IRTE");
-        self.bind_assigned(queue_id, block.base, posted, (pcpu, vector), host, vcpu, devices);
+        self.bind_assigned(target, block.base, posted, host, devices);
         devices.unmask(queue_id);
     }
 
     /// Points an assigned queue at IRTE `irte` and its target: the vCPU's pCPU and guest
-    /// vector when `posted`, else VFIO's host vector, whose handler forwards to `vcpu`; the
-    /// queue's store entry gets the remappable message of the IRTE (still masked).
-    #[allow(clippy::too_many_arguments)] // the queue, its IRTE, both targets and the devices
+    /// vector when `posted`, else VFIO's host vector `host`, whose handler forwards to the
+    /// vCPU; the queue's store entry gets the remappable message of the IRTE (still masked).
     fn bind_assigned(
         &mut self,
-        queue_id: QueueId,
+        target: GuestVector,
         irte: u32,
         posted: bool,
-        guest: (CpuId, Vector),
         host: (CpuId, Vector),
-        vcpu: u32,
         devices: &mut Devices,
     ) {
+        let GuestVector { queue: queue_id, vcpu, vector, pcpu, .. } = target;
+        let guest = (pcpu, vector);
         let (address, data) = msi::compose_remappable(irte as u16);
         let queue = &mut self.queues[queue_id.0 as usize];
         queue.irte = Some(irte);

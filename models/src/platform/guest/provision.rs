@@ -126,8 +126,7 @@ mod host;
 use sim::{CounterId, EventQueue, HistogramId, Metrics, SimDuration, SimTime, Unit};
 
 use super::super::{Event, Platform, ResourceUse};
-use super::{ChipOp, Guests};
-use crate::arm::its::VpeId;
+use super::{ChipOp, GuestVector, Guests};
 use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 use crate::kernel::KernelVersion;
 use crate::pci::store::StoreKind;
@@ -469,12 +468,8 @@ impl Ids {
 /// One guest vector of a provisioned function.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    queue: QueueId,
-    vcpu: u32,
-    vector: Vector,
-    pcpu: CpuId,
-    /// The vCPU's vPE (ARM).
-    vpe: Option<VpeId>,
+    /// Its queue and where its interrupt goes in the guest.
+    target: GuestVector,
     /// It has a KVM route.
     routed: bool,
     /// The guest enabled it (and the VMM passes its eventfd to VFIO).
@@ -725,9 +720,7 @@ impl Provisioning {
         let slots: Vec<Slot> = ops
             .into_iter()
             .map(|op| match op {
-                ChipOp::Assign { queue, vcpu, vector, pcpu, vpe, .. } => {
-                    Slot { queue, vcpu, vector, pcpu, vpe, routed: false, used: false, host_on: false }
-                }
+                ChipOp::Assign { target, .. } => Slot { target, routed: false, used: false, host_on: false },
                 other => panic!("provisioning takes assignments, not {other:?}"),
             })
             .collect();
@@ -790,7 +783,7 @@ impl Provisioning {
                 }),
             });
             for slot in &slots {
-                let q = slot.queue.0 as usize;
+                let q = slot.target.queue.0 as usize;
                 if self.direct_guest.len() <= q {
                     self.direct_guest.resize(q + 1, NO_GUEST);
                 }
@@ -865,7 +858,7 @@ impl Provisioning {
         }
         let (used, limit) = &mut self.routes[function.guest as usize];
         if *used >= *limit {
-            let (queue, limit) = (function.slots[slot].queue, *limit);
+            let (queue, limit) = (function.slots[slot].target.queue, *limit);
             m.fail(self.ids.route_fail, now, || {
                 format!("queue id {}: kvm_irqchip_add_msi_route: all {limit} GSI routes in use (-ENOSPC)", queue.0)
             });
@@ -956,9 +949,9 @@ impl Platform {
                             *index += 1;
                             crate::x86::msi::compose_remappable(handle)
                         } else {
-                            crate::x86::msi::compose_compat(slot.vcpu.min(255) as u8, slot.vector.0)
+                            crate::x86::msi::compose_compat(slot.target.vcpu.min(255) as u8, slot.target.vector.0)
                         };
-                        self.devices.reprogram(slot.queue, address, data, q);
+                        self.devices.reprogram(slot.target.queue, address, data, q);
                         let writes = match function.store {
                             StoreKind::ImsQueue => function.store_latency.times(2),
                             _ => SimDuration::ZERO,
@@ -1015,7 +1008,7 @@ impl Platform {
                         m.add(ids.lost_disabled, u64::from(dropped));
                         function.window_start = now;
                         for slot in function.slots.iter().filter(|s| s.host_on) {
-                            self.devices.mask(slot.queue);
+                            self.devices.mask(slot.target.queue);
                         }
                         function.step = Step::Teardown { from: 0, vector };
                     } else if grow {
@@ -1033,7 +1026,7 @@ impl Platform {
                         continue;
                     };
                     let slot = function.slots[j];
-                    let step = chip.release(now, slot.queue, &self.devices, m);
+                    let step = chip.release(now, slot.target.queue, &self.devices, m);
                     function.slots[j].host_on = false;
                     m.add(ids.free_irq, 1);
                     m.add(ids.irte_writes, u64::from(step.irte_writes));
@@ -1111,11 +1104,11 @@ impl Platform {
                         // vector on the next vCPU (msi_set_affinity), then the message.
                         let aff = prov.affinity_ids.expect("registered with the function's affinity");
                         let guests = self.guests.as_mut().expect("provisioned devices are assigned");
-                        let Some(to) = guests.next_affinity(s.vcpu, s.queue) else {
+                        let Some(to) = guests.next_affinity(s.target.vcpu, s.target.queue) else {
                             m.fail(aff.fail, now, || {
                                 format!(
                                     "queue id {}: irq_matrix_alloc: no free vector on the next vCPU (-ENOSPC)",
-                                    s.queue.0
+                                    s.target.queue.0
                                 )
                             });
                             q.schedule_at(now + every, Event::Provision { index });
@@ -1151,7 +1144,7 @@ impl Platform {
                     // masks the vector in its emulated table (raises are held in its
                     // emulated pending bit, whatever the device's store is) and moves
                     // VFIO's trigger to its own eventfd.
-                    prov.vmm.mask(s.queue);
+                    prov.vmm.mask(s.target.queue);
                     let at = now + ids.exits(ids.exit_user, p.costs.mmio_exit_user, 1, m) + p.costs.set_irqs;
                     m.add(ids.set_irqs, 1);
                     let at = occupy(&mut self.guests, guest, (now, at), ids.host_cpu, q, m);
@@ -1192,7 +1185,7 @@ impl Platform {
                     let retarget = function.retarget.take();
                     if let Some((vcpu, vector, pcpu)) = retarget {
                         let s = &mut function.slots[slot as usize];
-                        (s.vcpu, s.vector, s.pcpu) = (vcpu, vector, pcpu);
+                        (s.target.vcpu, s.target.vector, s.target.pcpu) = (vcpu, vector, pcpu);
                     }
                     let s = function.slots[slot as usize];
                     // The bypass: on x86 the IRTE posted to the vCPU's descriptor
@@ -1220,7 +1213,8 @@ impl Platform {
                     let (vcpu, vector, pcpu) = function.retarget.take().expect("a move in progress");
                     let guests = self.guests.as_mut().expect("provisioned devices are assigned");
                     let s = &mut function.slots[slot as usize];
-                    (s.vcpu, s.vector, s.pcpu, s.vpe) = (vcpu, vector, pcpu, Some(guests.vpe_of(vcpu)));
+                    (s.target.vcpu, s.target.vector, s.target.pcpu, s.target.vpe) =
+                        (vcpu, vector, pcpu, Some(guests.vpe_of(vcpu)));
                     let s = *s;
                     let aff = prov.affinity_ids.expect("registered with the function's affinity");
                     let exit_kernel = aff.exit_kernel.expect("registered on arm");
@@ -1237,7 +1231,7 @@ impl Platform {
                     return;
                 }
                 Step::ImsMasked { slot } => {
-                    self.devices.mask(function.slots[slot as usize].queue);
+                    self.devices.mask(function.slots[slot as usize].target.queue);
                     let hold = p.masking.map_or(SimDuration::ZERO, |(_, hold)| hold);
                     function.step = Step::ImsUnmask { slot };
                     q.schedule_at(now.max(function.cycle_start + hold), Event::Provision { index });
@@ -1250,7 +1244,7 @@ impl Platform {
                     return;
                 }
                 Step::Unmasked { slot } => {
-                    let queue = function.slots[slot as usize].queue;
+                    let queue = function.slots[slot as usize].target.queue;
                     // IMS through a hypercall masked the device's slot; the trapped modes
                     // the VMM's emulated entry.
                     let send = match mode {
@@ -1266,7 +1260,7 @@ impl Platform {
                     return;
                 }
                 Step::SetupDone { slot, end } => {
-                    let queue = function.slots[slot as usize].queue;
+                    let queue = function.slots[slot as usize].target.queue;
                     m.add(ids.usable, 1);
                     if self.devices.unmask(queue) {
                         self.devices.send(queue, now, q, m);

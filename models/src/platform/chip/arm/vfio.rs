@@ -45,9 +45,10 @@
 use sim::{Metrics, SimTime};
 
 use super::super::super::devices::{Devices, Source};
+use super::super::super::guest::GuestVector;
 use super::{ArmChip, GITS_TRANSLATER_ADDRESS, QueueIntid};
 use crate::arm::its::{CommandTiming, ItsDeviceId, ItsError, LPI_INTID_BASE, VintId, VpeId};
-use crate::ids::{CpuId, QueueId, Vector};
+use crate::ids::{QueueId, Vector};
 
 /// What one host step did on the ITS: when its last command completed, and how many
 /// synchronous round trips (a command and its SYNC, or a direct invalidation) it took.
@@ -67,23 +68,21 @@ impl ItsStep {
 }
 
 impl ArmChip {
-    /// VFIO sets up `queue`'s vector at `now` for guest `vector` on a vCPU whose vPE is `vpe`
-    /// (running on `pcpu`): the ITS device if a resize freed it (up to 6.15), the event mapped to the pCPU
-    /// and enabled, then forwarded to the vPE. The store entry gets GITS_TRANSLATER and the
-    /// EventID and stays masked (the caller unmasks it when the step is done). `None` when no
-    /// LPI or event was free (counted).
-    #[allow(clippy::too_many_arguments)] // the queue, its source and guest target, and the components it programs
+    /// VFIO sets up `target`'s queue at `now` for its guest vector on a vCPU with a vPE
+    /// (running on its pCPU): the ITS device if a resize freed it (up to 6.15), the event
+    /// mapped to the pCPU and enabled, then forwarded to the vPE. The store entry gets
+    /// GITS_TRANSLATER and the EventID and stays masked (the caller unmasks it when the step
+    /// is done). `None` when no LPI or event was free (counted).
     pub fn vfio_setup(
         &mut self,
         now: SimTime,
-        queue_id: QueueId,
-        source: Source,
-        vector: Vector,
-        pcpu: CpuId,
-        vpe: VpeId,
+        target: GuestVector,
         devices: &mut Devices,
         m: &mut Metrics,
     ) -> Option<ItsStep> {
+        let GuestVector { queue: queue_id, vector, pcpu, vpe, .. } = target;
+        let vpe = vpe.expect("ARM guests have vPEs");
+        let source = devices.source(queue_id);
         let device = ItsDeviceId(u32::from(source.requester_id));
         let mut step = ItsStep { done: now, commands: 0 };
         let (lpi_fail, event_fail) = (self.ids.arm_lpi_exhausted, self.ids.arm_events_exhausted);

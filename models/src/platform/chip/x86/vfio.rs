@@ -29,8 +29,9 @@
 use sim::{Metrics, SimDuration, SimTime};
 
 use super::super::super::devices::{Devices, Source};
+use super::super::super::guest::GuestVector;
 use super::{X86Chip, X86Ids, cpu_set};
-use crate::ids::{CpuId, QueueId, Vector};
+use crate::ids::QueueId;
 use crate::iommu::posted::Postability;
 use crate::iommu::remap::{IommuId, IrteBlock, IrteEntry, PiDescId, SourceQualifier, SourceValidation, UpdateTiming};
 use crate::x86::vector_matrix::Activation;
@@ -63,22 +64,19 @@ impl X86Chip {
         timing.done
     }
 
-    /// VFIO sets up `queue`'s vector at `now` for guest `vector` on `vcpu` (running on
-    /// `pcpu`): host vector, IRTE, remapped then posted entry; the store entry gets the
+    /// VFIO sets up `target`'s queue at `now` for its guest vector on its vCPU (running on
+    /// its pCPU): host vector, IRTE, remapped then posted entry; the store entry gets the
     /// remappable message and stays masked (the caller unmasks it when the step is done).
     /// `None` when no host vector or IRTE was free (counted).
-    #[allow(clippy::too_many_arguments)] // the queue, its source and guest target, and the components it programs
     pub fn vfio_setup(
         &mut self,
         now: SimTime,
-        queue_id: QueueId,
-        source: Source,
-        vcpu: u32,
-        vector: Vector,
-        pcpu: CpuId,
+        target: GuestVector,
         devices: &mut Devices,
         m: &mut Metrics,
     ) -> Option<HostStep> {
+        let GuestVector { queue: queue_id, vcpu, vector, pcpu, .. } = target;
+        let source = devices.source(queue_id);
         let no_vector = |m: &mut Metrics, ids: &X86Ids, devices: &Devices| {
             m.fail(ids.setup_vector_fail, now, || {
                 format!("{}: VFIO request_irq: no free vector on CPU {} (-28)", devices.label(queue_id), pcpu.0)
@@ -122,7 +120,7 @@ impl X86Chip {
             let timing = unit.request_update(now, iommu, block.base, entry).expect("an allocated IRTE");
             done = Self::record_lock(&self.ids, done, SimDuration::ZERO, timing, m);
         }
-        self.bind_assigned(queue_id, block.base, posted, (pcpu, vector), host, vcpu, devices);
+        self.bind_assigned(target, block.base, posted, host, devices);
         self.queues[queue_id.0 as usize].vfio_irq = Some(irq);
         Some(HostStep { done, irte_writes: 1 + u32::from(posted) })
     }
@@ -163,17 +161,15 @@ impl X86Chip {
     /// trigger between its own eventfd and KVM's irqfd, so irq-bypass removes or restores the
     /// posted IRTE (one `modify_irte` and its flush; the host interrupt and the IRTE stay
     /// allocated). A vector KVM cannot post stays remapped: no write.
-    #[allow(clippy::too_many_arguments)] // the queue, its source and guest target, the direction
     pub fn vfio_bypass(
         &mut self,
         now: SimTime,
-        queue_id: QueueId,
+        target: GuestVector,
         source: Source,
-        vcpu: u32,
-        vector: Vector,
         posted: bool,
         m: &mut Metrics,
     ) -> HostStep {
+        let GuestVector { queue: queue_id, vcpu, vector, .. } = target;
         if !matches!(source.guest_msi.postability(), Postability::Posted) {
             return HostStep { done: now, irte_writes: 0 };
         }

@@ -55,16 +55,14 @@ impl<'a> Host<'a> {
 
     /// VFIO sets up `slot`'s vector at `now`; `None` when a resource ran out (counted).
     pub fn setup(&mut self, now: SimTime, slot: &Slot, devices: &mut Devices, m: &mut Metrics) -> Option<HostDone> {
-        let source = devices.source(slot.queue);
         match self {
             Host::X86(chip) => {
-                let step = chip.vfio_setup(now, slot.queue, source, slot.vcpu, slot.vector, slot.pcpu, devices, m);
+                let step = chip.vfio_setup(now, slot.target, devices, m);
                 chip.take_domain_warnings(now, devices, m);
                 step.map(|s| HostDone { done: s.done, irte_writes: s.irte_writes, its_commands: 0 })
             }
             Host::Arm(chip) => {
-                let vpe = slot.vpe.expect("ARM guests have vPEs");
-                let step = chip.vfio_setup(now, slot.queue, source, slot.vector, slot.pcpu, vpe, devices, m)?;
+                let step = chip.vfio_setup(now, slot.target, devices, m)?;
                 Some(HostDone { done: step.done, irte_writes: 0, its_commands: step.commands })
             }
         }
@@ -89,12 +87,12 @@ impl<'a> Host<'a> {
     /// MOVI asked (`ArmChip::vfio_movi`). Affinity changes are validated onto x86 or ARM;
     /// on x86 they take the masking path, never this one.
     pub fn movi(&mut self, now: SimTime, slot: &Slot, devices: &Devices) -> HostDone {
-        let source = devices.source(slot.queue);
+        let source = devices.source(slot.target.queue);
         match self {
             Host::X86(_) => unreachable!("an x86 guest moves a vector by rewriting its MSI-X entry"),
             Host::Arm(chip) => {
-                let vpe = slot.vpe.expect("ARM guests have vPEs");
-                let step = chip.vfio_movi(now, slot.queue, source, vpe, slot.vector);
+                let vpe = slot.target.vpe.expect("ARM guests have vPEs");
+                let step = chip.vfio_movi(now, slot.target.queue, source, vpe, slot.target.vector);
                 HostDone { done: step.done, irte_writes: 0, its_commands: step.commands }
             }
         }
@@ -112,15 +110,15 @@ impl<'a> Host<'a> {
         devices: &Devices,
         m: &mut Metrics,
     ) -> HostDone {
-        let source = devices.source(slot.queue);
+        let source = devices.source(slot.target.queue);
         match self {
             Host::X86(chip) => {
-                let step = chip.vfio_bypass(now, slot.queue, source, slot.vcpu, slot.vector, posted, m);
+                let step = chip.vfio_bypass(now, slot.target, source, posted, m);
                 HostDone { done: step.done, irte_writes: step.irte_writes, its_commands: 0 }
             }
             Host::Arm(chip) => {
-                let vpe = posted.then(|| (slot.vpe.expect("ARM guests have vPEs"), slot.vector));
-                let step = chip.vfio_retrigger(now, slot.queue, source, vpe);
+                let vpe = posted.then(|| (slot.target.vpe.expect("ARM guests have vPEs"), slot.target.vector));
+                let step = chip.vfio_retrigger(now, slot.target.queue, source, vpe);
                 HostDone { done: step.done, irte_writes: 0, its_commands: step.commands }
             }
         }
