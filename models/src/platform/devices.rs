@@ -359,7 +359,7 @@ impl Devices {
         self.raises[queue.0 as usize]
     }
 
-    /// The MSI write of a raise whose path is computed at once (`cpu::lindley`): recorded as
+    /// The MSI write of a raise whose path is computed at once (the folded translation): recorded as
     /// [`Devices::send`] records it; returns its latency.
     #[inline]
     pub fn send_at_once(&self, queue_id: QueueId, m: &mut Metrics) -> sim::SimDuration {
