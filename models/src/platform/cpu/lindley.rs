@@ -246,9 +246,9 @@ impl Lindley {
     /// latency with `work`, after recording what the CPU did up to `now`.
     #[inline]
     pub fn plan_job(&mut self, cpu: CpuId, queue: QueueId, now: SimTime, work: Work, stats: &mut IrqStats) {
-        self.settle_cpu(cpu, now, stats);
         let entry = self.entry;
         let state = &mut self.cpus[cpu.0 as usize];
+        Self::settle_state(state, &mut self.recorded, cpu, now, stats);
         state.writes += 1;
         let arrived_at = now + state.msi_write;
         let start = arrived_at.max(state.free_at);
@@ -263,17 +263,17 @@ impl Lindley {
             eoi: work.eoi,
             departs,
         });
-        if state.jobs.len() == 1 {
-            state.front_started = false;
-        }
+        // A job alone is not started: `front_started` is cleared with every departure.
+        debug_assert!(state.jobs.len() > 1 || !state.front_started);
     }
 
     /// Records what every CPU on the recursion did up to `now`, and adds what was recorded
     /// since the last settle to the metrics.
     pub fn settle(&mut self, now: SimTime, m: &mut Metrics, stats: &mut IrqStats) {
         for c in 0..self.cpus.len() {
-            if !self.cpus[c].jobs.is_empty() {
-                self.settle_cpu(CpuId(c as u32), now, stats);
+            let state = &mut self.cpus[c];
+            if !state.jobs.is_empty() {
+                Self::settle_state(state, &mut self.recorded, CpuId(c as u32), now, stats);
             }
         }
         for state in &mut self.cpus {
@@ -298,11 +298,10 @@ impl Lindley {
         m.add_tally(self.core.end_to_end, &mut r.end_to_end);
     }
 
-    /// Records the handler starts and ends on `cpu` at or before `now`, in order.
+    /// Records in `r` the handler starts and ends on `cpu` (its state `state`) at or before
+    /// `now`, in order.
     #[inline]
-    fn settle_cpu(&mut self, cpu: CpuId, now: SimTime, stats: &mut IrqStats) {
-        let state = &mut self.cpus[cpu.0 as usize];
-        let r = &mut self.recorded;
+    fn settle_state(state: &mut LindleyCpu, r: &mut Recorded, cpu: CpuId, now: SimTime, stats: &mut IrqStats) {
         // Bounded by the jobs planned on this CPU.
         while let Some(&job) = state.jobs.front() {
             if job.start > now {
