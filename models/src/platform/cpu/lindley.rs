@@ -299,8 +299,9 @@ impl Lindley {
     }
 
     /// Records in `r` the handler starts and ends on `cpu` (its state `state`) at or before
-    /// `now`, in order.
-    #[inline]
+    /// `now`, in order. Always inlined: out of line (it has two callers) its call and
+    /// register saves cost more than the code they share.
+    #[inline(always)]
     fn settle_state(state: &mut LindleyCpu, r: &mut Recorded, cpu: CpuId, now: SimTime, stats: &mut IrqStats) {
         // Bounded by the jobs planned on this CPU.
         while let Some(&job) = state.jobs.front() {
