@@ -571,10 +571,9 @@ impl Platform {
     /// A raise on Lindley's recursion: its MSI write, its arrival at `cpu` and its handler's
     /// work (drawn now, in the order its handlers start) are known at once.
     #[inline]
-    fn planned(&mut self, queue: QueueId, cpu: CpuId, handler: QueueId, now: SimTime) {
-        let latency = self.devices.send_at_once(queue, &mut self.metrics);
+    fn planned(&mut self, cpu: CpuId, handler: QueueId, now: SimTime) {
         let work = self.devices.driver_work(handler);
-        self.lindley.plan_job(cpu, handler, now, now + latency, work, &mut self.metrics, &mut self.stats);
+        self.lindley.plan_job(cpu, handler, now, work, &mut self.stats);
     }
 
     fn on_posted_step(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
@@ -670,7 +669,7 @@ impl World for Platform {
                     }
                 }
                 Raise::Send => match self.lindley.route(queue) {
-                    Some((cpu, handler)) => self.planned(queue, cpu, handler, q.now()),
+                    Some((cpu, handler)) => self.planned(cpu, handler, q.now()),
                     None if self.fold_until.is_some_and(|until| q.now() <= until) => self.folded(queue, q.now(), q),
                     None => self.devices.send(queue, q.now(), q, &mut self.metrics),
                 },

@@ -94,7 +94,11 @@ impl DurationDist {
             DurationDist::Constant(v) => *v,
             DurationDist::Exponential { scale, .. } => {
                 let unit: f64 = Exp1.sample(rng.generator());
-                Self::capped(unit * scale)
+                // The unit draw is finite and non-negative (the ziggurat's layers, or its tail
+                // R − ln u with u in [0, 1)) and `scale` positive and finite, so the capped
+                // product is a number from 0 to 2^50: rounded as `capped` rounds it, without
+                // its check and its branch for values from 2^53 (a test compares the two).
+                SimDuration::from_ps_f64_below_2_53((unit * scale).min(Self::SAMPLE_MAX.as_ps() as f64))
             }
             DurationDist::LogNormal { sampler, .. } => Self::sample_lognormal(sampler, rng),
         }
@@ -137,6 +141,21 @@ mod tests {
             let (mut a, mut b) = (RngStream::new(9, "exp-test"), RngStream::new(9, "exp-test"));
             for _ in 0..20_000 {
                 assert_eq!(dist.sample(&mut a), DurationDist::capped(exp.sample(b.generator())), "mean {mean_ps} ps");
+            }
+        }
+    }
+
+    #[test]
+    fn exponential_samples_round_as_capped_rounds() {
+        // The same stream drawn by `sample` and by the unit draw rounded through `capped`
+        // (from_ps_f64 with its check): equal at means from 1 ps to past the cap.
+        for mean_ps in [1u64, 7, 1_000, 1_000_000, 1 << 40, 1 << 50, u64::MAX >> 8] {
+            let dist = DurationDist::exponential(SimDuration::from_ps(mean_ps));
+            let DurationDist::Exponential { scale, .. } = dist else { unreachable!() };
+            let (mut a, mut b) = (RngStream::new(4, "round-test"), RngStream::new(4, "round-test"));
+            for _ in 0..20_000 {
+                let unit: f64 = Exp1.sample(b.generator());
+                assert_eq!(dist.sample(&mut a), DurationDist::capped(unit * scale), "mean {mean_ps} ps");
             }
         }
     }

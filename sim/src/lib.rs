@@ -83,7 +83,7 @@ mod time;
 pub use dist::DurationDist;
 pub use metrics::{
     CounterId, FailureExample, FailureExamples, HistogramId, HistogramSummary, MetricInfo, Metrics, MetricsSnapshot,
-    SUMMARY_QUANTILES, Unit,
+    SUMMARY_QUANTILES, Tally, Unit,
 };
 pub use queue::EventQueue;
 pub use rng::{RngStream, SplitMix64, fnv1a64, fnv1a64_extend, fnv1a64_extend_u32, mix64};

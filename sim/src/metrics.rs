@@ -80,9 +80,14 @@ fn hdr_value(index: usize) -> u64 {
     if bucket == 0 { sub - half } else { sub << (bucket - 1) }
 }
 
+/// A histogram's values counted by bucket index, with their exact sum, least and most:
+/// what a registered histogram holds, and what a hot path that owns one counts apart from
+/// the registry and adds into it at once ([`Metrics::add_tally`]): a record then reads no
+/// registry entry (no id to look up, no bounds check, no run to compare with), which on
+/// Lindley's path is most of a record's cost. The registry's histogram comes out the same
+/// as recording each value in it (counts, sum, least and most do not depend on the order).
 #[derive(Debug, Clone)]
-struct HistogramSlot {
-    info: MetricInfo,
+pub struct Tally {
     /// Values recorded per HDR bucket index ([`hdr_index`]), grown as larger values come:
     /// the crate's counts without its resizing, overflow checks and `Result` on the hot path
     /// (a value's index is a `leading_zeros`, a shift and two adds); converted into an
@@ -91,16 +96,40 @@ struct HistogramSlot {
     sum: u128,
     min: u64,
     max: u64,
-    /// A run of equal values not yet in `counts`: (value, how many). Many stages take
-    /// the same time for every interrupt (a constant MSI write or EOI), so a run is counted
-    /// and recorded once when the value changes or the histogram is read; the
-    /// histogram, sum, min and max come out the same as recording each value. (0, 0) when
-    /// empty, so that recording extends it without testing its count.
-    run: (u64, u64),
 }
 
-impl HistogramSlot {
-    /// Counts `n` values `value`.
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally::new()
+    }
+}
+
+impl Tally {
+    /// No values.
+    pub const fn new() -> Tally {
+        Tally { counts: Vec::new(), sum: 0, min: u64::MAX, max: 0 }
+    }
+
+    /// Counts one value.
+    #[inline]
+    pub fn record(&mut self, value: u64) {
+        self.add_n(value, 1);
+    }
+
+    /// Counts `n` values `value` (none when `n` is 0).
+    #[inline]
+    pub fn record_n(&mut self, value: u64, n: u64) {
+        if n > 0 {
+            self.add_n(value, n);
+        }
+    }
+
+    /// The sum of the values counted.
+    pub fn sum(&self) -> u128 {
+        self.sum
+    }
+
+    /// Counts `n` (> 0) values `value`.
     #[inline]
     fn add_n(&mut self, value: u64, n: u64) {
         let index = hdr_index(value);
@@ -121,12 +150,67 @@ impl HistogramSlot {
         self.counts[index] = n;
     }
 
-    /// Moves the pending run into the counts.
+    /// Adds every value of `other`.
+    fn merge(&mut self, other: &Tally) {
+        let used = other.used();
+        if self.counts.len() < used.end {
+            self.counts.resize(used.end, 0);
+        }
+        for (mine, theirs) in self.counts[used.clone()].iter_mut().zip(&other.counts[used]) {
+            *mine += theirs;
+        }
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    /// The bucket indices that can hold values: those from the least value's to the most's.
+    fn used(&self) -> std::ops::Range<usize> {
+        if self.min > self.max { 0..0 } else { hdr_index(self.min)..hdr_index(self.max) + 1 }
+    }
+
+    /// Moves every value into `into`, leaving this tally empty (with its counts' room): one
+    /// pass over the buckets that can hold values.
+    fn drain_into(&mut self, into: &mut Tally) {
+        let used = self.used();
+        if into.counts.len() < used.end {
+            into.counts.resize(used.end, 0);
+        }
+        for (theirs, mine) in into.counts[used.clone()].iter_mut().zip(&mut self.counts[used]) {
+            *theirs += std::mem::take(mine);
+        }
+        into.sum += self.sum;
+        into.min = into.min.min(self.min);
+        into.max = into.max.max(self.max);
+        (self.sum, self.min, self.max) = (0, u64::MAX, 0);
+    }
+
+    /// Values counted.
+    fn len(&self) -> u64 {
+        self.counts.iter().sum::<u64>()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct HistogramSlot {
+    info: MetricInfo,
+    /// The values counted.
+    tally: Tally,
+    /// A run of equal values not yet in `tally`: (value, how many). Many stages take
+    /// the same time for every interrupt (a constant MSI write or EOI), so a run is counted
+    /// and recorded once when the value changes or the histogram is read; the
+    /// histogram, sum, min and max come out the same as recording each value. (0, 0) when
+    /// empty, so that recording extends it without testing its count.
+    run: (u64, u64),
+}
+
+impl HistogramSlot {
+    /// Moves the pending run into the tally.
     #[inline]
     fn flush(&mut self) {
         let (value, n) = self.run;
         if n > 0 {
-            self.add_n(value, n);
+            self.tally.add_n(value, n);
             self.run = (0, 0);
         }
     }
@@ -140,7 +224,7 @@ impl HistogramSlot {
 
     /// Values recorded, the pending run included.
     fn len(&self) -> u64 {
-        self.counts.iter().sum::<u64>() + self.run.1
+        self.tally.len() + self.run.1
     }
 
     /// The `hdrhistogram` of every value recorded, the pending run included: the same
@@ -149,15 +233,16 @@ impl HistogramSlot {
     /// themselves, so the crate's own min and max (which its iterators read) are exact too.
     fn whole(&self) -> Histogram<u64> {
         let slot = self.flushed();
+        let t = &slot.tally;
         let mut h = Histogram::new(3).expect("3 significant digits is a valid precision");
         let mut exact = Vec::new();
-        if slot.min > 0 && slot.min != u64::MAX {
-            exact.push(slot.min);
+        if t.min > 0 && t.min != u64::MAX {
+            exact.push(t.min);
         }
-        if slot.max > 0 && slot.max != slot.min {
-            exact.push(slot.max);
+        if t.max > 0 && t.max != t.min {
+            exact.push(t.max);
         }
-        for (index, &count) in slot.counts.iter().enumerate().filter(|(_, c)| **c > 0) {
+        for (index, &count) in t.counts.iter().enumerate().filter(|(_, c)| **c > 0) {
             let here: Vec<u64> = exact.iter().copied().filter(|&v| hdr_index(v) == index).collect();
             let rest = count - here.len() as u64;
             if rest > 0 {
@@ -173,10 +258,11 @@ impl HistogramSlot {
     /// Sum, min and max with the pending run in them.
     fn totals(&self) -> (u128, u64, u64) {
         let (value, n) = self.run;
+        let t = &self.tally;
         if n == 0 {
-            return (self.sum, self.min, self.max);
+            return (t.sum, t.min, t.max);
         }
-        (self.sum + u128::from(value) * u128::from(n), self.min.min(value), self.max.max(value))
+        (t.sum + u128::from(value) * u128::from(n), t.min.min(value), t.max.max(value))
     }
 }
 
@@ -316,7 +402,7 @@ impl Metrics {
     pub fn histogram(&mut self, name: &str, unit: Unit, description: &str) -> HistogramId {
         self.assert_new_name(name);
         let info = MetricInfo { name: name.to_owned(), unit, description: description.to_owned(), failure: false };
-        self.histograms.push(HistogramSlot { info, counts: Vec::new(), sum: 0, min: u64::MAX, max: 0, run: (0, 0) });
+        self.histograms.push(HistogramSlot { info, tally: Tally::new(), run: (0, 0) });
         HistogramId(u32::try_from(self.histograms.len() - 1).expect("fewer than 2^32 histograms"))
     }
 
@@ -366,6 +452,21 @@ impl Metrics {
         }
     }
 
+    /// Records `n` values `value` in a histogram (none when `n` is 0).
+    pub fn record_n(&mut self, id: HistogramId, value: u64, n: u64) {
+        let slot = &mut self.histograms[id.0 as usize];
+        if slot.run.0 == value {
+            slot.run.1 += n;
+        } else {
+            slot.tally.record_n(value, n);
+        }
+    }
+
+    /// Adds every value `tally` counted into a histogram, and empties `tally`.
+    pub fn add_tally(&mut self, id: HistogramId, tally: &mut Tally) {
+        tally.drain_into(&mut self.histograms[id.0 as usize].tally);
+    }
+
     /// Number of values recorded in a histogram.
     pub fn histogram_count(&self, id: HistogramId) -> u64 {
         self.histograms[id.0 as usize].len()
@@ -392,16 +493,7 @@ impl Metrics {
         for (slot, other_slot) in self.histograms.iter_mut().zip(&other.histograms) {
             assert_eq!(slot.info.name, other_slot.info.name, "merging different metric sets");
             slot.flush();
-            let other_slot = other_slot.flushed();
-            if slot.counts.len() < other_slot.counts.len() {
-                slot.counts.resize(other_slot.counts.len(), 0);
-            }
-            for (mine, theirs) in slot.counts.iter_mut().zip(&other_slot.counts) {
-                *mine += theirs;
-            }
-            slot.sum += other_slot.sum;
-            slot.min = slot.min.min(other_slot.min);
-            slot.max = slot.max.max(other_slot.max);
+            slot.tally.merge(&other_slot.flushed().tally);
         }
     }
 
@@ -467,6 +559,40 @@ mod tests {
             SUMMARY_QUANTILES.iter().map(|&p| reference.value_at_quantile(p).clamp(3, 1_000_000)).collect();
         assert_eq!(s.quantiles, q);
         assert_eq!(s.buckets, buckets(&reference));
+    }
+
+    #[test]
+    fn tallies_and_counted_runs_summarise_as_each_value_recorded() {
+        // The same 20,005 values recorded one by one, and split: every other one through a
+        // tally added in twice (emptied in between), the rest recorded; then five 7s as one
+        // record and two counted runs (one extending the pending run), and a run of none.
+        let mut g = crate::SplitMix64::new(5);
+        let values: Vec<u64> = (0..20_000).map(|_| g.next_u64() >> (30 + g.next_u64() % 34)).collect();
+        let mut each = Metrics::new();
+        let he = each.histogram("x_ps", Unit::Picoseconds, "x");
+        let mut split = Metrics::new();
+        let hs = split.histogram("x_ps", Unit::Picoseconds, "x");
+        let mut tally = Tally::new();
+        for (i, &v) in values.iter().enumerate() {
+            each.record(he, v);
+            if i % 2 == 0 {
+                tally.record(v)
+            } else {
+                split.record(hs, v)
+            }
+            if i == 10_000 {
+                split.add_tally(hs, &mut tally);
+                assert_eq!((tally.sum(), tally.len()), (0, 0));
+            }
+        }
+        split.add_tally(hs, &mut tally);
+        (0..5).for_each(|_| each.record(he, 7));
+        split.record(hs, 7);
+        split.record_n(hs, 7, 2);
+        split.record_n(hs, 9, 0);
+        split.record_n(hs, 7, 2);
+        assert_eq!(split.histogram_count(hs), 20_005);
+        assert_eq!(each.snapshot(), split.snapshot());
     }
 
     #[test]

@@ -99,6 +99,14 @@ impl SimDuration {
         if ps >= (1u64 << 53) as f64 {
             return SimDuration(ps as u64);
         }
+        SimDuration::from_ps_f64_below_2_53(ps)
+    }
+
+    /// [`SimDuration::from_ps_f64`] of a number known to be from 0 to below 2^53 (an
+    /// exponential sample, capped), without its check and its branch for larger values.
+    #[inline]
+    pub(crate) fn from_ps_f64_below_2_53(ps: f64) -> SimDuration {
+        debug_assert!((0.0..(1u64 << 53) as f64).contains(&ps), "{ps} ps");
         let whole = ps as i64;
         let up = ps - whole as f64 >= 0.5;
         SimDuration(whole as u64 + u64::from(up))

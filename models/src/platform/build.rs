@@ -204,9 +204,9 @@ fn lindley(
     entry: sim::SimDuration,
     ids: &metrics::Ids,
 ) -> Lindley {
-    let IrqChip::X86(x86) = chip else { return Lindley::none(ids.cpu, ids.core) };
+    let IrqChip::X86(x86) = chip else { return Lindley::none(ids.cpu, ids.core, ids.devices.msi_write) };
     if !params.recursion_possible() || !matches!(cpus, Cpus::Fifo(_)) {
-        return Lindley::none(ids.cpu, ids.core);
+        return Lindley::none(ids.cpu, ids.core, ids.devices.msi_write);
     }
     let mut event_cpus = Vec::new();
     let routes: Vec<_> = (0..devices.queue_count() as u32)
@@ -223,7 +223,7 @@ fn lindley(
             route.map(|(cpu, handler)| (cpu, handler, devices.params_of(queue).msi_write_latency))
         })
         .collect();
-    Lindley::plan(params.cpu_count, entry, &routes, &event_cpus, ids.cpu, ids.core)
+    Lindley::plan(params.cpu_count, entry, &routes, &event_cpus, ids.cpu, ids.core, ids.devices.msi_write)
 }
 
 /// The folded translation path (`Platform::end_at`): the MSI write latency every raising

@@ -15,7 +15,10 @@
 //! What the event path records when its events run (the handler's stages when it starts;
 //! delivery, end-to-end latency and the kernel's counts when it ends) is recorded here when
 //! the clock passes those instants: at the CPU's next raise, and when a run stops
-//! ([`sim::World::settle`]). An interrupt planned but not yet departed is at the CPU
+//! ([`sim::World::settle`]). It is counted here ([`sim::Tally`] per stage, counts of what
+//! every interrupt adds the same: the entry cost, the MSI write, the counters) and added to
+//! the metrics when a run stops, the same histograms and counters as recording each value
+//! as it happens (nothing reads them during a run). An interrupt planned but not yet departed is at the CPU
 //! (arrived) or in transit (its MSI write still on the way), as on the event path; at the end
 //! of a run those departing after the end are not delivered. The report is the same
 //! (stages, counters, tables) apart from the event count and the `cpu.lindley_path_count`
@@ -38,7 +41,7 @@
 //! None of its own: the CPU's entry cost and each device's latencies and handler work, as
 //! on the event path.
 
-use sim::{Metrics, SimDuration, SimTime};
+use sim::{HistogramId, Metrics, SimDuration, SimTime, Tally};
 
 use super::super::metrics::{CoreIds, CpuIds};
 use super::super::route::Work;
@@ -119,6 +122,31 @@ struct LindleyCpu {
     jobs: Jobs,
     /// Whether the front job's start has been recorded (the clock passed it).
     front_started: bool,
+    /// The MSI write latency of every queue that reaches it.
+    msi_write: SimDuration,
+    /// Raises planned here whose MSI write is not yet in the metrics.
+    writes: u64,
+}
+
+/// What the CPUs on the recursion recorded since the last [`Lindley::settle`], kept here
+/// rather than in the metrics registry and added to it there: each record then reads and
+/// writes this struct only (no registry entry to look up per value), and what every
+/// interrupt adds the same (the entry cost, the counters) is one count. The registry's
+/// histograms and counters come out as if each value were recorded when it happened (they
+/// do not depend on the order), and nothing reads them before the run stops
+/// ([`sim::World::settle`]).
+#[derive(Debug, Clone, Default)]
+struct Recorded {
+    queue_wait: Tally,
+    handler: Tally,
+    end_to_end: Tally,
+    /// EOIs: the latest run of equal costs (value, how many), and the others.
+    eoi_run: (u64, u64),
+    eoi: Tally,
+    /// Handlers started (each took the CPU's entry cost).
+    started: u64,
+    /// Interrupts delivered.
+    delivered: u64,
 }
 
 /// The CPUs on Lindley's recursion and the route of each queue whose interrupts go there.
@@ -132,20 +160,34 @@ pub(in crate::platform) struct Lindley {
     on_path: Vec<bool>,
     /// Taking one interrupt: the notification and the IDT entry/exit.
     entry: SimDuration,
+    /// Recorded since the last settle.
+    recorded: Recorded,
     ids: CpuIds,
     core: CoreIds,
+    /// The devices' MSI write histogram.
+    msi_write: HistogramId,
 }
 
 impl Lindley {
     /// No CPU on the recursion: every interrupt takes the event path.
-    pub fn none(ids: CpuIds, core: CoreIds) -> Lindley {
-        Lindley { routes: Vec::new(), cpus: Vec::new(), on_path: Vec::new(), entry: SimDuration::ZERO, ids, core }
+    pub fn none(ids: CpuIds, core: CoreIds, msi_write: HistogramId) -> Lindley {
+        Lindley {
+            routes: Vec::new(),
+            cpus: Vec::new(),
+            on_path: Vec::new(),
+            entry: SimDuration::ZERO,
+            recorded: Recorded::default(),
+            ids,
+            core,
+            msi_write,
+        }
     }
 
     /// The CPUs that take the recursion given each raising queue's fixed route (`None`: not
     /// routed, or its path is not fixed) and MSI write latency, and the CPUs that queues
     /// without a fixed route reach (`event_cpus`): a CPU takes it when every queue reaching it
     /// has a fixed route and all share one latency (so its arrivals come in raise order).
+    /// `msi_write` is the histogram of the MSI writes' latency.
     pub fn plan(
         cpu_count: u32,
         entry: SimDuration,
@@ -153,6 +195,7 @@ impl Lindley {
         event_cpus: &[CpuId],
         ids: CpuIds,
         core: CoreIds,
+        msi_write: HistogramId,
     ) -> Lindley {
         // Per CPU: the latency every queue seen so far agrees on; `Err` once one does not.
         let mut latency: Vec<Option<Result<SimDuration, ()>>> = vec![None; cpu_count as usize];
@@ -177,8 +220,11 @@ impl Lindley {
                 _ => (EVENT_PATH, QueueId(0)),
             })
             .collect();
-        let cpus = (0..cpu_count).map(|_| LindleyCpu::default()).collect();
-        Lindley { routes, cpus, on_path, entry, ids, core }
+        let cpus = latency
+            .iter()
+            .map(|l| LindleyCpu { msi_write: l.and_then(Result::ok).unwrap_or_default(), ..LindleyCpu::default() })
+            .collect();
+        Lindley { routes, cpus, on_path, entry, recorded: Recorded::default(), ids, core, msi_write }
     }
 
     /// How many CPUs take the recursion.
@@ -196,23 +242,15 @@ impl Lindley {
         }
     }
 
-    /// Plans an interrupt of `queue` raised at `raised_at` reaching `cpu` at `arrived_at`
-    /// with `work`, after recording what the CPU did up to `now`.
+    /// Plans an interrupt of `queue` raised at `now` reaching `cpu` after the CPU's MSI write
+    /// latency with `work`, after recording what the CPU did up to `now`.
     #[inline]
-    #[allow(clippy::too_many_arguments)]
-    pub fn plan_job(
-        &mut self,
-        cpu: CpuId,
-        queue: QueueId,
-        now: SimTime,
-        arrived_at: SimTime,
-        work: Work,
-        m: &mut Metrics,
-        stats: &mut IrqStats,
-    ) {
-        self.settle_cpu(cpu, now, m, stats);
+    pub fn plan_job(&mut self, cpu: CpuId, queue: QueueId, now: SimTime, work: Work, stats: &mut IrqStats) {
         let entry = self.entry;
         let state = &mut self.cpus[cpu.0 as usize];
+        Self::settle_state(state, &mut self.recorded, cpu, now, stats);
+        state.writes += 1;
+        let arrived_at = now + state.msi_write;
         let start = arrived_at.max(state.free_at);
         let departs = start + entry + work.service + work.eoi;
         state.free_at = departs;
@@ -225,25 +263,46 @@ impl Lindley {
             eoi: work.eoi,
             departs,
         });
-        if state.jobs.len() == 1 {
-            state.front_started = false;
-        }
+        // A job alone is not started: `front_started` is cleared with every departure.
+        debug_assert!(state.jobs.len() > 1 || !state.front_started);
     }
 
-    /// Records what every CPU on the recursion did up to `now`.
+    /// Records what every CPU on the recursion did up to `now`, and adds what was recorded
+    /// since the last settle to the metrics.
     pub fn settle(&mut self, now: SimTime, m: &mut Metrics, stats: &mut IrqStats) {
         for c in 0..self.cpus.len() {
-            if !self.cpus[c].jobs.is_empty() {
-                self.settle_cpu(CpuId(c as u32), now, m, stats);
+            let state = &mut self.cpus[c];
+            if !state.jobs.is_empty() {
+                Self::settle_state(state, &mut self.recorded, CpuId(c as u32), now, stats);
             }
         }
+        for state in &mut self.cpus {
+            m.record_n(self.msi_write, state.msi_write.as_ps(), state.writes);
+            state.writes = 0;
+        }
+        let r = &mut self.recorded;
+        let (eoi, eoi_n) = r.eoi_run;
+        r.eoi.record_n(eoi, eoi_n);
+        r.eoi_run = (0, 0);
+        if self.entry > SimDuration::ZERO {
+            m.record_n(self.ids.irq_entry, self.entry.as_ps(), r.started);
+        }
+        // Each started handler's busy time is its entry, handler and EOI.
+        let busy = u128::from(self.entry.as_ps()) * u128::from(r.started) + r.handler.sum() + r.eoi.sum();
+        m.add(self.ids.cpu_busy_ps, busy as u64);
+        m.add(self.core.delivered, r.delivered);
+        (r.started, r.delivered) = (0, 0);
+        m.add_tally(self.core.queue_wait, &mut r.queue_wait);
+        m.add_tally(self.core.handler, &mut r.handler);
+        m.add_tally(self.core.eoi, &mut r.eoi);
+        m.add_tally(self.core.end_to_end, &mut r.end_to_end);
     }
 
-    /// Records the handler starts and ends on `cpu` at or before `now`, in order.
-    #[inline]
-    fn settle_cpu(&mut self, cpu: CpuId, now: SimTime, m: &mut Metrics, stats: &mut IrqStats) {
-        let (entry, ids, core) = (self.entry, self.ids, self.core);
-        let state = &mut self.cpus[cpu.0 as usize];
+    /// Records in `r` the handler starts and ends on `cpu` (its state `state`) at or before
+    /// `now`, in order. Always inlined: out of line (it has two callers) its call and
+    /// register saves cost more than the code they share.
+    #[inline(always)]
+    fn settle_state(state: &mut LindleyCpu, r: &mut Recorded, cpu: CpuId, now: SimTime, stats: &mut IrqStats) {
         // Bounded by the jobs planned on this CPU.
         while let Some(&job) = state.jobs.front() {
             if job.start > now {
@@ -251,13 +310,17 @@ impl Lindley {
             }
             if !state.front_started {
                 state.front_started = true;
-                if entry > SimDuration::ZERO {
-                    m.record(ids.irq_entry, entry.as_ps());
+                r.started += 1;
+                r.queue_wait.record(job.start.since(job.arrived_at).as_ps());
+                r.handler.record(job.service.as_ps());
+                let eoi = job.eoi.as_ps();
+                if r.eoi_run.0 == eoi {
+                    r.eoi_run.1 += 1;
+                } else {
+                    let (value, n) = r.eoi_run;
+                    r.eoi.record_n(value, n);
+                    r.eoi_run = (eoi, 1);
                 }
-                m.record(core.queue_wait, job.start.since(job.arrived_at).as_ps());
-                m.record(core.handler, job.service.as_ps());
-                m.record(core.eoi, job.eoi.as_ps());
-                m.add(ids.cpu_busy_ps, (entry + job.service + job.eoi).as_ps());
             }
             if job.departs > now {
                 break;
@@ -266,8 +329,8 @@ impl Lindley {
             state.front_started = false;
             stats.host.record(job.queue.0, cpu.0);
             let latency = job.departs.since(job.raised_at).as_ps();
-            m.add(core.delivered, 1);
-            m.record(core.end_to_end, latency);
+            r.delivered += 1;
+            r.end_to_end.record(latency);
             stats.delivered(cpu.0, latency);
         }
     }
