@@ -208,7 +208,8 @@ impl From<Irte> for IrteEntry {
     }
 }
 
-/// An [`IrteEntry`] as a table holds it: 16 bytes, the size of VT-d's 128-bit IRTE, aligned
+/// An [`IrteEntry`] as a table holds it: 16 bytes, the size of VT-d's 128-bit IRTE
+/// (docs/sources.md#irte-table-size), aligned
 /// so that no entry straddles two cache lines (a lookup misses at most one line; at a
 /// million queues every lookup misses). [`IrteEntry`] itself is 24 bytes: one table entry
 /// in four straddled two lines (benches/runs/2026-11-30-scale-soa.md). Lossless: `get`
