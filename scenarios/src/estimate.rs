@@ -25,7 +25,13 @@
 //! CPU (10,422 before); vCPUs 4,096 / 65,536: 18,903,040 / 105,222,144 B, 1,405 B per vCPU
 //! (9,599 before); remapping units 64 / 256 (4 CPUs, 1 queue): 116,948,992 / 433,844,224
 //! B, 25.2 B per IRTE (the same before this change; 17.2 at the first measurement, the
-//! table above). The constants below round these up, adding per queue the 8 bytes a
+//! table above). The IRTE row again when a table's entries were packed into 16 bytes each
+//! (`iommu::remap::irte::PackedIrte`, 2026-12-01; 4 CPUs, 1 queue, 1 µs): 83,677,184 /
+//! 300,134,400 B, 17.2 B per IRTE (16 for the entry, 1 for the block head, 1/8 for the
+//! bitmap). The queue row again when a queue's host handler runs moved into its line
+//! (`platform::stats::LineRuns`, 2026-12-01; 2,048 queues a function, 16 units, 4 CPUs,
+//! 1 µs): queues 425,984 / 819,200: 129,478,656 / 221,724,672 B, 235 B per queue (243
+//! before). The constants below round these up, adding per queue the 8 bytes a
 //! platform with guests keeps for their handler runs. The estimate
 //! leaves out what grows with the run rather than with the scenario (interrupts merged into
 //! a pending bit while a CPU is overloaded, the event queue of a storm); it is a floor that
@@ -43,7 +49,7 @@ pub const CPU_BYTES: u64 = 2_300;
 /// Bytes per vCPU (posted descriptor, state, random stream, metrics).
 pub const VCPU_BYTES: u64 = 1_500;
 /// Bytes per IRTE of every remapping unit's table.
-pub const IRTE_BYTES: u64 = 26;
+pub const IRTE_BYTES: u64 = 18;
 
 /// A run's estimated peak memory in bytes.
 pub fn memory_bytes(scenario: &Scenario) -> u64 {

@@ -64,7 +64,7 @@
 use super::Platform;
 use super::cpu::Cpus;
 use super::params::{GicMsiParams, PlatformParams};
-use super::stats::{CpuLatency, RunCounts};
+use super::stats::{CpuLatency, LineRuns, RunCounts};
 use super::tables::{self, ArchLine, COLUMNS_MAX, IrqLine, ProcInterrupts, ROWS_MAX, Timerlat};
 use crate::arm::its::GicVersion;
 use crate::kernel::KernelVersion;
@@ -215,6 +215,12 @@ impl Platform {
             .collect()
     }
 
+    /// The host handler runs `queue`'s line holds for `src` (none for a guest's table: its
+    /// runs are all in `src.runs`).
+    fn line_runs(&self, src: &Source, queue: u32) -> LineRuns {
+        if src.guest { LineRuns::NONE } else { self.devices.runs(crate::ids::QueueId(queue)) }
+    }
+
     /// Whether any of a device's interrupts worked at the end of setup (it holds numbers).
     fn device_has_irqs(&self, device: usize) -> bool {
         let d = &self.devices.all()[device];
@@ -280,7 +286,7 @@ impl Platform {
         match block {
             Block::Device(i) => {
                 let queue = self.devices.all()[i].first_queue + index;
-                let total = src.runs.total(queue);
+                let total = src.runs.total(queue, self.line_runs(src, queue));
                 (self.stats.requested(queue) || total > 0).then_some(total)
             }
             Block::Doorbells { first, .. } => Some(self.doorbells(first + index)),
@@ -316,7 +322,8 @@ impl Platform {
         match block {
             Block::Device(i) => {
                 let d = &self.devices.all()[i];
-                let runs = src.runs.of(d.first_queue + index);
+                let queue = d.first_queue + index;
+                let runs = src.runs.of(queue, self.line_runs(src, queue));
                 let counts =
                     columns.iter().map(|c| runs.iter().find(|(cpu, _)| cpu == c).map_or(0, |&(_, n)| n)).collect();
                 let (store, rid) = (d.store.kind(), d.params.requester_id);
@@ -362,7 +369,8 @@ impl Platform {
         );
         // The columns: every CPU up to the bound, else the busiest.
         let base = src.cpus.start as usize;
-        let runs_per_cpu = src.runs.per_cpu();
+        let runs_per_cpu =
+            if src.guest { src.runs.per_cpu(std::iter::empty()) } else { src.runs.per_cpu(self.devices.all_runs()) };
         let doorbells = self.doorbells_per_cpu(src);
         let cpu_totals: Vec<u64> = (0..src.cpus.len())
             .map(|i| {

@@ -23,8 +23,13 @@
 //!
 //! # Memory
 //! An interrupt's CPU rarely changes (a move, a hotplug), so each keeps one (CPU, count)
-//! pair of 32-bit numbers and the rare earlier CPUs (and runs past 2^32 − 1 on one CPU) go
-//! to a side map: O(queues + CPUs), no queue × CPU matrix.
+//! pair and the rare earlier CPUs (and runs past what the pair holds on one CPU) go to a
+//! side map: O(queues + CPUs), no queue × CPU matrix. A host handler run on events counts
+//! in a 4-byte pair ([`LineRuns`]) in the queue's own cache line (`devices::Queue`, which
+//! the interrupt's raise and handler have just read: at a million queues a separate record
+//! was a cache miss per run); Lindley's recursion and the guests' handlers count in
+//! [`RunCounts`]' own 8-byte pairs, allocated at their first run. A queue's runs are the
+//! sum of the three.
 //! The latency histograms are one fixed array of [`LATENCY_BUCKETS`] counts per CPU, with
 //! the count, sum, least and most of the longer latencies.
 
@@ -37,9 +42,9 @@ pub(super) const LATENCY_BUCKETS: usize = 64;
 /// No run yet.
 const NO_CPU: u32 = u32::MAX;
 
-/// A key's latest CPU and its runs there: one 8-byte record, so that a run's count touches
-/// one cache line (at a million queues a miss per handler run) and the records take 8 MiB,
-/// not 16. Runs past `u32::MAX` on one CPU go to the side map.
+/// A key's latest CPU and its runs there, for the keys whose runs [`RunCounts`] keeps itself
+/// (Lindley's recursion, guests): one 8-byte record. Runs past `u32::MAX` on one CPU go to
+/// the side map.
 #[derive(Debug, Clone, Copy)]
 struct Latest {
     /// Runs of the key on `cpu` not in the side map.
@@ -48,11 +53,34 @@ struct Latest {
     cpu: u32,
 }
 
+/// A queue's latest host CPU and its runs there, in the queue's cache line: 4 bytes, so
+/// that it fits there (`devices::Queue`). No run yet while the count is 0. Runs past
+/// `u16::MAX` on one CPU, and runs on a CPU above `u16::MAX` (none: at most 65,536 CPUs), go
+/// to [`RunCounts`]' side map.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct LineRuns {
+    count: u16,
+    cpu: u16,
+}
+
+impl LineRuns {
+    /// No run yet.
+    pub const NONE: LineRuns = LineRuns { count: 0, cpu: 0 };
+
+    /// The CPU and its runs, `None` before the first run.
+    fn latest(self) -> Option<(u32, u64)> {
+        (self.count > 0).then_some((u32::from(self.cpu), u64::from(self.count)))
+    }
+}
+
 /// Handler runs per key (an interrupt: a queue id) and CPU.
 #[derive(Debug, Clone)]
 pub(super) struct RunCounts {
-    /// Each key's latest CPU and its runs there.
+    /// Each key's latest CPU and its runs there, for the runs counted by [`RunCounts::record`]
+    /// (empty until its first call: the host's runs on events count in the queues' lines).
     latest: Vec<Latest>,
+    /// Keys are below this.
+    keys: usize,
     /// Runs of a key on the CPUs it ran on before its latest one, by (key, CPU), and on its
     /// latest CPU those beyond what its record holds.
     earlier: BTreeMap<(u32, u32), u64>,
@@ -63,19 +91,54 @@ pub(super) struct RunCounts {
 impl RunCounts {
     /// No runs yet, for keys `0..keys` on CPUs `0..cpus`.
     pub fn new(keys: usize, cpus: usize) -> RunCounts {
-        RunCounts { latest: vec![Latest { count: 0, cpu: NO_CPU }; keys], earlier: BTreeMap::new(), cpus }
+        RunCounts { latest: Vec::new(), keys, earlier: BTreeMap::new(), cpus }
     }
 
-    /// One handler run of `key` finished on `cpu`.
+    /// One handler run of `key` finished on `cpu`, counted in this record's own pairs.
     #[inline]
     pub fn record(&mut self, key: u32, cpu: u32) {
         let k = key as usize;
+        if self.latest.is_empty() {
+            self.latest = vec![Latest { count: 0, cpu: NO_CPU }; self.keys];
+        }
         let latest = &mut self.latest[k];
         if latest.cpu == cpu && latest.count < u32::MAX {
             latest.count += 1;
         } else {
             self.moved(k, cpu);
         }
+    }
+
+    /// One handler run of `key` finished on `cpu`, counted in `line`, the pair in the key's
+    /// queue line.
+    #[inline]
+    pub fn record_in(&mut self, line: &mut LineRuns, key: u32, cpu: u32) {
+        if line.count > 0 && u32::from(line.cpu) == cpu && line.count < u16::MAX {
+            line.count += 1;
+        } else {
+            self.moved_line(line, key, cpu);
+        }
+    }
+
+    /// `key` runs on a CPU other than its line's latest (or its line is full or empty): as
+    /// [`RunCounts::moved`], for the line's pair.
+    #[cold]
+    fn moved_line(&mut self, line: &mut LineRuns, key: u32, cpu: u32) {
+        let Ok(cpu16) = u16::try_from(cpu) else {
+            *self.earlier.entry((key, cpu)).or_insert(0) += 1;
+            return;
+        };
+        if let Some((last, count)) = line.latest() {
+            *self.earlier.entry((key, last)).or_insert(0) += count;
+        }
+        let runs = 1 + self.earlier.remove(&(key, cpu)).unwrap_or(0);
+        *line = match u16::try_from(runs) {
+            Ok(count) => LineRuns { count, cpu: cpu16 },
+            Err(_) => {
+                self.earlier.insert((key, cpu), runs - 1);
+                LineRuns { count: 1, cpu: cpu16 }
+            }
+        };
     }
 
     /// `key` runs on a CPU other than its latest (or its record is full): the latest's count
@@ -97,34 +160,40 @@ impl RunCounts {
         };
     }
 
-    /// Runs of `key` on every CPU it ran on, ascending by CPU.
-    pub fn of(&self, key: u32) -> Vec<(u32, u64)> {
+    /// The key's own latest pair, if it has one.
+    fn own(&self, key: u32) -> Option<(u32, u64)> {
+        let Latest { count, cpu } = *self.latest.get(key as usize)?;
+        (cpu != NO_CPU).then_some((cpu, u64::from(count)))
+    }
+
+    /// Runs of `key` on every CPU it ran on, ascending by CPU; `line` is its queue line's
+    /// pair ([`LineRuns::NONE`] where it has none).
+    pub fn of(&self, key: u32, line: LineRuns) -> Vec<(u32, u64)> {
         let mut out: Vec<(u32, u64)> =
             self.earlier.range((key, 0)..=(key, u32::MAX)).map(|(&(_, cpu), &n)| (cpu, n)).collect();
-        let Latest { count, cpu } = self.latest[key as usize];
-        if cpu != NO_CPU {
+        for (cpu, count) in [self.own(key), line.latest()].into_iter().flatten() {
             let at = out.partition_point(|&(c, _)| c < cpu);
             match out.get_mut(at) {
-                Some((c, n)) if *c == cpu => *n += u64::from(count),
-                _ => out.insert(at, (cpu, u64::from(count))),
+                Some((c, n)) if *c == cpu => *n += count,
+                _ => out.insert(at, (cpu, count)),
             }
         }
         out
     }
 
-    /// Runs of `key`, all CPUs.
-    pub fn total(&self, key: u32) -> u64 {
+    /// Runs of `key`, all CPUs (`line` as for [`RunCounts::of`]).
+    pub fn total(&self, key: u32, line: LineRuns) -> u64 {
         let earlier: u64 = self.earlier.range((key, 0)..=(key, u32::MAX)).map(|(_, &n)| n).sum();
-        u64::from(self.latest[key as usize].count) + earlier
+        [self.own(key), line.latest()].into_iter().flatten().map(|(_, n)| n).sum::<u64>() + earlier
     }
 
-    /// Runs on each CPU, all keys (summed when asked: O(keys), off the hot path).
-    pub fn per_cpu(&self) -> Vec<u64> {
+    /// Runs on each CPU, all keys, with the queue lines' pairs `lines` (summed when asked:
+    /// O(keys), off the hot path).
+    pub fn per_cpu(&self, lines: impl Iterator<Item = LineRuns>) -> Vec<u64> {
         let mut out = vec![0; self.cpus];
-        for &Latest { count, cpu } in &self.latest {
-            if cpu != NO_CPU {
-                out[cpu as usize] += u64::from(count);
-            }
+        let own = self.latest.iter().filter(|l| l.cpu != NO_CPU).map(|l| (l.cpu, u64::from(l.count)));
+        for (cpu, count) in own.chain(lines.filter_map(LineRuns::latest)) {
+            out[cpu as usize] += count;
         }
         for (&(_, cpu), &n) in &self.earlier {
             out[cpu as usize] += n;
@@ -268,10 +337,11 @@ mod tests {
             runs.record(0, cpu);
         }
         runs.record(2, 0);
-        assert_eq!(runs.of(0), [(1, 3), (2, 4), (3, 1)]);
-        assert_eq!((runs.total(0), runs.total(1), runs.total(2)), (8, 0, 1));
-        assert_eq!(runs.of(1), []);
-        assert_eq!(runs.per_cpu(), [1, 3, 4, 1]);
+        let none = LineRuns::NONE;
+        assert_eq!(runs.of(0, none), [(1, 3), (2, 4), (3, 1)]);
+        assert_eq!((runs.total(0, none), runs.total(1, none), runs.total(2, none)), (8, 0, 1));
+        assert_eq!(runs.of(1, none), []);
+        assert_eq!(runs.per_cpu(std::iter::empty()), [1, 3, 4, 1]);
         // Only the CPUs queue 0 left are in the side map: (0, 1) and (0, 3).
         assert_eq!(runs.earlier.len(), 2);
     }
@@ -289,14 +359,50 @@ mod tests {
         runs.record(0, 1);
         let max = u64::from(u32::MAX);
         assert_eq!((runs.latest[0].count, runs.earlier.get(&(0, 1)).copied()), (1, Some(max)));
-        assert_eq!((runs.of(0), runs.total(0), runs.per_cpu()), (vec![(1, max + 1)], max + 1, vec![0, max + 1]));
+        let none = LineRuns::NONE;
+        assert_eq!(
+            (runs.of(0, none), runs.total(0, none), runs.per_cpu(std::iter::empty())),
+            (vec![(1, max + 1)], max + 1, vec![0, max + 1])
+        );
         // Away to CPU 0 and back: CPU 1's max + 1 runs do not fit the record, so they stay
         // in the map and the record counts the new run.
         runs.record(0, 0);
         runs.record(0, 1);
         assert_eq!(runs.latest[0].count, 1);
-        assert_eq!(runs.of(0), [(0, 1), (1, max + 2)]);
-        assert_eq!((runs.total(0), runs.per_cpu()), (max + 3, vec![1, max + 2]));
+        assert_eq!(runs.of(0, none), [(0, 1), (1, max + 2)]);
+        assert_eq!((runs.total(0, none), runs.per_cpu(std::iter::empty())), (max + 3, vec![1, max + 2]));
+    }
+
+    #[test]
+    fn runs_in_a_queue_line_add_to_the_records_own() {
+        let mut runs = RunCounts::new(2, 4);
+        let mut line = LineRuns::NONE;
+        // Key 0 on events: 2, 2, 1, 2 (its line), and twice on CPU 2 through the record's
+        // own pairs (Lindley's recursion).
+        for cpu in [2, 2, 1, 2] {
+            runs.record_in(&mut line, 0, cpu);
+        }
+        runs.record(0, 2);
+        runs.record(0, 2);
+        // The line took CPU 2's first two runs back from the map when the key came back to
+        // CPU 2 (3 there); CPU 1's run is in the map; the own pair counts its two.
+        assert_eq!(line, LineRuns { count: 3, cpu: 2 });
+        assert_eq!(runs.earlier.iter().map(|(&k, &n)| (k, n)).collect::<Vec<_>>(), [((0, 1), 1)]);
+        assert_eq!(runs.of(0, line), [(1, 1), (2, 5)]);
+        assert_eq!((runs.total(0, line), runs.total(1, LineRuns::NONE)), (6, 0));
+        assert_eq!(runs.per_cpu([line, LineRuns::NONE].into_iter()), [0, 1, 5, 0]);
+        // Full: u16::MAX runs fit in the line; the next spills them into the map.
+        let mut full = LineRuns { count: u16::MAX - 1, cpu: 3 };
+        runs.record_in(&mut full, 1, 3);
+        assert_eq!((full.count, runs.earlier.get(&(1, 3))), (u16::MAX, None));
+        runs.record_in(&mut full, 1, 3);
+        assert_eq!((full, runs.earlier.get(&(1, 3)).copied()), (LineRuns { count: 1, cpu: 3 }, Some(65_535)));
+        assert_eq!(runs.of(1, full), [(3, 65_536)]);
+        // A CPU id beyond 16 bits counts in the map alone.
+        let mut big = LineRuns::NONE;
+        let mut wide = RunCounts::new(1, 70_000);
+        wide.record_in(&mut big, 0, 69_999);
+        assert_eq!((big, wide.of(0, big)), (LineRuns::NONE, vec![(69_999, 1)]));
     }
 
     #[test]

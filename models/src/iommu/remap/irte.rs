@@ -208,6 +208,94 @@ impl From<Irte> for IrteEntry {
     }
 }
 
+/// An [`IrteEntry`] as a table holds it: 16 bytes, the size of VT-d's 128-bit IRTE
+/// (docs/sources.md#irte-table-size), aligned
+/// so that no entry straddles two cache lines (a lookup misses at most one line; at a
+/// million queues every lookup misses). [`IrteEntry`] itself is 24 bytes: one table entry
+/// in four straddled two lines (benches/runs/2026-11-30-scale-soa.md). Lossless: `get`
+/// returns the entry `new` was given; the all-zero value is [`IrteEntry::NOT_PRESENT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C, align(16))]
+pub(super) struct PackedIrte {
+    /// Bit 0 present, 1 FPD, 2 a reserved bit set, 3 posted format, 4 urgent, 5 a PASID
+    /// tag; bits 7:6 SVT, 9:8 SQ, 23:16 the vector, 47:32 the SID field.
+    flags: u64,
+    /// The destination APIC id (remapped) or descriptor (posted).
+    target: u32,
+    /// The PASID tag, when bit 5 says there is one.
+    pasid: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<PackedIrte>() == 16);
+
+impl PackedIrte {
+    const PRESENT: u64 = 1;
+    const FPD: u64 = 1 << 1;
+    const RESERVED: u64 = 1 << 2;
+    const POSTED: u64 = 1 << 3;
+    const URGENT: u64 = 1 << 4;
+    const PASID: u64 = 1 << 5;
+
+    /// An entry packed.
+    pub fn new(e: IrteEntry) -> PackedIrte {
+        let bit = |set: bool, b: u64| if set { b } else { 0 };
+        let (posted, urgent, vector, target) = match e.mode {
+            IrteMode::Remapped { dest, vector } => (false, false, vector.0, dest.0),
+            IrteMode::Posted { descriptor, vector, urgent } => (true, urgent, vector.0, descriptor.0),
+        };
+        let sq = match e.source {
+            SourceValidation::RequesterId { sq, .. } => sq.code(),
+            _ => 0,
+        };
+        let flags = bit(e.present, Self::PRESENT)
+            | bit(e.fpd, Self::FPD)
+            | bit(e.reserved_bits_set, Self::RESERVED)
+            | bit(posted, Self::POSTED)
+            | bit(urgent, Self::URGENT)
+            | bit(e.pasid.is_some(), Self::PASID)
+            | u64::from(e.source.svt()) << 6
+            | u64::from(sq) << 8
+            | u64::from(vector) << 16
+            | u64::from(e.source.sid_field()) << 32;
+        PackedIrte { flags, target, pasid: e.pasid.unwrap_or(0) }
+    }
+
+    /// The entry.
+    #[inline]
+    pub fn get(self) -> IrteEntry {
+        let f = self.flags;
+        let vector = Vector((f >> 16) as u8);
+        let sid = (f >> 32) as u16;
+        let mode = if f & Self::POSTED != 0 {
+            IrteMode::Posted { descriptor: PiDescId(self.target), vector, urgent: f & Self::URGENT != 0 }
+        } else {
+            IrteMode::Remapped { dest: CpuId(self.target), vector }
+        };
+        let source = match (f >> 6) & 3 {
+            0 => SourceValidation::None,
+            1 => {
+                let sq = match (f >> 8) & 3 {
+                    0 => SourceQualifier::All16,
+                    1 => SourceQualifier::IgnoreBit2,
+                    2 => SourceQualifier::IgnoreBits2To1,
+                    _ => SourceQualifier::IgnoreBits2To0,
+                };
+                SourceValidation::RequesterId { sid, sq }
+            }
+            2 => SourceValidation::BusRange { start_bus: (sid >> 8) as u8, end_bus: sid as u8 },
+            _ => SourceValidation::Reserved,
+        };
+        IrteEntry {
+            present: f & Self::PRESENT != 0,
+            fpd: f & Self::FPD != 0,
+            mode,
+            source,
+            reserved_bits_set: f & Self::RESERVED != 0,
+            pasid: (f & Self::PASID != 0).then_some(self.pasid),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +332,47 @@ mod tests {
         assert!(!empty.accepts(0x0500) && !empty.accepts(0x0600));
         assert!(SourceValidation::None.accepts(0xffff));
         assert!(!SourceValidation::Reserved.accepts(0));
+    }
+    #[test]
+    fn a_packed_entry_is_the_entry() {
+        assert_eq!(PackedIrte::default().get(), IrteEntry::NOT_PRESENT);
+        assert_eq!(PackedIrte::new(IrteEntry::NOT_PRESENT), PackedIrte::default());
+        let modes = [
+            IrteMode::Remapped { dest: CpuId(0), vector: Vector(0) },
+            IrteMode::Remapped { dest: CpuId(u32::MAX), vector: Vector(0xff) },
+            IrteMode::Posted { descriptor: PiDescId(7), vector: Vector(0x31), urgent: false },
+            IrteMode::Posted { descriptor: PiDescId(u32::MAX), vector: Vector(0xff), urgent: true },
+        ];
+        let mut sources = vec![
+            SourceValidation::None,
+            SourceValidation::Reserved,
+            SourceValidation::BusRange { start_bus: 0, end_bus: 0xff },
+            SourceValidation::BusRange { start_bus: 0xfe, end_bus: 1 },
+        ];
+        for code in 0..4 {
+            let sq = SourceQualifier::from_code(code).unwrap();
+            sources.extend([0, 0x1234, 0xffff].map(|sid| SourceValidation::RequesterId { sid, sq }));
+        }
+        let mut n = 0;
+        for mode in modes {
+            for &source in &sources {
+                for pasid in [None, Some(0), Some(0x000f_ffff), Some(u32::MAX)] {
+                    for bits in 0..8u8 {
+                        let e = IrteEntry {
+                            present: bits & 1 != 0,
+                            fpd: bits & 2 != 0,
+                            mode,
+                            source,
+                            reserved_bits_set: bits & 4 != 0,
+                            pasid,
+                        };
+                        assert_eq!(PackedIrte::new(e).get(), e);
+                        n += 1;
+                    }
+                }
+            }
+        }
+        // 4 modes x 16 sources x 4 PASIDs x 8 flag combinations.
+        assert_eq!(n, 4 * 16 * 4 * 8);
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use super::faults::RemapFault;
-use super::irte::{Irte, IrteEntry, IrteMode, SourceValidation};
+use super::irte::{Irte, IrteEntry, IrteMode, PackedIrte, SourceValidation};
 
 /// Entries in one interrupt-remapping table (Linux always allocates the maximum).
 pub const INTR_REMAP_TABLE_ENTRIES: u32 = 65_536;
@@ -116,7 +116,8 @@ impl fmt::Display for IrteOpError {
 /// One IOMMU's interrupt-remapping table and its allocation bitmap.
 #[derive(Debug, Clone)]
 pub struct IrteTable {
-    pub(super) entries: Vec<IrteEntry>,
+    /// The entries, packed (16 bytes each, as VT-d's).
+    entries: Vec<PackedIrte>,
     bitmap: Vec<u64>,
     /// `mask + 1` at the base of every allocated block, 0 elsewhere.
     block_heads: Vec<u8>,
@@ -145,7 +146,7 @@ impl IrteTable {
         assert!((1..=INTR_REMAP_TABLE_ENTRIES).contains(&entry_count), "IRTE table size out of range");
         assert!(max_handle_mask <= MAX_HANDLE_MASK_LIMIT, "MHMV is a 4-bit field");
         IrteTable {
-            entries: vec![IrteEntry::NOT_PRESENT; entry_count as usize],
+            entries: vec![PackedIrte::default(); entry_count as usize],
             bitmap: vec![0; entry_count.div_ceil(64) as usize],
             block_heads: vec![0; entry_count as usize],
             full_below: 0,
@@ -174,7 +175,7 @@ impl IrteTable {
     /// verification, returning its handle.
     pub fn alloc(&mut self, irte: Irte) -> Result<u16, IrteTableFull> {
         let block = self.alloc_block(1).map_err(|_| IrteTableFull)?;
-        self.entries[block.base as usize] = IrteEntry::from(irte);
+        self.entries[block.base as usize] = PackedIrte::new(IrteEntry::from(irte));
         Ok(u16::try_from(block.base).expect("tables hold at most 65,536 entries"))
     }
 
@@ -213,19 +214,25 @@ impl IrteTable {
     pub fn update(&mut self, handle: u16, irte: Irte) {
         let index = u32::from(handle);
         assert!(self.is_allocated(index), "updating an IRTE that was never allocated");
-        self.entries[index as usize] = IrteEntry::from(irte);
+        self.entries[index as usize] = PackedIrte::new(IrteEntry::from(irte));
     }
 
     /// Writes an allocated entry directly, bypassing the update lock and caches.
     pub fn set_entry(&mut self, index: u32, entry: IrteEntry) -> Result<(), IrteOpError> {
         self.check_allocated(index)?;
-        self.entries[index as usize] = entry;
+        self.entries[index as usize] = PackedIrte::new(entry);
         Ok(())
     }
 
     /// The entry at `index`, `None` beyond the table.
-    pub fn entry(&self, index: u32) -> Option<&IrteEntry> {
-        self.entries.get(index as usize)
+    pub fn entry(&self, index: u32) -> Option<IrteEntry> {
+        self.entries.get(index as usize).map(|e| e.get())
+    }
+
+    /// The entry at `index` (below the capacity): the hardware's table read.
+    #[inline]
+    pub(super) fn read(&self, index: u32) -> IrteEntry {
+        self.entries[index as usize].get()
     }
 
     /// Whether `index` belongs to an allocated block.
@@ -260,7 +267,7 @@ impl IrteTable {
     /// neither requester ids nor posting: no cache, no fault recording, source verification
     /// skipped, and posted entries are reserved-field faults (a unit without CAP.PI).
     pub fn lookup(&self, handle: u32) -> Result<Irte, RemapFault> {
-        let Some(entry) = self.entries.get(handle as usize) else {
+        let Some(entry) = self.entry(handle) else {
             return Err(RemapFault::IndexBeyondTable);
         };
         if self.access_errors.contains(&handle) {
@@ -416,11 +423,11 @@ impl IrteTable {
     pub(super) fn clear_entries(&mut self, block: IrteBlock) {
         let start = block.base as usize;
         let end = (start + block.count() as usize).min(self.entries.len());
-        self.entries[start..end].fill(IrteEntry::NOT_PRESENT);
+        self.entries[start..end].fill(PackedIrte::default());
     }
 
     pub(super) fn write_raw(&mut self, index: u32, entry: IrteEntry) {
-        self.entries[index as usize] = entry;
+        self.entries[index as usize] = PackedIrte::new(entry);
     }
 }
 

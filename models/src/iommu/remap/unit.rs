@@ -354,7 +354,7 @@ impl RemapUnit {
         self.iommus[i].table.check_allocated(index)?;
         let old = match self.scheduled.get(&(i, index)) {
             Some((_, e)) => *e,
-            None => self.iommus[i].table.entries[index as usize],
+            None => self.iommus[i].table.read(index),
         };
         let write =
             if old.is_posted() || entry.is_posted() { self.params.irte_write_posted } else { self.params.irte_write };
@@ -420,7 +420,7 @@ impl RemapUnit {
                     let fault = RemapFault::TableAccessError;
                     return self.block(i, now, fault, rid, index, false, p.iec_miss_latency, CacheOutcome::Miss);
                 }
-                (unit.table.entries[index as usize], CacheOutcome::Miss, p.iec_miss_latency)
+                (unit.table.read(index), CacheOutcome::Miss, p.iec_miss_latency)
             }
         };
         if !entry.present {

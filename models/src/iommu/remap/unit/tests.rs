@@ -250,7 +250,7 @@ fn posted_writes_use_the_cmpxchg16b_cost() {
         assert_eq!(timing.done, timing.start + write + p.iec_invalidation, "step {k}");
     }
     u.advance_to(u.lock_idle_at());
-    assert_eq!(u.table(IO).entry(0), Some(&remapped));
+    assert_eq!(u.table(IO).entry(0), Some(remapped));
     u.check_invariants().unwrap();
 }
 
@@ -279,7 +279,7 @@ fn alloc_and_free_hold_the_lock_too() {
     // Entry 1 is still cached until the invalidation and present until the writes land.
     let r = u.translate(idle + writes, IO, &RemapRequest::remappable(0, 1, None));
     assert_eq!(r.cache, CacheOutcome::Hit);
-    assert_eq!(u.table(IO).entry(1), Some(&IrteEntry::NOT_PRESENT));
+    assert_eq!(u.table(IO).entry(1), Some(IrteEntry::NOT_PRESENT));
     let r = u.translate(timing.done, IO, &RemapRequest::remappable(0, 1, None));
     assert_eq!((fault_of(&r), r.cache), (RemapFault::EntryNotPresent, CacheOutcome::Miss));
     assert_eq!(u.free_block(timing.done, IO, block), Err(IrteOpError::NotABlock { block }));
