@@ -169,19 +169,11 @@ impl Tally {
         if self.min > self.max { 0..0 } else { hdr_index(self.min)..hdr_index(self.max) + 1 }
     }
 
-    /// Moves every value into `into`, leaving this tally empty (with its counts' room): one
-    /// pass over the buckets that can hold values.
+    /// Moves every value into `into`, leaving this tally empty (with its counts' room).
     fn drain_into(&mut self, into: &mut Tally) {
+        into.merge(self);
         let used = self.used();
-        if into.counts.len() < used.end {
-            into.counts.resize(used.end, 0);
-        }
-        for (theirs, mine) in into.counts[used.clone()].iter_mut().zip(&mut self.counts[used]) {
-            *theirs += std::mem::take(mine);
-        }
-        into.sum += self.sum;
-        into.min = into.min.min(self.min);
-        into.max = into.max.max(self.max);
+        self.counts[used].fill(0);
         (self.sum, self.min, self.max) = (0, u64::MAX, 0);
     }
 

@@ -88,6 +88,23 @@ pub(super) struct RunCounts {
     cpus: usize,
 }
 
+/// A key's pair (its latest CPU and runs there) moves to `cpu`: the pair's runs `previous`
+/// go to the side map `earlier` and `cpu`'s runs come back from it with this one, unless
+/// they are more than the pair holds (`max`: they then stay in the map). Returns the pair's
+/// new count.
+fn rehome(earlier: &mut BTreeMap<(u32, u32), u64>, key: u32, previous: Option<(u32, u64)>, cpu: u32, max: u64) -> u64 {
+    if let Some((last, count)) = previous {
+        *earlier.entry((key, last)).or_insert(0) += count;
+    }
+    let runs = 1 + earlier.remove(&(key, cpu)).unwrap_or(0);
+    if runs <= max {
+        runs
+    } else {
+        earlier.insert((key, cpu), runs - 1);
+        1
+    }
+}
+
 impl RunCounts {
     /// No runs yet, for keys `0..keys` on CPUs `0..cpus`.
     pub fn new(keys: usize, cpus: usize) -> RunCounts {
@@ -128,17 +145,8 @@ impl RunCounts {
             *self.earlier.entry((key, cpu)).or_insert(0) += 1;
             return;
         };
-        if let Some((last, count)) = line.latest() {
-            *self.earlier.entry((key, last)).or_insert(0) += count;
-        }
-        let runs = 1 + self.earlier.remove(&(key, cpu)).unwrap_or(0);
-        *line = match u16::try_from(runs) {
-            Ok(count) => LineRuns { count, cpu: cpu16 },
-            Err(_) => {
-                self.earlier.insert((key, cpu), runs - 1);
-                LineRuns { count: 1, cpu: cpu16 }
-            }
-        };
+        let count = rehome(&mut self.earlier, key, line.latest(), cpu, u64::from(u16::MAX));
+        *line = LineRuns { count: count as u16, cpu: cpu16 };
     }
 
     /// `key` runs on a CPU other than its latest (or its record is full): the latest's count
@@ -146,18 +154,9 @@ impl RunCounts {
     /// it, unless that is more than the record holds (it then stays in the map).
     #[cold]
     fn moved(&mut self, k: usize, cpu: u32) {
-        let Latest { count, cpu: last } = self.latest[k];
-        if last != NO_CPU {
-            *self.earlier.entry((k as u32, last)).or_insert(0) += u64::from(count);
-        }
-        let runs = 1 + self.earlier.remove(&(k as u32, cpu)).unwrap_or(0);
-        self.latest[k] = match u32::try_from(runs) {
-            Ok(count) => Latest { count, cpu },
-            Err(_) => {
-                self.earlier.insert((k as u32, cpu), runs - 1);
-                Latest { count: 1, cpu }
-            }
-        };
+        let previous = self.own(k as u32);
+        let count = rehome(&mut self.earlier, k as u32, previous, cpu, u64::from(u32::MAX));
+        self.latest[k] = Latest { count: count as u32, cpu };
     }
 
     /// The key's own latest pair, if it has one.
