@@ -28,31 +28,11 @@
 //! and four 16-byte entries share a cache line. The four children are read as one array
 //! (one bounds check per level, no `unsafe`).
 //! benches/runs/2026-11-30-rust-2core.md has the measurements against `std`'s heap.
-//!
-//! # Why a small queue is kept sorted
-//! With few pending events (Lindley's path: one pending raise per device, 16 in
-//! `benches/peers/mm1-1024.yaml`) a sorted array beats the heap: the successor takes the
-//! root's place by sliding the earlier entries down one slot until its own (on average half
-//! of them, one compare and one 16-byte move each, one loop exit to predict), where the heap
-//! picks the least of four children per level and then sifts back up. An array sorted by
-//! `(time, seq)` is a valid heap of any arity, so the queue is sorted while at most
-//! [`SORTED_MAX`] events are pending and becomes a heap, as it is, when one more comes; a heap
-//! that shrinks to [`SORTED_AGAIN`] is sorted again (the gap between the two keeps a queue
-//! whose size wanders around one bound from sorting often). The order of the events is the
-//! contract's either way: keys are unique.
 
 use crate::time::{SimDuration, SimTime};
 
 /// Children per node.
 const ARITY: usize = 4;
-
-/// Up to this many pending entries the heap is kept sorted (see the module documentation):
-/// at 16 pending a hold costs about half the heap's instructions, and the two meet near 48
-/// (an insertion moves half the entries; the heap's sift grows with the depth).
-const SORTED_MAX: usize = 32;
-
-/// A heap that shrinks to this many entries is sorted again.
-const SORTED_AGAIN: usize = 16;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry<E> {
@@ -85,9 +65,6 @@ pub struct EventQueue<E: Copy> {
     /// The root was handed out by a pop and is logically gone; it is physically removed
     /// (or overwritten by the next schedule) later.
     root_taken: bool,
-    /// `heap` is sorted by key (at most [`SORTED_MAX`] entries): a schedule inserts rather
-    /// than sifts.
-    sorted: bool,
     scheduled_count: u64,
 }
 
@@ -111,7 +88,6 @@ impl<E: Copy> EventQueue<E> {
             seq_limit: u32::MAX,
             heap: Vec::with_capacity(capacity),
             root_taken: false,
-            sorted: true,
             scheduled_count: 0,
         }
     }
@@ -156,21 +132,10 @@ impl<E: Copy> EventQueue<E> {
         self.scheduled_count += 1;
         if self.root_taken {
             self.root_taken = false;
-            if self.sorted {
-                self.insert_from_root(entry);
-            } else {
-                self.sift_down_from_root(entry);
-            }
+            self.sift_down_from_root(entry);
         } else {
             self.heap.push(entry);
-            let hole = self.heap.len() - 1;
-            if self.sorted && self.heap.len() <= SORTED_MAX {
-                self.insert_from_end(hole, entry);
-            } else {
-                // A sorted array is a heap as it stands.
-                self.sorted = false;
-                self.sift_up(hole, entry);
-            }
+            self.sift_up(self.heap.len() - 1, entry);
         }
     }
 
@@ -228,52 +193,14 @@ impl<E: Copy> EventQueue<E> {
         }
     }
 
-    /// Removes the taken root: the sorted entries move down one slot, or the heap's last entry
-    /// takes its place; a heap that shrinks to [`SORTED_AGAIN`] entries is sorted again.
+    /// Removes the taken root: the last entry takes its place.
     #[inline(never)]
     fn remove_root(&mut self) {
         self.root_taken = false;
-        if self.sorted {
-            self.heap.remove(0);
-            return;
-        }
         let last = self.heap.pop().expect("a taken root implies a non-empty heap");
         if !self.heap.is_empty() {
             self.sift_down_from_root(last);
         }
-        if self.heap.len() <= SORTED_AGAIN {
-            // Keys are unique: the order does not depend on the sort's stability.
-            self.heap.sort_unstable_by_key(Entry::key);
-            self.sorted = true;
-        }
-    }
-
-    /// Puts `entry` at the root's place (whose old content is gone) in the sorted array:
-    /// the earlier entries move down one slot, `entry` goes after them.
-    #[inline(always)]
-    fn insert_from_root(&mut self, entry: Entry<E>) {
-        let heap = self.heap.as_mut_slice();
-        // `entry` has the highest sequence number pending, so an entry goes first when its
-        // time is not later: the times alone order them.
-        let mut hole = 0;
-        while hole + 1 < heap.len() && heap[hole + 1].time <= entry.time {
-            heap[hole] = heap[hole + 1];
-            hole += 1;
-        }
-        heap[hole] = entry;
-    }
-
-    /// Writes `entry` into the hole at `hole`, the sorted array's end, after moving the later
-    /// entries up one slot.
-    #[inline]
-    fn insert_from_end(&mut self, mut hole: usize, entry: Entry<E>) {
-        let heap = self.heap.as_mut_slice();
-        // As in `insert_from_root`: the times alone order `entry` among the pending.
-        while hole > 0 && heap[hole - 1].time > entry.time {
-            heap[hole] = heap[hole - 1];
-            hole -= 1;
-        }
-        heap[hole] = entry;
     }
 
     /// Puts `entry` at the root's place (whose old content is gone) and restores the heap:
@@ -431,85 +358,6 @@ mod tests {
         assert_eq!(q.seq_next, 10);
         let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|(_, e)| e)).collect();
         assert_eq!(order, (0..10).collect::<Vec<_>>());
-    }
-
-    /// The sorted array and the heap hand over both ways: a queue grown past
-    /// `SORTED_MAX` (a heap from then on), shrunk to `SORTED_AGAIN` (sorted again) and grown
-    /// again, in waves, with ties common, pops the reference's order throughout; holds
-    /// (a pop, then a schedule) run in each phase.
-    #[test]
-    fn matches_reference_across_sorted_and_heap_phases() {
-        let mut heap_waves = 0;
-        for seed in 0..100 {
-            let mut rng = RngStream::new(seed, "queue-phase-test");
-            let mut q: EventQueue<u64> = EventQueue::new();
-            let mut reference: BTreeMap<(u64, u64), u64> = BTreeMap::new();
-            let mut seq = 0u64;
-            let (mut went_heap, mut went_sorted) = (0, 0);
-            let mut schedule =
-                |q: &mut EventQueue<u64>, reference: &mut BTreeMap<(u64, u64), u64>, rng: &mut RngStream| {
-                    let time = q.now().as_ps() + rng.below(40);
-                    let payload = rng.next_u64();
-                    q.schedule_at(SimTime::from_ps(time), payload);
-                    reference.insert((time, seq), payload);
-                    seq += 1;
-                };
-            let pop = |q: &mut EventQueue<u64>, reference: &mut BTreeMap<(u64, u64), u64>| {
-                let got = q.pop().map(|(t, e)| (t.as_ps(), e));
-                assert_eq!(got, reference.pop_first().map(|((t, _), e)| (t, e)), "seed {seed}");
-            };
-            for _ in 0..4 {
-                let peak = 1 + rng.below(3 * SORTED_MAX as u64) as usize;
-                while q.len() < peak {
-                    schedule(&mut q, &mut reference, &mut rng);
-                    if rng.below(3) == 0 {
-                        pop(&mut q, &mut reference);
-                        schedule(&mut q, &mut reference, &mut rng);
-                    }
-                }
-                // Grown from sorted without shrinking: a heap exactly when past the bound.
-                assert_eq!(q.sorted, q.len() <= SORTED_MAX, "seed {seed}");
-                went_heap += usize::from(!q.sorted);
-                while !q.is_empty() {
-                    pop(&mut q, &mut reference);
-                    if rng.below(3) == 0 {
-                        schedule(&mut q, &mut reference, &mut rng);
-                        pop(&mut q, &mut reference);
-                    }
-                }
-                went_sorted += usize::from(q.sorted);
-                assert_eq!(q.len(), reference.len());
-            }
-            // Every wave ended sorted, those that became a heap too.
-            assert_eq!(went_sorted, 4, "seed {seed}");
-            heap_waves += went_heap;
-        }
-        // Peaks are uniform in 1..=96, so about two waves in three became heaps: the seeds
-        // cover both kinds.
-        assert!((100..=300).contains(&heap_waves), "{heap_waves} of 400 waves became heaps");
-    }
-
-    /// The structure at each size: sorted up to `SORTED_MAX` pending, a heap past it, sorted
-    /// again once a heap is down to `SORTED_AGAIN`.
-    #[test]
-    fn sorted_up_to_the_bound_and_again_below_the_lower_one() {
-        let mut q = EventQueue::new();
-        for i in 0..SORTED_MAX as u64 {
-            q.schedule_at(SimTime::from_ps(1_000 - i), i);
-            assert!(q.sorted);
-        }
-        q.schedule_at(SimTime::from_ps(5), 99);
-        assert!(!q.sorted);
-        // Down to SORTED_AGAIN pending: still a heap until the last root handed out is
-        // removed (at the next operation), which sorts it.
-        for _ in 0..=SORTED_MAX - SORTED_AGAIN {
-            q.pop();
-        }
-        assert_eq!(q.len(), SORTED_AGAIN);
-        assert!(!q.sorted);
-        assert_eq!(q.peek_time(), Some(SimTime::from_ps(1_000 - SORTED_AGAIN as u64 + 1)));
-        assert!(q.sorted);
-        assert!(q.heap.windows(2).all(|w| w[0].key() < w[1].key()));
     }
 
     /// Random schedules (`schedule_in_10` out of 10 operations), pops and bounded pops
