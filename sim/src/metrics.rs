@@ -179,8 +179,8 @@ impl Tally {
     /// Moves every value into `into`, leaving this tally empty (with its counts' room): each
     /// count is added there and cleared here in one pass (a merge and then a fill passed
     /// over the used buckets twice: at 100 settles of Lindley's tallies a run, about 15,000
-    /// buckets each, the fill alone was 23 of its 710 instructions an interrupt in a 200 ms
-    /// run).
+    /// buckets each, callgrind counted the fill at 23 instructions an interrupt over a
+    /// 200 ms run of benches/peers/mm1-1024.yaml).
     fn drain_into(&mut self, into: &mut Tally) {
         let used = self.used();
         let mut counts = std::mem::take(&mut self.counts);
