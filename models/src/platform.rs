@@ -573,7 +573,7 @@ impl Platform {
     #[inline]
     fn planned(&mut self, cpu: CpuId, handler: QueueId, now: SimTime) {
         let work = self.devices.driver_work(handler);
-        self.lindley.plan_job(cpu, handler, now, work, &mut self.stats);
+        self.lindley.plan_job(cpu, handler, now, work, &mut self.stats, &mut self.devices);
     }
 
     fn on_posted_step(&mut self, cpu: CpuId, q: &mut EventQueue<Event>) {
@@ -755,6 +755,6 @@ impl World for Platform {
 
     /// Records what the CPUs on Lindley's recursion did up to `now`.
     fn settle(&mut self, now: SimTime) {
-        self.lindley.settle(now, &mut self.metrics, &mut self.stats);
+        self.lindley.settle(now, &mut self.metrics, &mut self.stats, &mut self.devices);
     }
 }
