@@ -339,6 +339,12 @@ impl Devices {
         self.queues.iter().map(|q| q.runs)
     }
 
+    /// Prefetches the queue's line (its raise is due next).
+    #[inline(always)]
+    pub fn prefetch(&self, queue: QueueId) {
+        prefetch_index::prefetch_index(&self.queues, queue.0 as usize);
+    }
+
     /// The queue's arrival process fires: the next raise is scheduled and the store decides:
     /// sent now, held (pending or merged), or dropped (the function's MSI-X is disabled).
     #[inline]
