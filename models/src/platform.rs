@@ -630,6 +630,13 @@ impl Platform {
     }
 }
 
+/// From this many queues on, `Platform::handle` prefetches what the next pending events read
+/// ([`Platform::prefetch_next`]): 4 MiB of queue lines alone, more than a core's L2, with the
+/// IRTEs, vector tables and per-CPU records besides. Below it those lines mostly stay in the
+/// caches and the peek would cost only its instructions (about 600 an interrupt in the
+/// default scenario, 100 on Lindley's path: benches/runs/2026-11-30-scale-soa.md).
+const PEEK_QUEUES_MIN: usize = 1 << 16;
+
 impl Platform {
     /// Prefetches the lines that the events due next read first: a raise's queue line and
     /// IRTE, a delivery's vector-table slot, queue line and LAPIC record, a handler end's
@@ -641,8 +648,9 @@ impl Platform {
     /// is time enough for it to arrive, where a prefetch thousands of interrupts ahead
     /// (the raise's own, `Devices::raise`) may be evicted again before it is used. A
     /// prefetch is a hint: what the run computes does not depend on it (the reports are
-    /// the same bytes with and without).
-    #[inline(always)]
+    /// the same bytes with and without). Out of line, so that `handle`'s code stays as it was
+    /// for the scenarios below the threshold.
+    #[inline(never)]
     fn prefetch_next(&self, q: &EventQueue<Event>) {
         for (_, event) in q.iter().take(4) {
             match *event {
@@ -711,7 +719,9 @@ impl World for Platform {
     /// The router: the only place that turns a stage's answer into the next step.
     // Long: one arm per event kind, kept together so that the dispatch is read in one place.
     fn handle(&mut self, event: Event, q: &mut EventQueue<Event>) {
-        self.prefetch_next(q);
+        if self.devices.queue_count() >= PEEK_QUEUES_MIN {
+            self.prefetch_next(q);
+        }
         match event {
             Event::Raise { queue } => match self.devices.raise(queue, q, &mut self.metrics) {
                 // A trapped vector the guest masked: the VMM keeps the raise.
