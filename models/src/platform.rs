@@ -630,7 +630,69 @@ impl Platform {
     }
 }
 
+/// From this many queues on, `Platform::handle` prefetches what the next pending events read
+/// ([`Platform::prefetch_next`]): 4 MiB of queue lines alone, more than a core's L2, with the
+/// IRTEs, vector tables and per-CPU records besides. Below it those lines mostly stay in the
+/// caches and the peek would cost only its instructions (about 600 an interrupt in the
+/// default scenario, 100 on Lindley's path: benches/runs/2026-11-30-scale-soa.md).
+const PEEK_QUEUES_MIN: usize = 1 << 16;
+
 impl Platform {
+    /// Prefetches the lines that the events due next read first: a raise's queue line and
+    /// IRTE, a delivery's vector-table slot, queue line and LAPIC record, a handler end's
+    /// LAPIC record and latency histogram. The event being handled is the heap's root; the
+    /// one after it is one of the root's four children, the first four pending entries
+    /// (`EventQueue::iter` lists the heap in its array order; in another order this only
+    /// prefetches less usefully). At a million queues each of those lines is a cache miss
+    /// on which the event would wait; one to four events ahead (a few hundred nanoseconds)
+    /// is time enough for it to arrive, where a prefetch thousands of interrupts ahead
+    /// (the raise's own, `Devices::raise`) may be evicted again before it is used. A
+    /// prefetch is a hint: what the run computes does not depend on it (the reports are
+    /// the same bytes with and without). Out of line, so that `handle`'s code stays as it was
+    /// for the scenarios below the threshold.
+    #[inline(never)]
+    fn prefetch_next(&self, q: &EventQueue<Event>) {
+        for (_, event) in q.iter().take(4) {
+            match *event {
+                Event::Raise { queue } => {
+                    self.devices.prefetch(queue);
+                    self.prefetch_irte(queue);
+                }
+                Event::Deliver { cpu, vector, .. } => {
+                    if let IrqChip::X86(chip) = &self.chip {
+                        chip.prefetch_handler(cpu, vector);
+                        if let Some(queue) = chip.queue_at(cpu, vector) {
+                            self.devices.prefetch(queue);
+                        }
+                    }
+                    if let Cpus::Lapic(cpus) = &self.cpus {
+                        cpus.prefetch(cpu);
+                    }
+                }
+                Event::HandlerDone { cpu } => {
+                    self.stats.prefetch_latency(cpu.0);
+                    if let Cpus::Lapic(cpus) = &self.cpus {
+                        cpus.prefetch(cpu);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Prefetches the IRTE of a raise due next, on the folded path (where the raise's own
+    /// event translates its write). Its index is in the queue's line, which this reads:
+    /// prefetched when the raise was scheduled, it is there or on its way, and the raise
+    /// would wait on it anyway.
+    #[inline(always)]
+    fn prefetch_irte(&self, queue: QueueId) {
+        if self.fold_until.is_some()
+            && let IrqChip::X86(chip) = &self.chip
+        {
+            chip.prefetch_translation(&self.devices.message(queue));
+        }
+    }
+
     /// Whose target a translated route reaches: a guest (posted to one of its vCPUs, or a
     /// host vector whose VFIO handler forwards to it), the host, or nobody (lost).
     fn reached(&self, route: &Route) -> Reached {
@@ -657,6 +719,9 @@ impl World for Platform {
     /// The router: the only place that turns a stage's answer into the next step.
     // Long: one arm per event kind, kept together so that the dispatch is read in one place.
     fn handle(&mut self, event: Event, q: &mut EventQueue<Event>) {
+        if self.devices.queue_count() >= PEEK_QUEUES_MIN {
+            self.prefetch_next(q);
+        }
         match event {
             Event::Raise { queue } => match self.devices.raise(queue, q, &mut self.metrics) {
                 // A trapped vector the guest masked: the VMM keeps the raise.

@@ -235,6 +235,12 @@ impl IrteTable {
         self.entries[index as usize].get()
     }
 
+    /// Prefetches entry `index` (a hint: nothing is read, any index will do).
+    #[inline(always)]
+    pub fn prefetch(&self, index: u32) {
+        prefetch_index::prefetch_index(&self.entries, index as usize);
+    }
+
     /// Whether `index` belongs to an allocated block.
     pub fn is_allocated(&self, index: u32) -> bool {
         index < self.capacity() && self.bitmap[(index / 64) as usize] >> (index % 64) & 1 == 1
