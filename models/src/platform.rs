@@ -640,10 +640,8 @@ const PEEK_QUEUES_MIN: usize = 1 << 16;
 impl Platform {
     /// Prefetches the lines that the events due next read first: a raise's queue line and
     /// IRTE, a delivery's vector-table slot, queue line and LAPIC record, a handler end's
-    /// LAPIC record and latency histogram. The event being handled is the heap's root; the
-    /// one after it is one of the root's four children, the first four pending entries
-    /// (`EventQueue::iter` lists the heap in its array order; in another order this only
-    /// prefetches less usefully). At a million queues each of those lines is a cache miss
+    /// LAPIC record and latency histogram, for the events one of which runs after this one
+    /// ([`EventQueue::next_candidates`]: the heap root's children). At a million queues each of those lines is a cache miss
     /// on which the event would wait; one to four events ahead (a few hundred nanoseconds)
     /// is time enough for it to arrive, where a prefetch thousands of interrupts ahead
     /// (the raise's own, `Devices::raise`) may be evicted again before it is used. A
@@ -652,7 +650,7 @@ impl Platform {
     /// for the scenarios below the threshold.
     #[inline(never)]
     fn prefetch_next(&self, q: &EventQueue<Event>) {
-        for (_, event) in q.iter().take(4) {
+        for (_, event) in q.next_candidates() {
             match *event {
                 Event::Raise { queue } => {
                     self.devices.prefetch(queue);

@@ -183,6 +183,17 @@ impl<E: Copy> EventQueue<E> {
         self.heap[skip..].iter().map(|e| (SimTime::from_ps(e.time), &e.event))
     }
 
+    /// The pending events among which the next to run is, for a caller that prepares for it
+    /// (a model prefetching what that event will read): after a pop, while nothing has been
+    /// scheduled since, the root's children (at most four: the earliest of them is the
+    /// earliest pending); otherwise the earliest pending event alone. In no particular
+    /// order; they are the same events whatever the caller does with them.
+    pub fn next_candidates(&self) -> impl Iterator<Item = (SimTime, &E)> {
+        let len = self.heap.len();
+        let range = if self.root_taken { 1..len.min(1 + ARITY) } else { 0..len.min(1) };
+        self.heap[range].iter().map(|e| (SimTime::from_ps(e.time), &e.event))
+    }
+
     /// Physically removes a root that a pop handed out. Always inlined, the removal not: a
     /// hold (pop, then a schedule that overwrites the root) finds nothing to remove, and an
     /// out-of-line call for that test cost Lindley's path 17 instructions an interrupt.
@@ -307,6 +318,33 @@ mod tests {
         assert_eq!(q.len(), 1);
         assert_eq!(q.pop(), Some((SimTime::from_ps(20), 'b')));
         assert!(q.is_empty());
+    }
+
+    /// After each pop of a hold (pop, schedule a successor) and of a drain, the next event
+    /// to pop is among `next_candidates`, and there are at most four of them.
+    #[test]
+    fn the_next_event_is_among_the_candidates() {
+        let mut rng = RngStream::new(7, "next_candidates");
+        let mut q = EventQueue::new();
+        for i in 0..200u32 {
+            q.schedule_at(SimTime::from_ps(rng.next_u64() % 10_000), i);
+        }
+        let check = |q: &mut EventQueue<u32>| {
+            let candidates: Vec<(SimTime, u32)> = q.next_candidates().map(|(t, &e)| (t, e)).collect();
+            assert!(candidates.len() <= ARITY);
+            let next = q.clone().pop();
+            assert!(next.is_none_or(|n| candidates.contains(&n)), "{next:?} not in {candidates:?}");
+        };
+        for i in 0..1_000u32 {
+            q.pop();
+            check(&mut q);
+            let at = q.now() + SimDuration::from_ps(rng.next_u64() % 10_000);
+            q.schedule_at(at, 1_000 + i);
+            check(&mut q);
+        }
+        while q.pop().is_some() {
+            check(&mut q);
+        }
     }
 
     /// Property test: random interleavings of schedule and pop against a reference model

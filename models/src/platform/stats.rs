@@ -27,9 +27,9 @@
 //! side map: O(queues + CPUs), no queue × CPU matrix. A host handler run on events counts
 //! in a 4-byte pair ([`LineRuns`]) in the queue's own cache line (`devices::Queue`, which
 //! the interrupt's raise and handler have just read: at a million queues a separate record
-//! was a cache miss per run); Lindley's recursion and the guests' handlers count in
-//! [`RunCounts`]' own 8-byte pairs, allocated at their first run. A queue's runs are the
-//! sum of the three.
+//! was a cache miss per run), and so does a run on Lindley's recursion; the guests'
+//! handlers count in [`RunCounts`]' own 8-byte pairs, allocated at their first run. A
+//! queue's runs are the sum of the three (line, own pair, side map).
 //! The latency histograms are one fixed array of [`LATENCY_BUCKETS`] counts per CPU, with
 //! the count, sum, least and most of the longer latencies.
 
@@ -77,7 +77,8 @@ impl LineRuns {
 #[derive(Debug, Clone)]
 pub(super) struct RunCounts {
     /// Each key's latest CPU and its runs there, for the runs counted by [`RunCounts::record`]
-    /// (empty until its first call: the host's runs on events count in the queues' lines).
+    /// (empty until its first call: the host's runs, on events and on Lindley's recursion,
+    /// count in the queues' lines).
     latest: Vec<Latest>,
     /// Keys are below this.
     keys: usize,
