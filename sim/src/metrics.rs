@@ -93,7 +93,7 @@ fn hdr_value(index: usize) -> u64 {
 pub struct Tally {
     /// Values recorded per HDR bucket index ([`hdr_index`]), grown as larger values come:
     /// the crate's counts without its resizing, overflow checks and `Result` on the hot path
-    /// (a value's index is a `leading_zeros`, a shift and two adds); converted into an
+    /// (a value's index is an `ilog2`, two shifts and an add); converted into an
     /// `hdrhistogram` when read ([`HistogramSlot::whole`]).
     counts: Vec<u64>,
     sum: u128,
