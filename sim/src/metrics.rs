@@ -67,9 +67,12 @@ const HDR_LEADING_ZERO_BASE: u32 = 64 - HDR_SUB_BUCKET_HALF_MAGNITUDE - 1;
 /// The index of `value`'s bucket (at most 56,319, for `u64::MAX`).
 #[inline]
 fn hdr_index(value: u64) -> usize {
-    let bucket = HDR_LEADING_ZERO_BASE - (value | HDR_SUB_BUCKET_MASK).leading_zeros();
-    let base = u64::from(bucket + 1) << HDR_SUB_BUCKET_HALF_MAGNITUDE;
-    (base + (value >> bucket) - (1 << HDR_SUB_BUCKET_HALF_MAGNITUDE)) as usize
+    // The crate's `(bucket + 1) × 2^10 + (value >> bucket) − 2^10`, with `bucket` its
+    // 53 − leading zeros, is `bucket × 2^10 + (value >> bucket)`; and 53 − leading zeros
+    // is the top bit's place less 10 (`ilog2`, one `bsr`: the value ORed with the mask is
+    // never 0).
+    let bucket = (value | HDR_SUB_BUCKET_MASK).ilog2() - (63 - HDR_LEADING_ZERO_BASE);
+    ((u64::from(bucket) << HDR_SUB_BUCKET_HALF_MAGNITUDE) + (value >> bucket)) as usize
 }
 
 /// The lowest value of index `index`'s bucket.
@@ -90,7 +93,7 @@ fn hdr_value(index: usize) -> u64 {
 pub struct Tally {
     /// Values recorded per HDR bucket index ([`hdr_index`]), grown as larger values come:
     /// the crate's counts without its resizing, overflow checks and `Result` on the hot path
-    /// (a value's index is a `leading_zeros`, a shift and two adds); converted into an
+    /// (a value's index is an `ilog2`, two shifts and an add); converted into an
     /// `hdrhistogram` when read ([`HistogramSlot::whole`]).
     counts: Vec<u64>,
     sum: u128,
@@ -138,8 +141,26 @@ impl Tally {
             None => self.grow(index, n),
         }
         self.sum += u128::from(value) * u128::from(n);
-        self.min = self.min.min(value);
-        self.max = self.max.max(value);
+        // A compare and a branch each, not a load, conditional move and store: after a
+        // tally's first values the least and most rarely change.
+        if value < self.min {
+            self.new_min(value);
+        }
+        if value > self.max {
+            self.new_max(value);
+        }
+    }
+
+    /// `value` is the least yet.
+    #[cold]
+    fn new_min(&mut self, value: u64) {
+        self.min = value;
+    }
+
+    /// `value` is the most yet.
+    #[cold]
+    fn new_max(&mut self, value: u64) {
+        self.max = value;
     }
 
     /// Room for bucket index `index` (as the crate resizes: rarely, to larger values), and
@@ -632,6 +653,8 @@ mod tests {
             assert_eq!(h.highest_equivalent(hdr_value(hdr_index(v))), crate_value, "{v}");
             assert_eq!(hdr_index(hdr_value(hdr_index(v))), hdr_index(v), "{v}");
         }
+        // The last bucket: 53 × 1,024 + (2^64 − 1) >> 53 = 54,272 + 2,047.
+        assert_eq!(hdr_index(u64::MAX), 56_319);
     }
 
     #[test]
