@@ -641,27 +641,29 @@ impl Platform {
     /// Prefetches the lines that the events due next read first: a raise's queue line and
     /// IRTE, a delivery's vector-table slot, queue line and LAPIC record, a handler end's
     /// LAPIC record and latency histogram, for the events one of which runs after this one
-    /// ([`EventQueue::next_candidates`]: the heap root's children). At a million queues each of those lines is a cache miss
-    /// on which the event would wait; one to four events ahead (a few hundred nanoseconds)
-    /// is time enough for it to arrive, where a prefetch thousands of interrupts ahead
-    /// (the raise's own, `Devices::raise`) may be evicted again before it is used. A
+    /// ([`EventQueue::next_candidates`]: the heap root's children). At a million queues each
+    /// of those lines is a cache miss on which the event would wait; one to four events ahead
+    /// (a few hundred nanoseconds) is time enough for it to arrive, where a prefetch
+    /// thousands of interrupts ahead (the raise's own, `Devices::raise`) may be evicted
+    /// again before it is used. The IRTE and the delivery's queue line are found by reading
+    /// a line that may itself be on its way (the queue line, the vector slot), which holds
+    /// up what follows: that is done for the earliest candidate only, the event that runs
+    /// next (for all four it took 1.10× the time, benches/runs/2026-11-30-scale-soa.md). A
     /// prefetch is a hint: what the run computes does not depend on it (the reports are
     /// the same bytes with and without). Out of line, so that `handle`'s code stays as it was
     /// for the scenarios below the threshold.
     #[inline(never)]
     fn prefetch_next(&self, q: &EventQueue<Event>) {
-        for (_, event) in q.next_candidates() {
+        let mut next: Option<(SimTime, Event)> = None;
+        for (at, event) in q.next_candidates() {
+            if next.is_none_or(|(t, _)| at < t) {
+                next = Some((at, *event));
+            }
             match *event {
-                Event::Raise { queue } => {
-                    self.devices.prefetch(queue);
-                    self.prefetch_irte(queue);
-                }
+                Event::Raise { queue } => self.devices.prefetch(queue),
                 Event::Deliver { cpu, vector, .. } => {
                     if let IrqChip::X86(chip) = &self.chip {
                         chip.prefetch_handler(cpu, vector);
-                        if let Some(queue) = chip.queue_at(cpu, vector) {
-                            self.devices.prefetch(queue);
-                        }
                     }
                     if let Cpus::Lapic(cpus) = &self.cpus {
                         cpus.prefetch(cpu);
@@ -675,6 +677,18 @@ impl Platform {
                 }
                 _ => {}
             }
+        }
+        // What is read from a line that may still be on its way: only for the next event.
+        match next {
+            Some((_, Event::Raise { queue })) => self.prefetch_irte(queue),
+            Some((_, Event::Deliver { cpu, vector, .. })) => {
+                if let IrqChip::X86(chip) = &self.chip
+                    && let Some(queue) = chip.queue_at(cpu, vector)
+                {
+                    self.devices.prefetch(queue);
+                }
+            }
+            _ => {}
         }
     }
 
