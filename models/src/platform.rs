@@ -546,7 +546,7 @@ impl Platform {
         let more = match &mut self.cpus {
             Cpus::Lapic(cpus) => {
                 let (run, more) = cpus.finish(cpu);
-                self.stats.host.record_in(self.devices.runs_mut(run.job.queue), run.job.queue.0, cpu.0);
+                self.stats.host_ran(&mut self.devices, run.job.queue, cpu.0);
                 for raised_at in run.raised_at() {
                     self.host_handled(run.job.queue, raised_at, cpu, q);
                 }
@@ -554,7 +554,7 @@ impl Platform {
             }
             Cpus::Fifo(cpus) => {
                 let (job, more) = cpus.finish(cpu);
-                self.stats.host.record_in(self.devices.runs_mut(job.queue), job.queue.0, cpu.0);
+                self.stats.host_ran(&mut self.devices, job.queue, cpu.0);
                 self.host_handled(job.queue, job.raised_at, cpu, q);
                 more
             }
@@ -581,7 +581,7 @@ impl Platform {
         let (done, start, busy) = cpus.step(cpu, q, &mut self.metrics);
         self.host_took(cpu, busy, q);
         if let Some(job) = done {
-            self.stats.host.record_in(self.devices.runs_mut(job.queue), job.queue.0, cpu.0);
+            self.stats.host_ran(&mut self.devices, job.queue, cpu.0);
             self.host_handled(job.queue, job.raised_at, cpu, q);
         }
         if let Some(job) = start {

@@ -141,7 +141,7 @@ pub use faults::{
 };
 pub use irte::{Irte, IrteEntry, IrteMode, PiDescId, SourceQualifier, SourceValidation};
 pub use params::{InvalidRemapParams, RemapParams, RemapUnsourced};
-pub use request::{InterruptMessage, RemapRequest, RemapTarget};
+pub use request::{InterruptMessage, RemapRequest, RemapTarget, irte_index};
 pub use table::{
     INTR_REMAP_TABLE_ENTRIES, IrteAllocError, IrteBlock, IrteOpError, IrteTable, IrteTableFull, MAX_HANDLE_MASK_LIMIT,
 };

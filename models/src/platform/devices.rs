@@ -31,10 +31,10 @@ pub(super) enum HostHandler {
 /// What every interrupt of a queue reads: its device and store entry (at the raise), its
 /// host handler and its handler-work random stream (when the handler starts, and the
 /// handler again when it ends), and its host handler runs on its latest CPU (when the run
-/// ends: [`LineRuns`], counted by `stats::RunCounts::record_in`), in one cache line. A queue's other state lives in
-/// [`Devices`]' per-queue arrays, read only where it is used: at a million queues each
-/// per-queue line an interrupt touches is a cache miss, so the raise brings in the line
-/// its handler reads next and reads nothing else of the queue
+/// ends: [`LineRuns`], counted by `stats::RunCounts::record_in`), in one cache line. A
+/// queue's other state lives in [`Devices`]' per-queue arrays, read only where it is used:
+/// at a million queues each per-queue line an interrupt touches is a cache miss, so the
+/// raise brings in the line its handler reads next and reads nothing else of the queue
 /// (benches/runs/2026-11-30-scale-soa.md).
 ///
 /// The line also holds a copy of its store entry's message and mask bit
@@ -370,7 +370,7 @@ impl Devices {
         // and at the raise everything waits on it (device, stream, store); prefetched here,
         // nothing does (a prefetch, unlike a read, holds up no instruction after it), and by
         // that raise (about 4,000 interrupts later) it may still be in the last-level cache.
-        prefetch_index::prefetch_index(&self.queues, next_queue.0 as usize);
+        self.prefetch(next_queue);
         m.add(self.ids.raised, 1);
         let store = &mut self.devices[device.0 as usize].store;
         // An unmasked entry of an enabled function sends: the store's entry is not read.

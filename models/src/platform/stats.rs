@@ -35,6 +35,9 @@
 
 use std::collections::BTreeMap;
 
+use super::devices::Devices;
+use crate::ids::QueueId;
+
 /// One-microsecond latency buckets per CPU; longer latencies count in the `over` bucket
 /// (rtla's default is 256 entries; the report prints at most this many rows).
 pub(super) const LATENCY_BUCKETS: usize = 64;
@@ -43,7 +46,7 @@ pub(super) const LATENCY_BUCKETS: usize = 64;
 const NO_CPU: u32 = u32::MAX;
 
 /// A key's latest CPU and its runs there, for the keys whose runs [`RunCounts`] keeps itself
-/// (Lindley's recursion, guests): one 8-byte record. Runs past `u32::MAX` on one CPU go to
+/// (the guests' handler runs, by vCPU): one 8-byte record. Runs past `u32::MAX` on one CPU go to
 /// the side map.
 #[derive(Debug, Clone, Copy)]
 struct Latest {
@@ -316,6 +319,13 @@ impl IrqStats {
         self.requested[queue as usize / 64] & (1 << (queue % 64)) != 0
     }
 
+    /// `queue`'s host handler ran once more on `cpu`: counted in the queue's line in
+    /// `devices`, as every host run is (on events and on Lindley's recursion).
+    #[inline(always)]
+    pub fn host_ran(&mut self, devices: &mut Devices, queue: QueueId, cpu: u32) {
+        self.host.record_in(devices.runs_mut(queue), queue.0, cpu);
+    }
+
     /// An interrupt was delivered `latency_ps` after its raise by a handler on host CPU `cpu`
     /// (or on a vCPU running there).
     #[inline]
@@ -388,7 +398,7 @@ mod tests {
         let mut runs = RunCounts::new(2, 4);
         let mut line = LineRuns::NONE;
         // Key 0 on events: 2, 2, 1, 2 (its line), and twice on CPU 2 through the record's
-        // own pairs (Lindley's recursion).
+        // own pairs (as a guest's runs count).
         for cpu in [2, 2, 1, 2] {
             runs.record_in(&mut line, 0, cpu);
         }

@@ -25,6 +25,14 @@ pub enum InterruptMessage {
     },
 }
 
+/// The IRTE a remappable message selects: its handle, plus its subhandle when SHV is set
+/// (VT-d's `interrupt_index`). Below 2^17; a table holds at most 2^16, so an index past
+/// the table is the hardware's fault to report, not an overflow.
+#[inline]
+pub fn irte_index(handle: u16, subhandle: Option<u16>) -> u32 {
+    u32::from(handle) + u32::from(subhandle.unwrap_or(0))
+}
+
 /// One interrupt request reaching the remapping hardware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemapRequest {

@@ -15,7 +15,7 @@ use super::cache::{IecScope, InterruptEntryCache};
 use super::faults::{FaultRecord, FaultRecordingRegisters, KernelRateLimit, RecordOutcome, RemapFault, ServiceReport};
 use super::irte::{IrteEntry, IrteMode, SourceValidation};
 use super::params::{InvalidRemapParams, RemapParams};
-use super::request::{InterruptMessage, RemapRequest, RemapTarget};
+use super::request::{InterruptMessage, RemapRequest, RemapTarget, irte_index};
 use super::table::{IrteAllocError, IrteBlock, IrteOpError, IrteTable};
 use crate::ids::CpuId;
 
@@ -407,7 +407,7 @@ impl RemapUnit {
                 (handle, subhandle)
             }
         };
-        let index = u32::from(handle) + u32::from(subhandle.unwrap_or(0));
+        let index = irte_index(handle, subhandle);
         let unit = &mut self.iommus[i];
         if index >= unit.table.capacity() {
             let fault = RemapFault::IndexBeyondTable;

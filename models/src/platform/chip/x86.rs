@@ -17,7 +17,7 @@ use crate::ids::{CpuId, DeviceId, QueueId, Vector};
 use crate::iommu::posted::Postability;
 use crate::iommu::remap::{
     CacheOutcome, FaultDisposition, InterruptMessage, IommuId, IrteEntry, PiDescId, RemapRequest, RemapTarget,
-    RemapUnit, SourceQualifier, SourceValidation,
+    RemapUnit, SourceQualifier, SourceValidation, irte_index,
 };
 use crate::pci::store::{MSI_VECTORS_MAX, StoreKind};
 use crate::x86::msi::{self, MsiMessage};
@@ -476,8 +476,7 @@ impl X86Chip {
             (self.remap.as_ref(), msi::decode(write.address, write.data))
             && usize::from(write.iommu_unit) < usize::from(unit.params().iommu_count)
         {
-            let index = u32::from(handle) + u32::from(subhandle.unwrap_or(0));
-            unit.table(IommuId(write.iommu_unit)).prefetch(index);
+            unit.table(IommuId(write.iommu_unit)).prefetch(irte_index(handle, subhandle));
         }
     }
 
@@ -506,9 +505,7 @@ impl X86Chip {
         };
         let iommu = IommuId(write.iommu_unit);
         let index = match message {
-            InterruptMessage::Remappable { handle, subhandle, .. } => {
-                u32::from(handle) + u32::from(subhandle.unwrap_or(0))
-            }
+            InterruptMessage::Remappable { handle, subhandle, .. } => irte_index(handle, subhandle),
             InterruptMessage::Compatibility { .. } => 0,
         };
         let translation =

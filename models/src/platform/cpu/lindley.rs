@@ -309,7 +309,7 @@ impl Lindley {
 
     /// Records in `r` the handler starts and ends on `cpu` (its state `state`) at or before
     /// `now`, in order, and each handler run in its queue's line of `devices` (as the event
-    /// path counts it: `RunCounts::record_in`, inlined, where `RunCounts::record` was a call
+    /// path counts it: `IrqStats::host_ran`, inlined, where `RunCounts::record` was a call
     /// of 35 instructions an interrupt). Always inlined: out of line (it has two callers) its
     /// call and register saves cost more than the code they share.
     #[inline(always)]
@@ -345,7 +345,7 @@ impl Lindley {
             }
             state.jobs.pop_front();
             state.front_started = false;
-            stats.host.record_in(devices.runs_mut(job.queue), job.queue.0, cpu.0);
+            stats.host_ran(devices, job.queue, cpu.0);
             let latency = job.departs.since(job.raised_at).as_ps();
             r.delivered += 1;
             r.end_to_end.record(latency);
