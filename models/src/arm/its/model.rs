@@ -673,12 +673,7 @@ impl Its {
                 } else {
                     self.prop_mem.remove(&lpi);
                 }
-                if self.params.has_direct_lpi() {
-                    self.refresh_prop(lpi);
-                    self.direct(&mut seq);
-                } else {
-                    self.issue(&mut seq, ItsCommand::Inv { device, event });
-                }
+                self.invalidate_lpi(&mut seq, device, event, lpi);
             }
         }
         Ok(self.end(seq))
@@ -1031,6 +1026,18 @@ impl Its {
         seq.t += cost;
         seq.timing.direct_invalidations += 1;
         self.queue.stats.direct_invalidations += 1;
+    }
+
+    /// `lpi_update_config`'s invalidation after a property-table write for the physical
+    /// LPI `lpi` of (`device`, `event`): with DirectLPI the redistributor re-reads it
+    /// (`direct_lpi_inv`), else INV + SYNC through the ITS.
+    fn invalidate_lpi(&mut self, seq: &mut Seq, device: ItsDeviceId, event: EventId, lpi: u32) {
+        if self.params.has_direct_lpi() {
+            self.refresh_prop(lpi);
+            self.direct(seq);
+        } else {
+            self.issue(seq, ItsCommand::Inv { device, event });
+        }
     }
 
     /// The redistributor re-reads `lpi`'s configuration.

@@ -158,12 +158,7 @@ impl Its {
         let lpi = base + event.0;
         self.issue(&mut seq, ItsCommand::Mapti { device, event, lpi: Lpi(lpi), collection: CollectionId(ev.cpu) });
         self.prop_mem.insert(lpi);
-        if self.params.has_direct_lpi() {
-            self.refresh_prop(lpi);
-            self.direct(&mut seq);
-        } else {
-            self.issue(&mut seq, ItsCommand::Inv { device, event });
-        }
+        self.invalidate_lpi(&mut seq, device, event, lpi);
         let d = self.devices.get_mut(&device.0).expect("exists");
         d.nr_vlpis -= 1;
         if d.nr_vlpis == 0 {
