@@ -352,6 +352,14 @@ impl Platform {
         self.metrics.add(self.ids.cpu.folded_units, chip.remap_unit_count());
     }
 
+    /// Tells the platform that the run stops at `end` and not before (no event limit): the
+    /// CPUs on Lindley's recursion then record each interrupt departing by `end` at its
+    /// raise (`cpu::lindley`, *Recording ahead*). Call it once, before the run, and only for
+    /// a run that nothing but its end time stops.
+    pub fn record_ahead_until(&mut self, end: SimTime) {
+        self.lindley.record_ahead_until(end);
+    }
+
     /// A raise on the folded path: its MSI write (recorded as [`Devices::send`] records it)
     /// is translated now at its arrival time, `now + latency`, and what the unit answers is
     /// followed from there: the LAPIC's `Deliver` at the arrival plus the lookup, or the loss

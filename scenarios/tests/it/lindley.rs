@@ -1,7 +1,8 @@
 //! Lindley's recursion (`models::platform` `cpu::lindley`) against the event path: the same
 //! scenario run both ways (`PlatformParams::event_path_only`) gives the same report (every
 //! stage, counter, resource row and table), apart from the event count and the counter
-//! that says how many CPUs took the recursion.
+//! that says how many CPUs took the recursion; and the recursion recording ahead (a run
+//! that only its end stops) the same as on the clock (a run with an event limit).
 
 use scenarios::runner::run_point;
 
@@ -18,25 +19,38 @@ fn without_path(point: &reports::PointReport) -> (String, u64, u64) {
     (serde_json::to_string_pretty(&point).expect("a report serialises"), events, cpus)
 }
 
-/// Runs `yaml` on the recursion and on events; asserts the same report and returns (CPUs on
-/// the recursion, events on the recursion, events on events, raised).
+/// The first line where two reports differ, as a panic message.
+fn assert_same(what: &str, a: &str, b: &str) {
+    if a != b {
+        let line = a.lines().zip(b.lines()).position(|(x, y)| x != y).unwrap_or(0);
+        panic!(
+            "{what} differ from line {line}:\n{}\n{}",
+            a.lines().nth(line).unwrap_or(""),
+            b.lines().nth(line).unwrap_or("")
+        );
+    }
+}
+
+/// Runs `yaml` on the recursion, recording ahead (a run without an event limit) and on the
+/// clock (with an event limit it does not reach), and on events; asserts the same report
+/// and returns (CPUs on the recursion, events on the recursion, events on events, raised).
 fn both_ways(yaml: &str) -> (u64, u64, u64, u64) {
     let s = scenarios::load("lindley.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.event_limit, None);
+    let mut on_clock = s.clone();
+    on_clock.event_limit = Some(u64::MAX);
     let mut events_only = s.clone();
     events_only.platform.event_path_only = true;
     let (fast, _, _) = run_point(&s, 7, 0).expect("conservation holds");
+    let (clocked, _, _) = run_point(&on_clock, 7, 0).expect("conservation holds");
     let (slow, _, _) = run_point(&events_only, 7, 0).expect("conservation holds");
     let (fast_text, fast_events, cpus) = without_path(&fast);
+    let (clocked_text, clocked_events, clocked_cpus) = without_path(&clocked);
     let (slow_text, slow_events, slow_cpus) = without_path(&slow);
     assert_eq!(slow_cpus, 0, "forced onto events");
-    if fast_text != slow_text {
-        let line = fast_text.lines().zip(slow_text.lines()).position(|(a, b)| a != b).unwrap_or(0);
-        panic!(
-            "the paths differ from line {line}:\nrecursion: {}\nevents:    {}",
-            fast_text.lines().nth(line).unwrap_or(""),
-            slow_text.lines().nth(line).unwrap_or("")
-        );
-    }
+    assert_eq!((clocked_events, clocked_cpus), (fast_events, cpus), "one path, recorded two ways");
+    assert_same("recording ahead and on the clock", &fast_text, &clocked_text);
+    assert_same("the recursion and events", &fast_text, &slow_text);
     (cpus, fast_events, slow_events, fast.conservation.raised)
 }
 

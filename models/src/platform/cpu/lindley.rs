@@ -27,6 +27,18 @@
 //! (and at the stop, this path records every departure at that instant, where the event
 //! path may have run only some of the events due then).
 //!
+//! # Recording ahead
+//! When the run is known to stop at an instant (`record_ahead_until`, which the runner calls
+//! for a run that only a time ends), an interrupt that departs by then is recorded at its
+//! raise, all of it: nothing can happen between its raise and that instant that would
+//! change what it records, and nothing reads what was recorded before the run stops. Only
+//! the interrupts departing after the end wait in their CPU's queue, to be recorded as the
+//! clock passes them (their start, at the end) or counted in flight. What is recorded is the
+//! same (a test runs the mm1 comparison both ways); the recursion's settle, with a branch
+//! per job the clock passed and the job's trip through the queue, is left out of every
+//! interrupt but the last few. A run with an event limit may stop earlier: it records on
+//! the clock.
+//!
 //! # What is not modelled (and why)
 //! A CPU takes this path only where nothing can reorder or preempt its arrivals: FIFO
 //! queueing on x86 without a remapping unit (the IRTE cache's hit and miss latencies can
@@ -163,6 +175,8 @@ pub(in crate::platform) struct Lindley {
     entry: SimDuration,
     /// Recorded since the last settle.
     recorded: Recorded,
+    /// Interrupts departing by then are recorded at their raise (`SimTime::ZERO`: none).
+    horizon: SimTime,
     ids: CpuIds,
     core: CoreIds,
     /// The devices' MSI write histogram.
@@ -178,6 +192,7 @@ impl Lindley {
             on_path: Vec::new(),
             entry: SimDuration::ZERO,
             recorded: Recorded::default(),
+            horizon: SimTime::ZERO,
             ids,
             core,
             msi_write,
@@ -225,7 +240,17 @@ impl Lindley {
             .iter()
             .map(|l| LindleyCpu { msi_write: l.and_then(Result::ok).unwrap_or_default(), ..LindleyCpu::default() })
             .collect();
-        Lindley { routes, cpus, on_path, entry, recorded: Recorded::default(), ids, core, msi_write }
+        Lindley {
+            routes,
+            cpus,
+            on_path,
+            entry,
+            recorded: Recorded::default(),
+            horizon: SimTime::ZERO,
+            ids,
+            core,
+            msi_write,
+        }
     }
 
     /// How many CPUs take the recursion.
@@ -243,6 +268,13 @@ impl Lindley {
         }
     }
 
+    /// Records at its raise every interrupt that departs by `end`, the instant the run stops
+    /// at (see *Recording ahead* in the module docs). Only for a run that stops there: one
+    /// that may stop earlier (an event limit) must not call it.
+    pub fn record_ahead_until(&mut self, end: SimTime) {
+        self.horizon = end;
+    }
+
     /// Plans an interrupt of `queue` raised at `now` reaching `cpu` after the CPU's MSI write
     /// latency with `work`, after recording what the CPU did up to `now`.
     #[inline]
@@ -257,23 +289,26 @@ impl Lindley {
     ) {
         let entry = self.entry;
         let state = &mut self.cpus[cpu.0 as usize];
-        Self::settle_state(state, &mut self.recorded, cpu, now, stats, devices);
+        // Jobs wait here only past the horizon (or without one): then on the clock.
+        if !state.jobs.is_empty() {
+            Self::settle_state(state, &mut self.recorded, cpu, now, stats, devices);
+        }
         state.writes += 1;
         let arrived_at = now + state.msi_write;
         let start = arrived_at.max(state.free_at);
         let departs = start + entry + work.service + work.eoi;
         state.free_at = departs;
-        state.jobs.push_back(Planned {
-            queue,
-            raised_at: now,
-            arrived_at,
-            start,
-            service: work.service,
-            eoi: work.eoi,
-            departs,
-        });
-        // A job alone is not started: `front_started` is cleared with every departure.
-        debug_assert!(state.jobs.len() > 1 || !state.front_started);
+        let job = Planned { queue, raised_at: now, arrived_at, start, service: work.service, eoi: work.eoi, departs };
+        if departs <= self.horizon {
+            // Departs before the run stops: started and delivered, whatever else happens.
+            debug_assert!(state.jobs.is_empty(), "departures keep arrival order");
+            Self::record_start(&mut self.recorded, &job);
+            Self::record_departure(&mut self.recorded, &job, cpu, stats, devices);
+        } else {
+            state.jobs.push_back(job);
+            // A job alone is not started: `front_started` is cleared with every departure.
+            debug_assert!(state.jobs.len() > 1 || !state.front_started);
+        }
     }
 
     /// Records what every CPU on the recursion did up to `now`, and adds what was recorded
@@ -308,10 +343,8 @@ impl Lindley {
     }
 
     /// Records in `r` the handler starts and ends on `cpu` (its state `state`) at or before
-    /// `now`, in order, and each handler run in its queue's line of `devices` (as the event
-    /// path counts it: `IrqStats::host_ran`, inlined, where `RunCounts::record` was a call
-    /// of 35 instructions an interrupt). Always inlined: out of line (it has two callers) its
-    /// call and register saves cost more than the code they share.
+    /// `now`, in order. Always inlined: out of line (it has two callers) its call and register
+    /// saves cost more than the code they share.
     #[inline(always)]
     fn settle_state(
         state: &mut LindleyCpu,
@@ -328,29 +361,44 @@ impl Lindley {
             }
             if !state.front_started {
                 state.front_started = true;
-                r.started += 1;
-                r.queue_wait.record(job.start.since(job.arrived_at).as_ps());
-                r.handler.record(job.service.as_ps());
-                let eoi = job.eoi.as_ps();
-                if r.eoi_run.0 == eoi {
-                    r.eoi_run.1 += 1;
-                } else {
-                    let (value, n) = r.eoi_run;
-                    r.eoi.record_n(value, n);
-                    r.eoi_run = (eoi, 1);
-                }
+                Self::record_start(r, &job);
             }
             if job.departs > now {
                 break;
             }
             state.jobs.pop_front();
             state.front_started = false;
-            stats.host_ran(devices, job.queue, cpu.0);
-            let latency = job.departs.since(job.raised_at).as_ps();
-            r.delivered += 1;
-            r.end_to_end.record(latency);
-            stats.delivered(cpu.0, latency);
+            Self::record_departure(r, &job, cpu, stats, devices);
         }
+    }
+
+    /// Records `job`'s handler start: the entry, its wait and its handler's work.
+    #[inline(always)]
+    fn record_start(r: &mut Recorded, job: &Planned) {
+        r.started += 1;
+        r.queue_wait.record(job.start.since(job.arrived_at).as_ps());
+        r.handler.record(job.service.as_ps());
+        let eoi = job.eoi.as_ps();
+        if r.eoi_run.0 == eoi {
+            r.eoi_run.1 += 1;
+        } else {
+            let (value, n) = r.eoi_run;
+            r.eoi.record_n(value, n);
+            r.eoi_run = (eoi, 1);
+        }
+    }
+
+    /// Records `job`'s departure from `cpu`: its delivery, end-to-end latency and its
+    /// handler's run in its queue's line of `devices` (as the event path counts it:
+    /// `IrqStats::host_ran`, inlined, where `RunCounts::record` was a call of 35 instructions
+    /// an interrupt).
+    #[inline(always)]
+    fn record_departure(r: &mut Recorded, job: &Planned, cpu: CpuId, stats: &mut IrqStats, devices: &mut Devices) {
+        stats.host_ran(devices, job.queue, cpu.0);
+        let latency = job.departs.since(job.raised_at).as_ps();
+        r.delivered += 1;
+        r.end_to_end.record(latency);
+        stats.delivered(cpu.0, latency);
     }
 
     /// Planned interrupts not yet departed: (still on their way at `now`, at their CPU).
