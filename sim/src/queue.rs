@@ -27,6 +27,15 @@
 //! `std`'s `BinaryHeap::pop` does). Four children per node halve the depth of a binary heap,
 //! and four 16-byte entries share a cache line. The four children are read as one array
 //! (one bounds check per level, no `unsafe`).
+//!
+//! # Why the last node is padded
+//! The heap's storage is the root and whole groups of four children: past the last entry,
+//! the last group is filled with padding that compares after every event (time and
+//! sequence number at their maximum). So every node with a child has four, read and
+//! compared the same way, and the sift needs no second loop for a last node with one to
+//! three children (at 16 pending, one interrupt in four on Lindley's path reached one).
+//! The padding is never handed out: the sift moves a child up only from a group holding
+//! an entry, whose smallest is that entry, and entries stay in the first `count` places.
 //! benches/runs/2026-11-30-rust-2core.md has the measurements against `std`'s heap.
 
 use crate::time::{SimDuration, SimTime};
@@ -61,7 +70,11 @@ pub struct EventQueue<E: Copy> {
     /// The value of `seq_next` at which the pending entries are renumbered (`u32::MAX`; tests
     /// lower it).
     seq_limit: u32,
+    /// The entries in `heap[..count]`, padding after them up to the end of the last group
+    /// of `ARITY` ([`padded_len`]).
     heap: Vec<Entry<E>>,
+    /// How many entries the heap holds (a taken root included).
+    count: usize,
     /// The root was handed out by a pop and is logically gone; it is physically removed
     /// (or overwritten by the next schedule) later.
     root_taken: bool,
@@ -87,6 +100,7 @@ impl<E: Copy> EventQueue<E> {
             seq_next: 0,
             seq_limit: u32::MAX,
             heap: Vec::with_capacity(capacity),
+            count: 0,
             root_taken: false,
             scheduled_count: 0,
         }
@@ -99,7 +113,7 @@ impl<E: Copy> EventQueue<E> {
 
     /// Number of pending events.
     pub fn len(&self) -> usize {
-        self.heap.len() - usize::from(self.root_taken)
+        self.count - usize::from(self.root_taken)
     }
 
     /// True when nothing is pending.
@@ -134,8 +148,15 @@ impl<E: Copy> EventQueue<E> {
             self.root_taken = false;
             self.sift_down_from_root(entry);
         } else {
-            self.heap.push(entry);
-            self.sift_up(self.heap.len() - 1, entry);
+            let at = self.count;
+            if at == self.heap.len() {
+                // Full: the root's place, or a new group of children, padded.
+                let pad = Entry { time: u64::MAX, seq: u32::MAX, event: entry.event };
+                let new_len = padded_len(at + 1);
+                self.heap.resize(new_len, pad);
+            }
+            self.count = at + 1;
+            self.sift_up(at, entry);
         }
     }
 
@@ -180,7 +201,7 @@ impl<E: Copy> EventQueue<E> {
     pub fn iter(&self) -> impl Iterator<Item = (SimTime, &E)> {
         // The taken root is at index 0.
         let skip = usize::from(self.root_taken);
-        self.heap[skip..].iter().map(|e| (SimTime::from_ps(e.time), &e.event))
+        self.heap[skip..self.count].iter().map(|e| (SimTime::from_ps(e.time), &e.event))
     }
 
     /// The pending events among which the next to run is, for a caller that prepares for it
@@ -189,7 +210,7 @@ impl<E: Copy> EventQueue<E> {
     /// earliest pending); otherwise the earliest pending event alone. In no particular
     /// order; they are the same events whatever the caller does with them.
     pub fn next_candidates(&self) -> impl Iterator<Item = (SimTime, &E)> {
-        let len = self.heap.len();
+        let len = self.count;
         let range = if self.root_taken { 1..len.min(1 + ARITY) } else { 0..len.min(1) };
         self.heap[range].iter().map(|e| (SimTime::from_ps(e.time), &e.event))
     }
@@ -204,12 +225,17 @@ impl<E: Copy> EventQueue<E> {
         }
     }
 
-    /// Removes the taken root: the last entry takes its place.
+    /// Removes the taken root: the last entry takes its place, padding its old one.
     #[inline(never)]
     fn remove_root(&mut self) {
         self.root_taken = false;
-        let last = self.heap.pop().expect("a taken root implies a non-empty heap");
-        if !self.heap.is_empty() {
+        let last_at = self.count.checked_sub(1).expect("a taken root implies a non-empty heap");
+        let last = self.heap[last_at];
+        self.heap[last_at].time = u64::MAX;
+        self.heap[last_at].seq = u32::MAX;
+        self.count = last_at;
+        self.heap.truncate(padded_len(last_at));
+        if last_at > 0 {
             self.sift_down_from_root(last);
         }
     }
@@ -219,33 +245,22 @@ impl<E: Copy> EventQueue<E> {
     /// moves up from there to its place.
     #[inline(always)]
     fn sift_down_from_root(&mut self, entry: Entry<E>) {
+        let count = self.count;
         let heap = self.heap.as_mut_slice();
-        let len = heap.len();
         let mut hole = 0usize;
         loop {
             let first = ARITY * hole + 1;
-            if first + ARITY <= len {
-                let kids: &[Entry<E>; ARITY] = heap[first..first + ARITY].try_into().expect("ARITY entries");
-                let (k0, k1, k2, k3) = (kids[0].key(), kids[1].key(), kids[2].key(), kids[3].key());
-                let (i01, m01) = if k1 < k0 { (1, k1) } else { (0, k0) };
-                let (i23, m23) = if k3 < k2 { (3, k3) } else { (2, k2) };
-                let child = first + if m23 < m01 { i23 } else { i01 };
-                heap[hole] = heap[child];
-                hole = child;
-            } else {
-                // The last, partly filled node (or none): the smallest of what is there.
-                if first < len {
-                    let mut child = first;
-                    for c in first + 1..len {
-                        if heap[c].key() < heap[child].key() {
-                            child = c;
-                        }
-                    }
-                    heap[hole] = heap[child];
-                    hole = child;
-                }
+            // A group holding an entry: its smallest is an entry (padding compares last).
+            if first >= count {
                 break;
             }
+            let kids: &[Entry<E>; ARITY] = heap[first..first + ARITY].try_into().expect("groups are padded");
+            let (k0, k1, k2, k3) = (kids[0].key(), kids[1].key(), kids[2].key(), kids[3].key());
+            let (i01, m01) = if k1 < k0 { (1, k1) } else { (0, k0) };
+            let (i23, m23) = if k3 < k2 { (3, k3) } else { (2, k2) };
+            let child = first + if m23 < m01 { i23 } else { i01 };
+            heap[hole] = heap[child];
+            hole = child;
         }
         self.sift_up(hole, entry);
     }
@@ -272,7 +287,7 @@ impl<E: Copy> EventQueue<E> {
     #[cold]
     fn renumber(&mut self) {
         self.settle_root();
-        let mut order: Vec<usize> = (0..self.heap.len()).collect();
+        let mut order: Vec<usize> = (0..self.count).collect();
         order.sort_unstable_by_key(|&i| self.heap[i].key());
         for (seq, &i) in order.iter().enumerate() {
             self.heap[i].seq = u32::try_from(seq).expect("fewer than 2^32 pending events");
@@ -280,6 +295,12 @@ impl<E: Copy> EventQueue<E> {
         self.seq_next = u32::try_from(order.len()).expect("fewer than 2^32 pending events");
         assert!(self.seq_next < self.seq_limit, "more pending events than sequence numbers");
     }
+}
+
+/// The storage for `count` entries: none, the root alone, or the root and whole groups of
+/// `ARITY` children.
+const fn padded_len(count: usize) -> usize {
+    if count == 0 { 0 } else { 1 + ARITY * (count - 1).div_ceil(ARITY) }
 }
 
 #[cfg(test)]
@@ -432,6 +453,9 @@ mod tests {
                 }
             }
             assert_eq!(q.len(), reference.len());
+            // The storage: the entries, then padding to the end of the last group.
+            assert_eq!(q.heap.len(), padded_len(q.count));
+            assert!(q.heap[q.count..].iter().all(|e| e.key() == (u128::from(u64::MAX) << 64 | u128::from(u32::MAX))));
             let mut pending: Vec<u64> = q.iter().map(|(_, e)| *e).collect();
             let mut expected: Vec<u64> = reference.values().copied().collect();
             pending.sort_unstable();
