@@ -355,9 +355,11 @@ impl Platform {
     /// Tells the platform that the run stops at `end` and not before (no event limit): the
     /// CPUs on Lindley's recursion then record each interrupt departing by `end` at its
     /// raise (`cpu::lindley`, *Recording ahead*). Call it once, before the run, and only for
-    /// a run that nothing but its end time stops.
-    pub fn record_ahead_until(&mut self, end: SimTime) {
+    /// a run that nothing but its end time stops. Returns whether any CPU records ahead
+    /// (takes the recursion).
+    pub fn record_ahead_until(&mut self, end: SimTime) -> bool {
         self.lindley.record_ahead_until(end);
+        self.lindley.cpu_count() > 0
     }
 
     /// A raise on the folded path: its MSI write (recorded as [`Devices::send`] records it)

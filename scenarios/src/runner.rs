@@ -69,11 +69,9 @@ pub fn run_point_with_progress(
     let (mut platform, mut queue) = Platform::new(&scenario.platform, seed);
     let end = SimTime::ZERO + scenario.duration;
     platform.end_at(end);
-    // Only a time stops a run without an event limit (the devices' arrivals never end).
-    let stops_at_end = scenario.event_limit.is_none();
-    if stops_at_end {
-        platform.record_ahead_until(end);
-    }
+    // Without an event limit only the end stops a run where a CPU takes Lindley's
+    // recursion (its devices' arrivals never end; checked below): it may record ahead.
+    let ahead = scenario.event_limit.is_none() && platform.record_ahead_until(end);
     let total_ps = scenario.duration.as_ps();
     let mut budget = scenario.event_limit.unwrap_or(u64::MAX);
     let mut outcome = sim::RunOutcome { stop_reason: sim::StopReason::TimeEnd, event_count: 0, time_stop: queue.now() };
@@ -99,7 +97,7 @@ pub fn run_point_with_progress(
             break;
         }
     }
-    if stops_at_end && outcome.time_stop != end {
+    if ahead && outcome.time_stop != end {
         return Err(format!("point {index} stopped at {} before its end {end}", outcome.time_stop));
     }
     let c = platform.conservation(&queue);
