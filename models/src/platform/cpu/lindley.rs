@@ -79,9 +79,11 @@ struct Planned {
     departs: SimTime,
 }
 
-/// A CPU's planned jobs in arrival order: a `Vec` read from `head`, emptied when the last
-/// job departs (at rho < 1 a CPU empties often) and compacted when the departed half
-/// outgrows the rest. Cheaper than a `VecDeque`'s wrap-around index on every access.
+/// A CPU's planned jobs in arrival order, those recorded on the clock (all of them in a run
+/// with an event limit; otherwise only those departing after the end): a `Vec` read from
+/// `head`, emptied when the last job departs (at rho < 1 a CPU empties often) and compacted
+/// when the departed half outgrows the rest. Cheaper than a `VecDeque`'s wrap-around index
+/// on every access.
 #[derive(Debug, Clone, Default)]
 struct Jobs {
     items: Vec<Planned>,
@@ -131,7 +133,7 @@ impl Jobs {
 struct LindleyCpu {
     /// The last planned departure (the CPU is free from then on).
     free_at: SimTime,
-    /// Planned interrupts not yet departed, in arrival order.
+    /// Planned interrupts not yet departed and not recorded ahead, in arrival order.
     jobs: Jobs,
     /// Whether the front job's start has been recorded (the clock passed it).
     front_started: bool,
