@@ -34,7 +34,7 @@
 //! change what it records, and nothing reads what was recorded before the run stops. Only
 //! the interrupts departing after the end wait in their CPU's queue, to be recorded as the
 //! clock passes them (their start, at the end) or counted in flight. What is recorded is the
-//! same (a test runs the mm1 comparison both ways); the recursion's settle, with a branch
+//! same (the Lindley tests run each scenario both ways); the recursion's settle, with a branch
 //! per job the clock passed and the job's trip through the queue, is left out of every
 //! interrupt but the last few. A run with an event limit may stop earlier: it records on
 //! the clock.
