@@ -53,6 +53,13 @@ struct Entry<E> {
 }
 
 impl<E> Entry<E> {
+    /// Padding past the last entry ("Why the last node is padded"): it compares after every
+    /// entry, whose sequence number is below `u32::MAX`. `event` is any value; never read.
+    #[inline]
+    fn padding(event: E) -> Entry<E> {
+        Entry { time: u64::MAX, seq: u32::MAX, event }
+    }
+
     /// `(time, seq)` as one integer: time in the high word, so no shift is needed and two
     /// keys compare with two instructions, no branch.
     #[inline(always)]
@@ -151,9 +158,7 @@ impl<E: Copy> EventQueue<E> {
             let at = self.count;
             if at == self.heap.len() {
                 // Full: the root's place, or a new group of children, padded.
-                let pad = Entry { time: u64::MAX, seq: u32::MAX, event: entry.event };
-                let new_len = padded_len(at + 1);
-                self.heap.resize(new_len, pad);
+                self.heap.resize(padded_len(at + 1), Entry::padding(entry.event));
             }
             self.count = at + 1;
             self.sift_up(at, entry);
@@ -231,8 +236,7 @@ impl<E: Copy> EventQueue<E> {
         self.root_taken = false;
         let last_at = self.count.checked_sub(1).expect("a taken root implies a non-empty heap");
         let last = self.heap[last_at];
-        self.heap[last_at].time = u64::MAX;
-        self.heap[last_at].seq = u32::MAX;
+        self.heap[last_at] = Entry::padding(last.event);
         self.count = last_at;
         self.heap.truncate(padded_len(last_at));
         if last_at > 0 {
@@ -455,7 +459,7 @@ mod tests {
             assert_eq!(q.len(), reference.len());
             // The storage: the entries, then padding to the end of the last group.
             assert_eq!(q.heap.len(), padded_len(q.count));
-            assert!(q.heap[q.count..].iter().all(|e| e.key() == (u128::from(u64::MAX) << 64 | u128::from(u32::MAX))));
+            assert!(q.heap[q.count..].iter().all(|e| (e.time, e.seq) == (u64::MAX, u32::MAX)));
             let mut pending: Vec<u64> = q.iter().map(|(_, e)| *e).collect();
             let mut expected: Vec<u64> = reference.values().copied().collect();
             pending.sort_unstable();
